@@ -1,0 +1,210 @@
+"""API records → pandas frames with explicit dtypes.
+
+Every frame the sync passes between tasks has a fixed schema here: the staging tables in the
+billing database are created from it, and `conform` applies it after reading back, so a frame
+means the same on every worker whatever the database returned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+# Huntress counts above this are treated as invalid rather than billed: no organization has ten
+# million agents, and such a value is a data error that must not reach an invoice.
+MAX_USAGE = 10_000_000
+
+# name → {column: pandas dtype}. Order matters: it is the order of the staging table's columns.
+SCHEMAS: dict[str, dict[str, str]] = {
+    # One row per invoice line × configured Huntress product.
+    "usage": {
+        "invoice_id": "Int64",
+        "line_id": "Int64",
+        "organization_id": "Int64",
+        "organization_name": "string",
+        "product": "string",
+        "raw_quantity": "string",  # the value as Huntress sent it (JSON text); <NA> when absent
+        "quantity": "Int64",  # parsed count; <NA> unless raw is an integer in 0..MAX_USAGE
+    },
+    "organizations": {
+        "organization_id": "Int64",
+        "name": "string",
+        "key": "string",
+    },
+    "companies": {
+        "company_id": "Int64",
+        "identifier": "string",
+        "name": "string",
+    },
+    # One row per addition of a candidate agreement, agreement fields flattened in.
+    "additions": {
+        "addition_id": "Int64",
+        "agreement_id": "Int64",
+        "company_id": "Int64",
+        "agreement_name": "string",
+        "agreement_type": "string",
+        "agreement_status": "string",
+        "agreement_cancelled": "boolean",
+        "product_identifier": "string",
+        "quantity": "Float64",
+        "effective_date": "datetime64[ns, UTC]",
+        "cancelled_date": "datetime64[ns, UTC]",
+        "addition_status": "string",
+    },
+    "org_map": {
+        "organization_id": "Int64",
+        "company_id": "Int64",
+    },
+    # Output of reconcile: one row per sync key.
+    "outcomes": {
+        "sync_key": "string",  # "company:<id>:<product>" or "organization:<id>:<product>"
+        "company_id": "Int64",
+        "company_name": "string",
+        "organization_ids": "string",  # comma-separated Huntress organization ids feeding the key
+        "organization_names": "string",  # "; "-separated
+        "match_rule": "string",  # org_map | key | name | <NA>
+        "product": "string",  # Huntress product (edr, itdr, sat, siem)
+        "catalog_identifier": "string",
+        "agreement_id": "Int64",
+        "addition_id": "Int64",
+        "huntress_quantity": "Int64",
+        "previous_quantity": "Float64",
+        "new_quantity": "Int64",
+        "outcome": "string",  # change | unchanged | not_applicable | quarantined (before push)
+        "reason_code": "string",
+        "detail": "string",
+    },
+}
+
+
+def empty(name: str) -> pd.DataFrame:
+    return conform(pd.DataFrame(columns=list(SCHEMAS[name])), name)
+
+
+def conform(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Return `df` with exactly the schema's columns, in order, with the schema's dtypes."""
+    schema = SCHEMAS[name]
+    out = pd.DataFrame(index=df.index)
+    for col, dtype in schema.items():
+        series = df[col] if col in df.columns else pd.Series(pd.NA, index=df.index, dtype="object")
+        if dtype.startswith("datetime64"):
+            out[col] = pd.to_datetime(series, utc=True, errors="coerce").astype(dtype)
+        elif dtype == "boolean":
+            out[col] = series.astype("object").where(series.notna(), None).astype("boolean")
+        else:
+            out[col] = series.astype(dtype)
+    return out.reset_index(drop=True)
+
+
+def parse_count(value: Any) -> int | None:
+    """A Huntress usage count, or None when it is not a plain non-negative integer.
+
+    Strings ("12"), floats (2.5, and 12.0 too), booleans and out-of-range numbers are refused:
+    a count that is not exactly what the API documents is quarantined, never guessed.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_USAGE else None
+
+
+def raw_text(value: Any, present: bool = True) -> str | None:
+    if not present:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def usage_frame(
+    invoice_id: int, lines: Iterable[Mapping[str, Any]], products: Iterable[str]
+) -> pd.DataFrame:
+    """Organization usage line items → the `usage` frame (one row per line × product)."""
+    products = list(products)
+    rows = []
+    for line in lines:
+        org = line.get("organization") or {}
+        usage = line.get("actual_usage")
+        usage = usage if isinstance(usage, Mapping) else {}
+        for product in products:
+            value = usage.get(product)
+            rows.append(
+                {
+                    "invoice_id": invoice_id,
+                    "line_id": _int_or_none(line.get("id")),
+                    "organization_id": _int_or_none(org.get("id")),
+                    "organization_name": _str_or_none(org.get("name")),
+                    "product": product,
+                    "raw_quantity": raw_text(value, product in usage),
+                    "quantity": parse_count(value),
+                }
+            )
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["usage"])), "usage")
+
+
+def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {"organization_id": _int_or_none(o.get("id")), "name": _str_or_none(o.get("name")),
+         "key": _str_or_none(o.get("key"))}
+        for o in orgs
+    ]
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["organizations"])), "organizations")
+
+
+def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = [
+        {"company_id": _int_or_none(c.get("id")), "identifier": _str_or_none(c.get("identifier")),
+         "name": _str_or_none(c.get("name"))}
+        for c in companies
+        if not c.get("deletedFlag")
+    ]
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["companies"])), "companies")
+
+
+def additions_frame(
+    agreements: Mapping[int, Mapping[str, Any]], additions: Iterable[Mapping[str, Any]]
+) -> pd.DataFrame:
+    """Additions joined with their agreement (`agreements` keyed by agreement id)."""
+    rows = []
+    for a in additions:
+        agreement_id = _int_or_none(a.get("agreementId"))
+        ag = agreements.get(agreement_id, {}) if agreement_id is not None else {}
+        rows.append(
+            {
+                "addition_id": _int_or_none(a.get("id")),
+                "agreement_id": agreement_id,
+                "company_id": _int_or_none(_ref(ag, "company", "id")),
+                "agreement_name": _str_or_none(ag.get("name")),
+                "agreement_type": _str_or_none(_ref(ag, "type", "name")),
+                "agreement_status": _str_or_none(ag.get("agreementStatus")),
+                "agreement_cancelled": ag.get("cancelledFlag") if isinstance(ag.get("cancelledFlag"), bool) else None,
+                "product_identifier": _str_or_none(_ref(a, "product", "identifier")),
+                "quantity": _number_or_none(a.get("quantity")),
+                "effective_date": a.get("effectiveDate"),
+                "cancelled_date": a.get("cancelledDate"),
+                "addition_status": _str_or_none(a.get("additionStatus")),
+            }
+        )
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["additions"])), "additions")
+
+
+def _ref(record: Mapping[str, Any], field: str, key: str) -> Any:
+    ref = record.get(field)
+    return ref.get(key) if isinstance(ref, Mapping) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
