@@ -13,10 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tempfile
+
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = ROOT / "scenarios" / "demo.json"
+
+# Tests own their Airflow: a private AIRFLOW_HOME (metadata DB, billing DB, reports), set before
+# anything imports Airflow, so a test run never touches the demo's or a developer's installation.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="billing-test-airflow-")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["GX_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("AIRFLOW_CONN_BILLING_SYNC_DB", None)
 
 
 @dataclass

@@ -29,6 +29,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "product": "string",
         "raw_quantity": "string",  # the value as Huntress sent it (JSON text); <NA> when absent
         "quantity": "Int64",  # parsed count; <NA> unless raw is an integer in 0..MAX_USAGE
+        "issue": "string",  # failed GX expectations (checks.py); <NA> when the row passed
     },
     "organizations": {
         "organization_id": "Int64",
@@ -54,6 +55,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "effective_date": "datetime64[ns, UTC]",
         "cancelled_date": "datetime64[ns, UTC]",
         "addition_status": "string",
+        "issue": "string",  # failed GX expectations of live additions; <NA> when none
     },
     "org_map": {
         "organization_id": "Int64",

@@ -1,0 +1,148 @@
+"""
+### Huntress → ConnectWise billing sync
+
+Keeps ConnectWise Manage agreement **additions** in step with the **Huntress invoice** of each
+billing date (the DAG run's logical date).
+
+1. **resolve** the billing date, settings (Variable `huntress_cw_billing_config` + run params) and mode;
+2. **wait_for_invoice** (reschedule-mode sensor): the usage invoice created on the billing date, else the
+   latest within the 3 days before it. An older invoice than the newest runs *report only* unless
+   `force_historical_push`;
+3. **extract_huntress** ∥ **extract_connectwise** into staging tables of the billing database;
+4. **validate** with Great Expectations; failed rows are quarantined with the expectation as the reason;
+5. **reconcile**: organizations → companies, products → catalog items, new quantities, the change guard;
+6. **quarantine** what cannot be synced safely, ledger what is already in step;
+7. **push** the changes in batches (re-read, write, record; idempotent);
+8. **record_run**: outcome counts, the Huntress-vs-ConnectWise totals check, the report.
+
+Connections: `huntress_default`, `connectwise_default`, optional `billing_sync_db`. See the README.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+
+DAG_ID = "huntress_connectwise_billing_sync"
+CONFIG_VARIABLE = "huntress_cw_billing_config"
+
+
+def _billing_day() -> int:
+    """`billing_day` from the Variable; one lookup per parse, default 1 when unset or unreadable."""
+    import json
+
+    from airflow.sdk import Variable
+
+    try:
+        value = json.loads(Variable.get(CONFIG_VARIABLE, default="{}") or "{}").get("billing_day", 1)
+    except Exception:  # no metadata DB at parse time (tests, CI) or a broken Variable: run on day 1
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 28 else 1
+
+
+def _variable() -> str | None:
+    from airflow.sdk import Variable
+
+    return Variable.get(CONFIG_VARIABLE, default=None)
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=f"0 6 {_billing_day()} * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["billing", "huntress", "connectwise"],
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    params={
+        "dry_run": Param(None, type=["null", "boolean"],
+                         description="Plan and report only, write nothing. Empty = the Variable's dry_run."),
+        "force_historical_push": Param(False, type="boolean",
+                                       description="Push even when the billing date's invoice is not the newest."),
+        "invoice_id": Param(None, type=["null", "integer"], description="Pin a Huntress invoice id."),
+    },
+)
+def huntress_connectwise_billing_sync():
+    @task
+    def resolve() -> dict:
+        from billing_sync import steps
+
+        ctx = get_current_context()
+        billing_date = ctx["logical_date"].in_timezone("UTC").date()
+        return steps.resolve(steps.engine(), ctx["run_id"], billing_date, _variable(), dict(ctx["params"]))
+
+    @task.sensor(poke_interval=timedelta(minutes=30), timeout=timedelta(days=3), mode="reschedule")
+    def wait_for_invoice(ref: dict) -> PokeReturnValue:
+        from airflow.sdk.exceptions import AirflowFailException
+        from billing_sync import steps
+        from billing_sync.huntress import HuntressClient
+
+        try:
+            found = steps.find_invoice(steps.engine(), ref, HuntressClient.from_connection())
+        except steps.NoInvoiceError as exc:
+            raise AirflowFailException(str(exc)) from None
+        return PokeReturnValue(is_done=found is not None, xcom_value=found)
+
+    @task
+    def extract_huntress(ref: dict) -> dict:
+        from billing_sync import steps
+        from billing_sync.huntress import HuntressClient
+
+        return steps.extract_huntress(steps.engine(), ref, HuntressClient.from_connection())
+
+    @task
+    def extract_connectwise(ref: dict) -> dict:
+        from billing_sync import steps
+        from billing_sync.connectwise import ConnectWiseClient
+
+        cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"])
+        return steps.extract_connectwise(steps.engine(), ref, cw)
+
+    @task
+    def validate(ref: dict) -> dict:
+        from billing_sync import steps
+
+        return steps.validate(steps.engine(), ref)
+
+    @task
+    def reconcile(ref: dict) -> dict:
+        from billing_sync import steps
+
+        return steps.reconcile_run(steps.engine(), ref)
+
+    @task
+    def quarantine(ref: dict) -> list[dict]:
+        from billing_sync import steps
+
+        return steps.quarantine(steps.engine(), ref)
+
+    @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=1)
+    def push(ref: dict, batch: dict) -> dict:
+        from billing_sync import steps
+        from billing_sync.connectwise import ConnectWiseClient
+
+        get_current_context()["batch_label"] = f"batch {batch['batch'] + 1} of {batch['batches']}"
+        cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"])
+        return steps.push_batch(steps.engine(), ref, batch["batch"], cw)
+
+    @task(trigger_rule="none_failed")
+    def record_run(ref: dict) -> dict:
+        from billing_sync import steps
+
+        return steps.record_run(steps.engine(), ref)
+
+    ref = wait_for_invoice(resolve())
+    checked = validate(ref)
+    [extract_huntress(ref), extract_connectwise(ref)] >> checked
+    reconciled = reconcile(ref)
+    checked >> reconciled
+    batches = quarantine(ref)
+    reconciled >> batches
+    # No changes → the mapped push expands to nothing (skipped); the run is still recorded.
+    push.partial(ref=ref).expand(batch=batches) >> record_run(ref)
+
+
+huntress_connectwise_billing_sync()

@@ -1,0 +1,124 @@
+"""Great Expectations (GX Core 1.x) suites for the extracted frames, and failed rows → issues.
+
+Each suite runs in an ephemeral context with the COMPLETE result format, so every failed
+expectation names the exact rows (`unexpected_index_list`). Those rows get an `issue` text naming
+the expectation; reconciliation quarantines them. GX is imported only when a check runs: it costs
+seconds to import and must never slow the DAG file's parse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from .frames import MAX_USAGE
+
+USAGE_REGEX = rf"^(0|[1-9][0-9]{{0,{len(str(MAX_USAGE)) - 2}}}|{MAX_USAGE})$"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation: GX class name, its kwargs, and the words a billing clerk reads."""
+
+    expectation: str
+    kwargs: dict[str, Any]
+    says: str
+
+
+def usage_checks(products: Iterable[str]) -> list[Check]:
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "organization_id"}, "the line has an organization id"),
+        Check("ExpectColumnValuesToNotBeNull", {"column": "raw_quantity"}, "the usage count is present"),
+        Check("ExpectColumnValuesToMatchRegex", {"column": "raw_quantity", "regex": USAGE_REGEX},
+              f"the usage count is a whole number from 0 to {MAX_USAGE:,}"),
+        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["invoice_id", "organization_id", "product"]},
+              "each organization appears once per invoice"),
+        Check("ExpectColumnValuesToBeInSet", {"column": "product", "value_set": sorted(products)},
+              "the product is a known Huntress product"),
+    ]
+
+
+def live_addition_checks() -> list[Check]:
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "quantity"}, "the addition quantity is a number"),
+        Check("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 0},
+              "the addition quantity is not negative"),
+        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["company_id", "product_identifier"]},
+              "a company has at most one live addition per product"),
+    ]
+
+
+def company_checks() -> list[Check]:
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "company_id"}, "the company has an id"),
+        Check("ExpectColumnValuesToBeUnique", {"column": "company_id"}, "company ids are unique"),
+    ]
+
+
+def organization_checks() -> list[Check]:
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "organization_id"}, "the organization has an id"),
+        Check("ExpectColumnValuesToBeUnique", {"column": "organization_id"}, "organization ids are unique"),
+    ]
+
+
+def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.Series, dict[str, Any]]:
+    """Validate `df`; return (issue text per row, NA where every check passed; the JSON result)."""
+    issues = pd.Series(pd.NA, index=df.index, dtype="string")
+    if df.empty:
+        return issues, {"suite": name, "success": True, "evaluated": 0, "results": []}
+    result = _validate(name, df.reset_index(drop=True), checks)
+    summary = []
+    for check, r in zip(checks, result.results, strict=True):
+        failed = list(r.result.get("unexpected_index_list") or []) if not r.success else []
+        if r.success is False and not failed and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"GX check '{check.says}' on {name} could not run: "
+                               f"{r.exception_info.get('exception_message')}")
+        summary.append({"expectation": _snake(check.expectation), "kwargs": check.kwargs, "says": check.says,
+                        "success": bool(r.success), "unexpected_count": len(failed),
+                        "unexpected_rows": failed[:1000]})
+        if failed:
+            text = f"failed GX {_snake(check.expectation)}: {check.says}"
+            positions = df.index[failed]
+            issues.loc[positions] = issues.loc[positions].fillna("").map(
+                lambda old, t=text: f"{old}; {t}" if old else t)
+    return issues, {"suite": name, "success": bool(result.success), "evaluated": len(checks),
+                    "rows": len(df), "results": summary}
+
+
+def _validate(name: str, df: pd.DataFrame, checks: Sequence[Check]):
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(),
+                               progress_bars=ProgressBarsConfig(globally=False), analytics_enabled=False)
+    ctx = gx.get_context(mode="ephemeral", project_config=config)
+    batch = ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+    suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+    for check in checks:
+        suite.add_expectation(getattr(gx.expectations, check.expectation)(**check.kwargs))
+    validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    return validation.run(batch_parameters={"dataframe": _gx_safe(df)},
+                          result_format={"result_format": "COMPLETE"})
+
+
+def _gx_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Nullable extension dtypes → object with None, which every GX metric handles the same way."""
+    out = df.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.api.extensions.ExtensionDtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")

@@ -1,0 +1,152 @@
+"""ConnectWise Manage client: companies, catalog, agreements, additions, quantity PATCH (over HttpHook)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from .http import ApiError, ApiSession, RetryPolicy, hook_session_factory
+
+PAGE_SIZE = 1000  # the API's maximum
+API_VERSION = "2026.11"
+SETTING_EXTRAS = ("codebase", "max_retries", "clientId")
+
+COMPANY_FIELDS = "id,identifier,name,deletedFlag"
+AGREEMENT_FIELDS = "id,name,type,company,agreementStatus,cancelledFlag,startDate,endDate"
+ADDITION_FIELDS = ("id,agreementId,product/identifier,quantity,effectiveDate,cancelledDate,additionStatus,"
+                   "lessIncluded")
+
+
+def quote(value: str) -> str:
+    """A string literal for the conditions grammar."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def in_list(values: Iterable[str]) -> str:
+    return "(" + ",".join(quote(v) for v in values) + ")"
+
+
+class ConnectWiseClient:
+    def __init__(self, api: ApiSession, concurrency: int = 4):
+        self.api = api
+        self.concurrency = concurrency
+
+    @classmethod
+    def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4) -> ConnectWiseClient:
+        from airflow.providers.http.hooks.http import HttpHook
+
+        conn = HttpHook.get_connection(conn_id)
+        extra = conn.extra_dejson or {}
+        client_id = extra.get("clientId")
+        if not client_id:
+            raise ApiError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
+        headers = {
+            "clientId": str(client_id),
+            "Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
+            "pagination-type": "forward-only",
+        }
+        factory, (hook, _) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS[:2], headers=headers)
+        codebase = extra.get("codebase") or discover_codebase(hook.base_url, conn.login or "")
+        base = f"{hook.base_url.rstrip('/')}/{codebase.strip('/')}/apis/3.0"
+        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
+        return cls(ApiSession("ConnectWise", factory, base, retry=retry), concurrency)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def paged(self, path: str, label: str, conditions: str | None = None, fields: str | None = None,
+              order_by: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of a list, with forward-only paging (follows the `Link` rel="next")."""
+        params: dict[str, Any] | None = {"pageSize": PAGE_SIZE}
+        if conditions:
+            params["conditions"] = conditions
+        if fields:
+            params["fields"] = fields
+        if order_by:
+            params["orderBy"] = order_by
+        url, seen = path, set()
+        while url:
+            resp = self.api.request("GET", url, label=label, params=params)
+            if not isinstance(resp.payload, list):
+                raise ApiError(f"ConnectWise GET {label} returned {type(resp.payload).__name__}, not a list")
+            yield from resp.payload
+            url = next_link(resp)
+            if url in seen:
+                raise ApiError(f"ConnectWise GET {label}: next link repeated; paging stopped")
+            seen.add(url)
+            params = None  # the next link carries every parameter
+
+    def companies(self) -> list[dict[str, Any]]:
+        return list(self.paged("company/companies", "/company/companies", "deletedFlag = false", COMPANY_FIELDS))
+
+    def catalog(self, identifiers: Iterable[str]) -> list[dict[str, Any]]:
+        return list(self.paged("procurement/catalog", "/procurement/catalog",
+                               f"identifier in {in_list(identifiers)}", "id,identifier,description,inactiveFlag"))
+
+    def agreements(self, agreement_types: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Active, not cancelled agreements (of the given types): the only ones that can be live."""
+        cond = 'agreementStatus = "Active" and cancelledFlag = false'
+        if agreement_types:
+            cond += f" and type/name in {in_list(agreement_types)}"
+        return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
+
+    def additions(self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]) -> list[dict[str, Any]]:
+        """The additions of mapped products on each agreement, `concurrency` requests in flight.
+
+        There is no endpoint across agreements; one list request per agreement is the floor.
+        """
+        cond = f"product/identifier in {in_list(catalog_identifiers)}"
+
+        def one(agreement_id: int) -> list[dict[str, Any]]:
+            rows = list(self.paged(f"finance/agreements/{int(agreement_id)}/additions",
+                                   "/finance/agreements/{id}/additions", cond, ADDITION_FIELDS))
+            for r in rows:  # `fields` trims agreementId on some versions; we know it
+                r.setdefault("agreementId", agreement_id)
+            return rows
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return [row for rows in pool.map(one, list(agreement_ids)) for row in rows]
+
+    def addition(self, agreement_id: int, addition_id: int) -> dict[str, Any]:
+        resp = self.api.request("GET", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
+                                label="/finance/agreements/{id}/additions/{additionId}")
+        if not isinstance(resp.payload, Mapping):
+            raise ApiError("ConnectWise GET addition returned no object")
+        return dict(resp.payload)
+
+    # -- writes ----------------------------------------------------------------------------------
+    def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> dict[str, Any]:
+        resp = self.api.request(
+            "PATCH", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
+            label="/finance/agreements/{id}/additions/{additionId}",
+            json_body=[{"op": "replace", "path": "quantity", "value": int(quantity)}],
+        )
+        return dict(resp.payload) if isinstance(resp.payload, Mapping) else {}
+
+
+def next_link(resp: requests.Response) -> str | None:
+    link = resp.links.get("next") if resp.headers.get("Link") else None
+    return link.get("url") if link else None
+
+
+def discover_codebase(site_url: str, login: str) -> str:
+    """The codebase from `/login/companyinfo/{companyId}` (no auth), e.g. "v4_6_release/"."""
+    company_id = login.split("+", 1)[0]
+    if not company_id:
+        raise ApiError("ConnectWise connection login must be 'companyId+publicKey'")
+    url = f"{site_url.rstrip('/')}/login/companyinfo/{company_id}"
+    try:
+        resp = requests.get(url, timeout=30)
+    except requests.RequestException as exc:
+        raise ApiError(f"ConnectWise GET /login/companyinfo failed: {type(exc).__name__}") from None
+    if resp.status_code != 200:
+        raise ApiError(f"ConnectWise GET /login/companyinfo/{{companyId}} answered HTTP {resp.status_code}",
+                       status=resp.status_code)
+    try:
+        codebase = resp.json().get("Codebase")
+    except (ValueError, AttributeError):
+        codebase = None
+    if not isinstance(codebase, str) or not codebase:
+        raise ApiError("ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection")
+    return codebase

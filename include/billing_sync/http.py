@@ -1,0 +1,222 @@
+"""What both API clients share: sessions from HttpHook, rate limiting, retries, JSON decoding.
+
+Retry policy: 429, 5xx, dropped connections, timeouts and 2xx bodies that are not JSON are retried
+with exponential backoff (honouring `Retry-After` when the server sends it); any other 4xx fails at
+once. Every error message names the API and the endpoint, never the credentials: requests carries
+them in headers, and no header is ever formatted into a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(RuntimeError):
+    """An API answered in a way the sync cannot use. `status` is None for transport failures."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class SlidingWindowLimiter:
+    """At most `limit` request starts in any rolling `window` seconds (thread-safe).
+
+    Huntress counts requests on a sliding 60 s window; a small `margin` keeps network jitter from
+    pushing request 61 into the server's window.
+    """
+
+    def __init__(self, limit: int, window: float = 60.0, margin: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.limit, self.window, self.margin = limit, window, margin
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._clock, self._sleep = clock, sleep
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= self.window + self.margin:
+                    self._starts.popleft()
+                if len(self._starts) < self.limit:
+                    self._starts.append(now)
+                    return
+                wait = self._starts[0] + self.window + self.margin - now
+            self._sleep(max(wait, 0.01))
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    timeout: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay * 4)
+        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return backoff * (0.5 + random.random() / 2)  # jitter keeps parallel workers from syncing up
+
+
+@dataclass
+class RequestStats:
+    """Requests made, by method and endpoint template, plus retries: for logs and benchmarks."""
+
+    by_endpoint: Counter = field(default_factory=Counter)
+    retries: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, key: str) -> None:
+        with self.lock:
+            self.by_endpoint[key] += 1
+
+    def retried(self, problem: str) -> None:
+        with self.lock:
+            self.retries[problem] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_endpoint.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "by_endpoint": dict(self.by_endpoint), "retries": dict(self.retries)}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None  # HTTP-date form: fall back to our own backoff
+
+
+class ApiSession:
+    """A requests session per thread, built from an Airflow HTTP connection through HttpHook."""
+
+    def __init__(self, api: str, session_factory: Callable[[], requests.Session], base_url: str,
+                 retry: RetryPolicy | None = None, limiter: SlidingWindowLimiter | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.api = api
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter
+        self.stats = RequestStats()
+        self._factory = session_factory
+        self._local = threading.local()
+        self._sleep = sleep
+
+    @property
+    def session(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = self._factory()
+        return s
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(self, method: str, path: str, *, label: str, params: Mapping[str, Any] | None = None,
+                json_body: Any = None, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """Send with retries; return the final 2xx response with its JSON decoded as `.payload`."""
+        url = self.url(path)
+        what = f"{self.api} {method} {label}"
+        for attempt in range(1, self.retry.attempts + 1):
+            if self.limiter:
+                self.limiter.acquire()
+            self.stats.add(f"{method} {label}")
+            problem, retry_after, resp = self._attempt(method, url, what, params, json_body, headers)
+            if problem is None:
+                return resp
+            self.stats.retried(problem)
+            if attempt == self.retry.attempts:
+                status = resp.status_code if resp is not None else None
+                raise ApiError(f"{what} failed after {attempt} attempts: {problem}", status=status)
+            wait = self.retry.delay(attempt, retry_after)
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retry.attempts - 1, wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _attempt(self, method, url, what, params, json_body, headers):
+        """One try → (retryable problem or None, Retry-After seconds, response)."""
+        try:
+            resp = self.session.request(method, url, params=params, json=json_body, headers=headers,
+                                        timeout=self.retry.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            return f"connection error ({type(exc).__name__})", None, None
+        if resp.status_code in RETRYABLE_STATUS:
+            return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
+        if resp.status_code >= 400:
+            raise ApiError(f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
+                           status=resp.status_code, body=_safe_json(resp))
+        if resp.status_code == 204 or method == "DELETE":
+            resp.payload = None
+            return None, None, resp
+        try:
+            resp.payload = resp.json()
+        except (ValueError, json.JSONDecodeError):
+            kind = "an empty body" if not resp.content else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
+            return f"HTTP {resp.status_code} with {kind}", None, resp
+        return None, None, resp
+
+
+def _safe_json(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _message(resp: requests.Response) -> str:
+    """The API's own error message, shortened; both APIs put it under `message` or `error`."""
+    body = _safe_json(resp)
+    if isinstance(body, Mapping):
+        msg = body.get("message") or body.get("error") or body.get("errors")
+        if msg:
+            return f" ({str(msg)[:300]})"
+    return ""
+
+
+def hook_session_factory(conn_id: str, drop_headers: tuple[str, ...] = (),
+                         headers: Mapping[str, str] | None = None) -> tuple[Callable[[], requests.Session], Any]:
+    """(factory of authenticated sessions, the Airflow connection) for an HTTP connection id.
+
+    HttpHook resolves the connection (any secrets backend), the base URL and Basic auth. It also
+    copies every key of the connection's `extra` into the headers; keys that are settings, not
+    headers, are dropped again here.
+    """
+    from airflow.providers.http.hooks.http import HttpHook
+
+    hook = HttpHook(method="GET", http_conn_id=conn_id)
+    conn = hook.get_connection(conn_id)
+
+    def factory() -> requests.Session:
+        s = hook.get_conn(headers=dict(headers or {}))
+        for h in drop_headers:
+            s.headers.pop(h, None)
+        return s
+
+    factory()  # sets hook.base_url and fails early on a broken connection
+    return factory, (hook, conn)
+
+
+def endpoint_of(url: str) -> str:
+    return urlsplit(url).path

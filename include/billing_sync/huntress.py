@@ -1,0 +1,146 @@
+"""Huntress client: invoices, organization usage lines, organizations (over HttpHook)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .http import ApiError, ApiSession, RetryPolicy, SlidingWindowLimiter, hook_session_factory
+
+PAGE_LIMIT = 500  # the API's maximum
+# How far before the billing date an invoice may have been created and still be that date's.
+INVOICE_LOOKBACK_DAYS = 3
+# Connection extras that tune the client; HttpHook would otherwise send them as headers.
+SETTING_EXTRAS = ("rate_limit_per_minute", "rate_limit_window_s", "max_retries")
+
+
+class HuntressClient:
+    def __init__(self, api: ApiSession):
+        self.api = api
+
+    @classmethod
+    def from_connection(cls, conn_id: str = "huntress_default") -> HuntressClient:
+        factory, (hook, conn) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS,
+                                                     headers={"Accept": "application/json"})
+        extra = conn.extra_dejson or {}
+        limiter = SlidingWindowLimiter(int(extra.get("rate_limit_per_minute", 60)),
+                                       float(extra.get("rate_limit_window_s", 60)))
+        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
+        return cls(ApiSession("Huntress", factory, hook.base_url, retry=retry, limiter=limiter))
+
+    # -- generic --------------------------------------------------------------------------------
+    def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
+        payload = self.api.request("GET", path, label=label, params=params).payload
+        if not isinstance(payload, Mapping):
+            raise ApiError(f"Huntress GET {label} returned {type(payload).__name__}, not an object")
+        return payload
+
+    def paged(self, path: str, key: str, label: str, params: Mapping[str, Any] | None = None
+              ) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, following `next_page_token` with the same filters."""
+        query = {**(params or {}), "limit": PAGE_LIMIT}
+        seen_tokens: set[str] = set()
+        while True:
+            payload = self.get(path, label, query)
+            items = payload.get(key)
+            if not isinstance(items, list):
+                raise ApiError(f"Huntress GET {label}: response has no '{key}' list")
+            yield from items
+            token = (payload.get("pagination") or {}).get("next_page_token")
+            if not token or not (payload.get("pagination") or {}).get("next_page_url"):
+                return
+            if token in seen_tokens:  # a server that loops would otherwise page forever
+                raise ApiError(f"Huntress GET {label}: page token repeated; paging stopped")
+            seen_tokens.add(token)
+            query = {**query, "page_token": token}
+
+    # -- what billing needs ----------------------------------------------------------------------
+    def invoices(self, source: str) -> list[dict[str, Any]]:
+        """Usage invoices, newest first. The reseller list has no has_usage filter: filter here."""
+        if source == "reseller":
+            items = self.paged("v1/reseller/invoices", "invoices", "/v1/reseller/invoices")
+        else:
+            items = self.paged("v1/invoices", "invoices", "/v1/invoices",
+                               {"has_usage": "true", "sort_field": "created_at", "sort_direction": "desc"})
+        invoices = [i for i in items if i.get("has_usage") is not False]
+        return sorted(invoices, key=lambda i: _created(i) or datetime.min.replace(tzinfo=UTC), reverse=True)
+
+    def invoice(self, source: str, invoice_id: int) -> dict[str, Any]:
+        path = f"v1/reseller/invoices/{int(invoice_id)}" if source == "reseller" else f"v1/invoices/{int(invoice_id)}"
+        label = "/v1/reseller/invoices/{id}" if source == "reseller" else "/v1/invoices/{id}"
+        return self.get(path, label).get("invoice") or {}
+
+    def usage_lines(self, invoice_id: int) -> list[dict[str, Any]]:
+        return list(self.paged(f"v1/reseller/invoices/{int(invoice_id)}/organization_usage_line_items",
+                               "organization_usage_line_items",
+                               "/v1/reseller/invoices/{id}/organization_usage_line_items"))
+
+    def organizations(self) -> list[dict[str, Any]]:
+        return list(self.paged("v1/organizations", "organizations", "/v1/organizations"))
+
+    def organization(self, organization_id: int) -> dict[str, Any]:
+        return self.get(f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}").get("organization") or {}
+
+    def account_usage_lines(self, organizations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Usage as of now from each organization's `actual_usages`, shaped like invoice lines.
+
+        Accounts that are not resellers have no per-organization invoice lines; this costs one
+        request per organization, paced by the rate limiter.
+        """
+        lines = []
+        for org in organizations:
+            detail = self.organization(org["id"])
+            lines.append({"id": None, "organization": {"id": org.get("id"), "name": org.get("name")},
+                          "actual_usage": usage_from_actual_usages(detail.get("actual_usages"))})
+        return lines
+
+
+def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
+    """`actual_usages` → {product: count}; absent products are left out (→ invalid if configured)."""
+    if not isinstance(actual, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    paths = {"edr": "billable_agents_count", "sat": "learners_count", "siem": "billable_log_sources_count"}
+    for product, key in paths.items():
+        block = actual.get(product)
+        if isinstance(block, Mapping) and key in block:
+            out[product] = block[key]
+    for product in ("itdr", "ispm"):
+        tenants = actual.get(product)
+        if isinstance(tenants, list):
+            counts = [t.get("billable_identities_count") if isinstance(t, Mapping) else None for t in tenants]
+            # One bad tenant count poisons the sum: pass the bad value on so it is quarantined.
+            bad = next((c for c in counts if isinstance(c, bool) or not isinstance(c, int)), None)
+            out[product] = bad if bad is not None or None in counts else sum(counts)
+    return out
+
+
+def select_invoice(invoices: list[dict[str, Any]], billing_date: date,
+                   invoice_id: int | None = None) -> dict[str, Any] | None:
+    """The invoice of a billing date: pinned by id, else created on that date, else the latest
+    created within the INVOICE_LOOKBACK_DAYS before it."""
+    if invoice_id is not None:
+        return next((i for i in invoices if i.get("id") == invoice_id), None)
+    dated = [(d.date(), i) for i in invoices if (d := _created(i)) is not None]
+    same_day = [i for d, i in dated if d == billing_date]
+    if same_day:
+        return max(same_day, key=_created)
+    window = [i for d, i in dated if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date]
+    return max(window, key=_created) if window else None
+
+
+def newest_invoice_date(invoices: list[dict[str, Any]]) -> date | None:
+    dates = [d.date() for i in invoices if (d := _created(i)) is not None]
+    return max(dates) if dates else None
+
+
+def _created(invoice: Mapping[str, Any]) -> datetime | None:
+    raw = invoice.get("created_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

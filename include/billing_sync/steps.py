@@ -1,0 +1,339 @@
+"""The steps of one run, as plain functions: what each DAG task does, testable without a scheduler.
+
+Steps share nothing in memory. Each reads its inputs from the billing database (staging tables
+keyed by run id) and returns only a small JSON-able reference, so any worker can run any step and
+a retried step starts from durable inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import checks, frames, reconcile, store
+from .config import Settings, load_settings
+from .connectwise import ConnectWiseClient
+from .huntress import HuntressClient, newest_invoice_date, select_invoice
+from .push import PushResult, push_changes
+
+log = logging.getLogger(__name__)
+
+PUSH_BATCH_SIZE = 250
+DB_CONN_ID = "billing_sync_db"
+
+
+class NoInvoiceError(RuntimeError):
+    """No invoice will ever exist for this billing date (newer ones already do)."""
+
+
+# -- environment ---------------------------------------------------------------------------------
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def database_url() -> str:
+    """The `billing_sync_db` connection's URI, else SQLite `billing_sync.db` in AIRFLOW_HOME."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(DB_CONN_ID)
+    except AirflowNotFoundException:
+        return store.default_url(airflow_home())
+    explicit = (conn.extra_dejson or {}).get("sqlalchemy_url")
+    if explicit:
+        return explicit
+    uri = conn.get_uri()
+    return "postgresql://" + uri.split("://", 1)[1] if uri.startswith("postgres://") else uri
+
+
+def engine():
+    eng = store.make_engine(database_url())
+    store.ensure_schema(eng)
+    return eng
+
+
+def reports_dir(ref: Mapping[str, Any]) -> Path:
+    base = Path(os.environ.get("BILLING_SYNC_REPORTS_DIR") or airflow_home() / "billing_reports")
+    path = base / ref["billing_date"] / _safe_name(ref["run_id"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def settings_of(ref: Mapping[str, Any]) -> Settings:
+    return load_settings(ref["settings"])
+
+
+# -- 1. resolve ----------------------------------------------------------------------------------
+def resolve(eng, run_id: str, billing_date: date, variable: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+    settings = load_settings(variable, params)
+    pinned = params.get("invoice_id")
+    ref = {
+        "run_id": run_id,
+        "billing_date": billing_date.isoformat(),
+        "settings": settings.to_dict(),
+        "mode": "dry_run" if settings.dry_run else "push",
+        "force_historical_push": bool(params.get("force_historical_push")),
+        "invoice_id": int(pinned) if pinned not in (None, "") else None,
+    }
+    store.start_run(eng, run_id, billing_date, ref["invoice_id"], ref["mode"], ref["settings"])
+    return ref
+
+
+# -- 2. wait for the invoice ---------------------------------------------------------------------
+def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[str, Any] | None:
+    """The run reference completed with its invoice, or None while the invoice is not out yet."""
+    settings = settings_of(ref)
+    billing_date = date.fromisoformat(ref["billing_date"])
+    invoices = huntress.invoices(settings.invoice_source)
+    invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
+    newest = newest_invoice_date(invoices)
+    if invoice is None:
+        if ref["invoice_id"] is not None:
+            raise NoInvoiceError(f"invoice {ref['invoice_id']} (pinned by the invoice_id param) was not found")
+        if newest is not None and newest > billing_date:
+            raise NoInvoiceError(
+                f"no Huntress invoice was created on {billing_date} or in the 3 days before it; "
+                f"the newest invoice is of {newest}. Pin one with the invoice_id param.")
+        return None
+    mode = ref["mode"]
+    if mode == "push" and invoice["id"] != invoices[0]["id"] and not ref["force_historical_push"]:
+        mode = "report_only"  # an older invoice: never overwrite newer quantities by accident
+    out = {**ref, "mode": mode, "invoice_id": invoice["id"],
+           "invoice": {k: invoice.get(k) for k in ("id", "created_at", "quantity", "amount", "status", "plan")}}
+    store.start_run(eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"])
+    return out
+
+
+# -- 3. extract ----------------------------------------------------------------------------------
+def extract_huntress(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[str, Any]:
+    settings = settings_of(ref)
+    orgs = huntress.organizations()
+    if settings.invoice_source == "reseller":
+        lines = huntress.usage_lines(ref["invoice_id"])
+    else:
+        lines = huntress.account_usage_lines(orgs)
+    usage = frames.usage_frame(ref["invoice_id"], lines, settings.products)
+    store.write_frame(eng, ref["run_id"], "usage", usage)
+    store.write_frame(eng, ref["run_id"], "organizations", frames.organizations_frame(orgs))
+    log.info("Huntress: %d lines, %d organizations, requests %s", len(lines), len(orgs), huntress.api.stats.as_dict())
+    return {"lines": len(lines), "organizations": len(orgs), "requests": huntress.api.stats.as_dict()}
+
+
+def extract_connectwise(eng, ref: Mapping[str, Any], cw: ConnectWiseClient) -> dict[str, Any]:
+    settings = settings_of(ref)
+    identifiers = sorted(set(settings.products.values()))
+    companies = cw.companies()
+    catalog = cw.catalog(identifiers)
+    agreements = {a["id"]: a for a in cw.agreements(settings.agreement_types) if isinstance(a.get("id"), int)}
+    additions = cw.additions(sorted(agreements), identifiers)
+    store.write_frame(eng, ref["run_id"], "companies", frames.companies_frame(companies))
+    store.write_frame(eng, ref["run_id"], "additions", frames.additions_frame(agreements, additions))
+    missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
+    if missing:
+        log.warning("catalog items not found in ConnectWise: %s", missing)
+    log.info("ConnectWise: %d companies, %d agreements, %d additions, requests %s",
+             len(companies), len(agreements), len(additions), cw.api.stats.as_dict())
+    return {"companies": len(companies), "agreements": len(agreements), "additions": len(additions),
+            "missing_catalog_items": missing, "requests": cw.api.stats.as_dict()}
+
+
+# -- 4. validate ---------------------------------------------------------------------------------
+def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the GX suites; failed rows get an `issue` (quarantined by reconcile)."""
+    import json
+
+    settings = settings_of(ref)
+    run_id = ref["run_id"]
+    usage = store.read_frame(eng, run_id, "usage")
+    usage["issue"], usage_result = checks.run_suite("usage", usage, checks.usage_checks(settings.products))
+    store.write_frame(eng, run_id, "usage", usage)
+
+    additions = store.read_frame(eng, run_id, "additions")
+    live = reconcile.live_additions(additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types)
+    live_issues, additions_result = checks.run_suite("live_additions", live, checks.live_addition_checks())
+    additions["issue"] = pd.Series(pd.NA, index=additions.index, dtype="string")
+    additions.loc[live_issues.index, "issue"] = live_issues
+    store.write_frame(eng, run_id, "additions", additions)
+
+    results = [usage_result, additions_result,
+               checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
+               checks.run_suite("organizations", store.read_frame(eng, run_id, "organizations"),
+                                checks.organization_checks())[1]]
+    path = reports_dir(ref) / "validation.json"
+    path.write_text(json.dumps(results, indent=1, default=str))
+    failed = {r["suite"]: sum(x["unexpected_count"] for x in r["results"]) for r in results if not r["success"]}
+    return {"validation_path": str(path), "failed_rows_by_suite": failed}
+
+
+# -- 5. reconcile --------------------------------------------------------------------------------
+def reconcile_run(eng, ref: Mapping[str, Any]) -> dict[str, int]:
+    run_id = ref["run_id"]
+    outcomes = reconcile.reconcile(
+        store.read_frame(eng, run_id, "usage"),
+        store.read_frame(eng, run_id, "organizations"),
+        store.read_frame(eng, run_id, "companies"),
+        store.read_frame(eng, run_id, "additions"),
+        store.org_map_frame(eng),
+        settings_of(ref),
+        date.fromisoformat(ref["billing_date"]),
+    )
+    store.write_frame(eng, run_id, "outcomes", outcomes)
+    return reconcile.summarize(outcomes)
+
+
+# -- 6. quarantine + ledger of what needs no write ------------------------------------------------
+def quarantine(eng, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
+    run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
+    outcomes = store.read_frame(eng, run_id, "outcomes")
+    held = outcomes[outcomes["outcome"] == "quarantined"]
+    store.upsert_quarantine(eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)])
+    in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
+    store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist())
+
+    with_addition = outcomes[outcomes["outcome"].isin(["unchanged", "change"])]
+    pushing = ref["mode"] == "push"
+    ledger = [ledger_row(r, "unchanged" if r["outcome"] == "unchanged" else "planned")
+              for r in _records(with_addition) if r["outcome"] == "unchanged" or not pushing]
+    store.record_changes(eng, run_id, billing_date, ledger)
+
+    n_changes = int((outcomes["outcome"] == "change").sum()) if pushing else 0
+    n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
+    return [{"batch": i, "batches": n_batches, "run": ref} for i in range(n_batches)]
+
+
+def push_batch(eng, ref: Mapping[str, Any], batch: int, cw: ConnectWiseClient) -> dict[str, int]:
+    run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
+    outcomes = store.read_frame(eng, run_id, "outcomes")
+    changes = outcomes[outcomes["outcome"] == "change"].sort_values("sync_key")
+    mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE:(batch + 1) * PUSH_BATCH_SIZE])
+    done = {r["sync_key"] for r in store.changes_for_run(eng, run_id) if r["action"] in ("updated", "failed")}
+    todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
+
+    def record(change: Mapping[str, Any], result: PushResult) -> None:
+        store.record_changes(eng, run_id, billing_date, [ledger_row(change, result.action)])
+        if result.action == "updated":
+            store.resolve_synced(eng, run_id, billing_date, [change["sync_key"]])
+        else:
+            row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
+            store.upsert_quarantine(eng, run_id, billing_date, [row])
+
+    results = push_changes(cw, todo, record)
+    counts = {"skipped_already_recorded": len(mine) - len(todo)}
+    for r in results:
+        counts[r.reason_code or r.action] = counts.get(r.reason_code or r.action, 0) + 1
+    log.info("batch %d: %s; ConnectWise requests %s", batch, counts, cw.api.stats.as_dict())
+    return counts
+
+
+# -- 7. record -----------------------------------------------------------------------------------
+def final_outcomes(eng, ref: Mapping[str, Any]) -> pd.DataFrame:
+    """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
+    run_id = ref["run_id"]
+    outcomes = store.read_frame(eng, run_id, "outcomes")
+    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id)}
+    failed = {q["sync_key"]: q for q in store.list_quarantine(eng, run_id=run_id, limit=None)
+              if q["reason_code"] in ("changed_since_read", "push_rejected")}
+    out = outcomes.copy()
+    for i in out.index[out["outcome"] == "change"]:
+        key = out.at[i, "sync_key"]
+        action = ledger.get(key, {}).get("action")
+        if action in ("updated", "planned"):
+            out.at[i, "outcome"] = action
+        elif key in failed:
+            out.at[i, "outcome"] = "quarantined"
+            out.at[i, "reason_code"] = failed[key]["reason_code"]
+            out.at[i, "detail"] = failed[key]["detail"]
+        else:
+            raise RuntimeError(f"{key}: a change with no recorded result; the push did not finish")
+    return out
+
+
+def run_checks(eng, ref: Mapping[str, Any], final: pd.DataFrame) -> dict[str, Any]:
+    """The promise users care about: what Huntress bills equals what ConnectWise bills."""
+    settings = settings_of(ref)
+    usage = store.read_frame(eng, ref["run_id"], "usage")
+    additions = store.read_frame(eng, ref["run_id"], "additions")
+    live = reconcile.live_additions(additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types)
+    checks_out: dict[str, Any] = {"products": {}, "mismatches": []}
+    invoice_qty = (ref.get("invoice") or {}).get("quantity")
+    edr_lines = usage.loc[usage["product"] == "edr", "quantity"]
+    if invoice_qty is not None and "edr" in settings.products:
+        lines_edr = int(edr_lines.sum())
+        checks_out["invoice_quantity"] = {"invoice": invoice_qty, "sum_of_line_edr": lines_edr,
+                                          "invalid_edr_lines": int(edr_lines.isna().sum())}
+        if invoice_qty != lines_edr:
+            checks_out["mismatches"].append(f"invoice quantity {invoice_qty} ≠ sum of its lines' edr {lines_edr}")
+    updated = final[final["outcome"] == "updated"]
+    for product, identifier in settings.products.items():
+        huntress_total = int(usage.loc[usage["product"] == product, "quantity"].sum())
+        before = float(live.loc[live["product_identifier"] == identifier, "quantity"].sum())
+        upd = updated[updated["product"] == product]
+        after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
+        checks_out["products"][product] = {"huntress": huntress_total, "connectwise_before": before,
+                                           "connectwise_after": after, "difference": after - huntress_total}
+        if after != huntress_total:
+            checks_out["mismatches"].append(
+                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push")
+    return checks_out
+
+
+def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
+    final = final_outcomes(eng, ref)
+    counts = reconcile.summarize(final)
+    result_checks = run_checks(eng, ref, final)
+    path = reports_dir(ref)
+    final.to_csv(path / "outcomes.csv", index=False)
+    store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
+    return {"counts": counts, "checks": result_checks, "report_dir": str(path), "mode": ref["mode"]}
+
+
+# -- row builders ----------------------------------------------------------------------------------
+def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    org_ids = str(r.get("organization_ids") or "")
+    single_org = int(org_ids) if org_ids.isdigit() else None
+    return {
+        "sync_key": r["sync_key"],
+        "huntress_organization_id": single_org,
+        "huntress_organization_name": r.get("organization_names"),
+        "cw_company_id": r.get("company_id"),
+        "product": r.get("product"),
+        "reason_code": r["reason_code"],
+        "detail": r.get("detail"),
+        "payload": {k: v for k, v in r.items() if k not in ("reason_code", "detail")},
+    }
+
+
+def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
+    return {
+        "sync_key": r["sync_key"], "cw_company_id": r.get("company_id"), "agreement_id": r.get("agreement_id"),
+        "addition_id": r.get("addition_id"), "product": r.get("product"),
+        "huntress_quantity": r.get("huntress_quantity"), "previous_quantity": r.get("previous_quantity"),
+        "new_quantity": r.get("new_quantity") if action != "unchanged" else r.get("previous_quantity"),
+        "action": action,
+    }
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL."""
+    return [{k: (None if _is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
+            for row in df.to_dict("records")]
+
+
+def _is_na(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _safe_name(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
