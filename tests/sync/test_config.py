@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from billing_sync.config import DEFAULT_PRODUCTS, ConfigError, Settings, load_settings
+
+
+def test_defaults_when_variable_absent():
+    s = load_settings(None)
+    assert s == Settings()
+    assert s.products == DEFAULT_PRODUCTS
+    assert (s.invoice_source, s.billing_day, s.max_change_units, s.max_change_ratio) == ("reseller", 1, 10, 0.5)
+    assert (s.allow_drop_to_zero, s.agreement_types, s.connectwise_concurrency, s.dry_run) == (False, (), 4, False)
+
+
+def test_json_text_and_params_override():
+    s = load_settings('{"dry_run": false, "agreement_types": ["Managed Services"], "products": {"edr": "X"}}',
+                      {"dry_run": True})
+    assert s.dry_run is True
+    assert s.agreement_types == ("Managed Services",)
+    assert s.products == {"edr": "X"}
+
+
+def test_param_none_keeps_variable_value():
+    assert load_settings({"dry_run": True}, {"dry_run": None}).dry_run is True
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        ({"nope": 1}, "unknown key"),
+        ({"invoice_source": "both"}, "invoice_source must be one of"),
+        ({"billing_day": 31}, "billing_day"),
+        ({"billing_day": True}, "billing_day"),
+        ({"max_change_units": -1}, "max_change_units"),
+        ({"max_change_ratio": "0.5"}, "max_change_ratio"),
+        ({"allow_drop_to_zero": "yes"}, "allow_drop_to_zero"),
+        ({"agreement_types": "Managed"}, "agreement_types"),
+        ({"connectwise_concurrency": 0}, "connectwise_concurrency"),
+        ({"products": {"edr": ""}}, "products"),
+    ],
+)
+def test_bad_values_are_named(raw, words):
+    with pytest.raises(ConfigError, match=words):
+        load_settings(raw)
+
+
+def test_round_trip_through_dict():
+    s = load_settings({"agreement_types": ["A"], "max_change_ratio": 1})
+    assert load_settings(s.to_dict()) == s
