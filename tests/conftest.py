@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tempfile
 
 import pytest
 
@@ -86,7 +85,12 @@ def sandbox_factory(tmp_path: Path) -> Iterator:
 
 
 def _postgres_base_url() -> str | None:
-    return os.environ.get("TEST_DATABASE_URL")
+    """TEST_DATABASE_URL with the driver made explicit: SQLAlchemy 2.1 reads a bare
+    `postgresql://` as psycopg 3, and the project ships psycopg2."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url and url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
 
 
 def _postgres_available(url: str) -> bool:

@@ -12,7 +12,7 @@ from .http import ApiError, ApiSession, RetryPolicy, hook_session_factory
 
 PAGE_SIZE = 1000  # the API's maximum
 API_VERSION = "2026.11"
-SETTING_EXTRAS = ("codebase", "max_retries", "clientId")
+SETTING_EXTRAS = ("codebase", "max_retries")
 
 COMPANY_FIELDS = "id,identifier,name,deletedFlag"
 AGREEMENT_FIELDS = "id,name,type,company,agreementStatus,cancelledFlag,startDate,endDate"
@@ -48,11 +48,13 @@ class ConnectWiseClient:
             "Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
             "pagination-type": "forward-only",
         }
-        factory, (hook, _) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS[:2], headers=headers)
-        codebase = extra.get("codebase") or discover_codebase(hook.base_url, conn.login or "")
-        base = f"{hook.base_url.rstrip('/')}/{codebase.strip('/')}/apis/3.0"
+        factory, (hook, _) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS, headers=headers)
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        return cls(ApiSession("ConnectWise", factory, base, retry=retry), concurrency)
+        site = ApiSession("ConnectWise", factory, hook.base_url, retry=retry)
+        codebase = extra.get("codebase") or discover_codebase(site, conn.login or "")
+        api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry)
+        api.stats = site.stats  # one count of every request, discovery included
+        return cls(api, concurrency)
 
     # -- reads -----------------------------------------------------------------------------------
     def paged(self, path: str, label: str, conditions: str | None = None, fields: str | None = None,
@@ -130,23 +132,13 @@ def next_link(resp: requests.Response) -> str | None:
     return link.get("url") if link else None
 
 
-def discover_codebase(site_url: str, login: str) -> str:
-    """The codebase from `/login/companyinfo/{companyId}` (no auth), e.g. "v4_6_release/"."""
+def discover_codebase(site: ApiSession, login: str) -> str:
+    """The codebase from `/login/companyinfo/{companyId}`, e.g. "v4_6_release/"."""
     company_id = login.split("+", 1)[0]
-    if not company_id:
+    if not company_id or "+" not in login:
         raise ApiError("ConnectWise connection login must be 'companyId+publicKey'")
-    url = f"{site_url.rstrip('/')}/login/companyinfo/{company_id}"
-    try:
-        resp = requests.get(url, timeout=30)
-    except requests.RequestException as exc:
-        raise ApiError(f"ConnectWise GET /login/companyinfo failed: {type(exc).__name__}") from None
-    if resp.status_code != 200:
-        raise ApiError(f"ConnectWise GET /login/companyinfo/{{companyId}} answered HTTP {resp.status_code}",
-                       status=resp.status_code)
-    try:
-        codebase = resp.json().get("Codebase")
-    except (ValueError, AttributeError):
-        codebase = None
+    payload = site.request("GET", f"login/companyinfo/{company_id}", label="/login/companyinfo/{companyId}").payload
+    codebase = payload.get("Codebase") if isinstance(payload, Mapping) else None
     if not isinstance(codebase, str) or not codebase:
         raise ApiError("ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection")
     return codebase

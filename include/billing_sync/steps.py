@@ -196,6 +196,8 @@ def quarantine(eng, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
     outcomes = store.read_frame(eng, run_id, "outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
     store.upsert_quarantine(eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)])
+    store.resolve_superseded(eng, run_id, billing_date, dict(zip(held["sync_key"], held["reason_code"], strict=True)),
+                             seen_keys=outcomes["sync_key"].tolist())
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
     store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist())
 
