@@ -70,6 +70,8 @@ def _check(key: str, value: Any) -> Any:
             isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
         ):
             raise fail("must map Huntress product names to catalog identifiers")
+        if len(set(value.values())) != len(value):
+            raise fail("must map each product to its own catalog identifier")
         return dict(value)
     if key == "invoice_source":
         if value not in INVOICE_SOURCES:

@@ -27,21 +27,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from . import frames
+from .reconcile import REASON_CODES as _RECONCILE_REASON_CODES
 
 QUARANTINE_STATUSES = ("open", "resolved", "dismissed")
 ACTIONS = ("updated", "unchanged", "planned", "failed")
 MODES = ("push", "dry_run", "report_only")
-REASON_CODES = (
-    "unmapped_organization",
-    "ambiguous_company_match",
-    "no_live_addition",
-    "duplicate_addition",
-    "invalid_usage",
-    "change_exceeds_limit",
-    "missing_from_invoice",
-    "changed_since_read",
-    "push_rejected",
-)
+# One list of reason codes for the whole package: the contract's nine and its extensions.
+REASON_CODES = tuple(_RECONCILE_REASON_CODES)
 
 DEFAULT_FILENAME = "billing_sync.db"
 SQLITE_BUSY_TIMEOUT_S = 60

@@ -40,6 +40,7 @@ def test_param_none_keeps_variable_value():
         ({"agreement_types": "Managed"}, "agreement_types"),
         ({"connectwise_concurrency": 0}, "connectwise_concurrency"),
         ({"products": {"edr": ""}}, "products"),
+        ({"products": {"edr": "X", "sat": "X"}}, "its own catalog identifier"),
     ],
 )
 def test_bad_values_are_named(raw, words):
