@@ -209,7 +209,7 @@ def quarantine(eng, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     n_changes = int((outcomes["outcome"] == "change").sum()) if pushing else 0
     n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
-    return [{"batch": i, "batches": n_batches, "run": ref} for i in range(n_batches)]
+    return [{"batch": i, "batches": n_batches} for i in range(n_batches)]
 
 
 def push_batch(eng, ref: Mapping[str, Any], batch: int, cw: ConnectWiseClient) -> dict[str, int]:
@@ -289,13 +289,20 @@ def run_checks(eng, ref: Mapping[str, Any], final: pd.DataFrame) -> dict[str, An
 
 
 def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
+    """Close the run (counts, totals check) and write its report; the DAG task notifies after."""
+    from . import notify, report
+
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)
     result_checks = run_checks(eng, ref, final)
     path = reports_dir(ref)
-    final.to_csv(path / "outcomes.csv", index=False)
+    final.to_csv(path / report.OUTCOMES_CSV, index=False)
+    # Finish first: the report shows the run's row as the database now holds it (status, times).
     store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
-    return {"counts": counts, "checks": result_checks, "report_dir": str(path), "mode": ref["mode"]}
+    page = report.write_report(eng, ref, {"counts": counts, "checks": result_checks,
+                                          "links": notify.run_links(ref["run_id"])}, path)
+    return {"counts": counts, "checks": result_checks, "report_dir": str(path), "mode": ref["mode"],
+            "report": str(page)}
 
 
 # -- row builders ----------------------------------------------------------------------------------

@@ -202,3 +202,16 @@ def test_historical_billing_date_reports_only(sandbox_factory, run_dag, scenario
     assert dr.state == "success"
     assert patches(sb) == 0
 
+
+
+def test_account_invoice_source_reads_actual_usages(sandbox_factory, run_dag, monkeypatch, scenario):
+    """Non-reseller accounts: usage from /v1/organizations/{id}, one request per organization."""
+    monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", json.dumps({"invoice_source": "account"}))
+    sb = sandbox_factory(scenario)
+    want, _ = expected_state(scenario, date.fromisoformat(BILLING_DATE))
+    dr = run_dag(sb, BILLING_DATE)
+    assert dr.state == "success"
+    served = httpx.get(f"{sb.huntress_url}/_sandbox/requests", timeout=30).json()["by_route"]
+    assert served.get("GET /v1/organizations/{id}") == len(scenario["huntress"]["organizations"])
+    assert "GET /v1/reseller/invoices/{id}/organization_usage_line_items" not in served
+    assert cw_quantities(sb) == want
