@@ -42,6 +42,16 @@ def _billing_day() -> int:
     return value if isinstance(value, int) and 1 <= value <= 28 else 1
 
 
+def _on_task_failure(context) -> None:
+    """Alert through `billing_sync_smtp` / `billing_sync_slack` (log only when neither exists).
+
+    A function rather than the notifier itself, so billing_sync loads only when a task fails.
+    """
+    from billing_sync.notify import BillingSyncNotifier
+
+    BillingSyncNotifier()(context)
+
+
 def _variable() -> str | None:
     from airflow.sdk import Variable
 
@@ -56,7 +66,9 @@ def _variable() -> str | None:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["billing", "huntress", "connectwise"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": True},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": 2.0,
+                  # Runs once a task has failed for good (not on retries).
+                  "on_failure_callback": _on_task_failure},
     params={
         "dry_run": Param(None, type=["null", "boolean"],
                          description="Plan and report only, write nothing. Empty = the Variable's dry_run."),
@@ -77,6 +89,7 @@ def huntress_connectwise_billing_sync():
     @task.sensor(poke_interval=timedelta(minutes=30), timeout=timedelta(days=3), mode="reschedule")
     def wait_for_invoice(ref: dict) -> PokeReturnValue:
         from airflow.sdk.exceptions import AirflowFailException
+
         from billing_sync import steps
         from billing_sync.huntress import HuntressClient
 
@@ -130,9 +143,12 @@ def huntress_connectwise_billing_sync():
 
     @task(trigger_rule="none_failed")
     def record_run(ref: dict) -> dict:
-        from billing_sync import steps
+        from billing_sync import notify, steps
 
-        return steps.record_run(steps.engine(), ref)
+        result = steps.record_run(steps.engine(), ref)
+        # Quarantined keys, held changes or unequal totals: a summary to people (never fails the task).
+        notify.notify_run_summary(ref, result, get_current_context())
+        return result
 
     ref = wait_for_invoice(resolve())
     checked = validate(ref)

@@ -1,12 +1,333 @@
-"""What a run did, for people: the text summary (CLI, notifications)."""
+"""What a run did, for people: the reconciliation report (HTML + CSV) and the text summary.
+
+`write_report` fills the run's report directory (`steps.reports_dir`):
+    report.html      one self-contained page (inline CSS, no scripts, no external assets)
+    changes.csv      the ledger rows of the run (billing_changes) + company name
+    quarantine.csv   the quarantine rows this run recorded (billing_quarantine) + company name, what to do
+    totals.csv       Huntress vs ConnectWise totals per product, before and after the push
+    outcomes.csv     one row per sync key (written by steps.record_run; linked here)
+    validation.json  the GX results (written by steps.validate; linked here)
+Everything comes from the billing database, which holds no connection data, so neither can the
+report. Every value is HTML-escaped by Jinja's autoescape: names come from Huntress and ConnectWise.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
+import jinja2
+import pandas as pd
+
 from . import store
+from .reconcile import OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP
+
+REPORT_FILE = "report.html"
+CHANGES_CSV = "changes.csv"
+QUARANTINE_CSV = "quarantine.csv"
+TOTALS_CSV = "totals.csv"
+OUTCOMES_CSV = "outcomes.csv"
+VALIDATION_JSON = "validation.json"
+
+MODE_HELP = {
+    "push": "changes were written to ConnectWise",
+    "dry_run": "dry run: nothing was written to ConnectWise",
+    "report_only": "report only: the invoice is older than the newest one, nothing was written",
+}
+OUTCOME_ORDER = ("updated", "unchanged", "planned", "not_applicable", "quarantined", "failed", "change")
+TOTALS_COLUMNS = ("product", "catalog_identifier", "huntress", "connectwise_before", "connectwise_after",
+                  "difference")
+MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always hold every row
+# Cells starting like a formula run as one in a spreadsheet; names are third-party text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# -- the data ------------------------------------------------------------------------------------
+def collect(eng, ref: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything the page and the CSVs show, read once."""
+    run_id = ref["run_id"]
+    run = store.get_run(eng, run_id) or {}
+    companies = _company_names(eng, run_id)
+    counts = dict(summary.get("counts") or run.get("counts") or {})
+    checks = dict(summary.get("checks") or run.get("checks") or {})
+    changes = [{**c, "company_name": companies.get(c["cw_company_id"])} for c in store.changes_for_run(eng, run_id)]
+    quarantine = [{**q, "company_name": companies.get(q["cw_company_id"]), "what_to_do": REASON_HELP.get(q["reason_code"])}
+                  for q in store.list_quarantine(eng, run_id=run_id, limit=None)]
+    quarantine.sort(key=lambda q: (_reason_rank(q["reason_code"]), str(q["huntress_organization_name"] or ""),
+                                   str(q["sync_key"])))
+    products = (ref.get("settings") or {}).get("products") or {}
+    return {
+        "run": {
+            "run_id": run_id,
+            "billing_date": str(run.get("billing_date") or ref["billing_date"]),
+            "invoice_id": run.get("invoice_id", ref.get("invoice_id")),
+            "invoice": ref.get("invoice") or {},
+            "mode": run.get("mode") or ref.get("mode"),
+            "status": run.get("status"),
+            "started_at": run.get("started_at"),
+            "finished_at": run.get("finished_at"),
+        },
+        "counts": counts,
+        "checks": checks,
+        "totals": totals_rows(checks, products),
+        "changes": changes,
+        "quarantine": quarantine,
+        "links": dict(summary.get("links") or {}),
+    }
+
+
+def _company_names(eng, run_id: str) -> dict[int, str]:
+    """Company names from the run's staged ConnectWise companies (gone once staging is purged)."""
+    frame = store.read_frame(eng, run_id, "companies").dropna(subset=["company_id", "name"])
+    return {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"], strict=True)}
+
+
+def totals_rows(checks: Mapping[str, Any], products: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    products = products or {}
+    return [{"product": p, "catalog_identifier": products.get(p), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
+            for p, t in (checks.get("products") or {}).items()]
+
+
+def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    meaning = {**OUTCOMES, **PUSH_OUTCOMES}
+    names = [o for o in OUTCOME_ORDER if o in counts] + [o for o in counts if o in meaning and o not in OUTCOME_ORDER]
+    return [{"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")} for o in names
+            if counts[o] or o in ("updated", "unchanged", "quarantined")]
+
+
+def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Quarantine rows grouped by reason, in the contract's order, each with what to do about it."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for q in quarantine:
+        groups.setdefault(q["reason_code"], []).append(q)
+    return [{"code": code, "meaning": REASON_CODES.get(code, ""), "help": REASON_HELP.get(code, ""),
+             "rows": rows, "shown": rows[:MAX_HTML_ROWS], "open": sum(1 for r in rows if r["status"] == "open")}
+            for code, rows in sorted(groups.items(), key=lambda kv: _reason_rank(kv[0]))]
+
+
+def _reason_rank(code: str) -> int:
+    codes = list(REASON_CODES)
+    return codes.index(code) if code in codes else len(codes)
+
+
+# -- writing -------------------------------------------------------------------------------------
+def write_report(eng, ref: Mapping[str, Any], summary: Mapping[str, Any], directory: Path | None = None) -> Path:
+    """Write the CSVs and report.html of the run into its report directory; returns report.html.
+
+    `summary` carries what record_run computed: `counts`, `checks`, and optionally `links`
+    (`airflow_run`, `report_page` URLs). The run's row (status, times) is read from the database.
+    """
+    if directory is None:
+        from .steps import reports_dir  # steps imports this module: import at call time
+
+        directory = reports_dir(ref)
+    data = collect(eng, ref, summary)
+    write_csv(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
+    write_csv(directory / QUARANTINE_CSV, data["quarantine"],
+              [*_columns(store.quarantine), "company_name", "what_to_do"])
+    write_csv(directory / TOTALS_CSV, data["totals"], TOTALS_COLUMNS)
+    files = [name for name in (CHANGES_CSV, QUARANTINE_CSV, TOTALS_CSV, OUTCOMES_CSV, VALIDATION_JSON)
+             if (directory / name).exists()]
+    path = directory / REPORT_FILE
+    path.write_text(render_html(data, files), encoding="utf-8")
+    return path
+
+
+def _columns(table: Any) -> list[str]:
+    return [c.name for c in table.columns]
+
+
+def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([csv_cell(row.get(c)) for c in columns])
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell: ISO dates, whole numbers without ".0", JSON for structures, formulas defused."""
+    if _missing(value):
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value)
+    return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, pandas NA/NaT; never a container or text."""
+    return value is None or (not isinstance(value, str | bytes | dict | list | tuple) and bool(pd.isna(value)))
+
+
+# -- the page ------------------------------------------------------------------------------------
+def render_html(data: Mapping[str, Any], files: Sequence[str] = ()) -> str:
+    changes = data["changes"]
+    shown = [c for c in changes if c["action"] != "unchanged"]
+    context = {
+        **data,
+        "mode_help": MODE_HELP.get(str(data["run"]["mode"]), ""),
+        "outcomes": outcome_rows(data["counts"]),
+        "groups": reason_groups(data["quarantine"]),
+        "shown_changes": shown[:MAX_HTML_ROWS],
+        "hidden_changes": max(0, len(shown) - MAX_HTML_ROWS),
+        "unchanged": sum(1 for c in changes if c["action"] == "unchanged"),
+        "files": files,
+    }
+    return _TEMPLATE.render(**context)
+
+
+def _num(v: Any) -> Any:
+    if _missing(v):
+        return ""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def _delta(new: Any, old: Any) -> str:
+    if _missing(new) or _missing(old):
+        return ""
+    d = float(new) - float(old)
+    return f"{_num(d):+}" if d else "0"
+
+
+def _when(v: Any) -> str:
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return "" if _missing(v) else str(v)
+
+
+# Autoescape on for every value; a missing key renders empty rather than losing the whole report.
+_ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_ENV.filters.update(num=_num, when=_when)
+_ENV.globals.update(delta=_delta)
+
+_TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Billing sync {{ run.billing_date }} — reconciliation report</title>
+<style>
+ body { font: 14px/1.45 -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; color: #1d2939;
+        margin: 24px auto; max-width: 1180px; padding: 0 16px; }
+ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d0d5dd; }
+ h3 { font-size: 15px; margin: 18px 0 4px; }
+ table { border-collapse: collapse; margin: 6px 0 10px; }
+ th, td { border: 1px solid #d0d5dd; padding: 4px 8px; text-align: left; vertical-align: top; }
+ th { background: #f2f4f7; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+ table.meta th { width: 9em; } .muted { color: #667085; } code { font-size: 12px; }
+ .ok { color: #067647; } .bad { color: #b42318; } tr.bad td { background: #fef3f2; }
+ .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #eaecf0; }
+ .help { background: #f0f9ff; border-left: 4px solid #0ba5ec; padding: 6px 10px; margin: 4px 0 8px; }
+ @media print { body { margin: 0; } a { color: inherit; } }
+</style>
+</head>
+<body>
+<h1>Huntress → ConnectWise billing sync: {{ run.billing_date }}</h1>
+<p class="muted">Reconciliation report of run <code>{{ run.run_id }}</code></p>
+
+<table class="meta">
+<tr><th>Billing date</th><td>{{ run.billing_date }}</td></tr>
+<tr><th>Invoice</th><td>{{ run.invoice_id if run.invoice_id is not none else "" }}
+{% if run.invoice.get("created_at") %} <span class="muted">created {{ run.invoice.created_at }}{% if run.invoice.get("quantity") is not none %}, quantity {{ run.invoice.quantity }}{% endif %}</span>{% endif %}</td></tr>
+<tr><th>Mode</th><td><span class="badge">{{ run.mode }}</span> <span class="muted">{{ mode_help }}</span></td></tr>
+<tr><th>Status</th><td><span class="badge">{{ run.status or "" }}</span></td></tr>
+<tr><th>Started</th><td>{{ run.started_at | when }}</td></tr>
+<tr><th>Finished</th><td>{{ run.finished_at | when }}</td></tr>
+{% if links.airflow_run %}<tr><th>Airflow</th><td><a href="{{ links.airflow_run }}">the run in Airflow</a></td></tr>{% endif %}
+</table>
+
+<h2>Outcomes</h2>
+<p>{{ counts.get("total", 0) }} sync keys (company × product).</p>
+<table>
+<tr><th>outcome</th><th class="n">keys</th><th>meaning</th></tr>
+{% for o in outcomes %}<tr><td>{{ o.outcome }}</td><td class="n">{{ o.count }}</td><td>{{ o.meaning }}</td></tr>
+{% endfor %}
+</table>
+
+<h2>Totals: Huntress vs ConnectWise</h2>
+{% if checks.get("mismatches") %}
+<p class="bad"><strong>Mismatches:</strong></p>
+<ul>{% for m in checks.mismatches %}<li class="bad">{{ m }}</li>{% endfor %}</ul>
+{% else %}
+<p class="ok">Huntress and ConnectWise agree for every product.</p>
+{% endif %}
+<table>
+<tr><th>product</th><th>catalog item</th><th class="n">Huntress</th><th class="n">ConnectWise before</th>
+<th class="n">ConnectWise after</th><th class="n">difference</th></tr>
+{% for t in totals %}<tr{% if t.difference %} class="bad"{% endif %}><td>{{ t.product }}</td><td>{{ t.catalog_identifier or "" }}</td>
+<td class="n">{{ t.huntress | num }}</td><td class="n">{{ t.connectwise_before | num }}</td>
+<td class="n">{{ t.connectwise_after | num }}</td><td class="n">{{ t.difference | num }}</td></tr>
+{% else %}<tr><td colspan="6" class="muted">no totals recorded</td></tr>
+{% endfor %}
+</table>
+{% if checks.get("invoice_quantity") %}{% set iq = checks.invoice_quantity %}
+<p class="muted">Invoice quantity {{ iq.invoice }}; sum of its lines' EDR usage {{ iq.sum_of_line_edr }}{% if iq.invalid_edr_lines %}; {{ iq.invalid_edr_lines }} line(s) with invalid EDR usage{% endif %}.</p>
+{% endif %}
+
+<h2>Changes</h2>
+{% if shown_changes or hidden_changes %}
+<table>
+<tr><th>company</th><th>product</th><th class="n">agreement</th><th class="n">addition</th><th class="n">Huntress</th>
+<th class="n">old quantity</th><th class="n">new quantity</th><th class="n">change</th><th>action</th></tr>
+{% for c in shown_changes %}<tr><td>{{ c.company_name or "" }} <span class="muted">#{{ c.cw_company_id | num }}</span></td>
+<td>{{ c.product }}</td><td class="n">{{ c.agreement_id | num }}</td><td class="n">{{ c.addition_id | num }}</td>
+<td class="n">{{ c.huntress_quantity | num }}</td><td class="n">{{ c.previous_quantity | num }}</td>
+<td class="n">{{ c.new_quantity | num }}</td><td class="n">{{ delta(c.new_quantity, c.previous_quantity) }}</td>
+<td>{{ c.action }}</td></tr>
+{% endfor %}
+</table>
+{% if hidden_changes %}<p class="muted">{{ hidden_changes }} more change(s) in changes.csv.</p>{% endif %}
+{% else %}
+<p>No quantity changes.</p>
+{% endif %}
+<p class="muted">{{ unchanged }} addition(s) already carried the Huntress quantity (listed in changes.csv).</p>
+
+<h2>Needs review: quarantine</h2>
+{% if groups %}
+<table>
+<tr><th>reason</th><th class="n">rows</th><th class="n">open</th><th>meaning</th></tr>
+{% for g in groups %}<tr><td><a href="#{{ g.code }}">{{ g.code }}</a></td><td class="n">{{ g.rows | length }}</td>
+<td class="n">{{ g.open }}</td><td>{{ g.meaning }}</td></tr>
+{% endfor %}
+</table>
+{% for g in groups %}
+<h3 id="{{ g.code }}">{{ g.code }} ({{ g.rows | length }})</h3>
+<p>{{ g.meaning }}</p>
+{% if g.help %}<div class="help"><strong>What to do:</strong> {{ g.help }}</div>{% endif %}
+<table>
+<tr><th>Huntress organization</th><th>ConnectWise company</th><th>product</th><th>detail</th><th>status</th></tr>
+{% for q in g.shown %}<tr><td>{{ q.huntress_organization_name or "" }}{% if q.huntress_organization_id is not none %} <span class="muted">#{{ q.huntress_organization_id }}</span>{% endif %}</td>
+<td>{{ q.company_name or "" }}{% if q.cw_company_id is not none %} <span class="muted">#{{ q.cw_company_id }}</span>{% endif %}</td>
+<td>{{ q.product or "" }}</td><td>{{ q.detail or "" }}</td><td>{{ q.status }}</td></tr>
+{% endfor %}
+</table>
+{% if g.rows | length > g.shown | length %}<p class="muted">{{ g.rows | length - g.shown | length }} more row(s) in quarantine.csv.</p>{% endif %}
+{% endfor %}
+{% else %}
+<p class="ok">Nothing was quarantined.</p>
+{% endif %}
+
+<h2>Files</h2>
+<ul>
+{% for f in files %}<li><a href="{{ f }}">{{ f }}</a>{% if f == "validation.json" %} <span class="muted">(Great Expectations validation results)</span>{% endif %}</li>
+{% endfor %}
+{% if links.report_page %}<li><a href="{{ links.report_page }}">this report in Airflow (billing review)</a></li>{% endif %}
+</ul>
+</body>
+</html>
+""")
+
+
+# -- the text summary (CLI) ------------------------------------------------------------------------
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
@@ -17,7 +338,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def run_summary_text(eng, billing_date: str, run_id: str | None = None) -> str:
     """The newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
-    runs = [r for r in store.list_runs(eng, limit=500) if str(r["billing_date"]) == billing_date]
+    runs = store.list_runs(eng, limit=1, billing_date=billing_date)
     run = store.get_run(eng, run_id) if run_id else (runs[0] if runs else None)
     if not run:
         return f"no run recorded for billing date {billing_date}"
@@ -38,12 +359,10 @@ def run_summary_text(eng, billing_date: str, run_id: str | None = None) -> str:
             ["reason_code", "key", "organization", "detail"],
             [[q["reason_code"], q["sync_key"], (q["huntress_organization_name"] or "")[:30],
               (q["detail"] or "")[:90]] for q in held])]
+        out += ["", "What to do:"] + [f"  {g['code']}: {g['help']}" for g in reason_groups(held) if g["help"]]
     mismatches = (run.get("checks") or {}).get("mismatches") or []
     out += ["", "Totals check: " + ("Huntress and ConnectWise agree" if not mismatches else "; ".join(mismatches))]
     if run.get("report_path"):
-        out.append(f"Report: {run['report_path']}")
+        page = Path(run["report_path"]) / REPORT_FILE
+        out.append(f"Report: {page if page.exists() else run['report_path']}")
     return "\n".join(out)
-
-
-def _num(v: Any) -> Any:
-    return int(v) if isinstance(v, float) and v.is_integer() else v

@@ -1,0 +1,448 @@
+"""Alerts: a task failed, or a finished run left keys for a person to review.
+
+Channels are Airflow connections, each optional (docs/operations.md):
+    billing_sync_smtp   SMTP connection of the SMTP provider; extra `to` (list or "a@x, b@y"),
+                        optional `cc`, `from_email`, plus the provider's own (disable_tls, ...)
+    billing_sync_slack  Slack incoming-webhook connection of the Slack provider
+With neither, a message is only logged. Sending never raises: an alert that fails to go out must not
+fail (or re-fail) the task it reports on.
+
+A message is plain data (`Message`), rendered per medium: log text, HTML mail, Slack mrkdwn. Before
+rendering, every value is scrubbed of the logins and passwords of our connections (an exception's
+text can carry a URL or a header), then escaped for its medium, never treated as a template.
+
+Only `airflow.sdk.BaseNotifier` is imported at module level; hooks, providers and the billing DB
+load when a message is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+from airflow.sdk import BaseNotifier
+
+from .reconcile import REASON_CODES, REASON_HELP
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "huntress_connectwise_billing_sync"
+SMTP_CONN_ID = "billing_sync_smtp"
+SLACK_CONN_ID = "billing_sync_slack"
+# Connections whose login/password must never reach a message.
+SECRET_CONN_IDS = ("huntress_default", "connectwise_default", "billing_sync_db", SMTP_CONN_ID, SLACK_CONN_ID)
+DEFAULT_FROM_EMAIL = "billing-sync@localhost"
+DEFAULT_BASE_URL = "http://localhost:8080"
+MIN_SECRET_LENGTH = 3  # shorter values would blank ordinary words; no real credential is that short
+LOOSE_SECRET_LENGTH = 8  # from this length a secret is masked even inside a longer word
+MAX_ERROR_CHARS = 2000
+MAX_SLACK_CHARS = 3500  # Slack truncates long webhook texts; keep the links in view
+
+_MASK = "***"
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+# An Authorization value: the scheme, then a credential-looking run (has a digit or base64 sign).
+_AUTH_HEADER = re.compile(r"\b(Basic|Bearer)\s+(?=[A-Za-z0-9+/=._~-]*[0-9+/=])[A-Za-z0-9+/=._~-]{8,}")
+_SECRET_EXTRA_KEY = re.compile(r"(?i)pass|secret|token|private|key$")
+
+
+# -- the message ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Message:
+    """What to tell people. `links` are (label, URL or file path)."""
+
+    subject: str
+    facts: tuple[tuple[str, str], ...] = ()
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    severity: str = "info"  # info | failure
+
+    def map_text(self, fn: Callable[[str], str]) -> Message:
+        return replace(
+            self,
+            subject=fn(self.subject),
+            facts=tuple((fn(k), fn(v)) for k, v in self.facts),
+            sections=tuple((fn(h), tuple(fn(x) for x in lines)) for h, lines in self.sections),
+            links=tuple((fn(k), fn(v)) for k, v in self.links),
+        )
+
+
+def render_text(m: Message) -> str:
+    out = [m.subject, ""]
+    out += [f"{k}: {v}" for k, v in m.facts]
+    for heading, lines in m.sections:
+        out += ["", f"{heading}:"] + [f"  - {x}" for x in lines]
+    if m.links:
+        out += [""] + [f"{k}: {v}" for k, v in m.links]
+    return "\n".join(out)
+
+
+def render_html(m: Message) -> str:
+    e = html.escape
+    colour = "#b42318" if m.severity == "failure" else "#175cd3"
+    rows = "".join(f"<tr><th align='left' style='padding:2px 12px 2px 0'>{e(k)}</th>"
+                   f"<td style='padding:2px 0'>{e(v)}</td></tr>" for k, v in m.facts)
+    parts = [f"<h2 style='color:{colour};font-size:18px'>{e(m.subject)}</h2>", f"<table>{rows}</table>"]
+    for heading, lines in m.sections:
+        items = "".join(f"<li>{e(x)}</li>" for x in lines)
+        parts.append(f"<h3 style='font-size:15px'>{e(heading)}</h3><ul>{items}</ul>")
+    if m.links:
+        items = "".join(f"<li>{e(k)}: {_html_link(v)}</li>" for k, v in m.links)
+        parts.append(f"<ul>{items}</ul>")
+    return f"<div style='font-family:sans-serif;font-size:14px'>{''.join(parts)}</div>"
+
+
+def _html_link(target: str) -> str:
+    e = html.escape
+    if target.startswith(("http://", "https://")):
+        return f"<a href=\"{e(target)}\">{e(target)}</a>"
+    return f"<code>{e(target)}</code>"  # a file path: mail clients cannot open file:// links anyway
+
+
+def render_slack(m: Message) -> str:
+    def esc(s: str) -> str:
+        # Slack's only escapes; unescaped, a name like "<!channel>" would ping everyone.
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    icon = ":rotating_light:" if m.severity == "failure" else ":clipboard:"
+    out = [f"{icon} *{esc(m.subject)}*"] + [f"*{esc(k)}:* {esc(v)}" for k, v in m.facts]
+    for heading, lines in m.sections:
+        out += [f"*{esc(heading)}:*"] + [f"• {esc(x)}" for x in lines]
+    links = [f"<{esc(v)}|{esc(k)}>" if v.startswith(("http://", "https://")) else f"{esc(k)}: `{esc(v)}`"
+             for k, v in m.links]
+    body = "\n".join(out)
+    tail = "\n".join(links)
+    if len(body) + len(tail) > MAX_SLACK_CHARS:
+        body = body[: max(0, MAX_SLACK_CHARS - len(tail) - 20)] + "\n… (cut; see the report)"
+    return f"{body}\n{tail}" if tail else body
+
+
+# -- secrets -------------------------------------------------------------------------------------
+def connection_secrets(conn_ids: Iterable[str] = SECRET_CONN_IDS) -> list[str]:
+    """Logins, passwords and secret-looking extras of the connections that exist."""
+    found: list[str] = []
+    for conn_id in conn_ids:
+        conn = get_connection(conn_id)
+        if conn is None:
+            continue
+        login, password = conn.login or "", conn.password or ""
+        found += [login, password, *login.split("+")]  # ConnectWise login: companyId+publicKey
+        if "://" in password:  # a Slack webhook given as a whole URL: its path is the token
+            found.append(urlsplit(password).path.strip("/"))
+        if login and password:
+            found.append(base64.b64encode(f"{login}:{password}".encode()).decode())  # Basic auth
+        extra = _extra(conn)
+        found += [str(v) for k, v in extra.items() if isinstance(v, str) and _SECRET_EXTRA_KEY.search(k)]
+    return found
+
+
+def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function that masks each secret (and its URL/HTML/JSON-escaped forms) in a text.
+
+    Secrets shorter than LOOSE_SECRET_LENGTH are masked only as whole tokens: a public key "pub"
+    must not turn "public" into "***lic", while a long secret is masked wherever it appears.
+    """
+    variants: set[str] = set()
+    for s in secrets:
+        if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH:
+            variants |= {s, quote(s, safe=""), quote_plus(s), html.escape(s), json.dumps(s)[1:-1]}
+    ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+    short = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])") for v in ordered
+             if len(v) < LOOSE_SECRET_LENGTH]
+    long = [v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH]
+
+    def scrub(text: str) -> str:
+        text = str(text)
+        for v in long:
+            text = text.replace(v, _MASK)
+        for pattern in short:
+            text = pattern.sub(_MASK, text)
+        text = _URL_USERINFO.sub(f"{_MASK}@", text)
+        return _AUTH_HEADER.sub(lambda m: f"{m.group(1)} {_MASK}", text)
+
+    return scrub
+
+
+# -- Airflow lookups (lazy imports) ----------------------------------------------------------------
+def get_connection(conn_id: str) -> Any | None:
+    """The connection, or None when it is not defined (or cannot be looked up)."""
+    try:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+    except Exception as exc:  # secrets backend down: a lookup problem must not stop the alert
+        log.warning("could not look up connection %s: %s", conn_id, type(exc).__name__)
+        return None
+
+
+def _extra(conn: Any) -> dict[str, Any]:
+    try:
+        extra = conn.extra_dejson
+    except Exception:
+        return {}
+    return extra if isinstance(extra, dict) else {}
+
+
+def airflow_base_url() -> str:
+    """`[api] base_url`, the address people open Airflow's UI at."""
+    try:
+        from airflow.sdk.configuration import conf
+
+        base = conf.get("api", "base_url", fallback=None)
+    except Exception:
+        base = None
+    return (base or DEFAULT_BASE_URL).rstrip("/")
+
+
+def run_url(run_id: str, dag_id: str = DAG_ID) -> str:
+    return f"{airflow_base_url()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def task_url(run_id: str, task_id: str, map_index: int | None = None, dag_id: str = DAG_ID) -> str:
+    mapped = f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else ""
+    return f"{run_url(run_id, dag_id)}/tasks/{quote(task_id, safe='')}{mapped}"
+
+
+def report_page_url(run_id: str) -> str:
+    """The billing-review plugin's page of the run's report."""
+    return f"{airflow_base_url()}/billing-review/runs/{quote(run_id, safe='')}/report"
+
+
+def run_links(run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
+    return {"airflow_run": run_url(run_id, dag_id), "report_page": report_page_url(run_id)}
+
+
+# -- what to say ---------------------------------------------------------------------------------
+def failure_message(context: Mapping[str, Any]) -> Message:
+    """A task failed for good (retries used up)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None) or DAG_ID
+    run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
+    task_id = str(getattr(ti, "task_id", "?"))
+    map_index = getattr(ti, "map_index", None)
+    billing_date = _billing_date(context)
+    task = task_id + (f" [{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
+    error = context.get("exception")
+    error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error or "unknown")
+    facts = [("Billing date", billing_date), ("Task", task),
+             ("Attempt", str(getattr(ti, "try_number", "?"))), ("Run", run_id),
+             ("Error", _cut(error_text, MAX_ERROR_CHARS))]
+    sections = []
+    by_reason = _open_quarantine_by_reason(run_id)
+    if by_reason:
+        sections.append(("Quarantined so far in this run", tuple(f"{c}: {n}" for c, n in by_reason.items())))
+    links = [("Task log in Airflow", task_url(run_id, task_id, map_index, dag_id)),
+             ("Run in Airflow", run_url(run_id, dag_id)),
+             ("Report page (once the run records)", report_page_url(run_id))]
+    folder = _report_folder(billing_date, run_id)
+    if folder:
+        links.append(("Report folder", folder))
+    return Message(subject=f"Billing sync FAILED: task {task}, billing date {billing_date}",
+                   facts=tuple(facts), sections=tuple(sections), links=tuple(links), severity="failure")
+
+
+def attention_reasons(result: Mapping[str, Any]) -> list[str]:
+    """Why a finished run needs a person: quarantined keys, held changes, totals that disagree."""
+    counts, checks = result.get("counts") or {}, result.get("checks") or {}
+    why = []
+    if counts.get("quarantined"):
+        why.append(f"{counts['quarantined']} key(s) quarantined")
+    if result.get("mode") == "report_only" and counts.get("planned"):
+        why.append(f"{counts['planned']} change(s) held: the invoice is not the newest (report only)")
+    if checks.get("mismatches"):
+        why.append("Huntress and ConnectWise totals disagree")
+    return why
+
+
+def summary_message(ref: Mapping[str, Any], result: Mapping[str, Any], task_id: str = "record_run",
+                    dag_id: str = DAG_ID) -> Message | None:
+    """The run's summary when something needs review; None when the run is clean."""
+    why = attention_reasons(result)
+    if not why:
+        return None
+    counts, checks = result.get("counts") or {}, result.get("checks") or {}
+    run_id, billing_date = str(ref["run_id"]), str(ref["billing_date"])
+    outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("updated", "unchanged", "planned",
+                                                             "not_applicable", "quarantined"))
+    facts = (("Billing date", billing_date), ("Invoice", str(ref.get("invoice_id"))),
+             ("Mode", str(result.get("mode") or ref.get("mode"))), ("Task", task_id), ("Run", run_id),
+             ("Outcomes", outcomes), ("Needs attention", "; ".join(why)))
+    sections = []
+    reasons = [(c, int(counts[c])) for c in REASON_CODES if counts.get(c)]
+    if reasons:
+        sections.append(("Quarantined by reason (what to do)",
+                         tuple(f"{c}: {n} — {REASON_HELP.get(c, '')}".rstrip(" —") for c, n in reasons)))
+    if checks.get("mismatches"):
+        sections.append(("Totals check", tuple(str(x) for x in checks["mismatches"])))
+    links = [("Report page", report_page_url(run_id)), ("Run in Airflow", run_url(run_id, dag_id))]
+    if result.get("report"):
+        links.append(("Report file", str(result["report"])))
+    total = counts.get("quarantined", 0)
+    subject = (f"Billing sync {billing_date}: {total} key(s) need review" if total
+               else f"Billing sync {billing_date}: {why[0]}")
+    return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
+
+
+def _billing_date(context: Mapping[str, Any]) -> str:
+    """The DAG's billing date: the logical date in UTC, as `resolve` computes it."""
+    when = context.get("logical_date")
+    if when is None:
+        dag_run = context.get("dag_run")
+        when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    if isinstance(when, datetime):
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC)
+        return when.date().isoformat()
+    return when.isoformat() if isinstance(when, date) else "unknown"
+
+
+def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
+    """Best effort: the failure alert goes out even when the billing DB is what failed."""
+    if not run_id:
+        return {}
+    try:
+        from . import steps, store
+
+        rows = store.list_quarantine(steps.engine(), run_id=run_id, status="open", limit=None)
+    except Exception as exc:
+        log.info("no quarantine counts for the alert: %s", type(exc).__name__)
+        return {}
+    counts = Counter(r["reason_code"] for r in rows)
+    return {c: counts[c] for c in sorted(counts, key=_reason_order)}
+
+
+def _reason_order(code: str) -> tuple[int, str]:
+    codes = list(REASON_CODES)
+    return (codes.index(code) if code in codes else len(codes), code)
+
+
+def _report_folder(billing_date: str, run_id: str) -> str | None:
+    try:
+        from . import steps
+
+        return str(steps.reports_dir({"billing_date": billing_date, "run_id": run_id}))
+    except Exception:
+        return None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- sending -------------------------------------------------------------------------------------
+def dispatch(message: Message, context: Mapping[str, Any] | None = None,
+             smtp_conn_id: str = SMTP_CONN_ID, slack_conn_id: str = SLACK_CONN_ID) -> dict[str, str]:
+    """Log the message and send it through every configured channel. Returns channel → outcome
+    ("sent", "skipped: ...", "failed: ..."); never raises."""
+    scrub = scrubber(connection_secrets((*SECRET_CONN_IDS, smtp_conn_id, slack_conn_id)))
+    message = message.map_text(scrub)
+    level = logging.ERROR if message.severity == "failure" else logging.WARNING
+    log.log(level, "billing sync alert:\n%s", render_text(message))
+    results: dict[str, str] = {}
+    for name, conn_id, send in (("email", smtp_conn_id, _send_email), ("slack", slack_conn_id, _send_slack)):
+        conn = get_connection(conn_id)
+        if conn is None:
+            results[name] = f"skipped: no connection {conn_id}"
+            continue
+        try:
+            results[name] = send(conn, conn_id, message, dict(context or {}))
+        except Exception as exc:
+            results[name] = f"failed: {scrub(f'{type(exc).__name__}: {exc}')}"
+            log.warning("billing sync alert: %s channel %s %s", name, conn_id, results[name])
+    if all(r.startswith("skipped: no connection") for r in results.values()):
+        log.info("no notification connection (%s, %s) configured: the alert was only logged",
+                 smtp_conn_id, slack_conn_id)
+    return results
+
+
+def _send_email(conn: Any, conn_id: str, message: Message, context: dict[str, Any]) -> str:
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    extra = _extra(conn)
+    to = _addresses(extra.get("to"))
+    if not to:
+        log.warning("connection %s has no extra.to: no e-mail sent", conn_id)
+        return "skipped: extra.to is empty"
+    notifier = SmtpNotifier(
+        to=to, cc=_addresses(extra.get("cc")) or None, smtp_conn_id=conn_id,
+        from_email=extra.get("from_email") or DEFAULT_FROM_EMAIL,
+        subject=" ".join(message.subject.split()),  # no line breaks in a header
+        html_content=render_html(message),
+    )
+    # notify(), not __call__: __call__ renders the fields as Jinja templates, and our text holds
+    # names from Huntress/ConnectWise ("{{ conn... }}" must stay text).
+    notifier.notify(context)
+    return "sent"
+
+
+def _send_slack(conn: Any, conn_id: str, message: Message, context: dict[str, Any]) -> str:
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=render_slack(message), timeout=30).notify(context)
+    return "sent"
+
+
+def _addresses(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [a for a in re.split(r"\s*[,;]\s*", value.strip()) if a]
+    if isinstance(value, list | tuple):
+        return [str(a).strip() for a in value if str(a).strip()]
+    return []
+
+
+class BillingSyncNotifier(BaseNotifier):
+    """Airflow notifier for the billing sync: a failure alert built from the task context, or a
+    given message, sent through whichever of `billing_sync_smtp` / `billing_sync_slack` exist.
+
+    As `on_failure_callback`: `BillingSyncNotifier()`. With a message: `BillingSyncNotifier(msg)(context)`.
+    """
+
+    template_fields = ()  # nothing is a template: alert text carries third-party names
+
+    def __init__(self, message: Message | None = None, *, smtp_conn_id: str = SMTP_CONN_ID,
+                 slack_conn_id: str = SLACK_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.smtp_conn_id = smtp_conn_id
+        self.slack_conn_id = slack_conn_id
+        self.results: dict[str, str] = {}
+
+    def notify(self, context: Mapping[str, Any]) -> None:
+        try:
+            message = self.message or failure_message(context)
+        except Exception as exc:  # a broken context must still produce an alert
+            log.exception("could not build the failure message")
+            message = Message(subject=f"Billing sync FAILED ({type(exc).__name__} building the alert)",
+                              severity="failure")
+        self.results = dispatch(message, context, self.smtp_conn_id, self.slack_conn_id)
+
+
+def notify_run_summary(ref: Mapping[str, Any], result: Mapping[str, Any],
+                       context: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """From record_run: tell people when the run left something to review. Never raises."""
+    try:
+        ti = (context or {}).get("ti")
+        message = summary_message(ref, result, task_id=getattr(ti, "task_id", "record_run"),
+                                  dag_id=getattr(ti, "dag_id", None) or DAG_ID)
+        if message is None:
+            log.info("run %s: nothing to review, no summary sent", ref.get("run_id"))
+            return {}
+        notifier = BillingSyncNotifier(message)
+        notifier.notify(dict(context or {}))
+        return notifier.results
+    except Exception:
+        log.exception("the run summary notification failed")
+        return {}
