@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) lint
+# The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) lint chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -41,3 +46,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(AIRFLOW_HOME) test-artifacts .pytest_cache
+
+# Airflow standalone + the sandbox on the demo scenario: the DAG and the billing review pages on
+# http://127.0.0.1:8080 (log-in details are printed; see docs/ui.md). AIRFLOW_ARGS="--port 8081" etc.
+.PHONY: airflow
+airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
+	$(BIN)/python scripts/airflow_local.py $(AIRFLOW_ARGS)

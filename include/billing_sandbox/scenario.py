@@ -1,0 +1,118 @@
+"""Load and validate a sandbox scenario file (CONTRACTS.md §5) against scenario.schema.json."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import relevance
+
+SCHEMA_PATH = Path(__file__).with_name("scenario.schema.json")
+MAX_REPORTED_ERRORS = 20
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be served; `problems` holds one 'json.path: why' line each."""
+
+    def __init__(self, problems: list[str], source: str = "scenario") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(f"{source} is invalid:\n  " + "\n  ".join(problems))
+
+
+def _strict_integer(_checker: Any, instance: Any) -> bool:
+    # JSON Schema counts 1.0 as an integer; an id of 1.0 would then be served as 1.0, so refuse it.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    base = jsonschema.Draft202012Validator
+    base.check_schema(schema)
+    checker = base.TYPE_CHECKER.redefine("integer", _strict_integer)
+    cls = jsonschema.validators.extend(base, type_checker=checker)
+    return cls(schema, format_checker=base.FORMAT_CHECKER)
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """Render a JSON path the way a reader writes it: huntress.invoices[0].lines[3].id."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(root)"
+
+
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate_scenario(data: Any, source: str = "scenario") -> None:
+    """Raise ScenarioError naming each bad field's JSON path, schema problems first."""
+    errors = sorted(_validator().iter_errors(data), key=relevance, reverse=True)
+    problems = [f"{json_path(e.absolute_path)}: {e.message}" for e in errors]
+    if not problems:
+        problems = list(_consistency_problems(data))
+    if problems:
+        raise ScenarioError(problems[:MAX_REPORTED_ERRORS], source)
+
+
+def load_scenario(path: str | Path) -> dict[str, Any]:
+    """Read and validate a scenario file; raises ScenarioError (also for unreadable or non-JSON files)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError([f"(file): cannot read: {exc.strerror or exc}"], str(path)) from exc
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ScenarioError([f"(file): not valid JSON: {exc}"], str(path)) from exc
+    validate_scenario(data, str(path))
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    # json accepts NaN/Infinity, but no real API can send them: the sandbox would emit invalid JSON.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _duplicates(items: list[dict[str, Any]], where: str) -> Iterator[str]:
+    seen: set[Any] = set()
+    for index, item in enumerate(items):
+        if item["id"] in seen:
+            yield f"{where}[{index}].id: {item['id']!r} is not unique"
+        seen.add(item["id"])
+
+
+def _consistency_problems(data: dict[str, Any]) -> Iterator[str]:
+    """What a schema cannot say: unique ids, and invoice lines naming an organization."""
+    hunt, cw = data["huntress"], data["connectwise"]
+    yield from _duplicates(hunt["organizations"], "huntress.organizations")
+    yield from _duplicates(hunt["invoices"], "huntress.invoices")
+    org_ids = {org["id"] for org in hunt["organizations"]}
+    line_ids: set[int] = set()
+    for i, invoice in enumerate(hunt["invoices"]):
+        for j, line in enumerate(invoice["lines"]):
+            where = f"huntress.invoices[{i}].lines[{j}]"
+            if "id" in line:
+                if line["id"] in line_ids:
+                    yield f"{where}.id: {line['id']!r} is not unique"
+                line_ids.add(line["id"])
+            if line["organization_id"] not in org_ids and "organization_name" not in line:
+                yield (
+                    f"{where}.organization_id: {line['organization_id']!r} is not in huntress.organizations "
+                    "(add the organization, or give the line an organization_name)"
+                )
+    for name in ("companies", "catalog", "agreements"):
+        yield from _duplicates(cw[name], f"connectwise.{name}")
+    seen: set[int] = set()
+    for i, agreement in enumerate(cw["agreements"]):
+        for j, addition in enumerate(agreement.get("additions", [])):
+            if addition["id"] in seen:
+                yield f"connectwise.agreements[{i}].additions[{j}].id: {addition['id']!r} is not unique"
+            seen.add(addition["id"])

@@ -1,0 +1,261 @@
+"""The review app's routes with FastAPI's TestClient: a billing DB filled through store.py, and
+auth replaced by a header (`X-User`, `X-Role: editor`) so each rule can be tested in milliseconds.
+The real auth, server and browser are in test_browser.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.testclient import TestClient
+
+from billing_sync import frames, store
+from billing_sync.review.app import create_app
+from billing_sync.review.security import CSRF_COOKIE, ReviewAuth, Reviewer
+
+RUN = "manual__2026-11-01T00:00:00+00:00"
+DAY = "2026-11-01"
+EVIL = '<script>alert("x")</script>'
+ALICE = {"X-User": "alice", "X-Role": "editor"}
+
+
+def reader(request: Request) -> Reviewer:
+    user = request.headers.get("x-user")
+    if not user:
+        raise HTTPException(401, "Not authenticated")
+    return Reviewer(user, user)
+
+
+def editor(request: Request) -> Reviewer:
+    reviewer = reader(request)
+    if request.headers.get("x-role") != "editor":
+        raise HTTPException(403, "Forbidden")
+    return reviewer
+
+
+@dataclass
+class App:
+    client: TestClient
+    engine: object
+    report_dir: Path
+
+    def get(self, path: str, **kw):
+        return self.client.get(f"/billing-review{path}", headers=kw.pop("headers", ALICE), **kw)
+
+    def post(self, path: str, data: dict, headers: dict | None = None, token: bool = True):
+        if token:
+            data = {**data, "csrf_token": self.token(headers or ALICE)}
+        return self.client.post(f"/billing-review{path}", data=data, headers=headers or ALICE,
+                                follow_redirects=False)
+
+    def token(self, headers: dict) -> str:
+        html = self.get("/quarantine", headers=headers).text
+        return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+
+
+def fill(engine, reports: Path) -> Path:
+    store.start_run(engine, RUN, DAY, 5001, "push", {"dry_run": False})
+    orgs = [{"id": 1, "name": "Acme", "key": "acme"}, {"id": 2, "name": EVIL, "key": "evil"},
+            {"id": 3, "name": "Twin", "key": "twin"}]
+    companies = [{"id": 10, "identifier": "acme", "name": "Acme Corp"}, {"id": 20, "identifier": "x", "name": "Twin"},
+                 {"id": 21, "identifier": "y", "name": "twin"}, {"id": 30, "identifier": "z", "name": f"Co {EVIL}"}]
+    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs))
+    store.write_frame(engine, RUN, "companies", frames.companies_frame(companies))
+    store.upsert_quarantine(engine, RUN, DAY, [
+        {"sync_key": "organization:2:edr", "reason_code": "unmapped_organization", "huntress_organization_id": 2,
+         "huntress_organization_name": EVIL, "product": "edr", "detail": f"no rule maps {EVIL}", "payload": {}},
+        {"sync_key": "company:10:sat", "reason_code": "change_exceeds_limit", "cw_company_id": 10,
+         "product": "sat", "detail": "40 → 4", "payload": {"old": 40}},
+    ])
+    directory = reports / DAY / "run"
+    directory.mkdir(parents=True)
+    (directory / "report.html").write_text("<h1>Report</h1>")
+    (directory / "outcomes.csv").write_text("sync_key,outcome\n")
+    (directory / ".hidden.csv").write_text("x")
+    (directory / "binary.exe").write_text("x")
+    (reports.parent / "secret.txt").write_text("outside the reports root")
+    (directory / "escape.txt").symlink_to(reports.parent / "secret.txt")
+    store.finish_run(engine, RUN, "success", {"updated": 3, "quarantined": 2, "total": 5}, {"mismatches": []},
+                     str(directory))
+    return directory
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    directory = fill(engine, tmp_path / "reports")
+    auth = ReviewAuth(reader=reader, editor=editor, login_url=lambda nxt: f"/auth/login?next={quote(nxt)}")
+    root = FastAPI()
+    root.mount("/billing-review", create_app(engine=engine, auth=auth, csrf_secret=b"test-secret",
+                                             reports_root=tmp_path / "reports"))
+    with TestClient(root) as client:
+        yield App(client, engine, directory)
+    engine.dispose()
+
+
+def test_pages_render_escaped_with_csp(app: App) -> None:
+    for path in ["/quarantine", "/quarantine/1", "/runs", f"/runs/{quote(RUN, safe='')}", "/mapping"]:
+        page = app.get(path)
+        assert page.status_code == 200, path
+        assert "<script>alert" not in page.text, path
+        assert "script-src 'nonce-" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in app.get("/quarantine").text
+
+
+def test_anonymous_is_refused_and_browsers_sent_to_login(app: App) -> None:
+    assert app.get("/quarantine", headers={}).status_code == 401
+    page = app.get("/runs", headers={"Accept": "text/html"}, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/auth/login?next=" + quote("http://testserver/billing-review/runs")
+    assert app.client.post("/billing-review/quarantine/1", data={"action": "dismiss"}).status_code == 401
+
+
+def test_quarantine_filters(app: App) -> None:
+    assert app.get("/quarantine").text.count("data-row-id=") == 2
+    assert app.get("/quarantine?reason_code=change_exceeds_limit").text.count("data-row-id=") == 1
+    assert app.get("/quarantine?company_id=10").text.count("data-row-id=") == 1
+    assert app.get("/quarantine?billing_date=2026-10-01").text.count("data-row-id=") == 0
+    assert app.get("/quarantine?status=dismissed").text.count("data-row-id=") == 0
+    assert app.get(f"/quarantine?run_id={quote(RUN)}&status=all").text.count("data-row-id=") == 2
+    assert app.get("/quarantine?billing_date=yesterday").status_code == 400
+    assert app.get("/quarantine?status=deleted").status_code == 400
+
+
+def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
+    refused = app.post("/quarantine/1", {"action": "dismiss", "back": "status=open"})
+    assert refused.headers["location"].endswith("error=note_required&id=1")
+    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+
+    done = app.post("/quarantine/1", {"action": "dismiss", "note": "known", "back": "status=open&reason_code=x"})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1"
+    row = store.get_quarantine(app.engine, 1)
+    assert (row["status"], row["resolved_by"], row["note"]) == ("dismissed", "alice", "known")
+    assert "Row 1 dismissed." in app.get("/quarantine?done=dismissed&id=1").text
+
+    app.post("/quarantine/1", {"action": "reopen", "back": "row"})
+    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    app.post("/quarantine/2", {"action": "resolve"})
+    assert store.get_quarantine(app.engine, 2)["resolved_by"] == "alice"
+
+
+def test_redirect_stays_inside_the_app(app: App) -> None:
+    done = app.post("/quarantine/1", {"action": "resolve", "back": "https://evil.example/"})
+    assert done.headers["location"].startswith("/billing-review/quarantine?")
+    assert app.post("/quarantine/1", {"action": "resolve", "back": "status=nope"}).status_code == 400
+
+
+def test_viewer_cannot_act(app: App) -> None:
+    viewer = {"X-User": "bob"}
+    assert app.get("/quarantine", headers=viewer).status_code == 200
+    assert app.post("/quarantine/1", {"action": "resolve"}, headers=viewer).status_code == 403
+    assert app.post("/mapping", {"organization_id": "2", "company_id": "10"}, headers=viewer).status_code == 403
+
+
+def test_csrf(app: App) -> None:
+    assert app.post("/quarantine/1", {"action": "resolve"}, token=False).status_code == 403
+    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": "0" * 64}, token=False).status_code == 403
+    # A token is bound to its user: bob's own token does not work in alice's session.
+    bobs = app.token({"X-User": "bob", "X-Role": "editor"})
+    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": bobs}, token=False).status_code == 403
+    # ...and to this browser's nonce cookie.
+    token = app.token(ALICE)
+    app.client.cookies.set(CSRF_COOKIE, "n" * 43, path="/billing-review")
+    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": token}, token=False).status_code == 403
+    cross = {**ALICE, "Sec-Fetch-Site": "cross-site"}
+    assert app.post("/quarantine/1", {"action": "resolve"}, headers=cross).status_code == 403
+    other = {**ALICE, "Origin": "https://evil.example"}
+    assert app.post("/quarantine/1", {"action": "resolve"}, headers=other).status_code == 403
+    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    same = {**ALICE, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    assert app.post("/quarantine/1", {"action": "resolve"}, headers=same).status_code == 303
+
+
+def test_mapping_page_orders_problems_first(app: App) -> None:
+    html = app.get("/mapping").text
+    statuses = re.findall(r'data-status="(\w+)"', html)
+    assert statuses == ["ambiguous", "unmapped", "matched"]
+    assert 'id="org-3"' in html and "Twin #20" in html and "twin #21" in html
+
+
+def test_mapping_add_change_remove(app: App) -> None:
+    for company, error in [("99", "unknown_company"), ("abc", "bad_company")]:
+        refused = app.post("/mapping", {"organization_id": "2", "company_id": company})
+        assert f"error={error}" in refused.headers["location"]
+    assert "error=unknown_organization" in app.post("/mapping", {"organization_id": "9", "company_id": "10"}).headers[
+        "location"]
+    assert store.list_org_map(app.engine) == []
+
+    done = app.post("/mapping", {"organization_id": "2", "company_id": "10", "note": "same customer"})
+    assert done.headers["location"] == "/billing-review/mapping?done=mapped&id=2#org-2"
+    [row] = store.list_org_map(app.engine)
+    assert (row["huntress_organization_id"], row["cw_company_id"], row["created_by"]) == (2, 10, "alice")
+    html = app.get("/mapping").text
+    assert re.search(r'id="org-2"[^>]*data-status="matched"', html)
+
+    app.post("/mapping", {"organization_id": "2", "company_id": "30"})
+    assert store.list_org_map(app.engine)[0]["cw_company_id"] == 30
+    assert "error=no_mapping" in app.post("/mapping/3/delete", {}).headers["location"]
+    assert "done=unmapped" in app.post("/mapping/2/delete", {}).headers["location"]
+    assert store.list_org_map(app.engine) == []
+
+
+def test_stale_mapping_listed_for_removal(app: App) -> None:
+    store.set_org_map(app.engine, 777, 10, None, "carol")
+    html = app.get("/mapping").text
+    assert 'id="org-777"' in html and "/billing-review/mapping/777/delete" in html
+
+
+def test_report_files(app: App) -> None:
+    run = f"/runs/{quote(RUN, safe='')}"
+    html = app.get(run).text
+    listed = re.findall(r'/files/([^"]+)"', html)
+    assert listed == ["report.html", "outcomes.csv"], "report first; no dot-files, symlink escapes or other types"
+    report = app.get(f"{run}/files/report.html")
+    assert report.status_code == 200 and report.text == "<h1>Report</h1>"
+    assert report.headers["content-security-policy"].startswith("sandbox")
+    assert app.get(f"{run}/files/outcomes.csv").headers["content-type"].startswith("text/csv")
+    assert app.get(f"{run}/files/report.html", headers={}).status_code == 401
+
+
+@pytest.mark.parametrize("name", [
+    "..%2F..%2Fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt", "%2E%2E", ".hidden.csv", "escape.txt", "binary.exe",
+    "..%5C..%5Csecret.txt", "missing.csv",
+])
+def test_report_files_refuse_escapes(app: App, name: str) -> None:
+    response = app.get(f"/runs/{quote(RUN, safe='')}/files/{name}")
+    assert response.status_code == 404
+    assert "outside the reports root" not in response.text
+
+
+def test_report_dir_outside_root_is_not_served(app: App, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.html").write_text("not ours")
+    store.finish_run(app.engine, RUN, "success", {"total": 0}, None, str(elsewhere))
+    assert "missing or outside" in app.get(f"/runs/{quote(RUN, safe='')}").text
+    assert app.get(f"/runs/{quote(RUN, safe='')}/files/report.html").status_code == 404
+
+
+def test_unknown_run_and_row(app: App) -> None:
+    assert app.get("/runs/nope").status_code == 404
+    assert app.get("/quarantine/999").status_code == 404
+    assert "error=not_found" in app.post("/quarantine/999", {"action": "resolve"}).headers["location"]
+
+
+def test_quarantine_paging_keeps_filters(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    from billing_sync.review import app as review_app
+
+    monkeypatch.setattr(review_app, "PAGE_SIZE", 1)
+    first = app.get("/quarantine?status=all")
+    assert "page 1 of 2" in first.text and first.text.count("data-row-id=") == 1
+    older = re.search(r'href="([^"]+)">Older', first.text).group(1).replace("&amp;", "&")
+    assert "status=all" in older and "page=2" in older
+    second = app.client.get(older, headers=ALICE)
+    assert "page 2 of 2" in second.text and second.text.count("data-row-id=") == 1
