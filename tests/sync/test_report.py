@@ -16,7 +16,7 @@ from billing_sync.reconcile import REASON_HELP
 
 RUN_ID = "manual__2026-11-01T00:00:00+00:00"
 DAY = date(2026, 11, 1)
-EVIL = '<script>alert("x")</script> O\'Brien & Søn ™ {{ 7*7 }}'
+EVIL = '<script>alert("x")</script> O\'Brien & Søn ™ {{ 7*7 }}zq'
 REF = {"run_id": RUN_ID, "billing_date": DAY.isoformat(), "mode": "push", "invoice_id": 5001,
        "invoice": {"id": 5001, "created_at": "2026-11-01T06:00:00Z", "quantity": 52},
        "settings": {"products": {"edr": "HUNTRESS-EDR", "itdr": "HUNTRESS-ITDR"}}}
@@ -97,7 +97,7 @@ def test_report_escapes_markup_and_is_self_contained(written: Path) -> None:
     assert "&lt;script&gt;" in page and "<script>" not in page
     text = "".join(parsed.text)
     assert EVIL in text, "the name reads back exactly, as text"
-    assert "{{ 7*7 }}" in text and "49" not in text, "names are data, never template"
+    assert "{{ 7*7 }}zq" in text and "49zq" not in text, "names are data, never template"
     assert '<meta charset="utf-8">' in page
 
 
