@@ -15,7 +15,9 @@ billing date (the DAG run's logical date).
 7. **push** the changes in batches (re-read, write, record; idempotent);
 8. **record_run**: outcome counts, the Huntress-vs-ConnectWise totals check, the report.
 
-Connections: `huntress_default`, `connectwise_default`, optional `billing_sync_db`. See the README.
+Connections: `huntress_default`, `connectwise_default`, optional `billing_sync_db`; alerts through the
+optional `billing_sync_smtp` / `billing_sync_slack`. The *Billing* pages (Plugins menu) hold the
+quarantine, the runs with their reports, and the organization mapping. See the README.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+from airflow.sdk import Param, PokeReturnValue, chain, dag, get_current_context, task
 
 DAG_ID = "huntress_connectwise_billing_sync"
 CONFIG_VARIABLE = "huntress_cw_billing_config"
@@ -151,12 +153,8 @@ def huntress_connectwise_billing_sync():
         return result
 
     ref = wait_for_invoice(resolve())
-    checked = validate(ref)
-    [extract_huntress(ref), extract_connectwise(ref)] >> checked
-    reconciled = reconcile(ref)
-    checked >> reconciled
     batches = quarantine(ref)
-    reconciled >> batches
+    chain([extract_huntress(ref), extract_connectwise(ref)], validate(ref), reconcile(ref), batches)
     # No changes → the mapped push expands to nothing (skipped); the run is still recorded.
     push.partial(ref=ref).expand(batch=batches) >> record_run(ref)
 
