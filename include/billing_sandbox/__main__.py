@@ -22,7 +22,9 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--scenario", required=True, help="scenario JSON file (validated on load)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on [127.0.0.1]")
     parser.add_argument("--huntress-port", type=int, default=0, help="Huntress API port; 0 picks a free one")
-    parser.add_argument("--connectwise-port", type=int, default=0, help="ConnectWise API port; 0 picks a free one")
+    parser.add_argument(
+        "--connectwise-port", type=int, default=0, help="ConnectWise API port; 0 picks a free one"
+    )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr (slower)")
     return parser
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = argv[1:]
     args = _serve_parser().parse_args(argv)
     # stdout carries only the JSON line of URLs; every log line goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:

@@ -157,11 +157,15 @@ class SandboxControl:
 
     def route_key(self, scope: Scope) -> str:
         # Matched here rather than read back from the router, so faulted requests get their route too.
+        # As in Starlette's router, a full match wins over an earlier path-only (wrong method) match.
+        partial = None
         for route in self.app.router.routes:
             match, _ = route.matches(scope)
-            if match is not Match.NONE:
+            if match is Match.FULL:
                 return f"{scope['method']} {route.path}"
-        return f"{scope['method']} (unmatched)"
+            if match is Match.PARTIAL and partial is None:
+                partial = route.path
+        return f"{scope['method']} {partial or '(unmatched)'}"
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         custom = getattr(self.app.state.sandbox, "error_body", None)

@@ -80,7 +80,7 @@ def _month_before(iso: str) -> str:
     dt = _parse(iso)
     year, month = (dt.year, dt.month - 1) if dt.month > 1 else (dt.year - 1, 12)
     day = min(dt.day, 28)  # every month has a 28th; exactness does not matter for a default
-    return _timestamp(dt.replace(year=year, month=month, day=day).isoformat())
+    return dt.replace(year=year, month=month, day=day).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _period(raw_invoice: dict[str, Any]) -> tuple[str, str]:
@@ -243,35 +243,30 @@ class HuntressData:
         usage = newest[0] if newest else {}
         tenant = raw.get("identity_provider_tenant_id", str(uuid.uuid5(TENANT_NAMESPACE, f"org-{raw['id']}")))
         created = _timestamp(raw.get("created_at", DEFAULT_ORG_CREATED_AT))
-        org: dict[str, Any] = {"id": raw["id"]}
-        derived = {
-            "agents_count": "edr",
-            "billable_identity_count": "itdr",
-            "sat_learner_count": "sat",
-            "logs_sources_count": "siem",
-        }
+        derived = {"agents_count": "edr", "billable_identity_count": "itdr", "sat_learner_count": "sat",
+                   "logs_sources_count": "siem"}  # fmt: skip
         counts = {field: raw.get(field, _count(usage.get(product, 0))) for field, product in derived.items()}
-        org.update(
-            {
-                "agents_count": counts["agents_count"],
-                "account_id": self.account["id"],
-                "created_at": created,
-                "incident_reports_count": raw.get("incident_reports_count", 0),
-                "key": raw["key"],
-                "logs_sources_count": counts["logs_sources_count"],
-                "identity_provider_tenant_id": tenant,
-                "billable_identity_count": counts["billable_identity_count"],
-                "name": raw["name"],
-                "report_recipients": raw.get("report_recipients", []),
-                "sat_learner_count": counts["sat_learner_count"],
-                "updated_at": _timestamp(raw["updated_at"]) if "updated_at" in raw else created,
-                "microsoft_365_tenant_id": raw.get("microsoft_365_tenant_id", tenant),
-                "microsoft_365_users_count": raw.get(
-                    "microsoft_365_users_count", counts["billable_identity_count"] or 0
-                ),
-                "notify_emails": raw.get("notify_emails", raw.get("report_recipients", [])),
-            }
-        )
+        org = {
+            "id": raw["id"],
+            "agents_count": counts["agents_count"],
+            "account_id": self.account["id"],
+            "created_at": created,
+            "incident_reports_count": raw.get("incident_reports_count", 0),
+            "key": raw["key"],
+            "logs_sources_count": counts["logs_sources_count"],
+            "identity_provider_tenant_id": tenant,
+            "billable_identity_count": counts["billable_identity_count"],
+            "name": raw["name"],
+            "report_recipients": raw.get("report_recipients", []),
+            "sat_learner_count": counts["sat_learner_count"],
+            "updated_at": _timestamp(raw["updated_at"]) if "updated_at" in raw else created,
+            # Required by the spec's Organization model without being described there.
+            "microsoft_365_tenant_id": raw.get("microsoft_365_tenant_id", tenant),
+            "microsoft_365_users_count": raw.get(
+                "microsoft_365_users_count", counts["billable_identity_count"] or 0
+            ),
+            "notify_emails": raw.get("notify_emails", raw.get("report_recipients", [])),
+        }
         # A count the data cannot give (bad usage value) is left out rather than invented.
         org = {k: v for k, v in org.items() if v is not None}
         if "actual_usages" in raw:

@@ -79,7 +79,10 @@ async def serve(
         for name, app in apps.items()
     }
 
+    stopping = asyncio.Event()
+
     def stop() -> None:
+        stopping.set()
         for server in servers.values():
             server.should_exit = True
 
@@ -87,8 +90,11 @@ async def serve(
         loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(s.serve(sockets=[sockets[n]])) for n, s in servers.items()]
     if not await _started(servers, tasks):
+        stop_requested = stopping.is_set()  # a signal during startup is a clean stop, not a failure
         stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if stop_requested:
+            return 0
         log.error("the sandbox servers did not start")
         return 1
     host = sockets["huntress"].getsockname()[0]

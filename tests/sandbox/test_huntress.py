@@ -9,16 +9,18 @@ import json
 import time
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT, Sandbox, start_sandbox
+from tests.conftest import Sandbox, start_sandbox
 from tests.sandbox import API_KEY, API_SECRET, invoice, make_scenario, organizations, usage_lines
 
-SPEC_PATH = ROOT.parent / "shared" / "reference" / "huntress-openapi.json"
+# A copy of ../shared/reference/huntress-openapi.json (captured July 2026), so a clone tests alone.
+SPEC_PATH = Path(__file__).parent / "data" / "huntress-openapi.json"
 SERVED_DEFINITIONS = (
     "Account",
     "Invoice",
@@ -67,7 +69,9 @@ def assert_matches_spec(path: str, body: Any) -> None:
     schema = _normalize(paths[path]["get"]["responses"]["200"]["schema"])
     schema["additionalProperties"] = False
     schema.setdefault("required", list(schema["properties"]))
-    validator = jsonschema.Draft4Validator({**schema, "definitions": defs}, format_checker=jsonschema.FormatChecker())
+    validator = jsonschema.Draft4Validator(
+        {**schema, "definitions": defs}, format_checker=jsonschema.FormatChecker()
+    )
     errors = sorted(validator.iter_errors(body), key=jsonschema.exceptions.relevance)
     assert not errors, f"{path}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
 
@@ -92,7 +96,9 @@ def rich_scenario() -> dict[str, Any]:
         orgs,
         invoices=[
             invoice(5001, "2026-09-01T06:00:00Z", lines[:5], period_start="2026-08-01T00:00:00Z"),
-            invoice(5002, "2026-10-01T06:00:00Z", lines[:5], status="open", updated_at="2026-10-05T00:00:00Z"),
+            invoice(
+                5002, "2026-10-01T06:00:00Z", lines[:5], status="open", updated_at="2026-10-05T00:00:00Z"
+            ),
             invoice(
                 5003,
                 "2026-11-01T06:00:00Z",
@@ -100,8 +106,10 @@ def rich_scenario() -> dict[str, Any]:
                 period_start="2026-10-01T00:00:00Z",
                 period_end="2026-11-01T00:00:00Z",
             ),
-            invoice(5004, "2026-08-15T09:30:00Z", [], status="draft", quantity=12, amount=4321, receipt="r://x"),
-        ]
+            invoice(
+                5004, "2026-08-15T09:30:00Z", [], status="draft", quantity=12, amount=4321, receipt="r://x"
+            ),
+        ],
     ) | {"meta": {"note": "test scenario"}}
 
 
@@ -150,8 +158,14 @@ ROUTES = [
     ("/v1/invoices/{id}", "/v1/invoices/5004"),
     ("/v1/reseller/invoices", "/v1/reseller/invoices"),
     ("/v1/reseller/invoices/{id}", "/v1/reseller/invoices/5003"),
-    ("/v1/reseller/invoices/{id}/organization_usage_line_items", "/v1/reseller/invoices/5003/organization_usage_line_items?limit=500"),
-    ("/v1/reseller/invoices/{id}/account_usage_line_items", "/v1/reseller/invoices/5003/account_usage_line_items"),
+    (
+        "/v1/reseller/invoices/{id}/organization_usage_line_items",
+        "/v1/reseller/invoices/5003/organization_usage_line_items?limit=500",
+    ),
+    (
+        "/v1/reseller/invoices/{id}/account_usage_line_items",
+        "/v1/reseller/invoices/5003/account_usage_line_items",
+    ),
 ]
 
 
@@ -184,24 +198,37 @@ def test_invoice_fields_and_defaults(api: httpx.Client) -> None:
         "updated_at": "2026-09-01T06:00:00Z",
     }
     draft = get_json(api, "/v1/reseller/invoices/5004")["invoice"]
-    assert (draft["quantity"], draft["amount"], draft["receipt"], draft["has_usage"]) == (12, 4321, "r://x", False)
+    assert (draft["quantity"], draft["amount"], draft["receipt"], draft["has_usage"]) == (
+        12,
+        4321,
+        "r://x",
+        False,
+    )
     assert get_json(api, "/v1/invoices/5002")["invoice"]["updated_at"] == "2026-10-05T00:00:00Z"
     # Only plain non-negative integer edr values count toward the quantity.
     bad = get_json(api, "/v1/invoices/5003")["invoice"]
     lines = rich_scenario()["huntress"]["invoices"][2]["lines"]
-    valid = [u["edr"] for u in (line["actual_usage"] for line in lines) if type(u.get("edr")) is int and u["edr"] >= 0]
+    valid = [
+        u["edr"]
+        for u in (line["actual_usage"] for line in lines)
+        if type(u.get("edr")) is int and u["edr"] >= 0
+    ]
     assert bad["quantity"] == sum(valid)
 
 
 def test_organization_usage_lines_pass_values_and_names_verbatim(api: httpx.Client) -> None:
-    items, _ = walk(api, "/v1/reseller/invoices/5003/organization_usage_line_items", "organization_usage_line_items")
+    items, _ = walk(
+        api, "/v1/reseller/invoices/5003/organization_usage_line_items", "organization_usage_line_items"
+    )
     source = rich_scenario()["huntress"]["invoices"][2]["lines"]
     assert [item["actual_usage"] for item in items] == [line["actual_usage"] for line in source]
     assert [item["organization"]["id"] for item in items] == [line["organization_id"] for line in source]
     names = {item["organization"]["name"] for item in items}
     assert set(ODD_NAMES) <= names and "Deleted Org" in names
     assert items[0]["id"] == 9001 and len({item["id"] for item in items}) == len(items)
-    assert {(i["period_start"], i["period_end"]) for i in items} == {("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")}
+    assert {(i["period_start"], i["period_end"]) for i in items} == {
+        ("2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z")
+    }
     assert items[0]["account"] == {"id": 1, "name": "Demo MSP", "subdomain": "demomsp"}
     # An invoice without a period gets the month that ends when it was created.
     first = get_json(api, "/v1/reseller/invoices/5002/organization_usage_line_items")
@@ -216,7 +243,9 @@ def test_account_usage_lines_one_per_product(api: httpx.Client) -> None:
     assert edr["usage"] == {"billable": 150, "non_billable": 0, "actual": 150}
     assert edr["subscription"]["minimum"] == 0
     assert edr["period_start"] == "2026-08-01 00:00:00 UTC" and edr["period_end"] == "2026-09-01 06:00:00 UTC"
-    assert get_json(api, "/v1/reseller/invoices/5004/account_usage_line_items")["account_usage_line_items"] == []
+    assert (
+        get_json(api, "/v1/reseller/invoices/5004/account_usage_line_items")["account_usage_line_items"] == []
+    )
 
 
 def test_organizations_list_and_detail(api: httpx.Client) -> None:
@@ -224,13 +253,13 @@ def test_organizations_list_and_detail(api: httpx.Client) -> None:
     assert len(orgs) == 23 and all("actual_usages" not in org for org in orgs)
     by_id = {org["id"]: org for org in orgs}
     # Counts come from the org's line on the newest invoice (5003).
-    assert (by_id[103]["agents_count"], by_id[103]["billable_identity_count"], by_id[103]["sat_learner_count"]) == (
-        30,
-        3,
-        6,
-    )
+    counts = ("agents_count", "billable_identity_count", "sat_learner_count")
+    assert [by_id[103][count] for count in counts] == [30, 3, 6]
     assert "agents_count" not in by_id[107]  # its newest edr is "abc": no count is invented
-    assert by_id[102]["created_at"] == "2024-03-05T08:00:00Z" and by_id[102]["updated_at"] == "2026-01-02T03:04:05Z"
+    assert (
+        by_id[102]["created_at"] == "2024-03-05T08:00:00Z"
+        and by_id[102]["updated_at"] == "2026-01-02T03:04:05Z"
+    )
     assert by_id[101]["account_id"] == 1 and by_id[101]["key"] == "org1"
     explicit = get_json(api, "/v1/organizations/101")["organization"]
     assert explicit["actual_usages"] == {"edr": {"billable_agents_count": 7}, "sat": {"learners_count": 3}}
@@ -238,7 +267,12 @@ def test_organizations_list_and_detail(api: httpx.Client) -> None:
     assert derived["edr"]["billable_agents_count"] == 30 and derived["sat"] == {"learners_count": 6}
     assert derived["itdr"][0]["billable_identities_count"] == 3
     assert derived["siem"]["billable_log_sources_count"] == 0
-    assert get_json(api, "/v1/organizations/107")["organization"]["actual_usages"]["edr"]["billable_agents_count"] == "abc"
+    assert (
+        get_json(api, "/v1/organizations/107")["organization"]["actual_usages"]["edr"][
+            "billable_agents_count"
+        ]
+        == "abc"
+    )
 
 
 # --- paging ------------------------------------------------------------------------------------------------
@@ -255,10 +289,18 @@ def test_paging_walks_to_the_last_page(api: httpx.Client, limit: int | None) -> 
 def test_next_page_url_keeps_the_other_parameters(api: httpx.Client) -> None:
     body = get_json(api, "/v1/organizations", limit=5, sort_direction="asc", sort_field="name")
     url = httpx.URL(body["pagination"]["next_page_url"])
-    assert url.params["limit"] == "5" and url.params["sort_direction"] == "asc" and url.params["sort_field"] == "name"
+    assert (
+        url.params["limit"] == "5"
+        and url.params["sort_direction"] == "asc"
+        and url.params["sort_field"] == "name"
+    )
     assert url.params["page_token"] == body["pagination"]["next_page_token"]
-    names, _ = walk(api, "/v1/organizations", "organizations", limit=5, sort_direction="asc", sort_field="name")
-    assert [o["name"] for o in names] == sorted(o["name"] for o in rich_scenario()["huntress"]["organizations"])
+    names, _ = walk(
+        api, "/v1/organizations", "organizations", limit=5, sort_direction="asc", sort_field="name"
+    )
+    assert [o["name"] for o in names] == sorted(
+        o["name"] for o in rich_scenario()["huntress"]["organizations"]
+    )
     # The token alone (with the same query) gives the same page as the URL.
     by_token = get_json(
         api,
@@ -272,7 +314,9 @@ def test_next_page_url_keeps_the_other_parameters(api: httpx.Client) -> None:
 
 
 def test_line_items_page_too(api: httpx.Client) -> None:
-    items, pages = walk(api, "/v1/reseller/invoices/5003/organization_usage_line_items", "organization_usage_line_items")
+    items, pages = walk(
+        api, "/v1/reseller/invoices/5003/organization_usage_line_items", "organization_usage_line_items"
+    )
     assert len(items) == 24 and pages == 3
 
 
@@ -312,7 +356,12 @@ def test_invoice_filters_and_sort(api: httpx.Client) -> None:
     assert ids(by_created, "invoices") == [5004, 5001, 5002, 5003]
     by_status = get_json(api, "/v1/invoices", sort_field="status", sort_direction="asc")
     assert [inv["status"] for inv in by_status["invoices"]] == ["draft", "open", "paid", "paid"]
-    for bad in [{"status": "lost"}, {"sort_field": "amount"}, {"sort_direction": "up"}, {"has_usage": "maybe"}]:
+    for bad in [
+        {"status": "lost"},
+        {"sort_field": "amount"},
+        {"sort_direction": "up"},
+        {"has_usage": "maybe"},
+    ]:
         response = api.get("/v1/invoices", params=bad)
         assert response.status_code == 400 and next(iter(bad)) in response.json()["error"], bad
 
@@ -321,7 +370,12 @@ def test_reseller_invoices_filter_status_only(api: httpx.Client) -> None:
     assert ids(get_json(api, "/v1/reseller/invoices"), "invoices") == [5004, 5003, 5002, 5001]
     assert ids(get_json(api, "/v1/reseller/invoices", status="draft"), "invoices") == [5004]
     # Parameters the spec does not list for this route are ignored, as the real API ignores unknown ones.
-    assert ids(get_json(api, "/v1/reseller/invoices", sort_field="bogus"), "invoices") == [5004, 5003, 5002, 5001]
+    assert ids(get_json(api, "/v1/reseller/invoices", sort_field="bogus"), "invoices") == [
+        5004,
+        5003,
+        5002,
+        5001,
+    ]
     assert api.get("/v1/reseller/invoices", params={"status": "nope"}).status_code == 400
 
 
@@ -331,7 +385,10 @@ def test_organization_filters_and_sort(api: httpx.Client) -> None:
     assert get_json(api, "/v1/organizations", name="org7")["organizations"] == []
     by_key = get_json(api, "/v1/organizations", sort_field="key", sort_direction="asc", limit=3)
     assert [o["key"] for o in by_key["organizations"]] == ["org1", "org10", "org11"]
-    assert ids(get_json(api, "/v1/organizations", sort_direction="asc", limit=2), "organizations") == [101, 102]
+    assert ids(get_json(api, "/v1/organizations", sort_direction="asc", limit=2), "organizations") == [
+        101,
+        102,
+    ]
     assert api.get("/v1/organizations", params={"sort_field": "agents_count"}).status_code == 400
 
 
@@ -392,7 +449,8 @@ def test_sliding_window_rate_limit(sandbox_factory: Any) -> None:
         refused = api.get("/v1/account")
         assert refused.status_code == 429 and refused.json()["status"] == 429
         assert refused.headers["x-huntress-api-call-remaining"] == "0"
-        assert "retry-after" not in refused.headers  # not promised by Huntress: clients must wait out the window
+        # Not promised by Huntress: clients must wait out the window.
+        assert "retry-after" not in refused.headers
         assert api.get("/_sandbox/state").status_code == 200  # admin routes are outside the limit
         time.sleep(max(0.0, first + window - time.monotonic()) + 0.05)
         assert api.get("/v1/account").status_code == 200
@@ -404,7 +462,9 @@ def test_sliding_window_rate_limit(sandbox_factory: Any) -> None:
 
 
 def test_rate_limit_retry_after_can_be_switched_on(sandbox_factory: Any) -> None:
-    sb = sandbox_factory(make_scenario(rate_limit_per_minute=1, rate_limit_window_s=30, rate_limit_retry_after=True))
+    sb = sandbox_factory(
+        make_scenario(rate_limit_per_minute=1, rate_limit_window_s=30, rate_limit_retry_after=True)
+    )
     with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET)) as api:
         assert api.get("/v1/account").status_code == 200
         refused = api.get("/v1/account")
@@ -425,4 +485,3 @@ def test_state_holds_the_served_data(api: httpx.Client) -> None:
     inv = next(i for i in state["invoices"] if i["id"] == 5003)
     assert len(inv["organization_usage_line_items"]) == 24 and inv["account_usage_line_items"]
     assert state["rate_limit"] == {"limit": 100_000, "window_s": 60, "remaining": 100_000}
-

@@ -21,6 +21,7 @@ from billing_sandbox.scenario import ScenarioError, load_scenario, validate_scen
 from tests.conftest import DEMO_SCENARIO, Sandbox, start_sandbox
 from tests.sandbox import API_KEY, API_SECRET, make_scenario
 
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     sb = start_sandbox(make_scenario(), tmp_path_factory.mktemp("server"))
@@ -70,7 +71,9 @@ def test_explicit_ports(sandbox_factory: Any) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             ports.append(probe.getsockname()[1])
-    sb = sandbox_factory(make_scenario(), "--huntress-port", str(ports[0]), "--connectwise-port", str(ports[1]))
+    sb = sandbox_factory(
+        make_scenario(), "--huntress-port", str(ports[0]), "--connectwise-port", str(ports[1])
+    )
     assert sb.huntress_url == f"http://127.0.0.1:{ports[0]}"
     assert sb.connectwise_url == f"http://127.0.0.1:{ports[1]}"
 
@@ -154,9 +157,15 @@ def test_usage_values_and_names_accept_anything() -> None:
     scenario["huntress"]["invoices"][0]["lines"][0]["actual_usage"] = usage
     scenario["huntress"]["organizations"][0]["name"] = "<b>Ünïcødé</b> & ' \" 🚀"
     scenario["connectwise"]["companies"][0].update(deletedFlag=True, status={"id": 1, "name": "Active"}, x=1)
-    scenario["connectwise"]["agreements"][0].update(endDate=None, dateCancelled=None, billToCompany={"id": 250})
+    scenario["connectwise"]["agreements"][0].update(
+        endDate=None, dateCancelled=None, billToCompany={"id": 250}
+    )
     scenario["connectwise"]["agreements"][0]["additions"][0].update(
-        agreementStatus="Active", additionStatus="Active", lessIncluded=2, unitPrice=3.5, billCustomer="Billable"
+        agreementStatus="Active",
+        additionStatus="Active",
+        lessIncluded=2,
+        unitPrice=3.5,
+        billCustomer="Billable",
     )
     scenario["meta"] = {"planted": [{"kind": "invalid_usage", "organization_id": 101}]}
     validate_scenario(scenario)
@@ -215,6 +224,26 @@ def test_connectwise_has_the_same_admin_routes(cw: httpx.Client) -> None:
     assert cw.post("/_sandbox/faults", json={"status_rate": {"500": 1.0}}).status_code == 200
     assert cw.get("/anything").status_code == 500
     assert cw.post("/_sandbox/reset").status_code == 200
+    assert cw.get("/_sandbox/requests").json()["total"] == 0
+
+
+def test_reset_restores_connectwise_writes(cw: httpx.Client) -> None:
+    section = make_scenario()["connectwise"]
+    before = cw.get("/_sandbox/state").json()
+    auth = (f"{section['company_id']}+{section['public_key']}", section["private_key"])
+    headers = {"clientId": section["client_id"]}
+    codebase = cw.get(f"/login/companyinfo/{section['company_id']}").json()["Codebase"]
+    url = f"/{codebase}apis/3.0/finance/agreements/1578/additions/501"
+    patch = [{"op": "replace", "path": "quantity", "value": 41}]
+    assert cw.patch(url, json=patch, auth=auth, headers=headers).json()["quantity"] == 41
+    after = cw.get("/_sandbox/state").json()
+    assert next(a for a in after["additions"] if a["id"] == 501)["quantity"] == 41
+    assert cw.get("/_sandbox/requests").json()["by_route_status"] == {
+        "GET /login/companyinfo/{company_id}": {"200": 1},
+        f"PATCH /{codebase}apis/3.0/finance/agreements/{{id}}/additions/{{additionId}}": {"200": 1},
+    }
+    cw.post("/_sandbox/reset").raise_for_status()
+    assert cw.get("/_sandbox/state").json() == before
     assert cw.get("/_sandbox/requests").json()["total"] == 0
 
 
@@ -307,3 +336,17 @@ def test_admin_routes_are_never_faulted(hunt: httpx.Client) -> None:
     for _ in range(20):
         assert hunt.get("/_sandbox/requests").status_code == 200
     assert hunt.get("/_sandbox/requests").json()["total"] == 0
+
+
+def test_admin_routes_answer_loopback_clients_only() -> None:
+    from billing_sandbox.common import _is_loopback
+
+    assert all(_is_loopback({"client": (host, 1)}) for host in ["127.0.0.1", "127.8.9.1", "::1"])
+    assert not any(_is_loopback({"client": (host, 1)}) for host in ["10.0.0.5", "192.168.1.2", "example.org"])
+    assert not _is_loopback({"client": None})
+
+
+def test_wrong_method_is_405_and_counted_under_its_route(hunt: httpx.Client) -> None:
+    response = hunt.post("/v1/account")
+    assert response.status_code == 405 and response.json()["status"] == 405
+    assert hunt.get("/_sandbox/requests").json()["by_route"] == {"POST /v1/account": 1}
