@@ -62,7 +62,7 @@ def _variable() -> str | None:
 
 @dag(
     dag_id=DAG_ID,
-    schedule=f"0 6 {_billing_day()} * *",
+    schedule=f"0 0 {_billing_day()} * *",  # midnight UTC: the logical date is the billing date
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

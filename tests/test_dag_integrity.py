@@ -23,7 +23,7 @@ def test_dagbag_has_no_import_errors_and_the_contract_dag():
     dag = bag.dags[DAG_ID]
     assert dag.max_active_runs == 1
     assert dag.catchup is False
-    assert dag.timetable.expression == "0 6 1 * *"
+    assert dag.timetable.expression == "0 0 1 * *"
     assert set(dag.params.keys()) == {"dry_run", "force_historical_push", "invoice_id"}
     assert dag.params["force_historical_push"] is False
     assert dag.doc_md and "billing" in dag.doc_md.lower()
