@@ -44,6 +44,8 @@ def usage_checks(products: Iterable[str]) -> list[Check]:
 
 def live_addition_checks() -> list[Check]:
     return [
+        # Without an integer id the addition cannot be re-read or written (an id sent as text, say).
+        Check("ExpectColumnValuesToNotBeNull", {"column": "addition_id"}, "the addition has an id"),
         Check("ExpectColumnValuesToNotBeNull", {"column": "quantity"}, "the addition quantity is a number"),
         Check("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 0},
               "the addition quantity is not negative"),

@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from .http import ApiError, ApiSession, RetryPolicy, hook_session_factory
+from .http import ApiError, ApiSession, RetryPolicy, check_objects, hook_session_factory
 
 PAGE_SIZE = 1000  # the API's maximum
 API_VERSION = "2026.11"
@@ -72,6 +72,7 @@ class ConnectWiseClient:
             resp = self.api.request("GET", url, label=label, params=params)
             if not isinstance(resp.payload, list):
                 raise ApiError(f"ConnectWise GET {label} returned {type(resp.payload).__name__}, not a list")
+            check_objects(resp.payload, f"ConnectWise GET {label}")
             yield from resp.payload
             url = next_link(resp)
             if url in seen:

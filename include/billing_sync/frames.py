@@ -128,7 +128,8 @@ def usage_frame(
     products = list(products)
     rows = []
     for line in lines:
-        org = line.get("organization") or {}
+        org = line.get("organization")
+        org = org if isinstance(org, Mapping) else {}  # absent, null, or not an object: no organization id
         usage = line.get("actual_usage")
         usage = usage if isinstance(usage, Mapping) else {}
         for product in products:
@@ -153,7 +154,9 @@ def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
          "key": _str_or_none(o.get("key"))}
         for o in orgs
     ]
-    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["organizations"])), "organizations")
+    # The same record twice (pages that overlap) is one organization; differing records stay for the checks.
+    df = pd.DataFrame(rows, columns=list(SCHEMAS["organizations"])).drop_duplicates()
+    return conform(df, "organizations")
 
 
 def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -199,7 +202,10 @@ def _ref(record: Mapping[str, Any], field: str, key: str) -> Any:
 
 
 def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # An id beyond 64 bits fits no staging column (and no real API's ids): absent, not a crash.
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def _str_or_none(value: Any) -> str | None:

@@ -52,14 +52,30 @@ class SlidingWindowLimiter:
     def acquire(self) -> None:
         while True:
             with self._lock:
-                now = self._clock()
-                while self._starts and now - self._starts[0] >= self.window + self.margin:
-                    self._starts.popleft()
+                now = self._expire()
                 if len(self._starts) < self.limit:
                     self._starts.append(now)
                     return
                 wait = self._starts[0] + self.window + self.margin - now
             self._sleep(max(wait, 0.01))
+
+    def observe(self, server_limit: int, remaining: int) -> None:
+        """Count requests the server reports beyond ours: the window is per account, so another task
+        of the run (the invoice sensor) or another tool spent them, and they fill our window too."""
+        if server_limit != self.limit:
+            return  # the server enforces another limit: its count says nothing about ours
+        with self._lock:
+            now = self._expire()
+            foreign = self.limit - remaining - len(self._starts)
+            # When they were made is unknown; stamped now, they leave our window last (the safe guess).
+            self._starts.extend([now] * max(foreign, 0))
+
+    def _expire(self) -> float:
+        """Drop starts older than the window (caller holds the lock); returns the time now."""
+        now = self._clock()
+        while self._starts and now - self._starts[0] >= self.window + self.margin:
+            self._starts.popleft()
+        return now
 
 
 @dataclass
@@ -114,7 +130,8 @@ class ApiSession:
 
     def __init__(self, api: str, session_factory: Callable[[], requests.Session], base_url: str,
                  retry: RetryPolicy | None = None, limiter: SlidingWindowLimiter | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_response: Callable[[requests.Response], None] | None = None):
         self.api = api
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -123,6 +140,7 @@ class ApiSession:
         self._factory = session_factory
         self._local = threading.local()
         self._sleep = sleep
+        self._on_response = on_response  # sees each answer that is retried or returned (limit headers)
 
     @property
     def session(self) -> requests.Session:
@@ -144,6 +162,8 @@ class ApiSession:
                 self.limiter.acquire()
             self.stats.add(f"{method} {label}")
             problem, retry_after, resp = self._attempt(method, url, what, params, json_body, headers)
+            if resp is not None and self._on_response:
+                self._on_response(resp)
             if problem is None:
                 return resp
             self.stats.retried(problem)
@@ -160,7 +180,9 @@ class ApiSession:
         try:
             resp = self.session.request(method, url, params=params, json=json_body, headers=headers,
                                         timeout=self.retry.timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            # A body cut off mid-transfer surfaces as ChunkedEncodingError, which is no ConnectionError.
             return f"connection error ({type(exc).__name__})", None, None
         if resp.status_code in RETRYABLE_STATUS:
             return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
@@ -176,6 +198,13 @@ class ApiSession:
             kind = "an empty body" if not resp.content else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
             return f"HTTP {resp.status_code} with {kind}", None, resp
         return None, None, resp
+
+
+def check_objects(items: list[Any], what: str) -> None:
+    """Every record of a list answer must be a JSON object; name the first that is not."""
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ApiError(f"{what}: item {i} is {type(item).__name__}, not an object")
 
 
 def _safe_json(resp: requests.Response) -> Any:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .http import ApiError, ApiSession, RetryPolicy, SlidingWindowLimiter, hook_session_factory
+from .http import (
+    ApiError,
+    ApiSession,
+    RetryPolicy,
+    SlidingWindowLimiter,
+    check_objects,
+    hook_session_factory,
+)
 
 PAGE_LIMIT = 500  # the API's maximum
 # How far before the billing date an invoice may have been created and still be that date's.
 INVOICE_LOOKBACK_DAYS = 3
 # Connection extras that tune the client; HttpHook would otherwise send them as headers.
 SETTING_EXTRAS = ("rate_limit_per_minute", "rate_limit_window_s", "max_retries")
+CALL_LIMIT_HEADER, CALL_REMAINING_HEADER = "x-huntress-api-call-limit", "x-huntress-api-call-remaining"
 
 
 class HuntressClient:
@@ -27,7 +35,8 @@ class HuntressClient:
         limiter = SlidingWindowLimiter(int(extra.get("rate_limit_per_minute", 60)),
                                        float(extra.get("rate_limit_window_s", 60)))
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        return cls(ApiSession("Huntress", factory, hook.base_url, retry=retry, limiter=limiter))
+        return cls(ApiSession("Huntress", factory, hook.base_url, retry=retry, limiter=limiter,
+                              on_response=server_window_tracker(limiter)))
 
     # -- generic --------------------------------------------------------------------------------
     def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -46,9 +55,13 @@ class HuntressClient:
             items = payload.get(key)
             if not isinstance(items, list):
                 raise ApiError(f"Huntress GET {label}: response has no '{key}' list")
+            check_objects(items, f"Huntress GET {label}")
             yield from items
-            token = (payload.get("pagination") or {}).get("next_page_token")
-            if not token or not (payload.get("pagination") or {}).get("next_page_url"):
+            pagination = payload.get("pagination") or {}
+            if not isinstance(pagination, Mapping):
+                raise ApiError(f"Huntress GET {label}: pagination is {type(pagination).__name__}, not an object")
+            token = pagination.get("next_page_token")
+            if not token or not pagination.get("next_page_url"):
                 return
             if token in seen_tokens:  # a server that loops would otherwise page forever
                 raise ApiError(f"Huntress GET {label}: page token repeated; paging stopped")
@@ -94,6 +107,18 @@ class HuntressClient:
             lines.append({"id": None, "organization": {"id": org.get("id"), "name": org.get("name")},
                           "actual_usage": usage_from_actual_usages(detail.get("actual_usages"))})
         return lines
+
+
+def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None]:
+    """Feed Huntress's call-limit headers to the limiter: the sensor task spends requests in the
+    same per-account window just before extract_huntress starts, which its own limiter never saw."""
+
+    def track(resp: Any) -> None:
+        limit, remaining = (resp.headers.get(h) for h in (CALL_LIMIT_HEADER, CALL_REMAINING_HEADER))
+        if limit and remaining and limit.isdigit() and remaining.isdigit():
+            limiter.observe(int(limit), int(remaining))
+
+    return track
 
 
 def usage_from_actual_usages(actual: Any) -> dict[str, Any]:

@@ -46,11 +46,26 @@ def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult
     try:
         written = client.set_quantity(agreement_id, addition_id, new).get("quantity")
     except ApiError as exc:
-        return PushResult(key, "failed", "push_rejected", str(exc), None)
+        return _settle_failed_write(client, change, exc)
     if written is not None and not _same(written, new):
         return PushResult(key, "failed", "push_rejected",
                           f"ConnectWise answered the write with quantity {written!r}, not {new}", written)
     return PushResult(key, "updated", None, f"{old:g} → {new}", new)
+
+
+def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], exc: ApiError) -> PushResult:
+    """A write without a usable answer (a body that is not JSON, retries used up) may still have
+    happened: a re-read settles it, so the ledger says what ConnectWise holds."""
+    key, new = change["sync_key"], int(change["new_quantity"])
+    try:
+        now = client.addition(int(change["agreement_id"]), int(change["addition_id"])).get("quantity")
+    except ApiError:
+        return PushResult(key, "failed", "push_rejected", str(exc), None)
+    if _same(now, new):
+        log.warning("%s: the write got no usable answer (%s), but the re-read shows %s", key, exc, new)
+        return PushResult(key, "updated", None, f"{float(change['previous_quantity']):g} → {new} "
+                          "(applied; its answer was lost)", new)
+    return PushResult(key, "failed", "push_rejected", str(exc), now)
 
 
 def push_changes(client: ConnectWiseClient, changes: Iterable[Mapping[str, Any]],

@@ -20,6 +20,7 @@ import pandas as pd
 from . import checks, frames, reconcile, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
+from .http import ApiError
 from .huntress import HuntressClient, newest_invoice_date, select_invoice
 from .push import PushResult, push_changes
 
@@ -103,6 +104,10 @@ def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[
                 f"no Huntress invoice was created on {billing_date} or in the 3 days before it; "
                 f"the newest invoice is of {newest}. Pin one with the invoice_id param.")
         return None
+    if isinstance(invoice.get("id"), bool) or not isinstance(invoice.get("id"), int):
+        # Its lines cannot be read without an id; one sent as text is not taken as a number either.
+        raise ApiError(f"Huntress invoice created {invoice.get('created_at')!r} has no integer id "
+                       f"(got {invoice.get('id')!r})")
     mode = ref["mode"]
     if mode == "push" and invoice["id"] != invoices[0]["id"] and not ref["force_historical_push"]:
         mode = "report_only"  # an older invoice: never overwrite newer quantities by accident
@@ -154,6 +159,16 @@ def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
     run_id = ref["run_id"]
     usage = store.read_frame(eng, run_id, "usage")
     usage["issue"], usage_result = checks.run_suite("usage", usage, checks.usage_checks(settings.products))
+    orgs = store.read_frame(eng, run_id, "organizations")
+    org_issues, orgs_result = checks.run_suite("organizations", orgs, checks.organization_checks())
+    # Huntress describing one organization twice (another name or key) leaves its company unknown:
+    # its usage is held rather than matched on whichever record came first.
+    twice = set(orgs.loc[org_issues.notna().to_numpy(dtype=bool), "organization_id"].dropna().tolist())
+    held = usage["organization_id"].isin(twice).fillna(False).to_numpy(dtype=bool)
+    if held.any():
+        text = "Huntress lists the organization more than once, with different names or keys"
+        usage.loc[held, "issue"] = usage.loc[held, "issue"].fillna("").map(
+            lambda old: f"{old}; {text}" if old else text)
     store.write_frame(eng, run_id, "usage", usage)
 
     additions = store.read_frame(eng, run_id, "additions")
@@ -165,8 +180,7 @@ def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
 
     results = [usage_result, additions_result,
                checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
-               checks.run_suite("organizations", store.read_frame(eng, run_id, "organizations"),
-                                checks.organization_checks())[1]]
+               orgs_result]
     path = reports_dir(ref) / "validation.json"
     path.write_text(json.dumps(results, indent=1, default=str))
     failed = {r["suite"]: sum(x["unexpected_count"] for x in r["results"]) for r in results if not r["success"]}
