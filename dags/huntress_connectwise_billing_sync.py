@@ -45,12 +45,15 @@ def _billing_day() -> int:
 
 
 def _on_task_failure(context) -> None:
-    """Alert through `billing_sync_smtp` / `billing_sync_slack` (log only when neither exists).
+    """Close the billing run as failed, then alert through `billing_sync_smtp` / `billing_sync_slack`
+    (log only when neither exists).
 
     A function rather than the notifier itself, so billing_sync loads only when a task fails.
     """
+    from billing_sync import steps
     from billing_sync.notify import BillingSyncNotifier
 
+    steps.mark_run_failed(context["run_id"], context["ti"].task_id)
     BillingSyncNotifier()(context)
 
 

@@ -319,6 +319,21 @@ def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
             "report": str(page)}
 
 
+def mark_run_failed(run_id: str, task_id: str) -> None:
+    """Close a billing run whose task failed for good, so no run stays "running" forever.
+
+    Called from the failure callback: it must never raise (the alert comes next). The error text is
+    left to the alert, which scrubs secrets; the run record names the task only.
+    """
+    try:
+        eng = engine()
+        run = store.get_run(eng, run_id)
+        if run is not None and run["status"] == "running":
+            store.finish_run(eng, run_id, "failed", {}, {"failed_task": task_id})
+    except Exception:  # the billing DB itself may be what failed
+        log.exception("could not mark billing run %s failed", run_id)
+
+
 # -- row builders ----------------------------------------------------------------------------------
 def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
     org_ids = str(r.get("organization_ids") or "")

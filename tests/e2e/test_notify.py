@@ -209,6 +209,20 @@ def test_failed_task_mails_billing_date_and_task(alert_connections, fast_retries
     assert len(slack.posts) == 1
 
 
+def test_failed_run_is_closed_as_failed(alert_connections, fast_retries, sandbox_factory, run_dag, tmp_path: Path):
+    """A run that fails for good must not stay "running" in billing_runs."""
+    scenario = generate(6, 3)
+    sb = sandbox_factory(scenario)
+    sb.scenario = copy.deepcopy(scenario)
+    sb.scenario["connectwise"]["private_key"] = "wrong-private-key-4711"
+
+    assert run_dag(sb, BILLING_DATE).state == "failed"
+    with sa.create_engine(f"sqlite:///{tmp_path / 'billing.db'}").connect() as c:
+        run = c.execute(sa.text("select status, finished_at, checks from billing_runs")).mappings().one()
+    assert run["status"] == "failed" and run["finished_at"] is not None
+    assert json.loads(run["checks"]) == {"failed_task": "extract_connectwise"}
+
+
 @pytest.mark.e2e
 def test_run_with_quarantine_sends_summary_with_reasons_and_report(alert_connections, sandbox_factory, run_dag,
                                                                     inbox, slack, tmp_path: Path):
