@@ -9,10 +9,8 @@ by the scheduler side ([api_auth] jwt_secret must be the same on both). So the t
 `airflow dags test ... --use-executor` (dag.test(use_executor=True)), all as separate processes
 sharing only the metadata database, the JWT secret and the environment's connections.
 
-Airflow 3 also builds an async engine for the metadata database on start. The pinned requirements
-have no async PostgreSQL driver (asyncpg / psycopg 3), and nothing on the task path uses that
-engine unless multi-team is on, so [database] sql_alchemy_conn_async points at an unused SQLite
-file here; a production deployment installs asyncpg instead (docs/deployment.md).
+Airflow 3 also builds an async engine for the metadata database on start; it derives it from the
+sync URL and uses the pinned asyncpg, as a production deployment does (docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -86,7 +84,6 @@ def airflow_env(home: Path, metadata_url: str, api_port: int, extra: dict[str, s
     env.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"sqlite+aiosqlite:///{home / 'unused-async.db'}",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
