@@ -345,8 +345,10 @@ def run_summary_text(eng, billing_date: str, run_id: str | None = None) -> str:
     counts = run.get("counts") or {}
     out = [f"Run {run['run_id']}  billing date {run['billing_date']}  invoice {run['invoice_id']}  "
            f"mode {run['mode']}  status {run['status']}", ""]
-    out.append(_table(["outcome / reason_code", "keys"],
-                      [[k, v] for k, v in counts.items() if v and k != "total"] + [["total", counts.get("total")]]))
+    shown = ("updated", "unchanged", "planned", "not_applicable", "quarantined")
+    rows = [[k, counts.get(k, 0)] for k in shown if counts.get(k)]
+    rows += [[f"  {code}", n] for code, n in counts.items() if code in REASON_CODES and n]
+    out.append(_table(["outcome (reason_code)", "sync keys"], rows + [["total", counts.get("total")]]))
     changes = [c for c in store.changes_for_run(eng, run["run_id"]) if c["action"] != "unchanged"]
     if changes:
         out += ["", "Changes:", _table(
