@@ -45,12 +45,6 @@ UNMAPPED_ORG, INTENDED_COMPANY = 127, 440  # planted "name_mismatch": the compan
 SERVER_START_TIMEOUT_S = 180
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "browser: drives the real Airflow API server with Chromium (needs /usr/bin/chromium)"
-    )
-
-
 # --- the billing database, filled by a real DAG run -------------------------------------------------
 
 
