@@ -36,37 +36,29 @@ class ConnectWiseClient:
 
     @classmethod
     def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4) -> ConnectWiseClient:
-        from airflow.providers.http.hooks.http import HttpHook
-
-        conn = HttpHook.get_connection(conn_id)
+        # HttpHook sends the connection's extra as headers: that is how `clientId` goes out.
+        headers = {"Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
+                   "pagination-type": "forward-only"}
+        factory, base_url, conn = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS, headers=headers)
         extra = conn.extra_dejson or {}
-        client_id = extra.get("clientId")
-        if not client_id:
+        if not extra.get("clientId"):
             raise ApiError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
-        headers = {
-            "clientId": str(client_id),
-            "Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
-            "pagination-type": "forward-only",
-        }
-        factory, (hook, _) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS, headers=headers)
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        site = ApiSession("ConnectWise", factory, hook.base_url, retry=retry)
+        site = ApiSession("ConnectWise", factory, base_url, retry=retry)
         codebase = extra.get("codebase") or discover_codebase(site, conn.login or "")
         api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry)
         api.stats = site.stats  # one count of every request, discovery included
         return cls(api, concurrency)
 
     # -- reads -----------------------------------------------------------------------------------
-    def paged(self, path: str, label: str, conditions: str | None = None, fields: str | None = None,
-              order_by: str | None = None) -> Iterator[dict[str, Any]]:
+    def paged(self, path: str, label: str, conditions: str | None = None,
+              fields: str | None = None) -> Iterator[dict[str, Any]]:
         """Every record of a list, with forward-only paging (follows the `Link` rel="next")."""
         params: dict[str, Any] | None = {"pageSize": PAGE_SIZE}
         if conditions:
             params["conditions"] = conditions
         if fields:
             params["fields"] = fields
-        if order_by:
-            params["orderBy"] = order_by
         url, seen = path, set()
         while url:
             resp = self.api.request("GET", url, label=label, params=params)

@@ -17,7 +17,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -225,8 +224,9 @@ def _message(resp: requests.Response) -> str:
 
 
 def hook_session_factory(conn_id: str, drop_headers: tuple[str, ...] = (),
-                         headers: Mapping[str, str] | None = None) -> tuple[Callable[[], requests.Session], Any]:
-    """(factory of authenticated sessions, the Airflow connection) for an HTTP connection id.
+                         headers: Mapping[str, str] | None = None
+                         ) -> tuple[Callable[[], requests.Session], str, Any]:
+    """(factory of authenticated sessions, base URL, the Airflow connection) for an HTTP connection.
 
     HttpHook resolves the connection (any secrets backend), the base URL and Basic auth. It also
     copies every key of the connection's `extra` into the headers; keys that are settings, not
@@ -244,8 +244,4 @@ def hook_session_factory(conn_id: str, drop_headers: tuple[str, ...] = (),
         return s
 
     factory()  # sets hook.base_url and fails early on a broken connection
-    return factory, (hook, conn)
-
-
-def endpoint_of(url: str) -> str:
-    return urlsplit(url).path
+    return factory, hook.base_url, conn

@@ -29,13 +29,13 @@ class HuntressClient:
 
     @classmethod
     def from_connection(cls, conn_id: str = "huntress_default") -> HuntressClient:
-        factory, (hook, conn) = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS,
+        factory, base_url, conn = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS,
                                                      headers={"Accept": "application/json"})
         extra = conn.extra_dejson or {}
         limiter = SlidingWindowLimiter(int(extra.get("rate_limit_per_minute", 60)),
                                        float(extra.get("rate_limit_window_s", 60)))
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        return cls(ApiSession("Huntress", factory, hook.base_url, retry=retry, limiter=limiter,
+        return cls(ApiSession("Huntress", factory, base_url, retry=retry, limiter=limiter,
                               on_response=server_window_tracker(limiter)))
 
     # -- generic --------------------------------------------------------------------------------
