@@ -51,6 +51,8 @@ def database_url() -> str:
     explicit = (conn.extra_dejson or {}).get("sqlalchemy_url")
     if explicit:
         return explicit
+    if conn.conn_type == "sqlite":  # Airflow keeps the file path in `schema`; get_uri() would quote it
+        return f"sqlite:///{conn.schema or conn.host}"
     uri = conn.get_uri()
     return "postgresql://" + uri.split("://", 1)[1] if uri.startswith("postgres://") else uri
 
