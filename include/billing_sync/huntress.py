@@ -155,6 +155,11 @@ def select_invoice(invoices: list[dict[str, Any]], billing_date: date,
     return max(window, key=_created) if window else None
 
 
+def undated_invoices(invoices: list[dict[str, Any]]) -> list[Any]:
+    """Ids of invoices whose `created_at` cannot be read: no billing date can ever select them."""
+    return [i.get("id") for i in invoices if _created(i) is None]
+
+
 def newest_invoice_date(invoices: list[dict[str, Any]]) -> date | None:
     dates = [d.date() for i in invoices if (d := _created(i)) is not None]
     return max(dates) if dates else None

@@ -21,7 +21,7 @@ from . import checks, frames, reconcile, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .http import ApiError
-from .huntress import HuntressClient, newest_invoice_date, select_invoice
+from .huntress import HuntressClient, newest_invoice_date, select_invoice, undated_invoices
 from .push import PushResult, push_changes
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,9 @@ def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[
     invoices = huntress.invoices(settings.invoice_source)
     invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
     newest = newest_invoice_date(invoices)
+    if undated := undated_invoices(invoices):
+        log.warning("Huntress invoices without a readable created_at are ignored (pin one with the "
+                    "invoice_id param): %s", undated[:20])
     if invoice is None:
         if ref["invoice_id"] is not None:
             raise NoInvoiceError(f"invoice {ref['invoice_id']} (pinned by the invoice_id param) was not found")

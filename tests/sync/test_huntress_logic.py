@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from billing_sync.huntress import newest_invoice_date, select_invoice, usage_from_actual_usages
+from billing_sync.huntress import (
+    newest_invoice_date,
+    select_invoice,
+    undated_invoices,
+    usage_from_actual_usages,
+)
 
 
 def inv(i, created):
@@ -35,6 +40,7 @@ def test_pinned_invoice():
 def test_unparseable_dates_are_ignored():
     assert select_invoice([{"id": 9, "created_at": "garbage"}, {"id": 8}], date(2026, 11, 1)) is None
     assert newest_invoice_date(INVOICES + [{"id": 9, "created_at": None}]) == date(2026, 11, 1)
+    assert undated_invoices(INVOICES + [{"id": 9, "created_at": "garbage"}, {"id": 8}]) == [9, 8]
 
 
 def test_actual_usages_mapping():
