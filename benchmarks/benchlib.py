@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.request import Request, urlopen
 
+from billing_sandbox.connections import airflow_connections
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
 PYTHON = sys.executable
@@ -144,16 +146,7 @@ def set_latency(sb: Sandbox, latency_ms: float) -> None:
 def connection_env(sb: Sandbox, scenario: dict[str, Any]) -> dict[str, str]:
     """AIRFLOW_CONN_* for the two APIs, the way operators set them (the client limiter follows the
     scenario's Huntress limit, as the production connection follows Huntress's)."""
-    h, c = scenario["huntress"], scenario["connectwise"]
-    return {
-        "AIRFLOW_CONN_HUNTRESS_DEFAULT": json.dumps({
-            "conn_type": "http", "host": sb.huntress_url, "login": h["api_key"], "password": h["api_secret"],
-            "extra": {"rate_limit_per_minute": h.get("rate_limit_per_minute", 60),
-                      "rate_limit_window_s": h.get("rate_limit_window_s", 60)}}),
-        "AIRFLOW_CONN_CONNECTWISE_DEFAULT": json.dumps({
-            "conn_type": "http", "host": sb.connectwise_url, "login": f"{c['company_id']}+{c['public_key']}",
-            "password": c["private_key"], "extra": {"clientId": c["client_id"]}}),
-    }
+    return airflow_connections(scenario, sb.huntress_url, sb.connectwise_url)
 
 
 def airflow_env(home: Path) -> dict[str, str]:

@@ -276,9 +276,9 @@ def _requests(results: dict[str, Any], setup: dict[str, Any]) -> list[str]:
         body.append(["", "retries", *[_retries(runs[c]) for c in cs]])
         lines += ["Served by the sandbox (its own counters), per run:", "",
                   *_md_table(["API", "route", *[f"concurrency {c}" for c in cs]], body)]
-    lines += ["The only requests above the bound are `GET /login/companyinfo/{companyId}`: each ConnectWise "
-              "client (one per task: extract_connectwise and each push batch) discovers the codebase once, "
-              "unless the connection's extra names it.", ""]
+    lines += ["The only request above the bound is `GET /login/companyinfo/{companyId}`: extract_connectwise "
+              "discovers the codebase once (unless the connection's extra names it) and the push tasks reuse "
+              "it.", ""]
     return lines
 
 
@@ -403,8 +403,8 @@ def _findings() -> list[str]:
 FINDINGS = """
 ## What the figures say, and what was changed
 
-- **Requests**: a full run makes the lower bound plus one `/login/companyinfo` per ConnectWise
-  client. Paging always uses the largest page and stops on the page without a next link (no empty
+- **Requests**: a full run makes the lower bound plus one `/login/companyinfo` (the codebase,
+  discovered by extract_connectwise and reused by the push tasks). Paging always uses the largest page and stops on the page without a next link (no empty
   trailing page), the additions are read once per candidate agreement, and each change costs exactly
   one re-read and one PATCH.
 - **Concurrency and the 6× target**: with `n` requests in flight the best possible speed-up over one

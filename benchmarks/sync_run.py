@@ -64,10 +64,10 @@ class Clients:
         self.stats["huntress"].append(client.api.stats)
         return client
 
-    def connectwise(self) -> Any:
+    def connectwise(self, codebase: str | None = None) -> Any:
         from billing_sync.connectwise import ConnectWiseClient
 
-        client = ConnectWiseClient.from_connection(concurrency=self.concurrency)
+        client = ConnectWiseClient.from_connection(concurrency=self.concurrency, codebase=codebase)
         self.stats["connectwise"].append(client.api.stats)
         return client
 
@@ -114,7 +114,8 @@ def _rest(eng: Any, ref: dict[str, Any], timer: StepTimer, clients: Clients) -> 
     batch_seconds = []
     for batch in batches:
         before = timer.seconds.get("push", 0.0)
-        timer("push", lambda b=batch: steps.push_batch(eng, ref, b["batch"], clients.connectwise()))
+        # As the DAG does: the push task gets the codebase the extract discovered.
+        timer("push", lambda b=batch: steps.push_batch(eng, ref, b["batch"], clients.connectwise(extract["codebase"])))
         batch_seconds.append(round(timer.seconds["push"] - before, 3))
     recorded = timer("record_run", lambda: steps.record_run(eng, ref))
     return {"extract_connectwise": {k: v for k, v in extract.items() if k != "requests"},

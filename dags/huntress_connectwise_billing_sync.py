@@ -138,12 +138,13 @@ def huntress_connectwise_billing_sync():
         return steps.quarantine(steps.engine(), ref)
 
     @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=1)
-    def push(ref: dict, batch: dict) -> dict:
+    def push(ref: dict, batch: dict, extracted: dict) -> dict:
         from billing_sync import steps
         from billing_sync.connectwise import ConnectWiseClient
 
         get_current_context()["batch_label"] = f"batch {batch['batch'] + 1} of {batch['batches']}"
-        cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"])
+        cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"],
+                                               codebase=extracted.get("codebase"))
         return steps.push_batch(steps.engine(), ref, batch["batch"], cw)
 
     @task(trigger_rule="none_failed")
@@ -157,9 +158,10 @@ def huntress_connectwise_billing_sync():
 
     ref = wait_for_invoice(resolve())
     batches = quarantine(ref)
-    chain([extract_huntress(ref), extract_connectwise(ref)], validate(ref), reconcile(ref), batches)
+    extracted = extract_connectwise(ref)
+    chain([extract_huntress(ref), extracted], validate(ref), reconcile(ref), batches)
     # No changes → the mapped push expands to nothing (skipped); the run is still recorded.
-    push.partial(ref=ref).expand(batch=batches) >> record_run(ref)
+    push.partial(ref=ref, extracted=extracted).expand(batch=batches) >> record_run(ref)
 
 
 huntress_connectwise_billing_sync()

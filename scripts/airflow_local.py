@@ -27,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo import DAG_ID, connections_env, start_sandbox  # noqa: E402  (sibling script, not a package)
+from demo import DAG_ID, start_sandbox  # noqa: E402  (sibling script, not a package)
+
+from billing_sandbox.connections import airflow_connections  # noqa: E402
 
 USERS = "admin:admin,viewer:viewer"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -44,7 +46,7 @@ def airflow_home() -> Path:
 
 def airflow_env(urls: dict, scenario: dict, host: str, port: int) -> dict[str, str]:
     """The environment of every Airflow process: sandbox connections, local-only API, dev users."""
-    env = {**os.environ, **connections_env(urls, scenario)}
+    env = {**os.environ, **airflow_connections(scenario, urls["huntress_url"], urls["connectwise_url"])}
     # standalone starts its components as `airflow ...` from PATH: make that this venv's airflow.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", USERS)

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from billing_sandbox.connections import airflow_connections
+
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "huntress_connectwise_billing_sync"
 
@@ -28,17 +30,6 @@ def start_sandbox(scenario: Path) -> tuple[subprocess.Popen, dict]:
     return proc, json.loads(line)
 
 
-def connections_env(urls: dict, scenario: dict) -> dict[str, str]:
-    h, c = scenario["huntress"], scenario["connectwise"]
-    return {
-        "AIRFLOW_CONN_HUNTRESS_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": urls["huntress_url"], "login": h["api_key"], "password": h["api_secret"]}),
-        "AIRFLOW_CONN_CONNECTWISE_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": urls["connectwise_url"], "login": f"{c['company_id']}+{c['public_key']}",
-             "password": c["private_key"], "extra": {"clientId": c["client_id"]}}),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "demo.json")
@@ -50,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     proc, urls = start_sandbox(args.scenario)
     try:
-        env = {**os.environ, **connections_env(urls, scenario)}
+        env = {**os.environ, **airflow_connections(scenario, urls["huntress_url"], urls["connectwise_url"])}
         cmd = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, billing_date]
         if args.conf:
             cmd += ["--conf", args.conf]

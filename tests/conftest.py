@@ -36,6 +36,12 @@ class Sandbox:
     connectwise_url: str
     scenario: dict[str, Any]
 
+    def connections(self, **kw: Any) -> dict[str, str]:
+        """AIRFLOW_CONN_* values pointing the sync at this sandbox (see billing_sandbox.connections)."""
+        from billing_sandbox.connections import airflow_connections
+
+        return airflow_connections(self.scenario, self.huntress_url, self.connectwise_url, **kw)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

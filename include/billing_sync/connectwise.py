@@ -30,12 +30,15 @@ def in_list(values: Iterable[str]) -> str:
 
 
 class ConnectWiseClient:
-    def __init__(self, api: ApiSession, concurrency: int = 4):
+    def __init__(self, api: ApiSession, concurrency: int = 4, codebase: str | None = None):
         self.api = api
         self.concurrency = concurrency
+        self.codebase = codebase
 
     @classmethod
-    def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4) -> ConnectWiseClient:
+    def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4,
+                        codebase: str | None = None) -> ConnectWiseClient:
+        """A client for the connection; `codebase` (e.g. from an earlier task) saves its discovery."""
         # HttpHook sends the connection's extra as headers: that is how `clientId` goes out.
         headers = {"Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
                    "pagination-type": "forward-only"}
@@ -45,10 +48,10 @@ class ConnectWiseClient:
             raise ApiError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
         site = ApiSession("ConnectWise", factory, base_url, retry=retry)
-        codebase = extra.get("codebase") or discover_codebase(site, conn.login or "")
+        codebase = codebase or extra.get("codebase") or discover_codebase(site, conn.login or "")
         api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry)
         api.stats = site.stats  # one count of every request, discovery included
-        return cls(api, concurrency)
+        return cls(api, concurrency, codebase)
 
     # -- reads -----------------------------------------------------------------------------------
     def paged(self, path: str, label: str, conditions: str | None = None,

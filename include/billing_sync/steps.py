@@ -152,7 +152,7 @@ def extract_connectwise(eng, ref: Mapping[str, Any], cw: ConnectWiseClient) -> d
     log.info("ConnectWise: %d companies, %d agreements, %d additions, requests %s",
              len(companies), len(agreements), len(additions), cw.api.stats.as_dict())
     return {"companies": len(companies), "agreements": len(agreements), "additions": len(additions),
-            "missing_catalog_items": missing, "requests": cw.api.stats.as_dict()}
+            "missing_catalog_items": missing, "requests": cw.api.stats.as_dict(), "codebase": cw.codebase}
 
 
 # -- 4. validate ---------------------------------------------------------------------------------

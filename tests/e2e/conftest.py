@@ -22,19 +22,6 @@ def airflow_db() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def connections(sb: Sandbox) -> dict[str, str]:
-    h, c = sb.scenario["huntress"], sb.scenario["connectwise"]
-    return {
-        "AIRFLOW_CONN_HUNTRESS_DEFAULT": json.dumps({
-            "conn_type": "http", "host": sb.huntress_url, "login": h["api_key"], "password": h["api_secret"],
-            "extra": {"rate_limit_window_s": h.get("rate_limit_window_s", 60),
-                      "rate_limit_per_minute": h.get("rate_limit_per_minute", 60)}}),
-        "AIRFLOW_CONN_CONNECTWISE_DEFAULT": json.dumps({
-            "conn_type": "http", "host": sb.connectwise_url, "login": f"{c['company_id']}+{c['public_key']}",
-            "password": c["private_key"], "extra": {"clientId": c["client_id"]}}),
-    }
-
-
 @pytest.fixture
 def run_dag(airflow_db, monkeypatch, tmp_path):
     """Run the DAG with `dag.test()` against a sandbox; returns the DagRun."""
@@ -43,7 +30,7 @@ def run_dag(airflow_db, monkeypatch, tmp_path):
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
 
     def run(sb: Sandbox, billing_date: str, conf: dict | None = None):
-        for k, v in connections(sb).items():
+        for k, v in sb.connections().items():
             monkeypatch.setenv(k, v)
         from airflow.dag_processing.dagbag import DagBag
 

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
-from tests.e2e.conftest import DAG_ID, connections
+from tests.e2e.conftest import DAG_ID
 
 pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -61,7 +61,7 @@ def test_backfill_three_billing_dates(sandbox_factory, tmp_path):
     billing_db = tmp_path / "billing.db"
     env = {
         **os.environ,
-        **connections(sb),
+        **sb.connections(),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",

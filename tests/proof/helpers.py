@@ -21,6 +21,8 @@ from urllib.parse import quote
 import httpx
 import sqlalchemy as sa
 
+from billing_sandbox.connections import airflow_connections
+
 BILLING_DATE = "2026-11-01"
 SCENARIO_TIMEOUT_S = 30
 
@@ -29,20 +31,11 @@ SCENARIO_TIMEOUT_S = 30
 def connection_env(scenario: Mapping[str, Any], huntress_url: str, connectwise_url: str, *,
                    max_retries: int = 3, huntress_secret: str | None = None,
                    connectwise_secret: str | None = None) -> dict[str, str]:
-    """AIRFLOW_CONN_* values for a scenario's credentials (optionally a wrong secret)."""
-    h, c = scenario["huntress"], scenario["connectwise"]
-    rate = h.get("rate_limit_per_minute", 60)
-    return {
-        "AIRFLOW_CONN_HUNTRESS_DEFAULT": json.dumps({
-            "conn_type": "http", "host": huntress_url, "login": h["api_key"],
-            "password": huntress_secret or h["api_secret"],
-            "extra": {"rate_limit_per_minute": rate, "rate_limit_window_s": h.get("rate_limit_window_s", 60),
-                      "max_retries": max_retries}}),
-        "AIRFLOW_CONN_CONNECTWISE_DEFAULT": json.dumps({
-            "conn_type": "http", "host": connectwise_url, "login": f"{c['company_id']}+{c['public_key']}",
-            "password": connectwise_secret or c["private_key"],
-            "extra": {"clientId": c["client_id"], "max_retries": max_retries}}),
-    }
+    """AIRFLOW_CONN_* values for a scenario's credentials (optionally a wrong secret), few retries."""
+    retries = {"max_retries": max_retries}
+    return airflow_connections(scenario, huntress_url, connectwise_url, huntress_secret=huntress_secret,
+                               connectwise_secret=connectwise_secret, huntress_extra=retries,
+                               connectwise_extra=retries)
 
 
 def db_connection_env(url: str) -> dict[str, str]:

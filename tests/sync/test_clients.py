@@ -6,7 +6,6 @@ HttpHook.
 
 from __future__ import annotations
 
-import json
 import time
 
 import httpx
@@ -49,13 +48,10 @@ def scenario(orgs: int = 3, companies: int = 3, agreements: int = 2, rate: int =
 
 
 def use_connections(monkeypatch, sb, huntress_extra: dict | None = None, secret: str | None = None) -> None:
-    h, c = sb.scenario["huntress"], sb.scenario["connectwise"]
-    monkeypatch.setenv("AIRFLOW_CONN_HUNTRESS_DEFAULT", json.dumps({
-        "conn_type": "http", "host": sb.huntress_url, "login": h["api_key"],
-        "password": secret or h["api_secret"], "extra": huntress_extra or {}}))
-    monkeypatch.setenv("AIRFLOW_CONN_CONNECTWISE_DEFAULT", json.dumps({
-        "conn_type": "http", "host": sb.connectwise_url, "login": f"{c['company_id']}+{c['public_key']}",
-        "password": secret or c["private_key"], "extra": {"clientId": c["client_id"], "max_retries": 8}}))
+    env = sb.connections(huntress_secret=secret, connectwise_secret=secret, huntress_extra=huntress_extra,
+                         connectwise_extra={"max_retries": 8})
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
 
 
 def served(url: str) -> dict:
@@ -75,7 +71,7 @@ def test_huntress_pages_through_every_organization(sandbox_factory, monkeypatch)
 def test_huntress_429_is_waited_out(sandbox_factory, monkeypatch):
     """Server limit 4 per 1 s window, client told 60/min: the server's 429s must be absorbed."""
     sb = sandbox_factory(scenario(orgs=1300, rate=4, window=1))
-    use_connections(monkeypatch, sb, {"max_retries": 10})
+    use_connections(monkeypatch, sb, {"max_retries": 10, "rate_limit_per_minute": 60, "rate_limit_window_s": 60})
     client = HuntressClient.from_connection()
     results = [client.invoices("reseller") for _ in range(6)]
     assert all(r and r[0]["id"] == 5001 for r in results)

@@ -76,10 +76,9 @@ def billing_env(tmp: Path) -> dict[str, str]:
 
 def run_billing_dag(sb: Sandbox, env: dict[str, str]) -> None:
     """`dag.test()` in this process, as tests/e2e's run_dag does, with env restored afterwards."""
-    from tests.e2e.conftest import connections
 
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in {**env, **connections(sb)}.items():
+        for key, value in {**env, **sb.connections()}.items():
             mp.setenv(key, value)
         from airflow.dag_processing.dagbag import DagBag
 
