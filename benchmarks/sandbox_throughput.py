@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/sandbox_throughput.py [--requests 3000] [--concurrency 8] [--scenario FILE]
 
-Starts `python -m billing_sandbox` on scenarios/demo.json (a small built-in scenario when that is
-absent) with the Huntress rate limit raised so 429s do not interfere, and no injected faults.
+Starts `python -m billing_sandbox` on scenarios/demo.json (when that is absent, the same scenario
+from the generator) with the Huntress rate limit raised so 429s do not interfere, and no injected faults.
 The clients use http.client with keep-alive, which costs far less CPU than httpx: on a small
 machine the load generator shares the cores with the server, and a heavy client would measure itself.
 """
@@ -26,44 +26,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from billing_sandbox.generate import generate
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "scenarios" / "demo.json"
-
-FALLBACK_SCENARIO: dict[str, Any] = {
-    "huntress": {
-        "api_key": "hk_bench",
-        "api_secret": "hs_bench",
-        "account": {"id": 1, "name": "Bench MSP", "subdomain": "bench"},
-        "organizations": [{"id": 100 + i, "name": f"Org {i}", "key": f"org{i}"} for i in range(1, 41)],
-        "invoices": [
-            {
-                "id": 5001,
-                "created_at": "2026-11-01T06:00:00Z",
-                "status": "paid",
-                "lines": [
-                    {"organization_id": 100 + i, "actual_usage": {"edr": i, "itdr": 1, "sat": 2, "siem": 0}}
-                    for i in range(1, 41)
-                ],
-            }
-        ],
-    },
-    "connectwise": {
-        "company_id": "bench",
-        "public_key": "pub",
-        "private_key": "priv",
-        "client_id": "00000000-0000-0000-0000-000000000000",
-        "companies": [{"id": 250, "identifier": "acme", "name": "Acme Corp"}],
-        "catalog": [{"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR"}],
-        "agreements": [
-            {
-                "id": 1578,
-                "name": "Managed Security",
-                "company_id": 250,
-                "additions": [{"id": 501, "product_id": 752, "quantity": 38}],
-            }
-        ],
-    },
-}
 
 
 def basic(user: str, password: str) -> str:
@@ -178,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="client threads per API [8]")
     parser.add_argument("--scenario", type=Path, default=DEMO if DEMO.exists() else None)
     args = parser.parse_args(argv)
-    scenario = (
-        json.loads(args.scenario.read_text()) if args.scenario else json.loads(json.dumps(FALLBACK_SCENARIO))
-    )
+    scenario = json.loads(args.scenario.read_text()) if args.scenario else generate(40, 42)
     scenario["huntress"]["rate_limit_per_minute"] = 1_000_000_000
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench-scenario.json"

@@ -54,6 +54,7 @@ DEFAULT_DATE = "2025-01-01T00:00:00Z"
 PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX = 25, 1000
 INT32_MAX = 2_147_483_647
 JSON_TYPE = "application/json; charset=utf-8"
+ADDITIONS_ROUTE = "/finance/agreements/{id}/additions"
 
 # Records hold hrefs as BASE + path. The base (scheme, host, port, codebase) is only known per
 # request, so serialized JSON gets one str.replace of the escaped placeholder per response.
@@ -159,6 +160,11 @@ def _prune(record: dict[str, Any]) -> dict[str, Any]:
 
 def _href(path: str) -> str:
     return BASE + path
+
+
+def _info(entered: str, member: str = SEED_MEMBER, **links: str) -> dict[str, Any]:
+    """A record's `_info`: who entered and last updated it and when (the same here), then its links."""
+    return {"lastUpdated": entered, "updatedBy": member, "dateEntered": entered, "enteredBy": member, **links}
 
 
 class Names:
@@ -436,7 +442,7 @@ def build_company(src: Mapping[str, Any], lk: Lookups) -> dict[str, Any]:
         "leadFlag": False,
         "unsubscribeFlag": False,
         "billingTerms": _lookup(1, "Net 30 days", "/finance/billingTerms", "billingTerms"),
-        "billToCompany": {"id": cid, "identifier": src["identifier"], "name": src["name"]},
+        "billToCompany": _company_ref(src, cid),
         "billingSite": {"id": site_id, "name": "Main"},
         "invoiceDeliveryMethod": _lookup(
             1, "Mail", "/finance/invoiceDeliveryMethods", "invoiceDeliveryMethod"
@@ -453,7 +459,6 @@ def build_company(src: Mapping[str, Any], lk: Lookups) -> dict[str, Any]:
             "_info": {"site_href": _href(f"/company/companies/{cid}/sites/{site_id}")},
         },
     }
-    record["billToCompany"]["_info"] = {"company_href": _href(f"/company/companies/{cid}")}
     _overlay(
         record,
         src,
@@ -464,15 +469,12 @@ def build_company(src: Mapping[str, Any], lk: Lookups) -> dict[str, Any]:
     for key in ("parentCompany", "billToCompany"):
         if isinstance(record.get(key), int):
             record[key] = _company_ref(None, record[key])
-    record["_info"] = {
-        "lastUpdated": entered,
-        "updatedBy": SEED_MEMBER,
-        "dateEntered": entered,
-        "enteredBy": SEED_MEMBER,
-        "contacts_href": _href(f"/company/contacts?conditions=company/id={cid}"),
-        "agreements_href": _href(f"/finance/agreements?conditions=company/id={cid}"),
-        "sites_href": _href(f"/company/companies/{cid}/sites"),
-    }
+    record["_info"] = _info(
+        entered,
+        contacts_href=_href(f"/company/contacts?conditions=company/id={cid}"),
+        agreements_href=_href(f"/finance/agreements?conditions=company/id={cid}"),
+        sites_href=_href(f"/company/companies/{cid}/sites"),
+    )
     return _prune(record)
 
 
@@ -512,13 +514,7 @@ def build_catalog_item(src: Mapping[str, Any]) -> dict[str, Any]:
         "calculatedCostFlag": False,
     }
     _overlay(record, src, CATALOG_SCHEMA, ("id",), ())
-    record["_info"] = {
-        "lastUpdated": DEFAULT_DATE,
-        "updatedBy": SEED_MEMBER,
-        "dateEntered": DEFAULT_DATE,
-        "enteredBy": SEED_MEMBER,
-        "image_href": _href(f"/procurement/catalog/{pid}/image"),
-    }
+    record["_info"] = _info(DEFAULT_DATE, image_href=_href(f"/procurement/catalog/{pid}/image"))
     return _prune(record)
 
 
@@ -526,6 +522,7 @@ def build_agreement(
     src: Mapping[str, Any], companies: Mapping[int, Mapping[str, Any]], lk: Lookups
 ) -> dict[str, Any]:
     aid, company_id = src["id"], src["company_id"]
+    contact_id = company_id * 10 + 1  # its billing contact, and its Main site (as in build_company)
     company = companies.get(company_id)
     start = _date_or_raw(src.get("startDate", DEFAULT_DATE))
     end = _date_or_raw(src.get("endDate"))
@@ -540,8 +537,12 @@ def build_agreement(
         "name": src["name"],
         "type": kind,
         "company": _company_ref(company, company_id),
-        "contact": {"id": company_id * 10 + 1, "name": "Billing Contact"},
-        "site": {"id": company_id * 10 + 1, "name": "Main"},
+        "contact": {
+            "id": contact_id,
+            "name": "Billing Contact",
+            "_info": {"contact_href": _href(f"/company/contacts/{contact_id}")},
+        },
+        "site": {"id": contact_id, "name": "Main"},
         "location": {"id": 2, "name": "Main"},
         "department": {"id": 10, "identifier": "Services", "name": "Services"},
         "restrictLocationFlag": False,
@@ -574,7 +575,6 @@ def build_agreement(
         "billStartDate": start,
         "nextInvoiceDate": _next_invoice_date() if status == "Active" else None,
     }
-    record["contact"]["_info"] = {"contact_href": _href(f"/company/contacts/{company_id * 10 + 1}")}
     _overlay(
         record,
         src,
@@ -589,17 +589,14 @@ def build_agreement(
         record["parentAgreement"] = {
             "id": pid,
             "name": parent.get("name", "") if isinstance(parent, Mapping) else "",
+            "_info": {"agreement_href": _href(f"/finance/agreements/{pid}")},
         }
-        record["parentAgreement"]["_info"] = {"agreement_href": _href(f"/finance/agreements/{pid}")}
-    record["_info"] = {
-        "lastUpdated": start if isinstance(start, str) else DEFAULT_DATE,
-        "updatedBy": SEED_MEMBER,
-        "dateEntered": start if isinstance(start, str) else DEFAULT_DATE,
-        "enteredBy": SEED_MEMBER,
-        "additions_href": _href(f"/finance/agreements/{aid}/additions"),
-        "adjustments_href": _href(f"/finance/agreements/{aid}/adjustments"),
-        "sites_href": _href(f"/finance/agreements/{aid}/sites"),
-    }
+    record["_info"] = _info(
+        start if isinstance(start, str) else DEFAULT_DATE,
+        additions_href=_href(f"/finance/agreements/{aid}/additions"),
+        adjustments_href=_href(f"/finance/agreements/{aid}/adjustments"),
+        sites_href=_href(f"/finance/agreements/{aid}/sites"),
+    )
     return _prune(record)
 
 
@@ -674,13 +671,7 @@ def build_addition(
         ("id", "product_id", "agreementId", "product", *DERIVED),
         ("effectiveDate", "cancelledDate"),
     )
-    entered = effective if isinstance(effective, str) else DEFAULT_DATE
-    record["_info"] = {
-        "lastUpdated": entered,
-        "updatedBy": SEED_MEMBER,
-        "dateEntered": entered,
-        "enteredBy": SEED_MEMBER,
-    }
+    record["_info"] = _info(effective if isinstance(effective, str) else DEFAULT_DATE)
     record = _prune(record)
     derive_addition(record, src.get("additionStatus"))
     return record, src.get("additionStatus")
@@ -1109,24 +1100,23 @@ class AdditionWriter:
             )
         return _product_ref(self.catalog.by_id[pid], pid)
 
-    def default(self, field: str, product: Mapping[str, Any] | None) -> Any:
-        """The value a field takes when a create or replace leaves it out."""
-        catalog = self.catalog.by_id.get(product["id"]) if product else None
-        defaults = {
+    def defaults(self, product: Mapping[str, Any]) -> dict[str, Any]:
+        """What fields take when a create or replace leaves them out; a field not here becomes null."""
+        item = self.catalog.by_id[product["id"]]
+        return {
             "lessIncluded": 0,
-            "unitPrice": (catalog or {}).get("price", 0),
-            "unitCost": (catalog or {}).get("cost", 0),
+            "unitPrice": item.get("price", 0),
+            "unitCost": item.get("cost", 0),
             "taxableFlag": False,
             "effectiveDate": datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z"),
-            "invoiceDescription": (catalog or {}).get("customerDescription"),
-            "description": (catalog or {}).get("description"),
+            "invoiceDescription": item.get("customerDescription"),
+            "description": item.get("description"),
             "uom": "Each",
             "prorateCurrentPeriodFlag": False,
             "purchaseItemFlag": False,
             "specialOrderFlag": False,
             "quantity": 0,
         }
-        return defaults.get(field)
 
 
 def _show_value(value: Any) -> str:
@@ -1390,16 +1380,10 @@ class ConnectWiseSandbox:
                 self.additions.by_id[i].get("sequenceNumber", 0) for i in self.by_agreement[agreement_id]
             )
             values["sequenceNumber"] = max(siblings, default=0) + 1
-        now = _now()
         record: dict[str, Any] = {"id": self.next_addition_id, **values}
         record.update(agreementId=agreement_id, agreementStatus=agreement.get("agreementStatus"))
         record.update(dict.fromkeys(DERIVED, 0))
-        record["_info"] = {
-            "lastUpdated": now,
-            "updatedBy": API_MEMBER,
-            "dateEntered": now,
-            "enteredBy": API_MEMBER,
-        }
+        record["_info"] = _info(_now(), API_MEMBER)
         record = _prune(record)
         derive_addition(record, None)
         self.next_addition_id += 1
@@ -1431,13 +1415,12 @@ class ConnectWiseSandbox:
             if given.get(field) is None:
                 raise _field_error(field, "NullValue", f"The field {field} is required.")
         values = {"product": self.writer.coerce("product", given["product"])}
+        defaults = self.writer.defaults(values["product"])
         for field in WRITABLE:
-            if field == "product":
-                continue
-            if field in given:
-                values[field] = self.writer.coerce(field, given[field])
-            else:
-                values[field] = self.writer.default(field, values["product"])
+            if field != "product":
+                values[field] = (
+                    self.writer.coerce(field, given[field]) if field in given else defaults.get(field)
+                )
         return values
 
     def _commit(self, record: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
@@ -1513,10 +1496,7 @@ def list_response(
 ) -> Response:
     """A page of `coll` (or of the `ids` subset, e.g. one agreement's additions)."""
     q = parse_list_query(request, coll)
-    if ids is None:
-        matched = coll.cached(q.key, lambda: select(coll, coll.ids, q))
-    else:
-        matched = select(coll, ids, q)
+    matched = _matching(coll, ids, q)
     if q.forward_only:
         start = bisect.bisect_right(matched, q.page_id) if q.page_id is not None else 0
         chunk = matched[start : start + q.page_size]
@@ -1550,11 +1530,16 @@ def _navigable_links(request: Request, q: ListQuery, total: int) -> list[tuple[s
 
 def count_response(request: Request, coll: Collection, ids: list[int] | None) -> Response:
     q = parse_list_query(request, coll)
-    if ids is None:
-        n = len(coll.cached(q.key, lambda: select(coll, coll.ids, q)))
-    else:
-        n = len(select(coll, ids, q)) if q.predicate else len(ids)
+    n = len(ids) if ids is not None and not q.predicate else len(_matching(coll, ids, q))
     return JSONResponse({"count": n}, media_type=JSON_TYPE)
+
+
+def _matching(coll: Collection, ids: list[int] | None, q: ListQuery) -> list[int]:
+    """The ids of `coll` (or of its `ids` subset) the query selects, in its order; whole-collection
+    queries are cached."""
+    if ids is None:
+        return coll.cached(q.key, lambda: select(coll, coll.ids, q))
+    return select(coll, ids, q)
 
 
 def _path_id(request: Request, name: str, resource: str, what: str) -> int:
@@ -1562,6 +1547,15 @@ def _path_id(request: Request, name: str, resource: str, what: str) -> int:
     if not re.fullmatch(r"\d{1,10}", raw) or int(raw) > INT32_MAX:
         raise not_found(resource, f"{what} with id {raw[:40]} was not found.")
     return int(raw)
+
+
+def _agreement_id(request: Request) -> int:
+    return _path_id(request, "id", "agreement", "Agreement")
+
+
+def _addition_ids(request: Request) -> tuple[int, int]:
+    """The ids in a `.../agreements/{id}/additions/{additionId}` path."""
+    return _agreement_id(request), _path_id(request, "additionId", ADDITION_RESOURCE, "Agreement addition")
 
 
 async def _body(request: Request) -> Any:
@@ -1690,20 +1684,19 @@ def _add_reads(router: APIRouter, s: ConnectWiseSandbox) -> None:
     guard = _guard(s)
 
     def additions(request: Request) -> Response:
-        aid = _path_id(request, "id", "agreement", "Agreement")
+        aid = _agreement_id(request)
         with s.lock:
             s.agreement(aid)
             return list_response(request, s, s.additions, s.by_agreement[aid])
 
     def additions_count(request: Request) -> Response:
-        aid = _path_id(request, "id", "agreement", "Agreement")
+        aid = _agreement_id(request)
         with s.lock:
             s.agreement(aid)
             return count_response(request, s.additions, s.by_agreement[aid])
 
     def addition(request: Request) -> Response:
-        aid = _path_id(request, "id", "agreement", "Agreement")
-        xid = _path_id(request, "additionId", ADDITION_RESOURCE, "Agreement addition")
+        aid, xid = _addition_ids(request)
         with s.lock:
             return _record_response(request, s, s.additions, s.addition(aid, xid))
 
@@ -1734,26 +1727,18 @@ def _add_reads(router: APIRouter, s: ConnectWiseSandbox) -> None:
             media_type=JSON_TYPE,
         )
 
-    base = "/finance/agreements/{id}/additions"
-    router.add_api_route(base, guard(additions), methods=["GET"])
-    router.add_api_route(f"{base}/count", guard(additions_count), methods=["GET"])
-    router.add_api_route(f"{base}/{{additionId}}", guard(addition), methods=["GET"])
+    router.add_api_route(ADDITIONS_ROUTE, guard(additions), methods=["GET"])
+    router.add_api_route(f"{ADDITIONS_ROUTE}/count", guard(additions_count), methods=["GET"])
+    router.add_api_route(f"{ADDITIONS_ROUTE}/{{additionId}}", guard(addition), methods=["GET"])
     router.add_api_route("/system/audittrail", guard(audit_trail), methods=["GET"])
     router.add_api_route("/system/info", guard(system_info), methods=["GET"])
 
 
 def _add_writes(router: APIRouter, s: ConnectWiseSandbox) -> None:
     guard = _guard(s)
-    base = "/finance/agreements/{id}/additions"
-
-    def ids(request: Request) -> tuple[int, int]:
-        return (
-            _path_id(request, "id", "agreement", "Agreement"),
-            _path_id(request, "additionId", ADDITION_RESOURCE, "Agreement addition"),
-        )
 
     async def create(request: Request) -> Response:
-        aid = _path_id(request, "id", "agreement", "Agreement")
+        aid = _agreement_id(request)
         body = await _body(request)
         with s.lock:
             record = s.create_addition(aid, body)
@@ -1764,27 +1749,27 @@ def _add_writes(router: APIRouter, s: ConnectWiseSandbox) -> None:
         return response
 
     async def patch(request: Request) -> Response:
-        aid, xid = ids(request)
+        aid, xid = _addition_ids(request)
         body = await _body(request)
         with s.lock:
             return _record_response(request, s, s.additions, s.patch_addition(aid, xid, body))
 
     async def put(request: Request) -> Response:
-        aid, xid = ids(request)
+        aid, xid = _addition_ids(request)
         body = await _body(request)
         with s.lock:
             return _record_response(request, s, s.additions, s.put_addition(aid, xid, body))
 
     def delete(request: Request) -> Response:
-        aid, xid = ids(request)
+        aid, xid = _addition_ids(request)
         with s.lock:
             s.delete_addition(aid, xid)
         return Response(status_code=204)
 
-    router.add_api_route(base, guard(create), methods=["POST"])
-    router.add_api_route(f"{base}/{{additionId}}", guard(patch), methods=["PATCH"])
-    router.add_api_route(f"{base}/{{additionId}}", guard(put), methods=["PUT"])
-    router.add_api_route(f"{base}/{{additionId}}", guard(delete), methods=["DELETE"])
+    router.add_api_route(ADDITIONS_ROUTE, guard(create), methods=["POST"])
+    router.add_api_route(f"{ADDITIONS_ROUTE}/{{additionId}}", guard(patch), methods=["PATCH"])
+    router.add_api_route(f"{ADDITIONS_ROUTE}/{{additionId}}", guard(put), methods=["PUT"])
+    router.add_api_route(f"{ADDITIONS_ROUTE}/{{additionId}}", guard(delete), methods=["DELETE"])
 
 
 def _install_errors(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import itertools
 import json
 import math
 import random
@@ -60,8 +61,7 @@ CATALOG: list[tuple[int, str, str, float, float]] = [
     (850, "BLOCK-10HR", "Prepaid block - 10 hours", 1250.0, 0.0),
     (860, "DOMAIN-REG", "Domain registration & DNS", 2.0, 1.1),
 ]
-_CATALOG_ID = {identifier: cid for cid, identifier, *_ in CATALOG}
-_CATALOG_ROW = {identifier: row for row in CATALOG for identifier in (row[1],)}
+_CATALOG_ROW = {row[1]: row for row in CATALOG}
 
 # reason code → (planted cases per organization, variants in the order they are planted).
 # Each code is planted at least once per variant, then scales with N; see docs/scenarios.md.
@@ -281,19 +281,16 @@ class _Builder:
             "zero_quantity_addition": [],
         }  # fmt: skip
         self.keys = {"changed": 0, "unchanged": 0}
-        self._folded: dict[str, None] = {}
         self._bases: dict[str, str] = {}  # generated name → name without legal suffix (for identifiers)
         self.key_matched: list[_Company] = []  # clean companies matched by key (for the key_beats_name trap)
-        self._identifiers: dict[str, None] = {}
-        self._org_keys: dict[str, None] = {}
+        # Taken already: names (folded, the special ones reserved), identifiers (casefolded), org keys.
+        self._folded = {fold(name) for name in [*(n for n, _ in SPECIAL_KEY_NAMES), *SPECIAL_NAME_NAMES]}
+        self._identifiers: set[str] = set()
+        self._org_keys: set[str] = set()
         self._next_agreement = 1500
         self._next_addition = 20001
         self._org_ids = self._id_pool(100, organizations)
         self._company_ids = self._id_pool(250, organizations * 2 + 50)
-        for name, _ in SPECIAL_KEY_NAMES:
-            self._folded[fold(name)] = None
-        for name in SPECIAL_NAME_NAMES:
-            self._folded[fold(name)] = None
 
     # -- ids and names ---------------------------------------------------------------------------
 
@@ -324,7 +321,7 @@ class _Builder:
                 # The word lists run short past ~15,000 customers: branch offices keep names unique.
                 base += f" of {rng.choice(PLACES)}"
             if self._claim_name(base):
-                self._folded[fold(base + suffix)] = None
+                self._folded.add(fold(base + suffix))
                 self._bases[base + suffix] = base
                 return base + suffix
         raise RuntimeError("name space exhausted")
@@ -333,7 +330,7 @@ class _Builder:
         key = fold(base)
         if key in self._folded:
             return False
-        self._folded[key] = None
+        self._folded.add(key)
         return True
 
     def _identifier(self, name: str, preferred: str | None = None) -> str:
@@ -342,7 +339,7 @@ class _Builder:
         while candidate.casefold() in self._identifiers:
             n += 1
             candidate = base[: IDENTIFIER_MAX - len(str(n))] + str(n)
-        self._identifiers[candidate.casefold()] = None
+        self._identifiers.add(candidate.casefold())
         return candidate
 
     def _other_key(self, name: str) -> str:
@@ -354,7 +351,7 @@ class _Builder:
         while candidate in self._org_keys:
             n += 1
             candidate = f"{base}-{n}"
-        self._org_keys[candidate] = None
+        self._org_keys.add(candidate)
         return candidate
 
     # -- records ---------------------------------------------------------------------------------
@@ -372,7 +369,7 @@ class _Builder:
         return _Company(record)
 
     def org(self, name: str, key: str, usage: dict[str, int], first_month: int = 0) -> _Org:
-        self._org_keys[key] = None
+        self._org_keys.add(key)
         org = _Org(name, key, dict(usage), dict(usage), dict(usage), first_month, self._org_ids.pop())
         org.created_at = self.org_created(first_month)
         self.orgs.append(org)
@@ -406,9 +403,8 @@ class _Builder:
             "sat": rng.random() < 0.35,
             "siem": rng.random() < 0.15,
         }
-        order = ["edr", "itdr", "sat", "siem"]
         while sum(used.values()) < min_products:
-            used[next(p for p in order if not used[p])] = True
+            used[next(p for p in PRODUCTS if not used[p])] = True
         users = max(1, round(agents * rng.uniform(0.6, 1.3)))
         return {
             "edr": agents if used["edr"] else 0,
@@ -512,11 +508,11 @@ class _Layout:
                 effective = switch
             else:
                 cancelled = switch
-        _, _, description, price, cost = _CATALOG_ROW[identifier]
+        product_id, _, description, price, cost = _CATALOG_ROW[identifier]
         b._next_addition += 1 + (rng.random() < 0.1) * rng.randint(1, 5)
         record = {
             "id": b._next_addition,
-            "product_id": _CATALOG_ID[identifier],
+            "product_id": product_id,
             "quantity": qty,
             "effectiveDate": _ts(effective),
             "cancelledDate": _ts(cancelled) if cancelled else None,
@@ -699,8 +695,8 @@ def _problem_cases(n: int) -> list[_Case]:
         count = _count(share, len(variants), n)
         if code == "invalid_usage":
             # Two bad values per host organization, on two different products.
-            pairs = [(variants[i % 6], variants[(i + 1) % 6]) for i in range(0, count + count % 2, 2)]
-            per_code[code] = [_Case(code, pair) for pair in pairs]
+            cycle = itertools.cycle(variants)
+            per_code[code] = [_Case(code, (next(cycle), next(cycle))) for _ in range((count + 1) // 2)]
         else:
             chosen = [variants[i % len(variants)] for i in range(count)]
             # A customer gone from Huntress altogether has no organization to spend.
@@ -1288,35 +1284,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--organizations", type=int, required=True, help="number of Huntress organizations")
     p.add_argument("--seed", type=int, default=42, help="random seed (same seed, same file) [42]")
     p.add_argument("--out", default="-", help="output file, '-' for stdout [-]")
-    p.add_argument(
-        "--billing-date",
-        default=DEFAULTS["billing_date"],
-        help="newest invoice's billing date, YYYY-MM-DD (created that day 06:00Z) [%(default)s]",
-    )
-    p.add_argument(
-        "--months",
-        type=int,
-        default=DEFAULTS["months"],
-        help="monthly invoices ending at the billing date [%(default)s]",
-    )
-    p.add_argument(
-        "--change-share",
-        type=float,
-        default=DEFAULTS["change_share"],
-        help="share of clean keys whose ConnectWise quantity differs from the usage [%(default)s]",
-    )
-    p.add_argument(
-        "--agreements-per-company",
-        type=float,
-        default=DEFAULTS["agreements_per_company"],
-        help="mean agreements per company with Huntress [%(default)s]",
-    )
-    p.add_argument(
-        "--rate-limit",
-        type=int,
-        default=DEFAULTS["rate_limit"],
-        help="Huntress requests per minute [%(default)s]",
-    )
+    for name, type_, text in (
+        ("billing_date", str, "newest invoice's billing date, YYYY-MM-DD (created that day 06:00Z)"),
+        ("months", int, "monthly invoices ending at the billing date"),
+        ("change_share", float, "share of clean keys whose ConnectWise quantity differs from the usage"),
+        ("agreements_per_company", float, "mean agreements per company with Huntress"),
+        ("rate_limit", int, "Huntress requests per minute"),
+    ):
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(flag, type=type_, default=DEFAULTS[name], help=f"{text} [%(default)s]")
     p.add_argument("--clean", action="store_true", help="plant no problems (traps stay)")
     p.add_argument("--compact", action="store_true", help="one-line JSON (faster, smaller)")
     return p
@@ -1325,17 +1301,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    options = {name: getattr(args, name) for name in DEFAULTS}  # each generate() option has its flag
     try:
-        scenario = generate(
-            args.organizations,
-            args.seed,
-            billing_date=args.billing_date,
-            months=args.months,
-            change_share=args.change_share,
-            agreements_per_company=args.agreements_per_company,
-            rate_limit=args.rate_limit,
-            clean=args.clean,
-        )
+        scenario = generate(args.organizations, args.seed, **options)
     except ValueError as exc:
         parser.error(str(exc))
     text = dumps(scenario, indent=0 if args.compact else 1)

@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billing_sandbox.common import ADMIN_PREFIX
+
 PRODUCTS = ("edr", "ispm", "itdr", "sat", "siem", "siem_extended_retention")
 INVOICE_STATUSES = (
     "open",
@@ -59,7 +61,7 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"status": status, "error": message}
 
 
-# --- data: the scenario turned into API shapes once, at start and on reset ---------------------------
+# --- data: the scenario turned into API shapes once, at start ---------------------------------------
 
 
 def _timestamp(value: str) -> str:
@@ -393,7 +395,7 @@ class HuntressSandbox:
         }
 
     def reset(self) -> None:
-        self.data = HuntressData(self.section)
+        # The API only reads: the data is as built, so only the rate-limit window starts afresh.
         self.window = self._new_window()
 
     @staticmethod
@@ -409,31 +411,23 @@ class HuntressGate:
         self.sandbox = sandbox
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return
         sandbox = self.sandbox()
         window = sandbox.window
         auth = next((v for k, v in scope["headers"] if k == b"authorization"), None)
         if not sandbox.authorized(auth):
+            message = "Unauthorized: missing or invalid API credentials"
             extra = {"WWW-Authenticate": 'Basic realm="Huntress API"'}
-            await self._reply(
-                scope,
-                receive,
-                send,
-                401,
-                "Unauthorized: missing or invalid API credentials",
-                window,
-                window.remaining(),
-                extra,
-            )
+            await _refusal(401, message, window.limit, window.remaining(), extra)(scope, receive, send)
             return
         if not window.admit():
             extra = (
                 {"Retry-After": str(math.ceil(window.seconds_until_free()))} if sandbox.retry_after else {}
             )
             message = f"Rate limit exceeded: {window.limit} requests per {window.window_s:g} seconds"
-            await self._reply(scope, receive, send, 429, message, window, 0, extra)
+            await _refusal(429, message, window.limit, 0, extra)(scope, receive, send)
             return
         limit_headers = _limit_headers(window.limit, window.limit - len(window.admitted))
 
@@ -444,20 +438,11 @@ class HuntressGate:
 
         await self.app(scope, receive, send_with_limits)
 
-    @staticmethod
-    async def _reply(
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        status: int,
-        message: str,
-        window: SlidingWindow,
-        remaining: int,
-        extra: dict[str, str],
-    ) -> None:
-        response = JSONResponse(error_body(status, message), status, headers=extra)
-        response.raw_headers.extend(_limit_headers(window.limit, remaining))
-        await response(scope, receive, send)
+
+def _refusal(status: int, message: str, limit: int, remaining: int, extra: dict[str, str]) -> Response:
+    response = JSONResponse(error_body(status, message), status, headers=extra)
+    response.raw_headers.extend(_limit_headers(limit, remaining))
+    return response
 
 
 def _limit_headers(limit: int, remaining: int) -> list[tuple[bytes, bytes]]:
@@ -478,10 +463,8 @@ def _filter(request: Request, name: str, allowed: tuple[str, ...]) -> str | None
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query_params.get(name, default)
-    if value not in allowed:
-        raise ApiError(400, f"{name} does not have a valid value (one of {', '.join(allowed)})")
-    return value
+    value = _filter(request, name, allowed)
+    return default if value is None else value
 
 
 def _boolean(request: Request, name: str) -> bool | None:
@@ -631,11 +614,8 @@ def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
         return invoices(request, False, "reseller_invoices")
 
     @get("/v1/invoices/{id}")
-    def account_invoice(request: Request) -> Response:
-        return JSONResponse({"invoice": data().invoice_by_id[invoice_id(request)]})
-
     @get("/v1/reseller/invoices/{id}")
-    def reseller_invoice(request: Request) -> Response:
+    def one_invoice(request: Request) -> Response:
         return JSONResponse({"invoice": data().invoice_by_id[invoice_id(request)]})
 
     @get("/v1/reseller/invoices/{id}/organization_usage_line_items")
