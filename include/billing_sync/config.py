@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+# Contract names (CONTRACTS.md §1). The DAG file spells them too: it imports nothing of ours at parse.
+DAG_ID = "huntress_connectwise_billing_sync"
 VARIABLE_KEY = "huntress_cw_billing_config"
 
 DEFAULT_PRODUCTS = {

@@ -11,8 +11,8 @@ A message is plain data (`Message`), rendered per medium: log text, HTML mail, S
 rendering, every value is scrubbed of the logins and passwords of our connections (an exception's
 text can carry a URL or a header), then escaped for its medium, never treated as a template.
 
-Only `airflow.sdk.BaseNotifier` is imported at module level; hooks, providers and the billing DB
-load when a message is sent.
+Of Airflow only `airflow.sdk.BaseNotifier` is imported at module level; hooks, providers and the
+billing DB load when a message is sent.
 """
 
 from __future__ import annotations
@@ -31,11 +31,12 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from airflow.sdk import BaseNotifier
 
-from .reconcile import REASON_CODES, REASON_HELP
+from .config import DAG_ID
+from .reconcile import CONTRACT_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
+from .review import MOUNT_PATH
 
 log = logging.getLogger(__name__)
 
-DAG_ID = "huntress_connectwise_billing_sync"
 SMTP_CONN_ID = "billing_sync_smtp"
 SLACK_CONN_ID = "billing_sync_slack"
 # Connections whose login/password must never reach a message.
@@ -218,7 +219,7 @@ def task_url(run_id: str, task_id: str, map_index: int | None = None, dag_id: st
 
 def report_page_url(run_id: str) -> str:
     """The billing-review plugin's page of the run's report."""
-    return f"{airflow_base_url()}/billing-review/runs/{quote(run_id, safe='')}/report"
+    return f"{airflow_base_url()}{MOUNT_PATH}/runs/{quote(run_id, safe='')}/report"
 
 
 def run_links(run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
@@ -275,8 +276,7 @@ def summary_message(ref: Mapping[str, Any], result: Mapping[str, Any], task_id: 
         return None
     counts, checks = result.get("counts") or {}, result.get("checks") or {}
     run_id, billing_date = str(ref["run_id"]), str(ref["billing_date"])
-    outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in ("updated", "unchanged", "planned",
-                                                             "not_applicable", "quarantined"))
+    outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in CONTRACT_OUTCOMES)
     facts = (("Billing date", billing_date), ("Invoice", str(ref.get("invoice_id"))),
              ("Mode", str(result.get("mode") or ref.get("mode"))), ("Task", task_id), ("Run", run_id),
              ("Outcomes", outcomes), ("Needs attention", "; ".join(why)))
@@ -321,12 +321,7 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
         log.info("no quarantine counts for the alert: %s", type(exc).__name__)
         return {}
     counts = Counter(r["reason_code"] for r in rows)
-    return {c: counts[c] for c in sorted(counts, key=_reason_order)}
-
-
-def _reason_order(code: str) -> tuple[int, str]:
-    codes = list(REASON_CODES)
-    return (codes.index(code) if code in codes else len(codes), code)
+    return {c: counts[c] for c in sorted(counts, key=lambda c: (reason_rank(c), c))}
 
 
 def _report_folder(billing_date: str, run_id: str) -> str | None:

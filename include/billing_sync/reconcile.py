@@ -42,6 +42,8 @@ PUSH_OUTCOMES: dict[str, str] = {
     "planned": "dry run / report only: the change would have been written",
     "failed": "the write did not succeed (see the quarantine row)",
 }
+# The contract's outcomes (CONTRACTS.md §3), in its order: how reports and alerts list them.
+CONTRACT_OUTCOMES = ("updated", "unchanged", "planned", "not_applicable", "quarantined")
 
 REASON_CODES: dict[str, str] = {
     "unmapped_organization": "usage for an organization that no rule maps to a company",
@@ -78,6 +80,14 @@ REASON_HELP: dict[str, str] = {
     "invalid_addition": "Fix the addition's quantity in ConnectWise to a whole, non-negative number and "
     "re-run.",
 }
+
+_REASON_RANK = {code: i for i, code in enumerate(REASON_CODES)}
+
+
+def reason_rank(code: str) -> int:
+    """Position of a reason code in the contract's order (REASON_CODES); unknown codes come last."""
+    return _REASON_RANK.get(code, len(_REASON_RANK))
+
 
 MATCH_RULES = ("org_map", "key", "name")
 

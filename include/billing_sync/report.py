@@ -24,7 +24,7 @@ import jinja2
 import pandas as pd
 
 from . import store
-from .reconcile import OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP
+from .reconcile import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 
 REPORT_FILE = "report.html"
 CHANGES_CSV = "changes.csv"
@@ -38,7 +38,7 @@ MODE_HELP = {
     "dry_run": "dry run: nothing was written to ConnectWise",
     "report_only": "report only: the invoice is older than the newest one, nothing was written",
 }
-OUTCOME_ORDER = ("updated", "unchanged", "planned", "not_applicable", "quarantined", "failed", "change")
+OUTCOME_ORDER = (*CONTRACT_OUTCOMES, "failed", "change")  # every outcome of OUTCOMES and PUSH_OUTCOMES
 TOTALS_COLUMNS = ("product", "catalog_identifier", "huntress", "connectwise_before", "connectwise_after",
                   "difference")
 MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always hold every row
@@ -57,7 +57,7 @@ def collect(eng, ref: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str
     changes = [{**c, "company_name": companies.get(c["cw_company_id"])} for c in store.changes_for_run(eng, run_id)]
     quarantine = [{**q, "company_name": companies.get(q["cw_company_id"]), "what_to_do": REASON_HELP.get(q["reason_code"])}
                   for q in store.list_quarantine(eng, run_id=run_id, limit=None)]
-    quarantine.sort(key=lambda q: (_reason_rank(q["reason_code"]), str(q["huntress_organization_name"] or ""),
+    quarantine.sort(key=lambda q: (reason_rank(q["reason_code"]), str(q["huntress_organization_name"] or ""),
                                    str(q["sync_key"])))
     products = (ref.get("settings") or {}).get("products") or {}
     return {
@@ -94,9 +94,8 @@ def totals_rows(checks: Mapping[str, Any], products: Mapping[str, str] | None = 
 
 def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
     meaning = {**OUTCOMES, **PUSH_OUTCOMES}
-    names = [o for o in OUTCOME_ORDER if o in counts] + [o for o in counts if o in meaning and o not in OUTCOME_ORDER]
-    return [{"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")} for o in names
-            if counts[o] or o in ("updated", "unchanged", "quarantined")]
+    return [{"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")} for o in OUTCOME_ORDER
+            if o in counts and (counts[o] or o in ("updated", "unchanged", "quarantined"))]
 
 
 def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -106,12 +105,7 @@ def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
         groups.setdefault(q["reason_code"], []).append(q)
     return [{"code": code, "meaning": REASON_CODES.get(code, ""), "help": REASON_HELP.get(code, ""),
              "rows": rows, "shown": rows[:MAX_HTML_ROWS], "open": sum(1 for r in rows if r["status"] == "open")}
-            for code, rows in sorted(groups.items(), key=lambda kv: _reason_rank(kv[0]))]
-
-
-def _reason_rank(code: str) -> int:
-    codes = list(REASON_CODES)
-    return codes.index(code) if code in codes else len(codes)
+            for code, rows in sorted(groups.items(), key=lambda kv: reason_rank(kv[0]))]
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -338,15 +332,16 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def run_summary_text(eng, billing_date: str, run_id: str | None = None) -> str:
     """The newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
-    runs = store.list_runs(eng, limit=1, billing_date=billing_date)
-    run = store.get_run(eng, run_id) if run_id else (runs[0] if runs else None)
+    if run_id:
+        run = store.get_run(eng, run_id)
+    else:
+        run = next(iter(store.list_runs(eng, limit=1, billing_date=billing_date)), None)
     if not run:
         return f"no run recorded for billing date {billing_date}"
     counts = run.get("counts") or {}
     out = [f"Run {run['run_id']}  billing date {run['billing_date']}  invoice {run['invoice_id']}  "
            f"mode {run['mode']}  status {run['status']}", ""]
-    shown = ("updated", "unchanged", "planned", "not_applicable", "quarantined")
-    rows = [[k, counts.get(k, 0)] for k in shown if counts.get(k)]
+    rows = [[k, counts.get(k, 0)] for k in CONTRACT_OUTCOMES if counts.get(k)]
     rows += [[f"  {code}", n] for code, n in counts.items() if code in REASON_CODES and n]
     out.append(_table(["outcome (reason_code)", "sync keys"], rows + [["total", counts.get("total")]]))
     changes = [c for c in store.changes_for_run(eng, run["run_id"]) if c["action"] != "unchanged"]

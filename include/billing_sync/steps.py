@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import checks, frames, reconcile, store
+from . import checks, frames, reconcile, report, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .http import ApiError
@@ -63,9 +63,13 @@ def engine():
     return eng
 
 
+def reports_root() -> Path:
+    """Where runs write their reports: BILLING_SYNC_REPORTS_DIR, else AIRFLOW_HOME/billing_reports."""
+    return Path(os.environ.get("BILLING_SYNC_REPORTS_DIR") or airflow_home() / "billing_reports")
+
+
 def reports_dir(ref: Mapping[str, Any]) -> Path:
-    base = Path(os.environ.get("BILLING_SYNC_REPORTS_DIR") or airflow_home() / "billing_reports")
-    path = base / ref["billing_date"] / _safe_name(ref["run_id"])
+    path = reports_root() / ref["billing_date"] / _safe_name(ref["run_id"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -186,7 +190,7 @@ def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
     results = [usage_result, additions_result,
                checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
                orgs_result]
-    path = reports_dir(ref) / "validation.json"
+    path = reports_dir(ref) / report.VALIDATION_JSON
     path.write_text(json.dumps(results, indent=1, default=str))
     failed = {r["suite"]: sum(x["unexpected_count"] for x in r["results"]) for r in results if not r["success"]}
     return {"validation_path": str(path), "failed_rows_by_suite": failed}
@@ -309,7 +313,7 @@ def run_checks(eng, ref: Mapping[str, Any], final: pd.DataFrame) -> dict[str, An
 
 def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
     """Close the run (counts, totals check) and write its report; the DAG task notifies after."""
-    from . import notify, report
+    from . import notify
 
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)

@@ -128,6 +128,13 @@ metadata = sa.MetaData()
 
 _OPEN = sa.text("status = 'open'")
 
+
+def _one_of(column: str, values: Sequence[str], table: str) -> sa.CheckConstraint:
+    """CHECK (column IN (...)) from the tuple above that the write functions also check against."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({listed})", name=f"ck_{table}_{column}")
+
+
 quarantine = sa.Table(
     "billing_quarantine",
     metadata,
@@ -148,7 +155,7 @@ quarantine = sa.Table(
     sa.Column("resolved_by", sa.Text),
     sa.Column("note", sa.Text),
     sa.Column("sync_key", sa.Text, nullable=False),
-    sa.CheckConstraint("status IN ('open', 'resolved', 'dismissed')", name="ck_billing_quarantine_status"),
+    _one_of("status", QUARANTINE_STATUSES, "billing_quarantine"),
     sa.Index("ix_billing_quarantine_sync_key", "sync_key"),
     sa.Index("ix_billing_quarantine_date_status", "billing_date", "status"),
     # The database itself guarantees "at most one open row per billing date, key and reason".
@@ -180,9 +187,7 @@ changes = sa.Table(
     sa.Column("applied_at", UTCDateTime, nullable=False),
     sa.Column("sync_key", sa.Text, nullable=False),
     sa.UniqueConstraint("run_id", "sync_key", name="uq_billing_changes_run_key"),
-    sa.CheckConstraint(
-        "action IN ('updated', 'unchanged', 'planned', 'failed')", name="ck_billing_changes_action"
-    ),
+    _one_of("action", ACTIONS, "billing_changes"),
     sa.Index("ix_billing_changes_billing_date", "billing_date"),
     sa.Index("ix_billing_changes_company", "cw_company_id"),
 )
@@ -201,7 +206,7 @@ runs = sa.Table(
     sa.Column("checks", JSONText),
     sa.Column("report_path", sa.Text),
     sa.Column("settings", JSONText),
-    sa.CheckConstraint("mode IN ('push', 'dry_run', 'report_only')", name="ck_billing_runs_mode"),
+    _one_of("mode", MODES, "billing_runs"),
     sa.Index("ix_billing_runs_billing_date", "billing_date"),
     sa.Index("ix_billing_runs_started_at", "started_at"),
 )
@@ -484,6 +489,20 @@ def read_frame(engine: Engine, run_id: str, name: str) -> pd.DataFrame:
         return frames.empty(name)
     data = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
     return frames.conform(pd.DataFrame(data, dtype=object), name)
+
+
+def newest_staged_run(engine: Engine, name: str) -> str | None:
+    """The newest recorded run (by start) that staged rows of frame `name`, or None.
+
+    One query, however many runs staged nothing (a run that failed before extracting).
+    """
+    table = staging_table(name)
+    staged = sa.exists().where(table.c.run_id == runs.c.run_id)
+    stmt = (
+        sa.select(runs.c.run_id).where(staged).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(1)
+    )
+    with _reading(engine) as conn:
+        return conn.execute(stmt).scalar()
 
 
 def purge_staging(engine: Engine, keep_runs: int = 30) -> int:
@@ -941,7 +960,11 @@ def list_runs(
 
 def org_map_frame(engine: Engine) -> pd.DataFrame:
     """The manual organization → company map as the `org_map` frame (matching rule 1)."""
-    rows = list_org_map(engine)
+    return org_map_rows_frame(list_org_map(engine))
+
+
+def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """`list_org_map` rows as the `org_map` frame, for a caller that already holds them."""
     df = pd.DataFrame(
         {
             "organization_id": [r["huntress_organization_id"] for r in rows],

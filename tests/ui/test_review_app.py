@@ -259,3 +259,19 @@ def test_quarantine_paging_keeps_filters(app: App, monkeypatch: pytest.MonkeyPat
     assert "status=all" in older and "page=2" in older
     second = app.client.get(older, headers=ALICE)
     assert "page 2 of 2" in second.text and second.text.count("data-row-id=") == 1
+
+
+def test_alert_report_link_leads_to_the_report(app: App) -> None:
+    """The "report page" URL every alert carries (notify.report_page_url) must resolve."""
+    from urllib.parse import urlsplit
+
+    from billing_sync import notify
+
+    path = urlsplit(notify.report_page_url(RUN)).path.removeprefix("/billing-review")
+    response = app.get(path, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].endswith(f"/runs/{quote(RUN, safe='')}/files/report.html")
+    (app.report_dir / "report.html").unlink()
+    assert app.get(path, follow_redirects=False).headers["location"].endswith(f"/runs/{quote(RUN, safe='')}")
+    assert app.get("/runs/nope/report", follow_redirects=False).status_code == 404
+    assert app.get(path, headers={}, follow_redirects=False).status_code == 401

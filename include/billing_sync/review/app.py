@@ -29,17 +29,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_sync import reconcile, store
+from billing_sync import reconcile, steps, store
+from billing_sync.config import DAG_ID
+from billing_sync.report import REPORT_FILE
 from billing_sync.review import MOUNT_PATH, data
-from billing_sync.review.security import (
-    CSRF_FIELD,
-    DAG_ID,
-    Csrf,
-    ReviewAuth,
-    Reviewer,
-    airflow_auth,
-    airflow_secret,
-)
+from billing_sync.review.security import CSRF_FIELD, Csrf, ReviewAuth, Reviewer, airflow_auth, airflow_secret
 
 TEMPLATES = Path(__file__).with_name("templates")
 PAGE_SIZE = 100
@@ -110,7 +104,7 @@ class _Context:
         return self.engine()
 
     def root(self) -> Path:
-        return self.reports_root if self.reports_root is not None else data.reports_root()
+        return self.reports_root if self.reports_root is not None else steps.reports_root()
 
     @staticmethod
     def url(request: Request, path: str, query: Mapping[str, Any] | None = None) -> str:
@@ -193,7 +187,7 @@ def _environment() -> Environment:
     env.filters["when"] = _when
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str, ensure_ascii=False)
     env.filters["q"] = lambda v: quote(str(v), safe="")
-    env.globals["REASON_HELP"] = reconcile.REASON_HELP
+    env.globals.update(REASON_HELP=reconcile.REASON_HELP, DAG_ID=DAG_ID)
     return env
 
 
@@ -246,6 +240,20 @@ def _page_param(value: str | None) -> int:
     return max(page, 1)
 
 
+def _form_editor(ctx: _Context) -> Callable[..., Reviewer]:
+    """The `editor` dependency plus the CSRF check of the posted form: what every POST route takes."""
+
+    def form_editor(
+        request: Request,
+        reviewer: Annotated[Reviewer, Depends(ctx.auth.editor)],
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> Reviewer:
+        ctx.csrf.check(request, csrf_token, reviewer)
+        return reviewer
+
+    return form_editor
+
+
 # --- quarantine -----------------------------------------------------------------------------------
 
 
@@ -294,7 +302,7 @@ class QuarantineFilter:
 
 
 def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
-    reader, editor = ctx.auth.reader, ctx.auth.editor
+    reader, form_editor = ctx.auth.reader, _form_editor(ctx)
 
     @app.get("/quarantine", response_class=HTMLResponse)
     def quarantine_list(request: Request, reviewer: Annotated[Reviewer, Depends(reader)]) -> HTMLResponse:
@@ -308,7 +316,7 @@ def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
             rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
             filters=filters, back=urlencode({k: v for k, v in filters.query().items() if v is not None}),
             statuses=(*store.QUARANTINE_STATUSES, "all"), reasons=list(reconcile.REASON_CODES),
-            companies=data.staged(eng).company_names(),
+            companies=data.company_names(eng),
         )
 
     @app.get("/quarantine/{row_id}", response_class=HTMLResponse)
@@ -318,19 +326,17 @@ def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
         return ctx.render(request, reviewer, "quarantine_row.html", row=row,
-                          companies=data.staged(eng).company_names(), back="row")
+                          companies=data.company_names(eng), back="row")
 
     @app.post("/quarantine/{row_id}")
     def quarantine_action(
         request: Request,
         row_id: int,
-        reviewer: Annotated[Reviewer, Depends(editor)],
+        reviewer: Annotated[Reviewer, Depends(form_editor)],
         action: Annotated[str, Form()],
         note: Annotated[str, Form()] = "",
         back: Annotated[str, Form()] = "",
-        csrf_token: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
-        ctx.csrf.check(request, csrf_token, reviewer)
         if action not in QUARANTINE_ACTIONS:
             raise _bad_request("action must be dismiss, resolve or reopen")
         outcome = _apply_quarantine_action(ctx.db(), row_id, QUARANTINE_ACTIONS[action], note.strip(), reviewer)
@@ -389,6 +395,18 @@ def _run_routes(app: FastAPI, ctx: _Context) -> None:
         open_rows = store.count_quarantine(eng, run_id=run_id, status="open")
         return ctx.render(request, reviewer, "run.html", run=view, open_rows=open_rows)
 
+    @app.get("/runs/{run_id}/report")
+    def run_report(request: Request, run_id: str, _: Annotated[Reviewer, Depends(reader)]) -> RedirectResponse:
+        """The "report page" link of the run's alerts (notify.report_page_url): its report.html
+        once the run has recorded one, else the run's page."""
+        run = store.get_run(ctx.db(), run_id)
+        if run is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No billing run with that id")
+        base = f"/runs/{quote(run_id, safe='')}"
+        if data.report_file(data.report_dir(run, ctx.root()), REPORT_FILE) is not None:
+            base += f"/files/{REPORT_FILE}"
+        return RedirectResponse(ctx.url(request, base), status.HTTP_303_SEE_OTHER)
+
     @app.get("/runs/{run_id}/files/{name}")
     def run_file(request: Request, run_id: str, name: str, _: Annotated[Reviewer, Depends(reader)]) -> Response:
         run = store.get_run(ctx.db(), run_id)
@@ -432,7 +450,7 @@ def _run_view(request: Request, ctx: _Context, run: dict[str, Any], root: Path) 
 
 
 def _mapping_routes(app: FastAPI, ctx: _Context) -> None:
-    reader, editor = ctx.auth.reader, ctx.auth.editor
+    reader, form_editor = ctx.auth.reader, _form_editor(ctx)
 
     @app.get("/mapping", response_class=HTMLResponse)
     def mapping(request: Request, reviewer: Annotated[Reviewer, Depends(reader)]) -> HTMLResponse:
@@ -444,24 +462,18 @@ def _mapping_routes(app: FastAPI, ctx: _Context) -> None:
     @app.post("/mapping")
     def set_mapping(
         request: Request,
-        reviewer: Annotated[Reviewer, Depends(editor)],
+        reviewer: Annotated[Reviewer, Depends(form_editor)],
         organization_id: Annotated[int, Form()],
         company_id: Annotated[str, Form()] = "",
         note: Annotated[str, Form()] = "",
-        csrf_token: Annotated[str, Form()] = "",
     ) -> RedirectResponse:
-        ctx.csrf.check(request, csrf_token, reviewer)
         outcome = _apply_mapping(ctx.db(), organization_id, company_id, note.strip(), reviewer)
         return _back_to_mapping(request, ctx, organization_id, outcome)
 
     @app.post("/mapping/{organization_id}/delete")
     def delete_mapping(
-        request: Request,
-        organization_id: int,
-        reviewer: Annotated[Reviewer, Depends(editor)],
-        csrf_token: Annotated[str, Form()] = "",
+        request: Request, organization_id: int, _: Annotated[Reviewer, Depends(form_editor)]
     ) -> RedirectResponse:
-        ctx.csrf.check(request, csrf_token, reviewer)
         removed = store.delete_org_map(ctx.db(), organization_id)
         return _back_to_mapping(request, ctx, organization_id, "unmapped" if removed else "no_mapping")
 

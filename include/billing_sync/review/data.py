@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,8 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
+from billing_sync.report import REPORT_FILE
 
-# How many recent runs to look back through for staged frames (older ones are purged anyway).
-STAGED_LOOKBACK = 20
 REPORT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".csv": "text/csv; charset=utf-8",
@@ -33,8 +31,7 @@ class Staged:
     companies: pd.DataFrame
 
     def company_names(self) -> dict[int, str]:
-        c = self.companies.dropna(subset=["company_id"])
-        return {int(i): _text(n) for i, n in zip(c["company_id"], c["name"], strict=True)}
+        return _company_names(self.companies)
 
     def company_ids(self) -> set[int]:
         return {int(i) for i in self.companies["company_id"].dropna()}
@@ -54,12 +51,23 @@ class MappingPage:
 
 def staged(engine: Engine) -> Staged:
     """Frames of the newest run that staged organizations (a failed early run stages nothing)."""
-    for run in store.list_runs(engine, limit=STAGED_LOOKBACK):
-        orgs = store.read_frame(engine, run["run_id"], "organizations")
-        if len(orgs):
-            return Staged(run["run_id"], orgs, store.read_frame(engine, run["run_id"], "companies"))
-    return Staged(None, pd.DataFrame(columns=["organization_id", "name", "key"]),
-                  pd.DataFrame(columns=["company_id", "identifier", "name"]))
+    run_id = store.newest_staged_run(engine, "organizations")
+    if run_id is None:
+        return Staged(None, pd.DataFrame(columns=["organization_id", "name", "key"]),
+                      pd.DataFrame(columns=["company_id", "identifier", "name"]))
+    return Staged(run_id, store.read_frame(engine, run_id, "organizations"),
+                  store.read_frame(engine, run_id, "companies"))
+
+
+def company_names(engine: Engine) -> dict[int, str]:
+    """`staged(engine).company_names()` without reading the organizations."""
+    run_id = store.newest_staged_run(engine, "organizations")
+    return {} if run_id is None else _company_names(store.read_frame(engine, run_id, "companies"))
+
+
+def _company_names(companies: pd.DataFrame) -> dict[int, str]:
+    c = companies.dropna(subset=["company_id"])
+    return {int(i): _text(n) for i, n in zip(c["company_id"], c["name"], strict=True)}
 
 
 def mapping_page(engine: Engine, data: Staged) -> MappingPage:
@@ -67,8 +75,9 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
     page = MappingPage(run_id=data.run_id)
     if data.run_id is None:
         return page
-    mapped = {r["huntress_organization_id"]: r for r in store.list_org_map(engine)}
-    matches = reconcile.match_organizations(data.organizations, data.companies, store.org_map_frame(engine))
+    org_map = store.list_org_map(engine)
+    mapped = {r["huntress_organization_id"]: r for r in org_map}
+    matches = reconcile.match_organizations(data.organizations, data.companies, store.org_map_rows_frame(org_map))
     names = data.company_names()
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
     for m in matches.to_dict("records"):
@@ -113,14 +122,6 @@ def _text(value: Any) -> str:
 # --- report files ---------------------------------------------------------------------------------
 
 
-def reports_root() -> Path:
-    """Where runs write their reports: the DAG's own rule (billing_sync.steps.reports_dir)."""
-    base = os.environ.get("BILLING_SYNC_REPORTS_DIR")
-    if base:
-        return Path(base)
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "billing_reports"
-
-
 def report_dir(run: dict[str, Any], root: Path) -> Path | None:
     """The run's report directory, only if it exists and lies inside the reports root.
 
@@ -141,7 +142,7 @@ def report_files(directory: Path | None) -> list[dict[str, Any]]:
     if directory is None:
         return []
     files = [p for p in directory.iterdir() if _servable(directory, p)]
-    files.sort(key=lambda p: (p.name != "report.html", p.suffix != ".html", p.name))
+    files.sort(key=lambda p: (p.name != REPORT_FILE, p.suffix != ".html", p.name))
     return [{"name": p.name, "size": p.stat().st_size} for p in files]
 
 

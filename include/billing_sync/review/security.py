@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
-DAG_ID = "huntress_connectwise_billing_sync"
+from billing_sync.config import DAG_ID
+
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"
 _NONCE_BYTES = 32
