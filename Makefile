@@ -12,7 +12,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench clean chromium
+.PHONY: install demo test lint bench clean system-deps
 
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,15 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The browser tests drive Debian's Chromium: Playwright cannot download its own browser here.
-chromium:
-	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests drive: chromium for the browser tests (Playwright cannot download its
+# own browser here), faketime to run the scheduler tests with the clock moved to other dates.
+system-deps:
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v faketime >/dev/null || missing="$$missing faketime"; \
+	  [ -z "$$missing" ] || { echo "installing Debian's$$missing for the tests"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
-test: $(STAMP) lint chromium
+test: $(STAMP) lint system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -2,16 +2,25 @@
 
 Each billing date must find its own invoice; the two older ones run report-only and write nothing
 to ConnectWise; the newest pushes. Every task runs in its own process, fed by the API server.
+
+The test is the same on any day: the scenario's billing dates are computed from the clock the
+Airflow processes see, and it runs with that clock at three points (libfaketime moves the clock of
+every Airflow process and its children by one fixed offset): the real today, a billing day just
+after its midnight tick, and the middle of a month. Unpausing the DAG lets the scheduler create the
+run of the latest billing day that has passed (Airflow's `catchup=False`); that is the backfill's
+newest date here, so the scheduler adds no run of its own and the three runs are the backfill's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -23,7 +32,13 @@ from tests.e2e.conftest import DAG_ID
 
 pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-DATES = ["2026-09-01", "2026-10-01", "2026-11-01"]
+
+# The clock the Airflow processes see: None = the real one.
+CLOCKS = {
+    "today": None,
+    "billing-day-after-tick": datetime(2027, 1, 1, 0, 0, 20, tzinfo=UTC),
+    "mid-month": datetime(2027, 3, 17, 13, 5, tzinfo=UTC),
+}
 
 
 def _free_port() -> int:
@@ -32,30 +47,75 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _airflow(env: dict, *args: str) -> str:
-    done = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=180)
+def _months_back(d: date, k: int) -> date:
+    y, m = divmod(d.year * 12 + d.month - 1 - k, 12)
+    return date(y, m + 1, d.day)
+
+
+def _clock(fake_now: datetime | None) -> tuple[list[str], datetime]:
+    """(the command prefix that moves a process's clock to `fake_now`, the now it starts at)."""
+    real_now = datetime.now(UTC)
+    if fake_now is None:
+        return [], real_now
+    faketime = shutil.which("faketime")
+    assert faketime, "faketime is missing: `make test` installs Debian's faketime"
+    offset = round((fake_now - real_now).total_seconds())
+    # -m: the thread-safe library (the scheduler and the API server are threaded).
+    return [faketime, "-m", "-f", f"{offset:+d}"], fake_now
+
+
+def _airflow(prefix: list[str], env: dict, *args: str) -> str:
+    done = subprocess.run([*prefix, AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"airflow {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     return done.stdout
 
 
-def _wait_for_runs(db: sa.Engine, n: int, procs: list[subprocess.Popen], timeout: float) -> list[dict]:
+def _backfill_runs(db: sa.Engine) -> list[dict]:
+    try:
+        with db.connect() as c:
+            rows = c.execute(sa.text("select * from billing_runs")).mappings()
+            return [dict(r) for r in rows if r["run_id"].startswith("backfill__")]
+    except sa.exc.OperationalError:  # the first task has not created the tables yet
+        return []
+
+
+def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for p in procs:
-            assert p.poll() is None, f"{p.args[1]} exited with {p.returncode}"
+        assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}"
         try:
-            with db.connect() as c:
-                rows = [dict(r) for r in c.execute(sa.text("select * from billing_runs")).mappings()]
-        except sa.exc.OperationalError:  # the first task has not created the tables yet
-            rows = []
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in {timeout:.0f}s")
+
+
+def _wait_for_runs(db: sa.Engine, metadata: sa.Engine, n: int, procs: list[subprocess.Popen],
+                   timeout: float) -> list[dict]:
+    """The billing runs of the backfill once all `n` are recorded and their DAG runs have ended."""
+    deadline = time.monotonic() + timeout
+    rows: list[dict] = []
+    while time.monotonic() < deadline:
+        for p in procs:
+            assert p.poll() is None, f"{p.args} exited with {p.returncode}"
+        rows = _backfill_runs(db)
         if len(rows) == n and all(r["finished_at"] for r in rows):
-            return rows
+            with metadata.connect() as c:
+                states = c.execute(sa.text("select state from dag_run where run_type = 'backfill'")).scalars().all()
+            if len(states) == n and all(s in ("success", "failed") for s in states):
+                return rows
         time.sleep(2)
     raise AssertionError(f"backfill did not finish in {timeout:.0f}s; runs so far: {rows}")
 
 
-def test_backfill_three_billing_dates(sandbox_factory, tmp_path):
-    scenario = generate(40, 11)
+@pytest.mark.parametrize("clock", list(CLOCKS), ids=list(CLOCKS))
+def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
+    prefix, now = _clock(CLOCKS[clock])
+    newest = date(now.year, now.month, 1)  # billing_day 1: the latest billing day that has passed
+    dates = [_months_back(newest, k).isoformat() for k in (2, 1, 0)]
+    scenario = generate(40, 11, billing_date=newest)
     sb = sandbox_factory(scenario)
     port = _free_port()
     billing_db = tmp_path / "billing.db"
@@ -71,19 +131,28 @@ def test_backfill_three_billing_dates(sandbox_factory, tmp_path):
             {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{billing_db}"}}),
         "BILLING_SYNC_REPORTS_DIR": str(tmp_path / "reports"),
     }
-    _airflow(env, "db", "migrate")
-    _airflow(env, "dags", "reserialize")
-    _airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
-             "--from-date", DATES[0], "--to-date", DATES[-1])
-    _airflow(env, "dags", "unpause", DAG_ID)
+    _airflow(prefix, env, "db", "migrate")
+    _airflow(prefix, env, "dags", "reserialize")
+    _airflow(prefix, env, "backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
+             "--from-date", dates[0], "--to-date", dates[-1])
+    _airflow(prefix, env, "dags", "unpause", DAG_ID)
 
     logs = tmp_path / "logs"
     logs.mkdir()
-    procs = [subprocess.Popen([AIRFLOW, cmd, *extra], env=env, stdout=open(logs / f"{cmd}.log", "w"),
-                              stderr=subprocess.STDOUT)
-             for cmd, extra in (("api-server", ["--port", str(port)]), ("scheduler", []))]
+
+    def start(cmd: str, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([*prefix, AIRFLOW, cmd, *extra], env=env, stdout=open(logs / f"{cmd}.log", "w"),
+                                stderr=subprocess.STDOUT)
+
+    procs = [start("api-server", "--port", str(port))]
     try:
-        runs = _wait_for_runs(sa.create_engine(f"sqlite:///{billing_db}"), 3, procs, timeout=420)
+        # Tasks talk to the API server from their first line: a scheduler started before it answers
+        # fails the first task on a timeout and its retry waits minutes.
+        _wait_for_health(f"http://127.0.0.1:{port}/execution/health", procs[0], timeout=120)
+        procs.append(start("scheduler"))
+        runs = _wait_for_runs(sa.create_engine(f"sqlite:///{billing_db}"),
+                              sa.create_engine(f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"), 3, procs,
+                              timeout=420)
     finally:
         for p in procs:
             p.terminate()
@@ -94,21 +163,24 @@ def test_backfill_three_billing_dates(sandbox_factory, tmp_path):
                 p.kill()
 
     by_date = {str(r["billing_date"]): r for r in runs}
-    assert sorted(by_date) == DATES
+    assert sorted(by_date) == dates
     invoice_of = {i["created_at"][:10]: i["id"] for i in scenario["huntress"]["invoices"]}
-    for day in DATES:
+    for day in dates:
         assert by_date[day]["invoice_id"] == invoice_of[day], f"{day} must sync its own invoice"
         assert by_date[day]["status"] == "success"
-        assert by_date[day]["run_id"].startswith("backfill__")
-    assert [by_date[d]["mode"] for d in DATES] == ["report_only", "report_only", "push"]
+    assert [by_date[d]["mode"] for d in dates] == ["report_only", "report_only", "push"]
 
     with sa.create_engine(f"sqlite:///{billing_db}").connect() as c:
         actions = c.execute(sa.text("select run_id, action, count(*) from billing_changes group by run_id, action")).all()
     updated = {run_id: n for run_id, action, n in actions if action == "updated"}
-    assert set(updated) <= {by_date[DATES[-1]]["run_id"]}, "historical runs must not write"
+    assert set(updated) <= {by_date[dates[-1]]["run_id"]}, "historical runs must not write"
     patches = sum(n for route, n in httpx.get(f"{sb.connectwise_url}/_sandbox/requests").json()["by_route"].items()
                   if route.startswith("PATCH"))
-    assert patches == updated.get(by_date[DATES[-1]]["run_id"], 0) > 0
-    listed = _airflow(env, "dags", "list-runs", DAG_ID, "-o", "json")
+    assert patches == updated.get(by_date[dates[-1]]["run_id"], 0) > 0
+    listed = _airflow(prefix, env, "dags", "list-runs", DAG_ID, "-o", "json")
     dag_runs = json.loads(next(line for line in listed.splitlines() if line.startswith("[")))
     assert sorted(r["state"] for r in dag_runs if r["run_id"].startswith("backfill__")) == ["success"] * 3
+    # Unpausing created no run of a billing date before the newest: the scheduler's own run, if any,
+    # is for the newest billing date or a later one (a tick that passed during the test).
+    scheduled = [r["logical_date"][:10] for r in dag_runs if r["run_id"].startswith("scheduled__")]
+    assert all(d >= dates[-1] for d in scheduled), scheduled
