@@ -2,7 +2,9 @@
 
 `install_sandbox(app, name)` wraps an app built by `create_app(section, scenario)`, whose
 `app.state.sandbox` has `snapshot() -> dict` and `reset() -> None` (and optionally
-`error_body(status, message) -> dict` to shape injected errors like the API's own errors).
+`error_body(status, message) -> dict` to shape injected errors like the API's own errors, and
+`FAULT_OPTIONS: {key: (JSON schema, default)}` with `apply_fault_options(options) -> None` for faults
+only that API takes, e.g. Huntress's `rate_limit_headers`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ class FaultsError(ValueError):
     pass
 
 
+FaultOptions = dict[str, tuple[dict[str, Any], Any]]  # key → (JSON schema, default): one API's own faults
+
+
+def _faults_validator_for(options: FaultOptions) -> jsonschema.protocols.Validator:
+    if not options:
+        return _faults_validator
+    schema = {**FAULTS_SCHEMA, "properties": {**FAULTS_SCHEMA["properties"],
+                                              **{k: schema for k, (schema, _) in options.items()}}}
+    return jsonschema.Draft202012Validator(schema)
+
+
 @dataclass
 class Faults:
     """Injected trouble. One random draw per counted request, so a seed replays the same outcomes."""
@@ -71,26 +84,33 @@ class Faults:
     reset_rate: float = 0.0
     retry_after_s: int = 1
     seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # the API's own fault keys (FAULT_OPTIONS)
     rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
     @classmethod
-    def from_json(cls, body: Any) -> Faults:
+    def defaults(cls, options: FaultOptions | None = None) -> Faults:
+        return cls(extra={k: default for k, (_, default) in (options or {}).items()})
+
+    @classmethod
+    def from_json(cls, body: Any, options: FaultOptions | None = None) -> Faults:
         """Keys left out take the defaults, so `{}` clears every fault."""
+        validator = _faults_validator_for(options or {})
         errors = sorted(
-            _faults_validator.iter_errors(body), key=jsonschema.exceptions.relevance, reverse=True
+            validator.iter_errors(body), key=jsonschema.exceptions.relevance, reverse=True
         )
         if errors:
             where = "".join(f"[{p!r}]" for p in errors[0].absolute_path) or "(body)"
             raise FaultsError(f"{where}: {errors[0].message}")
-        merged = {**DEFAULT_FAULTS, **body}
+        extra = {k: body.get(k, default) for k, (_, default) in (options or {}).items()}
+        merged = {**DEFAULT_FAULTS, **{k: v for k, v in body.items() if k not in extra}}
         merged["status_rate"] = {**DEFAULT_FAULTS["status_rate"], **merged["status_rate"]}
         total = merged["reset_rate"] + sum(merged["status_rate"].values())
         if total > 1:
             raise FaultsError(f"reset_rate plus the status rates is {total}, more than 1")
-        return cls(**merged)
+        return cls(**merged, extra=extra)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +119,7 @@ class Faults:
             "reset_rate": self.reset_rate,
             "retry_after_s": self.retry_after_s,
             "seed": self.seed,
+            **self.extra,
         }
 
     def draw(self) -> str | None:
@@ -152,8 +173,15 @@ class SandboxControl:
     def __init__(self, app: FastAPI, name: str) -> None:
         self.app = app
         self.name = name
-        self.faults = Faults()
+        self.fault_options: FaultOptions = getattr(app.state.sandbox, "FAULT_OPTIONS", {})
+        self.faults = Faults.defaults(self.fault_options)
         self.stats = RequestStats()
+
+    def set_faults(self, faults: Faults) -> None:
+        self.faults = faults
+        apply = getattr(self.app.state.sandbox, "apply_fault_options", None)
+        if apply is not None:
+            apply(dict(faults.extra))
 
     def route_key(self, scope: Scope) -> str:
         # Matched here rather than read back from the router, so faulted requests get their route too.
@@ -173,7 +201,7 @@ class SandboxControl:
 
     def reset(self) -> None:
         self.app.state.sandbox.reset()
-        self.faults = Faults()
+        self.set_faults(Faults.defaults(self.fault_options))
         self.stats = RequestStats()
 
 
@@ -255,7 +283,9 @@ class SandboxMiddleware:
 
 def _fault_response(control: SandboxControl, status: int) -> Response:
     body = control.error_body(status, f"injected fault: HTTP {status}")
-    headers = {"Retry-After": str(control.faults.retry_after_s)} if status == 429 else None
+    # Huntress's `rate_limit_headers: false` (CONTRACTS §5): no 429 carries Retry-After, injected ones neither.
+    bare = control.faults.extra.get("rate_limit_headers") is False
+    headers = {"Retry-After": str(control.faults.retry_after_s)} if status == 429 and not bare else None
     return JSONResponse(body, status, headers=headers)
 
 
@@ -323,7 +353,7 @@ def _add_admin_routes(app: FastAPI, control: SandboxControl) -> None:
     @route("faults", "POST")
     async def set_faults(request: Request) -> Response:
         try:
-            control.faults = Faults.from_json(json.loads(await request.body() or b"null"))
+            control.set_faults(Faults.from_json(json.loads(await request.body() or b"null"), control.fault_options))
         except (ValueError, FaultsError) as exc:
             return JSONResponse({"error": f"invalid faults: {exc}"}, 400)
         return JSONResponse(control.faults.to_json())

@@ -10,9 +10,11 @@ Grammar (keywords case-insensitive; `and` binds tighter than `or`):
     list_op    := IN | NOT IN
     value      := STRING | NUMBER | DATETIME | TRUE | FALSE | NULL
 
-FIELD is a path of names joined by `/` (`company/id`). STRING is double- or single-quoted; a
-backslash makes the next character literal (`"O\\"Brien"`). DATETIME is ISO 8601 in square
-brackets (`[2026-01-01T00:00:00Z]`; a bare date means midnight UTC; no offset means UTC).
+FIELD is a path of names joined by `/` (`company/id`). STRING is double- or single-quoted, with no
+escapes: a backslash inside a string is refused (nothing public shows ConnectWise accepting
+backslash escapes, so the stricter reading; text holding both quote characters cannot be written).
+DATETIME is ISO 8601 in square brackets (`[2026-01-01T00:00:00Z]`; a bare date means midnight UTC;
+no offset means UTC).
 
 `compile_condition` checks every field against a `Schema` and every value against the field's
 kind, then returns a predicate over API-shaped dict records. Text comparisons fold case, as the
@@ -117,16 +119,14 @@ def _string(text: str, i: int, tokens: list[Token]) -> int:
     while j < len(text):
         ch = text[j]
         if ch == "\\":
-            if j + 1 >= len(text):
-                break
-            out.append(text[j + 1])
-            j += 2
-        elif ch == quote:
+            # No backslash escapes: nothing public shows ConnectWise accepting them (reference,
+            # "Errors": an identifier holding a quote is to be refused up front, not escaped).
+            raise ConditionError("Backslash escapes are not supported in strings", j + 1)
+        if ch == quote:
             tokens.append(Token("string", "".join(out), start + 1, text[start : j + 1]))
             return j + 1
-        else:
-            out.append(ch)
-            j += 1
+        out.append(ch)
+        j += 1
     raise ConditionError(f"Unterminated string starting with {quote}", start + 1)
 
 

@@ -114,8 +114,13 @@ def not_found(resource: str, message: str, field: str = "id") -> ApiError:
     return ApiError(404, "NotFound", message, [_error("NotFound", message, resource, field)])
 
 
-def unauthorized(message: str) -> ApiError:
+def unauthorized(message: str, status: int = 401) -> ApiError:
     # Never name the keys that were sent: error bodies end up in logs.
+    if status == 404:
+        # Cloud ConnectWise sometimes answers bad credentials with a plain 404 (reference, Errors;
+        # developer guide "PSA API Requests": "getting a 404 ... on cloud? You may have incorrect
+        # authentication"). Such a 404 says nothing about credentials.
+        return not_found("route", "The requested resource was not found.", "")
     return ApiError(
         401, "Unauthorized", message, [_error("Unauthorized", message, "authorization", "Authorization")]
     )
@@ -352,8 +357,9 @@ ADDITION_SCHEMA = Schema(
         "prorateCurrentPeriodFlag": BOOL,
         "purchaseItemFlag": BOOL,
         "specialOrderFlag": BOOL,
+        # The addition's own status. ConnectWise has no `additionStatus` (pyconnectwise's Addition
+        # model, generated from ConnectWise's OpenAPI; reference, "Resources the sync touches").
         "agreementStatus": STRING,
-        "additionStatus": STRING,
         **_INFO_FIELDS,
     }
 )
@@ -509,7 +515,7 @@ def build_catalog_item(src: Mapping[str, Any]) -> dict[str, Any]:
         "recurringCost": cost,
         "recurringOneTimeFlag": False,
         "recurringBillCycle": _lookup(2, "Monthly", "/finance/billingCycles", "billingCycle"),
-        "recurringCycleType": "ProrateCycle",
+        "recurringCycleType": "CalendarYear",  # ContractYear | CalendarYear (pyconnectwise's CatalogItem)
         "calculatedPriceFlag": False,
         "calculatedCostFlag": False,
     }
@@ -635,9 +641,11 @@ def build_addition(
     catalog: Mapping[int, Mapping[str, Any]],
     sequence: int,
 ) -> tuple[dict[str, Any], str | None]:
-    """(API record, the scenario's fixed additionStatus or None to derive it)."""
+    """(API record, the scenario's fixed status of the addition or None to derive it)."""
     product = catalog.get(src["product_id"])
-    effective = _date_or_raw(src.get("effectiveDate", agreement.get("startDate", DEFAULT_DATE)))
+    # Left out: the agreement's start (absent too when the agreement has none). An explicit null is
+    # served as absent: effectiveDate is optional on real records (reference, "Resources").
+    effective = _date_or_raw(src.get("effectiveDate", agreement.get("startDate")))
     record: dict[str, Any] = {
         "id": src["id"],
         "product": _product_ref(product, src["product_id"]),
@@ -657,31 +665,47 @@ def build_addition(
         "purchaseItemFlag": False,
         "specialOrderFlag": False,
         "agreementId": agreement["id"],
-        "agreementStatus": agreement.get("agreementStatus"),
-        "billedQuantity": 0,  # derived fields: placed here, computed by derive_addition
+        "agreementStatus": "Active",  # derived fields: placed here, computed by derive_addition
+        "billedQuantity": 0,
         "extPrice": 0,
         "extCost": 0,
         "margin": 0,
-        "additionStatus": "Active",
     }
     _overlay(
         record,
         src,
         ADDITION_SCHEMA,
-        ("id", "product_id", "agreementId", "product", *DERIVED),
+        ("id", "product_id", "agreementId", "product", "agreementStatus", *DERIVED),
         ("effectiveDate", "cancelledDate"),
     )
+    if src.get("unit_price") is not None:  # CONTRACTS §5: scenario `unit_price`, else the item's price
+        record["unitPrice"] = src["unit_price"]
     record["_info"] = _info(effective if isinstance(effective, str) else DEFAULT_DATE)
     record = _prune(record)
-    derive_addition(record, src.get("additionStatus"))
-    return record, src.get("additionStatus")
+    fixed = scenario_status(src)
+    derive_addition(record, fixed, agreement.get("agreementStatus"))
+    return record, fixed
 
 
-DERIVED = ("billedQuantity", "extPrice", "extCost", "margin", "additionStatus")
+DERIVED = ("billedQuantity", "extPrice", "extCost", "margin")
 
 
-def derive_addition(record: dict[str, Any], fixed_status: str | None) -> None:
-    """Recompute what ConnectWise computes: billed quantity, extended amounts, margin, status."""
+def scenario_status(src: Mapping[str, Any]) -> str | None:
+    """The addition's status a scenario fixes, served as the addition's `agreementStatus`.
+
+    Scenarios may carry `additionStatus` (the addition's own state, a name older scenarios and the
+    generator use; ConnectWise itself has no such field) and `agreementStatus` (which the generator
+    copies from the agreement). One field can hold only one: whichever is not Active wins, so an
+    addition that either says is not active is served as not active."""
+    given = [v for v in (src.get("additionStatus"), src.get("agreementStatus")) if isinstance(v, str) and v]
+    return next((v for v in given if v != "Active"), given[0] if given else None)
+
+
+def derive_addition(record: dict[str, Any], fixed_status: str | None, agreement_status: str | None) -> None:
+    """Recompute what ConnectWise computes: billed quantity, extended amounts, margin, status.
+
+    The status (the addition's `agreementStatus`): the scenario's if it fixes one; else Cancelled
+    once `cancelledDate` is reached, otherwise its agreement's status."""
     quantity, less = _as_number(record.get("quantity")), _as_number(record.get("lessIncluded"))
     billed = max(quantity - less, 0)
     ext_price = billed * _as_number(record.get("unitPrice"))
@@ -692,10 +716,10 @@ def derive_addition(record: dict[str, Any], fixed_status: str | None) -> None:
     record["margin"] = _money(ext_price - ext_cost)
     cancelled = record.get("cancelledDate")
     if fixed_status:
-        record["additionStatus"] = fixed_status
+        record["agreementStatus"] = fixed_status
     else:
         past = isinstance(cancelled, str) and cancelled <= _now()
-        record["additionStatus"] = "Cancelled" if past else "Active"
+        record["agreementStatus"] = "Cancelled" if past else agreement_status or "Active"
 
 
 def _as_number(value: Any) -> float | int:
@@ -901,17 +925,19 @@ def _order_by(text: str | None, schema: Schema) -> list[tuple[str, bool]]:
 
 
 def _projection(text: str | None, coll: Collection) -> dict[str, Any] | None:
-    """`fields=id,company/id` → {"id": None, "company": {"id": None}} (None: the whole value)."""
+    """`fields=id,company/id` → {"id": None, "company": {"id": None}} (None: the whole value).
+
+    A name the resource does not have is ignored, not a 400: ConnectWise answered `fields=*` with
+    records holding only `id` (PSConnectWise issue #48, Manage 2018.4), so unknown names are skipped
+    and a `fields` that names nothing known gives `id` alone, as observed there."""
     if text is None or not text.strip():
         return None
     tree: dict[str, Any] = {}
     for raw in text.split(","):
         name = raw.strip().strip("/")
-        if not name:
-            continue
-        path = coll.paths.get(name.lower())
+        path = coll.paths.get(name.lower()) if name else None
         if path is None:
-            raise invalid("fields", "fields", "InvalidField", f"Unknown field '{name}' in fields.")
+            continue
         node = tree
         parts = path.split("/")
         for part in parts[:-1]:
@@ -920,7 +946,7 @@ def _projection(text: str | None, coll: Collection) -> dict[str, Any] | None:
             node = node.setdefault(part, {})
         else:
             node[parts[-1]] = None
-    return tree
+    return tree or {"id": None}
 
 
 def project(value: Any, tree: Mapping[str, Any]) -> Any:
@@ -1000,13 +1026,11 @@ READ_ONLY = (
     "extCost",
     "margin",
     "agreementStatus",
-    "additionStatus",
     "_info",
 )
 REQUIRED = ("product", "billCustomer", "effectiveDate", "quantity")
 REMOVED = {"number": 0, "quantity": 0, "flag": False}  # what `remove` leaves; other kinds become null
 _WRITABLE_LOWER = {k.lower(): k for k in WRITABLE}
-_READ_ONLY_LOWER = {k.lower(): k for k in READ_ONLY}
 _NUMERIC_TEXT = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
 
 
@@ -1211,6 +1235,8 @@ class ConnectWiseSandbox:
         self.codebase = str(self.section.get("codebase") or DEFAULT_CODEBASE).strip("/") + "/"
         account = ((scenario or {}).get("huntress") or {}).get("account") or {}
         self.company_name = str(self.section.get("company_name") or account.get("name") or self.company_id)
+        # 401 (default) or 404, as cloud sites sometimes answer bad credentials (see `unauthorized`).
+        self.bad_credentials_status = int(self.section.get("bad_credentials_status", 401))
         self.lock = threading.RLock()
         self._load_fixed(self.section)
         self.reset()
@@ -1332,7 +1358,7 @@ class ConnectWiseSandbox:
             )
         if not isinstance(path, str) or not path.strip("/ "):
             raise _field_error("patch", "InvalidPatch", f"{where}: path must name a field, e.g. quantity.")
-        field, sub = self._patch_path(path.strip().strip("/"))
+        field = self._patch_path(path)
         kind = kind.lower()
         if kind == "remove":
             if field in REQUIRED:
@@ -1342,22 +1368,26 @@ class ConnectWiseSandbox:
             return field, REMOVED.get(WRITABLE[field][0])
         if "value" not in op:
             raise _field_error(field, "InvalidPatch", f"{where}: {kind} needs a value.")
-        value = op["value"]
-        if sub is not None:
-            value = {sub: value}
-        return field, self.writer.coerce(field, value)
+        return field, self.writer.coerce(field, op["value"])
 
-    def _patch_path(self, path: str) -> tuple[str, str | None]:
-        lower = path.lower()
-        if lower in ("product/id", "product/identifier"):
-            return "product", lower.split("/")[1]
-        if lower in _WRITABLE_LOWER:
-            return _WRITABLE_LOWER[lower], None
-        top = lower.split("/")[0]
-        if top in _READ_ONLY_LOWER:
-            name = _READ_ONLY_LOWER[top]
+    @staticmethod
+    def _patch_path(path: str) -> str:
+        """The field a JSON Patch path names: a bare field name as the API spells it, with or
+        without one leading slash (`quantity`, `/quantity`: both seen in real clients, reference
+        "Writes"). Paths are case-sensitive and name top-level fields only; `Quantity`,
+        `product/identifier` or `/quantity/` are refused, since the real API refuses or mishandles
+        them (reference) and nothing public shows them working."""
+        name = path[1:] if path.startswith("/") else path
+        if name in WRITABLE:
+            return name
+        if name in READ_ONLY:
             raise _field_error(name, "ReadOnly", f"The field {name} is read-only.")
-        raise _field_error(path, "InvalidField", f"Unknown field '{path}': it cannot be patched.")
+        top = name.split("/")[0]
+        if top in READ_ONLY:
+            raise _field_error(top, "ReadOnly", f"The field {top} is read-only.")
+        raise _field_error(
+            name, "InvalidField", f"Unknown field '{name}': a patch path is a field name such as quantity."
+        )
 
     def put_addition(self, agreement_id: int, addition_id: int, body: Any) -> dict[str, Any]:
         record = self.addition(agreement_id, addition_id)
@@ -1381,11 +1411,11 @@ class ConnectWiseSandbox:
             )
             values["sequenceNumber"] = max(siblings, default=0) + 1
         record: dict[str, Any] = {"id": self.next_addition_id, **values}
-        record.update(agreementId=agreement_id, agreementStatus=agreement.get("agreementStatus"))
+        record.update(agreementId=agreement_id, agreementStatus="Active")
         record.update(dict.fromkeys(DERIVED, 0))
         record["_info"] = _info(_now(), API_MEMBER)
         record = _prune(record)
-        derive_addition(record, None)
+        derive_addition(record, None, agreement.get("agreementStatus"))
         self.next_addition_id += 1
         self.additions.add(record)
         self.by_agreement[agreement_id].append(record["id"])
@@ -1432,7 +1462,8 @@ class ConnectWiseSandbox:
                 record[field] = new
             if field == "cancelledDate":
                 self.fixed_status.pop(record["id"], None)  # a new cancel date re-derives the status
-        derive_addition(record, self.fixed_status.get(record["id"]))
+        agreement_status = self.agreements.by_id[record["agreementId"]].get("agreementStatus")
+        derive_addition(record, self.fixed_status.get(record["id"]), agreement_status)
         record["_info"] = {**record["_info"], "lastUpdated": _now(), "updatedBy": API_MEMBER}
         self.additions.changed(record["id"])
         if not changes:
@@ -1512,6 +1543,11 @@ def list_response(
     else:
         text = "[" + ",".join(coll.json(i) for i in chunk) + "]"
     headers = {"Link": ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)} if links else {}
+    if q.forward_only:
+        # Forward-only answers carry `Link` on every page, empty on the last: public clients (the
+        # ConnectWiseManageAPI PowerShell module's Invoke-CWMAllResult) read a missing header as
+        # "this endpoint does not support forward-only" and stop on an empty one (reference, Errors).
+        headers.setdefault("Link", "")
     return _json_text(text, request, sandbox, **headers)
 
 
@@ -1570,14 +1606,15 @@ def _check_auth(request: Request, sandbox: ConnectWiseSandbox) -> None:
     """Basic companyId+publicKey:privateKey (company id case-insensitive), then the clientId header."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    status = sandbox.bad_credentials_status
     if scheme.lower() != "basic" or not token.strip():
         raise unauthorized(
-            "Authentication is required: send Authorization: Basic companyId+publicKey:privateKey."
+            "Authentication is required: send Authorization: Basic companyId+publicKey:privateKey.", status
         )
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise unauthorized("The Authorization header is not valid Basic credentials.") from None
+        raise unauthorized("The Authorization header is not valid Basic credentials.", status) from None
     user, colon, private = decoded.partition(":")
     company, plus, public = user.partition("+")
     section = sandbox.section
@@ -1586,7 +1623,9 @@ def _check_auth(request: Request, sandbox: ConnectWiseSandbox) -> None:
     ok &= hmac.compare_digest(public.encode(), str(section["public_key"]).encode())
     ok &= hmac.compare_digest(private.encode(), str(section["private_key"]).encode())
     if not ok:
-        raise unauthorized("Invalid credentials: the company, public key or private key is not valid.")
+        raise unauthorized(
+            "Invalid credentials: the company, public key or private key is not valid.", status
+        )
     client_id = request.headers.get("clientid", "").strip()
     if not client_id:
         raise invalid(
@@ -1600,6 +1639,33 @@ def _check_auth(request: Request, sandbox: ConnectWiseSandbox) -> None:
         )
 
 
+VENDOR_TYPE = "application/vnd.connectwise.com+json"
+VERSION_FORMAT = re.compile(r"\d{4}\.\d{1,2}")
+
+
+def _check_accept(request: Request) -> None:
+    """`Accept: application/vnd.connectwise.com+json; version=YYYY.N` pins a version; any such
+    version is served (ConnectWise maps it to the newest model released at or before it: developer
+    guide, "PSA Versioning"), as are plain `application/json` and `*/*` (the latest). A version that
+    is no YYYY.N release number is refused: nothing public says what ConnectWise does with one, and
+    the stricter reading keeps a client from sending a malformed pin unnoticed."""
+    for part in request.headers.get("accept", "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if media.lower() != VENDOR_TYPE:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            version = value.strip().strip('"')
+            if key.strip().lower() == "version" and not VERSION_FORMAT.fullmatch(version):
+                shown = version if len(version) <= 20 else version[:20] + "..."
+                raise invalid(
+                    "Accept",
+                    "version",
+                    "InvalidVersion",
+                    f"The API version '{shown}' is not a release such as 2025.1 (YYYY.N).",
+                )
+
+
 def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
     """The ConnectWise Manage API over `section` (the scenario's `connectwise` object)."""
     sandbox = ConnectWiseSandbox(section, scenario)
@@ -1610,7 +1676,9 @@ def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
     @app.get("/login/companyinfo/{company_id}")
     async def company_info(company_id: str) -> JSONResponse:
         if company_id.lower() != sandbox.company_id.lower():
-            raise not_found("companyInfo", "Company not found.")
+            # An unknown company is 200 with the JSON body `null`, not a 404 (reference, Errors;
+            # django-connectwise reads it so).
+            return JSONResponse(None, media_type=JSON_TYPE)
         return JSONResponse(
             {
                 "CompanyName": sandbox.company_name,
@@ -1637,6 +1705,7 @@ def _guard(sandbox: ConnectWiseSandbox) -> Callable[..., Any]:
     def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
         async def run(request: Request) -> Response:
             _check_auth(request, sandbox)
+            _check_accept(request)
             result = handler(request)
             if hasattr(result, "__await__"):
                 result = await result

@@ -27,6 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import real_world
+
 GENERATOR_VERSION = "1"
 PRODUCTS = ("edr", "itdr", "sat", "siem")
 HUNTRESS_ITEMS = {
@@ -43,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "agreements_per_company": 2.4,
     "rate_limit": 60,
     "clean": False,
+    "real_world": False,
 }
 
 # (id, identifier, description, unit price, unit cost); all recurring per-unit items but the block.
@@ -1048,11 +1051,12 @@ def generate(organizations: int, seed: int, **options: Any) -> dict[str, Any]:
     for case in cases:
         builder.build(case)
     assert len(b.orgs) == organizations, (len(b.orgs), organizations)
-    return {
+    scenario = {
         "huntress": _huntress(b),
         "connectwise": _connectwise(b),
         "meta": _meta(b),
     }
+    return real_world.apply(scenario, seed) if opts["real_world"] else scenario
 
 
 def _options(organizations: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -1077,6 +1081,7 @@ def _options(organizations: int, options: dict[str, Any]) -> dict[str, Any]:
         if not ok:
             raise ValueError(message)
     opts["clean"] = bool(opts["clean"])
+    opts["real_world"] = bool(opts["real_world"])
     return opts
 
 
@@ -1294,6 +1299,8 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=type_, default=DEFAULTS[name], help=f"{text} [%(default)s]")
     p.add_argument("--clean", action="store_true", help="plant no problems (traps stay)")
+    p.add_argument("--real-world", action="store_true",
+                   help="managed accounts, missing dates and products, a voided invoice (real_world.py)")
     p.add_argument("--compact", action="store_true", help="one-line JSON (faster, smaller)")
     return p
 

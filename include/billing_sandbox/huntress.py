@@ -39,6 +39,8 @@ INVOICE_STATUSES = (
     "processing",
 )
 INVOICE_SORT_FIELDS = ("id", "created_at", "updated_at", "status")
+ACCOUNT_SORT_FIELDS = ("id", "name", "subdomain", "created_at", "updated_at")
+ACCOUNT_STATUSES = ("enabled", "disabled")
 ORGANIZATION_SORT_FIELDS = ("id", "created_at", "updated_at", "name", "key")
 SORT_DIRECTIONS = ("asc", "desc")
 TRUE_WORDS, FALSE_WORDS = ("true", "1"), ("false", "0")
@@ -116,20 +118,37 @@ class HuntressData:
     def __init__(self, section: dict[str, Any]) -> None:
         section = copy.deepcopy(section)
         self.account = self._account(section["account"])
-        self.account_ref = {k: self.account[k] for k in ("id", "name", "subdomain")}
+        self.account_ref = _ref(self.account)
+        managed = section.get("managed_accounts", [])
+        # The accounts a reseller manages (spec tag "Reseller": GET /v1/accounts). Accounts
+        # provisioned through a reseller are huntress_supported or partner_supported (spec,
+        # Account.support_type); the sandbox says partner_supported unless told.
+        self.managed = {raw["id"]: self._account(raw, "partner_supported") for raw in managed}
+        # Each organization's own account: what its invoice lines name (reference, "Resellers and
+        # their managed accounts"). An organization of no account (deleted since) names the own one.
+        self.account_of = {org["id"]: self.account_ref for org in section["organizations"]}
         raw_orgs = {org["id"]: org for org in section["organizations"]}
+        for raw in managed:
+            for org in raw.get("organizations", []):
+                self.account_of[org["id"]] = _ref(self.managed[raw["id"]])
+                raw_orgs[org["id"]] = org
         self.invoices: list[dict[str, Any]] = []
         self.invoice_by_id: dict[int, dict[str, Any]] = {}
         self.org_lines: dict[int, list[dict[str, Any]]] = {}
         self.account_lines: dict[int, list[dict[str, Any]]] = {}
         self._build_invoices(section["invoices"], raw_orgs)
         newest = self._newest_usage_by_org(section["invoices"])
-        details = [self._organization(org, newest.get(org["id"])) for org in section["organizations"]]
+        details = [self._organization(org, newest.get(org["id"]), self.account["id"]) for org in section["organizations"]]
         self.organization_by_id = {org["id"]: org for org in details}
         # The list route leaves out actual_usages (the spec's Organization vs OrganizationWithActualProductUsages).
-        self.organizations = [{k: v for k, v in org.items() if k != "actual_usages"} for org in details]
+        self.organizations = _listed(details)
+        self.managed_details = {
+            raw["id"]: [self._organization(org, newest.get(org["id"]), raw["id"]) for org in raw.get("organizations", [])]
+            for raw in managed
+        }
+        self.managed_organizations = {account_id: _listed(orgs) for account_id, orgs in self.managed_details.items()}
 
-    def _account(self, raw: dict[str, Any]) -> dict[str, Any]:
+    def _account(self, raw: dict[str, Any], support_type: str = "not_applicable") -> dict[str, Any]:
         address = {
             "line1": "1 Sandbox Way",
             "line2": "",
@@ -143,7 +162,7 @@ class HuntressData:
             "name": raw["name"],
             "subdomain": raw["subdomain"],
             "status": raw.get("status", "enabled"),
-            "support_type": raw.get("support_type", "not_applicable"),
+            "support_type": raw.get("support_type", support_type),
             "neighborhood_watch": raw.get(
                 "neighborhood_watch", dict.fromkeys(("edr", "ispm", "itdr", "sat", "siem"), 0)
             ),
@@ -194,7 +213,7 @@ class HuntressData:
             "id": line_id,
             "period_start": _timestamp(line["period_start"]) if "period_start" in line else start,
             "period_end": _timestamp(line["period_end"]) if "period_end" in line else end,
-            "account": self.account_ref,
+            "account": self.account_of.get(org_id, self.account_ref),
             "organization": {"id": org_id, "name": name},
             "actual_usage": line["actual_usage"],  # verbatim: bad values are the point
         }
@@ -240,7 +259,7 @@ class HuntressData:
         return newest
 
     def _organization(
-        self, raw: dict[str, Any], newest: tuple[dict[str, Any], str, str] | None
+        self, raw: dict[str, Any], newest: tuple[dict[str, Any], str, str] | None, account_id: int
     ) -> dict[str, Any]:
         usage = newest[0] if newest else {}
         tenant = raw.get("identity_provider_tenant_id", str(uuid.uuid5(TENANT_NAMESPACE, f"org-{raw['id']}")))
@@ -251,7 +270,7 @@ class HuntressData:
         org = {
             "id": raw["id"],
             "agents_count": counts["agents_count"],
-            "account_id": self.account["id"],
+            "account_id": account_id,
             "created_at": created,
             "incident_reports_count": raw.get("incident_reports_count", 0),
             "key": raw["key"],
@@ -276,6 +295,15 @@ class HuntressData:
         else:
             org["actual_usages"] = _derived_actual_usages(usage, tenant, newest[1:] if newest else None)
         return org
+
+
+def _ref(account: dict[str, Any]) -> dict[str, Any]:
+    """An account as invoice lines name it (spec, OrganizationUsageLineItem.account)."""
+    return {k: account[k] for k in ("id", "name", "subdomain")}
+
+
+def _listed(orgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in org.items() if k != "actual_usages"} for org in orgs]
 
 
 def _derived_actual_usages(
@@ -318,21 +346,50 @@ def _derived_actual_usages(
 
 
 class SlidingWindow:
-    """At most `limit` admitted requests in any rolling `window_s`; refused requests do not count."""
+    """At most `limit` admitted requests in any rolling `window_s`; refused requests do not count.
+
+    After `set_foreign(n)`, n phantom requests a minute (another tool using the same key: the
+    reference's limit is per account, CONTRACTS §5 `foreign_requests_per_minute`) arrive evenly
+    spaced, 60 / n seconds apart, and are admitted like any request while the window has room.
+    They are never counted as requests the sandbox served. Decision: "per minute" is per 60 s of
+    wall time whatever `window_s` is (a short test window then holds fewer of them).
+    """
 
     def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.window_s = window_s
         self.clock = clock
         self.admitted: deque[float] = deque()
+        self.foreign_interval: float | None = None
+        self.next_foreign = 0.0
+
+    def set_foreign(self, per_minute: float) -> None:
+        """Phantom requests from now on (0: none); the first arrives one interval from now."""
+        self.foreign_interval = 60.0 / per_minute if per_minute > 0 else None
+        self.next_foreign = self.clock() + (self.foreign_interval or 0.0)
 
     def _expire(self, now: float) -> None:
         cutoff = now - self.window_s
         while self.admitted and self.admitted[0] <= cutoff:
             self.admitted.popleft()
 
+    def _catch_up(self, now: float) -> None:
+        """Admit the phantom requests due by `now`, in time order (each sees the window at its time)."""
+        step = self.foreign_interval
+        if step is None:
+            return
+        # Phantoms that arrived a full window ago or earlier can no longer hold a slot: skip them.
+        if self.next_foreign < now - self.window_s:
+            self.next_foreign += step * ((now - self.window_s - self.next_foreign) // step + 1)
+        while self.next_foreign <= now:
+            self._expire(self.next_foreign)
+            if len(self.admitted) < self.limit:
+                self.admitted.append(self.next_foreign)
+            self.next_foreign += step
+
     def admit(self) -> bool:
         now = self.clock()
+        self._catch_up(now)
         self._expire(now)
         if len(self.admitted) >= self.limit:
             return False
@@ -340,7 +397,9 @@ class SlidingWindow:
         return True
 
     def remaining(self) -> int:
-        self._expire(self.clock())
+        now = self.clock()
+        self._catch_up(now)
+        self._expire(now)
         return self.limit - len(self.admitted)
 
     def seconds_until_free(self) -> float:
@@ -350,12 +409,29 @@ class SlidingWindow:
 class HuntressSandbox:
     """`app.state.sandbox`: the data served, the rate-limit window, and the admin hooks."""
 
+    # Faults only this API takes (CONTRACTS §5), through POST /_sandbox/faults (common.py).
+    FAULT_OPTIONS: dict[str, tuple[dict[str, Any], Any]] = {
+        # false: a rate-limit 429 carries no x-huntress-api-call-* headers and no Retry-After. The
+        # reference leaves what a real 429 carries undocumented ("A client must recover from a 429
+        # with no headers at all"). 200s keep the headers either way: public integrations read them
+        # on 200s (reference, "Rate-limit answers"), and nothing public says they are ever missing.
+        "rate_limit_headers": ({"type": "boolean"}, True),
+        # Another tool using the same key: its requests fill the same per-account sliding window
+        # (reference, "Transport": 60 per minute per account).
+        "foreign_requests_per_minute": ({"type": "number", "minimum": 0, "maximum": 100_000}, 0),
+    }
+
     def __init__(self, section: dict[str, Any]) -> None:
         self.section = section
         self.retry_after = section.get("rate_limit_retry_after", False)
+        self.rate_limit_headers = True
         self.data = HuntressData(section)
         self.window = self._new_window()
         self._credentials = f"{section['api_key']}:{section['api_secret']}".encode()
+
+    def apply_fault_options(self, options: dict[str, Any]) -> None:
+        self.rate_limit_headers = options["rate_limit_headers"]
+        self.window.set_foreign(options["foreign_requests_per_minute"])
 
     def _new_window(self) -> SlidingWindow:
         return SlidingWindow(
@@ -379,6 +455,10 @@ class HuntressSandbox:
         return {
             "account": data.account,
             "organizations": list(data.organization_by_id.values()),
+            "managed_accounts": [
+                {**account, "organizations": data.managed_details[account_id]}
+                for account_id, account in data.managed.items()
+            ],
             "invoices": [
                 {
                     **inv,
@@ -423,11 +503,15 @@ class HuntressGate:
             await _refusal(401, message, window.limit, window.remaining(), extra)(scope, receive, send)
             return
         if not window.admit():
+            bare = not sandbox.rate_limit_headers  # the `rate_limit_headers: false` fault
             extra = (
-                {"Retry-After": str(math.ceil(window.seconds_until_free()))} if sandbox.retry_after else {}
+                {"Retry-After": str(math.ceil(window.seconds_until_free()))}
+                if sandbox.retry_after and not bare
+                else {}
             )
             message = f"Rate limit exceeded: {window.limit} requests per {window.window_s:g} seconds"
-            await _refusal(429, message, window.limit, 0, extra)(scope, receive, send)
+            refusal = _refusal(429, message, window.limit, 0, extra, limit_headers=not bare)
+            await refusal(scope, receive, send)
             return
         limit_headers = _limit_headers(window.limit, window.limit - len(window.admitted))
 
@@ -439,9 +523,12 @@ class HuntressGate:
         await self.app(scope, receive, send_with_limits)
 
 
-def _refusal(status: int, message: str, limit: int, remaining: int, extra: dict[str, str]) -> Response:
+def _refusal(
+    status: int, message: str, limit: int, remaining: int, extra: dict[str, str], limit_headers: bool = True
+) -> Response:
     response = JSONResponse(error_body(status, message), status, headers=extra)
-    response.raw_headers.extend(_limit_headers(limit, remaining))
+    if limit_headers:
+        response.raw_headers.extend(_limit_headers(limit, remaining))
     return response
 
 
@@ -529,10 +616,10 @@ def _next_page_url(request: Request, token: str, limit: int) -> str:
     return str(request.url.replace(query=query))
 
 
-def _path_id(request: Request) -> int:
-    raw = request.path_params["id"]
+def _path_id(request: Request, name: str = "id") -> int:
+    raw = request.path_params[name]
     if not re.fullmatch(r"\d{1,18}", raw):
-        raise ApiError(400, "id is invalid")
+        raise ApiError(400, f"{name} is invalid")
     return int(raw)
 
 
@@ -566,16 +653,53 @@ def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
     def account(request: Request) -> Response:
         return JSONResponse({"account": data().account})
 
-    @get("/v1/organizations")
-    def organizations(request: Request) -> Response:
-        items = data().organizations
+    def organization_list(request: Request, items: list[dict[str, Any]], tag: str) -> Response:
         for name in ("name", "key"):
             wanted = request.query_params.get(name)
             if wanted is not None:
                 items = [org for org in items if org[name] == wanted]
         field = _choice(request, "sort_field", ORGANIZATION_SORT_FIELDS, "id")
         direction = _choice(request, "sort_direction", SORT_DIRECTIONS, "desc")
-        return _page(request, _sorted(items, field, direction), "organizations", "organizations")
+        return _page(request, _sorted(items, field, direction), "organizations", tag)
+
+    @get("/v1/organizations")
+    def organizations(request: Request) -> Response:
+        # The own account's organizations only (reference, "Resellers and their managed accounts").
+        return organization_list(request, data().organizations, "organizations")
+
+    # The accounts these (reseller) credentials manage: spec paths /v1/accounts... (tag "Reseller").
+    # Decision: the credentials' own account is not among them (CONTRACTS §5: these routes "serve the
+    # managed ones"); its organizations are /v1/organizations.
+    @get("/v1/accounts")
+    def accounts(request: Request) -> Response:
+        items = list(data().managed.values())
+        status = _filter(request, "status", ACCOUNT_STATUSES)
+        for name, wanted in (("status", status), ("name", request.query_params.get("name")),
+                             ("subdomain", request.query_params.get("subdomain"))):
+            if wanted is not None:
+                items = [account for account in items if account[name] == wanted]
+        field = _choice(request, "sort_field", ACCOUNT_SORT_FIELDS, "id")
+        direction = _choice(request, "sort_direction", SORT_DIRECTIONS, "desc")
+        # The spec's Account has no created_at/updated_at to sort by: those orders fall back to id.
+        field = "id" if field in ("created_at", "updated_at") else field
+        return _page(request, _sorted(items, field, direction), "accounts", "accounts")
+
+    def managed_account_id(request: Request) -> int:
+        # The reference: 404 means missing *or* not permitted; an account these credentials do not
+        # manage (the own one included) is both, as far as they can tell.
+        account_id = _path_id(request, "account_id")
+        if account_id not in data().managed:
+            raise ApiError(404, f"Account {account_id} not found")
+        return account_id
+
+    @get("/v1/accounts/{account_id}")
+    def one_account(request: Request) -> Response:
+        return JSONResponse({"account": data().managed[managed_account_id(request)]})
+
+    @get("/v1/accounts/{account_id}/organizations")
+    def account_organizations(request: Request) -> Response:
+        account_id = managed_account_id(request)
+        return organization_list(request, data().managed_organizations[account_id], f"organizations/{account_id}")
 
     @get("/v1/organizations/{id}")
     def organization(request: Request) -> Response:

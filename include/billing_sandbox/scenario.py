@@ -100,12 +100,28 @@ def _duplicates(items: list[dict[str, Any]], where: str) -> Iterator[str]:
         seen.add(item["id"])
 
 
+def _duplicates_at(items: list[tuple[str, int | None, dict[str, Any]]]) -> Iterator[str]:
+    """`_duplicates` over records of several lists, each (list path, index or None, record)."""
+    seen: set[Any] = set()
+    for where, index, item in items:
+        if item["id"] in seen:
+            yield f"{where}{'' if index is None else f'[{index}]'}.id: {item['id']!r} is not unique"
+        seen.add(item["id"])
+
+
 def _consistency_problems(data: dict[str, Any]) -> Iterator[str]:
     """What a schema cannot say: unique ids, and invoice lines naming an organization."""
     hunt, cw = data["huntress"], data["connectwise"]
-    yield from _duplicates(hunt["organizations"], "huntress.organizations")
+    managed = hunt.get("managed_accounts", [])
+    # Organization ids are unique across Huntress, keys only within an account (reference).
+    organizations = [("huntress.organizations", i, org) for i, org in enumerate(hunt["organizations"])]
+    organizations += [(f"huntress.managed_accounts[{a}].organizations", i, org)
+                      for a, account in enumerate(managed) for i, org in enumerate(account.get("organizations", []))]
+    yield from _duplicates_at(organizations)
+    yield from _duplicates_at([("huntress.account", None, hunt["account"])]
+                              + [("huntress.managed_accounts", i, account) for i, account in enumerate(managed)])
     yield from _duplicates(hunt["invoices"], "huntress.invoices")
-    org_ids = {org["id"] for org in hunt["organizations"]}
+    org_ids = {org["id"] for _, _, org in organizations}
     line_ids: set[int] = set()
     for i, invoice in enumerate(hunt["invoices"]):
         for j, line in enumerate(invoice["lines"]):
@@ -117,7 +133,7 @@ def _consistency_problems(data: dict[str, Any]) -> Iterator[str]:
             if line["organization_id"] not in org_ids and "organization_name" not in line:
                 yield (
                     f"{where}.organization_id: {line['organization_id']!r} is not in huntress.organizations "
-                    "(add the organization, or give the line an organization_name)"
+                    "or a managed account's (add the organization, or give the line an organization_name)"
                 )
     for name in ("companies", "catalog", "agreements"):
         yield from _duplicates(cw[name], f"connectwise.{name}")

@@ -18,6 +18,9 @@ import pandas as pd
 from .frames import MAX_USAGE
 
 USAGE_REGEX = rf"^(0|[1-9][0-9]{{0,{len(str(MAX_USAGE)) - 2}}}|{MAX_USAGE})$"
+# A count, or JSON null: null, like an absent product, is no error by itself. Reconcile decides
+# (0 where the company has no live addition for the product, invalid_usage where it has one).
+USAGE_OR_NULL_REGEX = USAGE_REGEX.replace("^(", "^(null|", 1)
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,8 @@ class Check:
 def usage_checks(products: Iterable[str]) -> list[Check]:
     return [
         Check("ExpectColumnValuesToNotBeNull", {"column": "organization_id"}, "the line has an organization id"),
-        Check("ExpectColumnValuesToNotBeNull", {"column": "raw_quantity"}, "the usage count is present"),
-        Check("ExpectColumnValuesToMatchRegex", {"column": "raw_quantity", "regex": USAGE_REGEX},
-              f"the usage count is a whole number from 0 to {MAX_USAGE:,}"),
+        Check("ExpectColumnValuesToMatchRegex", {"column": "raw_quantity", "regex": USAGE_OR_NULL_REGEX},
+              f"the usage count, unless absent or null, is a whole number from 0 to {MAX_USAGE:,}"),
         Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["invoice_id", "organization_id", "product"]},
               "each organization appears once per invoice"),
         Check("ExpectColumnValuesToBeInSet", {"column": "product", "value_set": sorted(products)},

@@ -74,6 +74,8 @@ def _check(key: str, value: Any) -> Any:
             raise fail("must map Huntress product names to catalog identifiers")
         if len(set(value.values())) != len(value):
             raise fail("must map each product to its own catalog identifier")
+        if _unquotable(value.values()):
+            raise fail(f"has a catalog identifier with {UNQUOTABLE_WHY}")
         return dict(value)
     if key == "invoice_source":
         if value not in INVOICE_SOURCES:
@@ -98,12 +100,23 @@ def _check(key: str, value: Any) -> Any:
     if key == "agreement_types":
         if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
             raise fail("must be a list of agreement type names")
+        if _unquotable(value):
+            raise fail(f"has a type name with {UNQUOTABLE_WHY}")
         return tuple(value)
     if key == "connectwise_concurrency":
         if not _is_int(value) or not 1 <= value <= 32:
             raise fail("must be an integer from 1 to 32")
         return value
     raise AssertionError(key)
+
+
+# Identifiers and type names go into ConnectWise `conditions` as "..." literals. Nothing public shows
+# ConnectWise accepting backslash escapes there, so a value it cannot carry is refused up front.
+UNQUOTABLE_WHY = 'a double quote (") or backslash (\\), which ConnectWise conditions cannot carry'
+
+
+def _unquotable(values: Any) -> bool:
+    return any('"' in v or "\\" in v for v in values)
 
 
 def _is_int(value: Any) -> bool:

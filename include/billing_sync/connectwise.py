@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
 
-from .http import ApiError, ApiSession, RetryPolicy, check_objects, hook_session_factory
+from .http import RETRYABLE_STATUS, ApiError, ApiSession, RetryPolicy, check_objects, hook_session_factory
 
 PAGE_SIZE = 1000  # the API's maximum
-API_VERSION = "2026.11"
-SETTING_EXTRAS = ("codebase", "max_retries")
+# A released version that public clients pin: ai-connor/connectwise (a Go client generated from
+# ConnectWise's own OpenAPI document) sends `version=2025.1`. ConnectWise answers every version with
+# the models as of that release (developer guide, "PSA Versioning"), so a pinned version keeps the
+# shapes still; the connection's extra `api_version` overrides it.
+API_VERSION = "2025.1"
+VERSION_FORMAT = re.compile(r"\d{4}\.\d{1,2}")  # 2019.1 … 2025.16: the PSA release numbers
+# Connection extras that are settings: HttpHook would otherwise send each one as a header.
+SETTING_EXTRAS = ("codebase", "max_retries", "api_version")
+# 409 is "record possibly in use" (reference, Errors): transient, so retried with the same bounded
+# backoff as a 429 before a write is given up as push_rejected. Huntress documents no 409.
+CONNECTWISE_RETRYABLE = RETRYABLE_STATUS | {409}
 
 COMPANY_FIELDS = "id,identifier,name,deletedFlag"
 AGREEMENT_FIELDS = "id,name,type,company,agreementStatus,cancelledFlag,startDate,endDate"
-ADDITION_FIELDS = ("id,agreementId,product/identifier,quantity,effectiveDate,cancelledDate,additionStatus,"
-                   "lessIncluded")
+# The addition's own status is its `agreementStatus`: ConnectWise has no `additionStatus`
+# (pyconnectwise's Addition model, generated from ConnectWise's OpenAPI).
+ADDITION_FIELDS = ("id,agreementId,product/identifier,quantity,unitPrice,effectiveDate,cancelledDate,"
+                   "agreementStatus,lessIncluded")
+CREDENTIALS_HINT = "check the company id / credentials of the connection"
 
 
 def quote(value: str) -> str:
-    """A string literal for the conditions grammar."""
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A string literal for the conditions grammar.
+
+    Nothing public shows ConnectWise accepting backslash escapes, so a value holding `"` or `\\`
+    cannot be written safely: it is refused, never escaped (config.py refuses such identifiers
+    and agreement types when a run resolves its settings).
+    """
+    text = str(value)
+    if '"' in text or "\\" in text:
+        raise ValueError(f"{text!r} cannot be quoted in ConnectWise conditions (a double quote or backslash)")
+    return f'"{text}"'
 
 
 def in_list(values: Iterable[str]) -> str:
@@ -34,24 +55,48 @@ class ConnectWiseClient:
         self.api = api
         self.concurrency = concurrency
         self.codebase = codebase
+        self._answered = False  # an authenticated request has succeeded (see `_request`)
 
     @classmethod
     def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4,
                         codebase: str | None = None) -> ConnectWiseClient:
         """A client for the connection; `codebase` (e.g. from an earlier task) saves its discovery."""
         # HttpHook sends the connection's extra as headers: that is how `clientId` goes out.
-        headers = {"Accept": f"application/vnd.connectwise.com+json; version={API_VERSION}",
-                   "pagination-type": "forward-only"}
-        factory, base_url, conn = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS, headers=headers)
+        hook_factory, base_url, conn = hook_session_factory(
+            conn_id, drop_headers=SETTING_EXTRAS, headers={"pagination-type": "forward-only"})
         extra = conn.extra_dejson or {}
         if not extra.get("clientId"):
             raise ApiError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
+        accept = f"application/vnd.connectwise.com+json; version={api_version(conn_id, extra)}"
+
+        def factory() -> requests.Session:
+            session = hook_factory()
+            session.headers["Accept"] = accept
+            return session
+
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        site = ApiSession("ConnectWise", factory, base_url, retry=retry)
+        site = ApiSession("ConnectWise", factory, base_url, retry=retry, retry_status=CONNECTWISE_RETRYABLE)
         codebase = codebase or extra.get("codebase") or discover_codebase(site, conn.login or "")
-        api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry)
+        api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry,
+                         retry_status=CONNECTWISE_RETRYABLE)
         api.stats = site.stats  # one count of every request, discovery included
         return cls(api, concurrency, codebase)
+
+    def _request(self, method: str, path: str, *, label: str, **kwargs: Any) -> requests.Response:
+        """`api.request`, except that a 404 before any authenticated request succeeded is named as
+        what it usually is: ConnectWise cloud answers bad credentials with a 404 as well as a 401
+        (reference, Errors; developer guide, "PSA API Requests")."""
+        try:
+            resp = self.api.request(method, path, label=label, **kwargs)
+        except ApiError as exc:
+            if exc.status == 404 and not self._answered:
+                raise ApiError(f"ConnectWise {method} {label} answered HTTP 404 to the first authenticated "
+                               f"request; ConnectWise cloud answers bad credentials that way: "
+                               f"{CREDENTIALS_HINT} (and its codebase), unless the record is gone",
+                               status=404, body=exc.body) from None
+            raise
+        self._answered = True
+        return resp
 
     # -- reads -----------------------------------------------------------------------------------
     def paged(self, path: str, label: str, conditions: str | None = None,
@@ -64,7 +109,7 @@ class ConnectWiseClient:
             params["fields"] = fields
         url, seen = path, set()
         while url:
-            resp = self.api.request("GET", url, label=label, params=params)
+            resp = self._request("GET", url, label=label, params=params)
             if not isinstance(resp.payload, list):
                 raise ApiError(f"ConnectWise GET {label} returned {type(resp.payload).__name__}, not a list")
             check_objects(resp.payload, f"ConnectWise GET {label}")
@@ -107,15 +152,15 @@ class ConnectWiseClient:
             return [row for rows in pool.map(one, list(agreement_ids)) for row in rows]
 
     def addition(self, agreement_id: int, addition_id: int) -> dict[str, Any]:
-        resp = self.api.request("GET", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
-                                label="/finance/agreements/{id}/additions/{additionId}")
+        resp = self._request("GET", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
+                             label="/finance/agreements/{id}/additions/{additionId}")
         if not isinstance(resp.payload, Mapping):
             raise ApiError("ConnectWise GET addition returned no object")
         return dict(resp.payload)
 
     # -- writes ----------------------------------------------------------------------------------
     def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> dict[str, Any]:
-        resp = self.api.request(
+        resp = self._request(
             "PATCH", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
             label="/finance/agreements/{id}/additions/{additionId}",
             json_body=[{"op": "replace", "path": "quantity", "value": int(quantity)}],
@@ -123,7 +168,18 @@ class ConnectWiseClient:
         return dict(resp.payload) if isinstance(resp.payload, Mapping) else {}
 
 
+def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
+    """The connection's extra `api_version` (text such as "2025.1"), else API_VERSION."""
+    version = extra.get("api_version", API_VERSION)
+    # A JSON number would lose digits (2025.10 is 2025.1), so only text is taken.
+    if not isinstance(version, str) or not VERSION_FORMAT.fullmatch(version.strip()):
+        raise ApiError(f'connection {conn_id}: extra.api_version must be a release such as "{API_VERSION}" '
+                       f"(text, YYYY.N), got {version!r}")
+    return version.strip()
+
+
 def next_link(resp: requests.Response) -> str | None:
+    # ConnectWise sends `Link` on every forward-only page; the last one has no rel="next".
     link = resp.links.get("next") if resp.headers.get("Link") else None
     return link.get("url") if link else None
 
@@ -134,6 +190,10 @@ def discover_codebase(site: ApiSession, login: str) -> str:
     if not company_id or "+" not in login:
         raise ApiError("ConnectWise connection login must be 'companyId+publicKey'")
     payload = site.request("GET", f"login/companyinfo/{company_id}", label="/login/companyinfo/{companyId}").payload
+    if payload is None:
+        # An unknown company is a 200 with the body `null`, not a 404 (reference, Errors).
+        raise ApiError(f"ConnectWise /login/companyinfo/{{companyId}} answered null: ConnectWise knows no "
+                       f"such company; {CREDENTIALS_HINT} (login = companyId+publicKey)")
     codebase = payload.get("Codebase") if isinstance(payload, Mapping) else None
     if not isinstance(codebase, str) or not codebase:
         raise ApiError("ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -27,14 +28,17 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "organization_id": "Int64",
         "organization_name": "string",
         "product": "string",
-        "raw_quantity": "string",  # the value as Huntress sent it (JSON text); <NA> when absent
+        # The value as Huntress sent it (JSON text); <NA> when absent. Absent or "null" counts as 0
+        # only where the company has no live addition for the product (reconcile, CONTRACTS §2).
+        "raw_quantity": "string",
         "quantity": "Int64",  # parsed count; <NA> unless raw is an integer in 0..MAX_USAGE
         "issue": "string",  # failed GX expectations (checks.py); <NA> when the row passed
     },
     "organizations": {
         "organization_id": "Int64",
         "name": "string",
-        "key": "string",
+        "key": "string",  # unique within its account only: a reseller's invoice spans accounts
+        "account_id": "Int64",
     },
     "companies": {
         "company_id": "Int64",
@@ -50,11 +54,19 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "agreement_type": "string",
         "agreement_status": "string",
         "agreement_cancelled": "boolean",
+        "agreement_start_date": "datetime64[ns, UTC]",  # where an addition without effectiveDate starts
+        "agreement_end_date": "datetime64[ns, UTC]",
         "product_identifier": "string",
         "quantity": "Float64",
+        "unit_price": "Float64",  # the addition's unitPrice, as read
         "effective_date": "datetime64[ns, UTC]",
         "cancelled_date": "datetime64[ns, UTC]",
+        # The addition's own status: `agreementStatus` on the addition record (ConnectWise has no
+        # `additionStatus`; pyconnectwise's Addition model).
         "addition_status": "string",
+        # Date fields present but unreadable ("effectiveDate,cancelledDate"): never live, since an
+        # unreadable date is not an absent one; <NA> when every date read.
+        "unreadable_dates": "string",
         "issue": "string",  # failed GX expectations of live additions; <NA> when none
     },
     "org_map": {
@@ -131,9 +143,12 @@ def usage_frame(
         org = line.get("organization")
         org = org if isinstance(org, Mapping) else {}  # absent, null, or not an object: no organization id
         usage = line.get("actual_usage")
+        # Absent or null actual_usage: every product is absent. Anything else that is no object is
+        # broken, not absent: each product carries it, so it is never read as a count of 0.
+        broken = usage is not None and not isinstance(usage, Mapping)
         usage = usage if isinstance(usage, Mapping) else {}
         for product in products:
-            value = usage.get(product)
+            value = line.get("actual_usage") if broken else usage.get(product)
             rows.append(
                 {
                     "invoice_id": invoice_id,
@@ -141,7 +156,7 @@ def usage_frame(
                     "organization_id": _int_or_none(org.get("id")),
                     "organization_name": _str_or_none(org.get("name")),
                     "product": product,
-                    "raw_quantity": raw_text(value, product in usage),
+                    "raw_quantity": raw_text(value, broken or product in usage),
                     "quantity": parse_count(value),
                 }
             )
@@ -151,7 +166,7 @@ def usage_frame(
 def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [
         {"organization_id": _int_or_none(o.get("id")), "name": _str_or_none(o.get("name")),
-         "key": _str_or_none(o.get("key"))}
+         "key": _str_or_none(o.get("key")), "account_id": _int_or_none(o.get("account_id"))}
         for o in orgs
     ]
     # The same record twice (pages that overlap) is one organization; differing records stay for the checks.
@@ -177,6 +192,8 @@ def additions_frame(
     for a in additions:
         agreement_id = _int_or_none(a.get("agreementId"))
         ag = agreements.get(agreement_id, {}) if agreement_id is not None else {}
+        unreadable = [f for record, fields in ((ag, ("startDate", "endDate")), (a, ("effectiveDate", "cancelledDate")))
+                      for f in fields if not _date_readable(record.get(f))]
         rows.append(
             {
                 "addition_id": _int_or_none(a.get("id")),
@@ -186,14 +203,31 @@ def additions_frame(
                 "agreement_type": _str_or_none(_ref(ag, "type", "name")),
                 "agreement_status": _str_or_none(ag.get("agreementStatus")),
                 "agreement_cancelled": ag.get("cancelledFlag") if isinstance(ag.get("cancelledFlag"), bool) else None,
+                "agreement_start_date": ag.get("startDate"),
+                "agreement_end_date": ag.get("endDate"),
                 "product_identifier": _str_or_none(_ref(a, "product", "identifier")),
                 "quantity": _number_or_none(a.get("quantity")),
+                "unit_price": _number_or_none(a.get("unitPrice")),
                 "effective_date": a.get("effectiveDate"),
                 "cancelled_date": a.get("cancelledDate"),
-                "addition_status": _str_or_none(a.get("additionStatus")),
+                "addition_status": _str_or_none(a.get("agreementStatus")),
+                "unreadable_dates": ",".join(unreadable) or None,
             }
         )
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["additions"])), "additions")
+
+
+def _date_readable(value: Any) -> bool:
+    """Absent (None or "") or an ISO 8601 date-time as ConnectWise writes them."""
+    if value is None or value == "":
+        return True
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _ref(record: Mapping[str, Any], field: str, key: str) -> Any:

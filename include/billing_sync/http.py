@@ -2,8 +2,12 @@
 
 Retry policy: 429, 5xx, dropped connections, timeouts and 2xx bodies that are not JSON are retried
 with exponential backoff (honouring `Retry-After` when the server sends it); any other 4xx fails at
-once. Every error message names the API and the endpoint, never the credentials: requests carries
-them in headers, and no header is ever formatted into a message.
+once. With a rate limiter and `RetryPolicy.max_rate_limit_wait` set (Huntress), a 429 instead means
+"the window is full now": the limiter waits until the oldest request start it knows leaves the
+window, however many 429s that takes, until the waits for one request add up past the bound.
+An API may name more transient statuses (`retry_status`: ConnectWise adds its 409). Every error
+message names the API and the endpoint, never the credentials: requests carries them in headers,
+and no header is ever formatted into a message.
 """
 
 from __future__ import annotations
@@ -58,6 +62,19 @@ class SlidingWindowLimiter:
                 wait = self._starts[0] + self.window + self.margin - now
             self._sleep(max(wait, 0.01))
 
+    def rate_limited(self) -> float:
+        """The server refused a request with 429: take its window as full now.
+
+        A real Huntress 429 may carry neither `Retry-After` nor the call-limit headers, so the only
+        safe reading is that the window holds `limit` starts. Starts we did not make are stamped now
+        (the safe guess), so the next slot opens when the oldest start we know leaves the window,
+        or after a full window when we know none. Returns that wait in seconds.
+        """
+        with self._lock:
+            now = self._expire()
+            self._starts.extend([now] * max(self.limit - len(self._starts), 0))
+            return max(self._starts[0] + self.window + self.margin - now, 0.0)
+
     def observe(self, server_limit: int, remaining: int) -> None:
         """Count requests the server reports beyond ours: the window is per account, so another task
         of the run (the invoice sensor) or another tool spent them, and they fill our window too."""
@@ -83,6 +100,9 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     timeout: float = 60.0
+    # With a limiter: the most a single request waits out 429s in total before it fails; None = a 429
+    # is retried like a 5xx (exponential backoff, counted in `attempts`).
+    max_rate_limit_wait: float | None = None
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -130,8 +150,10 @@ class ApiSession:
     def __init__(self, api: str, session_factory: Callable[[], requests.Session], base_url: str,
                  retry: RetryPolicy | None = None, limiter: SlidingWindowLimiter | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_response: Callable[[requests.Response], None] | None = None):
+                 on_response: Callable[[requests.Response], None] | None = None,
+                 retry_status: frozenset[int] = RETRYABLE_STATUS):
         self.api = api
+        self.retry_status = retry_status
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.limiter = limiter
@@ -156,7 +178,8 @@ class ApiSession:
         """Send with retries; return the final 2xx response with its JSON decoded as `.payload`."""
         url = self.url(path)
         what = f"{self.api} {method} {label}"
-        for attempt in range(1, self.retry.attempts + 1):
+        attempt, rate_wait = 0, 0.0
+        while True:
             if self.limiter:
                 self.limiter.acquire()
             self.stats.add(f"{method} {label}")
@@ -166,13 +189,39 @@ class ApiSession:
             if problem is None:
                 return resp
             self.stats.retried(problem)
-            if attempt == self.retry.attempts:
+            if resp is not None and resp.status_code == 429 and self._waits_out_429s():
+                rate_wait += self._wait_out_429(what, retry_after, rate_wait)
+                continue
+            attempt += 1
+            if attempt >= self.retry.attempts:
                 status = resp.status_code if resp is not None else None
                 raise ApiError(f"{what} failed after {attempt} attempts: {problem}", status=status)
             wait = self.retry.delay(attempt, retry_after)
             log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retry.attempts - 1, wait)
             self._sleep(wait)
-        raise AssertionError("unreachable")
+
+    def _waits_out_429s(self) -> bool:
+        return self.limiter is not None and self.retry.max_rate_limit_wait is not None
+
+    def _wait_out_429(self, what: str, retry_after: float | None, waited: float) -> float:
+        """Wait for the rate-limit window after a 429; returns the wait. Fails past the bound.
+
+        A positive `Retry-After` is the server's own word and is slept as given; without one (or
+        with 0, which would retry at once and could spin) the limiter takes the window as full and
+        its next `acquire` waits for a slot.
+        """
+        assert self.limiter is not None and self.retry.max_rate_limit_wait is not None
+        retry_after = retry_after or None
+        wait = retry_after if retry_after is not None else self.limiter.rate_limited()
+        bound = self.retry.max_rate_limit_wait
+        if waited + wait > bound:
+            raise ApiError(f"{what} is still rate limited (HTTP 429) after waiting {waited:.0f}s for the "
+                           f"rate-limit window; another {wait:.0f}s would pass max_rate_limit_wait_s={bound:g}",
+                           status=429)
+        log.warning("%s: HTTP 429; waiting %.1fs for the rate-limit window (%.0fs so far)", what, wait, waited)
+        if retry_after is not None:
+            self._sleep(retry_after)
+        return wait
 
     def _attempt(self, method, url, what, params, json_body, headers):
         """One try → (retryable problem or None, Retry-After seconds, response)."""
@@ -183,7 +232,7 @@ class ApiSession:
                 requests.exceptions.ContentDecodingError) as exc:
             # A body cut off mid-transfer surfaces as ChunkedEncodingError, which is no ConnectionError.
             return f"connection error ({type(exc).__name__})", None, None
-        if resp.status_code in RETRYABLE_STATUS:
+        if resp.status_code in self.retry_status:
             return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
         if resp.status_code >= 400:
             raise ApiError(f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",

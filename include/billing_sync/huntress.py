@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,11 +16,18 @@ from .http import (
     hook_session_factory,
 )
 
+log = logging.getLogger(__name__)
+
 PAGE_LIMIT = 500  # the API's maximum
 # How far before the billing date an invoice may have been created and still be that date's.
 INVOICE_LOOKBACK_DAYS = 3
+# Invoice statuses whose charges stand (the spec's eight minus voided, full_refund and draft).
+STANDING_STATUSES = ("open", "paid", "partial_refund", "processing", "failed")
 # Connection extras that tune the client; HttpHook would otherwise send them as headers.
-SETTING_EXTRAS = ("rate_limit_per_minute", "rate_limit_window_s", "max_retries")
+SETTING_EXTRAS = ("rate_limit_per_minute", "rate_limit_window_s", "max_retries", "max_rate_limit_wait_s")
+# The longest one request waits out 429s before it fails: a few windows, for another tool that
+# shares the key and eats into the same per-account window (reference: 60/min, sliding).
+DEFAULT_MAX_RATE_LIMIT_WAIT_S = 300
 CALL_LIMIT_HEADER, CALL_REMAINING_HEADER = "x-huntress-api-call-limit", "x-huntress-api-call-remaining"
 
 
@@ -34,7 +42,8 @@ class HuntressClient:
         extra = conn.extra_dejson or {}
         limiter = SlidingWindowLimiter(int(extra.get("rate_limit_per_minute", 60)),
                                        float(extra.get("rate_limit_window_s", 60)))
-        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
+        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)),
+                            max_rate_limit_wait=float(extra.get("max_rate_limit_wait_s", DEFAULT_MAX_RATE_LIMIT_WAIT_S)))
         return cls(ApiSession("Huntress", factory, base_url, retry=retry, limiter=limiter,
                               on_response=server_window_tracker(limiter)))
 
@@ -90,7 +99,42 @@ class HuntressClient:
                                "/v1/reseller/invoices/{id}/organization_usage_line_items"))
 
     def organizations(self) -> list[dict[str, Any]]:
+        """The organizations of the credentials' own account (never those of managed accounts)."""
         return list(self.paged("v1/organizations", "organizations", "/v1/organizations"))
+
+    def account_organizations(self, account_id: int) -> list[dict[str, Any]] | None:
+        """The organizations of a managed account (spec tag "Reseller"), each with its account_id;
+        None when Huntress answers 404: not an account these credentials manage (or none at all)."""
+        label = "/v1/accounts/{account_id}/organizations"
+        try:
+            orgs = list(self.paged(f"v1/accounts/{int(account_id)}/organizations", "organizations", label))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return [{**o, "account_id": o.get("account_id", account_id)} for o in orgs]
+
+    def invoice_organizations(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The own account's organizations plus those of every other account the invoice lines name.
+
+        A reseller invoice spans the accounts it manages, and `/v1/organizations` lists only the own
+        one; each other account named on a line (`account.id`) is read once, and no account the
+        invoice does not name. An account Huntress will not show (404) is skipped with a warning:
+        its organizations then match on the line's name alone, like organizations deleted since.
+        """
+        own = self.organizations()
+        own_ids = {o.get("account_id") for o in own}
+        orgs = list(own)
+        for account_id in invoice_account_ids(lines):
+            if account_id in own_ids:
+                continue
+            managed = self.account_organizations(account_id)
+            if managed is None:
+                log.warning("Huntress account %s is named on the invoice but its organizations cannot be "
+                            "read (HTTP 404): its organizations are matched on their names only", account_id)
+                continue
+            orgs.extend(managed)
+        return orgs
 
     def organization(self, organization_id: int) -> dict[str, Any]:
         return self.get(f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}").get("organization") or {}
@@ -109,6 +153,17 @@ class HuntressClient:
         return lines
 
 
+def invoice_account_ids(lines: list[dict[str, Any]]) -> list[int]:
+    """Distinct integer `account.id`s of invoice lines, ascending (lines without one name none)."""
+    ids = set()
+    for line in lines:
+        account = line.get("account")
+        account_id = account.get("id") if isinstance(account, Mapping) else None
+        if isinstance(account_id, int) and not isinstance(account_id, bool):
+            ids.add(account_id)
+    return sorted(ids)
+
+
 def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None]:
     """Feed Huntress's call-limit headers to the limiter: the sensor task spends requests in the
     same per-account window just before extract_huntress starts, which its own limiter never saw."""
@@ -122,7 +177,12 @@ def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None
 
 
 def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
-    """`actual_usages` → {product: count}; absent products are left out (→ invalid if configured)."""
+    """`actual_usages` → {product: count}, shaped like an invoice line's `actual_usage`.
+
+    Absent products are left out and a null count stays null: as on invoice lines (CONTRACTS §2),
+    that is 0 where the company has no live addition for the product and invalid_usage where it
+    has one. No identity-provider tenants (`[]`) is 0 identities.
+    """
     if not isinstance(actual, Mapping):
         return {}
     out: dict[str, Any] = {}
@@ -136,23 +196,60 @@ def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
         if isinstance(tenants, list):
             counts = [t.get("billable_identities_count") if isinstance(t, Mapping) else None for t in tenants]
             # One bad tenant count poisons the sum: pass the bad value on so it is quarantined.
-            bad = next((c for c in counts if isinstance(c, bool) or not isinstance(c, int)), None)
-            out[product] = bad if bad is not None or None in counts else sum(counts)
+            bad = next((c for c in counts if c is not None and (isinstance(c, bool) or not isinstance(c, int))), None)
+            if bad is not None:
+                out[product] = bad
+            elif None not in counts:
+                out[product] = sum(counts)
+            else:
+                # Every tenant without a count: the product's count is null. Some with, some without:
+                # a partial sum would undercount, so the counts go on as they are (not a count).
+                out[product] = None if all(c is None for c in counts) else counts
     return out
+
+
+class InvoiceChoiceError(ValueError):
+    """No invoice can bill the date, and waiting will not change that (the sensor fails for good)."""
+
+
+def standing(invoice: Mapping[str, Any]) -> bool:
+    """Whether an invoice's charges stand (CONTRACTS §2, reference "Invoices: which one bills").
+
+    Voided, fully refunded and draft invoices never bill. Decision: a status the spec does not list
+    (or none) does not stand either; only the spec's other five are taken.
+    """
+    return invoice.get("status") in STANDING_STATUSES
 
 
 def select_invoice(invoices: list[dict[str, Any]], billing_date: date,
                    invoice_id: int | None = None) -> dict[str, Any] | None:
-    """The invoice of a billing date: pinned by id, else created on that date, else the latest
-    created within the INVOICE_LOOKBACK_DAYS before it."""
+    """The invoice of a billing date: pinned by id, else the standing one created on that date,
+    else the newest standing one created within the INVOICE_LOOKBACK_DAYS before it.
+
+    Raises InvoiceChoiceError for a pinned invoice that does not stand, and when two standing
+    invoices were created on the day that decides (the billing date, else the newest day of the
+    look-back that has one): which one bills cannot be known, so the run fails naming them all.
+    """
     if invoice_id is not None:
-        return next((i for i in invoices if i.get("id") == invoice_id), None)
-    dated = [(d.date(), i) for i in invoices if (d := _created(i)) is not None]
+        pinned = next((i for i in invoices if i.get("id") == invoice_id), None)
+        if pinned is not None and not standing(pinned):
+            raise InvoiceChoiceError(
+                f"invoice {invoice_id} (pinned by the invoice_id param) is {pinned.get('status')!r}: "
+                f"only invoices with status {', '.join(STANDING_STATUSES)} bill")
+        return pinned
+    dated = [(d.date(), i) for i in invoices if standing(i) and (d := _created(i)) is not None]
     same_day = [i for d, i in dated if d == billing_date]
-    if same_day:
-        return max(same_day, key=_created)
-    window = [i for d, i in dated if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date]
-    return max(window, key=_created) if window else None
+    if not same_day:
+        window = [(d, i) for d, i in dated if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date]
+        newest_day = max((d for d, _ in window), default=None)
+        same_day = [i for d, i in window if d == newest_day]
+    if len(same_day) > 1:
+        listed = ", ".join(f"{i.get('id')} (created {i.get('created_at')}, {i.get('status')})"
+                           for i in sorted(same_day, key=_created))
+        raise InvoiceChoiceError(
+            f"{len(same_day)} standing Huntress usage invoices are of the billing date {billing_date}: {listed}. "
+            "Which one bills cannot be known; pin one with the invoice_id param.")
+    return same_day[0] if same_day else None
 
 
 def undated_invoices(invoices: list[dict[str, Any]]) -> list[Any]:
@@ -161,8 +258,14 @@ def undated_invoices(invoices: list[dict[str, Any]]) -> list[Any]:
 
 
 def newest_invoice_date(invoices: list[dict[str, Any]]) -> date | None:
-    dates = [d.date() for i in invoices if (d := _created(i)) is not None]
+    """The creation date of the newest standing invoice (a voided or draft one proves nothing)."""
+    dates = [d.date() for i in invoices if standing(i) and (d := _created(i)) is not None]
     return max(dates) if dates else None
+
+
+def created_date(invoice: Mapping[str, Any]) -> date | None:
+    created = _created(invoice)
+    return created.date() if created else None
 
 
 def _created(invoice: Mapping[str, Any]) -> datetime | None:

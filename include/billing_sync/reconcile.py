@@ -170,11 +170,14 @@ def live_mask(additions: pd.DataFrame, billing_date: date, agreement_types: Sequ
     day = _billing_day(billing_date)
     next_day = day + pd.Timedelta(days=1)
     not_cancelled = a["agreement_cancelled"].eq(False).fillna(False)
-    agreement_ok = not_cancelled & a["agreement_status"].eq("Active").fillna(False)
+    not_ended = a["agreement_end_date"].isna() | (a["agreement_end_date"] >= day).fillna(False)
+    agreement_ok = not_cancelled & a["agreement_status"].eq("Active").fillna(False) & not_ended
     status_ok = a["addition_status"].isna() | a["addition_status"].eq("Active").fillna(False)
     cancelled_ok = a["cancelled_date"].isna() | (a["cancelled_date"] >= next_day).fillna(False)
-    effective_ok = (a["effective_date"] < next_day).fillna(False)
-    mask = agreement_ok & status_ok & cancelled_ok & effective_ok
+    starts = a["effective_date"].fillna(a["agreement_start_date"])
+    effective_ok = starts.isna() | (starts < next_day).fillna(False)
+    dates_ok = a["unreadable_dates"].isna()
+    mask = agreement_ok & status_ok & cancelled_ok & effective_ok & dates_ok
     return mask.to_numpy(dtype=bool) & _type_filter(a["agreement_type"], agreement_types)
 
 
@@ -183,18 +186,20 @@ def live_additions(
 ) -> pd.DataFrame:
     """The additions that bill on `billing_date` (ConnectWise reference, "Billing semantics").
 
-    Live = agreement_cancelled is False and agreement_status == "Active", agreement type allowed,
-    addition_status "Active", cancelled_date NA or on a later UTC date than the billing date,
-    effective_date on or before the billing date (UTC date).
+    Live (CONTRACTS §2) = agreement_cancelled is False and agreement_status == "Active", agreement
+    not ended before the billing date (agreement_end_date NA or on/after it), agreement type allowed,
+    addition_status (the addition's own `agreementStatus`) "Active" or NA, cancelled_date NA or on a
+    later UTC date than the billing date, and the addition started on or before the billing date:
+    its effective_date, or when that is NA its agreement's start date; both NA = started. A date
+    that is present but unreadable (`unreadable_dates`) = not live: it is not an absent date.
     Decisions:
     - agreement_types: case-insensitive, surrounding spaces ignored (operators type them by hand;
       ConnectWise shows the same name in several casings); empty = every type, NA type included.
       With a non-empty list an agreement without a type is not live.
     - statuses are compared exactly ("Active", the API's enum). agreement_cancelled NA (flag absent)
       = not live: we never bill on an agreement whose state we do not know.
-    - addition_status NA = live (older ConnectWise versions omit the field; the dates still decide).
-    - effective_date NA = not live: without it we cannot tell the addition bills now, and a quantity
-      is never guessed. A cancelled_date on the billing date itself = not live (it stops that day).
+    - dates compare by UTC date: an agreement ending on the billing date is still live on it; a
+      cancelled_date on the billing date itself = not live (it stops that day).
     """
     return additions.loc[live_mask(additions, billing_date, agreement_types)]
 
@@ -210,15 +215,20 @@ def _why_not_live(row: Mapping[str, Any], billing_date: date, agreement_types: S
         reasons.append(f"agreement status {_text(row['agreement_status'])}")
     if not _type_filter(pd.Series([row["agreement_type"]], dtype="string"), agreement_types)[0]:
         reasons.append(f"agreement type {_text(row['agreement_type'])} not in agreement_types")
+    ended = row["agreement_end_date"]
+    if not pd.isna(ended) and ended.normalize() < day:
+        reasons.append(f"agreement ended {ended.date().isoformat()}")
     if not (pd.isna(row["addition_status"]) or row["addition_status"] == "Active"):
         reasons.append(f"addition status {row['addition_status']}")
-    cancelled, effective = row["cancelled_date"], row["effective_date"]
+    cancelled, effective, start = row["cancelled_date"], row["effective_date"], row["agreement_start_date"]
     if not pd.isna(cancelled) and cancelled.normalize() <= day:
         reasons.append(f"cancelled {cancelled.date().isoformat()}")
-    if pd.isna(effective):
-        reasons.append("no effective date")
-    elif effective.normalize() > day:
+    if not pd.isna(effective) and effective.normalize() > day:
         reasons.append(f"effective only from {effective.date().isoformat()}")
+    elif pd.isna(effective) and not pd.isna(start) and start.normalize() > day:
+        reasons.append(f"no effective date, agreement starts {start.date().isoformat()}")
+    if not pd.isna(row["unreadable_dates"]):
+        reasons.append(f"unreadable {row['unreadable_dates'].replace(',', ', ')}")
     return ", ".join(reasons) or "not live"
 
 
@@ -227,7 +237,8 @@ def _why_not_live(row: Mapping[str, Any], billing_date: date, agreement_types: S
 
 
 def match_organizations(
-    organizations: pd.DataFrame, companies: pd.DataFrame, org_map: pd.DataFrame
+    organizations: pd.DataFrame, companies: pd.DataFrame, org_map: pd.DataFrame,
+    known: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per distinct organization id: which company it maps to, and by which rule.
 
@@ -245,14 +256,24 @@ def match_organizations(
     - NA/blank keys and names never match; duplicate organization/company ids keep the first row.
     - match_rule is set for ambiguous too (the rule that found the candidates); NA for unmapped
       unless the org_map rule decided.
+    - keys are unique within a Huntress account only (CONTRACTS §2): a key (as the key rule folds it)
+      that organizations of two accounts carry is no key match for any of them; the name rule may
+      still decide, and the detail of an unmatched organization names the accounts. `known` is
+      every organization Huntress listed (default: `organizations`), so a key shared with an
+      organization that is not being matched counts too. Decision: an organization whose
+      account_id is unknown (NA, or no such column) shares its key with every other organization
+      that carries it, since nothing shows they are of one account.
     """
+    shared = _shared_keys(known if known is not None else organizations)
     orgs = organizations.dropna(subset=["organization_id"]).drop_duplicates("organization_id")
     comps = companies.dropna(subset=["company_id"]).drop_duplicates("company_id")
     ids = orgs["organization_id"].astype("Int64").reset_index(drop=True)
     known = set(comps["company_id"].astype("int64").tolist())
 
     mapped = org_map[["organization_id", "company_id"]].dropna().drop_duplicates()
-    by_key = _equal_pairs(orgs, comps, _fold_key(orgs["key"]), _fold_key(comps["identifier"]))
+    org_keys = _fold_key(orgs["key"])
+    shared_by = org_keys.map(shared).astype("string")  # accounts sharing the key; NA when not shared
+    by_key = _equal_pairs(orgs, comps, org_keys.mask(shared_by.notna()), _fold_key(comps["identifier"]))
     by_name = _equal_pairs(orgs, comps, normalize_names(orgs["name"]), normalize_names(comps["name"]))
 
     n = len(ids)
@@ -285,8 +306,29 @@ def match_organizations(
         }
     )
     out.loc[status != "matched", "company_id"] = pd.NA
-    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone)
+    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone,
+                                   shared_by.to_numpy(dtype=object, na_value=None))
     return out
+
+
+def _shared_keys(organizations: pd.DataFrame) -> dict[str, str]:
+    """Folded key → the accounts (ascending ids, "unknown" for NA) of the organizations sharing it,
+    for keys that organizations of more than one account (or of an unknown account) carry."""
+    accounts = organizations.get("account_id", pd.Series(pd.NA, index=organizations.index))
+    df = pd.DataFrame({
+        "organization_id": organizations["organization_id"].to_numpy(dtype=object),
+        "key": _fold_key(organizations["key"]).to_numpy(dtype=object),
+        "account": accounts.astype("Int64").to_numpy(dtype=object),
+    }).dropna(subset=["organization_id", "key"]).drop_duplicates(["organization_id", "key"])
+    # Keys held by several organizations are few: only those are grouped in Python.
+    several = df["key"].duplicated(keep=False).to_numpy(dtype=bool)
+    shared: dict[str, str] = {}
+    for key, group in df[several].groupby("key", sort=False):
+        ids = {int(a) for a in group["account"] if not pd.isna(a)}
+        if len(ids) > 1 or group["account"].isna().any():
+            names = [str(a) for a in sorted(ids)] + (["unknown"] if group["account"].isna().any() else [])
+            shared[key] = ", ".join(names)
+    return shared
 
 
 def _equal_pairs(
@@ -307,7 +349,9 @@ def _candidates(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     return count, grouped.min(), listing
 
 
-def _match_details(out: pd.DataFrame, orgs: pd.DataFrame, company: np.ndarray, gone: np.ndarray) -> pd.Series:
+def _match_details(
+    out: pd.DataFrame, orgs: pd.DataFrame, company: np.ndarray, gone: np.ndarray, shared_by: np.ndarray
+) -> pd.Series:
     detail = np.full(len(out), None, dtype=object)
     status, rule, candidates, name, key = (
         frame[c].to_numpy(dtype=object)
@@ -323,11 +367,19 @@ def _match_details(out: pd.DataFrame, orgs: pd.DataFrame, company: np.ndarray, g
         elif status[i] == "ambiguous":
             how = {"org_map": "billing_org_map rows", "key": f"key {_text(key[i])}", "name": f"name {_text(name[i])}"}
             detail[i] = f"{how[rule[i]]} match companies {candidates[i]}"
+        elif shared_by[i] is not None:
+            detail[i] = (
+                f"no billing_org_map row; key {_text(key[i])} is carried by organizations of Huntress accounts "
+                f"{shared_by[i]} (keys are unique only within an account), so it is no key match; "
+                f"no company named like {_text(name[i])}"
+            )
         else:
             detail[i] = (
                 f"no billing_org_map row, no company identifier equals key {_text(key[i])}, "
                 f"no company named like {_text(name[i])}"
             )
+        if status[i] == "ambiguous" and rule[i] == "name" and shared_by[i] is not None:
+            detail[i] += f"; key {_text(key[i])} is no key match: Huntress accounts {shared_by[i]} carry it"
     return pd.Series(detail, index=out.index, dtype="string")
 
 
@@ -359,13 +411,18 @@ def reconcile(
     - agreement_id/addition_id/previous_quantity are filled whenever the key has exactly one live
       addition, whatever the outcome; new_quantity only for change and unchanged.
     - huntress_quantity is NA when any contributing row is invalid (a partial sum would mislead).
+    - a product absent or null on a line (CONTRACTS §2) counts as 0 where the company has no live
+      addition for it, and makes the key `invalid_usage` where it has one (one or several), also
+      when only one of several organizations of the company lacks the count: absence never lowers
+      a quantity. An unmapped or ambiguous organization has no company, so no live addition.
     """
     catalog = _catalog(settings.products)
     adds = _conform_with_issue(additions, "additions")
     comps = frames.conform(companies, "companies").drop_duplicates("company_id")
     rows = _usage_rows(usage, catalog)
-    invoice_orgs = _invoice_organizations(rows, frames.conform(organizations, "organizations"))
-    matches = match_organizations(invoice_orgs, comps, frames.conform(org_map, "org_map"))
+    known = frames.conform(organizations, "organizations")
+    invoice_orgs = _invoice_organizations(rows, known)
+    matches = match_organizations(invoice_orgs, comps, frames.conform(org_map, "org_map"), known)
     rows = _assign_keys(rows, invoice_orgs, matches)
     keys = _aggregate(rows)
     live = adds.loc[live_mask(adds, billing_date, settings.agreement_types)]
@@ -411,9 +468,11 @@ def _usage_rows(usage: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     same = rows.groupby(["organization_id", "product"], dropna=False)["line_id"].transform("size")
     rows["copies"] = np.where(has_org, same, 1)
     rows["has_issue"] = rows["issue"].notna().to_numpy(dtype=bool)
-    rows["invalid"] = (
-        rows["no_org"] | (rows["copies"] > 1) | rows["quantity"].isna().to_numpy(dtype=bool) | rows["has_issue"]
-    )
+    # Absent or null on the line: no error by itself; 0 unless the company has a live addition for
+    # the product (then invalid_usage, in _decide): absence never lowers a quantity.
+    rows["absent"] = (rows["raw_quantity"].isna() | rows["raw_quantity"].eq("null")).to_numpy(dtype=bool)
+    no_count = rows["quantity"].isna().to_numpy(dtype=bool) & ~rows["absent"].to_numpy(dtype=bool)
+    rows["invalid"] = rows["no_org"] | (rows["copies"] > 1) | no_count | rows["has_issue"]
     return rows
 
 
@@ -431,8 +490,9 @@ def _invoice_organizations(rows: pd.DataFrame, organizations: pd.DataFrame) -> p
             "organization_id": on_invoice.index.astype("Int64"),
             "name": known["name"].fillna(on_invoice).to_numpy(),
             "key": known["key"].to_numpy(),
+            "account_id": known["account_id"].to_numpy(),
         }
-    ).astype({"name": "string", "key": "string"})
+    ).astype({"name": "string", "key": "string", "account_id": "Int64"})
 
 
 def _assign_keys(rows: pd.DataFrame, invoice_orgs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
@@ -462,7 +522,8 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         product=("product", "first"),
         status=("status", "first"),
         n_invalid=("invalid", "sum"),
-        quantity=("quantity", "sum"),
+        n_absent=("absent", "sum"),
+        quantity=("quantity", "sum"),  # absent rows add nothing (NA is skipped)
         n_orgs=("organization_id", "nunique"),
         organization_names=("org_name", "first"),
         match_rule=("match_rule", "first"),
@@ -493,7 +554,7 @@ def _add_missing_keys(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs[~pairs["sync_key"].isin(keys["sync_key"])]
     on_invoice = keys.loc[keys["kind"] == "company", "company_id"]
     pairs["kind"] = np.where(pairs["company_id"].isin(on_invoice), "missing_product", "missing")
-    pairs["n_invalid"] = 0
+    pairs["n_invalid"] = pairs["n_absent"] = 0
     return pd.concat([keys, pairs], ignore_index=True)
 
 
@@ -514,11 +575,14 @@ def _attach_additions(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
 
 def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     kind = keys["kind"].to_numpy(dtype=object)
-    valid = keys["n_invalid"].to_numpy(dtype="int64") == 0
+    n_live = keys["n_live"].to_numpy(dtype="int64")
+    # A product absent (or null) on a line of a company with a live addition for it is no count:
+    # taking it as 0 would lower the quantity from a gap in the data (CONTRACTS §2).
+    absent_live = (keys["n_absent"].to_numpy(dtype="int64") > 0) & (n_live > 0)
+    valid = (keys["n_invalid"].to_numpy(dtype="int64") == 0) & ~absent_live
     usage = keys["quantity"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
     usage = np.where(valid & np.isin(kind, ["company", "organization"]), usage, np.nan)
     old = keys["previous_quantity"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-    n_live = keys["n_live"].to_numpy(dtype="int64")
     ambiguous = keys["status"].eq("ambiguous").fillna(False).to_numpy(dtype=bool)
 
     diff = np.abs(usage - old)
@@ -611,11 +675,11 @@ def _describe(
 # What the detail text reads, so only these columns are turned into Python objects.
 _DETAIL_COLUMNS = [
     "sync_key", "kind", "reason_code", "product", "company_id", "organization_id", "organization_names",
-    "quantity", "huntress_quantity", "previous_quantity", "n_live", "addition_issue",
+    "quantity", "huntress_quantity", "previous_quantity", "n_live", "addition_issue", "n_invalid", "n_absent",
 ]
 _ROW_COLUMNS = [
     "sync_key", "no_org", "line_id", "organization_id", "org_name", "product", "copies", "quantity",
-    "raw_quantity", "has_issue", "issue",
+    "raw_quantity", "has_issue", "issue", "invalid", "absent",
 ]
 _ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product"]
 
@@ -636,10 +700,11 @@ class _Context:
     ) -> None:
         self.settings, self.billing_date = settings, billing_date
         keys = {k["sync_key"] for k in held}
-        bad = rows[rows["invalid"] & rows["sync_key"].isin(keys)]
-        self.problems: dict[str, list[str]] = {}
+        bad = rows[(rows["invalid"] | rows["absent"]) & rows["sync_key"].isin(keys)]
+        self.problems: dict[str, list[str]] = {}  # invalid rows
+        self.absent: dict[str, list[str]] = {}  # rows absent or null on the line, valid by themselves
         for r in _records(bad[_ROW_COLUMNS]):
-            self.problems.setdefault(r["sync_key"], []).append(_row_problem(r))
+            (self.problems if r["invalid"] else self.absent).setdefault(r["sync_key"], []).append(_row_problem(r))
         unmatched = matches[matches["status"] != "matched"].set_index("organization_id")
         self.match = unmatched["detail"].to_dict()
         self.candidates = unmatched["candidate_company_ids"].to_dict()
@@ -674,7 +739,11 @@ class _Context:
                 f"{product} count (live {catalog}: {self.listing(k)})"
             )
         if code == "invalid_usage":
-            return problems
+            text = "; ".join(self.problems.get(k["sync_key"], []) + self.absent.get(k["sync_key"], []))
+            if k["n_absent"] and k["n_live"]:
+                text += (f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
+                         f"live: {self.listing(k)})")
+            return text
         if code == "no_live_addition":
             text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
             others = self.all.get((k["company_id"], product), [])
@@ -753,13 +822,13 @@ def _row_problem(r: Mapping[str, Any]) -> str:
 def _raw_problem(raw: Any) -> str:
     """Why Huntress's raw JSON text is not a count (frames.parse_count refused it)."""
     if pd.isna(raw):
-        return "no count on the line"
+        return "absent from the invoice line"
     try:
         value = json.loads(raw)
     except ValueError:
         return "not a number"
     if value is None:
-        return "null"
+        return "null on the invoice line"
     if isinstance(value, bool):
         return "a boolean, not a count"
     if isinstance(value, str):

@@ -21,7 +21,15 @@ from . import checks, frames, reconcile, report, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .http import ApiError
-from .huntress import HuntressClient, newest_invoice_date, select_invoice, undated_invoices
+from .huntress import (
+    STANDING_STATUSES,
+    HuntressClient,
+    InvoiceChoiceError,
+    created_date,
+    newest_invoice_date,
+    select_invoice,
+    undated_invoices,
+)
 from .push import PushResult, push_changes
 
 log = logging.getLogger(__name__)
@@ -31,7 +39,8 @@ DB_CONN_ID = "billing_sync_db"
 
 
 class NoInvoiceError(RuntimeError):
-    """No invoice will ever exist for this billing date (newer ones already do)."""
+    """No invoice will ever bill this billing date (newer ones already exist, the pinned one does not
+    stand, or two stand for it): the sensor fails for good instead of poking again."""
 
 
 # -- environment ---------------------------------------------------------------------------------
@@ -100,26 +109,38 @@ def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[
     settings = settings_of(ref)
     billing_date = date.fromisoformat(ref["billing_date"])
     invoices = huntress.invoices(settings.invoice_source)
-    invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
+    try:
+        invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
+    except InvoiceChoiceError as exc:
+        raise NoInvoiceError(str(exc)) from None
     newest = newest_invoice_date(invoices)
     if undated := undated_invoices(invoices):
         log.warning("Huntress invoices without a readable created_at are ignored (pin one with the "
                     "invoice_id param): %s", undated[:20])
+    if odd := [i.get("id") for i in invoices if i.get("status") not in (*STANDING_STATUSES, "voided",
+                                                                         "full_refund", "draft")]:
+        log.warning("Huntress invoices with a status the API does not document never bill: %s", odd[:20])
     if invoice is None:
         if ref["invoice_id"] is not None:
             raise NoInvoiceError(f"invoice {ref['invoice_id']} (pinned by the invoice_id param) was not found")
         if newest is not None and newest > billing_date:
             raise NoInvoiceError(
-                f"no Huntress invoice was created on {billing_date} or in the 3 days before it; "
-                f"the newest invoice is of {newest}. Pin one with the invoice_id param.")
+                f"no Huntress invoice was created on {billing_date} or in the 3 days before it (voided, "
+                f"full_refund and draft invoices never bill); the newest invoice is of {newest}. "
+                "Pin one with the invoice_id param.")
         return None
     if isinstance(invoice.get("id"), bool) or not isinstance(invoice.get("id"), int):
         # Its lines cannot be read without an id; one sent as text is not taken as a number either.
         raise ApiError(f"Huntress invoice created {invoice.get('created_at')!r} has no integer id "
                        f"(got {invoice.get('id')!r})")
     mode = ref["mode"]
-    if mode == "push" and invoice["id"] != invoices[0]["id"] and not ref["force_historical_push"]:
-        mode = "report_only"  # an older invoice: never overwrite newer quantities by accident
+    created = created_date(invoice)
+    # An invoice of an older day than the newest standing one: never overwrite newer quantities by
+    # accident. Decision: invoices of the same day are of the same billing date, so pinning one of
+    # two same-day invoices still pushes; an undated pinned invoice reports only.
+    older = created is None or (newest is not None and created < newest)
+    if mode == "push" and older and not ref["force_historical_push"]:
+        mode = "report_only"
     out = {**ref, "mode": mode, "invoice_id": invoice["id"],
            "invoice": {k: invoice.get(k) for k in ("id", "created_at", "quantity", "amount", "status", "plan")}}
     store.start_run(eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"])
@@ -129,10 +150,11 @@ def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[
 # -- 3. extract ----------------------------------------------------------------------------------
 def extract_huntress(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[str, Any]:
     settings = settings_of(ref)
-    orgs = huntress.organizations()
     if settings.invoice_source == "reseller":
         lines = huntress.usage_lines(ref["invoice_id"])
+        orgs = huntress.invoice_organizations(lines)  # the keys of managed accounts' organizations too
     else:
+        orgs = huntress.organizations()
         lines = huntress.account_usage_lines(orgs)
     usage = frames.usage_frame(ref["invoice_id"], lines, settings.products)
     store.write_frame(eng, ref["run_id"], "usage", usage)

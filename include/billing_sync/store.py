@@ -343,6 +343,22 @@ def _create_all(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
         metadata.create_all(conn, checkfirst=True)
+        _add_staging_columns(conn)
+
+
+def _add_staging_columns(conn: Connection) -> None:
+    """Columns a frame gained since its staging table was made (e.g. organizations.account_id).
+
+    Staging columns are all nullable and rows of older runs simply lack the new value, so the
+    upgrade in place is an ADD COLUMN (CONTRACTS §4: a database made by an older version is upgraded).
+    """
+    inspector = sa.inspect(conn)
+    for table in STAGING.values():
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                type_ = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {type_}')
 
 
 # --- value helpers --------------------------------------------------------------------------------

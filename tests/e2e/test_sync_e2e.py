@@ -7,9 +7,10 @@ bug in the product's reconciliation cannot hide behind the same bug in the test.
 
 from __future__ import annotations
 
+import copy
 import json
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import httpx
 import pytest
@@ -38,12 +39,44 @@ def _count(v) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 10_000_000 else None
 
 
+class AmbiguousInvoice(Exception):
+    """Two standing invoices for the billing date: the run must fail naming them (CONTRACTS §2)."""
+
+
+def invoice_of(invoices: list[dict], billing: date) -> dict:
+    """The standing usage invoice created on the date, else the newest of the 3 days before."""
+    standing = [i for i in invoices if i["status"] not in ("voided", "full_refund", "draft")
+                and i.get("has_usage", bool(i["lines"]))]
+    chosen = [i for i in standing if _when(i["created_at"]) == billing]
+    if not chosen:
+        earlier = [i for i in standing if billing - timedelta(days=3) <= _when(i["created_at"]) < billing]
+        newest = max((_when(i["created_at"]) for i in earlier), default=None)
+        chosen = [i for i in earlier if _when(i["created_at"]) == newest]
+    if len(chosen) > 1:
+        raise AmbiguousInvoice(sorted(i["id"] for i in chosen))
+    if not chosen:
+        raise LookupError(f"no invoice for {billing}")
+    return chosen[0]
+
+
 def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set[str]]:
     """(addition id → quantity after the sync, the reason codes that must be quarantined)."""
     h, cw = scenario["huntress"], scenario["connectwise"]
-    invoice = max((i for i in h["invoices"] if _when(i["created_at"]) == billing), key=lambda i: i["created_at"])
+    invoice = invoice_of(h["invoices"], billing)
     companies = [c for c in cw["companies"] if not c.get("deletedFlag")]
+    # The own account's organizations, and those of each managed account the invoice names.
+    account_of = {o["id"]: h["account"]["id"] for o in h["organizations"]}
+    managed = {o["id"]: (a["id"], o) for a in h.get("managed_accounts", []) for o in a.get("organizations", [])}
+    named = {managed[line["organization_id"]][0] for line in invoice["lines"] if line["organization_id"] in managed}
     orgs = {o["id"]: o for o in h["organizations"]}
+    for org_id, (account, org) in managed.items():
+        if account in named:
+            orgs[org_id], account_of[org_id] = org, account
+    # Keys are unique within an account only: one carried in two accounts is no key match.
+    accounts_of_key: dict[str, set[int]] = {}
+    for org_id, org in orgs.items():
+        if org.get("key"):
+            accounts_of_key.setdefault(org["key"].lower(), set()).add(account_of[org_id])
     catalog = {p["id"]: p["identifier"] for p in cw["catalog"]}
     reasons: set[str] = set()
 
@@ -51,6 +84,7 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
         """(company id, None) or (None, the reason it has none)."""
         org = orgs.get(org_id, {})
         key = (org.get("key") or "").lower()
+        key = key if len(accounts_of_key.get(key, ())) <= 1 else ""
         by_key = [c["id"] for c in companies if key and (c.get("identifier") or "").lower() == key]
         name = _norm(org.get("name"))
         by_name = [c["id"] for c in companies if name and _norm(c["name"]) == name]
@@ -64,19 +98,23 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
     lines_per_org: dict[int, int] = {}
     for line in invoice["lines"]:
         lines_per_org[line["organization_id"]] = lines_per_org.get(line["organization_id"], 0) + 1
-    usage: dict[tuple[int, str], int | None] = {}
+    # Per (company, product): the sum of the counts, whether one is bad, whether one is absent or null.
+    usage: dict[tuple[int, str], dict] = {}
     for line in invoice["lines"]:
         company, why = company_of(line["organization_id"])
+        counts = line.get("actual_usage")
         for product in PRODUCTS:
-            value = _count((line.get("actual_usage") or {}).get(product))
-            if lines_per_org[line["organization_id"]] > 1:
-                value = None  # which of the duplicate lines is right cannot be known
+            absent = counts is None or (isinstance(counts, dict) and counts.get(product) is None)
+            value = _count(counts.get(product)) if isinstance(counts, dict) else None
+            bad = (value is None and not absent) or lines_per_org[line["organization_id"]] > 1
             if company is None:
-                if value != 0:
+                if bad or (value or 0) != 0:  # absent or null: 0, as there is no addition
                     reasons.add(why)
                 continue
-            key = (company, product)
-            usage[key] = None if value is None or (key in usage and usage[key] is None) else usage.get(key, 0) + value
+            entry = usage.setdefault((company, product), {"sum": 0, "bad": False, "absent": False})
+            entry["bad"] |= bad
+            entry["absent"] |= absent
+            entry["sum"] += value or 0
 
     live: dict[tuple[int, str], list[dict]] = {}
     quantities: dict[int, float] = {}
@@ -85,11 +123,17 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
             quantities[add["id"]] = float(add["quantity"]) if _count(add["quantity"]) is not None else add["quantity"]
         if ag.get("cancelledFlag") or ag.get("agreementStatus", "Active") != "Active":
             continue
+        ended = _when(ag.get("endDate"))
+        if ended and ended < billing:
+            continue
         for add in ag.get("additions", []):
-            cancelled, effective = _when(add.get("cancelledDate")), _when(add.get("effectiveDate"))
-            if (cancelled and cancelled <= billing) or not effective or effective > billing:
+            cancelled = _when(add.get("cancelledDate"))
+            # No effectiveDate: it bills from its agreement's start; neither date: it has started.
+            effective = _when(add.get("effectiveDate") or ag.get("startDate"))
+            if (cancelled and cancelled <= billing) or (effective and effective > billing):
                 continue
-            if add.get("additionStatus", "Active") != "Active":
+            # The addition's own status (served as its agreementStatus; the scenario may say either).
+            if add.get("additionStatus", "Active") != "Active" or add.get("agreementStatus", "Active") != "Active":
                 continue
             ident = catalog.get(add["product_id"])
             product = next((p for p, i in PRODUCTS.items() if i == ident), None)
@@ -100,9 +144,10 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
     on_invoice = {company for company, _ in usage}
     if any(company not in on_invoice for company, _ in live):
         reasons.add("missing_from_invoice")
-    for key, qty in usage.items():
+    for key, entry in usage.items():
         adds = live.get(key, [])
-        if qty is None:
+        qty = entry["sum"]
+        if entry["bad"] or (entry["absent"] and adds):  # absence never lowers a quantity
             reasons.add("invalid_usage")
         elif len(adds) > 1:
             reasons.add("duplicate_addition")
@@ -215,3 +260,87 @@ def test_account_invoice_source_reads_actual_usages(sandbox_factory, run_dag, mo
     assert served.get("GET /v1/organizations/{id}") == len(scenario["huntress"]["organizations"])
     assert "GET /v1/reseller/invoices/{id}/organization_usage_line_items" not in served
     assert cw_quantities(sb) == want
+
+
+# -- a reseller's invoice: managed accounts, invoices that do not stand, absent counts (CONTRACTS §2, §5) --
+
+
+def reseller_scenario(scenario: dict) -> dict:
+    """The generated scenario, with some organizations moved to managed accounts (one with a key an
+    own organization also carries), voided and draft invoices of the billing date with other counts,
+    zero itdr counts left out and zero siem counts sent as null."""
+    s = copy.deepcopy(scenario)
+    h = s["huntress"]
+    newest = max(h["invoices"], key=lambda i: i["created_at"])
+    on_invoice = {line["organization_id"] for line in newest["lines"]}
+    billed = [o for o in h["organizations"] if o["id"] in on_invoice]
+    west, north, own_twin = billed[:4], billed[4:6], billed[6]
+    north[0]["key"] = own_twin["key"]  # keys are unique within an account only
+    moved = {o["id"] for o in west + north}
+    h["organizations"] = [o for o in h["organizations"] if o["id"] not in moved]
+    h["managed_accounts"] = [
+        {"id": 7, "name": "West Client", "subdomain": "westclient", "organizations": west},
+        {"id": 8, "name": "North Client", "subdomain": "northclient", "organizations": north},
+        {"id": 9, "name": "Not Billed", "subdomain": "notbilled",
+         "organizations": [{"id": 9901, "name": "Idle Co", "key": "idle"}]},
+    ]
+    for line in newest["lines"]:
+        usage = line["actual_usage"]
+        if usage.get("itdr") == 0:
+            del usage["itdr"]
+        if usage.get("siem") == 0:
+            usage["siem"] = None
+    for invoice_id, status in ((5998, "voided"), (5999, "draft")):
+        lines = [{**line, "id": line["id"] + invoice_id * 100,
+                  "actual_usage": {**line["actual_usage"], "edr": 999}} for line in newest["lines"]]
+        h["invoices"].append({**newest, "id": invoice_id, "status": status, "lines": lines,
+                              "created_at": newest["created_at"].replace("T06", "T09"), "quantity": 999 * len(lines)})
+    return s
+
+
+def test_reseller_invoice_spanning_managed_accounts(sandbox_factory, run_dag, tmp_path, scenario):
+    scn = reseller_scenario(scenario)
+    sb = sandbox_factory(scn)
+    want, reasons = expected_state(scn, date.fromisoformat(BILLING_DATE))
+    assert want != cw_quantities(sb), "the scenario must need changes"
+
+    dr = run_dag(sb, BILLING_DATE)
+    assert dr.state == "success"
+    assert cw_quantities(sb) == want
+    with billing_db(tmp_path).connect() as c:
+        run = c.execute(sa.text("select invoice_id, mode from billing_runs")).one()
+        quarantined = {r for (r,) in c.execute(sa.text(
+            "select reason_code from billing_quarantine where status = 'open'"))}
+    assert (run.invoice_id, run.mode) == (5003, "push")  # the voided and draft invoices never bill
+    assert quarantined == reasons
+    log = httpx.get(f"{sb.huntress_url}/_sandbox/requests", params={"log": 1}, timeout=30).json()["log"]
+    read = sorted(e["path"] for e in log if e["route"] == "GET /v1/accounts/{account_id}/organizations")
+    assert read == ["/v1/accounts/7/organizations", "/v1/accounts/8/organizations"]  # not 9: not on the invoice
+
+
+def test_two_standing_invoices_for_the_date_fail_the_run_for_good(sandbox_factory, run_dag, scenario, capfd):
+    from tests.proof.conftest import task_states
+
+    scn = copy.deepcopy(scenario)
+    h = scn["huntress"]
+    newest = max(h["invoices"], key=lambda i: i["created_at"])
+    lines = [{**line, "id": line["id"] + 500_000} for line in newest["lines"]]
+    h["invoices"].append({**newest, "id": 5004, "status": "open", "lines": lines,
+                          "created_at": newest["created_at"].replace("T06", "T08")})
+    with pytest.raises(AmbiguousInvoice):
+        expected_state(scn, date.fromisoformat(BILLING_DATE))
+    sb = sandbox_factory(scn)
+    before = cw_quantities(sb)
+
+    dr = run_dag(sb, BILLING_DATE)
+    assert dr.state == "failed"
+    assert task_states(dr)["wait_for_invoice"] == ("failed", 1), "permanent: no retry, no more pokes"
+    output = capfd.readouterr()
+    assert "2 standing Huntress usage invoices are of the billing date 2026-11-01: 5003 (" in output.out + output.err
+    assert "5004 (created 2026-11-01T08:00:00Z, open)" in output.out + output.err
+    assert patches(sb) == 0 and cw_quantities(sb) == before
+
+    # Pinning one of them runs the date with it.
+    dr = run_dag(sb, BILLING_DATE, {"invoice_id": 5003})
+    assert dr.state == "success"
+    assert cw_quantities(sb) == expected_state(scenario, date.fromisoformat(BILLING_DATE))[0]

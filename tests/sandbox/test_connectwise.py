@@ -222,7 +222,9 @@ def test_companyinfo_needs_no_auth_and_names_the_codebase(sandbox: Sandbox) -> N
     assert info["CompanyName"] == "Demo MSP"
     assert info["IsCloud"] is True
     assert {"VersionNumber", "SiteUrl"} <= set(info)
-    assert_error(httpx.get(f"{sandbox.connectwise_url}/login/companyinfo/other"), 404, "NotFound")
+    # An unknown company is a 200 whose body is JSON null, not a 404 (reference, Errors).
+    unknown = httpx.get(f"{sandbox.connectwise_url}/login/companyinfo/other")
+    assert (unknown.status_code, unknown.content, unknown.json()) == (200, b"null", None)
 
 
 def _basic(text: str) -> str:
@@ -363,6 +365,7 @@ def test_forward_only_paging_follows_page_id_to_the_end(fwd: httpx.Client) -> No
         assert resp.status_code == 200
         page = [r["id"] for r in resp.json()]
         seen += page
+        assert "link" in resp.headers  # on every forward-only page, the last one included
         links = _links(resp)
         if not links:
             break
@@ -378,10 +381,10 @@ def test_forward_only_paging_follows_page_id_to_the_end(fwd: httpx.Client) -> No
 def test_forward_only_page_id_is_an_id_greater_than_condition(fwd: httpx.Client) -> None:
     resp = fwd.get("company/companies", params={"pageId": 8190, "pageSize": 5, "fields": "id"})
     assert [r["id"] for r in resp.json()] == [8191, 8194, 8197, 8200, 9001]
-    assert "link" not in resp.headers  # nothing after the last id
+    assert resp.headers["link"] == ""  # nothing after the last id: a Link without rel="next"
     exact = fwd.get("company/companies", params={"pageId": 8188, "pageSize": 5, "fields": "id"})
     assert [r["id"] for r in exact.json()] == [8191, 8194, 8197, 8200, 9001]
-    assert "link" not in exact.headers  # a full last page has no next link either
+    assert exact.headers["link"] == ""  # a full last page has no next link either
 
 
 def test_forward_only_rejects_other_orders_and_page_id_needs_the_header(
@@ -464,8 +467,8 @@ CONDITION_CASES = [
     ),
     ("company/companies", 'identifier not like "co%"', [9001]),
     ("company/companies", 'name contains "o\'brien"', [9001]),
-    ("company/companies", "name = 'O\\'Brien \"Quoted\" Ltd'", [9001]),
-    ("company/companies", 'name = "O\'Brien \\"Quoted\\" Ltd"', [9001]),
+    ("company/companies", 'name like "O\'Brien %"', [9001]),
+    ("company/companies", "name contains '\"Quoted\"'", [9001]),
     ("company/companies", 'name not contains "company"', [9001]),
     ("company/companies", "id in (1003, 1006, 9001, 5)", [1003, 1006, 9001]),
     ("company/companies", "id < 1010", [1003, 1006, 1009]),
@@ -513,7 +516,7 @@ CONDITION_CASES = [
     ("finance/agreements/1578/additions", "cancelledDate = null", [501, 502]),
     ("finance/agreements/1578/additions", "cancelledDate = null or cancelledDate > [2026-01-01]", [501, 502]),
     ("finance/agreements/1578/additions", "billedQuantity = 10", [502]),
-    ("finance/agreements/1578/additions", 'additionStatus = "Cancelled"', [503]),
+    ("finance/agreements/1578/additions", 'agreementStatus = "Cancelled"', [503]),
     ("finance/agreements/1578/additions", "extPrice >= 200", [501]),
     ("finance/agreements/1578/additions", 'description contains "edr"', [501]),
     (
@@ -556,12 +559,16 @@ def test_child_conditions_combine_with_conditions(cw: httpx.Client) -> None:
         ("startDate > [yesterday]", "Invalid date [yesterday]"),
         ("id in ()", "Empty list after 'in'"),
         ("id = 1 and", "Expected a field name, found end of input"),
+        # No backslash escapes: nothing public shows ConnectWise accepting them (reference, Errors).
+        ('name = "O\\"Brien"', "Backslash escapes are not supported"),
+        ('additionStatus = "Active"', "Unknown field 'additionStatus'"),
     ],
 )
 def test_malformed_conditions_are_400_naming_the_problem(
     cw: httpx.Client, condition: str, fragment: str
 ) -> None:
     path = "finance/agreements" if "startDate" in condition else "company/companies"
+    path = "finance/agreements/1578/additions" if "additionStatus" in condition else path
     body = assert_error(
         cw.get(path, params={"conditions": condition}), 400, "InvalidObject", "InvalidCondition"
     )
@@ -651,8 +658,6 @@ def test_fields_trim_records_keeping_nested_parts(cw: httpx.Client) -> None:
     assert cw.get("company/companies/1003", params={"fields": "identifier"}).json() == {
         "identifier": "co0001"
     }
-    body = assert_error(cw.get("company/companies", params={"fields": "id,nosuch"}), 400, "InvalidObject")
-    assert "nosuch" in body["errors"][0]["message"]
 
 
 # -- resource shapes --------------------------------------------------------------------------
@@ -706,9 +711,9 @@ def test_resource_shapes(cw: httpx.Client, sandbox: Sandbox) -> None:
     assert (addition["quantity"], addition["lessIncluded"], addition["billedQuantity"]) == (12, 2, 10)
     assert (addition["unitPrice"], addition["unitCost"]) == (2, 1.25)
     assert (addition["extPrice"], addition["extCost"], addition["margin"]) == (20, 12.5, 7.5)
-    assert addition["billCustomer"] == "Billable" and addition["additionStatus"] == "Active"
+    assert addition["billCustomer"] == "Billable" and "additionStatus" not in addition
     assert addition["description"] == "Huntress ITDR" and addition["sequenceNumber"] == 2
-    assert cw.get("finance/agreements/1578/additions/503").json()["additionStatus"] == "Cancelled"
+    assert cw.get("finance/agreements/1578/additions/503").json()["agreementStatus"] == "Cancelled"
 
 
 @pytest.mark.parametrize(
@@ -756,8 +761,8 @@ def _audit(c: httpx.Client, addition_id: int = 501) -> list[dict[str, Any]]:
         ("replace", "/quantity", 40),
         ("replace", "quantity", "40"),
         ("add", "quantity", 40),
-        ("REPLACE", "Quantity", 40.0),
-        ("replace", "/quantity/", " 40 "),
+        ("REPLACE", "quantity", 40.0),
+        ("replace", "/quantity", " 40 "),
     ],
 )
 def test_patch_quantity_forms(writes: httpx.Client, op: str, path: str, value: Any) -> None:
@@ -791,7 +796,7 @@ def test_patch_several_fields_and_remove(writes: httpx.Client) -> None:
     assert (body["quantity"], body["lessIncluded"], body["billedQuantity"]) == (38, 8, 30)
     assert (body["unitPrice"], body["extPrice"], body["extCost"], body["margin"]) == (6.25, 187.5, 90, 97.5)
     assert body["description"] == "EDR seats" and "invoiceDescription" not in body
-    assert body["cancelledDate"] == "2020-02-01T00:00:00Z" and body["additionStatus"] == "Cancelled"
+    assert body["cancelledDate"] == "2020-02-01T00:00:00Z" and body["agreementStatus"] == "Cancelled"
     texts = [e["text"] for e in _audit(writes)]
     assert texts == [  # newest first; one entry per field changed, in patch order
         "Cancelled Date changed from (blank) to 2020-02-01T00:00:00Z",
@@ -801,7 +806,7 @@ def test_patch_several_fields_and_remove(writes: httpx.Client) -> None:
         "Unit Price changed from 5.5 to 6.25",
     ]
     reopened = writes.patch(ADDITION, json=[{"op": "remove", "path": "cancelledDate"}]).json()
-    assert "cancelledDate" not in reopened and reopened["additionStatus"] == "Active"
+    assert "cancelledDate" not in reopened and reopened["agreementStatus"] == "Active"
     assert (
         writes.patch(ADDITION, json=[{"op": "remove", "path": "lessIncluded"}]).json()["billedQuantity"] == 38
     )
@@ -826,6 +831,16 @@ def test_patch_same_value_still_leaves_an_audit_entry(writes: httpx.Client) -> N
         ([{"op": "replace", "path": "quantity"}], "quantity", "InvalidPatch"),
         ([{"op": "remove", "path": "quantity"}], "quantity", "NullValue"),
         ([{"op": "replace", "path": "nosuch", "value": 1}], "nosuch", "InvalidField"),
+        # Paths are case-sensitive bare field names (reference, "Writes"): no other spelling, no sub-paths.
+        ([{"op": "replace", "path": "Quantity", "value": 40}], "Quantity", "InvalidField"),
+        ([{"op": "replace", "path": "/QUANTITY", "value": 40}], "QUANTITY", "InvalidField"),
+        ([{"op": "replace", "path": "/quantity/", "value": 40}], "quantity/", "InvalidField"),
+        ([{"op": "replace", "path": "//quantity", "value": 40}], "/quantity", "InvalidField"),
+        ([{"op": "replace", "path": "product/identifier", "value": "HUNTRESS-SAT"}], "product/identifier",
+         "InvalidField"),
+        ([{"op": "replace", "path": "/product/id", "value": 754}], "product/id", "InvalidField"),
+        ([{"op": "replace", "path": "AgreementStatus", "value": "Active"}], "AgreementStatus", "InvalidField"),
+        ([{"op": "replace", "path": "agreementStatus", "value": "Active"}], "agreementStatus", "ReadOnly"),
         ([{"op": "replace", "path": "/product/name", "value": 1}], "product/name", "InvalidField"),
         ([{"op": "replace", "path": "billedQuantity", "value": 1}], "billedQuantity", "ReadOnly"),
         ([{"op": "replace", "path": "/extPrice", "value": 1}], "extPrice", "ReadOnly"),
@@ -843,7 +858,7 @@ def test_patch_same_value_still_leaves_an_audit_entry(writes: httpx.Client) -> N
         ([{"op": "replace", "path": "taxableFlag", "value": "yes"}], "taxableFlag", "InvalidField"),
         ([{"op": "replace", "path": "effectiveDate", "value": "soon"}], "effectiveDate", "InvalidField"),
         ([{"op": "replace", "path": "description", "value": 5}], "description", "InvalidField"),
-        ([{"op": "replace", "path": "product/id", "value": 9999}], "product/id", "NotFound"),
+        ([{"op": "replace", "path": "product", "value": {"id": 9999}}], "product/id", "NotFound"),
         # one bad operation rejects the whole patch
         (
             [
@@ -920,7 +935,7 @@ def test_post_creates_an_addition(writes: httpx.Client, sandbox: Sandbox) -> Non
         resp.headers["location"] == f"{sandbox.connectwise_url}{PREFIX}finance/agreements/1578/additions/507"
     )
     assert (created["quantity"], created["billedQuantity"], created["extPrice"]) == (3, 2, 11)
-    assert created["sequenceNumber"] == 4 and created["additionStatus"] == "Active"
+    assert created["sequenceNumber"] == 4 and created["agreementStatus"] == "Active"
     assert created["unitPrice"] == 5.5 and created["description"] == "Huntress Managed EDR"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT00:00:00Z", created["effectiveDate"])
     assert writes.get("finance/agreements/1578/additions/507").json() == created
@@ -1035,6 +1050,134 @@ def test_injected_faults_use_the_connectwise_error_shape(sandbox: Sandbox, cw: h
     finally:
         httpx.post(f"{admin}/reset").raise_for_status()
     assert cw.get("company/companies").status_code == 200
+
+
+# -- ConnectWise as it really is (reference; pyconnectwise's models) ---------------------------
+
+
+def test_additions_carry_their_status_in_agreement_status_and_no_addition_status(cw: httpx.Client) -> None:
+    listed = cw.get("finance/agreements/1578/additions").json()
+    assert all("additionStatus" not in a for a in listed)
+    assert {a["id"]: a["agreementStatus"] for a in listed} == {501: "Active", 502: "Active", 503: "Cancelled"}
+    assert cw.get("finance/agreements/1578/additions", params={"fields": "id,additionStatus"}).json() == [
+        {"id": 501}, {"id": 502}, {"id": 503}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ("id,nosuch", [{"id": 501}, {"id": 502}, {"id": 503}]),  # the unknown name is ignored
+        ("*", [{"id": 501}, {"id": 502}, {"id": 503}]),  # as ConnectWise 2018.4 answered fields=*
+        ("nosuch,quantity", [{"quantity": 38}, {"quantity": 12}, {"quantity": 30}]),
+    ],
+)
+def test_unknown_fields_names_are_ignored_not_400(cw: httpx.Client, fields: str, expected: list) -> None:
+    resp = cw.get("finance/agreements/1578/additions", params={"fields": fields})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == expected
+    assert cw.get("company/companies/1003", params={"fields": "nosuch"}).json() == {"id": 1003}
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/vnd.connectwise.com+json; version=2025.1",
+        "application/vnd.connectwise.com+json; version=2019.4",
+        "application/vnd.connectwise.com+json; version=2025.16",
+        "application/vnd.connectwise.com+json",
+        "application/json",
+        "*/*",
+    ],
+)
+def test_any_release_version_and_plain_json_are_served(cw: httpx.Client, accept: str) -> None:
+    resp = cw.get("finance/agreements/1578/additions/501", headers={"Accept": accept})
+    assert resp.status_code == 200 and resp.json()["quantity"] == 38
+
+
+@pytest.mark.parametrize("version", ["latest", "v2025.1", "2025", "2025.1.0", "25.1"])
+def test_a_version_that_is_no_release_number_is_400(cw: httpx.Client, version: str) -> None:
+    accept = f"application/vnd.connectwise.com+json; version={version}"
+    body = assert_error(cw.get("company/companies", headers={"Accept": accept}), 400, "InvalidObject",
+                        "InvalidVersion")
+    assert body["errors"][0]["field"] == "version"
+
+
+def test_forward_only_single_page_still_carries_a_link_header(fwd: httpx.Client) -> None:
+    resp = fwd.get("finance/agreements/1578/additions", params={"pageSize": 1000})
+    assert len(resp.json()) == 3
+    assert resp.headers["link"] == "" and resp.links == {}
+    assert "link" not in fwd.get("finance/agreements/1578/additions", headers={"pagination-type": ""}).headers
+
+
+def test_injected_409_reaches_writes_in_the_connectwise_error_shape(sandbox: Sandbox, writes: httpx.Client) -> None:
+    admin = sandbox.connectwise_url + "/_sandbox"
+    httpx.post(f"{admin}/faults", json={"status_rate": {"409": 1.0}}).raise_for_status()
+    try:
+        resp = writes.patch(ADDITION, json=[{"op": "replace", "path": "quantity", "value": 40}])
+        assert_error(resp, 409, "Conflict")
+        counted = httpx.get(f"{admin}/requests").json()["by_route_status"]
+        assert counted["PATCH /v4_6_release/apis/3.0/finance/agreements/{id}/additions/{additionId}"] == {"409": 1}
+    finally:
+        httpx.post(f"{admin}/faults", json={}).raise_for_status()
+    assert writes.get(ADDITION).json()["quantity"] == 38  # the refused write changed nothing
+
+
+SMALL = "/v4_6_release/apis/3.0/finance/agreements"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The shared test scenario with the options only a scenario can set."""
+    data = make_scenario(1)
+    section = data["connectwise"]
+    section["bad_credentials_status"] = 404
+    section["catalog"][0]["price"] = 6.5
+    agreement = section["agreements"][0]
+    agreement["additions"] += [
+        {"id": 502, "product_id": 752, "quantity": 1, "unit_price": 5.25, "unitPrice": 9},
+        {"id": 503, "product_id": 752, "quantity": 2, "additionStatus": "Inactive", "agreementStatus": "Active"},
+        {"id": 504, "product_id": 752, "quantity": 3, "additionStatus": "Active", "agreementStatus": "Expired"},
+        {"id": 505, "product_id": 752, "quantity": 4, "effectiveDate": None},
+    ]
+    section["agreements"].append({"id": 1579, "name": "Open start", "company_id": 250, "startDate": None,
+                                  "additions": [{"id": 506, "product_id": 752, "quantity": 5}]})
+    sb = start_sandbox(data, tmp_path_factory.mktemp("cw-small"))
+    yield sb
+    assert sb.stop() == 0
+
+
+def _small(sb: Sandbox, path: str, **kwargs: Any) -> httpx.Response:
+    cw_section = sb.scenario["connectwise"]
+    return httpx.get(f"{sb.connectwise_url}{SMALL}{path}", timeout=30, headers={"clientId": cw_section["client_id"]},
+                     auth=(f"{cw_section['company_id']}+{cw_section['public_key']}", cw_section["private_key"]),
+                     **kwargs)
+
+
+def test_scenario_statuses_unit_prices_and_missing_dates(small: Sandbox) -> None:
+    adds = {a["id"]: a for a in _small(small, "/1578/additions").json()}
+    assert all("additionStatus" not in a for a in adds.values())
+    assert {i: a["agreementStatus"] for i, a in adds.items()} == {
+        501: "Active", 502: "Active", 503: "Inactive", 504: "Expired", 505: "Active"}
+    # unitPrice: the scenario's `unit_price` (CONTRACTS §5), else its `unitPrice`, else the item's price.
+    assert {i: a["unitPrice"] for i, a in adds.items()} == {501: 6.5, 502: 5.25, 503: 6.5, 504: 6.5, 505: 6.5}
+    assert adds[502]["extPrice"] == 5.25
+    # effectiveDate and cancelledDate are optional: an explicit null is served as an absent field.
+    assert "effectiveDate" not in adds[505] and "cancelledDate" not in adds[505]
+    assert "effectiveDate" in adds[501]
+    assert "startDate" not in _small(small, "/1579").json()
+    assert "effectiveDate" not in _small(small, "/1579/additions/506").json()
+
+
+def test_bad_credentials_can_be_a_404_that_names_nothing(small: Sandbox) -> None:
+    cw_section = small.scenario["connectwise"]
+    for auth in [(f"{cw_section['company_id']}+{cw_section['public_key']}", "wrong-private"),
+                 (f"othercompany+{cw_section['public_key']}", cw_section["private_key"])]:
+        resp = httpx.get(f"{small.connectwise_url}{SMALL}", auth=auth, headers={"clientId": cw_section["client_id"]})
+        body = assert_error(resp, 404, "NotFound")
+        assert "wrong-private" not in resp.text and "othercompany" not in resp.text
+        assert "credential" not in body["message"].lower()
+    assert _small(small, "").status_code == 200
 
 
 # -- the real fixture on the demo scenario ----------------------------------------------------

@@ -485,3 +485,218 @@ def test_state_holds_the_served_data(api: httpx.Client) -> None:
     inv = next(i for i in state["invoices"] if i["id"] == 5003)
     assert len(inv["organization_usage_line_items"]) == 24 and inv["account_usage_line_items"]
     assert state["rate_limit"] == {"limit": 100_000, "window_s": 60, "remaining": 100_000}
+
+
+# --- managed accounts (CONTRACTS §5; the spec's "Reseller" routes) -------------------------------------------
+
+
+def managed_scenario() -> dict[str, Any]:
+    own = organizations(3)  # 101..103, keys org1..org3, of the own account 1
+    west = [{"id": 201, "name": "Acme West", "key": "acme"}, {"id": 202, "name": "Org One Elsewhere", "key": "org1"},
+            {"id": 203, "name": "Idle", "key": "idle"}]
+    north = [{"id": 301, "name": "North Co", "key": "north", "created_at": "2025-06-01T00:00:00Z"}]
+    lines = usage_lines([own[0], west[0], west[1], north[0]])
+    lines.append({"organization_id": 999, "organization_name": "Deleted Org", "actual_usage": {"edr": 1}})
+    scenario = make_scenario(own, invoices=[invoice(5001, "2026-11-01T06:00:00Z", lines)])
+    scenario["huntress"]["managed_accounts"] = [
+        {"id": 7, "name": "West Client", "subdomain": "westclient", "organizations": west},
+        {"id": 8, "name": "North Client", "subdomain": "northclient", "status": "disabled",
+         "support_type": "huntress_supported", "organizations": north},
+        {"id": 9, "name": "Empty Client", "subdomain": "emptyclient"},
+    ]
+    return scenario
+
+
+@pytest.fixture(scope="module")
+def managed_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = start_sandbox(managed_scenario(), tmp_path_factory.mktemp("huntress-managed"))
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def managed(managed_sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=managed_sandbox.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as client:
+        client.post("/_sandbox/reset").raise_for_status()
+        yield client
+
+
+MANAGED_ROUTES = [
+    ("/v1/accounts", "/v1/accounts"),
+    ("/v1/accounts/{account_id}", "/v1/accounts/8"),
+    ("/v1/accounts/{account_id}/organizations", "/v1/accounts/7/organizations"),
+    ("/v1/accounts/{account_id}/organizations", "/v1/accounts/9/organizations"),
+    (
+        "/v1/reseller/invoices/{id}/organization_usage_line_items",
+        "/v1/reseller/invoices/5001/organization_usage_line_items",
+    ),
+]
+
+
+@pytest.mark.parametrize(("template", "url"), MANAGED_ROUTES, ids=[url for _, url in MANAGED_ROUTES])
+def test_managed_account_routes_answer_the_spec_shape(managed: httpx.Client, template: str, url: str) -> None:
+    response = managed.get(url)
+    assert response.status_code == 200, response.text
+    assert_matches_spec(template, response.json())
+
+
+def test_own_organizations_only_on_v1_organizations(managed: httpx.Client) -> None:
+    orgs, _ = walk(managed, "/v1/organizations", "organizations", limit=500)
+    assert sorted(o["id"] for o in orgs) == [101, 102, 103] and {o["account_id"] for o in orgs} == {1}
+    assert managed.get("/v1/organizations/201").status_code == 404  # another account's organization
+
+
+def test_accounts_lists_the_managed_accounts(managed: httpx.Client) -> None:
+    accounts = get_json(managed, "/v1/accounts")["accounts"]
+    assert [a["id"] for a in accounts] == [9, 8, 7]  # default sort: id desc; the own account 1 is not listed
+    west = next(a for a in accounts if a["id"] == 7)
+    assert (west["name"], west["subdomain"], west["status"], west["support_type"]) == (
+        "West Client", "westclient", "enabled", "partner_supported")
+    assert ids(get_json(managed, "/v1/accounts", status="disabled"), "accounts") == [8]
+    assert ids(get_json(managed, "/v1/accounts", subdomain="westclient"), "accounts") == [7]
+    assert ids(get_json(managed, "/v1/accounts", name="North Client"), "accounts") == [8]
+    by_name = get_json(managed, "/v1/accounts", sort_field="name", sort_direction="asc")
+    assert ids(by_name, "accounts") == [9, 8, 7]
+    assert ids(get_json(managed, "/v1/accounts", sort_field="created_at", sort_direction="asc"), "accounts") == [7, 8, 9]
+    assert walk(managed, "/v1/accounts", "accounts", limit=1)[1] == 3
+    for bad in [{"status": "active"}, {"sort_field": "status"}, {"sort_direction": "up"}, {"limit": 501}]:
+        assert managed.get("/v1/accounts", params=bad).status_code == 400, bad
+    assert get_json(managed, "/v1/accounts/7")["account"] == west
+
+
+def test_account_organizations_page_filter_and_carry_their_account(managed: httpx.Client) -> None:
+    orgs, pages = walk(managed, "/v1/accounts/7/organizations", "organizations", limit=1)
+    assert [o["id"] for o in orgs] == [203, 202, 201] and pages == 3
+    assert {o["account_id"] for o in orgs} == {7} and all("actual_usages" not in o for o in orgs)
+    assert ids(get_json(managed, "/v1/accounts/7/organizations", key="org1"), "organizations") == [202]
+    assert ids(get_json(managed, "/v1/accounts/7/organizations", name="Acme West"), "organizations") == [201]
+    by_key = get_json(managed, "/v1/accounts/7/organizations", sort_field="key", sort_direction="asc")
+    assert [o["key"] for o in by_key["organizations"]] == ["acme", "idle", "org1"]
+    # Counts come from the organization's invoice line, as for the own account's organizations.
+    assert next(o for o in orgs if o["id"] == 201)["agents_count"] == 20
+    assert get_json(managed, "/v1/accounts/9/organizations") == {"organizations": [], "pagination": {}}
+    # A page token of one account's list is no token of another's.
+    token = get_json(managed, "/v1/accounts/7/organizations", limit=1)["pagination"]["next_page_token"]
+    assert managed.get("/v1/accounts/8/organizations", params={"page_token": token}).status_code == 400
+
+
+def test_accounts_these_credentials_do_not_manage_are_404(managed: httpx.Client) -> None:
+    for url in ["/v1/accounts/1/organizations", "/v1/accounts/4242/organizations", "/v1/accounts/1",
+                "/v1/accounts/4242"]:
+        response = managed.get(url)
+        assert response.status_code == 404 and response.json()["status"] == 404, url
+    response = managed.get("/v1/accounts/abc/organizations")
+    assert response.status_code == 400 and "account_id" in response.json()["error"]
+
+
+def test_invoice_lines_name_each_organizations_own_account(managed: httpx.Client) -> None:
+    items = get_json(managed, "/v1/reseller/invoices/5001/organization_usage_line_items")[
+        "organization_usage_line_items"]
+    account = {item["organization"]["id"]: item["account"] for item in items}
+    own = {"id": 1, "name": "Demo MSP", "subdomain": "demomsp"}
+    assert account == {101: own, 201: {"id": 7, "name": "West Client", "subdomain": "westclient"},
+                       202: {"id": 7, "name": "West Client", "subdomain": "westclient"},
+                       301: {"id": 8, "name": "North Client", "subdomain": "northclient"}, 999: own}
+    state = get_json(managed, "/_sandbox/state")
+    assert [a["id"] for a in state["managed_accounts"]] == [7, 8, 9]
+    assert "actual_usages" in state["managed_accounts"][0]["organizations"][0]
+
+
+def test_scenario_managed_accounts_are_checked() -> None:
+    from billing_sandbox.scenario import ScenarioError, validate_scenario
+
+    validate_scenario(managed_scenario())  # the JSON Schema accepts managed_accounts
+    for change, problem in [
+        (lambda h: h["managed_accounts"][0]["organizations"].append({"id": 101, "name": "X", "key": "x"}),
+         "huntress.managed_accounts[0].organizations[3].id: 101 is not unique"),
+        (lambda h: h["managed_accounts"].append({"id": 1, "name": "Me", "subdomain": "me"}),
+         "huntress.managed_accounts[3].id: 1 is not unique"),
+        (lambda h: h["managed_accounts"][0].update(nmae="typo"), "Additional properties are not allowed"),
+    ]:
+        scenario = managed_scenario()
+        change(scenario["huntress"])
+        with pytest.raises(ScenarioError) as err:
+            validate_scenario(scenario)
+        assert any(problem in p for p in err.value.problems), err.value.problems
+
+
+# --- invoice statuses -----------------------------------------------------------------------------------------
+
+
+def test_every_invoice_status_of_the_spec_is_served_and_filtered(sandbox_factory: Any) -> None:
+    params = _spec()[0]["/v1/reseller/invoices"]["get"]["parameters"]
+    statuses = next(p["enum"] for p in params if p["name"] == "status")
+    assert len(statuses) == 8
+    orgs = organizations(1)
+    invoices = [invoice(6000 + i, f"2026-11-{i + 1:02d}T06:00:00Z", usage_lines(orgs), status=status)
+                for i, status in enumerate(statuses)]
+    sb = sandbox_factory(make_scenario(orgs, invoices=invoices))
+    with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
+        body = get_json(api, "/v1/reseller/invoices")
+        assert_matches_spec("/v1/reseller/invoices", body)
+        assert sorted(i["status"] for i in body["invoices"]) == sorted(statuses)
+        for i, status in enumerate(statuses):
+            assert ids(get_json(api, "/v1/reseller/invoices", status=status), "invoices") == [6000 + i]
+            assert ids(get_json(api, "/v1/invoices", status=status), "invoices") == [6000 + i]
+
+
+# --- rate-limit faults: bare 429s, another tool on the same key -------------------------------------------------
+
+
+def test_rate_limit_headers_false_leaves_429s_bare(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(make_scenario(rate_limit_per_minute=2, rate_limit_window_s=60, rate_limit_retry_after=True))
+    with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
+        effective = api.post("/_sandbox/faults", json={"rate_limit_headers": False}).json()
+        assert (effective["rate_limit_headers"], effective["foreign_requests_per_minute"]) == (False, 0)
+        ok = api.get("/v1/account")
+        assert ok.status_code == 200 and ok.headers["x-huntress-api-call-remaining"] == "1"  # 200s keep them
+        api.get("/v1/account")
+        refused = api.get("/v1/account")
+        assert refused.status_code == 429 and refused.json()["status"] == 429
+        assert not [h for h in refused.headers if h.startswith("x-huntress") or h == "retry-after"]
+        # Injected 429s are bare too; with the fault cleared, rate-limit 429s carry the headers again.
+        api.post("/_sandbox/faults", json={"rate_limit_headers": False, "status_rate": {"429": 1.0}})
+        assert "retry-after" not in api.get("/v1/account").headers
+        api.post("/_sandbox/faults", json={}).raise_for_status()
+        again = api.get("/v1/account")
+        assert again.status_code == 429 and "x-huntress-api-call-limit" in again.headers
+        assert "retry-after" in again.headers
+
+
+def test_foreign_requests_fill_the_same_window() -> None:
+    from billing_sandbox.huntress import SlidingWindow
+
+    now = [0.0]
+    window = SlidingWindow(10, 10, clock=lambda: now[0])
+    window.set_foreign(60)  # one a second, from t=1
+    now[0] = 3.5
+    assert window.remaining() == 7 and window.admit()  # phantoms at 1, 2, 3; ours at 3.5
+    now[0] = 10.5
+    assert window.remaining() == 0 and not window.admit()  # 1..10 and ours: full
+    now[0] = 11.2  # the phantom at 1 left at 11, and the one at 11 took its slot (the one at 10 was refused)
+    assert window.remaining() == 0
+    now[0] = 13.6  # phantoms at 12 and 13 took the slots of 2 and 3; ours (3.5) has left
+    assert window.remaining() == 1
+    window.set_foreign(0)
+    now[0] = 15.0  # 4 and 5 left, nothing came: 6..9, 11..13 remain
+    assert window.remaining() == 3 and window.admit()
+    # After a long quiet spell only a window's worth of phantoms is replayed.
+    window.set_foreign(600)
+    now[0] = 10_000.0
+    assert window.remaining() == 0
+
+
+def test_foreign_requests_over_http_and_refused_keys(sandbox_factory: Any) -> None:
+    sb = sandbox_factory(make_scenario(rate_limit_per_minute=5, rate_limit_window_s=60))
+    with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
+        api.post("/_sandbox/faults", json={"foreign_requests_per_minute": 6000}).raise_for_status()  # one per 10 ms
+        time.sleep(0.2)
+        assert api.get("/v1/account").status_code == 429  # another tool took the whole window
+        assert get_json(api, "/_sandbox/state")["rate_limit"]["remaining"] == 0
+        assert api.get("/_sandbox/requests").json()["total"] == 1  # phantoms are not requests it served
+        assert api.post("/_sandbox/faults", json={"foreign_requests_per_minute": -1}).status_code == 400
+        api.post("/_sandbox/reset").raise_for_status()
+        assert api.get("/v1/account").status_code == 200
+    # Only the Huntress server takes these keys.
+    for body in ({"rate_limit_headers": False}, {"foreign_requests_per_minute": 1}):
+        assert httpx.post(f"{sb.connectwise_url}/_sandbox/faults", json=body, timeout=10).status_code == 400

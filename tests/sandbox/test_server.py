@@ -17,9 +17,13 @@ import httpx
 import pytest
 
 from billing_sandbox.common import Faults
+from billing_sandbox.huntress import HuntressSandbox
 from billing_sandbox.scenario import ScenarioError, load_scenario, validate_scenario
 from tests.conftest import DEMO_SCENARIO, Sandbox, start_sandbox
 from tests.sandbox import API_KEY, API_SECRET, make_scenario
+
+# Huntress's defaults include the faults only it takes (rate_limit_headers, foreign_requests_per_minute).
+HUNTRESS_FAULTS = Faults.defaults(HuntressSandbox.FAULT_OPTIONS).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +213,7 @@ def test_reset_restores_data_and_clears_counters_and_faults(hunt: httpx.Client) 
     hunt.post("/_sandbox/faults", json={"latency_ms": 5, "status_rate": {"500": 0.5}})
     assert hunt.post("/_sandbox/reset").json() == {"reset": True, "server": "huntress"}
     assert hunt.get("/_sandbox/requests").json()["total"] == 0
-    assert hunt.get("/_sandbox/faults").json() == Faults().to_json()
+    assert hunt.get("/_sandbox/faults").json() == HUNTRESS_FAULTS
     assert hunt.get("/_sandbox/state").json() == before
 
 
@@ -262,7 +266,7 @@ def test_bad_faults_are_400(hunt: httpx.Client, body: Any) -> None:
     content = body if isinstance(body, str) else json.dumps(body)
     response = hunt.post("/_sandbox/faults", content=content)
     assert response.status_code == 400 and "invalid faults" in response.json()["error"]
-    assert hunt.get("/_sandbox/faults").json() == Faults().to_json()
+    assert hunt.get("/_sandbox/faults").json() == HUNTRESS_FAULTS
 
 
 # --- faults ---------------------------------------------------------------------------------------------------

@@ -18,15 +18,16 @@ def test_usage_suite_flags_each_bad_row_and_only_those():
         {"id": 5, "organization": {"id": 104, "name": "Dup"}, "actual_usage": {"edr": 1, "itdr": 1}},
         {"id": 6, "organization": {"name": "NoId"}, "actual_usage": {"edr": 1, "itdr": 1}},
         {"id": 7, "organization": {"id": 107, "name": "Huge"}, "actual_usage": {"edr": 10**12, "itdr": 10_000_000}},
+        {"id": 8, "organization": {"id": 108, "name": "Null"}, "actual_usage": {"edr": None}},
     ]
     usage = frames.usage_frame(9, lines, PRODUCTS)
     usage.index = usage.index + 100  # positions, not labels, must be what GX reports
     issues, result = checks.run_suite("usage", usage, checks.usage_checks(PRODUCTS))
     flagged = {(r["line_id"], r["product"]): issues[i] for i, r in usage.iterrows() if pd.notna(issues[i])}
-    ok = {(1, "edr"), (1, "itdr"), (7, "itdr")}
+    # Absent or null is no error by itself (CONTRACTS §2): reconcile decides, against the additions.
+    ok = {(1, "edr"), (1, "itdr"), (7, "itdr"), (3, "itdr"), (8, "edr"), (8, "itdr")}
     assert set(flagged) == {(r["line_id"], r["product"]) for _, r in usage.iterrows()} - ok
     assert "whole number" in flagged[(2, "edr")] and "whole number" in flagged[(2, "itdr")]
-    assert "present" in flagged[(3, "itdr")]
     assert "once per invoice" in flagged[(4, "edr")] and "once per invoice" in flagged[(5, "itdr")]
     assert "organization id" in flagged[(6, "edr")]
     assert "whole number" in flagged[(7, "edr")]

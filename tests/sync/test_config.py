@@ -41,6 +41,11 @@ def test_param_none_keeps_variable_value():
         ({"connectwise_concurrency": 0}, "connectwise_concurrency"),
         ({"products": {"edr": ""}}, "products"),
         ({"products": {"edr": "X", "sat": "X"}}, "its own catalog identifier"),
+        # ConnectWise conditions have no known escape: such values are refused, never escaped.
+        ({"products": {"edr": 'HUNTRESS-"EDR"'}}, "products has a catalog identifier with a double quote"),
+        ({"products": {"edr": "HUNTRESS\\EDR"}}, "products has a catalog identifier with .*backslash"),
+        ({"agreement_types": ['Managed "Plus"']}, "agreement_types has a type name with a double quote"),
+        ({"agreement_types": ["Managed\\Plus"]}, "agreement_types has a type name with .*backslash"),
     ],
 )
 def test_bad_values_are_named(raw, words):
@@ -51,3 +56,13 @@ def test_bad_values_are_named(raw, words):
 def test_round_trip_through_dict():
     s = load_settings({"agreement_types": ["A"], "max_change_ratio": 1})
     assert load_settings(s.to_dict()) == s
+
+
+def test_quote_refuses_what_conditions_cannot_carry():
+    from billing_sync.connectwise import in_list, quote
+
+    assert quote("O'Brien Managed") == '"O\'Brien Managed"'
+    assert in_list(["A", "B"]) == '("A","B")'
+    for bad in ('say "hi"', "back\\slash"):
+        with pytest.raises(ValueError, match="cannot be quoted"):
+            quote(bad)

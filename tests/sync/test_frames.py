@@ -30,20 +30,33 @@ def test_usage_frame_tolerates_broken_lines():
     df = frames.usage_frame(1, [{"organization": None, "actual_usage": "x"}, {}], ["edr"])
     assert len(df) == 2
     assert df["organization_id"].isna().all() and df["quantity"].isna().all()
+    # A non-object actual_usage is broken (each product carries it), no line at all is absent.
+    assert df["raw_quantity"].iloc[0] == '"x"' and pd.isna(df["raw_quantity"].iloc[1])
+
+
+def test_organizations_frame_keeps_the_account():
+    df = frames.organizations_frame([{"id": 1, "name": "A", "key": "a", "account_id": 7}, {"id": 2, "key": "b"}])
+    assert df["account_id"].tolist()[0] == 7 and pd.isna(df["account_id"].iloc[1])
 
 
 def test_additions_frame_flattens_agreement_and_types():
     agreements = {10: {"id": 10, "name": "MS", "type": {"name": "Managed Services"}, "company": {"id": 250},
-                       "agreementStatus": "Active", "cancelledFlag": False}}
+                       "agreementStatus": "Active", "cancelledFlag": False, "startDate": "2024-03-01T00:00:00Z",
+                       "endDate": "2027-02-28T00:00:00Z"}}
     adds = [{"id": 1, "agreementId": 10, "product": {"identifier": "HUNTRESS-EDR"}, "quantity": 38,
-             "effectiveDate": "2025-01-01T00:00:00Z", "cancelledDate": None, "additionStatus": "Active"},
-            {"id": 2, "agreementId": 99, "product": None, "quantity": "abc"}]
+             "unitPrice": 6.5, "effectiveDate": "2025-01-01T00:00:00Z", "agreementStatus": "Cancelled"},
+            {"id": 2, "agreementId": 99, "product": None, "quantity": "abc", "additionStatus": "Active"}]
     df = frames.additions_frame(agreements, adds)
     first, second = df.iloc[0], df.iloc[1]
     assert (first.company_id, first.agreement_type, first.product_identifier, first.quantity) == (
         250, "Managed Services", "HUNTRESS-EDR", 38.0)
-    assert first.effective_date == pd.Timestamp("2025-01-01", tz="UTC")
+    assert first.effective_date == pd.Timestamp("2025-01-01", tz="UTC") and pd.isna(first.cancelled_date)
     assert bool(first.agreement_cancelled) is False
+    # The addition's own status is its agreementStatus; ConnectWise has no additionStatus.
+    assert first.addition_status == "Cancelled" and pd.isna(second.addition_status)
+    assert first.unit_price == 6.5 and pd.isna(second.unit_price)
+    assert first.agreement_start_date == pd.Timestamp("2024-03-01", tz="UTC")
+    assert first.agreement_end_date == pd.Timestamp("2027-02-28", tz="UTC")
     assert pd.isna(second.company_id) and pd.isna(second.quantity) and pd.isna(second.product_identifier)
 
 
@@ -57,3 +70,15 @@ def test_empty_frames_have_schema_dtypes():
     for name, schema in frames.SCHEMAS.items():
         df = frames.empty(name)
         assert {c: str(t) for c, t in df.dtypes.items()} == schema
+
+
+def test_unreadable_dates_are_named_not_taken_for_absent():
+    agreements = {7: {"id": 7, "startDate": "2025-01-01T00:00:00Z", "endDate": "soon"}}
+    adds = [
+        {"id": 1, "agreementId": 7, "effectiveDate": None, "cancelledDate": ""},
+        {"id": 2, "agreementId": 7, "effectiveDate": "last tuesday", "cancelledDate": 20260101},
+    ]
+    df = frames.additions_frame(agreements, adds)
+    assert df["unreadable_dates"].tolist() == ["endDate", "endDate,effectiveDate,cancelledDate"]
+    ok = frames.additions_frame({7: {"id": 7, "startDate": "2025-01-01T00:00:00Z"}}, adds[:1])
+    assert ok["unreadable_dates"].isna().all()

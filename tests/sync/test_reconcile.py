@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import time
-import tracemalloc
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -40,8 +37,10 @@ def usage_of(*lines: dict, products: tuple[str, ...] = PRODUCTS) -> pd.DataFrame
     return frames.usage_frame(5001, lines, products)
 
 
-def orgs_of(*rows: tuple[int, str | None, str | None]) -> pd.DataFrame:
-    return frames.organizations_frame([{"id": i, "name": n, "key": k} for i, n, k in rows])
+def orgs_of(*rows: tuple) -> pd.DataFrame:
+    """(id, name, key[, account_id]) rows; the account is 1 (the reseller's own) unless given."""
+    return frames.organizations_frame([{"id": r[0], "name": r[1], "key": r[2], "account_id": (r + (1,))[3]}
+                                       for r in rows])
 
 
 def companies_of(*rows: tuple[int, str | None, str | None]) -> pd.DataFrame:
@@ -63,8 +62,11 @@ def addition(
     cancelled: str | None = None,
     status: str | None = "Active",
     identifier: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
 ) -> tuple[dict, dict]:
-    """One (agreement, addition) pair in ConnectWise's API shape."""
+    """One (agreement, addition) pair in ConnectWise's API shape. `status` is the addition's own
+    status, which ConnectWise carries in the addition's `agreementStatus` (it has no additionStatus)."""
     agreement_id = agreement_id or company_id * 10
     agreement = {
         "id": agreement_id,
@@ -73,6 +75,8 @@ def addition(
         "company": {"id": company_id},
         "agreementStatus": agreement_status,
         "cancelledFlag": agreement_cancelled,
+        "startDate": start,
+        "endDate": end,
     }
     record = {
         "id": addition_id,
@@ -81,7 +85,7 @@ def addition(
         "quantity": quantity,
         "effectiveDate": effective,
         "cancelledDate": cancelled,
-        "additionStatus": status,
+        "agreementStatus": status,
     }
     return agreement, record
 
@@ -238,11 +242,16 @@ def test_unmapped_organization() -> None:
 
 
 def test_unmapped_organization_with_invalid_usage_is_quarantined_for_the_mapping() -> None:
-    out = run(usage_of(line(102, "Nobody Inc", edr=-1, itdr=ABSENT)), organizations=orgs_of((102, "Nobody Inc", None)))
+    out = run(usage_of(line(102, "Nobody Inc", edr=-1, itdr="7", sat=ABSENT, siem=None)),
+              organizations=orgs_of((102, "Nobody Inc", None)))
     for product in ("edr", "itdr"):
         row = key(out, f"organization:102:{product}")
         assert row["reason_code"] == "unmapped_organization"
         assert "usage also invalid" in row["detail"] and pd.isna(row["huntress_quantity"])
+    # Absent or null: no company, so no live addition: 0, nothing to do.
+    for product in ("sat", "siem"):
+        row = key(out, f"organization:102:{product}")
+        assert (row["outcome"], row["huntress_quantity"]) == ("not_applicable", 0)
 
 
 def test_ambiguous_company_match() -> None:
@@ -335,6 +344,67 @@ def test_one_invalid_organization_makes_the_company_key_invalid() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Absent or null counts (CONTRACTS §2): 0 without a live addition, invalid_usage with one
+
+
+@pytest.mark.parametrize("missing", [ABSENT, None], ids=["absent", "null"])
+def test_absent_or_null_product_without_live_addition_is_zero(missing: Any) -> None:
+    out = run(usage_of(line(101, "Acme Corp", edr=40, sat=missing)), additions=additions_of(addition(501, 250, "edr", 40)))
+    row = key(out, "company:250:sat")
+    assert (row["outcome"], row["huntress_quantity"]) == ("not_applicable", 0) and pd.isna(row["reason_code"])
+    assert key(out, "company:250:edr")["outcome"] == "unchanged"
+
+
+@pytest.mark.parametrize(("missing", "said"), [(ABSENT, "sat = absent: absent from the invoice line"),
+                                               (None, "sat = null: null on the invoice line")], ids=["absent", "null"])
+def test_absent_or_null_product_with_live_addition_is_invalid_usage(missing: Any, said: str) -> None:
+    adds = additions_of(addition(501, 250, "edr", 40), addition(502, 250, "sat", 30))
+    row = key(run(usage_of(line(101, "Acme Corp", edr=40, sat=missing)), additions=adds), "company:250:sat")
+    assert (row["outcome"], row["reason_code"]) == ("quarantined", "invalid_usage")
+    assert pd.isna(row["huntress_quantity"]) and pd.isna(row["new_quantity"])  # never lowered to 0
+    assert (row["addition_id"], row["previous_quantity"]) == (502, 30.0)
+    assert row["detail"] == (
+        f"organization 101 'Acme Corp', {said} (absent or null counts as 0 only where the company has no live "
+        "HUNTRESS-SAT addition; live: addition 502 on agreement 2500 'Managed Security' (quantity 30))"
+    )
+
+
+def test_absent_product_with_two_live_additions_is_invalid_usage() -> None:
+    adds = additions_of(addition(501, 250, "sat", 30, agreement_id=1), addition(502, 250, "sat", 2, agreement_id=2))
+    row = key(run(usage_of(line(101, sat=ABSENT)), additions=adds), "company:250:sat")
+    assert row["reason_code"] == "invalid_usage" and "501" in row["detail"] and "502" in row["detail"]
+
+
+def test_one_of_several_organizations_without_the_count_holds_a_company_with_a_live_addition() -> None:
+    out = _two_orgs(ABSENT)
+    row = key(out, "company:250:edr")
+    assert (row["reason_code"], row["organization_ids"]) == ("invalid_usage", "101,102")
+    assert pd.isna(row["huntress_quantity"]) and row["previous_quantity"] == 40
+    assert row["detail"].startswith("organization 102 'Acme Branch', edr = absent: absent from the invoice line (")
+
+
+def test_one_of_several_organizations_without_the_count_adds_nothing_without_a_live_addition() -> None:
+    orgs = orgs_of((101, "Acme Corp", "acme"), (102, "Acme Branch", None))
+    usage = usage_of(line(101, sat=12), line(102, "Acme Branch", sat=None, itdr=ABSENT))
+    out = run(usage, orgs, org_map=org_map_of((102, 250)))
+    row = key(out, "company:250:sat")
+    assert (row["reason_code"], row["huntress_quantity"]) == ("no_live_addition", 12)
+    assert key(out, "company:250:itdr")["outcome"] == "not_applicable"
+
+
+def test_absent_actual_usage_is_absent_but_a_broken_one_is_invalid() -> None:
+    adds = additions_of(addition(501, 250, "edr", 40))
+    gone = {"id": 9101, "organization": {"id": 101, "name": "Acme Corp"}, "actual_usage": None}
+    out = run(usage_of(gone), additions=adds)
+    assert key(out, "company:250:edr")["reason_code"] == "invalid_usage"
+    assert set(out.loc[out["product"] != "edr", "outcome"]) == {"not_applicable"}
+    broken = {**gone, "actual_usage": "n/a"}
+    out = run(usage_of(broken))  # no additions at all: still no count of 0 from a broken line
+    assert set(out["reason_code"]) == {"invalid_usage"}
+    assert 'sat = "n/a": a string, not a number' in key(out, "company:250:sat")["detail"]
+
+
+# --------------------------------------------------------------------------------------------
 # Matching rules
 
 
@@ -394,6 +464,47 @@ def test_na_keys_and_names_never_match() -> None:
     m = match(orgs, comps)
     assert {m[1]["status"], m[2]["status"]} == {"unmapped"}
     assert pd.isna(m[1]["match_rule"]) and "no billing_org_map row" in m[1]["detail"]
+
+
+def test_key_carried_in_two_accounts_is_no_key_match() -> None:
+    # Keys are unique within an account only: "acme" of account 1 and "ACME" of managed account 7.
+    orgs = orgs_of((1, "Acme Corp", "acme", 1), (2, "Acme West", "ACME", 7), (3, "Beta", "beta", 7))
+    comps = companies_of((10, "acme", "Acme Corp"), (11, "beta", "Beta Ltd"))
+    m = match(orgs, comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == ("matched", "name", 10)  # the name decides
+    assert (m[2]["status"], m[2]["match_rule"]) == ("unmapped", None)
+    assert m[2]["detail"] == (
+        "no billing_org_map row; key 'ACME' is carried by organizations of Huntress accounts 1, 7 (keys are unique "
+        "only within an account), so it is no key match; no company named like 'Acme West'"
+    )
+    assert (m[3]["match_rule"], m[3]["company_id"]) == ("key", 11)  # a key of one account still matches
+
+
+def test_key_shared_with_an_organization_not_being_matched_counts() -> None:
+    known = orgs_of((1, "Acme West", "acme", 7), (2, "Other", "acme", 1))
+    comps = companies_of((10, "acme", "Acme Corp"))
+    alone = rc.match_organizations(known.iloc[:1], comps, frames.empty("org_map"))
+    assert alone["status"].tolist() == ["matched"]
+    with_known = rc.match_organizations(known.iloc[:1], comps, frames.empty("org_map"), known)
+    assert with_known["status"].tolist() == ["unmapped"] and "accounts 1, 7" in with_known["detail"][0]
+    # reconcile passes every organization Huntress listed, not only those on the invoice.
+    out = run(usage_of(line(1, "Acme West", edr=3)), known, comps)
+    assert key(out, "organization:1:edr")["reason_code"] == "unmapped_organization"
+
+
+def test_shared_key_of_an_unknown_account_and_org_map() -> None:
+    orgs = orgs_of((1, "Acme West", "acme", None), (2, "Acme East", "acme", 1), (3, "Acme North", "Acme", 1))
+    comps = companies_of((10, "acme", "Acme Corp"))
+    m = match(orgs, comps, org_map_of((2, 10)))
+    assert m[1]["status"] == "unmapped" and "accounts 1, unknown" in m[1]["detail"]
+    assert (m[2]["match_rule"], m[2]["company_id"]) == ("org_map", 10)  # a billing_org_map row always decides
+    assert m[3]["status"] == "unmapped"
+
+
+def test_key_twice_in_one_account_still_matches() -> None:
+    orgs = orgs_of((1, "Acme A", "acme", 5), (2, "Acme B", "ACME", 5))
+    m = match(orgs, companies_of((10, "acme", "Acme Corp")))
+    assert {m[1]["company_id"], m[2]["company_id"]} == {10}
 
 
 def test_every_organization_is_covered_including_ones_without_usage() -> None:
@@ -502,7 +613,8 @@ LIVE_CASES = [
     ({"agreement_status": None}, False),
     ({"status": "Cancelled"}, False),
     ({"status": "Inactive"}, False),
-    ({"status": None}, True),  # older ConnectWise omits additionStatus: dates decide
+    ({"status": None}, True),  # the addition's agreementStatus absent: the dates decide
+    ({"status": "Expired"}, False),
     ({"cancelled": "2026-10-15T00:00:00Z"}, False),  # cancelled in the past
     ({"cancelled": "2026-11-01T00:00:00Z"}, False),  # cancelled on the billing date
     ({"cancelled": "2026-11-01T23:59:00Z"}, False),
@@ -512,7 +624,17 @@ LIVE_CASES = [
     ({"effective": "2026-11-01T00:00:00Z"}, True),  # effective on the billing date
     ({"effective": "2026-11-01T18:30:00Z"}, True),  # later that day (UTC) still counts
     ({"effective": "2026-11-01T20:00:00-05:00"}, False),  # = 2026-11-02T01:00Z
-    ({"effective": None}, False),  # never guess
+    # effectiveDate is optional: without it the addition bills from its agreement's start.
+    ({"effective": None}, True),  # no start date either: started (CONTRACTS §2, "empty")
+    ({"effective": None, "start": "2024-06-01T00:00:00Z"}, True),
+    ({"effective": None, "start": "2026-11-01T23:00:00Z"}, True),  # starts on the billing date
+    ({"effective": None, "start": "2026-11-02T00:00:00Z"}, False),  # starts after it
+    ({"effective": "2026-10-01T00:00:00Z", "start": "2026-12-01T00:00:00Z"}, True),  # effectiveDate decides
+    # An agreement that ended before the billing date is not live; ending on it still is.
+    ({"end": "2026-10-31T00:00:00Z"}, False),
+    ({"end": "2026-10-31T23:59:59Z"}, False),
+    ({"end": "2026-11-01T00:00:00Z"}, True),
+    ({"end": "2027-12-31T00:00:00Z"}, True),
 ]
 
 
@@ -520,6 +642,24 @@ LIVE_CASES = [
 def test_live_additions(changes: dict, live: bool) -> None:
     adds = additions_of(addition(501, 250, **changes))
     assert len(rc.live_additions(adds, BILLING, ())) == int(live)
+
+
+def test_no_live_addition_detail_names_end_start_and_addition_status() -> None:
+    adds = additions_of(
+        addition(501, 250, "edr", 38, agreement_id=1, end="2026-09-30T00:00:00Z"),
+        addition(502, 250, "edr", 2, agreement_id=2, effective=None, start="2026-12-01T00:00:00Z"),
+        addition(503, 250, "edr", 5, agreement_id=3, status="Inactive"),
+    )
+    detail = key(run(usage_of(line(101, edr=7)), additions=adds), "company:250:edr")["detail"]
+    assert "(agreement ended 2026-09-30)" in detail
+    assert "(no effective date, agreement starts 2026-12-01)" in detail
+    assert "(addition status Inactive)" in detail
+
+
+def test_addition_without_effective_date_is_live_and_synced() -> None:
+    adds = additions_of(addition(501, 250, "edr", 38, effective=None, start="2025-01-01T00:00:00Z"))
+    row = key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")
+    assert (row["outcome"], row["addition_id"], row["new_quantity"]) == ("change", 501, 40)
 
 
 def test_live_additions_agreement_types() -> None:
@@ -600,8 +740,8 @@ def test_two_products_on_one_catalog_identifier_is_a_config_error() -> None:
         (2.5, "edr = 2.5: fractional"),
         (12.0, "edr = 12.0: a decimal number, not an integer"),
         ("12", 'edr = "12": a string, not a number'),
-        (None, "edr = null: null"),
-        (ABSENT, "edr = absent: no count on the line"),
+        (None, "edr = null: null on the invoice line"),
+        (ABSENT, "edr = absent: absent from the invoice line"),
         (True, "edr = true: a boolean, not a count"),
         (frames.MAX_USAGE + 1, "above the plausible maximum"),
     ],
@@ -690,7 +830,9 @@ def _random_case(rnd: random.Random) -> dict[str, Any]:
     def org_key() -> str | None:
         return f"c{rnd.choice(company_ids)}" if company_ids and rnd.random() < 0.5 else rnd.choice(IDENTS)
 
-    orgs = [{"id": o, "name": rnd.choice(NAMES), "key": org_key()} for o in org_ids if rnd.random() < 0.9]
+    # Mostly the own account; some managed ones (keys are unique only per account), rarely unknown.
+    orgs = [{"id": o, "name": rnd.choice(NAMES), "key": org_key(), "account_id": rnd.choice([1, 1, 1, 1, 2, 3, None])}
+            for o in org_ids if rnd.random() < 0.9]
     comps = [{"id": c, "identifier": f"C{c}" if rnd.random() < 0.7 else rnd.choice(IDENTS), "name": rnd.choice(NAMES)}
              for c in company_ids]
     org_map = [(o, rnd.choice(company_ids + [999])) for o in org_ids if rnd.random() < 0.15 and company_ids]
@@ -710,6 +852,8 @@ def _random_case(rnd: random.Random) -> dict[str, Any]:
             effective=rnd.choice(DATES[1:] * 3 + [None]),
             cancelled=rnd.choice([None] * 8 + DATES[1:]),
             status=rnd.choice(["Active"] * 8 + ["Cancelled", None]),
+            start=rnd.choice(DATES),
+            end=rnd.choice([None] * 6 + DATES[1:]),
         ))
     # Well-kept customers: unique key match, one live addition per product near the usage.
     for j in range(rnd.randint(0, 6)):
@@ -762,8 +906,8 @@ def test_every_usage_row_has_exactly_one_outcome(seed: int) -> None:
         if not rows:  # only companies with live additions and no usage row get keys of their own
             assert r["reason_code"] in ("missing_from_invoice", "invalid_usage") and r["sync_key"].startswith("company:")
             continue
-        if not pd.isna(r["huntress_quantity"]):
-            assert r["huntress_quantity"] == sum(x["quantity"] for x in rows)
+        if not pd.isna(r["huntress_quantity"]):  # absent or null counts add nothing
+            assert r["huntress_quantity"] == sum(x["quantity"] for x in rows if not pd.isna(x["quantity"]))
     expected = _naive_reconcile(case)
     got = {r["sync_key"]: (r["outcome"], _na(r["reason_code"]), _na(r["huntress_quantity"]),
                            _na(r["previous_quantity"]), _na(r["new_quantity"])) for r in out.to_dict("records")}
@@ -791,6 +935,17 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
     def norm(v: Any) -> str | None:
         return None if pd.isna(v) else (rc.normalize_name(v) or None)
 
+    # A key carried by organizations of two accounts (or of an unknown one) is no key match.
+    holders: dict[str, dict[int, Any]] = {}
+    for o in case["organizations"].to_dict("records"):
+        if fold(o["key"]) and not pd.isna(o["organization_id"]):
+            holders.setdefault(fold(o["key"]), {})[o["organization_id"]] = _na(o["account_id"])
+
+    def key_of(o: dict) -> str | None:
+        held = holders.get(fold(o["key"]) or "", {})
+        accounts = set(held.values())
+        return None if len(held) > 1 and (len(accounts) > 1 or None in accounts) else fold(o["key"])
+
     line_names: dict[int, Any] = {}  # an organization's first named line stands in for a missing name
     for r in usage:
         if pd.isna(line_names.get(r["organization_id"], pd.NA)):
@@ -801,7 +956,7 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
         name = line_names[org_id] if pd.isna(o["name"]) else o["name"]
         for candidates in (
             {c for m, c in org_map if m == org_id},
-            {c for c, x in comps.items() if fold(o["key"]) and fold(x["identifier"]) == fold(o["key"])},
+            {c for c, x in comps.items() if key_of(o) and fold(x["identifier"]) == key_of(o)},
             {c for c, x in comps.items() if norm(name) and norm(x["name"]) == norm(name)},
         ):
             if len(candidates) > 1:
@@ -818,8 +973,9 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
     status: dict[str, str] = {}
     on_invoice: set[int] = set()
     for r in usage:
+        absent = pd.isna(r["raw_quantity"]) or r["raw_quantity"] == "null"  # 0 unless a live addition
         invalid = (pd.isna(r["organization_id"]) or copies[(r["organization_id"], r["product"])] > 1
-                   or pd.isna(r["quantity"]) or not pd.isna(r.get("issue", pd.NA)))
+                   or (pd.isna(r["quantity"]) and not absent) or not pd.isna(r.get("issue", pd.NA)))
         if pd.isna(r["organization_id"]):
             k, st = f"line:{r['line_id']}:{r['product']}", "line"
         else:
@@ -827,7 +983,7 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
             k = f"company:{c}:{r['product']}" if st == "matched" else f"organization:{r['organization_id']}:{r['product']}"
             if c is not None:
                 on_invoice.add(c)
-        groups.setdefault(k, []).append((invalid, r["quantity"]))
+        groups.setdefault(k, []).append((invalid, absent, r["quantity"]))
         status[k] = st
     catalog = {v: p for p, v in s.products.items()}
     by_pair: dict[tuple, list] = {}
@@ -836,8 +992,11 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
             by_pair.setdefault((a["company_id"], catalog[a["product_identifier"]]), []).append(a)
     result = {}
     for k, rows in groups.items():
-        valid = not any(inv for inv, _ in rows)
-        total = sum(q for _, q in rows) if valid else None
+        valid = not any(inv for inv, _, _ in rows)
+        if status[k] == "matched":
+            _, c, p = k.split(":")
+            valid = valid and not (any(a for _, a, _ in rows) and by_pair.get((int(c), p)))
+        total = sum(q for _, a, q in rows if not a) if valid else None
         if status[k] == "line":
             result[k] = ("quarantined", "invalid_usage", None, None, None)
         elif status[k] != "matched":
@@ -881,14 +1040,15 @@ def _naive_company(adds: list[dict], valid: bool, total: int | None, s: Settings
 def _naive_live(a: dict, s: Settings) -> bool:
     day = pd.Timestamp("2026-11-01", tz="UTC")
     types = {t.strip().casefold() for t in s.agreement_types}
+    starts = a["agreement_start_date"] if pd.isna(a["effective_date"]) else a["effective_date"]
     return (
         a["agreement_cancelled"] is False
         and a["agreement_status"] == "Active"
+        and (pd.isna(a["agreement_end_date"]) or a["agreement_end_date"].date() >= day.date())
         and (not types or (not pd.isna(a["agreement_type"]) and a["agreement_type"].strip().casefold() in types))
         and (pd.isna(a["addition_status"]) or a["addition_status"] == "Active")
         and (pd.isna(a["cancelled_date"]) or a["cancelled_date"].date() > day.date())
-        and not pd.isna(a["effective_date"])
-        and a["effective_date"].date() <= day.date()
+        and (pd.isna(starts) or starts.date() <= day.date())
     )
 
 
@@ -951,27 +1111,13 @@ def _big_case(n_orgs: int = 25_000, seed: int = 7) -> dict[str, Any]:
     }
 
 
-def test_100k_usage_rows_against_100k_additions_is_fast_and_lean() -> None:
+def test_100k_usage_rows_against_100k_additions() -> None:
+    """Correctness at scale; its time and memory are measured by `make bench` (reconcile_scale),
+    not asserted here: no test depends on the machine's speed."""
     case = _big_case()
     assert len(case["usage"]) == len(case["additions"]) == 100_000
-    rc.reconcile(**case)  # warm-up: imports, unicodedata tables
-    timings = []
-    for _ in range(2):
-        start = time.perf_counter()
-        out = rc.reconcile(**case)
-        timings.append(time.perf_counter() - start)
-    tracemalloc.start()
-    try:
-        rc.reconcile(**case)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    out = rc.reconcile(**case)
     counts = rc.summarize(out)
-    print(f"\nreconcile 100k×100k: {min(timings):.2f} s (runs {[round(t, 2) for t in timings]}), "
-          f"peak traced memory {peak / 2**20:.0f} MiB, counts {json.dumps(counts)}")
-    # The budget is 2 s on a quiet machine; 4 s leaves room for the shared 2-core test box.
-    assert min(timings) < 4.0
-    assert peak < 600 * 2**20
     assert counts["total"] == len(out) > 100_000
     assert counts["change"] > 30_000 and counts["unchanged"] > 30_000
     assert counts["missing_from_invoice"] > 0 and counts["unmapped_organization"] > 0 and counts["invalid_usage"] > 0
