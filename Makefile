@@ -12,13 +12,15 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: install demo test lint bench clean system-deps
+.PHONY: install demo test test-fast lint bench clean system-deps
 
-$(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml
+# The dev install: billing_sync (the root project) and the sandbox, its own dev-only distribution
+# (include/billing_sandbox/pyproject.toml), both editable. Production installs billing_sync alone.
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml include/billing_sandbox/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt -c requirements.lock
-	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip install -q --no-deps -e . -e ./include/billing_sandbox
 	touch $@
 
 install: $(STAMP)
@@ -43,6 +45,14 @@ system-deps:
 
 test: $(STAMP) lint system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The inner loop: unit and sandbox tests, no Airflow scheduler, API server, browser or dag.test()
+# (markers in pyproject.toml; tests/conftest.py marks tests/e2e and tests/proof), one pytest-xdist
+# worker per CPU (FAST_WORKERS=0 for one process). Under 2 minutes. `make test` runs everything.
+FAST_MARKERS := not e2e and not browser and not integration and not perf
+FAST_WORKERS ?= auto
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)" -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

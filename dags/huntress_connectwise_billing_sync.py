@@ -22,26 +22,50 @@ quarantine, the runs with their reports, and the organization mapping. See the R
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import Param, PokeReturnValue, chain, dag, get_current_context, task
 
+if TYPE_CHECKING:  # the types only: nothing of ours loads while the file parses
+    from billing_sync.runref import InvoicedRunRef, PushBatch, RunRef
+
+# = billing_sync.names.DAG_ID / VARIABLE_KEY, spelled here because the file imports nothing of ours
+# at parse (tests/test_imports.py holds them equal).
 DAG_ID = "huntress_connectwise_billing_sync"
 CONFIG_VARIABLE = "huntress_cw_billing_config"
 
 
-def _billing_day() -> int:
-    """`billing_day` from the Variable; one lookup per parse, default 1 when unset or unreadable."""
-    import json
+def _billing_day(variable: str = CONFIG_VARIABLE) -> int:
+    """`billing_day` of the Variable, for the schedule; 1 when unset or unreadable. Read at every parse.
 
-    from airflow.sdk import Variable
+    `Variable.get` asks Airflow's backends in order: a configured secrets backend, the environment
+    (`AIRFLOW_VAR_<KEY>`), then the metadata database through the DAG processor. Its first call in a
+    process imports Airflow's task runtime (~40 ms), which the DAG processor and the workers have
+    already loaded. Anywhere else (the CLI, tests, a benchmark) with no secrets backend configured,
+    Airflow would ask only the environment, so this reads the environment variable itself: the same
+    answer, without the import. (A tenants file will carry its own `billing_day`: no lookup at all.)
+    """
+    import json
+    import os
+    import sys
+
+    from airflow.sdk import conf
 
     try:
-        value = json.loads(Variable.get(CONFIG_VARIABLE, default="{}") or "{}").get("billing_day", 1)
-    except Exception:  # no metadata DB at parse time (tests, CI) or a broken Variable: run on day 1
+        if "airflow.sdk.execution_time.supervisor" in sys.modules or conf.get("secrets", "backend", fallback=""):
+            from airflow.sdk import Variable
+
+            raw = Variable.get(variable, default=None)
+        else:
+            raw = os.environ.get(f"AIRFLOW_VAR_{variable.upper()}")
+        value = json.loads(raw or "{}").get("billing_day", 1)
+    except Exception:  # an unreadable Variable or backend must not break the parse: run on day 1
         return 1
-    return value if isinstance(value, int) and 1 <= value <= 28 else 1
+    return value if type(value) is int and 1 <= value <= 28 else 1
 
 
 def _on_task_failure(context) -> None:
@@ -55,6 +79,21 @@ def _on_task_failure(context) -> None:
 
     steps.mark_run_failed(context["run_id"], context["ti"].task_id)
     BillingSyncNotifier()(context)
+
+
+def _fails_fast(body: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a task body in `billing_sync.errors.failing_fast`: a permanent error (unusable settings,
+    no invoice that can bill the date, refused credentials) fails the task at once, with no retry;
+    any other error is retried as the DAG's default_args say."""
+
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from billing_sync.errors import failing_fast
+
+        with failing_fast():
+            return body(*args, **kwargs)
+
+    return run
 
 
 def _variable() -> str | None:
@@ -83,8 +122,10 @@ def _variable() -> str | None:
     },
 )
 def huntress_connectwise_billing_sync():
-    @task
-    def resolve() -> dict:
+    # multiple_outputs: each key of the reference is also its own XCom, as when this returned `dict`.
+    @task(multiple_outputs=True)
+    @_fails_fast
+    def resolve() -> RunRef:
         from billing_sync import steps
 
         ctx = get_current_context()
@@ -92,27 +133,25 @@ def huntress_connectwise_billing_sync():
         return steps.resolve(steps.engine(), ctx["run_id"], billing_date, _variable(), dict(ctx["params"]))
 
     @task.sensor(poke_interval=timedelta(minutes=30), timeout=timedelta(days=3), mode="reschedule")
-    def wait_for_invoice(ref: dict) -> PokeReturnValue:
-        from airflow.sdk.exceptions import AirflowFailException
-
+    @_fails_fast  # no invoice will ever bill the date (NoInvoiceError): fail now, not after 3 days
+    def wait_for_invoice(ref: RunRef) -> PokeReturnValue:  # xcom_value: the InvoicedRunRef
         from billing_sync import steps
         from billing_sync.huntress import HuntressClient
 
-        try:
-            found = steps.find_invoice(steps.engine(), ref, HuntressClient.from_connection())
-        except steps.NoInvoiceError as exc:
-            raise AirflowFailException(str(exc)) from None
+        found = steps.find_invoice(steps.engine(), ref, HuntressClient.from_connection())
         return PokeReturnValue(is_done=found is not None, xcom_value=found)
 
     @task
-    def extract_huntress(ref: dict) -> dict:
+    @_fails_fast
+    def extract_huntress(ref: InvoicedRunRef) -> dict:
         from billing_sync import steps
         from billing_sync.huntress import HuntressClient
 
         return steps.extract_huntress(steps.engine(), ref, HuntressClient.from_connection())
 
     @task
-    def extract_connectwise(ref: dict) -> dict:
+    @_fails_fast
+    def extract_connectwise(ref: InvoicedRunRef) -> dict:
         from billing_sync import steps
         from billing_sync.connectwise import ConnectWiseClient
 
@@ -120,25 +159,29 @@ def huntress_connectwise_billing_sync():
         return steps.extract_connectwise(steps.engine(), ref, cw)
 
     @task
-    def validate(ref: dict) -> dict:
+    @_fails_fast
+    def validate(ref: InvoicedRunRef) -> dict:
         from billing_sync import steps
 
         return steps.validate(steps.engine(), ref)
 
     @task
-    def reconcile(ref: dict) -> dict:
+    @_fails_fast
+    def reconcile(ref: InvoicedRunRef) -> dict:
         from billing_sync import steps
 
         return steps.reconcile_run(steps.engine(), ref)
 
     @task
-    def quarantine(ref: dict) -> list[dict]:
+    @_fails_fast
+    def quarantine(ref: InvoicedRunRef) -> list[PushBatch]:
         from billing_sync import steps
 
         return steps.quarantine(steps.engine(), ref)
 
     @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=1)
-    def push(ref: dict, batch: dict, extracted: dict) -> dict:
+    @_fails_fast
+    def push(ref: InvoicedRunRef, batch: PushBatch, extracted: dict) -> dict:
         from billing_sync import steps
         from billing_sync.connectwise import ConnectWiseClient
 
@@ -148,7 +191,8 @@ def huntress_connectwise_billing_sync():
         return steps.push_batch(steps.engine(), ref, batch["batch"], cw)
 
     @task(trigger_rule="none_failed")
-    def record_run(ref: dict) -> dict:
+    @_fails_fast
+    def record_run(ref: InvoicedRunRef) -> dict:
         from billing_sync import notify, steps
 
         result = steps.record_run(steps.engine(), ref)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = ROOT / "scenarios" / "demo.json"
@@ -27,6 +28,64 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["GX_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("AIRFLOW_CONN_BILLING_SYNC_DB", None)
+
+# Hypothesis profiles, chosen with HYPOTHESIS_PROFILE (or --hypothesis-profile):
+#   quick     the default: a few seconds, the same examples every run
+#   ci        as many cases as the seeded loop the property test replaced ran (150), the same every run
+#   thorough  1000, new ones each run (minutes): before a release, after touching reconcile
+# No example database: nothing is written into the working tree; a failure prints its
+# @reproduce_failure blob instead. No deadline: a loaded machine is no failure.
+_HYPOTHESIS = {"deadline": None, "database": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("quick", max_examples=20, derandomize=True, **_HYPOTHESIS)
+settings.register_profile("ci", max_examples=150, derandomize=True, **_HYPOTHESIS)
+settings.register_profile("thorough", max_examples=1000, **_HYPOTHESIS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+
+# Markers by place (pyproject lists them): every test under a folder, or in a file, named here carries
+# them, so a new file there is slow-marked without anyone remembering to. `make test-fast` leaves out
+# e2e, browser, integration and perf; `make test` runs everything.
+PLACE_MARKERS: dict[str, tuple[str, ...]] = {
+    "e2e": ("e2e",),  # dag.test() and a real scheduler
+    "e2e/test_backfill.py": ("integration",),  # a real scheduler with LocalExecutor, under faketime
+    "proof": ("e2e", "integration"),  # faults through proxies, crash/resume, security scans, executors
+    "ui/test_browser.py": ("e2e", "integration"),  # a real DAG run, the real API server, Chromium
+    "test_packaging.py": ("integration",),  # builds the wheels with pip
+    "test_airflow_local.py": ("integration",),  # `make airflow`'s process trees, stopped by signals
+}
+
+# Tests that assert on time, import cost or scale, or wait out real rate-limit windows, by name (they
+# move between files): `perf`. Slow, and the first to suffer on a busy machine.
+PERF_TESTS = frozenset({
+    "test_100k_usage_rows_write_and_read_quickly",  # 100,000 staging rows through the billing database
+    "test_100k_usage_rows_against_100k_additions",  # reconcile at scale
+    "test_scale_5000_organizations",  # the scenario generator at 5,000 organizations
+    "test_compiled_predicate_is_fast_over_20k_records",  # the sandbox's conditions
+    "test_huntress_client_limiter_avoids_429",  # Huntress's 60-a-minute window, on the clock
+    "test_huntress_headerless_429s_from_a_shared_key_lose_nothing",
+    "test_huntress_429_is_waited_out",
+    "test_huntress_rate_limit_wait_is_bounded",
+    "test_sliding_window_rate_limit",
+    # what a fresh interpreter imports or costs: a new Python and Airflow's imports each (seconds)
+    "test_dag_file_imports_nothing_heavy",
+    "test_import_is_cheap",
+    "test_billing_day_comes_from_the_environment_without_loading_the_task_runtime",
+})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        if getattr(item, "originalname", item.name) in PERF_TESTS:
+            item.add_marker("perf")
+        try:
+            rel = item.path.resolve().relative_to(tests).as_posix()
+        except ValueError:
+            continue
+        for place, markers in PLACE_MARKERS.items():
+            if rel == place or rel.startswith(place + "/"):
+                for marker in markers:
+                    item.add_marker(marker)
 
 
 @dataclass

@@ -283,7 +283,7 @@ class SandboxMiddleware:
 
 def _fault_response(control: SandboxControl, status: int) -> Response:
     body = control.error_body(status, f"injected fault: HTTP {status}")
-    # Huntress's `rate_limit_headers: false` (CONTRACTS §5): no 429 carries Retry-After, injected ones neither.
+    # Huntress's `rate_limit_headers: false` (docs/contract.md §5): no 429 carries Retry-After, injected ones neither.
     bare = control.faults.extra.get("rate_limit_headers") is False
     headers = {"Retry-After": str(control.faults.retry_after_s)} if status == 429 and not bare else None
     return JSONResponse(body, status, headers=headers)

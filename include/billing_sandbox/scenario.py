@@ -1,4 +1,4 @@
-"""Load and validate a sandbox scenario file (CONTRACTS.md §5) against scenario.schema.json."""
+"""Load and validate a sandbox scenario file (docs/contract.md §5) against scenario.schema.json."""
 
 from __future__ import annotations
 

@@ -1,15 +1,24 @@
-"""The Variable `huntress_cw_billing_config` + trigger params → one typed, validated settings object."""
+"""The Variable `huntress_cw_billing_config` + trigger params → one typed, validated settings object.
+
+`Settings` is the one description of the configuration: each field's default and its `doc` (the
+README's words, `{default}` standing for the default) render the README's "Configuration" table
+(`markdown_table`; `python -m billing_sync.config --markdown` prints it), and a test holds the README
+to it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
-# Contract names (CONTRACTS.md §1). The DAG file spells them too: it imports nothing of ours at parse.
-DAG_ID = "huntress_connectwise_billing_sync"
-VARIABLE_KEY = "huntress_cw_billing_config"
+# ConfigError stays importable from here.
+from .errors import ConfigError as ConfigError
+
+# DAG_ID stays importable from here until every importer takes it from names.
+from .names import DAG_ID as DAG_ID
+from .names import VARIABLE_KEY
 
 DEFAULT_PRODUCTS = {
     "edr": "HUNTRESS-EDR",
@@ -20,26 +29,81 @@ DEFAULT_PRODUCTS = {
 INVOICE_SOURCES = ("reseller", "account")
 
 
-class ConfigError(ValueError):
-    """The configuration is unusable; the message says which key and why."""
+class SettingsDict(TypedDict):
+    """`Settings.to_dict()`: the JSON form a run reference carries (and `billing_runs.settings`)."""
+
+    products: dict[str, str]
+    invoice_source: str
+    billing_day: int
+    max_change_units: int
+    max_change_ratio: float
+    allow_drop_to_zero: bool
+    agreement_types: list[str]
+    connectwise_concurrency: int
+    dry_run: bool
+
+
+def _doc(text: str, *, row: str | None = None) -> dict[str, str | None]:
+    """A field's metadata: its README text (`{default}` = the default, rendered) and, for keys that
+    share a README row, the first key of that row."""
+    return {"doc": text, "row": row}
+
+
+_GUARD = "the change guard [{default}]"
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    products: dict[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PRODUCTS))
-    invoice_source: str = "reseller"
-    billing_day: int = 1
-    max_change_units: int = 10
-    max_change_ratio: float = 0.5
-    allow_drop_to_zero: bool = False
-    agreement_types: tuple[str, ...] = ()
-    connectwise_concurrency: int = 4
-    dry_run: bool = False
+    products: dict[str, str] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_PRODUCTS),
+        metadata=_doc("Huntress product → ConnectWise catalog identifier [{default}]; "
+                      "products not listed are ignored"))
+    invoice_source: str = dataclasses.field(
+        default="reseller",
+        metadata=_doc('`"reseller"` (`/v1/reseller/invoices` + organization usage lines) '
+                      'or `"account"` [{default}]'))
+    billing_day: int = dataclasses.field(
+        default=1,
+        metadata=_doc("day of month (1–28) the scheduled run fires [{default}]; read when the DAG file is parsed"))
+    max_change_units: int = dataclasses.field(default=10, metadata=_doc(_GUARD))
+    max_change_ratio: float = dataclasses.field(default=0.5, metadata=_doc(_GUARD, row="max_change_units"))
+    allow_drop_to_zero: bool = dataclasses.field(
+        default=False, metadata=_doc("allow a drop from a positive quantity to 0 [{default}]"))
+    agreement_types: tuple[str, ...] = dataclasses.field(
+        default=(), metadata=_doc("ConnectWise agreement type names to consider; empty = all [{default}]"))
+    connectwise_concurrency: int = dataclasses.field(
+        default=4, metadata=_doc("parallel requests to ConnectWise, 1–32 [{default}]"))
+    dry_run: bool = dataclasses.field(
+        default=False, metadata=_doc("plan and report, write nothing to ConnectWise [{default}]"))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> SettingsDict:
         d = dataclasses.asdict(self)
         d["agreement_types"] = list(self.agreement_types)
-        return d
+        return SettingsDict(**d)
+
+
+# -- the README's configuration table --------------------------------------------------------------
+TABLE_HEADER = ("| key | meaning |", "|---|---|")
+
+
+def markdown_table() -> str:
+    """The README's "Configuration" table, one row per key (keys that share a row: one row)."""
+    defaults = Settings().to_dict()
+    rows: dict[str, list[dataclasses.Field[Any]]] = {}
+    for f in dataclasses.fields(Settings):
+        rows.setdefault(f.metadata.get("row") or f.name, []).append(f)
+    lines = list(TABLE_HEADER)
+    for fields in rows.values():
+        keys = ", ".join(f"`{f.name}`" for f in fields)
+        default = ", ".join(_markdown_default(defaults[f.name]) for f in fields)  # type: ignore[literal-required]
+        lines.append(f"| {keys} | {fields[0].metadata['doc'].replace('{default}', default)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_default(value: Any) -> str:
+    """JSON; text, lists and objects in backticks, numbers and booleans bare."""
+    text = json.dumps(value, ensure_ascii=False)
+    return f"`{text}`" if isinstance(value, str | list | dict) else text
 
 
 def load_settings(variable: str | Mapping[str, Any] | None, params: Mapping[str, Any] | None = None) -> Settings:
@@ -121,3 +185,13 @@ def _unquotable(values: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m billing_sync.config", description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", required=True,
+                        help="print the README's configuration table, rendered from Settings")
+    parser.parse_args()
+    print(markdown_table(), end="")

@@ -9,7 +9,8 @@ from typing import Any
 
 import requests
 
-from .http import RETRYABLE_STATUS, ApiError, ApiSession, RetryPolicy, check_objects, hook_session_factory
+from .errors import ApiError, CredentialsError
+from .http import RETRYABLE_STATUS, ApiSession, RetryPolicy, check_objects, hook_session_factory
 
 PAGE_SIZE = 1000  # the API's maximum
 # A released version that public clients pin: ai-connor/connectwise (a Go client generated from
@@ -66,7 +67,7 @@ class ConnectWiseClient:
             conn_id, drop_headers=SETTING_EXTRAS, headers={"pagination-type": "forward-only"})
         extra = conn.extra_dejson or {}
         if not extra.get("clientId"):
-            raise ApiError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
+            raise CredentialsError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
         accept = f"application/vnd.connectwise.com+json; version={api_version(conn_id, extra)}"
 
         def factory() -> requests.Session:
@@ -90,10 +91,10 @@ class ConnectWiseClient:
             resp = self.api.request(method, path, label=label, **kwargs)
         except ApiError as exc:
             if exc.status == 404 and not self._answered:
-                raise ApiError(f"ConnectWise {method} {label} answered HTTP 404 to the first authenticated "
-                               f"request; ConnectWise cloud answers bad credentials that way: "
-                               f"{CREDENTIALS_HINT} (and its codebase), unless the record is gone",
-                               status=404, body=exc.body) from None
+                raise CredentialsError(f"ConnectWise {method} {label} answered HTTP 404 to the first "
+                                       f"authenticated request; ConnectWise cloud answers bad credentials "
+                                       f"that way: {CREDENTIALS_HINT} (and its codebase), unless the record "
+                                       "is gone", status=404, body=exc.body) from None
             raise
         self._answered = True
         return resp
@@ -173,8 +174,8 @@ def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
     version = extra.get("api_version", API_VERSION)
     # A JSON number would lose digits (2025.10 is 2025.1), so only text is taken.
     if not isinstance(version, str) or not VERSION_FORMAT.fullmatch(version.strip()):
-        raise ApiError(f'connection {conn_id}: extra.api_version must be a release such as "{API_VERSION}" '
-                       f"(text, YYYY.N), got {version!r}")
+        raise CredentialsError(f'connection {conn_id}: extra.api_version must be a release such as '
+                               f'"{API_VERSION}" (text, YYYY.N), got {version!r}')
     return version.strip()
 
 
@@ -188,12 +189,12 @@ def discover_codebase(site: ApiSession, login: str) -> str:
     """The codebase from `/login/companyinfo/{companyId}`, e.g. "v4_6_release/"."""
     company_id = login.split("+", 1)[0]
     if not company_id or "+" not in login:
-        raise ApiError("ConnectWise connection login must be 'companyId+publicKey'")
+        raise CredentialsError("ConnectWise connection login must be 'companyId+publicKey'")
     payload = site.request("GET", f"login/companyinfo/{company_id}", label="/login/companyinfo/{companyId}").payload
     if payload is None:
         # An unknown company is a 200 with the body `null`, not a 404 (reference, Errors).
-        raise ApiError(f"ConnectWise /login/companyinfo/{{companyId}} answered null: ConnectWise knows no "
-                       f"such company; {CREDENTIALS_HINT} (login = companyId+publicKey)")
+        raise CredentialsError(f"ConnectWise /login/companyinfo/{{companyId}} answered null: ConnectWise "
+                               f"knows no such company; {CREDENTIALS_HINT} (login = companyId+publicKey)")
     codebase = payload.get("Codebase") if isinstance(payload, Mapping) else None
     if not isinstance(codebase, str) or not codebase:
         raise ApiError("ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection")

@@ -29,7 +29,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "organization_name": "string",
         "product": "string",
         # The value as Huntress sent it (JSON text); <NA> when absent. Absent or "null" counts as 0
-        # only where the company has no live addition for the product (reconcile, CONTRACTS §2).
+        # only where the company has no live addition for the product (reconcile, docs/contract.md §2).
         "raw_quantity": "string",
         "quantity": "Int64",  # parsed count; <NA> unless raw is an integer in 0..MAX_USAGE
         "issue": "string",  # failed GX expectations (checks.py); <NA> when the row passed

@@ -24,18 +24,11 @@ from typing import Any
 
 import requests
 
+from .errors import CREDENTIAL_STATUSES, ApiError, CredentialsError
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class ApiError(RuntimeError):
-    """An API answered in a way the sync cannot use. `status` is None for transport failures."""
-
-    def __init__(self, message: str, status: int | None = None, body: Any = None):
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 class SlidingWindowLimiter:
@@ -234,9 +227,10 @@ class ApiSession:
             return f"connection error ({type(exc).__name__})", None, None
         if resp.status_code in self.retry_status:
             return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
-        if resp.status_code >= 400:
-            raise ApiError(f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
-                           status=resp.status_code, body=_safe_json(resp))
+        if resp.status_code >= 400:  # 401/403: the credentials are refused, which no retry changes
+            error = CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError
+            raise error(f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
+                        status=resp.status_code, body=_safe_json(resp))
         if resp.status_code == 204 or method == "DELETE":
             resp.payload = None
             return None, None, resp

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .errors import ApiError, InvoiceChoiceError
 from .http import (
-    ApiError,
     ApiSession,
     RetryPolicy,
     SlidingWindowLimiter,
@@ -179,7 +179,7 @@ def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None
 def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
     """`actual_usages` → {product: count}, shaped like an invoice line's `actual_usage`.
 
-    Absent products are left out and a null count stays null: as on invoice lines (CONTRACTS §2),
+    Absent products are left out and a null count stays null: as on invoice lines (docs/contract.md §2),
     that is 0 where the company has no live addition for the product and invalid_usage where it
     has one. No identity-provider tenants (`[]`) is 0 identities.
     """
@@ -208,12 +208,8 @@ def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
     return out
 
 
-class InvoiceChoiceError(ValueError):
-    """No invoice can bill the date, and waiting will not change that (the sensor fails for good)."""
-
-
 def standing(invoice: Mapping[str, Any]) -> bool:
-    """Whether an invoice's charges stand (CONTRACTS §2, reference "Invoices: which one bills").
+    """Whether an invoice's charges stand (docs/contract.md §2, reference "Invoices: which one bills").
 
     Voided, fully refunded and draft invoices never bill. Decision: a status the spec does not list
     (or none) does not stand either; only the spec's other five are taken.

@@ -31,18 +31,27 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from airflow.sdk import BaseNotifier
 
-from .config import DAG_ID
-from .reconcile import CONTRACT_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
-from .review import MOUNT_PATH
+from . import errors
+from .names import (
+    CONNECTWISE_CONN_ID,
+    CONTRACT_OUTCOMES,
+    DAG_ID,
+    DB_CONN_ID,
+    HUNTRESS_CONN_ID,
+    REASON_CODES,
+    REASON_HELP,
+    SLACK_CONN_ID,
+    SMTP_CONN_ID,
+    reason_rank,
+)
+from .runref import RunRef
+from .runtime import report_page_url, run_url, task_url
 
 log = logging.getLogger(__name__)
 
-SMTP_CONN_ID = "billing_sync_smtp"
-SLACK_CONN_ID = "billing_sync_slack"
 # Connections whose login/password must never reach a message.
-SECRET_CONN_IDS = ("huntress_default", "connectwise_default", "billing_sync_db", SMTP_CONN_ID, SLACK_CONN_ID)
+SECRET_CONN_IDS = (HUNTRESS_CONN_ID, CONNECTWISE_CONN_ID, DB_CONN_ID, SMTP_CONN_ID, SLACK_CONN_ID)
 DEFAULT_FROM_EMAIL = "billing-sync@localhost"
-DEFAULT_BASE_URL = "http://localhost:8080"
 MIN_SECRET_LENGTH = 3  # shorter values would blank ordinary words; no real credential is that short
 LOOSE_SECRET_LENGTH = 8  # from this length a secret is masked even inside a longer word
 MAX_ERROR_CHARS = 2000
@@ -197,38 +206,9 @@ def _extra(conn: Any) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
-def airflow_base_url() -> str:
-    """`[api] base_url`, the address people open Airflow's UI at."""
-    try:
-        from airflow.sdk.configuration import conf
-
-        base = conf.get("api", "base_url", fallback=None)
-    except Exception:
-        base = None
-    return (base or DEFAULT_BASE_URL).rstrip("/")
-
-
-def run_url(run_id: str, dag_id: str = DAG_ID) -> str:
-    return f"{airflow_base_url()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
-
-
-def task_url(run_id: str, task_id: str, map_index: int | None = None, dag_id: str = DAG_ID) -> str:
-    mapped = f"/mapped/{map_index}" if map_index is not None and map_index >= 0 else ""
-    return f"{run_url(run_id, dag_id)}/tasks/{quote(task_id, safe='')}{mapped}"
-
-
-def report_page_url(run_id: str) -> str:
-    """The billing-review plugin's page of the run's report."""
-    return f"{airflow_base_url()}{MOUNT_PATH}/runs/{quote(run_id, safe='')}/report"
-
-
-def run_links(run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
-    return {"airflow_run": run_url(run_id, dag_id), "report_page": report_page_url(run_id)}
-
-
 # -- what to say ---------------------------------------------------------------------------------
 def failure_message(context: Mapping[str, Any]) -> Message:
-    """A task failed for good (retries used up)."""
+    """A task failed for good (retries used up, or at once on a permanent error)."""
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or DAG_ID
     run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
@@ -236,7 +216,7 @@ def failure_message(context: Mapping[str, Any]) -> Message:
     map_index = getattr(ti, "map_index", None)
     billing_date = _billing_date(context)
     task = task_id + (f" [{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
-    error = context.get("exception")
+    error = errors.unwrap(context.get("exception"))  # the error itself, not the task-failing wrapper
     error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error or "unknown")
     facts = [("Billing date", billing_date), ("Task", task),
              ("Attempt", str(getattr(ti, "try_number", "?"))), ("Run", run_id),
@@ -268,7 +248,7 @@ def attention_reasons(result: Mapping[str, Any]) -> list[str]:
     return why
 
 
-def summary_message(ref: Mapping[str, Any], result: Mapping[str, Any], task_id: str = "record_run",
+def summary_message(ref: RunRef, result: Mapping[str, Any], task_id: str = "record_run",
                     dag_id: str = DAG_ID) -> Message | None:
     """The run's summary when something needs review; None when the run is clean."""
     why = attention_reasons(result)
@@ -314,9 +294,10 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
     if not run_id:
         return {}
     try:
-        from . import steps, store
+        from . import runtime, store
 
-        rows = store.list_quarantine(steps.engine(), run_id=run_id, status="open", limit=None)
+        rows = store.list_quarantine(store.engine_for(runtime.database_url()), run_id=run_id, status="open",
+                                     limit=None)
     except Exception as exc:
         log.info("no quarantine counts for the alert: %s", type(exc).__name__)
         return {}
@@ -326,9 +307,9 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
 
 def _report_folder(billing_date: str, run_id: str) -> str | None:
     try:
-        from . import steps
+        from .report import run_directory
 
-        return str(steps.reports_dir({"billing_date": billing_date, "run_id": run_id}))
+        return str(run_directory(billing_date, run_id))
     except Exception:
         return None
 
@@ -425,7 +406,7 @@ class BillingSyncNotifier(BaseNotifier):
         self.results = dispatch(message, context, self.smtp_conn_id, self.slack_conn_id)
 
 
-def notify_run_summary(ref: Mapping[str, Any], result: Mapping[str, Any],
+def notify_run_summary(ref: RunRef, result: Mapping[str, Any],
                        context: Mapping[str, Any] | None = None) -> dict[str, str]:
     """From record_run: tell people when the run left something to review. Never raises."""
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .connectwise import ConnectWiseClient
-from .http import ApiError
+from .errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What a run did, for people: the reconciliation report (HTML + CSV) and the text summary.
 
-`write_report` fills the run's report directory (`steps.reports_dir`):
+`write_report` fills the run's report directory (`run_directory`):
     report.html      one self-contained page (inline CSS, no scripts, no external assets)
     changes.csv      the ledger rows of the run (billing_changes) + company name
     quarantine.csv   the quarantine rows this run recorded (billing_quarantine) + company name, what to do
@@ -22,9 +22,11 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from sqlalchemy.engine import Engine
 
-from . import store
-from .reconcile import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
+from . import runtime, store
+from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
+from .runref import InvoicedRunRef
 
 REPORT_FILE = "report.html"
 CHANGES_CSV = "changes.csv"
@@ -46,8 +48,20 @@ MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# -- where -----------------------------------------------------------------------------------------
+def run_directory(billing_date: str, run_id: str) -> Path:
+    """The report directory of a run (created): <reports root>/<billing date>/<run id, made safe>."""
+    path = runtime.reports_root() / billing_date / _safe_name(run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _safe_name(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+
+
 # -- the data ------------------------------------------------------------------------------------
-def collect(eng, ref: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
+def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the page and the CSVs show, read once."""
     run_id = ref["run_id"]
     run = store.get_run(eng, run_id) or {}
@@ -80,7 +94,7 @@ def collect(eng, ref: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str
     }
 
 
-def _company_names(eng, run_id: str) -> dict[int, str]:
+def _company_names(eng: Engine, run_id: str) -> dict[int, str]:
     """Company names from the run's staged ConnectWise companies (gone once staging is purged)."""
     frame = store.read_frame(eng, run_id, "companies").dropna(subset=["company_id", "name"])
     return {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"], strict=True)}
@@ -109,16 +123,15 @@ def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
 
 
 # -- writing -------------------------------------------------------------------------------------
-def write_report(eng, ref: Mapping[str, Any], summary: Mapping[str, Any], directory: Path | None = None) -> Path:
+def write_report(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any],
+                 directory: Path | None = None) -> Path:
     """Write the CSVs and report.html of the run into its report directory; returns report.html.
 
     `summary` carries what record_run computed: `counts`, `checks`, and optionally `links`
     (`airflow_run`, `report_page` URLs). The run's row (status, times) is read from the database.
     """
     if directory is None:
-        from .steps import reports_dir  # steps imports this module: import at call time
-
-        directory = reports_dir(ref)
+        directory = run_directory(ref["billing_date"], ref["run_id"])
     data = collect(eng, ref, summary)
     write_csv(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
     write_csv(directory / QUARANTINE_CSV, data["quarantine"],
@@ -330,7 +343,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_summary_text(eng, billing_date: str, run_id: str | None = None) -> str:
+def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) -> str:
     """The newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
     if run_id:
         run = store.get_run(eng, run_id)

@@ -9,89 +9,59 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.engine import Engine
 
-from . import checks, frames, reconcile, report, store
+from . import checks, frames, reconcile, report, runtime, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
-from .http import ApiError
+from .errors import ApiError, NoInvoiceError
 from .huntress import (
     STANDING_STATUSES,
     HuntressClient,
-    InvoiceChoiceError,
     created_date,
     newest_invoice_date,
     select_invoice,
     undated_invoices,
 )
 from .push import PushResult, push_changes
+from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
 
 log = logging.getLogger(__name__)
 
 PUSH_BATCH_SIZE = 250
-DB_CONN_ID = "billing_sync_db"
-
-
-class NoInvoiceError(RuntimeError):
-    """No invoice will ever bill this billing date (newer ones already exist, the pinned one does not
-    stand, or two stand for it): the sensor fails for good instead of poking again."""
 
 
 # -- environment ---------------------------------------------------------------------------------
-def airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+# Where things live is runtime's; these names stay here for the DAG, scripts and tests that call them.
+airflow_home = runtime.airflow_home
+database_url = runtime.database_url
+reports_root = runtime.reports_root
 
 
-def database_url() -> str:
-    """The `billing_sync_db` connection's URI, else SQLite `billing_sync.db` in AIRFLOW_HOME."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = BaseHook.get_connection(DB_CONN_ID)
-    except AirflowNotFoundException:
-        return store.default_url(airflow_home())
-    explicit = (conn.extra_dejson or {}).get("sqlalchemy_url")
-    if explicit:
-        return explicit
-    if conn.conn_type == "sqlite":  # Airflow keeps the file path in `schema`; get_uri() would quote it
-        return f"sqlite:///{conn.schema or conn.host}"
-    uri = conn.get_uri()
-    return "postgresql://" + uri.split("://", 1)[1] if uri.startswith("postgres://") else uri
+def engine() -> Engine:
+    return store.engine_for(database_url())
 
 
-def engine():
-    eng = store.make_engine(database_url())
-    store.ensure_schema(eng)
-    return eng
+def reports_dir(ref: RunRef) -> Path:
+    """The run's report directory (created), as report.run_directory names it."""
+    return report.run_directory(ref["billing_date"], ref["run_id"])
 
 
-def reports_root() -> Path:
-    """Where runs write their reports: BILLING_SYNC_REPORTS_DIR, else AIRFLOW_HOME/billing_reports."""
-    return Path(os.environ.get("BILLING_SYNC_REPORTS_DIR") or airflow_home() / "billing_reports")
-
-
-def reports_dir(ref: Mapping[str, Any]) -> Path:
-    path = reports_root() / ref["billing_date"] / _safe_name(ref["run_id"])
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def settings_of(ref: Mapping[str, Any]) -> Settings:
+def settings_of(ref: RunRef) -> Settings:
     return load_settings(ref["settings"])
 
 
 # -- 1. resolve ----------------------------------------------------------------------------------
-def resolve(eng, run_id: str, billing_date: date, variable: Any, params: Mapping[str, Any]) -> dict[str, Any]:
+def resolve(eng: Engine, run_id: str, billing_date: date, variable: Any, params: Mapping[str, Any]) -> RunRef:
     settings = load_settings(variable, params)
     pinned = params.get("invoice_id")
-    ref = {
+    ref: RunRef = {
         "run_id": run_id,
         "billing_date": billing_date.isoformat(),
         "settings": settings.to_dict(),
@@ -104,15 +74,16 @@ def resolve(eng, run_id: str, billing_date: date, variable: Any, params: Mapping
 
 
 # -- 2. wait for the invoice ---------------------------------------------------------------------
-def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[str, Any] | None:
-    """The run reference completed with its invoice, or None while the invoice is not out yet."""
+def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> InvoicedRunRef | None:
+    """The run reference completed with its invoice, or None while the invoice is not out yet.
+
+    Raises NoInvoiceError (a permanent error) when no invoice will ever bill the date; its subclass
+    InvoiceChoiceError when the invoices cannot decide (a pinned one does not stand, two stand).
+    """
     settings = settings_of(ref)
     billing_date = date.fromisoformat(ref["billing_date"])
     invoices = huntress.invoices(settings.invoice_source)
-    try:
-        invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
-    except InvoiceChoiceError as exc:
-        raise NoInvoiceError(str(exc)) from None
+    invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
     newest = newest_invoice_date(invoices)
     if undated := undated_invoices(invoices):
         log.warning("Huntress invoices without a readable created_at are ignored (pin one with the "
@@ -141,14 +112,15 @@ def find_invoice(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[
     older = created is None or (newest is not None and created < newest)
     if mode == "push" and older and not ref["force_historical_push"]:
         mode = "report_only"
-    out = {**ref, "mode": mode, "invoice_id": invoice["id"],
-           "invoice": {k: invoice.get(k) for k in ("id", "created_at", "quantity", "amount", "status", "plan")}}
+    summary = InvoiceSummary(id=invoice["id"], created_at=invoice.get("created_at"), quantity=invoice.get("quantity"),
+                             amount=invoice.get("amount"), status=invoice.get("status"), plan=invoice.get("plan"))
+    out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
     store.start_run(eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"])
     return out
 
 
 # -- 3. extract ----------------------------------------------------------------------------------
-def extract_huntress(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> dict[str, Any]:
+def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient) -> dict[str, Any]:
     settings = settings_of(ref)
     if settings.invoice_source == "reseller":
         lines = huntress.usage_lines(ref["invoice_id"])
@@ -163,7 +135,7 @@ def extract_huntress(eng, ref: Mapping[str, Any], huntress: HuntressClient) -> d
     return {"lines": len(lines), "organizations": len(orgs), "requests": huntress.api.stats.as_dict()}
 
 
-def extract_connectwise(eng, ref: Mapping[str, Any], cw: ConnectWiseClient) -> dict[str, Any]:
+def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient) -> dict[str, Any]:
     settings = settings_of(ref)
     identifiers = sorted(set(settings.products.values()))
     companies = cw.companies()
@@ -182,7 +154,7 @@ def extract_connectwise(eng, ref: Mapping[str, Any], cw: ConnectWiseClient) -> d
 
 
 # -- 4. validate ---------------------------------------------------------------------------------
-def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
+def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     """Run the GX suites; failed rows get an `issue` (quarantined by reconcile)."""
     import json
 
@@ -219,7 +191,7 @@ def validate(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- 5. reconcile --------------------------------------------------------------------------------
-def reconcile_run(eng, ref: Mapping[str, Any]) -> dict[str, int]:
+def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
     run_id = ref["run_id"]
     outcomes = reconcile.reconcile(
         store.read_frame(eng, run_id, "usage"),
@@ -235,7 +207,7 @@ def reconcile_run(eng, ref: Mapping[str, Any]) -> dict[str, int]:
 
 
 # -- 6. quarantine + ledger of what needs no write ------------------------------------------------
-def quarantine(eng, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
+def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
     outcomes = store.read_frame(eng, run_id, "outcomes")
@@ -254,10 +226,10 @@ def quarantine(eng, ref: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     n_changes = int((outcomes["outcome"] == "change").sum()) if pushing else 0
     n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
-    return [{"batch": i, "batches": n_batches} for i in range(n_batches)]
+    return [PushBatch(batch=i, batches=n_batches) for i in range(n_batches)]
 
 
-def push_batch(eng, ref: Mapping[str, Any], batch: int, cw: ConnectWiseClient) -> dict[str, int]:
+def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
     outcomes = store.read_frame(eng, run_id, "outcomes")
     changes = outcomes[outcomes["outcome"] == "change"].sort_values("sync_key")
@@ -282,7 +254,7 @@ def push_batch(eng, ref: Mapping[str, Any], batch: int, cw: ConnectWiseClient) -
 
 
 # -- 7. record -----------------------------------------------------------------------------------
-def final_outcomes(eng, ref: Mapping[str, Any]) -> pd.DataFrame:
+def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
     run_id = ref["run_id"]
     outcomes = store.read_frame(eng, run_id, "outcomes")
@@ -304,7 +276,7 @@ def final_outcomes(eng, ref: Mapping[str, Any]) -> pd.DataFrame:
     return out
 
 
-def run_checks(eng, ref: Mapping[str, Any], final: pd.DataFrame) -> dict[str, Any]:
+def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[str, Any]:
     """The promise users care about: what Huntress bills equals what ConnectWise bills."""
     settings = settings_of(ref)
     usage = store.read_frame(eng, ref["run_id"], "usage")
@@ -333,10 +305,8 @@ def run_checks(eng, ref: Mapping[str, Any], final: pd.DataFrame) -> dict[str, An
     return checks_out
 
 
-def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
+def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     """Close the run (counts, totals check) and write its report; the DAG task notifies after."""
-    from . import notify
-
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)
     result_checks = run_checks(eng, ref, final)
@@ -345,7 +315,7 @@ def record_run(eng, ref: Mapping[str, Any]) -> dict[str, Any]:
     # Finish first: the report shows the run's row as the database now holds it (status, times).
     store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
     page = report.write_report(eng, ref, {"counts": counts, "checks": result_checks,
-                                          "links": notify.run_links(ref["run_id"])}, path)
+                                          "links": runtime.run_links(ref["run_id"])}, path)
     return {"counts": counts, "checks": result_checks, "report_dir": str(path), "mode": ref["mode"],
             "report": str(page)}
 
@@ -402,7 +372,3 @@ def _is_na(v: Any) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
-
-
-def _safe_name(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,13 @@ def _backfill_runs(db: sa.Engine) -> list[dict]:
             return [dict(r) for r in rows if r["run_id"].startswith("backfill__")]
     except sa.exc.OperationalError:  # the first task has not created the tables yet
         return []
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -141,8 +149,9 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
     logs.mkdir()
 
     def start(cmd: str, *extra: str) -> subprocess.Popen:
+        # A session of its own: the API server's worker outlives a SIGTERM to its parent alone.
         return subprocess.Popen([*prefix, AIRFLOW, cmd, *extra], env=env, stdout=open(logs / f"{cmd}.log", "w"),
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
     procs = [start("api-server", "--port", str(port))]
     try:
@@ -155,12 +164,13 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
                               timeout=420)
     finally:
         for p in procs:
-            p.terminate()
+            _signal_group(p, signal.SIGTERM)
         for p in procs:
             try:
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                p.kill()
+                pass
+            _signal_group(p, signal.SIGKILL)  # whatever of the group is left
 
     by_date = {str(r["billing_date"]): r for r in runs}
     assert sorted(by_date) == dates

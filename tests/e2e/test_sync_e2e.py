@@ -40,7 +40,7 @@ def _count(v) -> int | None:
 
 
 class AmbiguousInvoice(Exception):
-    """Two standing invoices for the billing date: the run must fail naming them (CONTRACTS §2)."""
+    """Two standing invoices for the billing date: the run must fail naming them (docs/contract.md §2)."""
 
 
 def invoice_of(invoices: list[dict], billing: date) -> dict:
@@ -262,7 +262,7 @@ def test_account_invoice_source_reads_actual_usages(sandbox_factory, run_dag, mo
     assert cw_quantities(sb) == want
 
 
-# -- a reseller's invoice: managed accounts, invoices that do not stand, absent counts (CONTRACTS §2, §5) --
+# -- a reseller's invoice: managed accounts, invoices that do not stand, absent counts (docs/contract.md §2, §5) --
 
 
 def reseller_scenario(scenario: dict) -> dict:

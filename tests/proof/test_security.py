@@ -148,7 +148,8 @@ def test_authentication_failure_is_clear_and_keeps_the_secret(sandbox_factory, d
                      [(f"{c['company_id']}+{c['public_key']}", wrong)])
 
     dr = dag_runner(sb, BILLING_DATE, connectwise_secret=wrong)
-    assert dr.state == "failed" and task_states(dr)["extract_connectwise"] == ("failed", 3)
+    # Refused credentials are a permanent error: the task fails on its first try, no retries.
+    assert dr.state == "failed" and task_states(dr)["extract_connectwise"] == ("failed", 1)
     output = capfd.readouterr()
     text = output.out + output.err
     assert "ConnectWise GET /company/companies was refused: HTTP 401" in text
@@ -169,8 +170,9 @@ def test_authentication_failure_is_clear_and_keeps_the_secret(sandbox_factory, d
 SQL_CALLS = {"text", "execute", "exec_driver_sql", "executescript", "executemany", "copy_expert", "mogrify"}
 # (file, function): why a built statement is safe there.
 ALLOWED = {
-    ("store.py", "_sqlite_on_connect"): "PRAGMA values are module constants, not data",
-    ("store.py", "_copy_rows"): "COPY names only identifiers, quoted by the dialect; values travel as COPY data",
+    ("database.py", "_sqlite_on_connect"): "PRAGMA values are module constants, not data",
+    ("staging.py", "_copy_rows"): "COPY names only identifiers, quoted by the dialect; values travel as COPY data",
+    ("schema.py", "_add_staging_columns"): "ALTER TABLE names our own schema's tables and columns, quoted by the dialect",
 }
 
 

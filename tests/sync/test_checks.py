@@ -24,7 +24,7 @@ def test_usage_suite_flags_each_bad_row_and_only_those():
     usage.index = usage.index + 100  # positions, not labels, must be what GX reports
     issues, result = checks.run_suite("usage", usage, checks.usage_checks(PRODUCTS))
     flagged = {(r["line_id"], r["product"]): issues[i] for i, r in usage.iterrows() if pd.notna(issues[i])}
-    # Absent or null is no error by itself (CONTRACTS §2): reconcile decides, against the additions.
+    # Absent or null is no error by itself (docs/contract.md §2): reconcile decides, against the additions.
     ok = {(1, "edr"), (1, "itdr"), (7, "itdr"), (3, "itdr"), (8, "edr"), (8, "itdr")}
     assert set(flagged) == {(r["line_id"], r["product"]) for _, r in usage.iterrows()} - ok
     assert "whole number" in flagged[(2, "edr")] and "whole number" in flagged[(2, "itdr")]

@@ -66,3 +66,48 @@ def test_quote_refuses_what_conditions_cannot_carry():
     for bad in ('say "hi"', "back\\slash"):
         with pytest.raises(ValueError, match="cannot be quoted"):
             quote(bad)
+
+
+# -- the README's configuration table is rendered from Settings --------------------------------------
+def readme_configuration_table() -> str:
+    """The `| key | meaning |` table under "## Configuration" in README.md, as written."""
+    from tests.conftest import ROOT
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## Configuration\n", 1)[1]
+    lines = section.split("\n## ", 1)[0].splitlines()
+    start = lines.index("| key | meaning |")
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return "\n".join(table) + "\n"
+
+
+def test_readme_configuration_table_is_the_rendered_settings():
+    from billing_sync.config import markdown_table
+
+    assert readme_configuration_table() == markdown_table(), (
+        "README.md's configuration table drifted from Settings; paste `python -m billing_sync.config --markdown`")
+
+
+def test_every_setting_has_its_words_and_its_default_in_the_table():
+    import dataclasses
+
+    from billing_sync.config import markdown_table
+
+    table = markdown_table()
+    for f in dataclasses.fields(Settings):
+        assert f.metadata["doc"].count("{default}") == 1, f.name
+        assert f"`{f.name}`" in table, f.name
+
+
+def test_the_table_prints_from_the_command_line():
+    import subprocess
+    import sys
+
+    from billing_sync.config import markdown_table
+
+    out = subprocess.run([sys.executable, "-m", "billing_sync.config", "--markdown"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout == markdown_table()

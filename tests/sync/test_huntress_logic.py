@@ -71,7 +71,7 @@ def test_actual_usages_tenants_without_counts():
     assert "edr" not in usage_from_actual_usages({"edr": None, "sat": {}})  # absent, as on an invoice line
 
 
-# --- invoice choice (CONTRACTS §2) ----------------------------------------------------------------------
+# --- invoice choice (docs/contract.md §2) ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("status", ["voided", "full_refund", "draft", "uncollectible", None])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -134,6 +135,7 @@ def start_api_server(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, 
         proc = subprocess.Popen(
             [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             env=server_env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its worker outlives a SIGTERM to the parent alone: stop the group
         )
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(proc, url, log)
@@ -151,18 +153,21 @@ def _wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    proc.terminate()
+    stop(proc)
     pytest.fail(f"airflow api-server not healthy after {SERVER_START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    """SIGTERM the server's process group, then SIGKILL whatever is left of the group."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
         try:
-            proc.wait(timeout=20)
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            continue
 
 
 @pytest.fixture(scope="module")

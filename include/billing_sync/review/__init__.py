@@ -12,4 +12,6 @@ is cheap; ``billing_sync.review.app.create_app`` pulls in FastAPI, Jinja2, panda
 API-server security only when the app is built. See docs/ui.md.
 """
 
-MOUNT_PATH = "/billing-review"
+from billing_sync.runtime import REVIEW_MOUNT_PATH
+
+MOUNT_PATH = REVIEW_MOUNT_PATH  # where the plugin mounts these pages (runtime names it)

@@ -29,10 +29,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_sync import reconcile, steps, store
-from billing_sync.config import DAG_ID
+from billing_sync import runtime, store
+from billing_sync.names import DAG_ID, REASON_CODES, REASON_HELP
 from billing_sync.report import REPORT_FILE
-from billing_sync.review import MOUNT_PATH, data
+from billing_sync.review import data
 from billing_sync.review.security import CSRF_FIELD, Csrf, ReviewAuth, Reviewer, airflow_auth, airflow_secret
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -104,7 +104,7 @@ class _Context:
         return self.engine()
 
     def root(self) -> Path:
-        return self.reports_root if self.reports_root is not None else steps.reports_root()
+        return self.reports_root if self.reports_root is not None else runtime.reports_root()
 
     @staticmethod
     def url(request: Request, path: str, query: Mapping[str, Any] | None = None) -> str:
@@ -117,7 +117,7 @@ class _Context:
     def airflow_url(request: Request, path: str) -> str:
         """A path of the Airflow UI: the mount point stripped from root_path leaves base_url's path."""
         root = request.scope.get("root_path", "")
-        return root.removesuffix(MOUNT_PATH) + path
+        return root.removesuffix(runtime.REVIEW_MOUNT_PATH) + path
 
     def render(
         self, request: Request, reviewer: Reviewer, template: str, status_code: int = 200, **values: Any
@@ -165,9 +165,7 @@ def _engine_source(engine: Engine | Callable[[], Engine] | None) -> Callable[[],
 def _airflow_engine() -> Engine:
     """The billing DB of the `billing_sync_db` connection, looked up per request (cheap, and a
     changed connection takes effect without a restart); one engine per URL for the process."""
-    from billing_sync import steps
-
-    return _engine_for(steps.database_url())
+    return _engine_for(runtime.database_url())
 
 
 @cache
@@ -187,7 +185,7 @@ def _environment() -> Environment:
     env.filters["when"] = _when
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str, ensure_ascii=False)
     env.filters["q"] = lambda v: quote(str(v), safe="")
-    env.globals.update(REASON_HELP=reconcile.REASON_HELP, DAG_ID=DAG_ID)
+    env.globals.update(REASON_HELP=REASON_HELP, DAG_ID=DAG_ID)
     return env
 
 
@@ -315,7 +313,7 @@ def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
             request, reviewer, "quarantine.html",
             rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
             filters=filters, back=urlencode({k: v for k, v in filters.query().items() if v is not None}),
-            statuses=(*store.QUARANTINE_STATUSES, "all"), reasons=list(reconcile.REASON_CODES),
+            statuses=(*store.QUARANTINE_STATUSES, "all"), reasons=list(REASON_CODES),
             companies=data.company_names(eng),
         )
 

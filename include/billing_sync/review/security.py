@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
-from billing_sync.config import DAG_ID
+from billing_sync.names import DAG_ID
 
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"

@@ -1,0 +1,168 @@
+"""The Huntress API's routes over the precomputed data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .data import HuntressData
+from .errors import ApiError, error_body
+from .query import (
+    ACCOUNT_SORT_FIELDS,
+    ACCOUNT_STATUSES,
+    INVOICE_SORT_FIELDS,
+    INVOICE_STATUSES,
+    ORGANIZATION_SORT_FIELDS,
+    SORT_DIRECTIONS,
+    _boolean,
+    _choice,
+    _filter,
+    _page,
+    _path_id,
+    _sorted,
+)
+from .sandbox import HuntressGate, HuntressSandbox
+
+# --- routes -------------------------------------------------------------------------------------------------
+
+
+def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
+    """The Huntress API for one scenario section (already validated by scenario.load_scenario)."""
+    app = FastAPI(title="Huntress sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sandbox = HuntressSandbox(section)
+    app.add_middleware(HuntressGate, sandbox=lambda: app.state.sandbox)
+
+    def data() -> HuntressData:
+        return app.state.sandbox.data
+
+    def get(path: str) -> Callable[[Callable[[Request], Response]], Callable[[Request], Response]]:
+        def register(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+            async def endpoint(request: Request) -> Response:
+                return handler(request)
+
+            app.add_route(path, endpoint, methods=["GET"], include_in_schema=False)
+            return handler
+
+        return register
+
+    @get("/v1/account")
+    def account(request: Request) -> Response:
+        return JSONResponse({"account": data().account})
+
+    def organization_list(request: Request, items: list[dict[str, Any]], tag: str) -> Response:
+        for name in ("name", "key"):
+            wanted = request.query_params.get(name)
+            if wanted is not None:
+                items = [org for org in items if org[name] == wanted]
+        field = _choice(request, "sort_field", ORGANIZATION_SORT_FIELDS, "id")
+        direction = _choice(request, "sort_direction", SORT_DIRECTIONS, "desc")
+        return _page(request, _sorted(items, field, direction), "organizations", tag)
+
+    @get("/v1/organizations")
+    def organizations(request: Request) -> Response:
+        # The own account's organizations only (reference, "Resellers and their managed accounts").
+        return organization_list(request, data().organizations, "organizations")
+
+    # The accounts these (reseller) credentials manage: spec paths /v1/accounts... (tag "Reseller").
+    # Decision: the credentials' own account is not among them (docs/contract.md §5: these routes "serve the
+    # managed ones"); its organizations are /v1/organizations.
+    @get("/v1/accounts")
+    def accounts(request: Request) -> Response:
+        items = list(data().managed.values())
+        status = _filter(request, "status", ACCOUNT_STATUSES)
+        for name, wanted in (("status", status), ("name", request.query_params.get("name")),
+                             ("subdomain", request.query_params.get("subdomain"))):
+            if wanted is not None:
+                items = [account for account in items if account[name] == wanted]
+        field = _choice(request, "sort_field", ACCOUNT_SORT_FIELDS, "id")
+        direction = _choice(request, "sort_direction", SORT_DIRECTIONS, "desc")
+        # The spec's Account has no created_at/updated_at to sort by: those orders fall back to id.
+        field = "id" if field in ("created_at", "updated_at") else field
+        return _page(request, _sorted(items, field, direction), "accounts", "accounts")
+
+    def managed_account_id(request: Request) -> int:
+        # The reference: 404 means missing *or* not permitted; an account these credentials do not
+        # manage (the own one included) is both, as far as they can tell.
+        account_id = _path_id(request, "account_id")
+        if account_id not in data().managed:
+            raise ApiError(404, f"Account {account_id} not found")
+        return account_id
+
+    @get("/v1/accounts/{account_id}")
+    def one_account(request: Request) -> Response:
+        return JSONResponse({"account": data().managed[managed_account_id(request)]})
+
+    @get("/v1/accounts/{account_id}/organizations")
+    def account_organizations(request: Request) -> Response:
+        account_id = managed_account_id(request)
+        return organization_list(request, data().managed_organizations[account_id], f"organizations/{account_id}")
+
+    @get("/v1/organizations/{id}")
+    def organization(request: Request) -> Response:
+        org_id = _path_id(request)
+        org = data().organization_by_id.get(org_id)
+        if org is None:
+            raise ApiError(404, f"Organization {org_id} not found")
+        return JSONResponse({"organization": org})
+
+    def invoices(request: Request, sortable: bool, tag: str) -> Response:
+        items = data().invoices
+        status = _filter(request, "status", INVOICE_STATUSES)
+        if status is not None:
+            items = [inv for inv in items if inv["status"] == status]
+        field, direction = "id", "desc"
+        if sortable:  # the reseller list documents no sort or has_usage parameters: they are ignored there
+            has_usage = _boolean(request, "has_usage")
+            if has_usage is not None:
+                items = [inv for inv in items if inv["has_usage"] is has_usage]
+            field = _choice(request, "sort_field", INVOICE_SORT_FIELDS, "id")
+            direction = _choice(request, "sort_direction", SORT_DIRECTIONS, "desc")
+        return _page(request, _sorted(items, field, direction), "invoices", tag)
+
+    def invoice_id(request: Request) -> int:
+        inv_id = _path_id(request)
+        if inv_id not in data().invoice_by_id:
+            raise ApiError(404, f"Invoice {inv_id} not found")
+        return inv_id
+
+    @get("/v1/invoices")
+    def account_invoices(request: Request) -> Response:
+        return invoices(request, True, "invoices")
+
+    @get("/v1/reseller/invoices")
+    def reseller_invoices(request: Request) -> Response:
+        return invoices(request, False, "reseller_invoices")
+
+    @get("/v1/invoices/{id}")
+    @get("/v1/reseller/invoices/{id}")
+    def one_invoice(request: Request) -> Response:
+        return JSONResponse({"invoice": data().invoice_by_id[invoice_id(request)]})
+
+    @get("/v1/reseller/invoices/{id}/organization_usage_line_items")
+    def organization_usage(request: Request) -> Response:
+        inv_id = invoice_id(request)
+        plural = "organization_usage_line_items"
+        return _page(request, data().org_lines[inv_id], plural, f"{plural}/{inv_id}")
+
+    @get("/v1/reseller/invoices/{id}/account_usage_line_items")
+    def account_usage(request: Request) -> Response:
+        inv_id = invoice_id(request)
+        plural = "account_usage_line_items"
+        return _page(request, data().account_lines[inv_id], plural, f"{plural}/{inv_id}")
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(error_body(exc.status, exc.message), exc.status)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse(error_body(exc.status_code, exc.detail), exc.status_code, headers=exc.headers)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    return app

@@ -1,0 +1,75 @@
+"""The names the package shares: DAG id, connection ids, Variable key, outcomes, reason codes.
+
+One spelling for each (docs/contract.md §1 and §3). Imports nothing of ours, so any module may import
+it; the DAG file still spells its own DAG id, because it imports nothing of ours at parse.
+"""
+
+from __future__ import annotations
+
+DAG_ID = "huntress_connectwise_billing_sync"
+VARIABLE_KEY = "huntress_cw_billing_config"
+
+HUNTRESS_CONN_ID = "huntress_default"
+CONNECTWISE_CONN_ID = "connectwise_default"
+DB_CONN_ID = "billing_sync_db"
+SMTP_CONN_ID = "billing_sync_smtp"
+SLACK_CONN_ID = "billing_sync_slack"
+
+# Outcomes reconcile assigns (the push step later turns `change` into updated/planned/failed).
+OUTCOMES: dict[str, str] = {
+    "change": "the addition's quantity differs from Huntress usage and passes the guard; to be pushed",
+    "unchanged": "the addition already carries the Huntress quantity",
+    "not_applicable": "zero usage and nothing to update",
+    "quarantined": "held for a person; reason_code says why",
+}
+# Outcomes the push step writes over `change`; listed so run counts keep a stable shape.
+PUSH_OUTCOMES: dict[str, str] = {
+    "updated": "the new quantity was written to ConnectWise",
+    "planned": "dry run / report only: the change would have been written",
+    "failed": "the write did not succeed (see the quarantine row)",
+}
+# The contract's outcomes (docs/contract.md §3), in its order: how reports and alerts list them.
+CONTRACT_OUTCOMES = ("updated", "unchanged", "planned", "not_applicable", "quarantined")
+
+REASON_CODES: dict[str, str] = {
+    "unmapped_organization": "usage for an organization that no rule maps to a company",
+    "ambiguous_company_match": "a rule found more than one company",
+    "no_live_addition": "mapped company, but no live addition for the product",
+    "duplicate_addition": "more than one live addition for the company and product",
+    "invalid_usage": "a usage count that is missing, negative, fractional or not a number",
+    "change_exceeds_limit": "the change trips the guard (or a drop to zero not allowed)",
+    "missing_from_invoice": "a live addition of a mapped product whose company has no line on the invoice",
+    "changed_since_read": "the addition's quantity changed in ConnectWise between read and write",
+    "push_rejected": "ConnectWise refused the write (4xx), or it still failed after retries",
+    # Extension of the contract's nine: the ConnectWise side of the comparison is unusable.
+    "invalid_addition": "the single live addition's quantity is missing, negative or fractional",
+}
+
+REASON_HELP: dict[str, str] = {
+    "unmapped_organization": "Add a billing_org_map row for the organization, or give the ConnectWise "
+    "company an identifier equal to the organization's key.",
+    "ambiguous_company_match": "Add a billing_org_map row naming the right company, or make the "
+    "identifiers/names of the candidate companies distinct.",
+    "no_live_addition": "Add the product as an addition on the company's active agreement (the sync never "
+    "creates one), or map the organization to the company that has it.",
+    "duplicate_addition": "Cancel or end all but one of the company's live additions for the product, or "
+    "restrict agreement_types so only one agreement counts.",
+    "invalid_usage": "Check the organization's usage in Huntress; the key syncs on the next run once the "
+    "invoice line carries a whole, non-negative count.",
+    "change_exceeds_limit": "Confirm the change is real, then update the addition by hand or raise "
+    "max_change_units / max_change_ratio (or set allow_drop_to_zero) and re-run.",
+    "missing_from_invoice": "Confirm the company left Huntress and end the addition, or map its Huntress "
+    "organization to the company.",
+    "changed_since_read": "Someone edited the addition during the run; re-run the sync to compare again.",
+    "push_rejected": "Read the ConnectWise error in the detail (permissions, closed agreement), fix it and "
+    "re-run.",
+    "invalid_addition": "Fix the addition's quantity in ConnectWise to a whole, non-negative number and "
+    "re-run.",
+}
+
+_REASON_RANK = {code: i for i, code in enumerate(REASON_CODES)}
+
+
+def reason_rank(code: str) -> int:
+    """Position of a reason code in the contract's order (REASON_CODES); unknown codes come last."""
+    return _REASON_RANK.get(code, len(_REASON_RANK))

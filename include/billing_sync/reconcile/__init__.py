@@ -1,0 +1,56 @@
+"""Reconciliation: Huntress usage × ConnectWise additions → one outcome per sync key.
+
+Pure functions on the frames of `frames.py`: no I/O, no Airflow, no GX. Everything that touches
+every row is vectorized (merges, groupbys, numpy); Python loops only build the detail text of
+quarantined keys, which are few, so 100k usage rows against 100k additions stay well under 2 s.
+
+A sync key is one of
+    company:<company_id>:<product>        usage of the organizations matched to a company
+    organization:<organization_id>:<product>  usage of an organization no rule maps (or ambiguous)
+    line:<line_id>:<product>              a usage line without an organization id
+Every usage row of a configured product feeds exactly one key; a (company, product) with live
+additions but no usage row gets a company key too (`missing_from_invoice`).
+
+    matching  organization → company: the rules and the never-guess fold
+    live      what bills on a date
+    keys      usage rows → one row per sync key, with its live additions
+    decide    the guard; one outcome (and reason) per key
+    details   the words of the details
+    core      `reconcile` and `summarize`, which run the above in order
+    text      how values read in the words
+
+Decisions where docs/contract.md is silent are marked "Decision:" in the docstrings of these modules.
+"""
+
+from __future__ import annotations
+
+# Outcomes and reason codes live in names; they stay importable from here for existing importers.
+from billing_sync.names import (
+    CONTRACT_OUTCOMES,
+    OUTCOMES,
+    PUSH_OUTCOMES,
+    REASON_CODES,
+    REASON_HELP,
+    reason_rank,
+)
+
+from .core import reconcile, summarize
+from .live import live_additions, live_mask
+from .matching import MATCH_RULES, match_organizations, normalize_name, normalize_names
+
+__all__ = [
+    "CONTRACT_OUTCOMES",
+    "MATCH_RULES",
+    "OUTCOMES",
+    "PUSH_OUTCOMES",
+    "REASON_CODES",
+    "REASON_HELP",
+    "live_additions",
+    "live_mask",
+    "match_organizations",
+    "normalize_name",
+    "normalize_names",
+    "reason_rank",
+    "reconcile",
+    "summarize",
+]

@@ -1,0 +1,102 @@
+"""`reconcile`: the frames of one run → the `outcomes` frame; `summarize`: its counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+
+import pandas as pd
+
+from billing_sync import frames
+from billing_sync.config import ConfigError, Settings
+from billing_sync.names import OUTCOMES, PUSH_OUTCOMES, REASON_CODES
+
+from .decide import _decide
+from .details import _describe
+from .keys import (
+    _add_missing_keys,
+    _aggregate,
+    _assign_keys,
+    _attach_additions,
+    _conform_with_issue,
+    _invoice_organizations,
+    _usage_rows,
+)
+from .live import live_mask
+from .matching import match_organizations
+
+
+def reconcile(
+    usage: pd.DataFrame,
+    organizations: pd.DataFrame,
+    companies: pd.DataFrame,
+    additions: pd.DataFrame,
+    org_map: pd.DataFrame,
+    settings: Settings,
+    billing_date: date,
+) -> pd.DataFrame:
+    """The `outcomes` frame: one row per sync key, sorted by sync_key (see the package docstring).
+
+    Decisions:
+    - product keys and catalog identifiers compare exactly (they are configuration, not user text).
+      Two configured products with one catalog identifier raise ConfigError: one addition cannot
+      carry two counts.
+    - the mapping problem outranks the quantity problem: an unmapped/ambiguous organization with an
+      invalid count is quarantined for the mapping (the detail mentions the bad count too).
+    - a company with an invoice line but no row for a product (a line without that count) is
+      `invalid_usage` ("missing count"), not `missing_from_invoice`, which is kept for companies
+      none of whose organizations is on the invoice (matched orgs with invalid usage still count
+      as "on the invoice"). missing_from_invoice applies whatever the addition's quantity, 0 too.
+    - agreement_id/addition_id/previous_quantity are filled whenever the key has exactly one live
+      addition, whatever the outcome; new_quantity only for change and unchanged.
+    - huntress_quantity is NA when any contributing row is invalid (a partial sum would mislead).
+    - a product absent or null on a line (docs/contract.md §2) counts as 0 where the company has no live
+      addition for it, and makes the key `invalid_usage` where it has one (one or several), also
+      when only one of several organizations of the company lacks the count: absence never lowers
+      a quantity. An unmapped or ambiguous organization has no company, so no live addition.
+    """
+    catalog = _catalog(settings.products)
+    adds = _conform_with_issue(additions, "additions")
+    comps = frames.conform(companies, "companies").drop_duplicates("company_id")
+    rows = _usage_rows(usage, catalog)
+    known = frames.conform(organizations, "organizations")
+    invoice_orgs = _invoice_organizations(rows, known)
+    matches = match_organizations(invoice_orgs, comps, frames.conform(org_map, "org_map"), known)
+    rows = _assign_keys(rows, invoice_orgs, matches)
+    keys = _aggregate(rows)
+    live = adds.loc[live_mask(adds, billing_date, settings.agreement_types)]
+    live = live.merge(catalog, left_on="product_identifier", right_on="catalog_identifier")
+    live = live[live["company_id"].notna()]
+    keys = _add_missing_keys(keys, live)
+    keys = _attach_additions(keys, live)
+    outcomes = _decide(keys, settings)
+    outcomes = _describe(outcomes, rows, live, adds, matches, comps, settings, billing_date)
+    outcomes = outcomes.merge(comps[["company_id", "name"]].rename(columns={"name": "company_name"}), how="left")
+    return frames.conform(outcomes.sort_values("sync_key", kind="stable"), "outcomes")
+
+
+def _catalog(products: Mapping[str, str]) -> pd.DataFrame:
+    catalog = pd.DataFrame(
+        {"product": list(products), "catalog_identifier": list(products.values())}, dtype="string"
+    )
+    shared = catalog[catalog.duplicated("catalog_identifier", keep=False)]
+    if len(shared):
+        raise ConfigError(
+            "huntress_cw_billing_config.products maps "
+            f"{', '.join(shared['product'])} to the same catalog identifier; one addition cannot carry two counts"
+        )
+    return catalog
+
+
+def summarize(outcomes: pd.DataFrame) -> dict[str, int]:
+    """Counts per outcome (reconcile's and push's) and per reason code, all present, plus "total"."""
+    by_outcome = outcomes["outcome"].value_counts(dropna=False).to_dict()
+    by_reason = outcomes["reason_code"].dropna().value_counts().to_dict()
+    counts = {name: int(by_outcome.get(name, 0)) for name in (*OUTCOMES, *PUSH_OUTCOMES)}
+    counts.update({code: int(by_reason.get(code, 0)) for code in REASON_CODES})
+    # Unknown values are kept rather than dropped, so the counts always add up to total.
+    for name, n in by_outcome.items():
+        if not pd.isna(name) and name not in counts:
+            counts[str(name)] = int(n)
+    counts["total"] = len(outcomes)
+    return counts

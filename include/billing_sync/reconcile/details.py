@@ -1,0 +1,244 @@
+"""The words of the details: what a change does, and why a key is held and what was seen.
+
+Vectorized for changes; per key for quarantined keys, which are few.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from billing_sync import frames
+from billing_sync.config import Settings
+from billing_sync.names import REASON_CODES
+
+from .live import _why_not_live
+from .text import _qty, _text
+
+
+def _describe(
+    out: pd.DataFrame,
+    rows: pd.DataFrame,
+    live: pd.DataFrame,
+    adds: pd.DataFrame,
+    matches: pd.DataFrame,
+    comps: pd.DataFrame,
+    settings: Settings,
+    billing_date: date,
+) -> pd.DataFrame:
+    """Detail text: vectorized for `change`, per row for quarantined keys (few)."""
+    out["catalog_identifier"] = out["product"].map(settings.products)
+    change = out["outcome"].to_numpy(dtype=object) == "change"
+    detail = np.full(len(out), None, dtype=object)
+    if change.any():
+        old = out.loc[change, "previous_quantity"].astype("float64").to_numpy()
+        new = out.loc[change, "huntress_quantity"].astype("int64").to_numpy()
+        delta = pd.Series(new - old.astype("int64")).map("{:+d}".format).str.replace("-", "−")
+        product = out.loc[change, "product"].astype(object).to_numpy()
+        detail[change] = (
+            product + " " + pd.Series(old.astype("int64")).astype(str).to_numpy(dtype=object) + " → "
+            + pd.Series(new).astype(str).to_numpy(dtype=object) + " (" + delta.to_numpy(dtype=object) + ")"
+        )
+    held = np.flatnonzero(out["outcome"].to_numpy(dtype=object) == "quarantined")
+    if len(held):
+        records = _records(out.iloc[held][_DETAIL_COLUMNS])
+        ctx = _Context(records, rows, live, adds, matches, comps, settings, billing_date)
+        detail[held] = [ctx.detail(k) for k in records]
+    out["detail"] = pd.array(detail, dtype="string")
+    return out
+
+
+# What the detail text reads, so only these columns are turned into Python objects.
+_DETAIL_COLUMNS = [
+    "sync_key", "kind", "reason_code", "product", "company_id", "organization_id", "organization_names",
+    "quantity", "huntress_quantity", "previous_quantity", "n_live", "addition_issue", "n_invalid", "n_absent",
+]
+_ROW_COLUMNS = [
+    "sync_key", "no_org", "line_id", "organization_id", "org_name", "product", "copies", "quantity",
+    "raw_quantity", "has_issue", "issue", "invalid", "absent",
+]
+_ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product"]
+
+
+class _Context:
+    """Lookups for the detail text of quarantined keys, restricted to those keys."""
+
+    def __init__(
+        self,
+        held: list[dict[str, Any]],
+        rows: pd.DataFrame,
+        live: pd.DataFrame,
+        adds: pd.DataFrame,
+        matches: pd.DataFrame,
+        comps: pd.DataFrame,
+        settings: Settings,
+        billing_date: date,
+    ) -> None:
+        self.settings, self.billing_date = settings, billing_date
+        keys = {k["sync_key"] for k in held}
+        bad = rows[(rows["invalid"] | rows["absent"]) & rows["sync_key"].isin(keys)]
+        self.problems: dict[str, list[str]] = {}  # invalid rows
+        self.absent: dict[str, list[str]] = {}  # rows absent or null on the line, valid by themselves
+        for r in _records(bad[_ROW_COLUMNS]):
+            (self.problems if r["invalid"] else self.absent).setdefault(r["sync_key"], []).append(_row_problem(r))
+        unmatched = matches[matches["status"] != "matched"].set_index("organization_id")
+        self.match = unmatched["detail"].to_dict()
+        self.candidates = unmatched["candidate_company_ids"].to_dict()
+        self.names = comps.set_index("company_id")["name"]
+        listed = _pairs(held, ("duplicate_addition", "invalid_addition", "missing_from_invoice", "invalid_usage"))
+        self.live = _group(live.merge(listed))
+        catalog = pd.DataFrame(
+            {"product": list(settings.products), "product_identifier": list(settings.products.values())}
+        )
+        self.all = _group(adds.merge(catalog).merge(_pairs(held, ("no_live_addition",))))
+        missing = _pairs(held, ("invalid_usage",))
+        orgs = rows[~rows["no_org"]].merge(missing[["company_id"]].drop_duplicates())
+        self.orgs_of = orgs.groupby("company_id")["organization_id"].agg(
+            lambda s: ",".join(map(str, sorted(set(s))))
+        ).to_dict()
+
+    def detail(self, k: Mapping[str, Any]) -> str:
+        code, product = k["reason_code"], k["product"]
+        catalog = self.settings.products[product]
+        problems = "; ".join(self.problems.get(k["sync_key"], []))
+        if code in ("unmapped_organization", "ambiguous_company_match"):
+            org = k["organization_id"]
+            text = f"organization {org} {_text(k['organization_names'])}: {self.match.get(org)}"
+            if code == "ambiguous_company_match":
+                ids = str(self.candidates.get(org) or "").split(",")
+                text += " (" + ", ".join(f"{c} {_text(self.names.get(int(c)))}" for c in ids if c) + ")"
+            usage = f"usage also invalid: {problems}" if problems else f"{product} usage {k['quantity']}"
+            return f"{text}; {usage}"
+        if code == "invalid_usage" and k["kind"] == "missing_product":
+            return (
+                f"organizations {self.orgs_of.get(k['company_id'])} of this company are on the invoice but carry no "
+                f"{product} count (live {catalog}: {self.listing(k)})"
+            )
+        if code == "invalid_usage":
+            text = "; ".join(self.problems.get(k["sync_key"], []) + self.absent.get(k["sync_key"], []))
+            if k["n_absent"] and k["n_live"]:
+                text += (f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
+                         f"live: {self.listing(k)})")
+            return text
+        if code == "no_live_addition":
+            text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
+            others = self.all.get((k["company_id"], product), [])
+            if others:
+                text += "; not live: " + ", ".join(
+                    f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
+                    f"({_why_not_live(a, self.billing_date, self.settings.agreement_types)})"
+                    for a in others
+                )
+            return text
+        if code == "duplicate_addition":
+            return f"{k['n_live']} live {catalog} additions: {self.listing(k)}"
+        if code == "invalid_addition":
+            old = k["previous_quantity"]
+            why = []
+            if pd.isna(old) or old < 0 or not float(old).is_integer():
+                why.append(f"the ConnectWise quantity ({_qty(old)}) is not a whole non-negative number")
+            if not pd.isna(k["addition_issue"]):
+                why.append(f"failed check: {k['addition_issue']}")
+            return (
+                f"{self.listing(k)}: {'; '.join(why)}, so no change can be computed "
+                f"({product} usage {_text(k['huntress_quantity'], quote=False)})"
+            )
+        if code == "missing_from_invoice":
+            return f"no organization of this company is on the invoice; live {catalog}: {self.listing(k)}"
+        if code == "change_exceeds_limit":
+            return _guard_text(product, k["previous_quantity"], k["huntress_quantity"], self.settings)
+        return REASON_CODES[code]
+
+    def listing(self, k: Mapping[str, Any]) -> str:
+        return ", ".join(
+            f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
+            f"(quantity {_qty(a['quantity'])})"
+            for a in self.live.get((k["company_id"], k["product"]), [])
+        )
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts, much faster than DataFrame.to_dict for extension dtypes (NA stays pd.NA)."""
+    columns = list(df.columns)
+    arrays = [df[c].to_numpy(dtype=object) for c in columns]
+    return [dict(zip(columns, values, strict=True)) for values in zip(*arrays, strict=True)]
+
+
+def _pairs(held: list[dict[str, Any]], codes: tuple[str, ...]) -> pd.DataFrame:
+    """(company_id, product) of the held company keys with one of `codes`."""
+    pairs = [(k["company_id"], k["product"]) for k in held if k["reason_code"] in codes and not pd.isna(k["company_id"])]
+    return pd.DataFrame(pairs, columns=["company_id", "product"]).astype({"company_id": "Int64", "product": "string"})
+
+
+def _group(additions: pd.DataFrame) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    grouped: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for a in _records(additions.sort_values("addition_id")[_ADDITION_COLUMNS]):
+        grouped.setdefault((a["company_id"], a["product"]), []).append(a)
+    return grouped
+
+
+def _row_problem(r: Mapping[str, Any]) -> str:
+    """Which org, the raw value, and why a usage row is invalid."""
+    who = (
+        f"line {_text(r['line_id'], quote=False)} has no organization id"
+        if r["no_org"]
+        else f"organization {r['organization_id']} {_text(r['org_name'])}"
+    )
+    why = []
+    if r["copies"] > 1:
+        why.append(f"appears on {r['copies']} invoice lines")
+    if pd.isna(r["quantity"]):
+        why.append(_raw_problem(r["raw_quantity"]))
+    if r["has_issue"]:
+        why.append(f"failed check: {r['issue']}")
+    raw = "absent" if pd.isna(r["raw_quantity"]) else r["raw_quantity"]
+    return f"{who}, {r['product']} = {raw}" + (f": {', '.join(why)}" if why else "")
+
+
+def _raw_problem(raw: Any) -> str:
+    """Why Huntress's raw JSON text is not a count (frames.parse_count refused it)."""
+    if pd.isna(raw):
+        return "absent from the invoice line"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return "not a number"
+    if value is None:
+        return "null on the invoice line"
+    if isinstance(value, bool):
+        return "a boolean, not a count"
+    if isinstance(value, str):
+        return "a string, not a number"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "not a finite number"
+        if value < 0:
+            return "negative"
+        if isinstance(value, float):
+            return "fractional" if value != int(value) else "a decimal number, not an integer"
+        if value > frames.MAX_USAGE:
+            return f"above the plausible maximum {frames.MAX_USAGE}"
+        return "not accepted as a count"
+    return "not a number"
+
+
+def _guard_text(product: str, old: float, new: int, settings: Settings) -> str:
+    old_i, new_i = int(old), int(new)
+    delta = f"{new_i - old_i:+d}".replace("-", "−")
+    pct = f", {(new_i - old_i) / old_i * 100:+.1f}%".replace("-", "−") if old_i else ""
+    head = f"{product} {old_i} → {new_i} ({delta}{pct})"
+    reasons = []
+    diff = abs(new_i - old_i)
+    if diff > settings.max_change_units and diff > settings.max_change_ratio * old_i:
+        reasons.append(
+            f"exceeds max_change_units={settings.max_change_units} and max_change_ratio={settings.max_change_ratio:g}"
+        )
+    if new_i == 0 and old_i > 0 and not settings.allow_drop_to_zero:
+        reasons.append(f"drop from {old_i} to 0 needs allow_drop_to_zero")
+    return f"{head} {'; '.join(reasons)}"

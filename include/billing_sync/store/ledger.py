@@ -1,0 +1,89 @@
+"""The ledger (`billing_changes`): one row per run and sync key, whatever the push did with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .database import _reading, _writing
+from .schema import ACTIONS, changes
+from .values import _as_date, _clean, _now, _required_text, _rows, _upsert
+
+_CHANGE_FIELDS = (
+    "cw_company_id",
+    "agreement_id",
+    "addition_id",
+    "product",
+    "huntress_quantity",
+    "previous_quantity",
+    "new_quantity",
+)
+
+
+def record_changes(
+    engine: Engine, run_id: str, billing_date: date | datetime | str, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Write ledger rows, one per (run_id, sync_key): recording a key again (a retried push task)
+    updates its row instead of adding one. applied_at is now unless the row gives it."""
+    day, now = _as_date(billing_date), _now()
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        action = _required_text(row, "action")
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {list(ACTIONS)}, not {action!r}")
+        key = _required_text(row, "sync_key")
+        # ON CONFLICT cannot touch one row twice in a statement: the last record of a key wins.
+        records[key] = {
+            **{f: _clean(row.get(f)) for f in _CHANGE_FIELDS},
+            "run_id": run_id,
+            "billing_date": day,
+            "sync_key": key,
+            "action": action,
+            "applied_at": _clean(row.get("applied_at")) or now,
+        }
+    if records:
+        update = (*_CHANGE_FIELDS, "billing_date", "action", "applied_at")
+        with _writing(engine) as conn:
+            _upsert(conn, changes, ("run_id", "sync_key"), list(records.values()), update)
+    return len(records)
+
+
+def list_changes(
+    engine: Engine,
+    *,
+    run_id: str | None = None,
+    billing_date: date | datetime | str | None = None,
+    company_id: int | None = None,
+    action: str | None = None,
+    limit: int | None = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Ledger rows matching every given filter, in the order they were first recorded."""
+    c, where = changes, []
+    if run_id is not None:
+        where.append(c.c.run_id == run_id)
+    if billing_date is not None:
+        where.append(c.c.billing_date == _as_date(billing_date))
+    if company_id is not None:
+        where.append(c.c.cw_company_id == int(company_id))
+    if action is not None:
+        where.append(c.c.action == action)
+    stmt = sa.select(c).where(*where).order_by(c.c.id).limit(limit).offset(offset)
+    with _reading(engine) as conn:
+        return _rows(conn.execute(stmt))
+
+
+def changes_for_run(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+    return list_changes(engine, run_id=run_id, limit=None)
+
+
+def ledger_count(engine: Engine, run_id: str | None = None) -> int:
+    stmt = sa.select(sa.func.count()).select_from(changes)
+    if run_id is not None:
+        stmt = stmt.where(changes.c.run_id == run_id)
+    with _reading(engine) as conn:
+        return conn.execute(stmt).scalar_one()

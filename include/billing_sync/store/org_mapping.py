@@ -1,0 +1,85 @@
+"""The manual organization → company map (`billing_org_map`), matching rule 1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .. import frames
+from .database import _reading, _writing
+from .schema import org_map
+from .values import _clean, _now, _rows, _upsert
+
+
+def org_map_frame(engine: Engine) -> pd.DataFrame:
+    """The manual organization → company map as the `org_map` frame (matching rule 1)."""
+    return org_map_rows_frame(list_org_map(engine))
+
+
+def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """`list_org_map` rows as the `org_map` frame, for a caller that already holds them."""
+    df = pd.DataFrame(
+        {
+            "organization_id": [r["huntress_organization_id"] for r in rows],
+            "company_id": [r["cw_company_id"] for r in rows],
+        },
+        dtype=object,
+    )
+    return frames.conform(df, "org_map")
+
+
+def list_org_map(engine: Engine) -> list[dict[str, Any]]:
+    stmt = sa.select(org_map).order_by(org_map.c.huntress_organization_id)
+    with _reading(engine) as conn:
+        return _rows(conn.execute(stmt))
+
+
+def set_org_map(
+    engine: Engine, organization_id: int, company_id: int, note: str | None, user: str
+) -> dict[str, Any]:
+    """Map an organization to a company, replacing any earlier mapping of it; returns the row.
+
+    created_by/created_at describe the mapping as it now stands: changing the company is a new
+    decision, so they move to this user and now.
+    """
+    if not isinstance(user, str) or not user.strip():
+        raise ValueError("user is required")
+    row = {
+        "huntress_organization_id": _as_id(organization_id, "organization_id"),
+        "cw_company_id": _as_id(company_id, "company_id"),
+        "note": note,
+        "created_by": user,
+        "created_at": _now(),
+    }
+    with _writing(engine) as conn:
+        _upsert(
+            conn,
+            org_map,
+            ("huntress_organization_id",),
+            [row],
+            ("cw_company_id", "note", "created_by", "created_at"),
+        )
+        stmt = sa.select(org_map).where(org_map.c.huntress_organization_id == row["huntress_organization_id"])
+        return dict(conn.execute(stmt).one()._mapping)
+
+
+def delete_org_map(engine: Engine, organization_id: int) -> bool:
+    """Remove an organization's mapping; False when there was none."""
+    stmt = org_map.delete().where(
+        org_map.c.huntress_organization_id == _as_id(organization_id, "organization_id")
+    )
+    with _writing(engine) as conn:
+        return conn.execute(stmt).rowcount > 0
+
+
+def _as_id(value: Any, field: str) -> int:
+    value = _clean(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        raise ValueError(f"{field} must be an integer id, not {value!r}")
+    return value

@@ -1,0 +1,290 @@
+"""The quarantine: at most one open row per billing date, key and reason, and the reviewers' decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .database import _reading, _writing
+from .schema import QUARANTINE_STATUSES, REASON_CODES, quarantine
+from .values import _as_date, _chunks, _clean, _now, _required_text, _rows
+
+
+class QuarantineNotFound(LookupError):
+    """No quarantine row has the given id."""
+
+
+_Q_FIELDS = ("huntress_organization_id", "huntress_organization_name", "cw_company_id", "product", "detail")
+
+
+def upsert_quarantine(
+    engine: Engine, run_id: str, billing_date: date | datetime | str, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Record this run's quarantined keys; returns the number of open rows inserted or refreshed.
+
+    At most one open row per (billing_date, sync_key, reason_code): a re-run refreshes that row's
+    run_id, detail, payload, names and last_seen_at. A dismissed row for the same triple stays
+    dismissed (a user decided it for that billing date): only its last_seen_at moves, so the review
+    shows the problem is still reported. A resolved row does not block a new open one.
+    """
+    day = _as_date(billing_date)
+    wanted = {(r["sync_key"], r["reason_code"]): r for r in map(_quarantine_input, rows)}
+    if not wanted:
+        return 0
+    # A concurrent run of the same billing date may insert the same open row between our read and
+    # write; the unique index refuses it and the second attempt refreshes that row instead.
+    try:
+        with _writing(engine) as conn:
+            return _upsert_quarantine(conn, run_id, day, wanted)
+    except sa.exc.IntegrityError:
+        with _writing(engine) as conn:
+            return _upsert_quarantine(conn, run_id, day, wanted)
+
+
+def _quarantine_input(row: Mapping[str, Any]) -> dict[str, Any]:
+    reason = _required_text(row, "reason_code")
+    if reason not in REASON_CODES:
+        raise ValueError(f"unknown reason_code {reason!r}; known: {list(REASON_CODES)}")
+    out = {f: _clean(row.get(f)) for f in _Q_FIELDS}
+    out.update(sync_key=_required_text(row, "sync_key"), reason_code=reason, payload=row.get("payload"))
+    return out
+
+
+def _upsert_quarantine(
+    conn: Connection, run_id: str, day: date, wanted: Mapping[tuple[str, str], dict[str, Any]]
+) -> int:
+    q = quarantine
+    stmt = sa.select(q.c.id, q.c.sync_key, q.c.reason_code, q.c.status).where(
+        q.c.billing_date == day, q.c.status.in_(("open", "dismissed"))
+    )
+    existing: dict[tuple[str, str], tuple[int, str]] = {}
+    for row_id, key, reason, status in conn.execute(stmt):
+        if existing.get((key, reason), (0, ""))[1] != "open":  # an open row wins over a dismissed one
+            existing[(key, reason)] = (row_id, status)
+    now = _now()
+    inserts, refreshes, dismissed = [], [], []
+    for triple, row in wanted.items():
+        row_id, status = existing.get(triple, (None, None))
+        if status == "dismissed":
+            dismissed.append({"b_id": row_id, "b_seen": now})
+        elif status == "open":
+            refreshes.append(
+                {**{f"b_{k}": v for k, v in row.items()}, "b_id": row_id, "b_run": run_id, "b_seen": now}
+            )
+        else:
+            inserts.append(
+                {
+                    **row,
+                    "run_id": run_id,
+                    "billing_date": day,
+                    "status": "open",
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+            )
+    if inserts:
+        conn.execute(q.insert(), inserts)
+    if refreshes:
+        fields = (*_Q_FIELDS, "payload")
+        values = {f: sa.bindparam(f"b_{f}", type_=q.c[f].type) for f in fields}
+        stmt = q.update().where(q.c.id == sa.bindparam("b_id"))
+        conn.execute(
+            stmt.values(**values, run_id=sa.bindparam("b_run"), last_seen_at=sa.bindparam("b_seen")),
+            refreshes,
+        )
+    if dismissed:
+        stmt = q.update().where(q.c.id == sa.bindparam("b_id")).values(last_seen_at=sa.bindparam("b_seen"))
+        conn.execute(stmt, dismissed)
+    return len(inserts) + len(refreshes)
+
+
+def resolve_synced(
+    engine: Engine, run_id: str, billing_date: date | datetime | str, sync_keys: Iterable[str]
+) -> int:
+    """Resolve open rows of these keys for this billing date and earlier ones: the key is now in step.
+
+    Call it with keys whose outcome settled the key (updated, unchanged, not_applicable). Later
+    billing dates are left alone: an older run succeeding says nothing about a newer invoice.
+    """
+    day, keys = _as_date(billing_date), sorted(set(sync_keys))
+    q, resolved = quarantine, 0
+    values = {"status": "resolved", "resolved_at": _now(), "resolved_by": f"sync:{run_id}"}
+    with _writing(engine) as conn:
+        for chunk in _chunks(keys):
+            where = (q.c.status == "open", q.c.billing_date <= day, q.c.sync_key.in_(chunk))
+            resolved += conn.execute(q.update().where(*where).values(**values)).rowcount
+    return resolved
+
+
+def resolve_superseded(
+    engine: Engine,
+    run_id: str,
+    billing_date: date | datetime | str,
+    current: Mapping[str, str],
+    seen_keys: Iterable[str] | None = None,
+) -> int:
+    """Resolve open rows of this billing date that this run's picture contradicts.
+
+    `current` maps each key this run quarantined to its reason. An open row of this billing date
+    whose key is now quarantined for a *different* reason is resolved with the note "superseded by
+    <reason>" (the current reason has, or gets, its own row). When `seen_keys` is given (every key
+    the run produced an outcome for, quarantined or not), an open row of this billing date whose key
+    the run never produced is resolved too, noted "no longer reported" (e.g. an organization key
+    after the organization got mapped: its usage now syncs under a company key). Rows of other
+    billing dates are untouched. Keys not in `current` but seen are left to `resolve_synced`, so
+    push-time reasons survive until the key really syncs.
+    """
+    day, now, by = _as_date(billing_date), _now(), f"sync:{run_id}"
+    seen = None if seen_keys is None else set(seen_keys) | set(current)
+    q = quarantine
+    with _writing(engine) as conn:
+        open_rows = conn.execute(
+            sa.select(q.c.id, q.c.sync_key, q.c.reason_code, q.c.note).where(
+                q.c.billing_date == day, q.c.status == "open"
+            )
+        ).all()
+        updates = []
+        for row_id, key, reason, note in open_rows:
+            if key in current and current[key] != reason:
+                why = f"superseded by {current[key]}"
+            elif seen is not None and key not in seen:
+                why = "no longer reported"
+            else:
+                continue
+            updates.append({"b_id": row_id, "b_note": _append_note(note, why)})
+        if updates:
+            stmt = q.update().where(q.c.id == sa.bindparam("b_id"), q.c.status == "open")
+            conn.execute(
+                stmt.values(status="resolved", resolved_at=now, resolved_by=by, note=sa.bindparam("b_note")),
+                updates,
+            )
+    return len(updates)
+
+
+def _append_note(note: str | None, text: str) -> str:
+    return f"{note}; {text}" if note else text
+
+
+def _quarantine_filters(
+    status: str | None,
+    billing_date: date | datetime | str | None,
+    reason_code: str | None,
+    company_id: int | None,
+    run_id: str | None,
+    sync_key: str | None,
+) -> list[sa.ColumnElement[bool]]:
+    q, where = quarantine, []
+    if status is not None:
+        where.append(q.c.status == status)
+    if billing_date is not None:
+        where.append(q.c.billing_date == _as_date(billing_date))
+    if reason_code is not None:
+        where.append(q.c.reason_code == reason_code)
+    if company_id is not None:
+        where.append(q.c.cw_company_id == int(company_id))
+    if run_id is not None:
+        where.append(q.c.run_id == run_id)
+    if sync_key is not None:
+        where.append(q.c.sync_key == sync_key)
+    return where
+
+
+def list_quarantine(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    billing_date: date | datetime | str | None = None,
+    reason_code: str | None = None,
+    company_id: int | None = None,
+    run_id: str | None = None,
+    sync_key: str | None = None,
+    limit: int | None = 500,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Quarantine rows matching every given filter, most recently seen first."""
+    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    q = quarantine
+    stmt = (
+        sa.select(q)
+        .where(*where)
+        .order_by(q.c.last_seen_at.desc(), q.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    with _reading(engine) as conn:
+        return _rows(conn.execute(stmt))
+
+
+def count_quarantine(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    billing_date: date | datetime | str | None = None,
+    reason_code: str | None = None,
+    company_id: int | None = None,
+    run_id: str | None = None,
+    sync_key: str | None = None,
+) -> int:
+    """How many rows `list_quarantine` would return without limit/offset (for paging)."""
+    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    with _reading(engine) as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(quarantine).where(*where)).scalar_one()
+
+
+def get_quarantine(engine: Engine, quarantine_id: int) -> dict[str, Any] | None:
+    with _reading(engine) as conn:
+        row = conn.execute(sa.select(quarantine).where(quarantine.c.id == int(quarantine_id))).first()
+    return None if row is None else dict(row._mapping)
+
+
+def set_quarantine_status(
+    engine: Engine, quarantine_id: int, status: str, user: str, note: str | None = None
+) -> dict[str, Any]:
+    """A reviewer's decision on one row; returns the updated row.
+
+    dismissed/resolved record resolved_by = user and resolved_at = now (and `note` when given).
+    open (reopen) clears resolved_at/resolved_by so "open ⇒ not resolved" holds for any reader, and
+    keeps who reopened it in the note. Raises ValueError for a bad status, empty user, or a reopen
+    that would make a second open row for the same billing date, key and reason;
+    QuarantineNotFound for an unknown id.
+    """
+    if status not in QUARANTINE_STATUSES:
+        raise ValueError(f"status must be one of {list(QUARANTINE_STATUSES)}, not {status!r}")
+    if not isinstance(user, str) or not user.strip():
+        raise ValueError("user is required")
+    q = quarantine
+    with _writing(engine) as conn:
+        row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id))).first()
+        if row is None:
+            raise QuarantineNotFound(f"no quarantine row with id {quarantine_id}")
+        if status == "open":
+            values = _reopen_values(conn, row, user, note)
+        else:
+            values = {"status": status, "resolved_at": _now(), "resolved_by": user}
+            if note is not None:
+                values["note"] = note
+        conn.execute(q.update().where(q.c.id == row.id).values(**values))
+        return dict(conn.execute(sa.select(q).where(q.c.id == row.id)).one()._mapping)
+
+
+def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | None) -> dict[str, Any]:
+    q = quarantine
+    if row.status != "open":
+        twin = conn.execute(
+            sa.select(q.c.id).where(
+                q.c.billing_date == row.billing_date,
+                q.c.sync_key == row.sync_key,
+                q.c.reason_code == row.reason_code,
+                q.c.status == "open",
+            )
+        ).first()
+        if twin is not None:
+            raise ValueError(
+                f"quarantine row {twin.id} is already open for the same billing date, key and reason"
+            )
+    text = f"reopened by {user}" + (f": {note}" if note else "")
+    return {"status": "open", "resolved_at": None, "resolved_by": None, "note": text}

@@ -1,0 +1,91 @@
+"""The run records (`billing_runs`): one per DAG run, restarted by a retry, closed with its counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .database import _reading, _writing
+from .schema import MODES, runs
+from .values import _as_date, _clean, _now, _rows, _upsert
+
+
+class RunNotFound(LookupError):
+    """No billing run has the given run id."""
+
+
+def start_run(
+    engine: Engine,
+    run_id: str,
+    billing_date: date | datetime | str,
+    invoice_id: int | None,
+    mode: str,
+    settings: Mapping[str, Any],
+) -> None:
+    """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
+    restarts its record: started_at now, and the previous attempt's results cleared."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {list(MODES)}, not {mode!r}")
+    row = {
+        "run_id": run_id,
+        "billing_date": _as_date(billing_date),
+        "invoice_id": _clean(invoice_id),
+        "mode": mode,
+        "started_at": _now(),
+        "finished_at": None,
+        "status": "running",
+        "counts": None,
+        "checks": None,
+        "report_path": None,
+        "settings": dict(settings),
+    }
+    with _writing(engine) as conn:
+        _upsert(conn, runs, ("run_id",), [row], [c for c in row if c != "run_id"])
+
+
+def finish_run(
+    engine: Engine,
+    run_id: str,
+    status: str,
+    counts: Mapping[str, int],
+    checks: Mapping[str, Any] | None = None,
+    report_path: str | None = None,
+) -> None:
+    """Close a run with its final status, outcome counts, reconciliation checks and report path."""
+    values = {
+        "finished_at": _now(),
+        "status": status,
+        "counts": dict(counts),
+        "checks": None if checks is None else dict(checks),
+        "report_path": None if report_path is None else str(report_path),
+    }
+    with _writing(engine) as conn:
+        if conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values)).rowcount == 0:
+            raise RunNotFound(f"no billing run {run_id!r} (start_run was not called)")
+
+
+def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    with _reading(engine) as conn:
+        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def list_runs(
+    engine: Engine,
+    limit: int | None = 50,
+    offset: int = 0,
+    *,
+    billing_date: date | datetime | str | None = None,
+) -> list[dict[str, Any]]:
+    """Runs, newest start first."""
+    stmt = (
+        sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit).offset(offset)
+    )
+    if billing_date is not None:
+        stmt = stmt.where(runs.c.billing_date == _as_date(billing_date))
+    with _reading(engine) as conn:
+        return _rows(conn.execute(stmt))

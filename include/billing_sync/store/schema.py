@@ -1,0 +1,252 @@
+"""The tables of the billing database, their column types, and the in-place upgrades of older ones.
+
+Declarations only, plus `create_missing`, which a caller runs inside its own transaction (see
+`database.ensure_schema`), so this module opens no connection of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .. import frames, names
+from .values import _clean
+
+QUARANTINE_STATUSES = ("open", "resolved", "dismissed")
+ACTIONS = ("updated", "unchanged", "planned", "failed")
+MODES = ("push", "dry_run", "report_only")
+# One list of reason codes for the whole package: the contract's nine and its extensions.
+REASON_CODES = tuple(names.REASON_CODES)
+
+STAGING_PREFIX = "billing_stg_"
+ROW_COLUMN = "row_no"  # staging: position of the row in the frame, so reads keep insertion order
+_SCHEMA_LOCK_KEY = 0x62696C6C5F737463  # PostgreSQL advisory lock serializing CREATE TABLE
+
+
+# --- column types -------------------------------------------------------------------------------
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out.
+
+    SQLite stores no offset, so values are written as UTC wall time and read back as UTC; naive
+    input is taken to be UTC already.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """JSON stored as TEXT (the contract says "JSON text"), so any tool can read it as a string."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(_jsonable(value), ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """Strict JSON for other tools: NA and NaN/inf become null, numpy and dates become plain values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    value = _clean(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _sql_type(dtype: str) -> sa.types.TypeEngine[Any]:
+    """SQL type of a staging column from its pandas dtype in `frames.SCHEMAS`."""
+    if dtype == "Int64":
+        return sa.BigInteger()
+    if dtype == "string":
+        return sa.Text()
+    if dtype == "Float64":
+        return sa.Double()
+    if dtype == "boolean":
+        return sa.Boolean()
+    if dtype.startswith("datetime64"):
+        return sa.DateTime(timezone=True)
+    raise ValueError(f"no SQL type for pandas dtype {dtype!r}: add it to store.schema._sql_type")
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+
+_OPEN = sa.text("status = 'open'")
+
+
+def _one_of(column: str, values: Sequence[str], table: str) -> sa.CheckConstraint:
+    """CHECK (column IN (...)) from the tuple above that the write functions also check against."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({listed})", name=f"ck_{table}_{column}")
+
+
+quarantine = sa.Table(
+    "billing_quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("billing_date", sa.Date, nullable=False),
+    sa.Column("huntress_organization_id", sa.BigInteger),
+    sa.Column("huntress_organization_name", sa.Text),
+    sa.Column("cw_company_id", sa.BigInteger),
+    sa.Column("product", sa.Text),
+    sa.Column("reason_code", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("payload", JSONText),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolved_by", sa.Text),
+    sa.Column("note", sa.Text),
+    sa.Column("sync_key", sa.Text, nullable=False),
+    _one_of("status", QUARANTINE_STATUSES, "billing_quarantine"),
+    sa.Index("ix_billing_quarantine_sync_key", "sync_key"),
+    sa.Index("ix_billing_quarantine_date_status", "billing_date", "status"),
+    # The database itself guarantees "at most one open row per billing date, key and reason".
+    sa.Index(
+        "uq_billing_quarantine_open",
+        "billing_date",
+        "sync_key",
+        "reason_code",
+        unique=True,
+        sqlite_where=_OPEN,
+        postgresql_where=_OPEN,
+    ),
+)
+
+changes = sa.Table(
+    "billing_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("billing_date", sa.Date, nullable=False),
+    sa.Column("cw_company_id", sa.BigInteger),
+    sa.Column("agreement_id", sa.BigInteger),
+    sa.Column("addition_id", sa.BigInteger),
+    sa.Column("product", sa.Text),
+    sa.Column("huntress_quantity", sa.BigInteger),
+    sa.Column("previous_quantity", sa.Double),  # ConnectWise quantities are decimals
+    sa.Column("new_quantity", sa.Double),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+    sa.Column("sync_key", sa.Text, nullable=False),
+    sa.UniqueConstraint("run_id", "sync_key", name="uq_billing_changes_run_key"),
+    _one_of("action", ACTIONS, "billing_changes"),
+    sa.Index("ix_billing_changes_billing_date", "billing_date"),
+    sa.Index("ix_billing_changes_company", "cw_company_id"),
+)
+
+runs = sa.Table(
+    "billing_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("billing_date", sa.Date, nullable=False),
+    sa.Column("invoice_id", sa.BigInteger),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("counts", JSONText),
+    sa.Column("checks", JSONText),
+    sa.Column("report_path", sa.Text),
+    sa.Column("settings", JSONText),
+    _one_of("mode", MODES, "billing_runs"),
+    sa.Index("ix_billing_runs_billing_date", "billing_date"),
+    sa.Index("ix_billing_runs_started_at", "started_at"),
+)
+
+org_map = sa.Table(
+    "billing_org_map",
+    metadata,
+    sa.Column("huntress_organization_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("cw_company_id", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_by", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+def _staging(name: str, schema: Mapping[str, str]) -> sa.Table:
+    if ROW_COLUMN in schema or "run_id" in schema:
+        raise ValueError(f"frame {name!r} uses a column name reserved by staging")
+    # Primary key (run_id, row_no): its index serves "this run's rows, in order" and the delete.
+    return sa.Table(
+        f"{STAGING_PREFIX}{name}",
+        metadata,
+        sa.Column("run_id", sa.Text, primary_key=True),
+        *(sa.Column(col, _sql_type(dtype)) for col, dtype in schema.items()),
+        sa.Column(ROW_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+    )
+
+
+STAGING: dict[str, sa.Table] = {name: _staging(name, schema) for name, schema in frames.SCHEMAS.items()}
+
+
+def staging_table(name: str) -> sa.Table:
+    try:
+        return STAGING[name]
+    except KeyError:
+        raise ValueError(f"unknown frame {name!r}; known: {sorted(STAGING)}") from None
+
+
+# --- creation and in-place upgrades ---------------------------------------------------------------
+
+
+def create_missing(conn: Connection) -> None:
+    """Create whatever tables and indexes are missing and upgrade older ones, in `conn`'s transaction
+    (`database.ensure_schema` says how racing creators are kept apart)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+    metadata.create_all(conn, checkfirst=True)
+    _add_staging_columns(conn)
+
+
+def _add_staging_columns(conn: Connection) -> None:
+    """Columns a frame gained since its staging table was made (e.g. organizations.account_id).
+
+    Staging columns are all nullable and rows of older runs simply lack the new value, so the
+    upgrade in place is an ADD COLUMN (docs/contract.md §4: a database made by an older version is upgraded).
+    """
+    inspector = sa.inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
+    for table in STAGING.values():
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                # DDL takes no bind parameters: the names and type come from our own schema, quoted
+                # by the dialect, never from data.
+                type_ = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {type_}")

@@ -1,0 +1,137 @@
+"""Per-run staging of frames: each extract writes its frame keyed by run id, later tasks read it back."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from .. import frames
+from .database import _reading, _writing
+from .schema import ROW_COLUMN, STAGING, runs, staging_table
+from .values import _chunks
+
+
+def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame) -> int:
+    """Replace this run's rows of frame `name` with `df` (one transaction). Returns the row count.
+
+    Columns missing from `df` are an error rather than silently NULL; extra columns are ignored.
+    """
+    table = staging_table(name)
+    missing = [c for c in frames.SCHEMAS[name] if c not in df.columns]
+    if missing:
+        raise ValueError(f"frame {name!r} is missing column(s) {missing}")
+    df = frames.conform(df, name)
+    columns = {col: _column_values(df[col]) for col in df.columns}
+    columns["run_id"] = [run_id] * len(df)
+    columns[ROW_COLUMN] = list(range(len(df)))
+    with _writing(engine) as conn:
+        conn.execute(table.delete().where(table.c.run_id == run_id))
+        if len(df) and conn.dialect.driver == "psycopg2":
+            _copy_rows(conn, table, columns)
+        elif len(df):
+            conn.execute(table.insert(), _records(columns))
+    return len(df)
+
+
+def _records(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_rows(conn: Connection, table: sa.Table, columns: Mapping[str, list[Any]]) -> None:
+    """Bulk load through PostgreSQL's COPY FROM STDIN (text format), about five times faster than
+    batched INSERTs. Values travel as COPY data, never as SQL: the statement holds only identifiers,
+    quoted by the dialect."""
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(c) for c in columns)
+    statement = f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
+    encoded = [[_copy_text(v) for v in values] for values in columns.values()]
+    data = io.StringIO("".join("\t".join(row) + "\n" for row in zip(*encoded, strict=True)))
+    with conn.connection.driver_connection.cursor() as cursor:
+        cursor.copy_expert(statement, data)
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _column_values(series: pd.Series) -> list[Any]:
+    missing = series.isna().tolist()
+    values = series.astype(object).tolist()
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        values = [None if m else v.to_pydatetime() for v, m in zip(values, missing, strict=True)]
+    elif series.dtype == "Float64":
+        # A nullable float can hold NaN apart from NA; the database gets NULL for both.
+        values = [None if m or math.isnan(v) else v for v, m in zip(values, missing, strict=True)]
+    else:
+        values = [None if m else v for v, m in zip(values, missing, strict=True)]
+    return values
+
+
+def read_frame(engine: Engine, run_id: str, name: str) -> pd.DataFrame:
+    """This run's frame `name`, conformed to its schema, in the order it was written."""
+    table = staging_table(name)
+    names = list(frames.SCHEMAS[name])
+    stmt = (
+        sa.select(*(table.c[c] for c in names)).where(table.c.run_id == run_id).order_by(table.c[ROW_COLUMN])
+    )
+    with _reading(engine) as conn:
+        rows = conn.execute(stmt).all()
+    if not rows:
+        return frames.empty(name)
+    data = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+    return frames.conform(pd.DataFrame(data, dtype=object), name)
+
+
+def newest_staged_run(engine: Engine, name: str) -> str | None:
+    """The newest recorded run (by start) that staged rows of frame `name`, or None.
+
+    One query, however many runs staged nothing (a run that failed before extracting).
+    """
+    table = staging_table(name)
+    staged = sa.exists().where(table.c.run_id == runs.c.run_id)
+    stmt = (
+        sa.select(runs.c.run_id).where(staged).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(1)
+    )
+    with _reading(engine) as conn:
+        return conn.execute(stmt).scalar()
+
+
+def purge_staging(engine: Engine, keep_runs: int = 30) -> int:
+    """Delete staged frames of finished runs older than the newest `keep_runs` runs.
+
+    Staging holds full API snapshots per run, so it grows with every run. Running runs and staging
+    of run ids without a `billing_runs` row are left alone (a run may stage before it is recorded).
+    Returns the number of rows deleted.
+    """
+    if keep_runs < 0:
+        raise ValueError("keep_runs must be >= 0")
+    newest = (
+        sa.select(runs.c.run_id).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(keep_runs)
+    )
+    stmt = sa.select(runs.c.run_id).where(runs.c.status != "running", runs.c.run_id.not_in(newest))
+    deleted = 0
+    with _writing(engine) as conn:
+        old = [r for (r,) in conn.execute(stmt)]
+        for chunk in _chunks(old):
+            for table in STAGING.values():
+                deleted += conn.execute(table.delete().where(table.c.run_id.in_(chunk))).rowcount
+    return deleted

@@ -1,0 +1,102 @@
+"""store/staging.py: per-run frames round-trip exactly, fast, and are purged."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from billing_sync import frames, store
+from tests.sync.store import DAY, sample_frame
+
+
+@pytest.mark.parametrize("name", sorted(frames.SCHEMAS))
+def test_frame_round_trip_keeps_dtypes_and_na(engine: sa.Engine, name: str) -> None:
+    df = sample_frame(name)
+    assert store.write_frame(engine, "run-1", name, df) == 4
+    back = store.read_frame(engine, "run-1", name)
+    pd.testing.assert_frame_equal(back, df)
+    assert dict(back.dtypes.astype(str)) == frames.SCHEMAS[name]
+    assert back.iloc[2].isna().all()
+
+
+def test_rewriting_a_run_replaces_only_that_run(engine: sa.Engine) -> None:
+    df = sample_frame("usage")
+    store.write_frame(engine, "run-a", "usage", df)
+    store.write_frame(engine, "run-b", "usage", df.iloc[:2])
+    store.write_frame(engine, "run-a", "usage", df.iloc[[3, 0]])
+    pd.testing.assert_frame_equal(
+        store.read_frame(engine, "run-a", "usage"), df.iloc[[3, 0]].reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(store.read_frame(engine, "run-b", "usage"), df.iloc[:2])
+    store.write_frame(engine, "run-a", "usage", frames.empty("usage"))
+    assert store.read_frame(engine, "run-a", "usage").empty
+
+
+def test_escape_like_strings_are_data_not_markers(engine: sa.Engine) -> None:
+    tricky = ["\\N", "", "a\\tb\tc", "\\", "line1\r\nline2", None]
+    df = frames.conform(
+        pd.DataFrame({"company_id": range(6), "identifier": tricky, "name": list(reversed(tricky))}),
+        "companies",
+    )
+    store.write_frame(engine, "r", "companies", df)
+    back = store.read_frame(engine, "r", "companies")
+    pd.testing.assert_frame_equal(back, df)
+    assert back["identifier"].isna().tolist() == [False] * 5 + [True]
+
+
+def test_missing_frame_reads_as_empty_with_dtypes(engine: sa.Engine) -> None:
+    back = store.read_frame(engine, "never", "additions")
+    assert back.empty
+    assert dict(back.dtypes.astype(str)) == frames.SCHEMAS["additions"]
+
+
+def test_write_frame_refuses_unknown_frames_and_missing_columns(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="unknown frame"):
+        store.write_frame(engine, "r", "nope", pd.DataFrame())
+    with pytest.raises(ValueError, match="missing column"):
+        store.write_frame(engine, "r", "companies", pd.DataFrame({"company_id": [1]}))
+
+
+def test_100k_usage_rows_write_and_read_in_batches(engine: sa.Engine) -> None:
+    n = 100_000
+    df = frames.conform(
+        pd.DataFrame(
+            {
+                "invoice_id": [5001] * n,
+                "line_id": range(n),
+                "organization_id": [None if i % 50 == 0 else i // 4 for i in range(n)],
+                "organization_name": [f"Org {i // 4} «ü»" for i in range(n)],
+                "product": ["edr", "itdr", "sat", "siem"] * (n // 4),
+                "raw_quantity": [str(i % 500) for i in range(n)],
+                "quantity": [None if i % 97 == 0 else i % 500 for i in range(n)],
+            }
+        ),
+        "usage",
+    )
+    store.ensure_schema(engine)
+    # Row-by-row inserts are what make staging slow; count statements, not seconds (no test
+    # depends on the machine's speed; `make bench` times it).
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    store.write_frame(engine, "big", "usage", df)
+    back = store.read_frame(engine, "big", "usage")
+    pd.testing.assert_frame_equal(back, df)
+    assert len(statements) < 200, f"{len(statements)} statements for {n} rows"
+
+
+def test_purge_staging_keeps_newest_and_running_runs(engine: sa.Engine) -> None:
+    df = sample_frame("companies")
+    for i in range(4):
+        store.start_run(engine, f"r{i}", DAY, 1, "push", {})
+        store.write_frame(engine, f"r{i}", "companies", df)
+        if i != 0:
+            store.finish_run(engine, f"r{i}", "success", {})
+        time.sleep(0.002)  # distinct started_at
+    store.write_frame(engine, "unrecorded", "companies", df)
+    assert store.purge_staging(engine, keep_runs=2) == 4  # r1 only: r0 is still running
+    assert store.read_frame(engine, "r1", "companies").empty
+    for run_id in ("r0", "r2", "r3", "unrecorded"):
+        assert len(store.read_frame(engine, run_id, "companies")) == 4

@@ -1,0 +1,154 @@
+"""The package's import graph, read from the source (nothing is imported): no cycles, and the layers
+of docs/DESIGN point down only.
+
+Every `import` / `from ... import` counts, wherever it stands (module level, inside a function, under
+`if TYPE_CHECKING`): an import deferred into a function is still a dependency, and a cycle hidden
+that way is still a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGE = "billing_sync"
+SOURCE = ROOT / "include" / PACKAGE
+# The bottom layer: they import nothing of ours beyond one another (errors and names: nothing at all).
+BASE = {f"{PACKAGE}.{m}" for m in ("names", "errors", "config", "runtime")}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(SOURCE.rglob("*.py"))}
+
+
+def imported(name: str, path: Path, known: set[str]) -> Iterator[str]:
+    """The modules of ours that `name` imports anywhere in its file."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == PACKAGE:
+                    yield alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+            elif node.module and node.module.split(".")[0] == PACKAGE:
+                target = node.module
+            else:
+                continue
+            names = [f"{target}.{a.name}" for a in node.names]
+            submodules = [n for n in names if n in known]
+            yield from submodules
+            if len(submodules) < len(names):  # a name defined in `target` itself
+                yield target
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    edges = {}
+    for name, path in mods.items():
+        targets = set(imported(name, path, known)) - {name}
+        unknown = targets - known
+        assert not unknown, f"{name} imports modules that do not exist: {sorted(unknown)}"
+        edges[name] = targets
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def reaches(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in edges[todo.pop()] - seen:
+            seen.add(w)
+            todo.append(w)
+    return seen
+
+
+def test_the_walk_sees_imports_inside_functions():
+    edges = graph()
+    assert len(edges) > 15 and f"{PACKAGE}.steps" in edges
+    # notify loads report only when an alert names the report folder: still an edge.
+    assert f"{PACKAGE}.report" in edges[f"{PACKAGE}.notify"]
+
+
+def test_no_import_cycles():
+    found = cycles(graph())
+    assert found == [], "import cycles: " + "; ".join(" ⇄ ".join(c) for c in found)
+
+
+def test_the_bottom_layer_imports_nothing_else_of_ours():
+    edges = graph()
+    for name in sorted(BASE):
+        assert edges[name] <= BASE, f"{name} imports {sorted(edges[name] - BASE)}"
+    assert edges[f"{PACKAGE}.errors"] == set()
+    assert edges[f"{PACKAGE}.names"] == set()
+
+
+def test_the_run_reference_module_is_light():
+    edges = graph()
+    assert reaches(edges, f"{PACKAGE}.runref") <= BASE
+
+
+def test_report_and_notify_never_import_steps():
+    edges = graph()
+    for name in ("report", "notify"):
+        assert f"{PACKAGE}.steps" not in reaches(edges, f"{PACKAGE}.{name}"), name
+
+
+def _constants(path: Path) -> dict[str, object]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant) for t in node.targets if isinstance(t, ast.Name)}
+
+
+def test_names_spelled_outside_the_package_agree_with_names():
+    """The DAG file and the plugin import nothing of ours at parse, so they spell a few names again."""
+    from billing_sync import names, runtime
+
+    dag = _constants(ROOT / "dags" / "huntress_connectwise_billing_sync.py")
+    assert (dag["DAG_ID"], dag["CONFIG_VARIABLE"]) == (names.DAG_ID, names.VARIABLE_KEY)
+    assert _constants(ROOT / "plugins" / "billing_review.py")["MOUNT_PATH"] == runtime.REVIEW_MOUNT_PATH
