@@ -56,7 +56,7 @@ PLACE_MARKERS: dict[str, tuple[str, ...]] = {
 # Tests that assert on time, import cost or scale, or wait out real rate-limit windows, by name (they
 # move between files): `perf`. Slow, and the first to suffer on a busy machine.
 PERF_TESTS = frozenset({
-    "test_100k_usage_rows_write_and_read_quickly",  # 100,000 staging rows through the billing database
+    "test_100k_usage_rows_write_and_read_in_batches",  # 100,000 staging rows through the billing database
     "test_100k_usage_rows_against_100k_additions",  # reconcile at scale
     "test_scale_5000_organizations",  # the scenario generator at 5,000 organizations
     "test_compiled_predicate_is_fast_over_20k_records",  # the sandbox's conditions
