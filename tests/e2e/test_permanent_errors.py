@@ -37,7 +37,7 @@ def _run(monkeypatch, db_url: str, variable: str | None):
     return dr, states
 
 
-def test_a_broken_variable_fails_resolve_on_the_first_try(airflow_db, monkeypatch, tmp_path: Path, caplog):
+def test_a_broken_variable_fails_resolve_on_the_first_try(airflow_db, monkeypatch, tmp_path: Path):
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
     db_url = f"sqlite:///{tmp_path / 'billing.db'}"
 
@@ -46,11 +46,8 @@ def test_a_broken_variable_fails_resolve_on_the_first_try(airflow_db, monkeypatc
     assert dr.state == "failed"
     assert states["resolve"] == ("failed", 1), states  # no retry: it would fail the same way
     assert states["wait_for_invoice"][0] == "upstream_failed"
-    # The failure callback ran once, and the alert names the error itself, not Airflow's wrapper.
-    [alert] = [r.getMessage() for r in caplog.records
-               if r.name == "billing_sync.notify" and "Billing sync FAILED" in r.getMessage()]
-    assert "task resolve" in alert and "Attempt: 1" in alert
-    assert "Error: ConfigError: huntress_cw_billing_config is not valid JSON" in alert
+    # What the alert says of it is tested without the scheduler's logging in the way
+    # (tests/sync/test_errors.py): whether its records reach caplog depends on test order.
 
 
 def test_a_transient_error_in_the_same_task_is_retried(airflow_db, monkeypatch, tmp_path: Path):

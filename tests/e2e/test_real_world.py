@@ -9,6 +9,7 @@ all. ConnectWise must end exactly as the independent oracle of test_sync_e2e say
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 
 import httpx
@@ -34,6 +35,9 @@ def test_reseller_month_as_the_real_services_send_it(sandbox_factory, run_dag, t
     sb = sandbox_factory(scenario)
     faults = {"rate_limit_headers": False, "foreign_requests_per_minute": 60}
     assert httpx.post(f"{sb.huntress_url}/_sandbox/faults", json=faults).status_code == 200
+    # Let the other tool fill its 5 slots first: from then on one slot in 5 s is left, so the
+    # extract's back-to-back requests meet a 429 whatever the timing of the tasks before it.
+    time.sleep(scenario["huntress"]["rate_limit_window_s"] + 0.5)
     want, reasons = expected_state(scenario, date.fromisoformat(BILLING_DATE))
     before = cw_quantities(sb)
 

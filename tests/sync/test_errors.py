@@ -171,3 +171,20 @@ def test_errors_module_imports_nothing_of_ours_or_airflows():
             "print(sorted(m for m in sys.modules if m.startswith(('billing_sync', 'airflow'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == ["billing_sync", "billing_sync.errors"]
+
+
+def test_the_failure_alert_names_the_permanent_error_not_the_wrapper():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from billing_sync import notify
+
+    original = ConfigError("huntress_cw_billing_config is not valid JSON")
+    with pytest.raises(AirflowFailException) as failed, errors.failing_fast():
+        raise original
+    ti = SimpleNamespace(dag_id="huntress_connectwise_billing_sync", task_id="resolve", map_index=-1, try_number=1)
+    message = notify.failure_message({"ti": ti, "run_id": "", "exception": failed.value})
+    facts = dict(message.facts)
+    assert facts["Error"] == "ConfigError: huntress_cw_billing_config is not valid JSON"
+    assert facts["Attempt"] == "1" and "task resolve" in message.subject
