@@ -91,7 +91,9 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
 
     want, _ = expected_state(scenario, date.fromisoformat(BILLING_DATE))
     assert cw_quantities(sb.connectwise_url) == want
-    assert served(sb.connectwise_url, "PATCH") == len(changes), "each change written exactly once"
+    # The killed process may have sent one PATCH whose write never applied (the client died during
+    # the injected latency): the audit trail below is what proves each addition changed once.
+    assert served(sb.connectwise_url, "PATCH") - len(changes) in (0, 1), "each change written once"
     audit = audit_entries(sb.connectwise_url)
     assert set(audit.values()) == {1} and set(audit) == set(changes["addition_id"].astype(int))
 
