@@ -34,6 +34,7 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Debian packages the tests drive: chromium for the browser tests (Playwright cannot download its
 # own browser here), faketime to run the scheduler tests with the clock moved to other dates.

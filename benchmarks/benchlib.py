@@ -95,7 +95,10 @@ def sandbox(scenario_path: Path, log_path: Path) -> Iterator[Sandbox]:
     with log_path.open("a") as log:
         proc = subprocess.Popen(
             [PYTHON, "-m", "billing_sandbox", "--scenario", str(scenario_path), "--host", "127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=ROOT,
         )
     try:
         line = _first_line(proc)
@@ -132,8 +135,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def admin(base_url: str, path: str, body: Any = None, timeout: float = 30) -> Any:
     """GET (or POST `body`) a `/_sandbox/` admin route; loopback only."""
     data = None if body is None else json.dumps(body).encode()
-    req = Request(f"{base_url}/_sandbox/{path}", data=data, method="GET" if body is None else "POST",
-                  headers={"Content-Type": "application/json"})
+    req = Request(
+        f"{base_url}/_sandbox/{path}",
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
 
@@ -160,16 +167,26 @@ def airflow_env(home: Path) -> dict[str, str]:
         "GX_ANALYTICS_ENABLED": "false",
         "BILLING_SYNC_REPORTS_DIR": str(home / "reports"),
         "AIRFLOW_CONN_BILLING_SYNC_DB": json.dumps(
-            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{home / 'billing.db'}"}}),
+            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{home / 'billing.db'}"}}
+        ),
     }
 
 
 # --- subprocesses ---------------------------------------------------------------------------------
-def run_json(args: Sequence[str], log_path: Path, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_json(
+    args: Sequence[str], log_path: Path, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run a Python script; its last stdout line is the JSON result. Output goes to `log_path`."""
     started = time.perf_counter()
-    done = subprocess.run([PYTHON, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    done = subprocess.run(
+        [PYTHON, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     with log_path.open("a") as log:
         log.write(f"$ {' '.join(args)}  ({time.perf_counter() - started:.1f} s, exit {done.returncode})\n")
         log.write(done.stderr[-20_000:] + "\n")

@@ -27,8 +27,12 @@ def _on_task_failure(context) -> None:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["billing", "huntress", "connectwise"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": 2.0,
-                  "on_failure_callback": _on_task_failure},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "on_failure_callback": _on_task_failure,
+    },
     params={
         "dry_run": Param(None, type=["null", "boolean"], description="Plan and report only."),
         "force_historical_push": Param(False, type="boolean", description="Push an older invoice."),

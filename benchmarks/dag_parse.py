@@ -106,8 +106,15 @@ print(json.dumps({{"import_s": t1 - t0, "dagbag_s": t2 - t1, "total_s": t2 - t0,
 
 
 def probe(code: str, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run([benchlib.PYTHON, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=benchlib.ROOT, timeout=120, check=False)
+    done = subprocess.run(
+        [benchlib.PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=benchlib.ROOT,
+        timeout=120,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"probe failed: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,9 +124,17 @@ def import_breakdown(env: dict[str, str], dag_file: Path = DAG_FILE, top: int = 
     """`-X importtime` of the DAG file's exec after `import airflow.sdk`: the modules it adds,
     costliest first (cumulative µs, inflated by the tracing itself; for where, not how much)."""
     code = PROBE_EXEC.format(path=str(dag_file)).replace(
-        "t2 = time.perf_counter()", "t2 = time.perf_counter(); sys.stderr.write('@@MARK\\n')")
-    done = subprocess.run([benchlib.PYTHON, "-X", "importtime", "-c", code], capture_output=True, text=True,
-                          env=env, cwd=benchlib.ROOT, timeout=120, check=False)
+        "t2 = time.perf_counter()", "t2 = time.perf_counter(); sys.stderr.write('@@MARK\\n')"
+    )
+    done = subprocess.run(
+        [benchlib.PYTHON, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=benchlib.ROOT,
+        timeout=120,
+        check=False,
+    )
     after = done.stderr.split("@@MARK", 1)[-1].splitlines()
     rows = []
     for line in after:
@@ -135,8 +150,9 @@ def import_breakdown(env: dict[str, str], dag_file: Path = DAG_FILE, top: int = 
 def migrate(env: dict[str, str]) -> float:
     started = time.perf_counter()
     airflow = Path(benchlib.PYTHON).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed: {done.stderr[-2000:]}")
     return time.perf_counter() - started
@@ -153,11 +169,15 @@ def measure(runs: int, dag_file: Path = DAG_FILE) -> dict[str, Any]:
             for path, into in pair if i % 2 == 0 else pair[::-1]:
                 into.append(probe(PROBE_EXEC.format(path=str(path)), env))
         if files[0]["shape"] != twins[0]["shape"]:
-            raise RuntimeError(f"{TWIN_FILE.name} no longer has the DAG file's shape: make it follow "
-                               f"{dag_file.name}.\nfile: {files[0]['shape']}\ntwin: {twins[0]['shape']}")
+            raise RuntimeError(
+                f"{TWIN_FILE.name} no longer has the DAG file's shape: make it follow "
+                f"{dag_file.name}.\nfile: {files[0]['shape']}\ntwin: {twins[0]['shape']}"
+            )
         # Secondary figures: fewer runs keep `make bench` short.
         variables = [probe(PROBE_VARIABLE.format(), env) for _ in range(max(3, runs // 2))]
-        bags = [probe(PROBE_DAGBAG.format(folder=str(DAG_FILE.parent)), env) for _ in range(max(3, runs // 2))]
+        bags = [
+            probe(PROBE_DAGBAG.format(folder=str(DAG_FILE.parent)), env) for _ in range(max(3, runs // 2))
+        ]
         breakdown = import_breakdown(env, dag_file)
     med = benchlib.median
     ms = lambda seconds: round(seconds * 1000, 1)  # noqa: E731
@@ -191,7 +211,9 @@ def measure(runs: int, dag_file: Path = DAG_FILE) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
-    parser.add_argument("--dag-file", type=Path, default=DAG_FILE, help="measure another version of the DAG file")
+    parser.add_argument(
+        "--dag-file", type=Path, default=DAG_FILE, help="measure another version of the DAG file"
+    )
     args = parser.parse_args(argv)
     benchlib.emit(measure(args.runs, args.dag_file.resolve()))
     return 0

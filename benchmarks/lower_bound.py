@@ -33,23 +33,34 @@ def lower_bound(scenario: dict[str, Any], billing_date: date) -> dict[str, Any]:
         "GET usage line items": pages(len(invoice["lines"]), HUNTRESS_PAGE),
         "GET /v1/accounts/{account_id}/organizations": sum(
             pages(len(account.get("organizations", [])), HUNTRESS_PAGE)
-            for account in managed_accounts_on(h, invoice)),
+            for account in managed_accounts_on(h, invoice)
+        ),
     }
     connectwise = {
-        "GET /company/companies": pages(sum(1 for c in cw["companies"] if not c.get("deletedFlag")),
-                                        CONNECTWISE_PAGE),
-        "GET /procurement/catalog": pages(sum(1 for p in cw["catalog"]
-                                              if p["identifier"].lower() in CATALOG_IDENTIFIERS), CONNECTWISE_PAGE),
+        "GET /company/companies": pages(
+            sum(1 for c in cw["companies"] if not c.get("deletedFlag")), CONNECTWISE_PAGE
+        ),
+        "GET /procurement/catalog": pages(
+            sum(1 for p in cw["catalog"] if p["identifier"].lower() in CATALOG_IDENTIFIERS), CONNECTWISE_PAGE
+        ),
         "GET /finance/agreements": pages(candidates, CONNECTWISE_PAGE),
         "GET additions (one per candidate agreement)": candidates,
         "GET addition (re-read per change)": changes,
         "PATCH addition (per change)": changes,
     }
     extract = sum(v for k, v in connectwise.items() if "per change" not in k)
-    return {"huntress": huntress, "connectwise": connectwise, "candidate_agreements": candidates,
-            "changes": changes, "total": sum(huntress.values()) + sum(connectwise.values()),
-            "phases": {"huntress": sum(huntress.values()), "connectwise_extract": extract,
-                       "connectwise_push": 2 * changes}}
+    return {
+        "huntress": huntress,
+        "connectwise": connectwise,
+        "candidate_agreements": candidates,
+        "changes": changes,
+        "total": sum(huntress.values()) + sum(connectwise.values()),
+        "phases": {
+            "huntress": sum(huntress.values()),
+            "connectwise_extract": extract,
+            "connectwise_push": 2 * changes,
+        },
+    }
 
 
 def candidate_agreements(agreements: list[dict[str, Any]]) -> int:
@@ -71,14 +82,21 @@ def _status(agreement: dict[str, Any]) -> str:
 def managed_accounts_on(h: dict[str, Any], invoice: dict[str, Any]) -> list[dict[str, Any]]:
     """The managed accounts (scenario `managed_accounts`) with an organization on the invoice."""
     on_invoice = {line["organization_id"] for line in invoice["lines"]}
-    return [a for a in h.get("managed_accounts", [])
-            if on_invoice & {o["id"] for o in a.get("organizations", [])}]
+    return [
+        a for a in h.get("managed_accounts", []) if on_invoice & {o["id"] for o in a.get("organizations", [])}
+    ]
 
 
 def invoice_of(invoices: list[dict[str, Any]], billing_date: date) -> dict[str, Any]:
     """The standing invoice created on the billing date (voided, full_refund and draft never bill)."""
-    same_day = [i for i in invoices if i["created_at"][:10] == billing_date.isoformat()
-                and i["status"] not in ("voided", "full_refund", "draft")]
+    same_day = [
+        i
+        for i in invoices
+        if i["created_at"][:10] == billing_date.isoformat()
+        and i["status"] not in ("voided", "full_refund", "draft")
+    ]
     if len(same_day) != 1:
-        raise ValueError(f"the scenario has {len(same_day)} standing invoices created on {billing_date}, not one")
+        raise ValueError(
+            f"the scenario has {len(same_day)} standing invoices created on {billing_date}, not one"
+        )
     return same_day[0]

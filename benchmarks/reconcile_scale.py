@@ -50,30 +50,52 @@ def build(n_orgs: int, seed: int = 7) -> dict[str, Any]:
     bad = rng.random((n_orgs, 4)) < 0.01
     drift = rng.integers(-3, 4, size=qty.shape) * (rng.random(qty.shape) < 0.5)
     cancelled = np.repeat(rng.random(n_orgs) < 0.01, 4) & np.tile([True, False, False, False], n_orgs)
-    usage = pd.DataFrame({
-        "invoice_id": 5001, "line_id": np.repeat(org_ids, 4), "organization_id": np.repeat(org_ids, 4),
-        "organization_name": np.repeat(names, 4), "product": np.tile(list(PRODUCTS), n_orgs),
-        "raw_quantity": np.where(bad, "12.5", qty.astype(str)).ravel(),
-        "quantity": pd.array(np.where(bad, None, qty).ravel(), dtype="Int64"),
-    })
-    companies = pd.DataFrame({
-        "company_id": comp_ids,
-        "identifier": np.where(by_name | unmapped, [f"x{i}" for i in org_ids], [f"ORG{i}" for i in org_ids]),
-        "name": np.where(unmapped, [f"Other {i}" for i in org_ids], [f"ORG {i}  LTD" for i in org_ids]),
-    })
-    additions = pd.DataFrame({
-        "addition_id": np.arange(1, 4 * n_orgs + 1), "agreement_id": np.repeat(comp_ids + 5_000_000, 4),
-        "company_id": np.repeat(comp_ids, 4), "agreement_name": "Managed Security",
-        "agreement_type": "Managed Services", "agreement_status": np.where(cancelled, "Cancelled", "Active"),
-        "agreement_cancelled": cancelled, "product_identifier": np.tile(list(PRODUCTS.values()), n_orgs),
-        "quantity": np.clip(qty + drift, 0, None).ravel().astype(float),
-        "effective_date": "2025-01-01T00:00:00Z", "cancelled_date": None, "addition_status": "Active",
-    })
-    organizations = pd.DataFrame({"organization_id": org_ids, "name": names, "key": [f"org{i}" for i in org_ids]})
-    return {"usage": frames.conform(usage, "usage"),
-            "organizations": frames.conform(organizations, "organizations"),
-            "companies": frames.conform(companies, "companies"),
-            "additions": frames.conform(additions, "additions"), "org_map": frames.empty("org_map")}
+    usage = pd.DataFrame(
+        {
+            "invoice_id": 5001,
+            "line_id": np.repeat(org_ids, 4),
+            "organization_id": np.repeat(org_ids, 4),
+            "organization_name": np.repeat(names, 4),
+            "product": np.tile(list(PRODUCTS), n_orgs),
+            "raw_quantity": np.where(bad, "12.5", qty.astype(str)).ravel(),
+            "quantity": pd.array(np.where(bad, None, qty).ravel(), dtype="Int64"),
+        }
+    )
+    companies = pd.DataFrame(
+        {
+            "company_id": comp_ids,
+            "identifier": np.where(
+                by_name | unmapped, [f"x{i}" for i in org_ids], [f"ORG{i}" for i in org_ids]
+            ),
+            "name": np.where(unmapped, [f"Other {i}" for i in org_ids], [f"ORG {i}  LTD" for i in org_ids]),
+        }
+    )
+    additions = pd.DataFrame(
+        {
+            "addition_id": np.arange(1, 4 * n_orgs + 1),
+            "agreement_id": np.repeat(comp_ids + 5_000_000, 4),
+            "company_id": np.repeat(comp_ids, 4),
+            "agreement_name": "Managed Security",
+            "agreement_type": "Managed Services",
+            "agreement_status": np.where(cancelled, "Cancelled", "Active"),
+            "agreement_cancelled": cancelled,
+            "product_identifier": np.tile(list(PRODUCTS.values()), n_orgs),
+            "quantity": np.clip(qty + drift, 0, None).ravel().astype(float),
+            "effective_date": "2025-01-01T00:00:00Z",
+            "cancelled_date": None,
+            "addition_status": "Active",
+        }
+    )
+    organizations = pd.DataFrame(
+        {"organization_id": org_ids, "name": names, "key": [f"org{i}" for i in org_ids]}
+    )
+    return {
+        "usage": frames.conform(usage, "usage"),
+        "organizations": frames.conform(organizations, "organizations"),
+        "companies": frames.conform(companies, "companies"),
+        "additions": frames.conform(additions, "additions"),
+        "org_map": frames.empty("org_map"),
+    }
 
 
 def measure(inputs: Path, repeat: int) -> dict[str, Any]:
@@ -96,11 +118,19 @@ def measure(inputs: Path, repeat: int) -> dict[str, Any]:
     finally:
         tracemalloc.stop()
     counts = reconcile.summarize(out)
-    return {"usage_rows": len(case["usage"]), "additions": len(case["additions"]), "keys": len(out),
-            "cold_s": round(cold, 3), "warm_s": [round(t, 3) for t in warm],
-            "median_s": round(benchlib.median(warm), 3), "rss_before_mib": round(rss_before, 1),
-            "peak_rss_mib": round(rss_peak, 1), "tracemalloc_peak_mib": round(traced_peak, 1),
-            "counts": {k: v for k, v in counts.items() if v}, "load_average": benchlib.load_average()}
+    return {
+        "usage_rows": len(case["usage"]),
+        "additions": len(case["additions"]),
+        "keys": len(out),
+        "cold_s": round(cold, 3),
+        "warm_s": [round(t, 3) for t in warm],
+        "median_s": round(benchlib.median(warm), 3),
+        "rss_before_mib": round(rss_before, 1),
+        "peak_rss_mib": round(rss_peak, 1),
+        "tracemalloc_peak_mib": round(traced_peak, 1),
+        "counts": {k: v for k, v in counts.items() if v},
+        "load_average": benchlib.load_average(),
+    }
 
 
 def _timed(fn: Any, args: dict[str, Any]) -> float:
@@ -125,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="billing-bench-reconcile-") as tmp:
         inputs = Path(tmp) / "case.pickle"
         inputs.write_bytes(pickle.dumps(build(args.organizations), protocol=pickle.HIGHEST_PROTOCOL))
-        done = subprocess.run([benchlib.PYTHON, __file__, "--measure", str(inputs), "--repeat", str(args.repeat)],
-                              capture_output=True, text=True, timeout=600, check=False)
+        done = subprocess.run(
+            [benchlib.PYTHON, __file__, "--measure", str(inputs), "--repeat", str(args.repeat)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"reconcile measurement failed: {done.stderr[-2000:]}")
     sys.stdout.write(done.stdout.strip().splitlines()[-1] + "\n")

@@ -73,8 +73,15 @@ def request_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
         return [_missing("1", "HTTP requests, full run", target)]
     measured = served_total(run)
     ratio = measured / bound
-    return [Row("1", f"HTTP requests, full run (concurrency {run['concurrency']})",
-                f"{measured:,} vs lower bound {bound:,} = {ratio:.3f}×", target, ratio <= REQUEST_RATIO_TARGET)]
+    return [
+        Row(
+            "1",
+            f"HTTP requests, full run (concurrency {run['concurrency']})",
+            f"{measured:,} vs lower bound {bound:,} = {ratio:.3f}×",
+            target,
+            ratio <= REQUEST_RATIO_TARGET,
+        )
+    ]
 
 
 def wall_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
@@ -85,19 +92,38 @@ def wall_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
         for c in sorted(k for k in runs if k != 1):
             speedup = base / cw_wall(runs[c])
             label = " (contract default)" if c == CONFIGURED else ""
-            out.append(Row("2", f"ConnectWise-bound wall, concurrency {c}{label} vs 1",
-                           f"{cw_wall(runs[c]):.1f} s vs {base:.1f} s = {speedup:.2f}× faster",
-                           f"≥ {SPEEDUP_TARGET:g}× (ideal {c}×)", speedup >= SPEEDUP_TARGET))
+            out.append(
+                Row(
+                    "2",
+                    f"ConnectWise-bound wall, concurrency {c}{label} vs 1",
+                    f"{cw_wall(runs[c]):.1f} s vs {base:.1f} s = {speedup:.2f}× faster",
+                    f"≥ {SPEEDUP_TARGET:g}× (ideal {c}×)",
+                    speedup >= SPEEDUP_TARGET,
+                )
+            )
         out.extend(_needed_concurrency(runs, base))
     else:
-        out.append(Row("2", "ConnectWise-bound wall vs concurrency 1", "not measured (no concurrency-1 run)",
-                       f"≥ {SPEEDUP_TARGET:g}×", False))
+        out.append(
+            Row(
+                "2",
+                "ConnectWise-bound wall vs concurrency 1",
+                "not measured (no concurrency-1 run)",
+                f"≥ {SPEEDUP_TARGET:g}×",
+                False,
+            )
+        )
     for c in sorted(runs):
         wall = cw_wall(runs[c]) + huntress_wall(runs[c])
         bound = latency_bound(setup, c)
-        out.append(Row("2", f"Network-bound wall vs latency bound, concurrency {c}",
-                       f"{wall:.1f} s vs {bound:.1f} s = {wall / bound:.2f}×", f"≤ {LATENCY_RATIO_TARGET}×",
-                       wall / bound <= LATENCY_RATIO_TARGET))
+        out.append(
+            Row(
+                "2",
+                f"Network-bound wall vs latency bound, concurrency {c}",
+                f"{wall:.1f} s vs {bound:.1f} s = {wall / bound:.2f}×",
+                f"≤ {LATENCY_RATIO_TARGET}×",
+                wall / bound <= LATENCY_RATIO_TARGET,
+            )
+        )
     return out
 
 
@@ -108,8 +134,15 @@ def _needed_concurrency(runs: dict[int, dict[str, Any]], base: float) -> list[Ro
         return []
     efficiency = base / cw_wall(runs[top]) / top
     needed = math.ceil(SPEEDUP_TARGET / efficiency)
-    return [Row("2", f"Concurrency needed for {SPEEDUP_TARGET:g}× (estimate)",
-                f"{needed} ({efficiency:.0%} of ideal per request at {top})", "—", None)]
+    return [
+        Row(
+            "2",
+            f"Concurrency needed for {SPEEDUP_TARGET:g}× (estimate)",
+            f"{needed} ({efficiency:.0%} of ideal per request at {top})",
+            "—",
+            None,
+        )
+    ]
 
 
 def huntress_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
@@ -125,15 +158,19 @@ def huntress_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
         out.append(_missing("3", "Huntress window, account sample", target))
     else:
         sample = setup["account_sample"]
-        out.append(_window_row(f"Huntress, account mode sample ({sample['organizations']} organizations)", account))
+        out.append(
+            _window_row(f"Huntress, account mode sample ({sample['organizations']} organizations)", account)
+        )
     return out
 
 
 def _window_row(measure: str, run: dict[str, Any]) -> Row:
     w = run["served"]["huntress"]["window"]
     retried = run["client_requests"]["huntress"]["retries"].get("HTTP 429", 0)
-    figure = (f"max {w['max_in_window']} of {run['served']['huntress']['total']} requests in any {w['window_s']:g} s "
-              f"(over {w['span_s']:.1f} s); 429s: {w['status_429']}")
+    figure = (
+        f"max {w['max_in_window']} of {run['served']['huntress']['total']} requests in any {w['window_s']:g} s "
+        f"(over {w['span_s']:.1f} s); 429s: {w['status_429']}"
+    )
     ok = w["max_in_window"] <= w["limit"] and w["status_429"] == 0 and retried == 0
     return Row("3", measure, figure, f"≤ {w['limit']} per {w['window_s']:g} s, no 429", ok)
 
@@ -143,13 +180,21 @@ def parse_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
     if p is None or "extra_ms" not in p:
         return [_missing("4", "DAG file parse cost", f"≤ {PARSE_MS_TARGET:g} ms")]
     return [
-        Row("4", "DAG file parse cost beyond a same-shape DAG that does no work (median of "
-                 f"{p['runs']} paired fresh processes)",
+        Row(
+            "4",
+            "DAG file parse cost beyond a same-shape DAG that does no work (median of "
+            f"{p['runs']} paired fresh processes)",
             f"{p['extra_ms']:.1f} ms ({p['file_ms']:.1f} vs {p['twin_ms']:.1f} ms)",
-            f"≤ {PARSE_MS_TARGET:g} ms", p["extra_ms"] <= PARSE_MS_TARGET),
-        Row("4", "DagBag(dag_folder=dags), fresh process, imports included",
+            f"≤ {PARSE_MS_TARGET:g} ms",
+            p["extra_ms"] <= PARSE_MS_TARGET,
+        ),
+        Row(
+            "4",
+            "DagBag(dag_folder=dags), fresh process, imports included",
             f"{p['dagbag_total_s']:.2f} s (DagBag() itself {p['dagbag_call_ms']:.0f} ms)",
-            f"< {DAGBAG_S_TARGET:g} s", p["dagbag_total_s"] < DAGBAG_S_TARGET and not p["dagbag_errors"]),
+            f"< {DAGBAG_S_TARGET:g} s",
+            p["dagbag_total_s"] < DAGBAG_S_TARGET and not p["dagbag_errors"],
+        ),
     ]
 
 
@@ -160,11 +205,20 @@ def reconcile_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
     size = f"{r['usage_rows']:,} usage rows × {r['additions']:,} additions"
     rss, traced = r["peak_rss_mib"] * MIB_TO_MB, r["tracemalloc_peak_mib"] * MIB_TO_MB
     return [
-        Row("5", f"Reconciliation time, {size}", f"{r['median_s']:.2f} s median (cold {r['cold_s']:.2f} s)",
-            f"≤ {RECONCILE_S_TARGET:g} s", r["median_s"] <= RECONCILE_S_TARGET),
-        Row("5", "Reconciliation peak memory (fresh process)",
+        Row(
+            "5",
+            f"Reconciliation time, {size}",
+            f"{r['median_s']:.2f} s median (cold {r['cold_s']:.2f} s)",
+            f"≤ {RECONCILE_S_TARGET:g} s",
+            r["median_s"] <= RECONCILE_S_TARGET,
+        ),
+        Row(
+            "5",
+            "Reconciliation peak memory (fresh process)",
             f"{rss:.0f} MB peak RSS; {traced:.0f} MB traced by tracemalloc",
-            f"≤ {MEMORY_MB_TARGET:g} MB", max(rss, traced) <= MEMORY_MB_TARGET),
+            f"≤ {MEMORY_MB_TARGET:g} MB",
+            max(rss, traced) <= MEMORY_MB_TARGET,
+        ),
     ]
 
 
@@ -173,9 +227,15 @@ def throughput_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]
     if t is None:
         return [_missing("6", "Sandbox throughput", f"≥ {THROUGHPUT_TARGET:g} GETs/s")]
     h, c = t["huntress"]["requests_per_s"], t["connectwise"]["requests_per_s"]
-    return [Row("6", f"Sandbox throughput, simple GETs ({t['concurrency']} client threads)",
-                f"Huntress {h:,.0f}/s, ConnectWise {c:,.0f}/s", f"≥ {THROUGHPUT_TARGET:g}/s each",
-                min(h, c) >= THROUGHPUT_TARGET)]
+    return [
+        Row(
+            "6",
+            f"Sandbox throughput, simple GETs ({t['concurrency']} client threads)",
+            f"Huntress {h:,.0f}/s, ConnectWise {c:,.0f}/s",
+            f"≥ {THROUGHPUT_TARGET:g}/s each",
+            min(h, c) >= THROUGHPUT_TARGET,
+        )
+    ]
 
 
 # --- console --------------------------------------------------------------------------------------
@@ -189,9 +249,11 @@ def table(rows_: list[Row]) -> str:
 
 
 def machine_line(m: dict[str, Any]) -> str:
-    return (f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}; "
-            f"load average {_load(m['load_average'])} at start, {_load(m['load_average_end'])} at end; "
-            f"{m.get('bench_minutes', '?')} min")
+    return (
+        f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}; "
+        f"load average {_load(m['load_average'])} at start, {_load(m['load_average_end'])} at end; "
+        f"{m.get('bench_minutes', '?')} min"
+    )
 
 
 def _load(values: list[float]) -> str:
@@ -199,8 +261,13 @@ def _load(values: list[float]) -> str:
 
 
 # --- docs/benchmarks.md ---------------------------------------------------------------------------
-def markdown(rows_: list[Row], results: dict[str, Any], errors: dict[str, str], machine: dict[str, Any],
-             setup: dict[str, Any]) -> str:
+def markdown(
+    rows_: list[Row],
+    results: dict[str, Any],
+    errors: dict[str, str],
+    machine: dict[str, Any],
+    setup: dict[str, Any],
+) -> str:
     parts: list[Callable[[], list[str]]] = [
         lambda: _head(machine, setup),
         lambda: _results(rows_, results),
@@ -217,17 +284,23 @@ def markdown(rows_: list[Row], results: dict[str, Any], errors: dict[str, str], 
 
 
 def _md_table(header: list[str], body: list[list[Any]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(str(c) for c in row) + " |" for row in body], ""]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *["| " + " | ".join(str(c) for c in row) + " |" for row in body],
+        "",
+    ]
 
 
 def _head(m: dict[str, Any], setup: dict[str, Any]) -> list[str]:
     s, g = setup["scenario"], setup["generator"]
     dirty = " (with uncommitted changes)" if m["dirty"] else ""
     return [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         "Written by `make bench` (`benchmarks/run_all.py`), which prints the same table; do not edit by hand.",
-        "Figures are measured, not asserted: each has its target and pass/fail.", "",
+        "Figures are measured, not asserted: each has its target and pass/fail.",
+        "",
         f"- **Date**: {m['date']}, commit `{m['commit']}`{dirty}; the run took {m.get('bench_minutes', '?')} min.",
         f"- **Machine**: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB memory, Python {m['python']}, "
         f"{m['platform']}.",
@@ -245,41 +318,70 @@ def _head(m: dict[str, Any], setup: dict[str, Any]) -> list[str]:
         "HttpHook) as its DAG task does, in a fresh process with a private AIRFLOW_HOME and billing database, "
         "against a fresh sandbox process. Steps run one after another (the DAG runs the two extracts in "
         "parallel). `dag.test()` would run the same functions plus the scheduler's per-task cost, and hide "
-        "the time of each step.", "",
+        "the time of each step.",
+        "",
     ]
 
 
 def _results(rows_: list[Row], results: dict[str, Any]) -> list[str]:
-    body = [[r.key, r.measure, r.figure, r.target, f"**{r.verdict}**" if r.ok is False else r.verdict]
-            for r in rows_]
+    body = [
+        [r.key, r.measure, r.figure, r.target, f"**{r.verdict}**" if r.ok is False else r.verdict]
+        for r in rows_
+    ]
     loads = [f"{name} {_load(r['load_before'])}" for name, r in results.items()]
-    return ["## Results", "", *_md_table(["#", "measure", "figure", "target", "result"], body),
-            "Load average (1 / 5 / 15 min) when each measurement started: " + "; ".join(loads) + ".", ""]
+    return [
+        "## Results",
+        "",
+        *_md_table(["#", "measure", "figure", "target", "result"], body),
+        "Load average (1 / 5 / 15 min) when each measurement started: " + "; ".join(loads) + ".",
+        "",
+    ]
 
 
 def _requests(results: dict[str, Any], setup: dict[str, Any]) -> list[str]:
     runs, bound = _runs(results), setup["lower_bound"]
-    lines = ["## 1. Requests", "",
-             "Lower bound, from the scenario file alone (`benchmarks/lower_bound.py`): every list at the "
-             "largest page the API allows, one additions read per active, not cancelled agreement, one read "
-             "and one write per change (the change count is the generator's `meta.counts.clean_keys.changed`, "
-             "which `tests/sandbox/generate/` verifies independently).", ""]
+    lines = [
+        "## 1. Requests",
+        "",
+        "Lower bound, from the scenario file alone (`benchmarks/lower_bound.py`): every list at the "
+        "largest page the API allows, one additions read per active, not cancelled agreement, one read "
+        "and one write per change (the change count is the generator's `meta.counts.clean_keys.changed`, "
+        "which `tests/sandbox/generate/` verifies independently).",
+        "",
+    ]
     body = [[api, k, v] for api in ("huntress", "connectwise") for k, v in bound[api].items()]
-    lines += _md_table(["API", "lower bound item", "requests"], [*body, ["", "**total**", f"**{bound['total']}**"]])
+    lines += _md_table(
+        ["API", "lower bound item", "requests"], [*body, ["", "**total**", f"**{bound['total']}**"]]
+    )
     if runs:
         cs = sorted(runs)
-        routes = sorted({(api, route) for run in runs.values() for api in ("huntress", "connectwise")
-                         for route in run["served"][api]["by_route"]}, key=lambda r: (r[0] != "huntress", r[1]))
-        body = [[api, route, *[runs[c]["served"][api]["by_route"].get(route, 0) for c in cs]]
-                for api, route in routes]
+        routes = sorted(
+            {
+                (api, route)
+                for run in runs.values()
+                for api in ("huntress", "connectwise")
+                for route in run["served"][api]["by_route"]
+            },
+            key=lambda r: (r[0] != "huntress", r[1]),
+        )
+        body = [
+            [api, route, *[runs[c]["served"][api]["by_route"].get(route, 0) for c in cs]]
+            for api, route in routes
+        ]
         body.append(["", "**total**", *[f"**{served_total(runs[c])}**" for c in cs]])
         body.append(["", "counted by the clients", *[_client_total(runs[c]) for c in cs]])
         body.append(["", "retries", *[_retries(runs[c]) for c in cs]])
-        lines += ["Served by the sandbox (its own counters), per run:", "",
-                  *_md_table(["API", "route", *[f"concurrency {c}" for c in cs]], body)]
-    lines += ["The only request above the bound is `GET /login/companyinfo/{companyId}`: extract_connectwise "
-              "discovers the codebase once (unless the connection's extra names it) and the push tasks reuse "
-              "it.", ""]
+        lines += [
+            "Served by the sandbox (its own counters), per run:",
+            "",
+            *_md_table(["API", "route", *[f"concurrency {c}" for c in cs]], body),
+        ]
+    lines += [
+        "The only request above the bound is `GET /login/companyinfo/{companyId}`: extract_connectwise "
+        "discovers the codebase once (unless the connection's extra names it) and the push tasks reuse "
+        "it.",
+        "",
+    ]
     return lines
 
 
@@ -301,100 +403,163 @@ def _steps(results: dict[str, Any], setup: dict[str, Any]) -> list[str]:
     cs = sorted(runs)
     names = list(next(iter(runs.values()))["steps"])
     body = [[name, *[f"{runs[c]['steps'].get(name, 0):.2f}" for c in cs]] for name in names]
-    body.append(["**ConnectWise-bound** (extract_connectwise + push)", *[f"**{cw_wall(runs[c]):.2f}**" for c in cs]])
+    body.append(
+        ["**ConnectWise-bound** (extract_connectwise + push)", *[f"**{cw_wall(runs[c]):.2f}**" for c in cs]]
+    )
     body.append(["latency bound, ConnectWise phases", *[f"{latency_bound(setup, c, False):.2f}" for c in cs]])
-    body.append(["**network-bound** (+ find_invoice, extract_huntress)",
-                 *[f"**{cw_wall(runs[c]) + huntress_wall(runs[c]):.2f}**" for c in cs]])
+    body.append(
+        [
+            "**network-bound** (+ find_invoice, extract_huntress)",
+            *[f"**{cw_wall(runs[c]) + huntress_wall(runs[c]):.2f}**" for c in cs],
+        ]
+    )
     body.append(["latency bound, + Huntress one at a time", *[f"{latency_bound(setup, c):.2f}" for c in cs]])
-    body.append(["push batches", *[", ".join(f"{b:.2f}" for b in runs[c].get("push_batches", [])) for c in cs]])
+    body.append(
+        ["push batches", *[", ".join(f"{b:.2f}" for b in runs[c].get("push_batches", [])) for c in cs]]
+    )
     body.append(["whole run (all steps)", *[f"{runs[c]['wall_s']:.2f}" for c in cs]])
     body.append(["load average after the run", *[_load(runs[c]["load_average"]) for c in cs]])
     p = setup["lower_bound"]["phases"]
-    return ["## 2. Wall time per step (seconds)", "",
-            f"Latency bound = requests × {setup['latency_ms']} ms / concurrency per ConnectWise phase "
-            f"(extract {p['connectwise_extract']:,} requests, push {p['connectwise_push']:,}), plus Huntress's "
-            f"{p['huntress']} requests one at a time.", "",
-            *_md_table(["step", *[f"concurrency {c}" for c in cs]], body)]
+    return [
+        "## 2. Wall time per step (seconds)",
+        "",
+        f"Latency bound = requests × {setup['latency_ms']} ms / concurrency per ConnectWise phase "
+        f"(extract {p['connectwise_extract']:,} requests, push {p['connectwise_push']:,}), plus Huntress's "
+        f"{p['huntress']} requests one at a time.",
+        "",
+        *_md_table(["step", *[f"concurrency {c}" for c in cs]], body),
+    ]
 
 
 def _huntress(results: dict[str, Any], setup: dict[str, Any]) -> list[str]:
-    lines = ["## 3. Huntress rate limit", "",
-             "Counted from the sandbox's request log (`GET /_sandbox/requests?log=1`): the most requests Huntress "
-             "admitted inside any rolling window, and how many it refused with 429. The reseller run needs "
-             "only a handful of requests. Account mode needs one request per organization (2,000 → over 34 "
-             "minutes), so it is sampled: "
-             f"{setup['account_sample']['organizations']} organizations with the window shortened from 60 s to "
-             f"{setup['account_sample']['window_s']} s and the limit kept at {setup['account_sample']['limit']}, "
-             "in the server and the client alike (the same algorithm, 6× faster). The sample runs resolve, "
-             "find_invoice and extract_huntress, each with its own client, as the DAG's tasks do.", ""]
+    lines = [
+        "## 3. Huntress rate limit",
+        "",
+        "Counted from the sandbox's request log (`GET /_sandbox/requests?log=1`): the most requests Huntress "
+        "admitted inside any rolling window, and how many it refused with 429. The reseller run needs "
+        "only a handful of requests. Account mode needs one request per organization (2,000 → over 34 "
+        "minutes), so it is sampled: "
+        f"{setup['account_sample']['organizations']} organizations with the window shortened from 60 s to "
+        f"{setup['account_sample']['window_s']} s and the limit kept at {setup['account_sample']['limit']}, "
+        "in the server and the client alike (the same algorithm, 6× faster). The sample runs resolve, "
+        "find_invoice and extract_huntress, each with its own client, as the DAG's tasks do.",
+        "",
+    ]
     body = []
-    for name, run in [("reseller run", _runs(results).get(CONFIGURED)), ("account sample", results.get("account_sample"))]:
+    for name, run in [
+        ("reseller run", _runs(results).get(CONFIGURED)),
+        ("account sample", results.get("account_sample")),
+    ]:
         if run:
             w = run["served"]["huntress"]["window"]
-            body.append([name, run["served"]["huntress"]["total"], w["limit"], f"{w['window_s']:g} s",
-                         w["max_in_window"], w["status_429"], f"{w['span_s']:.1f} s",
-                         f"{run['steps']['extract_huntress']:.1f} s"])
-    return lines + _md_table(["run", "requests", "limit", "window", "max in a window", "429s", "span",
-                              "extract_huntress"], body)
+            body.append(
+                [
+                    name,
+                    run["served"]["huntress"]["total"],
+                    w["limit"],
+                    f"{w['window_s']:g} s",
+                    w["max_in_window"],
+                    w["status_429"],
+                    f"{w['span_s']:.1f} s",
+                    f"{run['steps']['extract_huntress']:.1f} s",
+                ]
+            )
+    return lines + _md_table(
+        ["run", "requests", "limit", "window", "max in a window", "429s", "span", "extract_huntress"], body
+    )
 
 
 def _parse(results: dict[str, Any]) -> list[str]:
     p = results.get("dag_parse")
     if not p or "extra_ms" not in p:
         return []
-    return ["## 4. DAG file parse", "",
-            f"Fresh processes against a migrated private AIRFLOW_HOME, {p['runs']} of each, alternating: after "
-            f"`import airflow.sdk` ({p['sdk_import_ms']:.0f} ms, paid by any DAG file), the time to execute "
-            "the DAG file and `benchmarks/dag_noop_twin.py`, a DAG of the same shape (DAG arguments, "
-            f"{p['tasks']} tasks, wiring) that does no work. The figure is the median of the paired "
-            "differences.", "",
-            *_md_table(["figure", "median"], [
+    return [
+        "## 4. DAG file parse",
+        "",
+        f"Fresh processes against a migrated private AIRFLOW_HOME, {p['runs']} of each, alternating: after "
+        f"`import airflow.sdk` ({p['sdk_import_ms']:.0f} ms, paid by any DAG file), the time to execute "
+        "the DAG file and `benchmarks/dag_noop_twin.py`, a DAG of the same shape (DAG arguments, "
+        f"{p['tasks']} tasks, wiring) that does no work. The figure is the median of the paired "
+        "differences.",
+        "",
+        *_md_table(
+            ["figure", "median"],
+            [
                 ["DAG file beyond the same-shape no-work DAG", f"{p['extra_ms']:.1f} ms"],
                 ["DAG file", f"{p['file_ms']:.1f} ms (runs: {p['file_ms_all']})"],
                 ["no-work twin", f"{p['twin_ms']:.1f} ms (runs: {p['twin_ms_all']})"],
-                ["`Variable.get` here: importing Airflow's task runtime first",
-                 f"{p['variable_runtime_import_ms']:.1f} ms"],
-                ["`Variable.get` here: the first lookup, then the next",
-                 f"{p['variable_first_get_ms']:.1f} ms, {p['variable_next_get_ms']:.1f} ms"],
+                [
+                    "`Variable.get` here: importing Airflow's task runtime first",
+                    f"{p['variable_runtime_import_ms']:.1f} ms",
+                ],
+                [
+                    "`Variable.get` here: the first lookup, then the next",
+                    f"{p['variable_first_get_ms']:.1f} ms, {p['variable_next_get_ms']:.1f} ms",
+                ],
                 ["DagBag(dag_folder=dags) call", f"{p['dagbag_call_ms']:.0f} ms"],
                 ["fresh process: import DagBag + load", f"{p['dagbag_total_s']:.2f} s"],
                 ["DAGs / import errors", f"{p['dagbag_dags']} / {p['dagbag_errors'] or 'none'}"],
-            ]),
-            "What executing the DAG file imports, by `-X importtime` (top-level modules, cumulative µs, "
-            "inflated by the tracing; the twin imports the same decorator and timetable modules): "
-            + ", ".join(f"`{name}` {us:,}" for name, us in p.get("importtime_top_us", [])) + ".", ""]
+            ],
+        ),
+        "What executing the DAG file imports, by `-X importtime` (top-level modules, cumulative µs, "
+        "inflated by the tracing; the twin imports the same decorator and timetable modules): "
+        + ", ".join(f"`{name}` {us:,}" for name, us in p.get("importtime_top_us", []))
+        + ".",
+        "",
+    ]
 
 
 def _reconcile(results: dict[str, Any]) -> list[str]:
     r = results.get("reconcile")
     if not r:
         return []
-    return ["## 5. Reconciliation at scale", "",
-            "`benchmarks/reconcile_scale.py`: 25,000 organizations × 4 products against one live addition per "
-            "company and product (30 % matched by name, 2 % unmatched, 1 % invalid counts, 1 % EDR on a "
-            "cancelled agreement, half the quantities drifting). Inputs are built and pickled by one process; "
-            "a fresh one loads them, runs reconcile once cold (peak RSS: interpreter, pandas, inputs and "
-            "working set), three times warm (median), once under tracemalloc.", "",
-            *_md_table(["figure", "value"], [
-                ["keys", f"{r['keys']:,}"], ["cold / warm runs", f"{r['cold_s']} s / {r['warm_s']} s"],
+    return [
+        "## 5. Reconciliation at scale",
+        "",
+        "`benchmarks/reconcile_scale.py`: 25,000 organizations × 4 products against one live addition per "
+        "company and product (30 % matched by name, 2 % unmatched, 1 % invalid counts, 1 % EDR on a "
+        "cancelled agreement, half the quantities drifting). Inputs are built and pickled by one process; "
+        "a fresh one loads them, runs reconcile once cold (peak RSS: interpreter, pandas, inputs and "
+        "working set), three times warm (median), once under tracemalloc.",
+        "",
+        *_md_table(
+            ["figure", "value"],
+            [
+                ["keys", f"{r['keys']:,}"],
+                ["cold / warm runs", f"{r['cold_s']} s / {r['warm_s']} s"],
                 ["RSS before reconcile (inputs loaded)", f"{r['rss_before_mib'] * MIB_TO_MB:.0f} MB"],
                 ["peak RSS", f"{r['peak_rss_mib'] * MIB_TO_MB:.0f} MB"],
                 ["tracemalloc peak", f"{r['tracemalloc_peak_mib'] * MIB_TO_MB:.0f} MB"],
                 ["outcomes", ", ".join(f"{k} {v:,}" for k, v in r["counts"].items())],
                 ["load average after", _load(r["load_average"])],
-            ])]
+            ],
+        ),
+    ]
 
 
 def _throughput(results: dict[str, Any]) -> list[str]:
     t = results.get("throughput")
     if not t:
         return []
-    body = [[api, t[api]["requests"], t[api]["seconds"], t[api]["requests_per_s"], t[api]["p50_ms"], t[api]["p95_ms"]]
-            for api in ("huntress", "connectwise")]
-    return ["## 6. Sandbox throughput", "",
-            f"`benchmarks/sandbox_throughput.py` (defaults): simple GETs over {t['concurrency']} keep-alive "
-            f"connections on `{t['scenario'].rsplit('/', 1)[-1]}`, no injected latency.", "",
-            *_md_table(["API", "requests", "seconds", "requests/s", "p50 ms", "p95 ms"], body)]
+    body = [
+        [
+            api,
+            t[api]["requests"],
+            t[api]["seconds"],
+            t[api]["requests_per_s"],
+            t[api]["p50_ms"],
+            t[api]["p95_ms"],
+        ]
+        for api in ("huntress", "connectwise")
+    ]
+    return [
+        "## 6. Sandbox throughput",
+        "",
+        f"`benchmarks/sandbox_throughput.py` (defaults): simple GETs over {t['concurrency']} keep-alive "
+        f"connections on `{t['scenario'].rsplit('/', 1)[-1]}`, no injected latency.",
+        "",
+        *_md_table(["API", "requests", "seconds", "requests/s", "p50 ms", "p95 ms"], body),
+    ]
 
 
 def _errors(errors: dict[str, str]) -> list[str]:

@@ -67,9 +67,26 @@ class Bench:
 
 
 def generate(out: Path, organizations: int, seed: int, *extra: str) -> dict[str, Any]:
-    subprocess.run([benchlib.PYTHON, "-m", "billing_sandbox", "generate", "--organizations", str(organizations),
-                    "--seed", str(seed), "--out", str(out), "--compact", *extra],
-                   cwd=benchlib.ROOT, check=True, capture_output=True, timeout=TIMEOUT_S["generate"])
+    subprocess.run(
+        [
+            benchlib.PYTHON,
+            "-m",
+            "billing_sandbox",
+            "generate",
+            "--organizations",
+            str(organizations),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--compact",
+            *extra,
+        ],
+        cwd=benchlib.ROOT,
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT_S["generate"],
+    )
     return json.loads(out.read_text())
 
 
@@ -86,26 +103,45 @@ def account_scenario(work: Path, seed: int) -> Path:
     """A short account-mode sample: Huntress's window shortened from 60 s to 10 s, the limit kept,
     in the server and (through the connection) in the client alike."""
     path = work / "scenario-account.json"
-    scenario = generate(path, ACCOUNT_SAMPLE["organizations"], seed, "--rate-limit", str(ACCOUNT_SAMPLE["limit"]))
+    scenario = generate(
+        path, ACCOUNT_SAMPLE["organizations"], seed, "--rate-limit", str(ACCOUNT_SAMPLE["limit"])
+    )
     scenario["huntress"]["rate_limit_window_s"] = ACCOUNT_SAMPLE["window_s"]
     path.write_text(json.dumps(scenario))
     return path
 
 
 def sync_run(bench: Bench, scenario: Path, concurrency: int) -> dict[str, Any]:
-    return bench.script(["benchmarks/sync_run.py", "--scenario", str(scenario), "--concurrency", str(concurrency)],
-                        "sync")
+    return bench.script(
+        ["benchmarks/sync_run.py", "--scenario", str(scenario), "--concurrency", str(concurrency)], "sync"
+    )
 
 
 def account_run(bench: Bench, scenario: Path) -> dict[str, Any]:
-    return bench.script(["benchmarks/sync_run.py", "--scenario", str(scenario), "--invoice-source", "account",
-                         "--until", "extract_huntress"], "account")
+    return bench.script(
+        [
+            "benchmarks/sync_run.py",
+            "--scenario",
+            str(scenario),
+            "--invoice-source",
+            "account",
+            "--until",
+            "extract_huntress",
+        ],
+        "account",
+    )
 
 
 def throughput(bench: Bench) -> dict[str, Any]:
     # Another module's script; it prints indented JSON, so the whole output is the result.
-    done = subprocess.run([benchlib.PYTHON, "benchmarks/sandbox_throughput.py"], cwd=benchlib.ROOT,
-                          capture_output=True, text=True, timeout=TIMEOUT_S["throughput"], check=False)
+    done = subprocess.run(
+        [benchlib.PYTHON, "benchmarks/sandbox_throughput.py"],
+        cwd=benchlib.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S["throughput"],
+        check=False,
+    )
     with bench.log.open("a") as log:
         log.write(done.stderr[-5000:])
     if done.returncode != 0:
@@ -128,9 +164,14 @@ def run(args: argparse.Namespace) -> tuple[Bench, dict[str, Any], dict[str, Any]
     for c in args.concurrency:
         bench.measure(f"sync_c{c}", lambda c=c: sync_run(bench, path, c))
     machine["load_average_end"] = benchlib.load_average()
-    setup = {"scenario": scenario["meta"]["counts"], "generator": scenario["meta"]["generator"],
-             "lower_bound": bound, "concurrency": args.concurrency, "account_sample": ACCOUNT_SAMPLE,
-             "latency_ms": benchlib.LATENCY_MS}
+    setup = {
+        "scenario": scenario["meta"]["counts"],
+        "generator": scenario["meta"]["generator"],
+        "lower_bound": bound,
+        "concurrency": args.concurrency,
+        "account_sample": ACCOUNT_SAMPLE,
+        "latency_ms": benchlib.LATENCY_MS,
+    }
     return bench, machine, setup
 
 
@@ -138,8 +179,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--organizations", type=int, default=MIN_ORGANIZATIONS)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--concurrency", default="1,4,8",
-                        help="connectwise_concurrency values to run; 1 is the baseline [1,4,8]")
+    parser.add_argument(
+        "--concurrency",
+        default="1,4,8",
+        help="connectwise_concurrency values to run; 1 is the baseline [1,4,8]",
+    )
     parser.add_argument("--out", type=Path, default=benchlib.ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave the docs alone")
     parser.add_argument("--from-json", type=Path, help="render saved raw results again instead of measuring")
@@ -162,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + report.table(rows))
     print(report.machine_line(saved["machine"]))
     if not args.no_write:
-        args.out.write_text(report.markdown(rows, saved["results"], saved["errors"], saved["machine"], saved["setup"]))
+        args.out.write_text(
+            report.markdown(rows, saved["results"], saved["errors"], saved["machine"], saved["setup"])
+        )
         print(f"written: {args.out}; raw results: {RESULTS.relative_to(benchlib.ROOT)}")
     for name, error in saved["errors"].items():
         print(f"measurement {name} failed: {error}", file=sys.stderr)

@@ -32,8 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402 - the sibling module, found through the line above
 
 RUN_ID = "bench__2026-11-01"
-STEPS = ("resolve", "find_invoice", "extract_huntress", "extract_connectwise", "validate", "reconcile",
-         "quarantine", "push", "record_run")
+STEPS = (
+    "resolve",
+    "find_invoice",
+    "extract_huntress",
+    "extract_connectwise",
+    "validate",
+    "reconcile",
+    "quarantine",
+    "push",
+    "record_run",
+)
 
 
 class StepTimer:
@@ -79,8 +88,11 @@ class Clients:
             for s in stats:
                 by_endpoint.update(s.by_endpoint)
                 retries.update(s.retries)
-            out[api] = {"total": sum(by_endpoint.values()), "by_endpoint": dict(by_endpoint),
-                        "retries": dict(retries)}
+            out[api] = {
+                "total": sum(by_endpoint.values()),
+                "by_endpoint": dict(by_endpoint),
+                "retries": dict(retries),
+            }
         return out
 
 
@@ -90,17 +102,21 @@ def run_steps(concurrency: int, source: str, until: str) -> dict[str, Any]:
     timer, clients = StepTimer(), Clients(concurrency)
     eng = steps.engine()  # schema creation: once per database, not part of any task
     variable = json.dumps({"connectwise_concurrency": concurrency, "invoice_source": source})
-    ref = timer("resolve", lambda: steps.resolve(eng, RUN_ID, date.fromisoformat(benchlib.BILLING_DATE),
-                                                  variable, {}))
+    ref = timer(
+        "resolve", lambda: steps.resolve(eng, RUN_ID, date.fromisoformat(benchlib.BILLING_DATE), variable, {})
+    )
     ref = timer("find_invoice", lambda: steps.find_invoice(eng, ref, clients.huntress()))
     if ref is None:
         raise RuntimeError("find_invoice found no invoice for the billing date")
     out: dict[str, Any] = {"extract": {}}
-    out["extract"]["huntress"] = timer("extract_huntress",
-                                       lambda: steps.extract_huntress(eng, ref, clients.huntress()))
+    out["extract"]["huntress"] = timer(
+        "extract_huntress", lambda: steps.extract_huntress(eng, ref, clients.huntress())
+    )
     if until != "extract_huntress":
         out.update(_rest(eng, ref, timer, clients))
-    out.update({"steps": {k: round(v, 3) for k, v in timer.seconds.items()}, "client_requests": clients.totals()})
+    out.update(
+        {"steps": {k: round(v, 3) for k, v in timer.seconds.items()}, "client_requests": clients.totals()}
+    )
     return out
 
 
@@ -115,12 +131,19 @@ def _rest(eng: Any, ref: dict[str, Any], timer: StepTimer, clients: Clients) -> 
     for batch in batches:
         before = timer.seconds.get("push", 0.0)
         # As the DAG does: the push task gets the codebase the extract discovered.
-        timer("push", lambda b=batch: steps.push_batch(eng, ref, b["batch"], clients.connectwise(extract["codebase"])))
+        timer(
+            "push",
+            lambda b=batch: steps.push_batch(eng, ref, b["batch"], clients.connectwise(extract["codebase"])),
+        )
         batch_seconds.append(round(timer.seconds["push"] - before, 3))
     recorded = timer("record_run", lambda: steps.record_run(eng, ref))
-    return {"extract_connectwise": {k: v for k, v in extract.items() if k != "requests"},
-            "planned": planned, "push_batches": batch_seconds, "final_counts": recorded["counts"],
-            "mismatches": recorded["checks"].get("mismatches", [])}
+    return {
+        "extract_connectwise": {k: v for k, v in extract.items() if k != "requests"},
+        "planned": planned,
+        "push_batches": batch_seconds,
+        "final_counts": recorded["counts"],
+        "mismatches": recorded["checks"].get("mismatches", []),
+    }
 
 
 def served(sb: benchlib.Sandbox, scenario: dict[str, Any]) -> dict[str, Any]:
@@ -138,10 +161,13 @@ def window_check(log: list[dict[str, Any]], section: dict[str, Any]) -> dict[str
     """The most requests Huntress admitted in any rolling window, and how many it refused (429)."""
     window = section.get("rate_limit_window_s", 60)
     admitted = [e["time"] for e in log if e["status"] != "429"]
-    return {"limit": section.get("rate_limit_per_minute", 60), "window_s": window,
-            "max_in_window": benchlib.max_in_window(admitted, window),
-            "status_429": sum(1 for e in log if e["status"] == "429"),
-            "span_s": round(max(admitted) - min(admitted), 2) if admitted else 0.0}
+    return {
+        "limit": section.get("rate_limit_per_minute", 60),
+        "window_s": window,
+        "max_in_window": benchlib.max_in_window(admitted, window),
+        "status_429": sum(1 for e in log if e["status"] == "429"),
+        "span_s": round(max(admitted) - min(admitted), 2) if admitted else 0.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             result = run_steps(args.concurrency, args.invoice_source, args.until)
             result["wall_s"] = round(time.perf_counter() - started, 3)
             result["served"] = served(sb, scenario)
-    result.update({"concurrency": args.concurrency, "invoice_source": args.invoice_source,
-                   "latency_ms": args.latency_ms, "load_average": benchlib.load_average()})
+    result.update(
+        {
+            "concurrency": args.concurrency,
+            "invoice_source": args.invoice_source,
+            "latency_ms": args.latency_ms,
+            "load_average": benchlib.load_average(),
+        }
+    )
     benchlib.emit(result)
     return 0
 

@@ -56,7 +56,9 @@ def _billing_day(variable: str = CONFIG_VARIABLE) -> int:
     from airflow.sdk import conf
 
     try:
-        if "airflow.sdk.execution_time.supervisor" in sys.modules or conf.get("secrets", "backend", fallback=""):
+        if "airflow.sdk.execution_time.supervisor" in sys.modules or conf.get(
+            "secrets", "backend", fallback=""
+        ):
             from airflow.sdk import Variable
 
             raw = Variable.get(variable, default=None)
@@ -110,14 +112,22 @@ def _variable() -> str | None:
     max_active_runs=1,
     doc_md=__doc__,
     tags=["billing", "huntress", "connectwise"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), "retry_exponential_backoff": 2.0,
-                  # Runs once a task has failed for good (not on retries).
-                  "on_failure_callback": _on_task_failure},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        # Runs once a task has failed for good (not on retries).
+        "on_failure_callback": _on_task_failure,
+    },
     params={
-        "dry_run": Param(None, type=["null", "boolean"],
-                         description="Plan and report only, write nothing. Empty = the Variable's dry_run."),
-        "force_historical_push": Param(False, type="boolean",
-                                       description="Push even when the billing date's invoice is not the newest."),
+        "dry_run": Param(
+            None,
+            type=["null", "boolean"],
+            description="Plan and report only, write nothing. Empty = the Variable's dry_run.",
+        ),
+        "force_historical_push": Param(
+            False, type="boolean", description="Push even when the billing date's invoice is not the newest."
+        ),
         "invoice_id": Param(None, type=["null", "integer"], description="Pin a Huntress invoice id."),
     },
 )
@@ -186,8 +196,9 @@ def huntress_connectwise_billing_sync():
         from billing_sync.connectwise import ConnectWiseClient
 
         get_current_context()["batch_label"] = f"batch {batch['batch'] + 1} of {batch['batches']}"
-        cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"],
-                                               codebase=extracted.get("codebase"))
+        cw = ConnectWiseClient.from_connection(
+            concurrency=ref["settings"]["connectwise_concurrency"], codebase=extracted.get("codebase")
+        )
         return steps.push_batch(steps.engine(), ref, batch["batch"], cw)
 
     @task(trigger_rule="none_failed")

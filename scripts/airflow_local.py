@@ -227,8 +227,11 @@ def _running(proc: psutil.Process) -> bool:
 
 
 def start_sandbox(sup: Supervisor, scenario: Path) -> tuple[subprocess.Popen, dict]:
-    proc = sup.start([sys.executable, "-m", "billing_sandbox", "--scenario", str(scenario)],
-                     stdout=subprocess.PIPE, text=True)
+    proc = sup.start(
+        [sys.executable, "-m", "billing_sandbox", "--scenario", str(scenario)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line:
         sys.exit(f"the sandbox did not start (exit {proc.wait()})")
@@ -271,8 +274,12 @@ def seed(sup: Supervisor, env: dict[str, str], billing_date: str) -> None:
     print(f"Running the DAG once for {billing_date} against the sandbox (airflow dags test) ...", flush=True)
     log = airflow_home() / "airflow-local-seed.log"
     with log.open("w") as out:
-        proc = sup.start([airflow_bin(), "dags", "test", DAG_ID, billing_date], env=env, stdout=out,
-                         stderr=subprocess.STDOUT)
+        proc = sup.start(
+            [airflow_bin(), "dags", "test", DAG_ID, billing_date],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
         code = sup.wait(proc, poll_s=0.5)
     print(f"  {'done' if code == 0 else f'FAILED (exit {code})'}; log: {log}", flush=True)
 
@@ -297,9 +304,11 @@ def banner(base: str, password_file: Path) -> str:
         passwords = {}
     logins = "\n".join(f"    {user} / {pw}" for user, pw in passwords.items()) or f"    (see {password_file})"
     line = "=" * 72
-    return (f"\n{line}\n Airflow: {base}   log in with (user / password, from {password_file}):\n{logins}\n"
-            f" Billing pages: {base}/billing-review/quarantine  (also Plugins → Billing in the UI)\n"
-            f" DAG: {base}/dags/{DAG_ID}\n Stop: Ctrl+C\n{line}\n")
+    return (
+        f"\n{line}\n Airflow: {base}   log in with (user / password, from {password_file}):\n{logins}\n"
+        f" Billing pages: {base}/billing-review/quarantine  (also Plugins → Billing in the UI)\n"
+        f" DAG: {base}/dags/{DAG_ID}\n Stop: Ctrl+C\n{line}\n"
+    )
 
 
 def run_standalone(sup: Supervisor, env: dict[str, str], base: str) -> int:
@@ -323,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sup:
             _, urls = start_sandbox(sup, args.scenario)
-            print(f"Sandbox: Huntress {urls['huntress_url']}, ConnectWise {urls['connectwise_url']}", flush=True)
+            print(
+                f"Sandbox: Huntress {urls['huntress_url']}, ConnectWise {urls['connectwise_url']}", flush=True
+            )
             env = airflow_env(urls, scenario, args.host, args.port)
             if not args.no_seed and not has_runs():
                 seed(sup, env, billing_date)

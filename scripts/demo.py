@@ -22,8 +22,11 @@ DAG_ID = "huntress_connectwise_billing_sync"
 
 
 def start_sandbox(scenario: Path) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "billing_sandbox", "--scenario", str(scenario)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "billing_sandbox", "--scenario", str(scenario)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line:
         sys.exit(f"the sandbox did not start (exit {proc.wait()})")
@@ -45,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, billing_date]
         if args.conf:
             cmd += ["--conf", args.conf]
-        print(f"$ airflow dags test {DAG_ID} {billing_date}  (sandbox: {urls['huntress_url']}, "
-              f"{urls['connectwise_url']})", flush=True)
+        print(
+            f"$ airflow dags test {DAG_ID} {billing_date}  (sandbox: {urls['huntress_url']}, "
+            f"{urls['connectwise_url']})",
+            flush=True,
+        )
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         log_path = Path(os.environ.get("AIRFLOW_HOME", ".")) / "demo-last-run.log"
         log_path.write_text(done.stdout + done.stderr)

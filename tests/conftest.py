@@ -35,7 +35,12 @@ os.environ.pop("AIRFLOW_CONN_BILLING_SYNC_DB", None)
 #   thorough  1000, new ones each run (minutes): before a release, after touching reconcile
 # No example database: nothing is written into the working tree; a failure prints its
 # @reproduce_failure blob instead. No deadline: a loaded machine is no failure.
-_HYPOTHESIS = {"deadline": None, "database": None, "print_blob": True, "suppress_health_check": [HealthCheck.too_slow]}
+_HYPOTHESIS = {
+    "deadline": None,
+    "database": None,
+    "print_blob": True,
+    "suppress_health_check": [HealthCheck.too_slow],
+}
 settings.register_profile("quick", max_examples=20, derandomize=True, **_HYPOTHESIS)
 settings.register_profile("ci", max_examples=150, derandomize=True, **_HYPOTHESIS)
 settings.register_profile("thorough", max_examples=1000, **_HYPOTHESIS)
@@ -55,21 +60,23 @@ PLACE_MARKERS: dict[str, tuple[str, ...]] = {
 
 # Tests that assert on time, import cost or scale, or wait out real rate-limit windows, by name (they
 # move between files): `perf`. Slow, and the first to suffer on a busy machine.
-PERF_TESTS = frozenset({
-    "test_100k_usage_rows_write_and_read_in_batches",  # 100,000 staging rows through the billing database
-    "test_100k_usage_rows_against_100k_additions",  # reconcile at scale
-    "test_scale_5000_organizations",  # the scenario generator at 5,000 organizations
-    "test_compiled_predicate_is_fast_over_20k_records",  # the sandbox's conditions
-    "test_huntress_client_limiter_avoids_429",  # Huntress's 60-a-minute window, on the clock
-    "test_huntress_headerless_429s_from_a_shared_key_lose_nothing",
-    "test_huntress_429_is_waited_out",
-    "test_huntress_rate_limit_wait_is_bounded",
-    "test_sliding_window_rate_limit",
-    # what a fresh interpreter imports or costs: a new Python and Airflow's imports each (seconds)
-    "test_dag_file_imports_nothing_heavy",
-    "test_import_is_cheap",
-    "test_billing_day_comes_from_the_environment_without_loading_the_task_runtime",
-})
+PERF_TESTS = frozenset(
+    {
+        "test_100k_usage_rows_write_and_read_in_batches",  # 100,000 staging rows through the billing database
+        "test_100k_usage_rows_against_100k_additions",  # reconcile at scale
+        "test_scale_5000_organizations",  # the scenario generator at 5,000 organizations
+        "test_compiled_predicate_is_fast_over_20k_records",  # the sandbox's conditions
+        "test_huntress_client_limiter_avoids_429",  # Huntress's 60-a-minute window, on the clock
+        "test_huntress_headerless_429s_from_a_shared_key_lose_nothing",
+        "test_huntress_429_is_waited_out",
+        "test_huntress_rate_limit_wait_is_bounded",
+        "test_sliding_window_rate_limit",
+        # what a fresh interpreter imports or costs: a new Python and Airflow's imports each (seconds)
+        "test_dag_file_imports_nothing_heavy",
+        "test_import_is_cheap",
+        "test_billing_day_comes_from_the_environment_without_loading_the_task_runtime",
+    }
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker

@@ -80,11 +80,16 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     airflow = tmp_path / "airflow"
     airflow.write_text(STANDALONE.format(python=sys.executable, dir=str(marks), components=COMPONENTS))
     airflow.chmod(0o755)
-    code = HARNESS.format(scripts=str(ROOT / "scripts"), airflow=str(airflow), grace=GRACE_S,
-                          scenario=str(ROOT / "scenarios" / "demo.json"))
+    code = HARNESS.format(
+        scripts=str(ROOT / "scripts"),
+        airflow=str(airflow),
+        grace=GRACE_S,
+        scenario=str(ROOT / "scenarios" / "demo.json"),
+    )
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow_home")}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     return proc, marks
 
 

@@ -28,8 +28,16 @@ def test_dagbag_has_no_import_errors_and_the_contract_dag():
     assert dag.params["force_historical_push"] is False
     assert dag.doc_md and "billing" in dag.doc_md.lower()
     assert {t.task_id for t in dag.tasks} == {
-        "resolve", "wait_for_invoice", "extract_huntress", "extract_connectwise", "validate",
-        "reconcile", "quarantine", "push", "record_run"}
+        "resolve",
+        "wait_for_invoice",
+        "extract_huntress",
+        "extract_connectwise",
+        "validate",
+        "reconcile",
+        "quarantine",
+        "push",
+        "record_run",
+    }
     sensor = dag.get_task("wait_for_invoice")
     assert sensor.mode == "reschedule"
     assert dag.get_task("extract_huntress").upstream_task_ids == {"wait_for_invoice"}

@@ -56,9 +56,19 @@ CASES = {
 def test_billing_day_comes_from_the_environment_without_loading_the_task_runtime() -> None:
     env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__SECRETS__BACKEND"}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps({k: v for k, (v, _) in CASES.items()}),
-         str(ROOT / "dags" / "huntress_connectwise_billing_sync.py")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, check=False,
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            json.dumps({k: v for k, (v, _) in CASES.items()}),
+            str(ROOT / "dags" / "huntress_connectwise_billing_sync.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

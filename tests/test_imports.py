@@ -141,8 +141,13 @@ def test_report_and_notify_never_import_steps():
 
 def _constants(path: Path) -> dict[str, object]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Constant) for t in node.targets if isinstance(t, ast.Name)}
+    return {
+        t.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
 
 
 def test_names_spelled_outside_the_package_agree_with_names():

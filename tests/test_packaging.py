@@ -74,7 +74,10 @@ def test_production_wheel_holds_billing_sync_and_nothing_of_the_sandbox(wheels: 
 
 def test_sandbox_is_a_distribution_of_its_own(wheels: dict[str, set[str]]) -> None:
     names = wheels["sandbox"]
-    assert {n.split("/")[0] for n in names} == {"billing_sandbox", "huntress_cw_billing_sandbox-0.1.0.dist-info"}
+    assert {n.split("/")[0] for n in names} == {
+        "billing_sandbox",
+        "huntress_cw_billing_sandbox-0.1.0.dist-info",
+    }
     # every module (a subpackage left out of its `packages` list would be missing) and the schema
     assert _sources(SANDBOX, "billing_sandbox") <= names
     assert "billing_sandbox/scenario.schema.json" in names

@@ -60,4 +60,5 @@ def test_first_run_is_the_latest_billing_day_that_has_passed(monkeypatch, now, b
         assert following.logical_date.day == billing_day
         assert following.logical_date > info.logical_date
         assert (following.logical_date.year * 12 + following.logical_date.month) - (
-            info.logical_date.year * 12 + info.logical_date.month) == 1
+            info.logical_date.year * 12 + info.logical_date.month
+        ) == 1

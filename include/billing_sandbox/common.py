@@ -70,8 +70,10 @@ FaultOptions = dict[str, tuple[dict[str, Any], Any]]  # key → (JSON schema, de
 def _faults_validator_for(options: FaultOptions) -> jsonschema.protocols.Validator:
     if not options:
         return _faults_validator
-    schema = {**FAULTS_SCHEMA, "properties": {**FAULTS_SCHEMA["properties"],
-                                              **{k: schema for k, (schema, _) in options.items()}}}
+    schema = {
+        **FAULTS_SCHEMA,
+        "properties": {**FAULTS_SCHEMA["properties"], **{k: schema for k, (schema, _) in options.items()}},
+    }
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -98,9 +100,7 @@ class Faults:
     def from_json(cls, body: Any, options: FaultOptions | None = None) -> Faults:
         """Keys left out take the defaults, so `{}` clears every fault."""
         validator = _faults_validator_for(options or {})
-        errors = sorted(
-            validator.iter_errors(body), key=jsonschema.exceptions.relevance, reverse=True
-        )
+        errors = sorted(validator.iter_errors(body), key=jsonschema.exceptions.relevance, reverse=True)
         if errors:
             where = "".join(f"[{p!r}]" for p in errors[0].absolute_path) or "(body)"
             raise FaultsError(f"{where}: {errors[0].message}")
@@ -353,7 +353,9 @@ def _add_admin_routes(app: FastAPI, control: SandboxControl) -> None:
     @route("faults", "POST")
     async def set_faults(request: Request) -> Response:
         try:
-            control.set_faults(Faults.from_json(json.loads(await request.body() or b"null"), control.fault_options))
+            control.set_faults(
+                Faults.from_json(json.loads(await request.body() or b"null"), control.fault_options)
+            )
         except (ValueError, FaultsError) as exc:
             return JSONResponse({"error": f"invalid faults: {exc}"}, 400)
         return JSONResponse(control.faults.to_json())

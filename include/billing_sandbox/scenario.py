@@ -115,11 +115,16 @@ def _consistency_problems(data: dict[str, Any]) -> Iterator[str]:
     managed = hunt.get("managed_accounts", [])
     # Organization ids are unique across Huntress, keys only within an account (reference).
     organizations = [("huntress.organizations", i, org) for i, org in enumerate(hunt["organizations"])]
-    organizations += [(f"huntress.managed_accounts[{a}].organizations", i, org)
-                      for a, account in enumerate(managed) for i, org in enumerate(account.get("organizations", []))]
+    organizations += [
+        (f"huntress.managed_accounts[{a}].organizations", i, org)
+        for a, account in enumerate(managed)
+        for i, org in enumerate(account.get("organizations", []))
+    ]
     yield from _duplicates_at(organizations)
-    yield from _duplicates_at([("huntress.account", None, hunt["account"])]
-                              + [("huntress.managed_accounts", i, account) for i, account in enumerate(managed)])
+    yield from _duplicates_at(
+        [("huntress.account", None, hunt["account"])]
+        + [("huntress.managed_accounts", i, account) for i, account in enumerate(managed)]
+    )
     yield from _duplicates(hunt["invoices"], "huntress.invoices")
     org_ids = {org["id"] for _, _, org in organizations}
     line_ids: set[int] = set()

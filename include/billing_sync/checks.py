@@ -34,13 +34,24 @@ class Check:
 
 def usage_checks(products: Iterable[str]) -> list[Check]:
     return [
-        Check("ExpectColumnValuesToNotBeNull", {"column": "organization_id"}, "the line has an organization id"),
-        Check("ExpectColumnValuesToMatchRegex", {"column": "raw_quantity", "regex": USAGE_OR_NULL_REGEX},
-              f"the usage count, unless absent or null, is a whole number from 0 to {MAX_USAGE:,}"),
-        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["invoice_id", "organization_id", "product"]},
-              "each organization appears once per invoice"),
-        Check("ExpectColumnValuesToBeInSet", {"column": "product", "value_set": sorted(products)},
-              "the product is a known Huntress product"),
+        Check(
+            "ExpectColumnValuesToNotBeNull", {"column": "organization_id"}, "the line has an organization id"
+        ),
+        Check(
+            "ExpectColumnValuesToMatchRegex",
+            {"column": "raw_quantity", "regex": USAGE_OR_NULL_REGEX},
+            f"the usage count, unless absent or null, is a whole number from 0 to {MAX_USAGE:,}",
+        ),
+        Check(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": ["invoice_id", "organization_id", "product"]},
+            "each organization appears once per invoice",
+        ),
+        Check(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "product", "value_set": sorted(products)},
+            "the product is a known Huntress product",
+        ),
     ]
 
 
@@ -49,10 +60,16 @@ def live_addition_checks() -> list[Check]:
         # Without an integer id the addition cannot be re-read or written (an id sent as text, say).
         Check("ExpectColumnValuesToNotBeNull", {"column": "addition_id"}, "the addition has an id"),
         Check("ExpectColumnValuesToNotBeNull", {"column": "quantity"}, "the addition quantity is a number"),
-        Check("ExpectColumnValuesToBeBetween", {"column": "quantity", "min_value": 0},
-              "the addition quantity is not negative"),
-        Check("ExpectCompoundColumnsToBeUnique", {"column_list": ["company_id", "product_identifier"]},
-              "a company has at most one live addition per product"),
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "quantity", "min_value": 0},
+            "the addition quantity is not negative",
+        ),
+        Check(
+            "ExpectCompoundColumnsToBeUnique",
+            {"column_list": ["company_id", "product_identifier"]},
+            "a company has at most one live addition per product",
+        ),
     ]
 
 
@@ -80,18 +97,33 @@ def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.
     for check, r in zip(checks, result.results, strict=True):
         failed = list(r.result.get("unexpected_index_list") or []) if not r.success else []
         if r.success is False and not failed and r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"GX check '{check.says}' on {name} could not run: "
-                               f"{r.exception_info.get('exception_message')}")
-        summary.append({"expectation": _snake(check.expectation), "kwargs": check.kwargs, "says": check.says,
-                        "success": bool(r.success), "unexpected_count": len(failed),
-                        "unexpected_rows": failed[:1000]})
+            raise RuntimeError(
+                f"GX check '{check.says}' on {name} could not run: "
+                f"{r.exception_info.get('exception_message')}"
+            )
+        summary.append(
+            {
+                "expectation": _snake(check.expectation),
+                "kwargs": check.kwargs,
+                "says": check.says,
+                "success": bool(r.success),
+                "unexpected_count": len(failed),
+                "unexpected_rows": failed[:1000],
+            }
+        )
         if failed:
             text = f"failed GX {_snake(check.expectation)}: {check.says}"
             positions = df.index[failed]
-            issues.loc[positions] = issues.loc[positions].fillna("").map(
-                lambda old, t=text: f"{old}; {t}" if old else t)
-    return issues, {"suite": name, "success": bool(result.success), "evaluated": len(checks),
-                    "rows": len(df), "results": summary}
+            issues.loc[positions] = (
+                issues.loc[positions].fillna("").map(lambda old, t=text: f"{old}; {t}" if old else t)
+            )
+    return issues, {
+        "suite": name,
+        "success": bool(result.success),
+        "evaluated": len(checks),
+        "rows": len(df),
+        "results": summary,
+    }
 
 
 def _validate(name: str, df: pd.DataFrame, checks: Sequence[Check]):
@@ -103,16 +135,22 @@ def _validate(name: str, df: pd.DataFrame, checks: Sequence[Check]):
         ProgressBarsConfig,
     )
 
-    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(),
-                               progress_bars=ProgressBarsConfig(globally=False), analytics_enabled=False)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
     ctx = gx.get_context(mode="ephemeral", project_config=config)
-    batch = ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+    batch = (
+        ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
+    )
     suite = ctx.suites.add(gx.ExpectationSuite(name=name))
     for check in checks:
         suite.add_expectation(getattr(gx.expectations, check.expectation)(**check.kwargs))
     validation = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-    return validation.run(batch_parameters={"dataframe": _gx_safe(df)},
-                          result_format={"result_format": "COMPLETE"})
+    return validation.run(
+        batch_parameters={"dataframe": _gx_safe(df)}, result_format={"result_format": "COMPLETE"}
+    )
 
 
 def _gx_safe(df: pd.DataFrame) -> pd.DataFrame:

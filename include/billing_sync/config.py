@@ -56,25 +56,36 @@ _GUARD = "the change guard [{default}]"
 class Settings:
     products: dict[str, str] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_PRODUCTS),
-        metadata=_doc("Huntress product → ConnectWise catalog identifier [{default}]; "
-                      "products not listed are ignored"))
+        metadata=_doc(
+            "Huntress product → ConnectWise catalog identifier [{default}]; products not listed are ignored"
+        ),
+    )
     invoice_source: str = dataclasses.field(
         default="reseller",
-        metadata=_doc('`"reseller"` (`/v1/reseller/invoices` + organization usage lines) '
-                      'or `"account"` [{default}]'))
+        metadata=_doc(
+            '`"reseller"` (`/v1/reseller/invoices` + organization usage lines) or `"account"` [{default}]'
+        ),
+    )
     billing_day: int = dataclasses.field(
         default=1,
-        metadata=_doc("day of month (1–28) the scheduled run fires [{default}]; read when the DAG file is parsed"))
+        metadata=_doc(
+            "day of month (1–28) the scheduled run fires [{default}]; read when the DAG file is parsed"
+        ),
+    )
     max_change_units: int = dataclasses.field(default=10, metadata=_doc(_GUARD))
     max_change_ratio: float = dataclasses.field(default=0.5, metadata=_doc(_GUARD, row="max_change_units"))
     allow_drop_to_zero: bool = dataclasses.field(
-        default=False, metadata=_doc("allow a drop from a positive quantity to 0 [{default}]"))
+        default=False, metadata=_doc("allow a drop from a positive quantity to 0 [{default}]")
+    )
     agreement_types: tuple[str, ...] = dataclasses.field(
-        default=(), metadata=_doc("ConnectWise agreement type names to consider; empty = all [{default}]"))
+        default=(), metadata=_doc("ConnectWise agreement type names to consider; empty = all [{default}]")
+    )
     connectwise_concurrency: int = dataclasses.field(
-        default=4, metadata=_doc("parallel requests to ConnectWise, 1–32 [{default}]"))
+        default=4, metadata=_doc("parallel requests to ConnectWise, 1–32 [{default}]")
+    )
     dry_run: bool = dataclasses.field(
-        default=False, metadata=_doc("plan and report, write nothing to ConnectWise [{default}]"))
+        default=False, metadata=_doc("plan and report, write nothing to ConnectWise [{default}]")
+    )
 
     def to_dict(self) -> SettingsDict:
         d = dataclasses.asdict(self)
@@ -106,7 +117,9 @@ def _markdown_default(value: Any) -> str:
     return f"`{text}`" if isinstance(value, str | list | dict) else text
 
 
-def load_settings(variable: str | Mapping[str, Any] | None, params: Mapping[str, Any] | None = None) -> Settings:
+def load_settings(
+    variable: str | Mapping[str, Any] | None, params: Mapping[str, Any] | None = None
+) -> Settings:
     """Build settings from the Variable's JSON (text or dict) and a run's params (params win)."""
     if variable is None or variable == "":
         raw: dict[str, Any] = {}
@@ -190,8 +203,14 @@ def _is_int(value: Any) -> bool:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m billing_sync.config", description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", required=True,
-                        help="print the README's configuration table, rendered from Settings")
+    parser = argparse.ArgumentParser(
+        prog="python -m billing_sync.config", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        required=True,
+        help="print the README's configuration table, rendered from Settings",
+    )
     parser.parse_args()
     print(markdown_table(), end="")

@@ -29,8 +29,10 @@ COMPANY_FIELDS = "id,identifier,name,deletedFlag"
 AGREEMENT_FIELDS = "id,name,type,company,agreementStatus,cancelledFlag,startDate,endDate"
 # The addition's own status is its `agreementStatus`: ConnectWise has no `additionStatus`
 # (pyconnectwise's Addition model, generated from ConnectWise's OpenAPI).
-ADDITION_FIELDS = ("id,agreementId,product/identifier,quantity,unitPrice,effectiveDate,cancelledDate,"
-                   "agreementStatus,lessIncluded")
+ADDITION_FIELDS = (
+    "id,agreementId,product/identifier,quantity,unitPrice,effectiveDate,cancelledDate,"
+    "agreementStatus,lessIncluded"
+)
 CREDENTIALS_HINT = "check the company id / credentials of the connection"
 
 
@@ -59,12 +61,14 @@ class ConnectWiseClient:
         self._answered = False  # an authenticated request has succeeded (see `_request`)
 
     @classmethod
-    def from_connection(cls, conn_id: str = "connectwise_default", concurrency: int = 4,
-                        codebase: str | None = None) -> ConnectWiseClient:
+    def from_connection(
+        cls, conn_id: str = "connectwise_default", concurrency: int = 4, codebase: str | None = None
+    ) -> ConnectWiseClient:
         """A client for the connection; `codebase` (e.g. from an earlier task) saves its discovery."""
         # HttpHook sends the connection's extra as headers: that is how `clientId` goes out.
         hook_factory, base_url, conn = hook_session_factory(
-            conn_id, drop_headers=SETTING_EXTRAS, headers={"pagination-type": "forward-only"})
+            conn_id, drop_headers=SETTING_EXTRAS, headers={"pagination-type": "forward-only"}
+        )
         extra = conn.extra_dejson or {}
         if not extra.get("clientId"):
             raise CredentialsError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
@@ -78,8 +82,13 @@ class ConnectWiseClient:
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
         site = ApiSession("ConnectWise", factory, base_url, retry=retry, retry_status=CONNECTWISE_RETRYABLE)
         codebase = codebase or extra.get("codebase") or discover_codebase(site, conn.login or "")
-        api = ApiSession("ConnectWise", factory, f"{site.base_url}/{codebase.strip('/')}/apis/3.0", retry=retry,
-                         retry_status=CONNECTWISE_RETRYABLE)
+        api = ApiSession(
+            "ConnectWise",
+            factory,
+            f"{site.base_url}/{codebase.strip('/')}/apis/3.0",
+            retry=retry,
+            retry_status=CONNECTWISE_RETRYABLE,
+        )
         api.stats = site.stats  # one count of every request, discovery included
         return cls(api, concurrency, codebase)
 
@@ -91,17 +100,22 @@ class ConnectWiseClient:
             resp = self.api.request(method, path, label=label, **kwargs)
         except ApiError as exc:
             if exc.status == 404 and not self._answered:
-                raise CredentialsError(f"ConnectWise {method} {label} answered HTTP 404 to the first "
-                                       f"authenticated request; ConnectWise cloud answers bad credentials "
-                                       f"that way: {CREDENTIALS_HINT} (and its codebase), unless the record "
-                                       "is gone", status=404, body=exc.body) from None
+                raise CredentialsError(
+                    f"ConnectWise {method} {label} answered HTTP 404 to the first "
+                    f"authenticated request; ConnectWise cloud answers bad credentials "
+                    f"that way: {CREDENTIALS_HINT} (and its codebase), unless the record "
+                    "is gone",
+                    status=404,
+                    body=exc.body,
+                ) from None
             raise
         self._answered = True
         return resp
 
     # -- reads -----------------------------------------------------------------------------------
-    def paged(self, path: str, label: str, conditions: str | None = None,
-              fields: str | None = None) -> Iterator[dict[str, Any]]:
+    def paged(
+        self, path: str, label: str, conditions: str | None = None, fields: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every record of a list, with forward-only paging (follows the `Link` rel="next")."""
         params: dict[str, Any] | None = {"pageSize": PAGE_SIZE}
         if conditions:
@@ -122,11 +136,19 @@ class ConnectWiseClient:
             params = None  # the next link carries every parameter
 
     def companies(self) -> list[dict[str, Any]]:
-        return list(self.paged("company/companies", "/company/companies", "deletedFlag = false", COMPANY_FIELDS))
+        return list(
+            self.paged("company/companies", "/company/companies", "deletedFlag = false", COMPANY_FIELDS)
+        )
 
     def catalog(self, identifiers: Iterable[str]) -> list[dict[str, Any]]:
-        return list(self.paged("procurement/catalog", "/procurement/catalog",
-                               f"identifier in {in_list(identifiers)}", "id,identifier,description,inactiveFlag"))
+        return list(
+            self.paged(
+                "procurement/catalog",
+                "/procurement/catalog",
+                f"identifier in {in_list(identifiers)}",
+                "id,identifier,description,inactiveFlag",
+            )
+        )
 
     def agreements(self, agreement_types: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Active, not cancelled agreements (of the given types): the only ones that can be live."""
@@ -135,7 +157,9 @@ class ConnectWiseClient:
             cond += f" and type/name in {in_list(agreement_types)}"
         return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
 
-    def additions(self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]) -> list[dict[str, Any]]:
+    def additions(
+        self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]
+    ) -> list[dict[str, Any]]:
         """The additions of mapped products on each agreement, `concurrency` requests in flight.
 
         There is no endpoint across agreements; one list request per agreement is the floor.
@@ -143,8 +167,14 @@ class ConnectWiseClient:
         cond = f"product/identifier in {in_list(catalog_identifiers)}"
 
         def one(agreement_id: int) -> list[dict[str, Any]]:
-            rows = list(self.paged(f"finance/agreements/{int(agreement_id)}/additions",
-                                   "/finance/agreements/{id}/additions", cond, ADDITION_FIELDS))
+            rows = list(
+                self.paged(
+                    f"finance/agreements/{int(agreement_id)}/additions",
+                    "/finance/agreements/{id}/additions",
+                    cond,
+                    ADDITION_FIELDS,
+                )
+            )
             for r in rows:  # `fields` trims agreementId on some versions; we know it
                 r.setdefault("agreementId", agreement_id)
             return rows
@@ -153,8 +183,11 @@ class ConnectWiseClient:
             return [row for rows in pool.map(one, list(agreement_ids)) for row in rows]
 
     def addition(self, agreement_id: int, addition_id: int) -> dict[str, Any]:
-        resp = self._request("GET", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
-                             label="/finance/agreements/{id}/additions/{additionId}")
+        resp = self._request(
+            "GET",
+            f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
+            label="/finance/agreements/{id}/additions/{additionId}",
+        )
         if not isinstance(resp.payload, Mapping):
             raise ApiError("ConnectWise GET addition returned no object")
         return dict(resp.payload)
@@ -162,7 +195,8 @@ class ConnectWiseClient:
     # -- writes ----------------------------------------------------------------------------------
     def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> dict[str, Any]:
         resp = self._request(
-            "PATCH", f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
+            "PATCH",
+            f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
             label="/finance/agreements/{id}/additions/{additionId}",
             json_body=[{"op": "replace", "path": "quantity", "value": int(quantity)}],
         )
@@ -174,8 +208,10 @@ def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
     version = extra.get("api_version", API_VERSION)
     # A JSON number would lose digits (2025.10 is 2025.1), so only text is taken.
     if not isinstance(version, str) or not VERSION_FORMAT.fullmatch(version.strip()):
-        raise CredentialsError(f'connection {conn_id}: extra.api_version must be a release such as '
-                               f'"{API_VERSION}" (text, YYYY.N), got {version!r}')
+        raise CredentialsError(
+            f"connection {conn_id}: extra.api_version must be a release such as "
+            f'"{API_VERSION}" (text, YYYY.N), got {version!r}'
+        )
     return version.strip()
 
 
@@ -190,12 +226,18 @@ def discover_codebase(site: ApiSession, login: str) -> str:
     company_id = login.split("+", 1)[0]
     if not company_id or "+" not in login:
         raise CredentialsError("ConnectWise connection login must be 'companyId+publicKey'")
-    payload = site.request("GET", f"login/companyinfo/{company_id}", label="/login/companyinfo/{companyId}").payload
+    payload = site.request(
+        "GET", f"login/companyinfo/{company_id}", label="/login/companyinfo/{companyId}"
+    ).payload
     if payload is None:
         # An unknown company is a 200 with the body `null`, not a 404 (reference, Errors).
-        raise CredentialsError(f"ConnectWise /login/companyinfo/{{companyId}} answered null: ConnectWise "
-                               f"knows no such company; {CREDENTIALS_HINT} (login = companyId+publicKey)")
+        raise CredentialsError(
+            f"ConnectWise /login/companyinfo/{{companyId}} answered null: ConnectWise "
+            f"knows no such company; {CREDENTIALS_HINT} (login = companyId+publicKey)"
+        )
     codebase = payload.get("Codebase") if isinstance(payload, Mapping) else None
     if not isinstance(codebase, str) or not codebase:
-        raise ApiError("ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection")
+        raise ApiError(
+            "ConnectWise /login/companyinfo gave no Codebase; set extra.codebase on the connection"
+        )
     return codebase

@@ -133,9 +133,7 @@ def raw_text(value: Any, present: bool = True) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def usage_frame(
-    invoice_id: int, lines: Iterable[Mapping[str, Any]], products: Iterable[str]
-) -> pd.DataFrame:
+def usage_frame(invoice_id: int, lines: Iterable[Mapping[str, Any]], products: Iterable[str]) -> pd.DataFrame:
     """Organization usage line items → the `usage` frame (one row per line × product)."""
     products = list(products)
     rows = []
@@ -165,8 +163,12 @@ def usage_frame(
 
 def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [
-        {"organization_id": _int_or_none(o.get("id")), "name": _str_or_none(o.get("name")),
-         "key": _str_or_none(o.get("key")), "account_id": _int_or_none(o.get("account_id"))}
+        {
+            "organization_id": _int_or_none(o.get("id")),
+            "name": _str_or_none(o.get("name")),
+            "key": _str_or_none(o.get("key")),
+            "account_id": _int_or_none(o.get("account_id")),
+        }
         for o in orgs
     ]
     # The same record twice (pages that overlap) is one organization; differing records stay for the checks.
@@ -176,8 +178,11 @@ def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     rows = [
-        {"company_id": _int_or_none(c.get("id")), "identifier": _str_or_none(c.get("identifier")),
-         "name": _str_or_none(c.get("name"))}
+        {
+            "company_id": _int_or_none(c.get("id")),
+            "identifier": _str_or_none(c.get("identifier")),
+            "name": _str_or_none(c.get("name")),
+        }
         for c in companies
         if not c.get("deletedFlag")
     ]
@@ -192,8 +197,12 @@ def additions_frame(
     for a in additions:
         agreement_id = _int_or_none(a.get("agreementId"))
         ag = agreements.get(agreement_id, {}) if agreement_id is not None else {}
-        unreadable = [f for record, fields in ((ag, ("startDate", "endDate")), (a, ("effectiveDate", "cancelledDate")))
-                      for f in fields if not _date_readable(record.get(f))]
+        unreadable = [
+            f
+            for record, fields in ((ag, ("startDate", "endDate")), (a, ("effectiveDate", "cancelledDate")))
+            for f in fields
+            if not _date_readable(record.get(f))
+        ]
         rows.append(
             {
                 "addition_id": _int_or_none(a.get("id")),
@@ -202,7 +211,9 @@ def additions_frame(
                 "agreement_name": _str_or_none(ag.get("name")),
                 "agreement_type": _str_or_none(_ref(ag, "type", "name")),
                 "agreement_status": _str_or_none(ag.get("agreementStatus")),
-                "agreement_cancelled": ag.get("cancelledFlag") if isinstance(ag.get("cancelledFlag"), bool) else None,
+                "agreement_cancelled": ag.get("cancelledFlag")
+                if isinstance(ag.get("cancelledFlag"), bool)
+                else None,
                 "agreement_start_date": ag.get("startDate"),
                 "agreement_end_date": ag.get("endDate"),
                 "product_identifier": _str_or_none(_ref(a, "product", "identifier")),

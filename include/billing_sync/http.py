@@ -38,8 +38,14 @@ class SlidingWindowLimiter:
     pushing request 61 into the server's window.
     """
 
-    def __init__(self, limit: int, window: float = 60.0, margin: float = 0.25,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        margin: float = 0.25,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.limit, self.window, self.margin = limit, window, margin
         self._starts: deque[float] = deque()
         self._lock = threading.Lock()
@@ -140,11 +146,17 @@ def parse_retry_after(value: str | None) -> float | None:
 class ApiSession:
     """A requests session per thread, built from an Airflow HTTP connection through HttpHook."""
 
-    def __init__(self, api: str, session_factory: Callable[[], requests.Session], base_url: str,
-                 retry: RetryPolicy | None = None, limiter: SlidingWindowLimiter | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 on_response: Callable[[requests.Response], None] | None = None,
-                 retry_status: frozenset[int] = RETRYABLE_STATUS):
+    def __init__(
+        self,
+        api: str,
+        session_factory: Callable[[], requests.Session],
+        base_url: str,
+        retry: RetryPolicy | None = None,
+        limiter: SlidingWindowLimiter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_response: Callable[[requests.Response], None] | None = None,
+        retry_status: frozenset[int] = RETRYABLE_STATUS,
+    ):
         self.api = api
         self.retry_status = retry_status
         self.base_url = base_url.rstrip("/")
@@ -166,8 +178,16 @@ class ApiSession:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
-    def request(self, method: str, path: str, *, label: str, params: Mapping[str, Any] | None = None,
-                json_body: Any = None, headers: Mapping[str, str] | None = None) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        label: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         """Send with retries; return the final 2xx response with its JSON decoded as `.payload`."""
         url = self.url(path)
         what = f"{self.api} {method} {label}"
@@ -208,10 +228,14 @@ class ApiSession:
         wait = retry_after if retry_after is not None else self.limiter.rate_limited()
         bound = self.retry.max_rate_limit_wait
         if waited + wait > bound:
-            raise ApiError(f"{what} is still rate limited (HTTP 429) after waiting {waited:.0f}s for the "
-                           f"rate-limit window; another {wait:.0f}s would pass max_rate_limit_wait_s={bound:g}",
-                           status=429)
-        log.warning("%s: HTTP 429; waiting %.1fs for the rate-limit window (%.0fs so far)", what, wait, waited)
+            raise ApiError(
+                f"{what} is still rate limited (HTTP 429) after waiting {waited:.0f}s for the "
+                f"rate-limit window; another {wait:.0f}s would pass max_rate_limit_wait_s={bound:g}",
+                status=429,
+            )
+        log.warning(
+            "%s: HTTP 429; waiting %.1fs for the rate-limit window (%.0fs so far)", what, wait, waited
+        )
         if retry_after is not None:
             self._sleep(retry_after)
         return wait
@@ -219,25 +243,37 @@ class ApiSession:
     def _attempt(self, method, url, what, params, json_body, headers):
         """One try → (retryable problem or None, Retry-After seconds, response)."""
         try:
-            resp = self.session.request(method, url, params=params, json=json_body, headers=headers,
-                                        timeout=self.retry.timeout)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError) as exc:
+            resp = self.session.request(
+                method, url, params=params, json=json_body, headers=headers, timeout=self.retry.timeout
+            )
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+        ) as exc:
             # A body cut off mid-transfer surfaces as ChunkedEncodingError, which is no ConnectionError.
             return f"connection error ({type(exc).__name__})", None, None
         if resp.status_code in self.retry_status:
             return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
         if resp.status_code >= 400:  # 401/403: the credentials are refused, which no retry changes
             error = CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError
-            raise error(f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
-                        status=resp.status_code, body=_safe_json(resp))
+            raise error(
+                f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
+                status=resp.status_code,
+                body=_safe_json(resp),
+            )
         if resp.status_code == 204 or method == "DELETE":
             resp.payload = None
             return None, None, resp
         try:
             resp.payload = resp.json()
         except (ValueError, json.JSONDecodeError):
-            kind = "an empty body" if not resp.content else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
+            kind = (
+                "an empty body"
+                if not resp.content
+                else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
+            )
             return f"HTTP {resp.status_code} with {kind}", None, resp
         return None, None, resp
 
@@ -266,9 +302,9 @@ def _message(resp: requests.Response) -> str:
     return ""
 
 
-def hook_session_factory(conn_id: str, drop_headers: tuple[str, ...] = (),
-                         headers: Mapping[str, str] | None = None
-                         ) -> tuple[Callable[[], requests.Session], str, Any]:
+def hook_session_factory(
+    conn_id: str, drop_headers: tuple[str, ...] = (), headers: Mapping[str, str] | None = None
+) -> tuple[Callable[[], requests.Session], str, Any]:
     """(factory of authenticated sessions, base URL, the Airflow connection) for an HTTP connection.
 
     HttpHook resolves the connection (any secrets backend), the base URL and Basic auth. It also

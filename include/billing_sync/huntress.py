@@ -37,15 +37,27 @@ class HuntressClient:
 
     @classmethod
     def from_connection(cls, conn_id: str = "huntress_default") -> HuntressClient:
-        factory, base_url, conn = hook_session_factory(conn_id, drop_headers=SETTING_EXTRAS,
-                                                     headers={"Accept": "application/json"})
+        factory, base_url, conn = hook_session_factory(
+            conn_id, drop_headers=SETTING_EXTRAS, headers={"Accept": "application/json"}
+        )
         extra = conn.extra_dejson or {}
-        limiter = SlidingWindowLimiter(int(extra.get("rate_limit_per_minute", 60)),
-                                       float(extra.get("rate_limit_window_s", 60)))
-        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)),
-                            max_rate_limit_wait=float(extra.get("max_rate_limit_wait_s", DEFAULT_MAX_RATE_LIMIT_WAIT_S)))
-        return cls(ApiSession("Huntress", factory, base_url, retry=retry, limiter=limiter,
-                              on_response=server_window_tracker(limiter)))
+        limiter = SlidingWindowLimiter(
+            int(extra.get("rate_limit_per_minute", 60)), float(extra.get("rate_limit_window_s", 60))
+        )
+        retry = RetryPolicy(
+            attempts=int(extra.get("max_retries", 6)),
+            max_rate_limit_wait=float(extra.get("max_rate_limit_wait_s", DEFAULT_MAX_RATE_LIMIT_WAIT_S)),
+        )
+        return cls(
+            ApiSession(
+                "Huntress",
+                factory,
+                base_url,
+                retry=retry,
+                limiter=limiter,
+                on_response=server_window_tracker(limiter),
+            )
+        )
 
     # -- generic --------------------------------------------------------------------------------
     def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -54,8 +66,9 @@ class HuntressClient:
             raise ApiError(f"Huntress GET {label} returned {type(payload).__name__}, not an object")
         return payload
 
-    def paged(self, path: str, key: str, label: str, params: Mapping[str, Any] | None = None
-              ) -> Iterator[dict[str, Any]]:
+    def paged(
+        self, path: str, key: str, label: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a list endpoint, following `next_page_token` with the same filters."""
         query = {**(params or {}), "limit": PAGE_LIMIT}
         seen_tokens: set[str] = set()
@@ -68,7 +81,9 @@ class HuntressClient:
             yield from items
             pagination = payload.get("pagination") or {}
             if not isinstance(pagination, Mapping):
-                raise ApiError(f"Huntress GET {label}: pagination is {type(pagination).__name__}, not an object")
+                raise ApiError(
+                    f"Huntress GET {label}: pagination is {type(pagination).__name__}, not an object"
+                )
             token = pagination.get("next_page_token")
             if not token or not pagination.get("next_page_url"):
                 return
@@ -83,20 +98,32 @@ class HuntressClient:
         if source == "reseller":
             items = self.paged("v1/reseller/invoices", "invoices", "/v1/reseller/invoices")
         else:
-            items = self.paged("v1/invoices", "invoices", "/v1/invoices",
-                               {"has_usage": "true", "sort_field": "created_at", "sort_direction": "desc"})
+            items = self.paged(
+                "v1/invoices",
+                "invoices",
+                "/v1/invoices",
+                {"has_usage": "true", "sort_field": "created_at", "sort_direction": "desc"},
+            )
         invoices = [i for i in items if i.get("has_usage") is not False]
         return sorted(invoices, key=lambda i: _created(i) or datetime.min.replace(tzinfo=UTC), reverse=True)
 
     def invoice(self, source: str, invoice_id: int) -> dict[str, Any]:
-        path = f"v1/reseller/invoices/{int(invoice_id)}" if source == "reseller" else f"v1/invoices/{int(invoice_id)}"
+        path = (
+            f"v1/reseller/invoices/{int(invoice_id)}"
+            if source == "reseller"
+            else f"v1/invoices/{int(invoice_id)}"
+        )
         label = "/v1/reseller/invoices/{id}" if source == "reseller" else "/v1/invoices/{id}"
         return self.get(path, label).get("invoice") or {}
 
     def usage_lines(self, invoice_id: int) -> list[dict[str, Any]]:
-        return list(self.paged(f"v1/reseller/invoices/{int(invoice_id)}/organization_usage_line_items",
-                               "organization_usage_line_items",
-                               "/v1/reseller/invoices/{id}/organization_usage_line_items"))
+        return list(
+            self.paged(
+                f"v1/reseller/invoices/{int(invoice_id)}/organization_usage_line_items",
+                "organization_usage_line_items",
+                "/v1/reseller/invoices/{id}/organization_usage_line_items",
+            )
+        )
 
     def organizations(self) -> list[dict[str, Any]]:
         """The organizations of the credentials' own account (never those of managed accounts)."""
@@ -130,14 +157,20 @@ class HuntressClient:
                 continue
             managed = self.account_organizations(account_id)
             if managed is None:
-                log.warning("Huntress account %s is named on the invoice but its organizations cannot be "
-                            "read (HTTP 404): its organizations are matched on their names only", account_id)
+                log.warning(
+                    "Huntress account %s is named on the invoice but its organizations cannot be "
+                    "read (HTTP 404): its organizations are matched on their names only",
+                    account_id,
+                )
                 continue
             orgs.extend(managed)
         return orgs
 
     def organization(self, organization_id: int) -> dict[str, Any]:
-        return self.get(f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}").get("organization") or {}
+        return (
+            self.get(f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}").get("organization")
+            or {}
+        )
 
     def account_usage_lines(self, organizations: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Usage as of now from each organization's `actual_usages`, shaped like invoice lines.
@@ -148,8 +181,13 @@ class HuntressClient:
         lines = []
         for org in organizations:
             detail = self.organization(org["id"])
-            lines.append({"id": None, "organization": {"id": org.get("id"), "name": org.get("name")},
-                          "actual_usage": usage_from_actual_usages(detail.get("actual_usages"))})
+            lines.append(
+                {
+                    "id": None,
+                    "organization": {"id": org.get("id"), "name": org.get("name")},
+                    "actual_usage": usage_from_actual_usages(detail.get("actual_usages")),
+                }
+            )
         return lines
 
 
@@ -196,7 +234,9 @@ def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
         if isinstance(tenants, list):
             counts = [t.get("billable_identities_count") if isinstance(t, Mapping) else None for t in tenants]
             # One bad tenant count poisons the sum: pass the bad value on so it is quarantined.
-            bad = next((c for c in counts if c is not None and (isinstance(c, bool) or not isinstance(c, int))), None)
+            bad = next(
+                (c for c in counts if c is not None and (isinstance(c, bool) or not isinstance(c, int))), None
+            )
             if bad is not None:
                 out[product] = bad
             elif None not in counts:
@@ -217,8 +257,9 @@ def standing(invoice: Mapping[str, Any]) -> bool:
     return invoice.get("status") in STANDING_STATUSES
 
 
-def select_invoice(invoices: list[dict[str, Any]], billing_date: date,
-                   invoice_id: int | None = None) -> dict[str, Any] | None:
+def select_invoice(
+    invoices: list[dict[str, Any]], billing_date: date, invoice_id: int | None = None
+) -> dict[str, Any] | None:
     """The invoice of a billing date: pinned by id, else the standing one created on that date,
     else the newest standing one created within the INVOICE_LOOKBACK_DAYS before it.
 
@@ -231,20 +272,28 @@ def select_invoice(invoices: list[dict[str, Any]], billing_date: date,
         if pinned is not None and not standing(pinned):
             raise InvoiceChoiceError(
                 f"invoice {invoice_id} (pinned by the invoice_id param) is {pinned.get('status')!r}: "
-                f"only invoices with status {', '.join(STANDING_STATUSES)} bill")
+                f"only invoices with status {', '.join(STANDING_STATUSES)} bill"
+            )
         return pinned
     dated = [(d.date(), i) for i in invoices if standing(i) and (d := _created(i)) is not None]
     same_day = [i for d, i in dated if d == billing_date]
     if not same_day:
-        window = [(d, i) for d, i in dated if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date]
+        window = [
+            (d, i)
+            for d, i in dated
+            if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date
+        ]
         newest_day = max((d for d, _ in window), default=None)
         same_day = [i for d, i in window if d == newest_day]
     if len(same_day) > 1:
-        listed = ", ".join(f"{i.get('id')} (created {i.get('created_at')}, {i.get('status')})"
-                           for i in sorted(same_day, key=_created))
+        listed = ", ".join(
+            f"{i.get('id')} (created {i.get('created_at')}, {i.get('status')})"
+            for i in sorted(same_day, key=_created)
+        )
         raise InvoiceChoiceError(
             f"{len(same_day)} standing Huntress usage invoices are of the billing date {billing_date}: {listed}. "
-            "Which one bills cannot be known; pin one with the invoice_id param.")
+            "Which one bills cannot be known; pin one with the invoice_id param."
+        )
     return same_day[0] if same_day else None
 
 

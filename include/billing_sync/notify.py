@@ -98,8 +98,11 @@ def render_text(m: Message) -> str:
 def render_html(m: Message) -> str:
     e = html.escape
     colour = "#b42318" if m.severity == "failure" else "#175cd3"
-    rows = "".join(f"<tr><th align='left' style='padding:2px 12px 2px 0'>{e(k)}</th>"
-                   f"<td style='padding:2px 0'>{e(v)}</td></tr>" for k, v in m.facts)
+    rows = "".join(
+        f"<tr><th align='left' style='padding:2px 12px 2px 0'>{e(k)}</th>"
+        f"<td style='padding:2px 0'>{e(v)}</td></tr>"
+        for k, v in m.facts
+    )
     parts = [f"<h2 style='color:{colour};font-size:18px'>{e(m.subject)}</h2>", f"<table>{rows}</table>"]
     for heading, lines in m.sections:
         items = "".join(f"<li>{e(x)}</li>" for x in lines)
@@ -113,7 +116,7 @@ def render_html(m: Message) -> str:
 def _html_link(target: str) -> str:
     e = html.escape
     if target.startswith(("http://", "https://")):
-        return f"<a href=\"{e(target)}\">{e(target)}</a>"
+        return f'<a href="{e(target)}">{e(target)}</a>'
     return f"<code>{e(target)}</code>"  # a file path: mail clients cannot open file:// links anyway
 
 
@@ -126,8 +129,10 @@ def render_slack(m: Message) -> str:
     out = [f"{icon} *{esc(m.subject)}*"] + [f"*{esc(k)}:* {esc(v)}" for k, v in m.facts]
     for heading, lines in m.sections:
         out += [f"*{esc(heading)}:*"] + [f"• {esc(x)}" for x in lines]
-    links = [f"<{esc(v)}|{esc(k)}>" if v.startswith(("http://", "https://")) else f"{esc(k)}: `{esc(v)}`"
-             for k, v in m.links]
+    links = [
+        f"<{esc(v)}|{esc(k)}>" if v.startswith(("http://", "https://")) else f"{esc(k)}: `{esc(v)}`"
+        for k, v in m.links
+    ]
     body = "\n".join(out)
     tail = "\n".join(links)
     if len(body) + len(tail) > MAX_SLACK_CHARS:
@@ -165,8 +170,11 @@ def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
         if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH:
             variants |= {s, quote(s, safe=""), quote_plus(s), html.escape(s), json.dumps(s)[1:-1]}
     ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
-    short = [re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])") for v in ordered
-             if len(v) < LOOSE_SECRET_LENGTH]
+    short = [
+        re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])")
+        for v in ordered
+        if len(v) < LOOSE_SECRET_LENGTH
+    ]
     long = [v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH]
 
     def scrub(text: str) -> str:
@@ -217,22 +225,35 @@ def failure_message(context: Mapping[str, Any]) -> Message:
     billing_date = _billing_date(context)
     task = task_id + (f" [{map_index}]" if isinstance(map_index, int) and map_index >= 0 else "")
     error = errors.unwrap(context.get("exception"))  # the error itself, not the task-failing wrapper
-    error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error or "unknown")
-    facts = [("Billing date", billing_date), ("Task", task),
-             ("Attempt", str(getattr(ti, "try_number", "?"))), ("Run", run_id),
-             ("Error", _cut(error_text, MAX_ERROR_CHARS))]
+    error_text = (
+        f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error or "unknown")
+    )
+    facts = [
+        ("Billing date", billing_date),
+        ("Task", task),
+        ("Attempt", str(getattr(ti, "try_number", "?"))),
+        ("Run", run_id),
+        ("Error", _cut(error_text, MAX_ERROR_CHARS)),
+    ]
     sections = []
     by_reason = _open_quarantine_by_reason(run_id)
     if by_reason:
         sections.append(("Quarantined so far in this run", tuple(f"{c}: {n}" for c, n in by_reason.items())))
-    links = [("Task log in Airflow", task_url(run_id, task_id, map_index, dag_id)),
-             ("Run in Airflow", run_url(run_id, dag_id)),
-             ("Report page (once the run records)", report_page_url(run_id))]
+    links = [
+        ("Task log in Airflow", task_url(run_id, task_id, map_index, dag_id)),
+        ("Run in Airflow", run_url(run_id, dag_id)),
+        ("Report page (once the run records)", report_page_url(run_id)),
+    ]
     folder = _report_folder(billing_date, run_id)
     if folder:
         links.append(("Report folder", folder))
-    return Message(subject=f"Billing sync FAILED: task {task}, billing date {billing_date}",
-                   facts=tuple(facts), sections=tuple(sections), links=tuple(links), severity="failure")
+    return Message(
+        subject=f"Billing sync FAILED: task {task}, billing date {billing_date}",
+        facts=tuple(facts),
+        sections=tuple(sections),
+        links=tuple(links),
+        severity="failure",
+    )
 
 
 def attention_reasons(result: Mapping[str, Any]) -> list[str]:
@@ -248,8 +269,9 @@ def attention_reasons(result: Mapping[str, Any]) -> list[str]:
     return why
 
 
-def summary_message(ref: RunRef, result: Mapping[str, Any], task_id: str = "record_run",
-                    dag_id: str = DAG_ID) -> Message | None:
+def summary_message(
+    ref: RunRef, result: Mapping[str, Any], task_id: str = "record_run", dag_id: str = DAG_ID
+) -> Message | None:
     """The run's summary when something needs review; None when the run is clean."""
     why = attention_reasons(result)
     if not why:
@@ -257,22 +279,35 @@ def summary_message(ref: RunRef, result: Mapping[str, Any], task_id: str = "reco
     counts, checks = result.get("counts") or {}, result.get("checks") or {}
     run_id, billing_date = str(ref["run_id"]), str(ref["billing_date"])
     outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in CONTRACT_OUTCOMES)
-    facts = (("Billing date", billing_date), ("Invoice", str(ref.get("invoice_id"))),
-             ("Mode", str(result.get("mode") or ref.get("mode"))), ("Task", task_id), ("Run", run_id),
-             ("Outcomes", outcomes), ("Needs attention", "; ".join(why)))
+    facts = (
+        ("Billing date", billing_date),
+        ("Invoice", str(ref.get("invoice_id"))),
+        ("Mode", str(result.get("mode") or ref.get("mode"))),
+        ("Task", task_id),
+        ("Run", run_id),
+        ("Outcomes", outcomes),
+        ("Needs attention", "; ".join(why)),
+    )
     sections = []
     reasons = [(c, int(counts[c])) for c in REASON_CODES if counts.get(c)]
     if reasons:
-        sections.append(("Quarantined by reason (what to do)",
-                         tuple(f"{c}: {n} — {REASON_HELP.get(c, '')}".rstrip(" —") for c, n in reasons)))
+        sections.append(
+            (
+                "Quarantined by reason (what to do)",
+                tuple(f"{c}: {n} — {REASON_HELP.get(c, '')}".rstrip(" —") for c, n in reasons),
+            )
+        )
     if checks.get("mismatches"):
         sections.append(("Totals check", tuple(str(x) for x in checks["mismatches"])))
     links = [("Report page", report_page_url(run_id)), ("Run in Airflow", run_url(run_id, dag_id))]
     if result.get("report"):
         links.append(("Report file", str(result["report"])))
     total = counts.get("quarantined", 0)
-    subject = (f"Billing sync {billing_date}: {total} key(s) need review" if total
-               else f"Billing sync {billing_date}: {why[0]}")
+    subject = (
+        f"Billing sync {billing_date}: {total} key(s) need review"
+        if total
+        else f"Billing sync {billing_date}: {why[0]}"
+    )
     return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
 
 
@@ -296,8 +331,9 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
     try:
         from . import runtime, store
 
-        rows = store.list_quarantine(store.engine_for(runtime.database_url()), run_id=run_id, status="open",
-                                     limit=None)
+        rows = store.list_quarantine(
+            store.engine_for(runtime.database_url()), run_id=run_id, status="open", limit=None
+        )
     except Exception as exc:
         log.info("no quarantine counts for the alert: %s", type(exc).__name__)
         return {}
@@ -319,8 +355,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 # -- sending -------------------------------------------------------------------------------------
-def dispatch(message: Message, context: Mapping[str, Any] | None = None,
-             smtp_conn_id: str = SMTP_CONN_ID, slack_conn_id: str = SLACK_CONN_ID) -> dict[str, str]:
+def dispatch(
+    message: Message,
+    context: Mapping[str, Any] | None = None,
+    smtp_conn_id: str = SMTP_CONN_ID,
+    slack_conn_id: str = SLACK_CONN_ID,
+) -> dict[str, str]:
     """Log the message and send it through every configured channel. Returns channel → outcome
     ("sent", "skipped: ...", "failed: ..."); never raises."""
     scrub = scrubber(connection_secrets((*SECRET_CONN_IDS, smtp_conn_id, slack_conn_id)))
@@ -339,8 +379,11 @@ def dispatch(message: Message, context: Mapping[str, Any] | None = None,
             results[name] = f"failed: {scrub(f'{type(exc).__name__}: {exc}')}"
             log.warning("billing sync alert: %s channel %s %s", name, conn_id, results[name])
     if all(r.startswith("skipped: no connection") for r in results.values()):
-        log.info("no notification connection (%s, %s) configured: the alert was only logged",
-                 smtp_conn_id, slack_conn_id)
+        log.info(
+            "no notification connection (%s, %s) configured: the alert was only logged",
+            smtp_conn_id,
+            slack_conn_id,
+        )
     return results
 
 
@@ -353,7 +396,9 @@ def _send_email(conn: Any, conn_id: str, message: Message, context: dict[str, An
         log.warning("connection %s has no extra.to: no e-mail sent", conn_id)
         return "skipped: extra.to is empty"
     notifier = SmtpNotifier(
-        to=to, cc=_addresses(extra.get("cc")) or None, smtp_conn_id=conn_id,
+        to=to,
+        cc=_addresses(extra.get("cc")) or None,
+        smtp_conn_id=conn_id,
         from_email=extra.get("from_email") or DEFAULT_FROM_EMAIL,
         subject=" ".join(message.subject.split()),  # no line breaks in a header
         html_content=render_html(message),
@@ -367,7 +412,9 @@ def _send_email(conn: Any, conn_id: str, message: Message, context: dict[str, An
 def _send_slack(conn: Any, conn_id: str, message: Message, context: dict[str, Any]) -> str:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=render_slack(message), timeout=30).notify(context)
+    SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=render_slack(message), timeout=30).notify(
+        context
+    )
     return "sent"
 
 
@@ -388,8 +435,14 @@ class BillingSyncNotifier(BaseNotifier):
 
     template_fields = ()  # nothing is a template: alert text carries third-party names
 
-    def __init__(self, message: Message | None = None, *, smtp_conn_id: str = SMTP_CONN_ID,
-                 slack_conn_id: str = SLACK_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: Message | None = None,
+        *,
+        smtp_conn_id: str = SMTP_CONN_ID,
+        slack_conn_id: str = SLACK_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.message = message
         self.smtp_conn_id = smtp_conn_id
@@ -401,18 +454,24 @@ class BillingSyncNotifier(BaseNotifier):
             message = self.message or failure_message(context)
         except Exception as exc:  # a broken context must still produce an alert
             log.exception("could not build the failure message")
-            message = Message(subject=f"Billing sync FAILED ({type(exc).__name__} building the alert)",
-                              severity="failure")
+            message = Message(
+                subject=f"Billing sync FAILED ({type(exc).__name__} building the alert)", severity="failure"
+            )
         self.results = dispatch(message, context, self.smtp_conn_id, self.slack_conn_id)
 
 
-def notify_run_summary(ref: RunRef, result: Mapping[str, Any],
-                       context: Mapping[str, Any] | None = None) -> dict[str, str]:
+def notify_run_summary(
+    ref: RunRef, result: Mapping[str, Any], context: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """From record_run: tell people when the run left something to review. Never raises."""
     try:
         ti = (context or {}).get("ti")
-        message = summary_message(ref, result, task_id=getattr(ti, "task_id", "record_run"),
-                                  dag_id=getattr(ti, "dag_id", None) or DAG_ID)
+        message = summary_message(
+            ref,
+            result,
+            task_id=getattr(ti, "task_id", "record_run"),
+            dag_id=getattr(ti, "dag_id", None) or DAG_ID,
+        )
         if message is None:
             log.info("run %s: nothing to review, no summary sent", ref.get("run_id"))
             return {}

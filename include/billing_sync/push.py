@@ -39,17 +39,29 @@ def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult
     except ApiError as exc:
         return PushResult(key, "failed", "push_rejected", f"re-read before write failed: {exc}", None)
     if _same(current, new):
-        return PushResult(key, "updated", None, "already at the new quantity (written by an earlier attempt)", new)
+        return PushResult(
+            key, "updated", None, "already at the new quantity (written by an earlier attempt)", new
+        )
     if not _same(current, old):
-        return PushResult(key, "failed", "changed_since_read",
-                          f"quantity is {current!r} in ConnectWise, {old:g} when read; not overwritten", current)
+        return PushResult(
+            key,
+            "failed",
+            "changed_since_read",
+            f"quantity is {current!r} in ConnectWise, {old:g} when read; not overwritten",
+            current,
+        )
     try:
         written = client.set_quantity(agreement_id, addition_id, new).get("quantity")
     except ApiError as exc:
         return _settle_failed_write(client, change, exc)
     if written is not None and not _same(written, new):
-        return PushResult(key, "failed", "push_rejected",
-                          f"ConnectWise answered the write with quantity {written!r}, not {new}", written)
+        return PushResult(
+            key,
+            "failed",
+            "push_rejected",
+            f"ConnectWise answered the write with quantity {written!r}, not {new}",
+            written,
+        )
     return PushResult(key, "updated", None, f"{old:g} → {new}", new)
 
 
@@ -63,13 +75,21 @@ def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], e
         return PushResult(key, "failed", "push_rejected", str(exc), None)
     if _same(now, new):
         log.warning("%s: the write got no usable answer (%s), but the re-read shows %s", key, exc, new)
-        return PushResult(key, "updated", None, f"{float(change['previous_quantity']):g} → {new} "
-                          "(applied; its answer was lost)", new)
+        return PushResult(
+            key,
+            "updated",
+            None,
+            f"{float(change['previous_quantity']):g} → {new} (applied; its answer was lost)",
+            new,
+        )
     return PushResult(key, "failed", "push_rejected", str(exc), now)
 
 
-def push_changes(client: ConnectWiseClient, changes: Iterable[Mapping[str, Any]],
-                 on_result: Callable[[Mapping[str, Any], PushResult], None]) -> list[PushResult]:
+def push_changes(
+    client: ConnectWiseClient,
+    changes: Iterable[Mapping[str, Any]],
+    on_result: Callable[[Mapping[str, Any], PushResult], None],
+) -> list[PushResult]:
     """Push with `client.concurrency` changes in flight; `on_result` runs in this thread, in
     completion order, so recording needs no locks."""
     changes = list(changes)

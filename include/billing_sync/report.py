@@ -41,8 +41,14 @@ MODE_HELP = {
     "report_only": "report only: the invoice is older than the newest one, nothing was written",
 }
 OUTCOME_ORDER = (*CONTRACT_OUTCOMES, "failed", "change")  # every outcome of OUTCOMES and PUSH_OUTCOMES
-TOTALS_COLUMNS = ("product", "catalog_identifier", "huntress", "connectwise_before", "connectwise_after",
-                  "difference")
+TOTALS_COLUMNS = (
+    "product",
+    "catalog_identifier",
+    "huntress",
+    "connectwise_before",
+    "connectwise_after",
+    "difference",
+)
 MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always hold every row
 # Cells starting like a formula run as one in a spreadsheet; names are third-party text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -68,11 +74,24 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     companies = _company_names(eng, run_id)
     counts = dict(summary.get("counts") or run.get("counts") or {})
     checks = dict(summary.get("checks") or run.get("checks") or {})
-    changes = [{**c, "company_name": companies.get(c["cw_company_id"])} for c in store.changes_for_run(eng, run_id)]
-    quarantine = [{**q, "company_name": companies.get(q["cw_company_id"]), "what_to_do": REASON_HELP.get(q["reason_code"])}
-                  for q in store.list_quarantine(eng, run_id=run_id, limit=None)]
-    quarantine.sort(key=lambda q: (reason_rank(q["reason_code"]), str(q["huntress_organization_name"] or ""),
-                                   str(q["sync_key"])))
+    changes = [
+        {**c, "company_name": companies.get(c["cw_company_id"])} for c in store.changes_for_run(eng, run_id)
+    ]
+    quarantine = [
+        {
+            **q,
+            "company_name": companies.get(q["cw_company_id"]),
+            "what_to_do": REASON_HELP.get(q["reason_code"]),
+        }
+        for q in store.list_quarantine(eng, run_id=run_id, limit=None)
+    ]
+    quarantine.sort(
+        key=lambda q: (
+            reason_rank(q["reason_code"]),
+            str(q["huntress_organization_name"] or ""),
+            str(q["sync_key"]),
+        )
+    )
     products = (ref.get("settings") or {}).get("products") or {}
     return {
         "run": {
@@ -102,14 +121,19 @@ def _company_names(eng: Engine, run_id: str) -> dict[int, str]:
 
 def totals_rows(checks: Mapping[str, Any], products: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     products = products or {}
-    return [{"product": p, "catalog_identifier": products.get(p), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
-            for p, t in (checks.get("products") or {}).items()]
+    return [
+        {"product": p, "catalog_identifier": products.get(p), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
+        for p, t in (checks.get("products") or {}).items()
+    ]
 
 
 def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
     meaning = {**OUTCOMES, **PUSH_OUTCOMES}
-    return [{"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")} for o in OUTCOME_ORDER
-            if o in counts and (counts[o] or o in ("updated", "unchanged", "quarantined"))]
+    return [
+        {"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")}
+        for o in OUTCOME_ORDER
+        if o in counts and (counts[o] or o in ("updated", "unchanged", "quarantined"))
+    ]
 
 
 def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -117,14 +141,23 @@ def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for q in quarantine:
         groups.setdefault(q["reason_code"], []).append(q)
-    return [{"code": code, "meaning": REASON_CODES.get(code, ""), "help": REASON_HELP.get(code, ""),
-             "rows": rows, "shown": rows[:MAX_HTML_ROWS], "open": sum(1 for r in rows if r["status"] == "open")}
-            for code, rows in sorted(groups.items(), key=lambda kv: reason_rank(kv[0]))]
+    return [
+        {
+            "code": code,
+            "meaning": REASON_CODES.get(code, ""),
+            "help": REASON_HELP.get(code, ""),
+            "rows": rows,
+            "shown": rows[:MAX_HTML_ROWS],
+            "open": sum(1 for r in rows if r["status"] == "open"),
+        }
+        for code, rows in sorted(groups.items(), key=lambda kv: reason_rank(kv[0]))
+    ]
 
 
 # -- writing -------------------------------------------------------------------------------------
-def write_report(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any],
-                 directory: Path | None = None) -> Path:
+def write_report(
+    eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any], directory: Path | None = None
+) -> Path:
     """Write the CSVs and report.html of the run into its report directory; returns report.html.
 
     `summary` carries what record_run computed: `counts`, `checks`, and optionally `links`
@@ -134,11 +167,17 @@ def write_report(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any],
         directory = run_directory(ref["billing_date"], ref["run_id"])
     data = collect(eng, ref, summary)
     write_csv(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
-    write_csv(directory / QUARANTINE_CSV, data["quarantine"],
-              [*_columns(store.quarantine), "company_name", "what_to_do"])
+    write_csv(
+        directory / QUARANTINE_CSV,
+        data["quarantine"],
+        [*_columns(store.quarantine), "company_name", "what_to_do"],
+    )
     write_csv(directory / TOTALS_CSV, data["totals"], TOTALS_COLUMNS)
-    files = [name for name in (CHANGES_CSV, QUARANTINE_CSV, TOTALS_CSV, OUTCOMES_CSV, VALIDATION_JSON)
-             if (directory / name).exists()]
+    files = [
+        name
+        for name in (CHANGES_CSV, QUARANTINE_CSV, TOTALS_CSV, OUTCOMES_CSV, VALIDATION_JSON)
+        if (directory / name).exists()
+    ]
     path = directory / REPORT_FILE
     path.write_text(render_html(data, files), encoding="utf-8")
     return path
@@ -172,7 +211,9 @@ def csv_cell(value: Any) -> str:
 
 def _missing(value: Any) -> bool:
     """None, NaN, pandas NA/NaT; never a container or text."""
-    return value is None or (not isinstance(value, str | bytes | dict | list | tuple) and bool(pd.isna(value)))
+    return value is None or (
+        not isinstance(value, str | bytes | dict | list | tuple) and bool(pd.isna(value))
+    )
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -352,26 +393,58 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
     if not run:
         return f"no run recorded for billing date {billing_date}"
     counts = run.get("counts") or {}
-    out = [f"Run {run['run_id']}  billing date {run['billing_date']}  invoice {run['invoice_id']}  "
-           f"mode {run['mode']}  status {run['status']}", ""]
+    out = [
+        f"Run {run['run_id']}  billing date {run['billing_date']}  invoice {run['invoice_id']}  "
+        f"mode {run['mode']}  status {run['status']}",
+        "",
+    ]
     rows = [[k, counts.get(k, 0)] for k in CONTRACT_OUTCOMES if counts.get(k)]
     rows += [[f"  {code}", n] for code, n in counts.items() if code in REASON_CODES and n]
     out.append(_table(["outcome (reason_code)", "sync keys"], rows + [["total", counts.get("total")]]))
     changes = [c for c in store.changes_for_run(eng, run["run_id"]) if c["action"] != "unchanged"]
     if changes:
-        out += ["", "Changes:", _table(
-            ["company", "product", "addition", "previous", "new", "action"],
-            [[c["cw_company_id"], c["product"], c["addition_id"], _num(c["previous_quantity"]),
-              _num(c["new_quantity"]), c["action"]] for c in changes])]
+        out += [
+            "",
+            "Changes:",
+            _table(
+                ["company", "product", "addition", "previous", "new", "action"],
+                [
+                    [
+                        c["cw_company_id"],
+                        c["product"],
+                        c["addition_id"],
+                        _num(c["previous_quantity"]),
+                        _num(c["new_quantity"]),
+                        c["action"],
+                    ]
+                    for c in changes
+                ],
+            ),
+        ]
     held = [q for q in store.list_quarantine(eng, run_id=run["run_id"], limit=None) if q["status"] == "open"]
     if held:
-        out += ["", "Quarantine (open):", _table(
-            ["reason_code", "key", "organization", "detail"],
-            [[q["reason_code"], q["sync_key"], (q["huntress_organization_name"] or "")[:30],
-              (q["detail"] or "")[:90]] for q in held])]
+        out += [
+            "",
+            "Quarantine (open):",
+            _table(
+                ["reason_code", "key", "organization", "detail"],
+                [
+                    [
+                        q["reason_code"],
+                        q["sync_key"],
+                        (q["huntress_organization_name"] or "")[:30],
+                        (q["detail"] or "")[:90],
+                    ]
+                    for q in held
+                ],
+            ),
+        ]
         out += ["", "What to do:"] + [f"  {g['code']}: {g['help']}" for g in reason_groups(held) if g["help"]]
     mismatches = (run.get("checks") or {}).get("mismatches") or []
-    out += ["", "Totals check: " + ("Huntress and ConnectWise agree" if not mismatches else "; ".join(mismatches))]
+    out += [
+        "",
+        "Totals check: " + ("Huntress and ConnectWise agree" if not mismatches else "; ".join(mismatches)),
+    ]
     if run.get("report_path"):
         page = Path(run["report_path"]) / REPORT_FILE
         out.append(f"Report: {page if page.exists() else run['report_path']}")

@@ -86,24 +86,35 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
     invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
     newest = newest_invoice_date(invoices)
     if undated := undated_invoices(invoices):
-        log.warning("Huntress invoices without a readable created_at are ignored (pin one with the "
-                    "invoice_id param): %s", undated[:20])
-    if odd := [i.get("id") for i in invoices if i.get("status") not in (*STANDING_STATUSES, "voided",
-                                                                         "full_refund", "draft")]:
+        log.warning(
+            "Huntress invoices without a readable created_at are ignored (pin one with the "
+            "invoice_id param): %s",
+            undated[:20],
+        )
+    if odd := [
+        i.get("id")
+        for i in invoices
+        if i.get("status") not in (*STANDING_STATUSES, "voided", "full_refund", "draft")
+    ]:
         log.warning("Huntress invoices with a status the API does not document never bill: %s", odd[:20])
     if invoice is None:
         if ref["invoice_id"] is not None:
-            raise NoInvoiceError(f"invoice {ref['invoice_id']} (pinned by the invoice_id param) was not found")
+            raise NoInvoiceError(
+                f"invoice {ref['invoice_id']} (pinned by the invoice_id param) was not found"
+            )
         if newest is not None and newest > billing_date:
             raise NoInvoiceError(
                 f"no Huntress invoice was created on {billing_date} or in the 3 days before it (voided, "
                 f"full_refund and draft invoices never bill); the newest invoice is of {newest}. "
-                "Pin one with the invoice_id param.")
+                "Pin one with the invoice_id param."
+            )
         return None
     if isinstance(invoice.get("id"), bool) or not isinstance(invoice.get("id"), int):
         # Its lines cannot be read without an id; one sent as text is not taken as a number either.
-        raise ApiError(f"Huntress invoice created {invoice.get('created_at')!r} has no integer id "
-                       f"(got {invoice.get('id')!r})")
+        raise ApiError(
+            f"Huntress invoice created {invoice.get('created_at')!r} has no integer id "
+            f"(got {invoice.get('id')!r})"
+        )
     mode = ref["mode"]
     created = created_date(invoice)
     # An invoice of an older day than the newest standing one: never overwrite newer quantities by
@@ -112,8 +123,14 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
     older = created is None or (newest is not None and created < newest)
     if mode == "push" and older and not ref["force_historical_push"]:
         mode = "report_only"
-    summary = InvoiceSummary(id=invoice["id"], created_at=invoice.get("created_at"), quantity=invoice.get("quantity"),
-                             amount=invoice.get("amount"), status=invoice.get("status"), plan=invoice.get("plan"))
+    summary = InvoiceSummary(
+        id=invoice["id"],
+        created_at=invoice.get("created_at"),
+        quantity=invoice.get("quantity"),
+        amount=invoice.get("amount"),
+        status=invoice.get("status"),
+        plan=invoice.get("plan"),
+    )
     out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
     store.start_run(eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"])
     return out
@@ -131,7 +148,12 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
     usage = frames.usage_frame(ref["invoice_id"], lines, settings.products)
     store.write_frame(eng, ref["run_id"], "usage", usage)
     store.write_frame(eng, ref["run_id"], "organizations", frames.organizations_frame(orgs))
-    log.info("Huntress: %d lines, %d organizations, requests %s", len(lines), len(orgs), huntress.api.stats.as_dict())
+    log.info(
+        "Huntress: %d lines, %d organizations, requests %s",
+        len(lines),
+        len(orgs),
+        huntress.api.stats.as_dict(),
+    )
     return {"lines": len(lines), "organizations": len(orgs), "requests": huntress.api.stats.as_dict()}
 
 
@@ -147,10 +169,21 @@ def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient)
     missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
     if missing:
         log.warning("catalog items not found in ConnectWise: %s", missing)
-    log.info("ConnectWise: %d companies, %d agreements, %d additions, requests %s",
-             len(companies), len(agreements), len(additions), cw.api.stats.as_dict())
-    return {"companies": len(companies), "agreements": len(agreements), "additions": len(additions),
-            "missing_catalog_items": missing, "requests": cw.api.stats.as_dict(), "codebase": cw.codebase}
+    log.info(
+        "ConnectWise: %d companies, %d agreements, %d additions, requests %s",
+        len(companies),
+        len(agreements),
+        len(additions),
+        cw.api.stats.as_dict(),
+    )
+    return {
+        "companies": len(companies),
+        "agreements": len(agreements),
+        "additions": len(additions),
+        "missing_catalog_items": missing,
+        "requests": cw.api.stats.as_dict(),
+        "codebase": cw.codebase,
+    }
 
 
 # -- 4. validate ---------------------------------------------------------------------------------
@@ -170,23 +203,31 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     held = usage["organization_id"].isin(twice).fillna(False).to_numpy(dtype=bool)
     if held.any():
         text = "Huntress lists the organization more than once, with different names or keys"
-        usage.loc[held, "issue"] = usage.loc[held, "issue"].fillna("").map(
-            lambda old: f"{old}; {text}" if old else text)
+        usage.loc[held, "issue"] = (
+            usage.loc[held, "issue"].fillna("").map(lambda old: f"{old}; {text}" if old else text)
+        )
     store.write_frame(eng, run_id, "usage", usage)
 
     additions = store.read_frame(eng, run_id, "additions")
-    live = reconcile.live_additions(additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types)
+    live = reconcile.live_additions(
+        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
+    )
     live_issues, additions_result = checks.run_suite("live_additions", live, checks.live_addition_checks())
     additions["issue"] = pd.Series(pd.NA, index=additions.index, dtype="string")
     additions.loc[live_issues.index, "issue"] = live_issues
     store.write_frame(eng, run_id, "additions", additions)
 
-    results = [usage_result, additions_result,
-               checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
-               orgs_result]
+    results = [
+        usage_result,
+        additions_result,
+        checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
+        orgs_result,
+    ]
     path = reports_dir(ref) / report.VALIDATION_JSON
     path.write_text(json.dumps(results, indent=1, default=str))
-    failed = {r["suite"]: sum(x["unexpected_count"] for x in r["results"]) for r in results if not r["success"]}
+    failed = {
+        r["suite"]: sum(x["unexpected_count"] for x in r["results"]) for r in results if not r["success"]
+    }
     return {"validation_path": str(path), "failed_rows_by_suite": failed}
 
 
@@ -213,15 +254,23 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     outcomes = store.read_frame(eng, run_id, "outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
     store.upsert_quarantine(eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)])
-    store.resolve_superseded(eng, run_id, billing_date, dict(zip(held["sync_key"], held["reason_code"], strict=True)),
-                             seen_keys=outcomes["sync_key"].tolist())
+    store.resolve_superseded(
+        eng,
+        run_id,
+        billing_date,
+        dict(zip(held["sync_key"], held["reason_code"], strict=True)),
+        seen_keys=outcomes["sync_key"].tolist(),
+    )
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
     store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist())
 
     with_addition = outcomes[outcomes["outcome"].isin(["unchanged", "change"])]
     pushing = ref["mode"] == "push"
-    ledger = [ledger_row(r, "unchanged" if r["outcome"] == "unchanged" else "planned")
-              for r in _records(with_addition) if r["outcome"] == "unchanged" or not pushing]
+    ledger = [
+        ledger_row(r, "unchanged" if r["outcome"] == "unchanged" else "planned")
+        for r in _records(with_addition)
+        if r["outcome"] == "unchanged" or not pushing
+    ]
     store.record_changes(eng, run_id, billing_date, ledger)
 
     n_changes = int((outcomes["outcome"] == "change").sum()) if pushing else 0
@@ -233,7 +282,7 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
     outcomes = store.read_frame(eng, run_id, "outcomes")
     changes = outcomes[outcomes["outcome"] == "change"].sort_values("sync_key")
-    mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE:(batch + 1) * PUSH_BATCH_SIZE])
+    mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
     done = {r["sync_key"] for r in store.changes_for_run(eng, run_id) if r["action"] in ("updated", "failed")}
     todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
 
@@ -259,8 +308,11 @@ def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     run_id = ref["run_id"]
     outcomes = store.read_frame(eng, run_id, "outcomes")
     ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id)}
-    failed = {q["sync_key"]: q for q in store.list_quarantine(eng, run_id=run_id, limit=None)
-              if q["reason_code"] in ("changed_since_read", "push_rejected")}
+    failed = {
+        q["sync_key"]: q
+        for q in store.list_quarantine(eng, run_id=run_id, limit=None)
+        if q["reason_code"] in ("changed_since_read", "push_rejected")
+    }
     out = outcomes.copy()
     for i in out.index[out["outcome"] == "change"]:
         key = out.at[i, "sync_key"]
@@ -281,27 +333,39 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
     settings = settings_of(ref)
     usage = store.read_frame(eng, ref["run_id"], "usage")
     additions = store.read_frame(eng, ref["run_id"], "additions")
-    live = reconcile.live_additions(additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types)
+    live = reconcile.live_additions(
+        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
+    )
     checks_out: dict[str, Any] = {"products": {}, "mismatches": []}
     invoice_qty = (ref.get("invoice") or {}).get("quantity")
     edr_lines = usage.loc[usage["product"] == "edr", "quantity"]
     if invoice_qty is not None and "edr" in settings.products:
         lines_edr = int(edr_lines.sum())
-        checks_out["invoice_quantity"] = {"invoice": invoice_qty, "sum_of_line_edr": lines_edr,
-                                          "invalid_edr_lines": int(edr_lines.isna().sum())}
+        checks_out["invoice_quantity"] = {
+            "invoice": invoice_qty,
+            "sum_of_line_edr": lines_edr,
+            "invalid_edr_lines": int(edr_lines.isna().sum()),
+        }
         if invoice_qty != lines_edr:
-            checks_out["mismatches"].append(f"invoice quantity {invoice_qty} ≠ sum of its lines' edr {lines_edr}")
+            checks_out["mismatches"].append(
+                f"invoice quantity {invoice_qty} ≠ sum of its lines' edr {lines_edr}"
+            )
     updated = final[final["outcome"] == "updated"]
     for product, identifier in settings.products.items():
         huntress_total = int(usage.loc[usage["product"] == product, "quantity"].sum())
         before = float(live.loc[live["product_identifier"] == identifier, "quantity"].sum())
         upd = updated[updated["product"] == product]
         after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
-        checks_out["products"][product] = {"huntress": huntress_total, "connectwise_before": before,
-                                           "connectwise_after": after, "difference": after - huntress_total}
+        checks_out["products"][product] = {
+            "huntress": huntress_total,
+            "connectwise_before": before,
+            "connectwise_after": after,
+            "difference": after - huntress_total,
+        }
         if after != huntress_total:
             checks_out["mismatches"].append(
-                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push")
+                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push"
+            )
     return checks_out
 
 
@@ -314,10 +378,16 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     final.to_csv(path / report.OUTCOMES_CSV, index=False)
     # Finish first: the report shows the run's row as the database now holds it (status, times).
     store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
-    page = report.write_report(eng, ref, {"counts": counts, "checks": result_checks,
-                                          "links": runtime.run_links(ref["run_id"])}, path)
-    return {"counts": counts, "checks": result_checks, "report_dir": str(path), "mode": ref["mode"],
-            "report": str(page)}
+    page = report.write_report(
+        eng, ref, {"counts": counts, "checks": result_checks, "links": runtime.run_links(ref["run_id"])}, path
+    )
+    return {
+        "counts": counts,
+        "checks": result_checks,
+        "report_dir": str(path),
+        "mode": ref["mode"],
+        "report": str(page),
+    }
 
 
 def mark_run_failed(run_id: str, task_id: str) -> None:
@@ -353,9 +423,13 @@ def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
 
 def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
     return {
-        "sync_key": r["sync_key"], "cw_company_id": r.get("company_id"), "agreement_id": r.get("agreement_id"),
-        "addition_id": r.get("addition_id"), "product": r.get("product"),
-        "huntress_quantity": r.get("huntress_quantity"), "previous_quantity": r.get("previous_quantity"),
+        "sync_key": r["sync_key"],
+        "cw_company_id": r.get("company_id"),
+        "agreement_id": r.get("agreement_id"),
+        "addition_id": r.get("addition_id"),
+        "product": r.get("product"),
+        "huntress_quantity": r.get("huntress_quantity"),
+        "previous_quantity": r.get("previous_quantity"),
         "new_quantity": r.get("new_quantity") if action != "unchanged" else r.get("previous_quantity"),
         "action": action,
     }
@@ -363,8 +437,10 @@ def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL."""
-    return [{k: (None if _is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
-            for row in df.to_dict("records")]
+    return [
+        {k: (None if _is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
+        for row in df.to_dict("records")
+    ]
 
 
 def _is_na(v: Any) -> bool:

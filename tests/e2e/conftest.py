@@ -25,8 +25,12 @@ def airflow_db() -> None:
 @pytest.fixture
 def run_dag(airflow_db, monkeypatch, tmp_path):
     """Run the DAG with `dag.test()` against a sandbox; returns the DagRun."""
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_DB", json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'billing.db'}"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_DB",
+        json.dumps(
+            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'billing.db'}"}}
+        ),
+    )
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
 
     def run(sb: Sandbox, billing_date: str, conf: dict | None = None):

@@ -100,8 +100,9 @@ def _wait_for_health(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise AssertionError(f"{url} did not answer in {timeout:.0f}s")
 
 
-def _wait_for_runs(db: sa.Engine, metadata: sa.Engine, n: int, procs: list[subprocess.Popen],
-                   timeout: float) -> list[dict]:
+def _wait_for_runs(
+    db: sa.Engine, metadata: sa.Engine, n: int, procs: list[subprocess.Popen], timeout: float
+) -> list[dict]:
     """The billing runs of the backfill once all `n` are recorded and their DAG runs have ended."""
     deadline = time.monotonic() + timeout
     rows: list[dict] = []
@@ -111,7 +112,11 @@ def _wait_for_runs(db: sa.Engine, metadata: sa.Engine, n: int, procs: list[subpr
         rows = _backfill_runs(db)
         if len(rows) == n and all(r["finished_at"] for r in rows):
             with metadata.connect() as c:
-                states = c.execute(sa.text("select state from dag_run where run_type = 'backfill'")).scalars().all()
+                states = (
+                    c.execute(sa.text("select state from dag_run where run_type = 'backfill'"))
+                    .scalars()
+                    .all()
+                )
             if len(states) == n and all(s in ("success", "failed") for s in states):
                 return rows
         time.sleep(2)
@@ -136,13 +141,26 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW_CONN_BILLING_SYNC_DB": json.dumps(
-            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{billing_db}"}}),
+            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{billing_db}"}}
+        ),
         "BILLING_SYNC_REPORTS_DIR": str(tmp_path / "reports"),
     }
     _airflow(prefix, env, "db", "migrate")
     _airflow(prefix, env, "dags", "reserialize")
-    _airflow(prefix, env, "backfill", "create", "--dag-id", DAG_ID, "--max-active-runs", "1",
-             "--from-date", dates[0], "--to-date", dates[-1])
+    _airflow(
+        prefix,
+        env,
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--max-active-runs",
+        "1",
+        "--from-date",
+        dates[0],
+        "--to-date",
+        dates[-1],
+    )
     _airflow(prefix, env, "dags", "unpause", DAG_ID)
 
     logs = tmp_path / "logs"
@@ -150,8 +168,13 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
 
     def start(cmd: str, *extra: str) -> subprocess.Popen:
         # A session of its own: the API server's worker outlives a SIGTERM to its parent alone.
-        return subprocess.Popen([*prefix, AIRFLOW, cmd, *extra], env=env, stdout=open(logs / f"{cmd}.log", "w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [*prefix, AIRFLOW, cmd, *extra],
+            env=env,
+            stdout=open(logs / f"{cmd}.log", "w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     procs = [start("api-server", "--port", str(port))]
     try:
@@ -159,9 +182,13 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
         # fails the first task on a timeout and its retry waits minutes.
         _wait_for_health(f"http://127.0.0.1:{port}/execution/health", procs[0], timeout=120)
         procs.append(start("scheduler"))
-        runs = _wait_for_runs(sa.create_engine(f"sqlite:///{billing_db}"),
-                              sa.create_engine(f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"), 3, procs,
-                              timeout=420)
+        runs = _wait_for_runs(
+            sa.create_engine(f"sqlite:///{billing_db}"),
+            sa.create_engine(f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}"),
+            3,
+            procs,
+            timeout=420,
+        )
     finally:
         for p in procs:
             _signal_group(p, signal.SIGTERM)
@@ -181,11 +208,16 @@ def test_backfill_three_billing_dates(clock, sandbox_factory, tmp_path):
     assert [by_date[d]["mode"] for d in dates] == ["report_only", "report_only", "push"]
 
     with sa.create_engine(f"sqlite:///{billing_db}").connect() as c:
-        actions = c.execute(sa.text("select run_id, action, count(*) from billing_changes group by run_id, action")).all()
+        actions = c.execute(
+            sa.text("select run_id, action, count(*) from billing_changes group by run_id, action")
+        ).all()
     updated = {run_id: n for run_id, action, n in actions if action == "updated"}
     assert set(updated) <= {by_date[dates[-1]]["run_id"]}, "historical runs must not write"
-    patches = sum(n for route, n in httpx.get(f"{sb.connectwise_url}/_sandbox/requests").json()["by_route"].items()
-                  if route.startswith("PATCH"))
+    patches = sum(
+        n
+        for route, n in httpx.get(f"{sb.connectwise_url}/_sandbox/requests").json()["by_route"].items()
+        if route.startswith("PATCH")
+    )
     assert patches == updated.get(by_date[dates[-1]]["run_id"], 0) > 0
     listed = _airflow(prefix, env, "dags", "list-runs", DAG_ID, "-o", "json")
     dag_runs = json.loads(next(line for line in listed.splitlines() if line.startswith("[")))

@@ -94,15 +94,42 @@ def slack() -> Iterator[ThreadingHTTPServer]:
 @pytest.fixture
 def alert_connections(monkeypatch, inbox, slack, tmp_path) -> None:
     """Both channels configured, plus a private billing DB and report folder."""
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": inbox.port, "login": "", "password": SMTP_PASSWORD,
-        "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 0,
-                  "from_email": "airflow@msp.example", "to": ["billing@msp.example", "ops@msp.example"]}}))
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_SLACK", json.dumps({
-        "conn_type": "slackwebhook", "host": f"http://127.0.0.1:{slack.server_port}/services",
-        "password": SLACK_TOKEN}))
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_DB", json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'billing.db'}"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_SMTP",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": inbox.port,
+                "login": "",
+                "password": SMTP_PASSWORD,
+                "extra": {
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "timeout": 10,
+                    "retry_limit": 0,
+                    "from_email": "airflow@msp.example",
+                    "to": ["billing@msp.example", "ops@msp.example"],
+                },
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_SLACK",
+        json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"http://127.0.0.1:{slack.server_port}/services",
+                "password": SLACK_TOKEN,
+            }
+        ),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_DB",
+        json.dumps(
+            {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'billing.db'}"}}
+        ),
+    )
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
 
 
@@ -110,17 +137,31 @@ def task_context(exc: BaseException, task_id: str = "extract_connectwise") -> di
     """What the task runner hands on_failure_callback, as far as the notifier reads it."""
     run_id = f"manual__{BILLING_DATE}T00:00:00+00:00"
     ti = SimpleNamespace(dag_id=notify.DAG_ID, task_id=task_id, run_id=run_id, try_number=3, map_index=-1)
-    return {"ti": ti, "run_id": run_id, "exception": exc,
-            "logical_date": datetime.fromisoformat(BILLING_DATE).replace(tzinfo=UTC)}
+    return {
+        "ti": ti,
+        "run_id": run_id,
+        "exception": exc,
+        "logical_date": datetime.fromisoformat(BILLING_DATE).replace(tzinfo=UTC),
+    }
 
 
 # -- the notifier against the channels -------------------------------------------------------------
 def test_failure_alert_reaches_mail_and_slack_without_secrets(alert_connections, monkeypatch, inbox, slack):
-    monkeypatch.setenv("AIRFLOW_CONN_HUNTRESS_DEFAULT", json.dumps({
-        "conn_type": "http", "host": "http://127.0.0.1:9", "login": "hk_live_key", "password": "hs_live_secret"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUNTRESS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": "http://127.0.0.1:9",
+                "login": "hk_live_key",
+                "password": "hs_live_secret",
+            }
+        ),
+    )
     error = RuntimeError(
         "Huntress GET /v1/organizations was refused: HTTP 401 at https://hk_live_key:hs_live_secret@h.example/x"
-        f" (secret hs_live_secret, token {SLACK_TOKEN}) " + "{{ 7*7 }} <!channel> <b>bold</b>")
+        f" (secret hs_live_secret, token {SLACK_TOKEN}) " + "{{ 7*7 }} <!channel> <b>bold</b>"
+    )
     notifier = notify.BillingSyncNotifier()
     notifier(task_context(error))
 
@@ -154,8 +195,12 @@ def test_without_connections_a_failure_is_only_logged(monkeypatch, caplog):
 
 
 def test_a_broken_channel_does_not_raise(alert_connections, monkeypatch, inbox, slack):
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_SLACK", json.dumps({
-        "conn_type": "slackwebhook", "host": f"http://127.0.0.1:{_free_port()}", "password": SLACK_TOKEN}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_SLACK",
+        json.dumps(
+            {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{_free_port()}", "password": SLACK_TOKEN}
+        ),
+    )
     notifier = notify.BillingSyncNotifier()
     notifier(task_context(RuntimeError("boom")))
     assert notifier.results["email"] == "sent"
@@ -164,12 +209,18 @@ def test_a_broken_channel_does_not_raise(alert_connections, monkeypatch, inbox, 
 
 def test_summary_only_when_something_needs_review():
     ref = {"run_id": "r1", "billing_date": BILLING_DATE, "invoice_id": 5001, "mode": "push"}
-    clean = {"counts": {"updated": 3, "quarantined": 0, "total": 3}, "checks": {"mismatches": []}, "mode": "push"}
+    clean = {
+        "counts": {"updated": 3, "quarantined": 0, "total": 3},
+        "checks": {"mismatches": []},
+        "mode": "push",
+    }
     assert notify.summary_message(ref, clean) is None
     held = {**clean, "mode": "report_only", "counts": {"planned": 2, "quarantined": 0, "total": 2}}
     assert "held" in notify.summary_message(ref, held).subject
-    msg = notify.summary_message(ref, {**clean, "counts": {"quarantined": 2, "invalid_usage": 2, "total": 5},
-                                       "report": "/r/report.html"})
+    msg = notify.summary_message(
+        ref,
+        {**clean, "counts": {"quarantined": 2, "invalid_usage": 2, "total": 5}, "report": "/r/report.html"},
+    )
     text = notify.render_text(msg)
     assert "2 key(s) need review" in msg.subject and "invalid_usage: 2" in text
     assert REASON_HELP["invalid_usage"] in text and "/r/report.html" in text
@@ -185,8 +236,9 @@ def fast_retries(monkeypatch):
 
 
 @pytest.mark.e2e
-def test_failed_task_mails_billing_date_and_task(alert_connections, fast_retries, sandbox_factory, run_dag,
-                                                 inbox, slack):
+def test_failed_task_mails_billing_date_and_task(
+    alert_connections, fast_retries, sandbox_factory, run_dag, inbox, slack
+):
     scenario = generate(6, 3)
     cw, hunt = scenario["connectwise"], scenario["huntress"]
     cw.update(public_key="cw-public-7c1d", private_key="cw-private-REAL-9f3a")  # distinctive, findable
@@ -203,13 +255,21 @@ def test_failed_task_mails_billing_date_and_task(alert_connections, fast_retries
     assert "extract_connectwise" in mail["Subject"] and BILLING_DATE in mail["Subject"]
     assert "HTTP 401" in body and BILLING_DATE in body
     assert f"/dags/{notify.DAG_ID}/runs/" in body and "/billing-review/runs/" in body
-    for secret in ("wrong-private-key-4711", "cw-private-REAL-9f3a", "cw-public-7c1d", "hs-secret-5e2b",
-                   SMTP_PASSWORD, SLACK_TOKEN):
+    for secret in (
+        "wrong-private-key-4711",
+        "cw-private-REAL-9f3a",
+        "cw-public-7c1d",
+        "hs-secret-5e2b",
+        SMTP_PASSWORD,
+        SLACK_TOKEN,
+    ):
         assert secret not in body and secret not in slack.posts[0][1]["text"]
     assert len(slack.posts) == 1
 
 
-def test_failed_run_is_closed_as_failed(alert_connections, fast_retries, sandbox_factory, run_dag, tmp_path: Path):
+def test_failed_run_is_closed_as_failed(
+    alert_connections, fast_retries, sandbox_factory, run_dag, tmp_path: Path
+):
     """A run that fails for good must not stay "running" in billing_runs."""
     scenario = generate(6, 3)
     sb = sandbox_factory(scenario)
@@ -224,8 +284,9 @@ def test_failed_run_is_closed_as_failed(alert_connections, fast_retries, sandbox
 
 
 @pytest.mark.e2e
-def test_run_with_quarantine_sends_summary_with_reasons_and_report(alert_connections, sandbox_factory, run_dag,
-                                                                    inbox, slack, tmp_path: Path):
+def test_run_with_quarantine_sends_summary_with_reasons_and_report(
+    alert_connections, sandbox_factory, run_dag, inbox, slack, tmp_path: Path
+):
     sb = sandbox_factory(generate(20, 7))
     dr = run_dag(sb, BILLING_DATE)
     assert dr.state == "success"
@@ -238,7 +299,9 @@ def test_run_with_quarantine_sends_summary_with_reasons_and_report(alert_connect
 
     [mail] = inbox.messages
     body = body_of(mail)
-    assert BILLING_DATE in mail["Subject"] and f"{counts['quarantined']} key(s) need review" in mail["Subject"]
+    assert (
+        BILLING_DATE in mail["Subject"] and f"{counts['quarantined']} key(s) need review" in mail["Subject"]
+    )
     for code, n in reasons.items():
         assert f"{code}: {n}" in body
     page = Path(run["report_path"]) / "report.html"

@@ -19,8 +19,10 @@ BILLING_DATE = datetime(2026, 11, 1, tzinfo=UTC)
 def _run(monkeypatch, db_url: str, variable: str | None):
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_DB", json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BILLING_SYNC_DB",
+        json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": db_url}}),
+    )
     if variable is None:
         monkeypatch.delenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", raising=False)
     else:

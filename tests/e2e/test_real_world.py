@@ -53,14 +53,21 @@ def test_reseller_month_as_the_real_services_send_it(sandbox_factory, run_dag, t
     assert huntress.get("by_status", {}).get("429", 0) > 0, huntress
     # The managed accounts the invoice names were read.
     routes = huntress["by_route"]
-    assert sum(n for r, n in routes.items() if "/v1/accounts/" in r and r.endswith("/organizations")) >= 1, routes
+    assert sum(n for r, n in routes.items() if "/v1/accounts/" in r and r.endswith("/organizations")) >= 1, (
+        routes
+    )
 
     with billing_db(tmp_path).connect() as c:
         run = c.execute(sa.text("select * from billing_runs")).mappings().one()
-        rows = c.execute(sa.text(
-            "select sync_key, reason_code, detail from billing_quarantine where status = 'open'")).all()
-        ledger = {r.addition_id: r.action for r in c.execute(sa.text(
-            "select addition_id, action from billing_changes where addition_id is not null"))}
+        rows = c.execute(
+            sa.text("select sync_key, reason_code, detail from billing_quarantine where status = 'open'")
+        ).all()
+        ledger = {
+            r.addition_id: r.action
+            for r in c.execute(
+                sa.text("select addition_id, action from billing_changes where addition_id is not null")
+            )
+        }
     assert run["invoice_id"] != meta["voided_invoice"], "a voided invoice never bills"
     assert {r.reason_code for r in rows} == reasons
     assert json.loads(run["counts"])["quarantined"] == len(rows)
@@ -71,7 +78,11 @@ def test_reseller_month_as_the_real_services_send_it(sandbox_factory, run_dag, t
     assert decided, (meta["no_effective_date"], ledger)
     assert not any("no effective date" in (r.detail or "") for r in rows)
     # Additions of agreements that ended before the billing date were never written.
-    ended = {ad["id"] for ag in scenario["connectwise"]["agreements"] if ag["id"] in meta["ended_agreements"]
-             for ad in ag["additions"]}
+    ended = {
+        ad["id"]
+        for ag in scenario["connectwise"]["agreements"]
+        if ag["id"] in meta["ended_agreements"]
+        for ad in ag["additions"]
+    }
     assert all(after[a] == before[a] for a in ended)
     assert not any(ledger.get(a) == "updated" for a in ended)

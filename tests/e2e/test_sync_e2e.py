@@ -45,8 +45,11 @@ class AmbiguousInvoice(Exception):
 
 def invoice_of(invoices: list[dict], billing: date) -> dict:
     """The standing usage invoice created on the date, else the newest of the 3 days before."""
-    standing = [i for i in invoices if i["status"] not in ("voided", "full_refund", "draft")
-                and i.get("has_usage", bool(i["lines"]))]
+    standing = [
+        i
+        for i in invoices
+        if i["status"] not in ("voided", "full_refund", "draft") and i.get("has_usage", bool(i["lines"]))
+    ]
     chosen = [i for i in standing if _when(i["created_at"]) == billing]
     if not chosen:
         earlier = [i for i in standing if billing - timedelta(days=3) <= _when(i["created_at"]) < billing]
@@ -66,8 +69,12 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
     companies = [c for c in cw["companies"] if not c.get("deletedFlag")]
     # The own account's organizations, and those of each managed account the invoice names.
     account_of = {o["id"]: h["account"]["id"] for o in h["organizations"]}
-    managed = {o["id"]: (a["id"], o) for a in h.get("managed_accounts", []) for o in a.get("organizations", [])}
-    named = {managed[line["organization_id"]][0] for line in invoice["lines"] if line["organization_id"] in managed}
+    managed = {
+        o["id"]: (a["id"], o) for a in h.get("managed_accounts", []) for o in a.get("organizations", [])
+    }
+    named = {
+        managed[line["organization_id"]][0] for line in invoice["lines"] if line["organization_id"] in managed
+    }
     orgs = {o["id"]: o for o in h["organizations"]}
     for org_id, (account, org) in managed.items():
         if account in named:
@@ -120,7 +127,9 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
     quantities: dict[int, float] = {}
     for ag in cw["agreements"]:
         for add in ag.get("additions", []):
-            quantities[add["id"]] = float(add["quantity"]) if _count(add["quantity"]) is not None else add["quantity"]
+            quantities[add["id"]] = (
+                float(add["quantity"]) if _count(add["quantity"]) is not None else add["quantity"]
+            )
         if ag.get("cancelledFlag") or ag.get("agreementStatus", "Active") != "Active":
             continue
         ended = _when(ag.get("endDate"))
@@ -133,7 +142,10 @@ def expected_state(scenario: dict, billing: date) -> tuple[dict[int, float], set
             if (cancelled and cancelled <= billing) or (effective and effective > billing):
                 continue
             # The addition's own status (served as its agreementStatus; the scenario may say either).
-            if add.get("additionStatus", "Active") != "Active" or add.get("agreementStatus", "Active") != "Active":
+            if (
+                add.get("additionStatus", "Active") != "Active"
+                or add.get("agreementStatus", "Active") != "Active"
+            ):
                 continue
             ident = catalog.get(add["product_id"])
             product = next((p for p, i in PRODUCTS.items() if i == ident), None)
@@ -199,15 +211,25 @@ def test_sync_end_to_end(sandbox_factory, run_dag, tmp_path, scenario):
     eng = billing_db(tmp_path)
     with eng.connect() as c:
         run = c.execute(sa.text("select * from billing_runs")).mappings().one()
-        quarantined = c.execute(sa.text(
-            "select sync_key, reason_code from billing_quarantine where status = 'open'")).all()
+        quarantined = c.execute(
+            sa.text("select sync_key, reason_code from billing_quarantine where status = 'open'")
+        ).all()
         ledger = c.execute(sa.text("select sync_key, action from billing_changes")).all()
     counts = json.loads(run["counts"])
     assert run["mode"] == "push" and run["status"] == "success"
-    outcome_total = sum(counts[k] for k in ("updated", "unchanged", "planned", "not_applicable", "quarantined"))
+    outcome_total = sum(
+        counts[k] for k in ("updated", "unchanged", "planned", "not_applicable", "quarantined")
+    )
     assert outcome_total == counts["total"]
-    assert sum(v for k, v in counts.items() if k not in ("updated", "unchanged", "planned", "not_applicable",
-                                                          "quarantined", "total", "change")) == counts["quarantined"]
+    assert (
+        sum(
+            v
+            for k, v in counts.items()
+            if k
+            not in ("updated", "unchanged", "planned", "not_applicable", "quarantined", "total", "change")
+        )
+        == counts["quarantined"]
+    )
     keys = [k for k, _ in quarantined]
     assert len(keys) == len(set(keys)) == counts["quarantined"], "one open quarantine row per key"
     assert {r for _, r in quarantined} == reasons
@@ -222,7 +244,9 @@ def test_sync_end_to_end(sandbox_factory, run_dag, tmp_path, scenario):
     assert patches(sb) == patches_before
     assert cw_quantities(sb) == want
     with eng.connect() as c:
-        open_rows = c.execute(sa.text("select count(*) from billing_quarantine where status = 'open'")).scalar()
+        open_rows = c.execute(
+            sa.text("select count(*) from billing_quarantine where status = 'open'")
+        ).scalar()
     assert open_rows == len(keys), "a re-run must not duplicate open quarantine rows"
 
 
@@ -246,7 +270,6 @@ def test_historical_billing_date_reports_only(sandbox_factory, run_dag, scenario
     dr = run_dag(sb, older)
     assert dr.state == "success"
     assert patches(sb) == 0
-
 
 
 def test_account_invoice_source_reads_actual_usages(sandbox_factory, run_dag, monkeypatch, scenario):
@@ -281,8 +304,12 @@ def reseller_scenario(scenario: dict) -> dict:
     h["managed_accounts"] = [
         {"id": 7, "name": "West Client", "subdomain": "westclient", "organizations": west},
         {"id": 8, "name": "North Client", "subdomain": "northclient", "organizations": north},
-        {"id": 9, "name": "Not Billed", "subdomain": "notbilled",
-         "organizations": [{"id": 9901, "name": "Idle Co", "key": "idle"}]},
+        {
+            "id": 9,
+            "name": "Not Billed",
+            "subdomain": "notbilled",
+            "organizations": [{"id": 9901, "name": "Idle Co", "key": "idle"}],
+        },
     ]
     for line in newest["lines"]:
         usage = line["actual_usage"]
@@ -291,10 +318,24 @@ def reseller_scenario(scenario: dict) -> dict:
         if usage.get("siem") == 0:
             usage["siem"] = None
     for invoice_id, status in ((5998, "voided"), (5999, "draft")):
-        lines = [{**line, "id": line["id"] + invoice_id * 100,
-                  "actual_usage": {**line["actual_usage"], "edr": 999}} for line in newest["lines"]]
-        h["invoices"].append({**newest, "id": invoice_id, "status": status, "lines": lines,
-                              "created_at": newest["created_at"].replace("T06", "T09"), "quantity": 999 * len(lines)})
+        lines = [
+            {
+                **line,
+                "id": line["id"] + invoice_id * 100,
+                "actual_usage": {**line["actual_usage"], "edr": 999},
+            }
+            for line in newest["lines"]
+        ]
+        h["invoices"].append(
+            {
+                **newest,
+                "id": invoice_id,
+                "status": status,
+                "lines": lines,
+                "created_at": newest["created_at"].replace("T06", "T09"),
+                "quantity": 999 * len(lines),
+            }
+        )
     return s
 
 
@@ -309,13 +350,18 @@ def test_reseller_invoice_spanning_managed_accounts(sandbox_factory, run_dag, tm
     assert cw_quantities(sb) == want
     with billing_db(tmp_path).connect() as c:
         run = c.execute(sa.text("select invoice_id, mode from billing_runs")).one()
-        quarantined = {r for (r,) in c.execute(sa.text(
-            "select reason_code from billing_quarantine where status = 'open'"))}
+        quarantined = {
+            r
+            for (r,) in c.execute(sa.text("select reason_code from billing_quarantine where status = 'open'"))
+        }
     assert (run.invoice_id, run.mode) == (5003, "push")  # the voided and draft invoices never bill
     assert quarantined == reasons
     log = httpx.get(f"{sb.huntress_url}/_sandbox/requests", params={"log": 1}, timeout=30).json()["log"]
     read = sorted(e["path"] for e in log if e["route"] == "GET /v1/accounts/{account_id}/organizations")
-    assert read == ["/v1/accounts/7/organizations", "/v1/accounts/8/organizations"]  # not 9: not on the invoice
+    assert read == [
+        "/v1/accounts/7/organizations",
+        "/v1/accounts/8/organizations",
+    ]  # not 9: not on the invoice
 
 
 def test_two_standing_invoices_for_the_date_fail_the_run_for_good(sandbox_factory, run_dag, scenario, capfd):
@@ -325,8 +371,15 @@ def test_two_standing_invoices_for_the_date_fail_the_run_for_good(sandbox_factor
     h = scn["huntress"]
     newest = max(h["invoices"], key=lambda i: i["created_at"])
     lines = [{**line, "id": line["id"] + 500_000} for line in newest["lines"]]
-    h["invoices"].append({**newest, "id": 5004, "status": "open", "lines": lines,
-                          "created_at": newest["created_at"].replace("T06", "T08")})
+    h["invoices"].append(
+        {
+            **newest,
+            "id": 5004,
+            "status": "open",
+            "lines": lines,
+            "created_at": newest["created_at"].replace("T06", "T08"),
+        }
+    )
     with pytest.raises(AmbiguousInvoice):
         expected_state(scn, date.fromisoformat(BILLING_DATE))
     sb = sandbox_factory(scn)
@@ -336,7 +389,10 @@ def test_two_standing_invoices_for_the_date_fail_the_run_for_good(sandbox_factor
     assert dr.state == "failed"
     assert task_states(dr)["wait_for_invoice"] == ("failed", 1), "permanent: no retry, no more pokes"
     output = capfd.readouterr()
-    assert "2 standing Huntress usage invoices are of the billing date 2026-11-01: 5003 (" in output.out + output.err
+    assert (
+        "2 standing Huntress usage invoices are of the billing date 2026-11-01: 5003 ("
+        in output.out + output.err
+    )
     assert "5004 (created 2026-11-01T08:00:00Z, open)" in output.out + output.err
     assert patches(sb) == 0 and cw_quantities(sb) == before
 

@@ -41,11 +41,22 @@ def dag_runner(airflow_db, monkeypatch, tmp_path) -> Callable[..., Any]:  # noqa
     """run(sb, billing_date, conf=None, *, db_url=None, max_retries=3, **conn) → the DagRun."""
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
 
-    def run(sb: Sandbox, billing_date: str, conf: dict | None = None, *, db_url: str | None = None,
-            max_retries: int = 3, **conn: Any):
+    def run(
+        sb: Sandbox,
+        billing_date: str,
+        conf: dict | None = None,
+        *,
+        db_url: str | None = None,
+        max_retries: int = 3,
+        **conn: Any,
+    ):
         url = db_url or f"sqlite:///{tmp_path / 'billing.db'}"
-        env = {**connection_env(sb.scenario, sb.huntress_url, sb.connectwise_url, max_retries=max_retries, **conn),
-               **db_connection_env(url)}
+        env = {
+            **connection_env(
+                sb.scenario, sb.huntress_url, sb.connectwise_url, max_retries=max_retries, **conn
+            ),
+            **db_connection_env(url),
+        }
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         day = datetime.fromisoformat(billing_date).replace(tzinfo=UTC)
@@ -98,8 +109,10 @@ def task_states(dr) -> dict[str, tuple[str, int]]:
 
     with create_session() as session:
         tis = dr.get_task_instances(session=session)
-        return {(t.task_id if t.map_index < 0 else f"{t.task_id}[{t.map_index}]"): (str(t.state), t.try_number)
-                for t in tis}
+        return {
+            (t.task_id if t.map_index < 0 else f"{t.task_id}[{t.map_index}]"): (str(t.state), t.try_number)
+            for t in tis
+        }
 
 
 def read_json(path: Path) -> Any:

@@ -28,18 +28,32 @@ SCENARIO_TIMEOUT_S = 30
 
 
 # -- connections --------------------------------------------------------------------------------
-def connection_env(scenario: Mapping[str, Any], huntress_url: str, connectwise_url: str, *,
-                   max_retries: int = 3, huntress_secret: str | None = None,
-                   connectwise_secret: str | None = None) -> dict[str, str]:
+def connection_env(
+    scenario: Mapping[str, Any],
+    huntress_url: str,
+    connectwise_url: str,
+    *,
+    max_retries: int = 3,
+    huntress_secret: str | None = None,
+    connectwise_secret: str | None = None,
+) -> dict[str, str]:
     """AIRFLOW_CONN_* values for a scenario's credentials (optionally a wrong secret), few retries."""
     retries = {"max_retries": max_retries}
-    return airflow_connections(scenario, huntress_url, connectwise_url, huntress_secret=huntress_secret,
-                               connectwise_secret=connectwise_secret, huntress_extra=retries,
-                               connectwise_extra=retries)
+    return airflow_connections(
+        scenario,
+        huntress_url,
+        connectwise_url,
+        huntress_secret=huntress_secret,
+        connectwise_secret=connectwise_secret,
+        huntress_extra=retries,
+        connectwise_extra=retries,
+    )
 
 
 def db_connection_env(url: str) -> dict[str, str]:
-    return {"AIRFLOW_CONN_BILLING_SYNC_DB": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url}})}
+    return {
+        "AIRFLOW_CONN_BILLING_SYNC_DB": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": url}})
+    }
 
 
 # -- a run, step by step --------------------------------------------------------------------------
@@ -65,9 +79,16 @@ class StepsRun:
 Hook = Callable[[dict[str, Any]], None]
 
 
-def run_steps(eng, run_id: str, billing_date: str = BILLING_DATE, *, variable: Any = None,
-              params: Mapping[str, Any] | None = None, before: Mapping[str, Hook] | None = None,
-              stop_before: str | None = None) -> StepsRun:
+def run_steps(
+    eng,
+    run_id: str,
+    billing_date: str = BILLING_DATE,
+    *,
+    variable: Any = None,
+    params: Mapping[str, Any] | None = None,
+    before: Mapping[str, Hook] | None = None,
+    stop_before: str | None = None,
+) -> StepsRun:
     """One run through every step; stops at the first exception (what a failing task would raise).
 
     `before[step](ref)` runs just before that step: the place to edit ConnectWise "between reads".
@@ -94,15 +115,24 @@ def run_steps(eng, run_id: str, billing_date: str = BILLING_DATE, *, variable: A
 
     try:
         run.failed_step = "resolve"
-        run.ref = step("resolve", lambda: steps.resolve(eng, run_id, date.fromisoformat(billing_date),
-                                                        variable, dict(params or {})))
+        run.ref = step(
+            "resolve",
+            lambda: steps.resolve(
+                eng, run_id, date.fromisoformat(billing_date), variable, dict(params or {})
+            ),
+        )
         run.failed_step = "find_invoice"
-        found = step("find_invoice", lambda: steps.find_invoice(eng, run.ref, HuntressClient.from_connection()))
+        found = step(
+            "find_invoice", lambda: steps.find_invoice(eng, run.ref, HuntressClient.from_connection())
+        )
         if found is None:
             raise LookupError("no invoice for the billing date yet (the sensor would keep waiting)")
         run.ref = found
         for name, fn in (
-            ("extract_huntress", lambda: steps.extract_huntress(eng, run.ref, HuntressClient.from_connection())),
+            (
+                "extract_huntress",
+                lambda: steps.extract_huntress(eng, run.ref, HuntressClient.from_connection()),
+            ),
             ("extract_connectwise", lambda: steps.extract_connectwise(eng, run.ref, cw(run.ref))),
             ("validate", lambda: steps.validate(eng, run.ref)),
             ("reconcile", lambda: steps.reconcile_run(eng, run.ref)),
@@ -149,7 +179,9 @@ def cw_quantities(connectwise_url: str) -> dict[int, Any]:
 def served(url: str, method: str, route_suffix: str = "") -> int:
     """Requests the server answered with method and a route ending in route_suffix (faults included)."""
     by_route = admin(url, "requests")["by_route"]
-    return sum(n for route, n in by_route.items() if route.startswith(method + " ") and route.endswith(route_suffix))
+    return sum(
+        n for route, n in by_route.items() if route.startswith(method + " ") and route.endswith(route_suffix)
+    )
 
 
 def cw_api(sb_scenario: Mapping[str, Any], connectwise_url: str) -> httpx.Client:
@@ -158,7 +190,9 @@ def cw_api(sb_scenario: Mapping[str, Any], connectwise_url: str) -> httpx.Client
     return httpx.Client(
         base_url=f"{connectwise_url}/v4_6_release/apis/3.0/",
         auth=(f"{c['company_id']}+{c['public_key']}", c["private_key"]),
-        headers={"clientId": c["client_id"]}, timeout=SCENARIO_TIMEOUT_S)
+        headers={"clientId": c["client_id"]},
+        timeout=SCENARIO_TIMEOUT_S,
+    )
 
 
 # -- secret scans -----------------------------------------------------------------------------------
@@ -190,8 +224,9 @@ def scan_database(engine: sa.Engine, wanted: dict[str, str]) -> dict[str, list[s
     inspector = sa.inspect(engine)
     with engine.connect() as conn:
         for table in inspector.get_table_names():
-            rows = conn.execute(sa.table(table, *(sa.column(c["name"]) for c in inspector.get_columns(table)))
-                                .select()).all()
+            rows = conn.execute(
+                sa.table(table, *(sa.column(c["name"]) for c in inspector.get_columns(table))).select()
+            ).all()
             for row in rows:
                 for column, value in row._mapping.items():
                     names = found_in(value if isinstance(value, str) else repr(value), wanted)

@@ -20,8 +20,15 @@ from typing import Any
 import httpx
 
 # Response headers the proxy recomputes (or that belong to one hop only).
-_DROP_RESPONSE = {"content-length", "transfer-encoding", "connection", "content-encoding", "date", "server",
-                  "keep-alive"}
+_DROP_RESPONSE = {
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "content-encoding",
+    "date",
+    "server",
+    "keep-alive",
+}
 _DROP_REQUEST = {"host", "content-length", "connection", "accept-encoding", "keep-alive"}
 
 Transform = Callable[[Any], Any]
@@ -111,11 +118,18 @@ class _Handler(BaseHTTPRequestHandler):
         if rule is not None and isinstance(rule.action, str) and rule.action.startswith("status:"):
             rule.hits += 1  # refused on the way: the API never sees the request
             code = int(rule.action.split(":", 1)[1])
-            self._send(code, {"Content-Type": "application/json"}, json.dumps({"message": "refused"}).encode())
+            self._send(
+                code, {"Content-Type": "application/json"}, json.dumps({"message": "refused"}).encode()
+            )
             return
-        upstream = owner._client.request(self.command, owner.upstream + self.path, content=body, headers=headers)
-        out_headers = {k: v.replace(owner.upstream, owner.url) for k, v in upstream.headers.items()
-                       if k.lower() not in _DROP_RESPONSE}
+        upstream = owner._client.request(
+            self.command, owner.upstream + self.path, content=body, headers=headers
+        )
+        out_headers = {
+            k: v.replace(owner.upstream, owner.url)
+            for k, v in upstream.headers.items()
+            if k.lower() not in _DROP_RESPONSE
+        }
         status, payload = upstream.status_code, upstream.content
         if rule is None:
             self._send(status, out_headers, payload)
@@ -141,7 +155,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise ValueError(f"unknown proxy action {action!r}")
 
-    def _send(self, status: int, headers: dict[str, str], payload: bytes, declared: int | None = None) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], payload: bytes, declared: int | None = None
+    ) -> None:
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)

@@ -72,17 +72,21 @@ def on_lines(n: int, edit: Callable[[dict], None]) -> Callable[[Any], Any]:
             if isinstance(org, dict) and org.get("id") == org_id(n):
                 edit(line)
         return body
+
     return rewrite
 
 
-def on_records(match: Callable[[dict], bool], edit: Callable[[dict], None],
-               key: str | None = None) -> Callable[[Any], Any]:
+def on_records(
+    match: Callable[[dict], bool], edit: Callable[[dict], None], key: str | None = None
+) -> Callable[[Any], Any]:
     """Edit the records of a list answer (ConnectWise: the body; Huntress: body[key])."""
+
     def rewrite(body: Any) -> Any:
-        for record in (body[key] if key else body):
+        for record in body[key] if key else body:
             if match(record):
                 edit(record)
         return body
+
     return rewrite
 
 
@@ -107,12 +111,14 @@ def duplicate_org(n: int, **changes: Any) -> Callable[[Any], Any]:
         org = next(o for o in body["organizations"] if o["id"] == org_id(n))
         body["organizations"].append({**org, **changes})
         return body
+
     return rewrite
 
 
 def huge_org_id(n: int) -> Callable[[Any], Any]:
     def line(record: dict) -> None:
         record["organization"]["id"] = 2**70
+
     return on_lines(n, line)
 
 
@@ -121,14 +127,18 @@ def delete_addition(n: int) -> Callable[[dict, Any], None]:
     def edit(scenario: dict, url: str) -> None:
         with cw_api(scenario, url) as api:
             api.delete(f"finance/agreements/{agreement_id(n)}/additions/{addition_id(n)}").raise_for_status()
+
     return edit
 
 
 def edit_quantity(n: int, quantity: int) -> Callable[[dict, Any], None]:
     def edit(scenario: dict, url: str) -> None:
         with cw_api(scenario, url) as api:
-            api.patch(f"finance/agreements/{agreement_id(n)}/additions/{addition_id(n)}",
-                      json=[{"op": "replace", "path": "quantity", "value": quantity}]).raise_for_status()
+            api.patch(
+                f"finance/agreements/{agreement_id(n)}/additions/{addition_id(n)}",
+                json=[{"op": "replace", "path": "quantity", "value": quantity}],
+            ).raise_for_status()
+
     return edit
 
 
@@ -164,96 +174,246 @@ DATA_CASES: list[DataCase] = [
     DataCase("count_beyond_int64", "invalid_usage", edr=2**70, detail="plausible maximum"),
     DataCase("count_boolean", "invalid_usage", edr=True, detail="boolean"),
     DataCase("count_object", "invalid_usage", edr={"count": 12}, detail="not a number"),
-    DataCase("count_nan_literal", "invalid_usage",
-             huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_usage("edr", math.nan))),),
-             detail="not a number"),
+    DataCase(
+        "count_nan_literal",
+        "invalid_usage",
+        huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_usage("edr", math.nan))),),
+        detail="not a number",
+    ),
     DataCase("organization_twice_on_invoice", "invalid_usage", lines=2, detail="2 invoice lines"),
     DataCase("unknown_products_ignored", "updated", extra_usage={"xdr": 5, "ispm": 3, "": 1}),
-    DataCase("usage_not_an_object", "invalid_usage",
-             huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_field("actual_usage", [12, 0]))),)),
-    DataCase("organization_object_missing", "invalid_usage", key="line",
-             huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, lambda line: line.pop("organization"))),),
-             detail="no organization id"),
-    DataCase("organization_is_a_string", "invalid_usage", key="line",
-             huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_field("organization", "Customer"))),),
-             detail="no organization id"),
-    DataCase("organization_id_as_string", "invalid_usage", key="line",
-             huntress=(("GET", USAGE_LINES,
-                        lambda n: on_lines(n, lambda line: line["organization"].__setitem__("id", str(org_id(n))))),),
-             detail="no organization id"),
-    DataCase("organization_id_beyond_int64", "invalid_usage", key="line",
-             huntress=(("GET", USAGE_LINES, huge_org_id),), detail="no organization id"),
-    DataCase("organization_listed_twice_identically", "updated",
-             huntress=(("GET", r"/v1/organizations$", lambda n: duplicate_org(n)),)),
+    DataCase(
+        "usage_not_an_object",
+        "invalid_usage",
+        huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_field("actual_usage", [12, 0]))),),
+    ),
+    DataCase(
+        "organization_object_missing",
+        "invalid_usage",
+        key="line",
+        huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, lambda line: line.pop("organization"))),),
+        detail="no organization id",
+    ),
+    DataCase(
+        "organization_is_a_string",
+        "invalid_usage",
+        key="line",
+        huntress=(("GET", USAGE_LINES, lambda n: on_lines(n, set_field("organization", "Customer"))),),
+        detail="no organization id",
+    ),
+    DataCase(
+        "organization_id_as_string",
+        "invalid_usage",
+        key="line",
+        huntress=(
+            (
+                "GET",
+                USAGE_LINES,
+                lambda n: on_lines(n, lambda line: line["organization"].__setitem__("id", str(org_id(n)))),
+            ),
+        ),
+        detail="no organization id",
+    ),
+    DataCase(
+        "organization_id_beyond_int64",
+        "invalid_usage",
+        key="line",
+        huntress=(("GET", USAGE_LINES, huge_org_id),),
+        detail="no organization id",
+    ),
+    DataCase(
+        "organization_listed_twice_identically",
+        "updated",
+        huntress=(("GET", r"/v1/organizations$", lambda n: duplicate_org(n)),),
+    ),
     # Which record is right cannot be known: held (as invalid_usage: reconcile matches on the first record).
-    DataCase("organization_listed_twice_differently", "invalid_usage", detail="more than once",
-             huntress=(("GET", r"/v1/organizations$",
-                        lambda n: duplicate_org(n, key="decoy", name="Decoy Industries")),)),
+    DataCase(
+        "organization_listed_twice_differently",
+        "invalid_usage",
+        detail="more than once",
+        huntress=(
+            ("GET", r"/v1/organizations$", lambda n: duplicate_org(n, key="decoy", name="Decoy Industries")),
+        ),
+    ),
     DataCase("markup_and_unicode_names_sync", "updated", name=MARKUP_NAME),
-    DataCase("markup_name_unmapped", "unmapped_organization", key="organization", name=MARKUP_NAME + " Ltd",
-             has_company=False, final=None),
-    DataCase("sql_injection_name_unmapped", "unmapped_organization", key="organization",
-             name="'; DROP TABLE billing_runs;--", has_company=False, final=None),
-    DataCase("cw_quantity_as_string", "invalid_addition",
-             connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", "10"))),)),
-    DataCase("cw_quantity_negative", "invalid_addition",
-             connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", -3))),)),
+    DataCase(
+        "markup_name_unmapped",
+        "unmapped_organization",
+        key="organization",
+        name=MARKUP_NAME + " Ltd",
+        has_company=False,
+        final=None,
+    ),
+    DataCase(
+        "sql_injection_name_unmapped",
+        "unmapped_organization",
+        key="organization",
+        name="'; DROP TABLE billing_runs;--",
+        has_company=False,
+        final=None,
+    ),
+    DataCase(
+        "cw_quantity_as_string",
+        "invalid_addition",
+        connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", "10"))),),
+    ),
+    DataCase(
+        "cw_quantity_negative",
+        "invalid_addition",
+        connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", -3))),),
+    ),
     DataCase("cw_quantity_fractional", "invalid_addition", cw_edr=9.5),
-    DataCase("cw_quantity_null", "invalid_addition",
-             connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", None))),)),
-    DataCase("cw_quantity_huge", "change_exceeds_limit",
-             connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", 1e300))),)),
-    DataCase("cw_addition_id_as_string", "invalid_addition",
-             connectwise=(("GET", ADDITIONS,
-                           lambda n: on_records(is_addition(n), set_field("id", str(addition_id(n))))),)),
-    DataCase("cw_addition_without_product", "no_live_addition",
-             connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), lambda r: r.pop("product"))),)),
-    DataCase("cw_effective_date_garbage", "no_live_addition",
-             connectwise=(("GET", ADDITIONS,
-                           lambda n: on_records(is_addition(n), set_field("effectiveDate", "last tuesday"))),)),
-    DataCase("cw_cancelled_flag_as_string", "no_live_addition",
-             connectwise=(("GET", r"/finance/agreements$",
-                           lambda n: on_records(lambda r: r["id"] == agreement_id(n),
-                                                set_field("cancelledFlag", "false"))),)),
-    DataCase("cw_agreement_company_id_as_string", "no_live_addition",
-             connectwise=(("GET", r"/finance/agreements$",
-                           lambda n: on_records(lambda r: r["id"] == agreement_id(n),
-                                                lambda r: r["company"].__setitem__("id", str(company_id(n))))),)),
-    DataCase("cw_company_id_as_string", "unmapped_organization", key="organization",
-             connectwise=(("GET", r"/company/companies$",
-                           lambda n: on_records(lambda r: r["id"] == company_id(n),
-                                                set_field("id", str(company_id(n))))),)),
+    DataCase(
+        "cw_quantity_null",
+        "invalid_addition",
+        connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", None))),),
+    ),
+    DataCase(
+        "cw_quantity_huge",
+        "change_exceeds_limit",
+        connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("quantity", 1e300))),),
+    ),
+    DataCase(
+        "cw_addition_id_as_string",
+        "invalid_addition",
+        connectwise=(
+            ("GET", ADDITIONS, lambda n: on_records(is_addition(n), set_field("id", str(addition_id(n))))),
+        ),
+    ),
+    DataCase(
+        "cw_addition_without_product",
+        "no_live_addition",
+        connectwise=(("GET", ADDITIONS, lambda n: on_records(is_addition(n), lambda r: r.pop("product"))),),
+    ),
+    DataCase(
+        "cw_effective_date_garbage",
+        "no_live_addition",
+        connectwise=(
+            (
+                "GET",
+                ADDITIONS,
+                lambda n: on_records(is_addition(n), set_field("effectiveDate", "last tuesday")),
+            ),
+        ),
+    ),
+    DataCase(
+        "cw_cancelled_flag_as_string",
+        "no_live_addition",
+        connectwise=(
+            (
+                "GET",
+                r"/finance/agreements$",
+                lambda n: on_records(
+                    lambda r: r["id"] == agreement_id(n), set_field("cancelledFlag", "false")
+                ),
+            ),
+        ),
+    ),
+    DataCase(
+        "cw_agreement_company_id_as_string",
+        "no_live_addition",
+        connectwise=(
+            (
+                "GET",
+                r"/finance/agreements$",
+                lambda n: on_records(
+                    lambda r: r["id"] == agreement_id(n),
+                    lambda r: r["company"].__setitem__("id", str(company_id(n))),
+                ),
+            ),
+        ),
+    ),
+    DataCase(
+        "cw_company_id_as_string",
+        "unmapped_organization",
+        key="organization",
+        connectwise=(
+            (
+                "GET",
+                r"/company/companies$",
+                lambda n: on_records(lambda r: r["id"] == company_id(n), set_field("id", str(company_id(n)))),
+            ),
+        ),
+    ),
     # The company went between the companies read and the agreements read: its agreement is gone.
-    DataCase("company_deleted_between_reads", "no_live_addition",
-             connectwise=(("GET", r"/finance/agreements$",
-                           lambda n: drop_records(lambda r: r["company"]["id"] == company_id(n))),)),
-    DataCase("addition_deleted_before_push", "push_rejected", before_push=delete_addition, final=None,
-             detail="HTTP 404"),
-    DataCase("addition_edited_before_push", "changed_since_read", before_push=lambda n: edit_quantity(n, 99),
-             final=99, detail="99"),
+    DataCase(
+        "company_deleted_between_reads",
+        "no_live_addition",
+        connectwise=(
+            (
+                "GET",
+                r"/finance/agreements$",
+                lambda n: drop_records(lambda r: r["company"]["id"] == company_id(n)),
+            ),
+        ),
+    ),
+    DataCase(
+        "addition_deleted_before_push",
+        "push_rejected",
+        before_push=delete_addition,
+        final=None,
+        detail="HTTP 404",
+    ),
+    DataCase(
+        "addition_edited_before_push",
+        "changed_since_read",
+        before_push=lambda n: edit_quantity(n, 99),
+        final=99,
+        detail="99",
+    ),
     # The write happened; only its answer is wrong: the quantity is right, the ledger says failed.
-    DataCase("patch_answers_other_quantity", "push_rejected", final=12, detail="777",
-             connectwise=(("PATCH", ADDITION,
-                           lambda n: lambda body: {**body, "quantity": 777} if body.get("id") == addition_id(n)
-                           else body),)),
+    DataCase(
+        "patch_answers_other_quantity",
+        "push_rejected",
+        final=12,
+        detail="777",
+        connectwise=(
+            (
+                "PATCH",
+                ADDITION,
+                lambda n: (
+                    lambda body: {**body, "quantity": 777} if body.get("id") == addition_id(n) else body
+                ),
+            ),
+        ),
+    ),
 ]
 
 
 # -- the scenario -----------------------------------------------------------------------------------
 def base_scenario(rate: int = 100_000) -> dict[str, Any]:
     return {
-        "huntress": {"api_key": "hk_bad_input", "api_secret": "hs_bad_input_secret_5150",
-                     "rate_limit_per_minute": rate,
-                     "account": {"id": 1, "name": "Bad Input MSP", "subdomain": "badinput"},
-                     "organizations": [], "invoices": [{
-                         "id": 5001, "created_at": "2026-11-01T06:00:00Z", "status": "paid", "plan": "Huntress Partner",
-                         "currency_type": "usd", "period_start": "2026-10-01T00:00:00Z",
-                         "period_end": "2026-11-01T00:00:00Z", "lines": []}]},
-        "connectwise": {"company_id": "badinput", "public_key": "pub_bad_input", "private_key": "priv_bad_input_8080",
-                        "client_id": "00000000-0000-0000-0000-00000000bad1", "companies": [],
-                        "catalog": [{"id": pid, "identifier": f"HUNTRESS-{p.upper()}", "description": p}
-                                    for p, pid in PRODUCTS.items()],
-                        "agreements": []},
+        "huntress": {
+            "api_key": "hk_bad_input",
+            "api_secret": "hs_bad_input_secret_5150",
+            "rate_limit_per_minute": rate,
+            "account": {"id": 1, "name": "Bad Input MSP", "subdomain": "badinput"},
+            "organizations": [],
+            "invoices": [
+                {
+                    "id": 5001,
+                    "created_at": "2026-11-01T06:00:00Z",
+                    "status": "paid",
+                    "plan": "Huntress Partner",
+                    "currency_type": "usd",
+                    "period_start": "2026-10-01T00:00:00Z",
+                    "period_end": "2026-11-01T00:00:00Z",
+                    "lines": [],
+                }
+            ],
+        },
+        "connectwise": {
+            "company_id": "badinput",
+            "public_key": "pub_bad_input",
+            "private_key": "priv_bad_input_8080",
+            "client_id": "00000000-0000-0000-0000-00000000bad1",
+            "companies": [],
+            "catalog": [
+                {"id": pid, "identifier": f"HUNTRESS-{p.upper()}", "description": p}
+                for p, pid in PRODUCTS.items()
+            ],
+            "agreements": [],
+        },
     }
 
 
@@ -272,16 +432,33 @@ def add_customer(scenario: dict, n: int, case: DataCase) -> None:
     if not case.has_company:
         return
     c["companies"].append({"id": company_id(n), "identifier": case.identifier or key, "name": name})
-    c["agreements"].append({
-        "id": agreement_id(n), "name": "Managed Security", "type": "Managed Services", "company_id": company_id(n),
-        "agreementStatus": "Active", "cancelledFlag": False, "startDate": "2025-01-01T00:00:00Z",
-        "additions": [{"id": addition_id(n), "product_id": PRODUCTS["edr"], "quantity": case.cw_edr,
-                       "effectiveDate": "2025-01-01T00:00:00Z", "cancelledDate": None}]})
+    c["agreements"].append(
+        {
+            "id": agreement_id(n),
+            "name": "Managed Security",
+            "type": "Managed Services",
+            "company_id": company_id(n),
+            "agreementStatus": "Active",
+            "cancelledFlag": False,
+            "startDate": "2025-01-01T00:00:00Z",
+            "additions": [
+                {
+                    "id": addition_id(n),
+                    "product_id": PRODUCTS["edr"],
+                    "quantity": case.cw_edr,
+                    "effectiveDate": "2025-01-01T00:00:00Z",
+                    "cancelledDate": None,
+                }
+            ],
+        }
+    )
 
 
 def decoy_company(scenario: dict) -> None:
     """A company the conflicting duplicate organization record would match."""
-    scenario["connectwise"]["companies"].append({"id": 999, "identifier": "decoy", "name": "Decoy Industries"})
+    scenario["connectwise"]["companies"].append(
+        {"id": 999, "identifier": "decoy", "name": "Decoy Industries"}
+    )
 
 
 def data_scenario() -> dict[str, Any]:
@@ -306,6 +483,7 @@ def chained_rules(spec: list[tuple[str, str, str, Callable[[Any], Any]]], change
                 body = fn(body)
                 changed[case_id] += json.dumps(body) != seen
             return body
+
         return apply
 
     return [Rule(method, path, chain(fns)) for (method, path), fns in grouped.items()]
@@ -351,7 +529,9 @@ def data_run(served_data, tmp_path_factory) -> DataRun:
     for n, case in enumerate(DATA_CASES, start=1):
         h_spec += [(case.id, m, p, make(n)) for m, p, make in case.huntress]
         c_spec += [(case.id, m, p, make(n)) for m, p, make in case.connectwise]
-    rules = s.huntress.set(*chained_rules(h_spec, changed)) + s.connectwise.set(*chained_rules(c_spec, changed))
+    rules = s.huntress.set(*chained_rules(h_spec, changed)) + s.connectwise.set(
+        *chained_rules(c_spec, changed)
+    )
     edits = [case.before_push(n) for n, case in enumerate(DATA_CASES, start=1) if case.before_push]
 
     def before_push(_ref: dict) -> None:
@@ -371,8 +551,16 @@ def data_run(served_data, tmp_path_factory) -> DataRun:
     for row in store.list_quarantine(eng, status="open", limit=None):
         quarantine.setdefault(row["sync_key"], []).append(row)
     assert len(outcomes) == len(final)
-    return DataRun(before, cw_quantities(s.sandbox.connectwise_url), run,
-                   {r["sync_key"]: r for r in final.to_dict("records")}, quarantine, rules, changed, eng)
+    return DataRun(
+        before,
+        cw_quantities(s.sandbox.connectwise_url),
+        run,
+        {r["sync_key"]: r for r in final.to_dict("records")},
+        quarantine,
+        rules,
+        changed,
+        eng,
+    )
 
 
 def sync_key(case: DataCase, n: int) -> str:
@@ -435,60 +623,184 @@ class RunCase:
 
 
 RUN_CASES = [
-    RunCase("invoices_html_200", "huntress", "GET", r"/v1/reseller/invoices$", "html", "find_invoice",
-            r"Huntress GET /v1/reseller/invoices failed after 2 attempts: HTTP 200 with a non-JSON body \(text/html"),
-    RunCase("invoices_empty_200", "huntress", "GET", r"/v1/reseller/invoices$", "empty", "find_invoice",
-            r"Huntress GET /v1/reseller/invoices failed after 2 attempts: HTTP 200 with an empty body"),
-    RunCase("invoices_not_an_object", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: body["invoices"], "find_invoice",
-            r"Huntress GET /v1/reseller/invoices returned list, not an object"),
-    RunCase("invoices_list_is_an_object", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: {**body, "invoices": {"5001": body["invoices"][0]}}, "find_invoice",
-            r"Huntress GET /v1/reseller/invoices: response has no 'invoices' list"),
-    RunCase("invoices_pagination_not_an_object", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: {**body, "pagination": ["next"]}, "find_invoice",
-            r"Huntress GET /v1/reseller/invoices: pagination is list, not an object"),
-    RunCase("invoice_without_id", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: {**body, "invoices": [{k: v for k, v in i.items() if k != "id"} for i in body["invoices"]]},
-            "find_invoice", r"Huntress invoice .* has no integer id"),
-    RunCase("invoice_id_as_string", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: {**body, "invoices": [{**i, "id": str(i["id"])} for i in body["invoices"]]},
-            "find_invoice", r"Huntress invoice .* has no integer id"),
+    RunCase(
+        "invoices_html_200",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        "html",
+        "find_invoice",
+        r"Huntress GET /v1/reseller/invoices failed after 2 attempts: HTTP 200 with a non-JSON body \(text/html",
+    ),
+    RunCase(
+        "invoices_empty_200",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        "empty",
+        "find_invoice",
+        r"Huntress GET /v1/reseller/invoices failed after 2 attempts: HTTP 200 with an empty body",
+    ),
+    RunCase(
+        "invoices_not_an_object",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: body["invoices"],
+        "find_invoice",
+        r"Huntress GET /v1/reseller/invoices returned list, not an object",
+    ),
+    RunCase(
+        "invoices_list_is_an_object",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: {**body, "invoices": {"5001": body["invoices"][0]}},
+        "find_invoice",
+        r"Huntress GET /v1/reseller/invoices: response has no 'invoices' list",
+    ),
+    RunCase(
+        "invoices_pagination_not_an_object",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: {**body, "pagination": ["next"]},
+        "find_invoice",
+        r"Huntress GET /v1/reseller/invoices: pagination is list, not an object",
+    ),
+    RunCase(
+        "invoice_without_id",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: {
+            **body,
+            "invoices": [{k: v for k, v in i.items() if k != "id"} for i in body["invoices"]],
+        },
+        "find_invoice",
+        r"Huntress invoice .* has no integer id",
+    ),
+    RunCase(
+        "invoice_id_as_string",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: {**body, "invoices": [{**i, "id": str(i["id"])} for i in body["invoices"]]},
+        "find_invoice",
+        r"Huntress invoice .* has no integer id",
+    ),
     # An invoice whose date cannot be read is no invoice of this date: the sensor keeps waiting.
-    RunCase("invoice_created_at_garbage", "huntress", "GET", r"/v1/reseller/invoices$",
-            lambda body: {**body, "invoices": [{**i, "created_at": "yesterday"} for i in body["invoices"]]},
-            "find_invoice", r"no invoice for the billing date yet"),
-    RunCase("organizations_truncated_json", "huntress", "GET", r"/v1/organizations$", "truncate",
-            "extract_huntress", r"Huntress GET /v1/organizations failed after 2 attempts: HTTP 200 with a non-JSON"),
-    RunCase("usage_lines_cut_mid_body", "huntress", "GET", USAGE_LINES, "short_read", "extract_huntress",
-            r"Huntress GET /v1/reseller/invoices/\{id\}/organization_usage_line_items failed after 2 attempts: "
-            r"connection error \(ChunkedEncodingError\)"),
-    RunCase("usage_lines_not_a_list", "huntress", "GET", USAGE_LINES,
-            lambda body: {**body, "organization_usage_line_items": None}, "extract_huntress",
-            r"response has no 'organization_usage_line_items' list"),
-    RunCase("usage_lines_items_not_objects", "huntress", "GET", USAGE_LINES,
-            lambda body: {**body, "organization_usage_line_items": [1, "two", None]}, "extract_huntress",
-            r"Huntress GET /v1/reseller/invoices/\{id\}/organization_usage_line_items: item 0 is int, not an object"),
-    RunCase("companyinfo_without_codebase", "connectwise", "GET", r"/login/companyinfo/",
-            lambda body: {k: v for k, v in body.items() if k != "Codebase"}, "extract_connectwise",
-            r"ConnectWise /login/companyinfo gave no Codebase"),
-    RunCase("companies_html_200", "connectwise", "GET", r"/company/companies$", "html", "extract_connectwise",
-            r"ConnectWise GET /company/companies failed after 2 attempts: HTTP 200 with a non-JSON body"),
-    RunCase("catalog_truncated_json", "connectwise", "GET", r"/procurement/catalog$", "truncate",
-            "extract_connectwise", r"ConnectWise GET /procurement/catalog failed after 2 attempts"),
-    RunCase("agreements_not_a_list", "connectwise", "GET", r"/finance/agreements$",
-            lambda body: {"items": body}, "extract_connectwise",
-            r"ConnectWise GET /finance/agreements returned dict, not a list"),
-    RunCase("additions_items_not_objects", "connectwise", "GET", ADDITIONS,
-            lambda body: [*body, "garbage"], "extract_connectwise",
-            r"ConnectWise GET /finance/agreements/\{id\}/additions: item \d+ is str, not an object"),
-    RunCase("agreement_gone_before_additions_read", "connectwise", "GET", r"/finance/agreements/302/additions$",
-            "status:404", "extract_connectwise",
-            r"ConnectWise GET /finance/agreements/\{id\}/additions was refused: HTTP 404"),
+    RunCase(
+        "invoice_created_at_garbage",
+        "huntress",
+        "GET",
+        r"/v1/reseller/invoices$",
+        lambda body: {**body, "invoices": [{**i, "created_at": "yesterday"} for i in body["invoices"]]},
+        "find_invoice",
+        r"no invoice for the billing date yet",
+    ),
+    RunCase(
+        "organizations_truncated_json",
+        "huntress",
+        "GET",
+        r"/v1/organizations$",
+        "truncate",
+        "extract_huntress",
+        r"Huntress GET /v1/organizations failed after 2 attempts: HTTP 200 with a non-JSON",
+    ),
+    RunCase(
+        "usage_lines_cut_mid_body",
+        "huntress",
+        "GET",
+        USAGE_LINES,
+        "short_read",
+        "extract_huntress",
+        r"Huntress GET /v1/reseller/invoices/\{id\}/organization_usage_line_items failed after 2 attempts: "
+        r"connection error \(ChunkedEncodingError\)",
+    ),
+    RunCase(
+        "usage_lines_not_a_list",
+        "huntress",
+        "GET",
+        USAGE_LINES,
+        lambda body: {**body, "organization_usage_line_items": None},
+        "extract_huntress",
+        r"response has no 'organization_usage_line_items' list",
+    ),
+    RunCase(
+        "usage_lines_items_not_objects",
+        "huntress",
+        "GET",
+        USAGE_LINES,
+        lambda body: {**body, "organization_usage_line_items": [1, "two", None]},
+        "extract_huntress",
+        r"Huntress GET /v1/reseller/invoices/\{id\}/organization_usage_line_items: item 0 is int, not an object",
+    ),
+    RunCase(
+        "companyinfo_without_codebase",
+        "connectwise",
+        "GET",
+        r"/login/companyinfo/",
+        lambda body: {k: v for k, v in body.items() if k != "Codebase"},
+        "extract_connectwise",
+        r"ConnectWise /login/companyinfo gave no Codebase",
+    ),
+    RunCase(
+        "companies_html_200",
+        "connectwise",
+        "GET",
+        r"/company/companies$",
+        "html",
+        "extract_connectwise",
+        r"ConnectWise GET /company/companies failed after 2 attempts: HTTP 200 with a non-JSON body",
+    ),
+    RunCase(
+        "catalog_truncated_json",
+        "connectwise",
+        "GET",
+        r"/procurement/catalog$",
+        "truncate",
+        "extract_connectwise",
+        r"ConnectWise GET /procurement/catalog failed after 2 attempts",
+    ),
+    RunCase(
+        "agreements_not_a_list",
+        "connectwise",
+        "GET",
+        r"/finance/agreements$",
+        lambda body: {"items": body},
+        "extract_connectwise",
+        r"ConnectWise GET /finance/agreements returned dict, not a list",
+    ),
+    RunCase(
+        "additions_items_not_objects",
+        "connectwise",
+        "GET",
+        ADDITIONS,
+        lambda body: [*body, "garbage"],
+        "extract_connectwise",
+        r"ConnectWise GET /finance/agreements/\{id\}/additions: item \d+ is str, not an object",
+    ),
+    RunCase(
+        "agreement_gone_before_additions_read",
+        "connectwise",
+        "GET",
+        r"/finance/agreements/302/additions$",
+        "status:404",
+        "extract_connectwise",
+        r"ConnectWise GET /finance/agreements/\{id\}/additions was refused: HTTP 404",
+    ),
     RunCase("patch_answers_html", "connectwise", "PATCH", ADDITION, "html", None, ""),
     RunCase("patch_refused_403", "connectwise", "PATCH", ADDITION, "status:403", None, ""),
-    RunCase("invoice_without_lines", "huntress", "GET", USAGE_LINES,
-            lambda body: {**body, "organization_usage_line_items": []}, None, ""),
+    RunCase(
+        "invoice_without_lines",
+        "huntress",
+        "GET",
+        USAGE_LINES,
+        lambda body: {**body, "organization_usage_line_items": []},
+        None,
+        "",
+    ),
 ]
 
 
@@ -517,8 +829,9 @@ SECRETS_OF = ("hs_bad_input_secret_5150", "priv_bad_input_8080")
 
 
 @pytest.mark.parametrize("case", RUN_CASES, ids=[c.id for c in RUN_CASES])
-def test_broken_answer_fails_clearly_or_quarantines(served_runs: Served, case: RunCase, tmp_path: Path,
-                                                     monkeypatch) -> None:
+def test_broken_answer_fails_clearly_or_quarantines(
+    served_runs: Served, case: RunCase, tmp_path: Path, monkeypatch
+) -> None:
     s = served_runs
     for url in (s.sandbox.huntress_url, s.sandbox.connectwise_url):
         admin(url, "reset", {})
@@ -565,4 +878,3 @@ def check_finished_run(case: RunCase, run, eng, before: dict[int, Any], after: d
     assert {r["reason_code"] for r in held} == {"push_rejected"} and counts["push_rejected"] == RUN_CUSTOMERS
     pattern = r"ConnectWise PATCH /finance/agreements/\{id\}/additions/\{additionId\} was refused: HTTP 403"
     assert all(re.search(pattern, r["detail"]) for r in held), [r["detail"] for r in held]
-

@@ -66,8 +66,13 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
 
     # 1. The push task's process, slowed by latency and a slow ledger, killed after a few writes.
     set_faults(sb.connectwise_url, latency_ms=100)
-    child = subprocess.Popen([sys.executable, str(CHILD), str(ref_file), db_url, "0", "0.3"],
-                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(ref_file), db_url, "0", "0.3"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_patches(sb.connectwise_url, child, KILL_AFTER_PATCHES)
         child.send_signal(signal.SIGKILL)
@@ -79,7 +84,9 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
     set_faults(sb.connectwise_url)  # writes still in flight land now, as they would in production
     time.sleep(0.3)
     written = served(sb.connectwise_url, "PATCH")
-    recorded = {r["sync_key"] for r in store.changes_for_run(eng, "crash-run") if r["action"] in ("updated", "failed")}
+    recorded = {
+        r["sync_key"] for r in store.changes_for_run(eng, "crash-run") if r["action"] in ("updated", "failed")
+    }
     assert written < len(changes), "killed part-way, not after the last write"
     assert len(recorded) < written, "some writes were in ConnectWise but not in the ledger when it died"
 

@@ -78,27 +78,34 @@ def metadata_database(base: str) -> Iterator[str]:
 
 
 def airflow_env(home: Path, metadata_url: str, api_port: int, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+    }
     plugins = home / "plugins"  # none: this test is about executing tasks, not the UI
     plugins.mkdir(parents=True, exist_ok=True)
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "GX_ANALYTICS_ENABLED": "false",
-        **extra,
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "GX_ANALYTICS_ENABLED": "false",
+            **extra,
+        }
+    )
     return env
 
 
-def run(args: list[str], env: dict[str, str], log: Path,
-        finished: Callable[[], bool] = lambda: False) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], env: dict[str, str], log: Path, finished: Callable[[], bool] = lambda: False
+) -> subprocess.CompletedProcess:
     """Run an airflow command in its own process group; kill the whole group if it overruns.
 
     `finished()` says the command's work is done (read from the metadata database). LocalExecutor's
@@ -107,8 +114,9 @@ def run(args: list[str], env: dict[str, str], log: Path,
     process group is killed and the returncode is None.
     """
     with log.open("w") as out:
-        proc = subprocess.Popen([str(AIRFLOW), *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(AIRFLOW), *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline, done_at = time.monotonic() + STEP_TIMEOUT_S, None
         while proc.poll() is None:
             now = time.monotonic()
@@ -127,9 +135,24 @@ def run(args: list[str], env: dict[str, str], log: Path,
 @contextmanager
 def execution_api(env: dict[str, str], port: int, log: Path) -> Iterator[None]:
     out = log.open("w")
-    proc = subprocess.Popen([str(AIRFLOW), "api-server", "--apps", "execution", "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            str(AIRFLOW),
+            "api-server",
+            "--apps",
+            "execution",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/execution/health", proc, log)
         yield
@@ -173,15 +196,21 @@ def test_local_executor_runs_each_task_in_its_own_process(sandbox_factory, tmp_p
     want, _ = expected_state(scenario, date.fromisoformat(BILLING_DATE))
     home, port = tmp_path / "airflow", free_port()
     with metadata_database(base) as metadata_url, password_database(base) as (billing_uri, pg_password):
-        extra = {**connection_env(scenario, sb.huntress_url, sb.connectwise_url),
-                 "AIRFLOW_CONN_BILLING_SYNC_DB": billing_uri,
-                 "BILLING_SYNC_REPORTS_DIR": str(tmp_path / "reports")}
+        extra = {
+            **connection_env(scenario, sb.huntress_url, sb.connectwise_url),
+            "AIRFLOW_CONN_BILLING_SYNC_DB": billing_uri,
+            "BILLING_SYNC_REPORTS_DIR": str(tmp_path / "reports"),
+        }
         env = airflow_env(home, metadata_url, port, extra)
         migrated = run(["db", "migrate"], env, tmp_path / "migrate.log")
         assert migrated.returncode == 0, migrated.stdout[-3000:]
         with execution_api(env, port, tmp_path / "api-server.log"):
-            done = run(["dags", "test", DAG_ID, BILLING_DATE, "--use-executor"], env, tmp_path / "dags-test.log",
-                       finished=lambda: run_finished(metadata_url))
+            done = run(
+                ["dags", "test", DAG_ID, BILLING_DATE, "--use-executor"],
+                env,
+                tmp_path / "dags-test.log",
+                finished=lambda: run_finished(metadata_url),
+            )
         assert done.returncode in (0, None), done.stdout[-5000:]
         assert "executor=LocalExecutor" in done.stdout
 
@@ -190,9 +219,14 @@ def test_local_executor_runs_each_task_in_its_own_process(sandbox_factory, tmp_p
         billing = sa.create_engine(billing_uri.replace("postgresql://", "postgresql+psycopg2://", 1))
         check_billing(billing)
         h, c = scenario["huntress"], scenario["connectwise"]
-        wanted = needles({"postgres password": pg_password, "huntress secret": h["api_secret"],
-                          "connectwise private key": c["private_key"]},
-                         [(h["api_key"], h["api_secret"]), (f"{c['company_id']}+{c['public_key']}", c["private_key"])])
+        wanted = needles(
+            {
+                "postgres password": pg_password,
+                "huntress secret": h["api_secret"],
+                "connectwise private key": c["private_key"],
+            },
+            [(h["api_key"], h["api_secret"]), (f"{c['company_id']}+{c['public_key']}", c["private_key"])],
+        )
         assert scan_files(home / "logs", wanted) == {}
         assert found_in(done.stdout, wanted) == []
         assert scan_database(billing, wanted) == {}
@@ -211,26 +245,45 @@ def check_metadata(metadata_url: str, home: Path) -> None:
     """One process per task instance, each with its own log file; only references in XCom."""
     (state,) = metadata_rows(metadata_url, "select state from dag_run where dag_id = :d", d=DAG_ID)
     assert state == ("success",)
-    tis = metadata_rows(metadata_url, "select task_id, map_index, state, pid from task_instance where dag_id = :d",
-                        d=DAG_ID)
-    assert {t.task_id for t in tis} == {"resolve", "wait_for_invoice", "extract_huntress", "extract_connectwise",
-                                        "validate", "reconcile", "quarantine", "push", "record_run"}
+    tis = metadata_rows(
+        metadata_url, "select task_id, map_index, state, pid from task_instance where dag_id = :d", d=DAG_ID
+    )
+    assert {t.task_id for t in tis} == {
+        "resolve",
+        "wait_for_invoice",
+        "extract_huntress",
+        "extract_connectwise",
+        "validate",
+        "reconcile",
+        "quarantine",
+        "push",
+        "record_run",
+    }
     assert {t.state for t in tis} == {"success"}
     pids = [t.pid for t in tis]
     assert None not in pids and len(set(pids)) == len(tis), f"one process per task: {tis}"
     assert os.getpid() not in pids
     logs = list((home / "logs").rglob("attempt=1.log"))
-    assert {p for log in logs for p in log.parts if p.startswith("task_id=")} == {f"task_id={t.task_id}" for t in tis}
-    sizes = metadata_rows(metadata_url, "select task_id, key, length(value::text) from xcom where dag_id = :d",
-                          d=DAG_ID)
+    assert {p for log in logs for p in log.parts if p.startswith("task_id=")} == {
+        f"task_id={t.task_id}" for t in tis
+    }
+    sizes = metadata_rows(
+        metadata_url, "select task_id, key, length(value::text) from xcom where dag_id = :d", d=DAG_ID
+    )
     assert sizes and max(n for _, _, n in sizes) < XCOM_LIMIT_BYTES, sorted(sizes, key=lambda s: -s[2])[:3]
 
 
 def check_billing(billing: sa.Engine) -> None:
     """The frames went through the billing database's staging tables, not through memory."""
     with billing.connect() as conn:
-        (run_id, status, counts) = conn.execute(sa.text("select run_id, status, counts from billing_runs")).one()
-        staged = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.run_id == run_id)).scalar()
-                  for t in (store.staging_table(n) for n in ("usage", "additions", "outcomes"))}
+        (run_id, status, counts) = conn.execute(
+            sa.text("select run_id, status, counts from billing_runs")
+        ).one()
+        staged = {
+            t.name: conn.execute(
+                sa.select(sa.func.count()).select_from(t).where(t.c.run_id == run_id)
+            ).scalar()
+            for t in (store.staging_table(n) for n in ("usage", "additions", "outcomes"))
+        }
     assert status == "success" and json.loads(counts)["updated"] > 0
     assert all(staged.values()), staged

@@ -35,10 +35,12 @@ def billing_state(url: str) -> dict[str, Any]:
     eng = sa.create_engine(url)
     with eng.connect() as c:
         runs = c.execute(sa.text("select run_id, status, mode, counts from billing_runs")).mappings().all()
-        ledger = c.execute(sa.text(
-            "select run_id, sync_key, action, previous_quantity, new_quantity from billing_changes")).all()
-        open_rows = c.execute(sa.text(
-            "select sync_key, reason_code from billing_quarantine where status = 'open'")).all()
+        ledger = c.execute(
+            sa.text("select run_id, sync_key, action, previous_quantity, new_quantity from billing_changes")
+        ).all()
+        open_rows = c.execute(
+            sa.text("select sync_key, reason_code from billing_quarantine where status = 'open'")
+        ).all()
     eng.dispose()
     return {"runs": runs, "ledger": ledger, "open": open_rows}
 
@@ -59,7 +61,9 @@ def assert_consistent(state: dict[str, Any]) -> dict[str, int]:
     assert len(keys) == len(set(keys)) == counts["quarantined"]
     ledger_keys = [row.sync_key for row in state["ledger"]]
     assert len(ledger_keys) == len(set(ledger_keys)), "no duplicate ledger rows"
-    assert set(keys).isdisjoint(row.sync_key for row in state["ledger"] if row.action in ("updated", "unchanged"))
+    assert set(keys).isdisjoint(
+        row.sync_key for row in state["ledger"] if row.action in ("updated", "unchanged")
+    )
     return counts
 
 
@@ -74,8 +78,10 @@ def test_faulty_run_ends_exactly_like_a_fault_free_run(sandbox_factory, dag_runn
     dr = dag_runner(faulty, BILLING_DATE, db_url=f"sqlite:///{tmp_path / 'faulty.db'}", max_retries=10)
     assert dr.state == "success", task_states(dr)
 
-    injected = {name: admin(url, "requests")["faults_injected"]
-                for name, url in (("huntress", faulty.huntress_url), ("connectwise", faulty.connectwise_url))}
+    injected = {
+        name: admin(url, "requests")["faults_injected"]
+        for name, url in (("huntress", faulty.huntress_url), ("connectwise", faulty.connectwise_url))
+    }
     assert set(injected["connectwise"]) == {"500", "429", "reset"}, injected
     assert {"500", "429"} <= set(injected["huntress"]), injected
     assert cw_quantities(faulty.connectwise_url) == want
@@ -83,16 +89,23 @@ def test_faulty_run_ends_exactly_like_a_fault_free_run(sandbox_factory, dag_runn
     # Retried requests never wrote twice: the audit trail is the fault-free one, entry for entry.
     assert audit_trail(faulty) == audit_trail(clean)
 
-    a, b = billing_state(f"sqlite:///{tmp_path / 'clean.db'}"), billing_state(f"sqlite:///{tmp_path / 'faulty.db'}")
+    a, b = (
+        billing_state(f"sqlite:///{tmp_path / 'clean.db'}"),
+        billing_state(f"sqlite:///{tmp_path / 'faulty.db'}"),
+    )
     assert assert_consistent(a) == assert_consistent(b)
     assert sorted(b["open"]) == sorted(a["open"])
     assert sorted(r[1:] for r in b["ledger"]) == sorted(r[1:] for r in a["ledger"])
 
 
-def test_api_down_fails_clearly_then_next_run_finishes(sandbox_factory, dag_runner, tmp_path, scenario,
-                                                       capfd):
+def test_api_down_fails_clearly_then_next_run_finishes(
+    sandbox_factory, dag_runner, tmp_path, scenario, capfd
+):
     scenario = copy.deepcopy(scenario)  # secrets no log line could contain by chance
-    scenario["huntress"]["api_secret"], scenario["connectwise"]["private_key"] = "hsDOWN7f3a9c", "cwDOWN1b8e42"
+    scenario["huntress"]["api_secret"], scenario["connectwise"]["private_key"] = (
+        "hsDOWN7f3a9c",
+        "cwDOWN1b8e42",
+    )
     sb = sandbox_factory(scenario)
     want, _ = expected_state(scenario, date.fromisoformat(BILLING_DATE))
     before = cw_quantities(sb.connectwise_url)
@@ -117,7 +130,10 @@ def test_api_down_fails_clearly_then_next_run_finishes(sandbox_factory, dag_runn
     dr = dag_runner(sb, BILLING_DATE, max_retries=2)
     assert dr.state == "failed" and task_states(dr)["wait_for_invoice"] == ("failed", 3)
     output = capfd.readouterr()
-    assert "Huntress GET /v1/reseller/invoices failed after 2 attempts: connection error" in output.out + output.err
+    assert (
+        "Huntress GET /v1/reseller/invoices failed after 2 attempts: connection error"
+        in output.out + output.err
+    )
 
     # 3. Back up, faults cleared: the next run for the same billing date finishes the job.
     revived = sandbox_factory(scenario, "--huntress-port", ports[0], "--connectwise-port", ports[1])

@@ -75,18 +75,25 @@ def billing_database(tmp_path) -> Iterator[tuple[str, str | None]]:
         yield uri, password
 
 
-def test_no_secret_leaves_its_connection(sandbox_factory, dag_runner, billing_database, tmp_path, capfd, caplog):
+def test_no_secret_leaves_its_connection(
+    sandbox_factory, dag_runner, billing_database, tmp_path, capfd, caplog
+):
     tag = uuid.uuid4().hex[:12].upper()
     scenario = secret_scenario(tag)
     sb = sandbox_factory(scenario)
     db_uri, pg_password = billing_database
     h, c = scenario["huntress"], scenario["connectwise"]
-    secrets = {"huntress api key": h["api_key"], "huntress api secret": h["api_secret"],
-               "connectwise public key": c["public_key"], "connectwise private key": c["private_key"]}
+    secrets = {
+        "huntress api key": h["api_key"],
+        "huntress api secret": h["api_secret"],
+        "connectwise public key": c["public_key"],
+        "connectwise private key": c["private_key"],
+    }
     if pg_password:
         secrets["postgres password"] = pg_password
-    wanted = needles(secrets, [(h["api_key"], h["api_secret"]),
-                               (f"{c['company_id']}+{c['public_key']}", c["private_key"])])
+    wanted = needles(
+        secrets, [(h["api_key"], h["api_secret"]), (f"{c['company_id']}+{c['public_key']}", c["private_key"])]
+    )
 
     dr = dag_runner(sb, BILLING_DATE, db_url=db_uri)
     assert dr.state == "success", task_states(dr)
@@ -122,30 +129,43 @@ def assert_injection_names_round_trip(billing: sa.Engine, run_id: str) -> None:
     assert {"billing_runs", "billing_changes", "billing_quarantine", "billing_org_map"} <= tables
     with billing.connect() as conn:
         run = conn.execute(sa.text("select status from billing_runs where run_id = :r"), {"r": run_id}).one()
-        names = {n for (n,) in conn.execute(sa.text(
-            "select huntress_organization_name from billing_quarantine where huntress_organization_id = :o"),
-            {"o": UNMAPPED_ORG})}
-        company = conn.execute(sa.text(
-            "select company_name, outcome from billing_stg_outcomes where run_id = :r and company_id = :c"),
-            {"r": run_id, "c": MATCHED_COMPANY}).all()
-        ledger = conn.execute(sa.text("select count(*) from billing_changes where cw_company_id = :c"),
-                              {"c": MATCHED_COMPANY}).scalar()
+        names = {
+            n
+            for (n,) in conn.execute(
+                sa.text(
+                    "select huntress_organization_name from billing_quarantine where huntress_organization_id = :o"
+                ),
+                {"o": UNMAPPED_ORG},
+            )
+        }
+        company = conn.execute(
+            sa.text(
+                "select company_name, outcome from billing_stg_outcomes where run_id = :r and company_id = :c"
+            ),
+            {"r": run_id, "c": MATCHED_COMPANY},
+        ).all()
+        ledger = conn.execute(
+            sa.text("select count(*) from billing_changes where cw_company_id = :c"), {"c": MATCHED_COMPANY}
+        ).scalar()
     assert run.status == "success"
     assert names == {INJECTION_UNMAPPED}
     assert company and {name for name, _ in company} == {INJECTION_MATCHED}
     assert ledger > 0, "the company with the injection-shaped name synced like any other"
 
 
-def test_authentication_failure_is_clear_and_keeps_the_secret(sandbox_factory, dag_runner, monkeypatch,
-                                                             capfd):
+def test_authentication_failure_is_clear_and_keeps_the_secret(
+    sandbox_factory, dag_runner, monkeypatch, capfd
+):
     tag = uuid.uuid4().hex[:12].upper()
     scenario = secret_scenario(tag)
     sb = sandbox_factory(scenario)
     wrong = f"cwWRONGKEY{tag}"
     before = cw_quantities(sb.connectwise_url)
     c = scenario["connectwise"]
-    wanted = needles({"wrong private key": wrong, "private key": c["private_key"]},
-                     [(f"{c['company_id']}+{c['public_key']}", wrong)])
+    wanted = needles(
+        {"wrong private key": wrong, "private key": c["private_key"]},
+        [(f"{c['company_id']}+{c['public_key']}", wrong)],
+    )
 
     dr = dag_runner(sb, BILLING_DATE, connectwise_secret=wrong)
     # Refused credentials are a permanent error: the task fails on its first try, no retries.
@@ -157,13 +177,16 @@ def test_authentication_failure_is_clear_and_keeps_the_secret(sandbox_factory, d
     assert cw_quantities(sb.connectwise_url) == before
 
     # The same on Huntress, read where an operator reads it: the exception's message.
-    for k, v in connection_env(scenario, sb.huntress_url, sb.connectwise_url,
-                               huntress_secret=f"hsWRONG{tag}").items():
+    for k, v in connection_env(
+        scenario, sb.huntress_url, sb.connectwise_url, huntress_secret=f"hsWRONG{tag}"
+    ).items():
         monkeypatch.setenv(k, v)
     with pytest.raises(ApiError) as failed:
         HuntressClient.from_connection().invoices("reseller")
     assert str(failed.value).startswith("Huntress GET /v1/reseller/invoices was refused: HTTP 401")
-    assert f"hsWRONG{tag}" not in str(failed.value) and scenario["huntress"]["api_key"] not in str(failed.value)
+    assert f"hsWRONG{tag}" not in str(failed.value) and scenario["huntress"]["api_key"] not in str(
+        failed.value
+    )
 
 
 # -- SQL is parameterized -------------------------------------------------------------------------
@@ -171,8 +194,14 @@ SQL_CALLS = {"text", "execute", "exec_driver_sql", "executescript", "executemany
 # (file, function): why a built statement is safe there.
 ALLOWED = {
     ("database.py", "_sqlite_on_connect"): "PRAGMA values are module constants, not data",
-    ("staging.py", "_copy_rows"): "COPY names only identifiers, quoted by the dialect; values travel as COPY data",
-    ("schema.py", "_add_staging_columns"): "ALTER TABLE names our own schema's tables and columns, quoted by the dialect",
+    (
+        "staging.py",
+        "_copy_rows",
+    ): "COPY names only identifiers, quoted by the dialect; values travel as COPY data",
+    (
+        "schema.py",
+        "_add_staging_columns",
+    ): "ALTER TABLE names our own schema's tables and columns, quoted by the dialect",
 }
 
 
@@ -181,12 +210,19 @@ def built_strings(tree: ast.AST) -> Iterator[tuple[str, ast.Call]]:
     for func in ast.walk(tree):
         if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
-        built_names = {t.id for node in ast.walk(func) if isinstance(node, ast.Assign) and _is_built(node.value)
-                       for t in node.targets if isinstance(t, ast.Name)}
+        built_names = {
+            t.id
+            for node in ast.walk(func)
+            if isinstance(node, ast.Assign) and _is_built(node.value)
+            for t in node.targets
+            if isinstance(t, ast.Name)
+        }
         for call in (n for n in ast.walk(func) if isinstance(n, ast.Call) and n.args):
             name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
             first = call.args[0]
-            if name in SQL_CALLS and (_is_built(first) or (isinstance(first, ast.Name) and first.id in built_names)):
+            if name in SQL_CALLS and (
+                _is_built(first) or (isinstance(first, ast.Name) and first.id in built_names)
+            ):
                 yield func.name, call
 
 
@@ -214,15 +250,28 @@ def test_no_sql_statement_is_built_from_values():
 
 def test_ruff_finds_no_sql_built_from_strings():
     ruff = Path(sys.executable).with_name("ruff")
-    done = subprocess.run([str(ruff), "check", "--select", "S608", "--output-format", "json",
-                           str(ROOT / "include"), str(ROOT / "dags"), str(ROOT / "plugins")],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [
+            str(ruff),
+            "check",
+            "--select",
+            "S608",
+            "--output-format",
+            "json",
+            str(ROOT / "include"),
+            str(ROOT / "dags"),
+            str(ROOT / "plugins"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, json.loads(done.stdout or "[]") or done.stderr
 
 
 def test_the_detector_catches_each_way_of_building_sql():
     """The scan above must not pass vacuously: every pattern it looks for is caught here."""
-    sample = '''
+    sample = """
 def f(conn, name, cursor):
     conn.execute(sa.text(f"select * from t where name = '{name}'"))
     conn.exec_driver_sql("delete from t where name = '%s'" % name)
@@ -230,6 +279,6 @@ def f(conn, name, cursor):
     statement = "select * from t where name = '" + name + "'"
     cursor.execute(statement)
     conn.execute(sa.text("select * from t where name = :n"), {"n": name})
-'''
+"""
     caught = sorted(call.lineno for _, call in built_strings(ast.parse(sample)))
     assert caught == [3, 4, 5, 7]

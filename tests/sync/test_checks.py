@@ -17,7 +17,11 @@ def test_usage_suite_flags_each_bad_row_and_only_those():
         {"id": 4, "organization": {"id": 104, "name": "Dup"}, "actual_usage": {"edr": 1, "itdr": 1}},
         {"id": 5, "organization": {"id": 104, "name": "Dup"}, "actual_usage": {"edr": 1, "itdr": 1}},
         {"id": 6, "organization": {"name": "NoId"}, "actual_usage": {"edr": 1, "itdr": 1}},
-        {"id": 7, "organization": {"id": 107, "name": "Huge"}, "actual_usage": {"edr": 10**12, "itdr": 10_000_000}},
+        {
+            "id": 7,
+            "organization": {"id": 107, "name": "Huge"},
+            "actual_usage": {"edr": 10**12, "itdr": 10_000_000},
+        },
         {"id": 8, "organization": {"id": 108, "name": "Null"}, "actual_usage": {"edr": None}},
     ]
     usage = frames.usage_frame(9, lines, PRODUCTS)
@@ -36,10 +40,17 @@ def test_usage_suite_flags_each_bad_row_and_only_those():
 
 
 def test_live_additions_suite_finds_duplicates_and_bad_quantities():
-    live = frames.conform(pd.DataFrame({
-        "addition_id": [1, 2, 3, 4], "company_id": [250, 250, 251, 252],
-        "product_identifier": ["HUNTRESS-EDR", "HUNTRESS-EDR", "HUNTRESS-EDR", "HUNTRESS-EDR"],
-        "quantity": [1.0, 2.0, None, -4.0]}), "additions")
+    live = frames.conform(
+        pd.DataFrame(
+            {
+                "addition_id": [1, 2, 3, 4],
+                "company_id": [250, 250, 251, 252],
+                "product_identifier": ["HUNTRESS-EDR", "HUNTRESS-EDR", "HUNTRESS-EDR", "HUNTRESS-EDR"],
+                "quantity": [1.0, 2.0, None, -4.0],
+            }
+        ),
+        "additions",
+    )
     issues, _ = checks.run_suite("live_additions", live, checks.live_addition_checks())
     assert "one live addition" in issues[0] and "one live addition" in issues[1]
     assert "is a number" in issues[2]
@@ -47,8 +58,9 @@ def test_live_additions_suite_finds_duplicates_and_bad_quantities():
 
 
 def test_clean_and_empty_frames_pass():
-    usage = frames.usage_frame(1, [{"id": 1, "organization": {"id": 1}, "actual_usage": {"edr": 3, "itdr": 0}}],
-                               PRODUCTS)
+    usage = frames.usage_frame(
+        1, [{"id": 1, "organization": {"id": 1}, "actual_usage": {"edr": 3, "itdr": 0}}], PRODUCTS
+    )
     issues, result = checks.run_suite("usage", usage, checks.usage_checks(PRODUCTS))
     assert issues.isna().all() and result["success"]
     issues, result = checks.run_suite("usage", frames.empty("usage"), checks.usage_checks(PRODUCTS))

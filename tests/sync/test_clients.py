@@ -19,38 +19,77 @@ from billing_sync.huntress import HuntressClient
 SECRETS = ("hs_secret_value_91", "cw_private_value_77")
 
 
-def scenario(orgs: int = 3, companies: int = 3, agreements: int = 2, rate: int = 60, window: float = 60) -> dict:
+def scenario(
+    orgs: int = 3, companies: int = 3, agreements: int = 2, rate: int = 60, window: float = 60
+) -> dict:
     return {
         "huntress": {
-            "api_key": "hk_key_value", "api_secret": SECRETS[0], "rate_limit_per_minute": rate,
+            "api_key": "hk_key_value",
+            "api_secret": SECRETS[0],
+            "rate_limit_per_minute": rate,
             "rate_limit_window_s": window,
             "account": {"id": 1, "name": "Test MSP", "subdomain": "testmsp"},
             "organizations": [{"id": 1000 + i, "name": f"Org {i}", "key": f"org{i}"} for i in range(orgs)],
-            "invoices": [{
-                "id": 5001, "created_at": "2026-11-01T06:00:00Z", "status": "paid", "plan": "Huntress Partner",
-                "currency_type": "usd", "period_start": "2026-10-01T00:00:00Z", "period_end": "2026-11-01T00:00:00Z",
-                "lines": [{"organization_id": 1000 + i, "actual_usage": {"edr": i, "itdr": 0, "sat": 1, "siem": 0}}
-                          for i in range(orgs)],
-            }],
+            "invoices": [
+                {
+                    "id": 5001,
+                    "created_at": "2026-11-01T06:00:00Z",
+                    "status": "paid",
+                    "plan": "Huntress Partner",
+                    "currency_type": "usd",
+                    "period_start": "2026-10-01T00:00:00Z",
+                    "period_end": "2026-11-01T00:00:00Z",
+                    "lines": [
+                        {
+                            "organization_id": 1000 + i,
+                            "actual_usage": {"edr": i, "itdr": 0, "sat": 1, "siem": 0},
+                        }
+                        for i in range(orgs)
+                    ],
+                }
+            ],
         },
         "connectwise": {
-            "company_id": "testmsp", "public_key": "pub_value", "private_key": SECRETS[1],
+            "company_id": "testmsp",
+            "public_key": "pub_value",
+            "private_key": SECRETS[1],
             "client_id": "11111111-2222-3333-4444-555555555555",
-            "companies": [{"id": 10 + i, "identifier": f"org{i}", "name": f"Org {i}"} for i in range(companies)],
+            "companies": [
+                {"id": 10 + i, "identifier": f"org{i}", "name": f"Org {i}"} for i in range(companies)
+            ],
             "catalog": [{"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR"}],
-            "agreements": [{
-                "id": 100 + i, "name": "Managed Security", "type": "Managed Services", "company_id": 10 + i,
-                "agreementStatus": "Active", "cancelledFlag": False, "startDate": "2025-01-01T00:00:00Z",
-                "additions": [{"id": 500 + i, "product_id": 752, "quantity": 3,
-                               "effectiveDate": "2025-01-01T00:00:00Z", "cancelledDate": None}],
-            } for i in range(agreements)],
+            "agreements": [
+                {
+                    "id": 100 + i,
+                    "name": "Managed Security",
+                    "type": "Managed Services",
+                    "company_id": 10 + i,
+                    "agreementStatus": "Active",
+                    "cancelledFlag": False,
+                    "startDate": "2025-01-01T00:00:00Z",
+                    "additions": [
+                        {
+                            "id": 500 + i,
+                            "product_id": 752,
+                            "quantity": 3,
+                            "effectiveDate": "2025-01-01T00:00:00Z",
+                            "cancelledDate": None,
+                        }
+                    ],
+                }
+                for i in range(agreements)
+            ],
         },
     }
 
 
 def use_connections(monkeypatch, sb, huntress_extra: dict | None = None, secret: str | None = None) -> None:
-    env = sb.connections(huntress_secret=secret, connectwise_secret=secret, huntress_extra=huntress_extra,
-                         connectwise_extra={"max_retries": 8})
+    env = sb.connections(
+        huntress_secret=secret,
+        connectwise_secret=secret,
+        huntress_extra=huntress_extra,
+        connectwise_extra={"max_retries": 8},
+    )
     for key, value in env.items():
         monkeypatch.setenv(key, value)
 
@@ -74,7 +113,9 @@ def test_huntress_429_is_waited_out(sandbox_factory, monkeypatch):
 
     The client waits out its own view of the window after each 429, so its window is 1 s here too."""
     sb = sandbox_factory(scenario(orgs=1300, rate=4, window=1))
-    use_connections(monkeypatch, sb, {"max_retries": 10, "rate_limit_per_minute": 60, "rate_limit_window_s": 1})
+    use_connections(
+        monkeypatch, sb, {"max_retries": 10, "rate_limit_per_minute": 60, "rate_limit_window_s": 1}
+    )
     client = HuntressClient.from_connection()
     results = [client.invoices("reseller") for _ in range(6)]
     assert all(r and r[0]["id"] == 5001 for r in results)
@@ -105,9 +146,17 @@ def test_connectwise_forward_only_paging(sandbox_factory, monkeypatch):
 
 def test_connectwise_429_and_500_are_retried(sandbox_factory, monkeypatch):
     sb = sandbox_factory(scenario(agreements=30))
-    httpx.post(f"{sb.connectwise_url}/_sandbox/faults", timeout=10, json={
-        "latency_ms": 0, "status_rate": {"500": 0.15, "429": 0.15}, "reset_rate": 0.05, "retry_after_s": 0,
-        "seed": 3}).raise_for_status()
+    httpx.post(
+        f"{sb.connectwise_url}/_sandbox/faults",
+        timeout=10,
+        json={
+            "latency_ms": 0,
+            "status_rate": {"500": 0.15, "429": 0.15},
+            "reset_rate": 0.05,
+            "retry_after_s": 0,
+            "seed": 3,
+        },
+    ).raise_for_status()
     use_connections(monkeypatch, sb)
     client = ConnectWiseClient.from_connection(concurrency=4)
     client.api.retry.base_delay = 0.01
@@ -221,8 +270,13 @@ def test_connectwise_409_is_retried_then_given_up(sandbox_factory, monkeypatch):
 
     httpx.post(faults, timeout=10, json={"status_rate": {"409": 1.0}}).raise_for_status()
     client.api.retry.attempts = 3
-    change = {"sync_key": "company:10:edr", "previous_quantity": 9, "new_quantity": 12, "agreement_id": 100,
-              "addition_id": 500}
+    change = {
+        "sync_key": "company:10:edr",
+        "previous_quantity": 9,
+        "new_quantity": 12,
+        "agreement_id": 100,
+        "addition_id": 500,
+    }
     result = push_one(client, change)
     assert (result.action, result.reason_code) == ("failed", "push_rejected")
     assert "failed after 3 attempts: HTTP 409" in result.detail
@@ -245,12 +299,28 @@ def managed_scenario() -> dict:
     data = scenario(orgs=3)
     h = data["huntress"]
     h["managed_accounts"] = [
-        {"id": 7, "name": "West", "subdomain": "west",
-         "organizations": [{"id": 7000 + i, "name": f"West {i}", "key": f"w{i}"} for i in range(600)]},
-        {"id": 8, "name": "Unbilled", "subdomain": "unbilled", "organizations": [{"id": 8000, "name": "U", "key": "u"}]},
-        {"id": 9, "name": "North", "subdomain": "north", "organizations": [{"id": 9000, "name": "N", "key": "org0"}]},
+        {
+            "id": 7,
+            "name": "West",
+            "subdomain": "west",
+            "organizations": [{"id": 7000 + i, "name": f"West {i}", "key": f"w{i}"} for i in range(600)],
+        },
+        {
+            "id": 8,
+            "name": "Unbilled",
+            "subdomain": "unbilled",
+            "organizations": [{"id": 8000, "name": "U", "key": "u"}],
+        },
+        {
+            "id": 9,
+            "name": "North",
+            "subdomain": "north",
+            "organizations": [{"id": 9000, "name": "N", "key": "org0"}],
+        },
     ]
-    h["invoices"][0]["lines"] += [{"organization_id": o, "actual_usage": {"edr": 1}} for o in (7000, 7599, 9000)]
+    h["invoices"][0]["lines"] += [
+        {"organization_id": o, "actual_usage": {"edr": 1}} for o in (7000, 7599, 9000)
+    ]
     return data
 
 
@@ -289,10 +359,16 @@ def test_huntress_headerless_429s_from_a_shared_key_lose_nothing(sandbox_factory
     # 5 of the 6 slots of each 2 s window go to the other tool. The client is told 7 per window, so
     # it cannot read the 200s' call-limit headers (another limit) and knows nothing of that tool:
     # it meets 429s however fast or slow the machine is.
-    httpx.post(f"{sb.huntress_url}/_sandbox/faults", timeout=10,
-               json={"rate_limit_headers": False, "foreign_requests_per_minute": 150}).raise_for_status()
-    use_connections(monkeypatch, sb, {"max_retries": 2, "rate_limit_per_minute": 7, "rate_limit_window_s": 2,
-                                      "max_rate_limit_wait_s": 60})
+    httpx.post(
+        f"{sb.huntress_url}/_sandbox/faults",
+        timeout=10,
+        json={"rate_limit_headers": False, "foreign_requests_per_minute": 150},
+    ).raise_for_status()
+    use_connections(
+        monkeypatch,
+        sb,
+        {"max_retries": 2, "rate_limit_per_minute": 7, "rate_limit_window_s": 2, "max_rate_limit_wait_s": 60},
+    )
     client = HuntressClient.from_connection()
     for _ in range(2):
         assert sorted(o["id"] for o in client.organizations()) == list(range(1000, 1600))
@@ -303,13 +379,19 @@ def test_huntress_headerless_429s_from_a_shared_key_lose_nothing(sandbox_factory
 
 def test_huntress_rate_limit_wait_is_bounded(sandbox_factory, monkeypatch):
     sb = sandbox_factory(scenario(rate=5, window=30))
-    httpx.post(f"{sb.huntress_url}/_sandbox/faults", timeout=10,
-               json={"rate_limit_headers": False, "foreign_requests_per_minute": 6000}).raise_for_status()
+    httpx.post(
+        f"{sb.huntress_url}/_sandbox/faults",
+        timeout=10,
+        json={"rate_limit_headers": False, "foreign_requests_per_minute": 6000},
+    ).raise_for_status()
     time.sleep(0.2)  # another tool has taken the whole window
-    use_connections(monkeypatch, sb, {"rate_limit_per_minute": 5, "rate_limit_window_s": 30,
-                                      "max_rate_limit_wait_s": 5})
+    use_connections(
+        monkeypatch, sb, {"rate_limit_per_minute": 5, "rate_limit_window_s": 30, "max_rate_limit_wait_s": 5}
+    )
     with pytest.raises(ApiError) as err:
         HuntressClient.from_connection().organizations()
     assert err.value.status == 429
-    assert str(err.value).startswith("Huntress GET /v1/organizations is still rate limited (HTTP 429) after waiting 0s")
+    assert str(err.value).startswith(
+        "Huntress GET /v1/organizations is still rate limited (HTTP 429) after waiting 0s"
+    )
     assert "max_rate_limit_wait_s=5" in str(err.value)

@@ -9,13 +9,25 @@ def test_defaults_when_variable_absent():
     s = load_settings(None)
     assert s == Settings()
     assert s.products == DEFAULT_PRODUCTS
-    assert (s.invoice_source, s.billing_day, s.max_change_units, s.max_change_ratio) == ("reseller", 1, 10, 0.5)
-    assert (s.allow_drop_to_zero, s.agreement_types, s.connectwise_concurrency, s.dry_run) == (False, (), 4, False)
+    assert (s.invoice_source, s.billing_day, s.max_change_units, s.max_change_ratio) == (
+        "reseller",
+        1,
+        10,
+        0.5,
+    )
+    assert (s.allow_drop_to_zero, s.agreement_types, s.connectwise_concurrency, s.dry_run) == (
+        False,
+        (),
+        4,
+        False,
+    )
 
 
 def test_json_text_and_params_override():
-    s = load_settings('{"dry_run": false, "agreement_types": ["Managed Services"], "products": {"edr": "X"}}',
-                      {"dry_run": True})
+    s = load_settings(
+        '{"dry_run": false, "agreement_types": ["Managed Services"], "products": {"edr": "X"}}',
+        {"dry_run": True},
+    )
     assert s.dry_run is True
     assert s.agreement_types == ("Managed Services",)
     assert s.products == {"edr": "X"}
@@ -88,7 +100,8 @@ def test_readme_configuration_table_is_the_rendered_settings():
     from billing_sync.config import markdown_table
 
     assert readme_configuration_table() == markdown_table(), (
-        "README.md's configuration table drifted from Settings; paste `python -m billing_sync.config --markdown`")
+        "README.md's configuration table drifted from Settings; paste `python -m billing_sync.config --markdown`"
+    )
 
 
 def test_every_setting_has_its_words_and_its_default_in_the_table():
@@ -108,6 +121,10 @@ def test_the_table_prints_from_the_command_line():
 
     from billing_sync.config import markdown_table
 
-    out = subprocess.run([sys.executable, "-m", "billing_sync.config", "--markdown"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "billing_sync.config", "--markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout == markdown_table()

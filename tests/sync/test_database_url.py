@@ -14,9 +14,15 @@ from billing_sync import steps
     [
         ("sqlite:////var/lib/billing/billing.db", "sqlite:////var/lib/billing/billing.db"),
         ("sqlite:///relative.db", "sqlite:///relative.db"),
-        ("postgresql://billing:p%40ss@db.internal:5432/billing", "postgresql://billing:p%40ss@db.internal:5432/billing"),
+        (
+            "postgresql://billing:p%40ss@db.internal:5432/billing",
+            "postgresql://billing:p%40ss@db.internal:5432/billing",
+        ),
         ("postgres://billing:pw@db:5432/billing", "postgresql://billing:pw@db:5432/billing"),
-        (json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": "sqlite:////x/y.db"}}), "sqlite:////x/y.db"),
+        (
+            json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": "sqlite:////x/y.db"}}),
+            "sqlite:////x/y.db",
+        ),
     ],
 )
 def test_connection_forms(monkeypatch, conn, url):

@@ -43,8 +43,13 @@ class Server:
 
 
 def session(server: Server, api: str = "Huntress") -> ApiSession:
-    return ApiSession(api, lambda: server, "https://api.example", retry=RetryPolicy(attempts=3, base_delay=0),
-                      sleep=lambda s: None)
+    return ApiSession(
+        api,
+        lambda: server,
+        "https://api.example",
+        retry=RetryPolicy(attempts=3, base_delay=0),
+        sleep=lambda s: None,
+    )
 
 
 # -- the hierarchy ---------------------------------------------------------------------------------
@@ -69,7 +74,11 @@ def test_old_bases_and_old_import_paths_still_hold():
     from billing_sync import config, http, huntress, steps
 
     assert (config.ConfigError, http.ApiError, huntress.InvoiceChoiceError, steps.NoInvoiceError) == (
-        ConfigError, ApiError, InvoiceChoiceError, NoInvoiceError)
+        ConfigError,
+        ApiError,
+        InvoiceChoiceError,
+        NoInvoiceError,
+    )
     assert issubclass(ConfigError, ValueError) and issubclass(InvoiceChoiceError, ValueError)
     assert issubclass(NoInvoiceError, RuntimeError) and issubclass(ApiError, RuntimeError)
     assert issubclass(InvoiceChoiceError, NoInvoiceError)  # whoever stops on "no invoice" stops on both
@@ -167,8 +176,10 @@ def test_errors_module_imports_nothing_of_ours_or_airflows():
     import subprocess
     import sys
 
-    code = ("import sys; import billing_sync.errors; "
-            "print(sorted(m for m in sys.modules if m.startswith(('billing_sync', 'airflow'))))")
+    code = (
+        "import sys; import billing_sync.errors; "
+        "print(sorted(m for m in sys.modules if m.startswith(('billing_sync', 'airflow'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == ["billing_sync", "billing_sync.errors"]
 
@@ -183,7 +194,9 @@ def test_the_failure_alert_names_the_permanent_error_not_the_wrapper():
     original = ConfigError("huntress_cw_billing_config is not valid JSON")
     with pytest.raises(AirflowFailException) as failed, errors.failing_fast():
         raise original
-    ti = SimpleNamespace(dag_id="huntress_connectwise_billing_sync", task_id="resolve", map_index=-1, try_number=1)
+    ti = SimpleNamespace(
+        dag_id="huntress_connectwise_billing_sync", task_id="resolve", map_index=-1, try_number=1
+    )
     message = notify.failure_message({"ti": ti, "run_id": "", "exception": failed.value})
     facts = dict(message.facts)
     assert facts["Error"] == "ConfigError: huntress_cw_billing_config is not valid JSON"

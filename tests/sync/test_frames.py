@@ -8,10 +8,18 @@ PRODUCTS = ["edr", "itdr", "sat", "siem"]
 
 
 def test_usage_frame_keeps_raw_and_parses_only_plain_integers():
-    lines = [{"id": 7, "organization": {"id": 101, "name": "Acme <b>"},
-              "actual_usage": {"edr": 40, "itdr": -1, "sat": 2.5, "siem": "12"}},
-             {"id": 8, "organization": {"id": 102, "name": "Bob"},
-              "actual_usage": {"edr": True, "itdr": None, "sat": 10**12}}]
+    lines = [
+        {
+            "id": 7,
+            "organization": {"id": 101, "name": "Acme <b>"},
+            "actual_usage": {"edr": 40, "itdr": -1, "sat": 2.5, "siem": "12"},
+        },
+        {
+            "id": 8,
+            "organization": {"id": 102, "name": "Bob"},
+            "actual_usage": {"edr": True, "itdr": None, "sat": 10**12},
+        },
+    ]
     df = frames.usage_frame(5001, lines, PRODUCTS)
     assert list(df.columns) == list(frames.SCHEMAS["usage"])
     assert str(df["quantity"].dtype) == "Int64"
@@ -35,21 +43,45 @@ def test_usage_frame_tolerates_broken_lines():
 
 
 def test_organizations_frame_keeps_the_account():
-    df = frames.organizations_frame([{"id": 1, "name": "A", "key": "a", "account_id": 7}, {"id": 2, "key": "b"}])
+    df = frames.organizations_frame(
+        [{"id": 1, "name": "A", "key": "a", "account_id": 7}, {"id": 2, "key": "b"}]
+    )
     assert df["account_id"].tolist()[0] == 7 and pd.isna(df["account_id"].iloc[1])
 
 
 def test_additions_frame_flattens_agreement_and_types():
-    agreements = {10: {"id": 10, "name": "MS", "type": {"name": "Managed Services"}, "company": {"id": 250},
-                       "agreementStatus": "Active", "cancelledFlag": False, "startDate": "2024-03-01T00:00:00Z",
-                       "endDate": "2027-02-28T00:00:00Z"}}
-    adds = [{"id": 1, "agreementId": 10, "product": {"identifier": "HUNTRESS-EDR"}, "quantity": 38,
-             "unitPrice": 6.5, "effectiveDate": "2025-01-01T00:00:00Z", "agreementStatus": "Cancelled"},
-            {"id": 2, "agreementId": 99, "product": None, "quantity": "abc", "additionStatus": "Active"}]
+    agreements = {
+        10: {
+            "id": 10,
+            "name": "MS",
+            "type": {"name": "Managed Services"},
+            "company": {"id": 250},
+            "agreementStatus": "Active",
+            "cancelledFlag": False,
+            "startDate": "2024-03-01T00:00:00Z",
+            "endDate": "2027-02-28T00:00:00Z",
+        }
+    }
+    adds = [
+        {
+            "id": 1,
+            "agreementId": 10,
+            "product": {"identifier": "HUNTRESS-EDR"},
+            "quantity": 38,
+            "unitPrice": 6.5,
+            "effectiveDate": "2025-01-01T00:00:00Z",
+            "agreementStatus": "Cancelled",
+        },
+        {"id": 2, "agreementId": 99, "product": None, "quantity": "abc", "additionStatus": "Active"},
+    ]
     df = frames.additions_frame(agreements, adds)
     first, second = df.iloc[0], df.iloc[1]
     assert (first.company_id, first.agreement_type, first.product_identifier, first.quantity) == (
-        250, "Managed Services", "HUNTRESS-EDR", 38.0)
+        250,
+        "Managed Services",
+        "HUNTRESS-EDR",
+        38.0,
+    )
     assert first.effective_date == pd.Timestamp("2025-01-01", tz="UTC") and pd.isna(first.cancelled_date)
     assert bool(first.agreement_cancelled) is False
     # The addition's own status is its agreementStatus; ConnectWise has no additionStatus.
@@ -61,8 +93,12 @@ def test_additions_frame_flattens_agreement_and_types():
 
 
 def test_companies_frame_drops_deleted():
-    df = frames.companies_frame([{"id": 1, "identifier": "a", "name": "A"},
-                                 {"id": 2, "identifier": "b", "name": "B", "deletedFlag": True}])
+    df = frames.companies_frame(
+        [
+            {"id": 1, "identifier": "a", "name": "A"},
+            {"id": 2, "identifier": "b", "name": "B", "deletedFlag": True},
+        ]
+    )
     assert df["company_id"].tolist() == [1]
 
 

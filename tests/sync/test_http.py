@@ -44,6 +44,7 @@ def test_retry_after_and_backoff():
 
 # --- 429s with no headers at all (reference: "Rate-limit answers") -----------------------------------
 
+
 def response(status: int, body: object = None, headers: dict | None = None) -> requests.Response:
     resp = requests.Response()
     resp.status_code = status
@@ -63,12 +64,20 @@ class FakeServer:
         return self.answers.pop(0) if self.answers else response(self.default)
 
 
-def huntress_session(clock: FakeClock, server: FakeServer, *, limit: int = 5, window: float = 10,
-                     attempts: int = 2, max_wait: float | None = 100) -> ApiSession:
+def huntress_session(
+    clock: FakeClock,
+    server: FakeServer,
+    *,
+    limit: int = 5,
+    window: float = 10,
+    attempts: int = 2,
+    max_wait: float | None = 100,
+) -> ApiSession:
     limiter = SlidingWindowLimiter(limit, window=window, margin=0.0, clock=clock, sleep=clock.sleep)
     retry = RetryPolicy(attempts=attempts, base_delay=0.01, max_rate_limit_wait=max_wait)
-    return ApiSession("Huntress", lambda: server, "https://api.example", retry=retry, limiter=limiter,
-                      sleep=clock.sleep)
+    return ApiSession(
+        "Huntress", lambda: server, "https://api.example", retry=retry, limiter=limiter, sleep=clock.sleep
+    )
 
 
 def test_headerless_429_waits_until_the_oldest_known_start_leaves_the_window():
@@ -109,14 +118,18 @@ def test_429s_do_not_spend_the_retry_budget_but_the_wait_is_bounded():
         api.request("GET", "v1/organizations", label="/v1/organizations")
     text = str(err.value)
     assert err.value.status == 429
-    assert text.startswith("Huntress GET /v1/organizations is still rate limited (HTTP 429) after waiting 30s")
+    assert text.startswith(
+        "Huntress GET /v1/organizations is still rate limited (HTTP 429) after waiting 30s"
+    )
     assert "max_rate_limit_wait_s=35" in text
     assert clock.now <= 35 and len(server.times) == 4  # t = 0, 10, 20, 30; the next wait would pass 35 s
 
 
 def test_retry_after_is_the_servers_word_and_counts_toward_the_bound():
     clock = FakeClock()
-    server = FakeServer(clock, [response(429, headers={"Retry-After": "3"}), response(429, headers={"Retry-After": "0"})])
+    server = FakeServer(
+        clock, [response(429, headers={"Retry-After": "3"}), response(429, headers={"Retry-After": "0"})]
+    )
     api = huntress_session(clock, server, max_wait=100)
     api.request("GET", "v1/account", label="/v1/account")
     # 3 s as told; then "0" (which could spin) waits for the window: the starts at 0 and 3 are known.

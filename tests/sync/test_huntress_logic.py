@@ -48,16 +48,21 @@ def test_unparseable_dates_are_ignored():
 
 
 def test_actual_usages_mapping():
-    got = usage_from_actual_usages({
-        "edr": {"billable_agents_count": 42}, "sat": {"learners_count": 25},
-        "siem": {"billable_log_sources_count": 5},
-        "itdr": [{"billable_identities_count": 100}, {"billable_identities_count": 50}],
-    })
+    got = usage_from_actual_usages(
+        {
+            "edr": {"billable_agents_count": 42},
+            "sat": {"learners_count": 25},
+            "siem": {"billable_log_sources_count": 5},
+            "itdr": [{"billable_identities_count": 100}, {"billable_identities_count": 50}],
+        }
+    )
     assert got == {"edr": 42, "sat": 25, "siem": 5, "itdr": 150}
 
 
 def test_actual_usages_bad_tenant_count_is_passed_on_not_summed():
-    got = usage_from_actual_usages({"itdr": [{"billable_identities_count": 100}, {"billable_identities_count": "x"}]})
+    got = usage_from_actual_usages(
+        {"itdr": [{"billable_identities_count": 100}, {"billable_identities_count": "x"}]}
+    )
     assert got["itdr"] == "x"
     assert usage_from_actual_usages({"itdr": [{}]})["itdr"] is None
     assert usage_from_actual_usages("nope") == {}
@@ -88,8 +93,11 @@ def test_standing_statuses_bill(status):
 
 
 def test_two_standing_invoices_of_one_day_fail_naming_both():
-    invoices = [inv(7, "2026-11-01T09:00:00Z", "open"), inv(6, "2026-11-01T06:00:00Z"),
-                inv(5, "2026-11-01T07:00:00Z", "voided")]
+    invoices = [
+        inv(7, "2026-11-01T09:00:00Z", "open"),
+        inv(6, "2026-11-01T06:00:00Z"),
+        inv(5, "2026-11-01T07:00:00Z", "voided"),
+    ]
     with pytest.raises(InvoiceChoiceError) as err:
         select_invoice(invoices, date(2026, 11, 1))
     text = str(err.value)
@@ -100,7 +108,11 @@ def test_two_standing_invoices_of_one_day_fail_naming_both():
 
 
 def test_two_standing_invoices_of_the_look_back_day_fail_too():
-    invoices = [inv(7, "2026-10-30T09:00:00Z"), inv(6, "2026-10-30T06:00:00Z"), inv(5, "2026-10-29T06:00:00Z")]
+    invoices = [
+        inv(7, "2026-10-30T09:00:00Z"),
+        inv(6, "2026-10-30T06:00:00Z"),
+        inv(5, "2026-10-29T06:00:00Z"),
+    ]
     with pytest.raises(InvoiceChoiceError, match="6 .*7"):
         select_invoice(invoices, date(2026, 11, 1))
     # Invoices of different days in the look-back: the newest day's one is the date's.
@@ -113,6 +125,12 @@ def test_a_pinned_invoice_that_does_not_stand_fails():
 
 
 def test_invoice_account_ids():
-    lines = [{"account": {"id": 7}}, {"account": {"id": 1}}, {"account": {"id": 7}}, {"account": None},
-             {"account": {"id": "8"}}, {}]
+    lines = [
+        {"account": {"id": 7}},
+        {"account": {"id": 1}},
+        {"account": {"id": 7}},
+        {"account": None},
+        {"account": {"id": "8"}},
+        {},
+    ]
     assert invoice_account_ids(lines) == [1, 7]

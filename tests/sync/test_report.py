@@ -17,9 +17,14 @@ from billing_sync.reconcile import REASON_HELP
 RUN_ID = "manual__2026-11-01T00:00:00+00:00"
 DAY = date(2026, 11, 1)
 EVIL = '<script>alert("x")</script> O\'Brien & Søn ™ {{ 7*7 }}zq'
-REF = {"run_id": RUN_ID, "billing_date": DAY.isoformat(), "mode": "push", "invoice_id": 5001,
-       "invoice": {"id": 5001, "created_at": "2026-11-01T06:00:00Z", "quantity": 52},
-       "settings": {"products": {"edr": "HUNTRESS-EDR", "itdr": "HUNTRESS-ITDR"}}}
+REF = {
+    "run_id": RUN_ID,
+    "billing_date": DAY.isoformat(),
+    "mode": "push",
+    "invoice_id": 5001,
+    "invoice": {"id": 5001, "created_at": "2026-11-01T06:00:00Z", "quantity": 52},
+    "settings": {"products": {"edr": "HUNTRESS-EDR", "itdr": "HUNTRESS-ITDR"}},
+}
 CHECKS = {
     "products": {
         "edr": {"huntress": 52, "connectwise_before": 45.0, "connectwise_after": 47.0, "difference": -5.0},
@@ -28,8 +33,18 @@ CHECKS = {
     "mismatches": ["edr: Huntress bills 52, ConnectWise bills 47 after the push"],
     "invoice_quantity": {"invoice": 52, "sum_of_line_edr": 52, "invalid_edr_lines": 0},
 }
-COUNTS = {"updated": 1, "unchanged": 1, "planned": 0, "not_applicable": 0, "quarantined": 2, "change": 0,
-          "failed": 0, "no_live_addition": 1, "change_exceeds_limit": 1, "total": 4}
+COUNTS = {
+    "updated": 1,
+    "unchanged": 1,
+    "planned": 0,
+    "not_applicable": 0,
+    "quarantined": 2,
+    "change": 0,
+    "failed": 0,
+    "no_live_addition": 1,
+    "change_exceeds_limit": 1,
+    "total": 4,
+}
 
 
 @pytest.fixture
@@ -37,24 +52,71 @@ def eng(tmp_path: Path):
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     store.ensure_schema(engine)
     store.start_run(engine, RUN_ID, DAY, 5001, "push", REF["settings"])
-    store.write_frame(engine, RUN_ID, "companies", frames.companies_frame([
-        {"id": 250, "identifier": "acme", "name": EVIL}, {"id": 251, "identifier": "beta", "name": "Beta GmbH"}]))
-    store.record_changes(engine, RUN_ID, DAY, [
-        {"sync_key": "company:250:edr", "cw_company_id": 250, "agreement_id": 1578, "addition_id": 501,
-         "product": "edr", "huntress_quantity": 40, "previous_quantity": 38.0, "new_quantity": 40,
-         "action": "updated"},
-        {"sync_key": "company:251:itdr", "cw_company_id": 251, "agreement_id": 1579, "addition_id": 502,
-         "product": "itdr", "huntress_quantity": 12, "previous_quantity": 12.0, "new_quantity": 12,
-         "action": "unchanged"},
-    ])
-    store.upsert_quarantine(engine, RUN_ID, DAY, [
-        {"sync_key": "organization:101:edr", "huntress_organization_id": 101, "huntress_organization_name": EVIL,
-         "product": "edr", "reason_code": "no_live_addition", "detail": f"no addition for {EVIL}",
-         "payload": {"usage": 3}},
-        {"sync_key": "company:251:edr", "cw_company_id": 251, "huntress_organization_name": "=HYPERLINK(\"x\")",
-         "product": "edr", "reason_code": "change_exceeds_limit", "detail": "5 → 40 exceeds the guard",
-         "payload": None},
-    ])
+    store.write_frame(
+        engine,
+        RUN_ID,
+        "companies",
+        frames.companies_frame(
+            [
+                {"id": 250, "identifier": "acme", "name": EVIL},
+                {"id": 251, "identifier": "beta", "name": "Beta GmbH"},
+            ]
+        ),
+    )
+    store.record_changes(
+        engine,
+        RUN_ID,
+        DAY,
+        [
+            {
+                "sync_key": "company:250:edr",
+                "cw_company_id": 250,
+                "agreement_id": 1578,
+                "addition_id": 501,
+                "product": "edr",
+                "huntress_quantity": 40,
+                "previous_quantity": 38.0,
+                "new_quantity": 40,
+                "action": "updated",
+            },
+            {
+                "sync_key": "company:251:itdr",
+                "cw_company_id": 251,
+                "agreement_id": 1579,
+                "addition_id": 502,
+                "product": "itdr",
+                "huntress_quantity": 12,
+                "previous_quantity": 12.0,
+                "new_quantity": 12,
+                "action": "unchanged",
+            },
+        ],
+    )
+    store.upsert_quarantine(
+        engine,
+        RUN_ID,
+        DAY,
+        [
+            {
+                "sync_key": "organization:101:edr",
+                "huntress_organization_id": 101,
+                "huntress_organization_name": EVIL,
+                "product": "edr",
+                "reason_code": "no_live_addition",
+                "detail": f"no addition for {EVIL}",
+                "payload": {"usage": 3},
+            },
+            {
+                "sync_key": "company:251:edr",
+                "cw_company_id": 251,
+                "huntress_organization_name": '=HYPERLINK("x")',
+                "product": "edr",
+                "reason_code": "change_exceeds_limit",
+                "detail": "5 → 40 exceeds the guard",
+                "payload": None,
+            },
+        ],
+    )
     store.finish_run(engine, RUN_ID, "success", COUNTS, CHECKS, "/somewhere")
     yield engine
     engine.dispose()
@@ -115,8 +177,14 @@ def test_report_has_header_totals_changes_quarantine_and_help(written: Path) -> 
         assert code in text
         assert " ".join(REASON_HELP[code].split()) in text
     hrefs = {a.get("href") for t, a in _parse(written.read_text(encoding="utf-8")).tags if t == "a"}
-    assert {"validation.json", "changes.csv", "quarantine.csv", "totals.csv",
-            "http://airflow.example/dags/d/runs/r", "http://airflow.example/p"} <= hrefs
+    assert {
+        "validation.json",
+        "changes.csv",
+        "quarantine.csv",
+        "totals.csv",
+        "http://airflow.example/dags/d/runs/r",
+        "http://airflow.example/p",
+    } <= hrefs
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
@@ -148,7 +216,7 @@ def test_quarantine_csv_matches_the_db_and_defuses_formulas(eng, written: Path) 
         assert got["what_to_do"] == REASON_HELP[want["reason_code"]]
         assert (json.loads(got["payload"]) if got["payload"] else None) == want["payload"]
     assert rows["organization:101:edr"]["huntress_organization_name"] == EVIL
-    assert rows["company:251:edr"]["huntress_organization_name"] == "'=HYPERLINK(\"x\")"
+    assert rows["company:251:edr"]["huntress_organization_name"] == '\'=HYPERLINK("x")'
 
 
 def test_totals_csv_matches_the_checks(written: Path) -> None:
@@ -157,7 +225,11 @@ def test_totals_csv_matches_the_checks(written: Path) -> None:
     edr = rows[0]
     assert edr["catalog_identifier"] == "HUNTRESS-EDR"
     assert (edr["huntress"], edr["connectwise_before"], edr["connectwise_after"], edr["difference"]) == (
-        "52", "45", "47", "-5")
+        "52",
+        "45",
+        "47",
+        "-5",
+    )
 
 
 def test_run_with_nothing_to_show_still_renders(tmp_path: Path) -> None:
@@ -165,8 +237,12 @@ def test_run_with_nothing_to_show_still_renders(tmp_path: Path) -> None:
     store.start_run(engine, "r1", DAY, None, "dry_run", {})
     out = tmp_path / "r1"
     out.mkdir()
-    page = report.write_report(engine, {"run_id": "r1", "billing_date": "2026-11-01", "mode": "dry_run"},
-                               {"counts": {"total": 0}, "checks": {}}, out).read_text(encoding="utf-8")
+    page = report.write_report(
+        engine,
+        {"run_id": "r1", "billing_date": "2026-11-01", "mode": "dry_run"},
+        {"counts": {"total": 0}, "checks": {}},
+        out,
+    ).read_text(encoding="utf-8")
     assert "Nothing was quarantined." in page and "No quantity changes." in page
     assert _csv(out / "changes.csv") == []
     with engine.connect() as c:
@@ -192,7 +268,9 @@ def test_long_tables_are_cut_on_the_page_but_not_in_the_csvs(eng, tmp_path: Path
     monkeypatch.setattr(report, "MAX_HTML_ROWS", 0)
     out = tmp_path / "cut"
     out.mkdir()
-    page = report.write_report(eng, REF, {"counts": COUNTS, "checks": CHECKS}, out).read_text(encoding="utf-8")
+    page = report.write_report(eng, REF, {"counts": COUNTS, "checks": CHECKS}, out).read_text(
+        encoding="utf-8"
+    )
     assert "1 more change(s) in changes.csv" in page
     assert "1 more row(s) in quarantine.csv" in page
     assert len(_csv(out / "quarantine.csv")) == 2

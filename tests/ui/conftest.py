@@ -55,7 +55,9 @@ def ui_scenario() -> dict[str, Any]:
 
     scenario = generate(40, 7)
     orgs = {o["id"]: o for o in scenario["huntress"]["organizations"]}
-    assert XSS_ORG in orgs and UNMAPPED_ORG in orgs, "generate(40, 7) no longer plants the organizations used here"
+    assert XSS_ORG in orgs and UNMAPPED_ORG in orgs, (
+        "generate(40, 7) no longer plants the organizations used here"
+    )
     orgs[XSS_ORG]["name"] = SCRIPT_NAME
     return scenario
 
@@ -134,7 +136,9 @@ def start_api_server(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, 
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=server_env, stdout=out, stderr=subprocess.STDOUT,
+            env=server_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its worker outlives a SIGTERM to the parent alone: stop the group
         )
     url = f"http://127.0.0.1:{port}"

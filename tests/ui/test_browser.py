@@ -166,7 +166,10 @@ def test_anonymous_requests_are_refused(site: Site) -> None:
         browser = httpx.get(site.page(path), headers={"Accept": "text/html"})
         assert browser.status_code == 303, (path, browser.status_code)
         assert browser.headers["location"].startswith("/auth/login?next=")
-    for path, form in [("/quarantine/1", {"action": "dismiss", "note": "x"}), ("/mapping", {"organization_id": "1"})]:
+    for path, form in [
+        ("/quarantine/1", {"action": "dismiss", "note": "x"}),
+        ("/mapping", {"organization_id": "1"}),
+    ]:
         assert httpx.post(site.page(path), data=form).status_code == 401, path
     forged = httpx.get(site.page("/quarantine"), cookies={"_token": "not-a-jwt"})
     assert forged.status_code in (401, 403)

@@ -18,7 +18,10 @@ def test_registration() -> None:
     [app] = plugin.fastapi_apps
     assert app["url_prefix"] == "/billing-review"
     assert [v["href"] for v in plugin.external_views] == [
-        "billing-review/quarantine", "billing-review/runs", "billing-review/mapping"]
+        "billing-review/quarantine",
+        "billing-review/runs",
+        "billing-review/mapping",
+    ]
     assert len({v["url_route"] for v in plugin.external_views}) == 3
 
 

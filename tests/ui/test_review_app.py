@@ -50,8 +50,9 @@ class App:
     def post(self, path: str, data: dict, headers: dict | None = None, token: bool = True):
         if token:
             data = {**data, "csrf_token": self.token(headers or ALICE)}
-        return self.client.post(f"/billing-review{path}", data=data, headers=headers or ALICE,
-                                follow_redirects=False)
+        return self.client.post(
+            f"/billing-review{path}", data=data, headers=headers or ALICE, follow_redirects=False
+        )
 
     def token(self, headers: dict) -> str:
         html = self.get("/quarantine", headers=headers).text
@@ -60,18 +61,43 @@ class App:
 
 def fill(engine, reports: Path) -> Path:
     store.start_run(engine, RUN, DAY, 5001, "push", {"dry_run": False})
-    orgs = [{"id": 1, "name": "Acme", "key": "acme"}, {"id": 2, "name": EVIL, "key": "evil"},
-            {"id": 3, "name": "Twin", "key": "twin"}]
-    companies = [{"id": 10, "identifier": "acme", "name": "Acme Corp"}, {"id": 20, "identifier": "x", "name": "Twin"},
-                 {"id": 21, "identifier": "y", "name": "twin"}, {"id": 30, "identifier": "z", "name": f"Co {EVIL}"}]
+    orgs = [
+        {"id": 1, "name": "Acme", "key": "acme"},
+        {"id": 2, "name": EVIL, "key": "evil"},
+        {"id": 3, "name": "Twin", "key": "twin"},
+    ]
+    companies = [
+        {"id": 10, "identifier": "acme", "name": "Acme Corp"},
+        {"id": 20, "identifier": "x", "name": "Twin"},
+        {"id": 21, "identifier": "y", "name": "twin"},
+        {"id": 30, "identifier": "z", "name": f"Co {EVIL}"},
+    ]
     store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs))
     store.write_frame(engine, RUN, "companies", frames.companies_frame(companies))
-    store.upsert_quarantine(engine, RUN, DAY, [
-        {"sync_key": "organization:2:edr", "reason_code": "unmapped_organization", "huntress_organization_id": 2,
-         "huntress_organization_name": EVIL, "product": "edr", "detail": f"no rule maps {EVIL}", "payload": {}},
-        {"sync_key": "company:10:sat", "reason_code": "change_exceeds_limit", "cw_company_id": 10,
-         "product": "sat", "detail": "40 → 4", "payload": {"old": 40}},
-    ])
+    store.upsert_quarantine(
+        engine,
+        RUN,
+        DAY,
+        [
+            {
+                "sync_key": "organization:2:edr",
+                "reason_code": "unmapped_organization",
+                "huntress_organization_id": 2,
+                "huntress_organization_name": EVIL,
+                "product": "edr",
+                "detail": f"no rule maps {EVIL}",
+                "payload": {},
+            },
+            {
+                "sync_key": "company:10:sat",
+                "reason_code": "change_exceeds_limit",
+                "cw_company_id": 10,
+                "product": "sat",
+                "detail": "40 → 4",
+                "payload": {"old": 40},
+            },
+        ],
+    )
     directory = reports / DAY / "run"
     directory.mkdir(parents=True)
     (directory / "report.html").write_text("<h1>Report</h1>")
@@ -80,8 +106,14 @@ def fill(engine, reports: Path) -> Path:
     (directory / "binary.exe").write_text("x")
     (reports.parent / "secret.txt").write_text("outside the reports root")
     (directory / "escape.txt").symlink_to(reports.parent / "secret.txt")
-    store.finish_run(engine, RUN, "success", {"updated": 3, "quarantined": 2, "total": 5}, {"mismatches": []},
-                     str(directory))
+    store.finish_run(
+        engine,
+        RUN,
+        "success",
+        {"updated": 3, "quarantined": 2, "total": 5},
+        {"mismatches": []},
+        str(directory),
+    )
     return directory
 
 
@@ -91,8 +123,10 @@ def app(tmp_path: Path) -> Iterator[App]:
     directory = fill(engine, tmp_path / "reports")
     auth = ReviewAuth(reader=reader, editor=editor, login_url=lambda nxt: f"/auth/login?next={quote(nxt)}")
     root = FastAPI()
-    root.mount("/billing-review", create_app(engine=engine, auth=auth, csrf_secret=b"test-secret",
-                                             reports_root=tmp_path / "reports"))
+    root.mount(
+        "/billing-review",
+        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=tmp_path / "reports"),
+    )
     with TestClient(root) as client:
         yield App(client, engine, directory)
     engine.dispose()
@@ -132,9 +166,13 @@ def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     assert refused.headers["location"].endswith("error=note_required&id=1")
     assert store.get_quarantine(app.engine, 1)["status"] == "open"
 
-    done = app.post("/quarantine/1", {"action": "dismiss", "note": "known", "back": "status=open&reason_code=x"})
+    done = app.post(
+        "/quarantine/1", {"action": "dismiss", "note": "known", "back": "status=open&reason_code=x"}
+    )
     assert done.status_code == 303
-    assert done.headers["location"] == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1"
+    assert (
+        done.headers["location"] == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1"
+    )
     row = store.get_quarantine(app.engine, 1)
     assert (row["status"], row["resolved_by"], row["note"]) == ("dismissed", "alice", "known")
     assert "Row 1 dismissed." in app.get("/quarantine?done=dismissed&id=1").text
@@ -155,19 +193,28 @@ def test_viewer_cannot_act(app: App) -> None:
     viewer = {"X-User": "bob"}
     assert app.get("/quarantine", headers=viewer).status_code == 200
     assert app.post("/quarantine/1", {"action": "resolve"}, headers=viewer).status_code == 403
-    assert app.post("/mapping", {"organization_id": "2", "company_id": "10"}, headers=viewer).status_code == 403
+    assert (
+        app.post("/mapping", {"organization_id": "2", "company_id": "10"}, headers=viewer).status_code == 403
+    )
 
 
 def test_csrf(app: App) -> None:
     assert app.post("/quarantine/1", {"action": "resolve"}, token=False).status_code == 403
-    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": "0" * 64}, token=False).status_code == 403
+    assert (
+        app.post("/quarantine/1", {"action": "resolve", "csrf_token": "0" * 64}, token=False).status_code
+        == 403
+    )
     # A token is bound to its user: bob's own token does not work in alice's session.
     bobs = app.token({"X-User": "bob", "X-Role": "editor"})
-    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": bobs}, token=False).status_code == 403
+    assert (
+        app.post("/quarantine/1", {"action": "resolve", "csrf_token": bobs}, token=False).status_code == 403
+    )
     # ...and to this browser's nonce cookie.
     token = app.token(ALICE)
     app.client.cookies.set(CSRF_COOKIE, "n" * 43, path="/billing-review")
-    assert app.post("/quarantine/1", {"action": "resolve", "csrf_token": token}, token=False).status_code == 403
+    assert (
+        app.post("/quarantine/1", {"action": "resolve", "csrf_token": token}, token=False).status_code == 403
+    )
     cross = {**ALICE, "Sec-Fetch-Site": "cross-site"}
     assert app.post("/quarantine/1", {"action": "resolve"}, headers=cross).status_code == 403
     other = {**ALICE, "Origin": "https://evil.example"}
@@ -188,8 +235,10 @@ def test_mapping_add_change_remove(app: App) -> None:
     for company, error in [("99", "unknown_company"), ("abc", "bad_company")]:
         refused = app.post("/mapping", {"organization_id": "2", "company_id": company})
         assert f"error={error}" in refused.headers["location"]
-    assert "error=unknown_organization" in app.post("/mapping", {"organization_id": "9", "company_id": "10"}).headers[
-        "location"]
+    assert (
+        "error=unknown_organization"
+        in app.post("/mapping", {"organization_id": "9", "company_id": "10"}).headers["location"]
+    )
     assert store.list_org_map(app.engine) == []
 
     done = app.post("/mapping", {"organization_id": "2", "company_id": "10", "note": "same customer"})
@@ -216,7 +265,9 @@ def test_report_files(app: App) -> None:
     run = f"/runs/{quote(RUN, safe='')}"
     html = app.get(run).text
     listed = re.findall(r'/files/([^"]+)"', html)
-    assert listed == ["report.html", "outcomes.csv"], "report first; no dot-files, symlink escapes or other types"
+    assert listed == ["report.html", "outcomes.csv"], (
+        "report first; no dot-files, symlink escapes or other types"
+    )
     report = app.get(f"{run}/files/report.html")
     assert report.status_code == 200 and report.text == "<h1>Report</h1>"
     assert report.headers["content-security-policy"].startswith("sandbox")
@@ -224,10 +275,19 @@ def test_report_files(app: App) -> None:
     assert app.get(f"{run}/files/report.html", headers={}).status_code == 401
 
 
-@pytest.mark.parametrize("name", [
-    "..%2F..%2Fsecret.txt", "%2e%2e%2f%2e%2e%2fsecret.txt", "%2E%2E", ".hidden.csv", "escape.txt", "binary.exe",
-    "..%5C..%5Csecret.txt", "missing.csv",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "..%2F..%2Fsecret.txt",
+        "%2e%2e%2f%2e%2e%2fsecret.txt",
+        "%2E%2E",
+        ".hidden.csv",
+        "escape.txt",
+        "binary.exe",
+        "..%5C..%5Csecret.txt",
+        "missing.csv",
+    ],
+)
 def test_report_files_refuse_escapes(app: App, name: str) -> None:
     response = app.get(f"/runs/{quote(RUN, safe='')}/files/{name}")
     assert response.status_code == 404

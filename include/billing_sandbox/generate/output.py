@@ -71,8 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         p.add_argument(flag, type=type_, default=DEFAULTS[name], help=f"{text} [%(default)s]")
     p.add_argument("--clean", action="store_true", help="plant no problems (traps stay)")
-    p.add_argument("--real-world", action="store_true",
-                   help="managed accounts, missing dates and products, a voided invoice (real_world.py)")
+    p.add_argument(
+        "--real-world",
+        action="store_true",
+        help="managed accounts, missing dates and products, a voided invoice (real_world.py)",
+    )
     p.add_argument("--compact", action="store_true", help="one-line JSON (faster, smaller)")
     return p
 

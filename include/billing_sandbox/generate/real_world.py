@@ -41,8 +41,10 @@ def apply(scenario: dict[str, Any], seed: int) -> dict[str, Any]:
     rng = random.Random(f"real-world:{seed}")
     h, cw = out["huntress"], out["connectwise"]
     billing = date.fromisoformat(out["meta"]["billing_date"])
-    newest = max((i for i in h["invoices"] if i["created_at"][:10] == billing.isoformat()),
-                 key=lambda i: i["created_at"])
+    newest = max(
+        (i for i in h["invoices"] if i["created_at"][:10] == billing.isoformat()),
+        key=lambda i: i["created_at"],
+    )
     notes: dict[str, Any] = {}
     notes["managed_organizations"], notes["shared_key"] = _managed_accounts(h, rng)
     notes["no_effective_date"] = _drop_effective_dates(cw, billing, rng)
@@ -82,13 +84,20 @@ def _huntress_live(cw: dict[str, Any], billing: date) -> list[tuple[dict[str, An
     day = billing.isoformat()
     pairs = []
     for ag in cw["agreements"]:
-        if ag.get("agreementStatus") != "Active" or ag.get("cancelledFlag") or (ag.get("endDate") or "9")[:10] < day:
+        if (
+            ag.get("agreementStatus") != "Active"
+            or ag.get("cancelledFlag")
+            or (ag.get("endDate") or "9")[:10] < day
+        ):
             continue
         for ad in ag["additions"]:
             status = ad.get("additionStatus", ad.get("agreementStatus"))
-            if (ad["product_id"] in huntress_ids and status in (None, "Active")
-                    and (ad.get("effectiveDate") or "")[:10] <= day
-                    and (not ad.get("cancelledDate") or ad["cancelledDate"][:10] > day)):
+            if (
+                ad["product_id"] in huntress_ids
+                and status in (None, "Active")
+                and (ad.get("effectiveDate") or "")[:10] <= day
+                and (not ad.get("cancelledDate") or ad["cancelledDate"][:10] > day)
+            ):
                 pairs.append((ag, ad))
     return pairs
 
@@ -103,7 +112,9 @@ def _drop_effective_dates(cw: dict[str, Any], billing: date, rng: random.Random)
 
 
 def _end_agreements(cw: dict[str, Any], billing: date, rng: random.Random) -> list[int]:
-    candidates = sorted({ag["id"]: ag for ag, _ in _huntress_live(cw, billing)}.values(), key=lambda a: a["id"])
+    candidates = sorted(
+        {ag["id"]: ag for ag, _ in _huntress_live(cw, billing)}.values(), key=lambda a: a["id"]
+    )
     ended = rng.sample(candidates, min(ENDED_AGREEMENTS, len(candidates)))
     for ag in ended:
         # Still "Active": ConnectWise leaves the status until someone closes the agreement.

@@ -93,15 +93,23 @@ class HuntressData:
         self.account_lines: dict[int, list[dict[str, Any]]] = {}
         self._build_invoices(section["invoices"], raw_orgs)
         newest = self._newest_usage_by_org(section["invoices"])
-        details = [self._organization(org, newest.get(org["id"]), self.account["id"]) for org in section["organizations"]]
+        details = [
+            self._organization(org, newest.get(org["id"]), self.account["id"])
+            for org in section["organizations"]
+        ]
         self.organization_by_id = {org["id"]: org for org in details}
         # The list route leaves out actual_usages (the spec's Organization vs OrganizationWithActualProductUsages).
         self.organizations = _listed(details)
         self.managed_details = {
-            raw["id"]: [self._organization(org, newest.get(org["id"]), raw["id"]) for org in raw.get("organizations", [])]
+            raw["id"]: [
+                self._organization(org, newest.get(org["id"]), raw["id"])
+                for org in raw.get("organizations", [])
+            ]
             for raw in managed
         }
-        self.managed_organizations = {account_id: _listed(orgs) for account_id, orgs in self.managed_details.items()}
+        self.managed_organizations = {
+            account_id: _listed(orgs) for account_id, orgs in self.managed_details.items()
+        }
 
     def _account(self, raw: dict[str, Any], support_type: str = "not_applicable") -> dict[str, Any]:
         address = {

@@ -75,8 +75,11 @@ def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
     def accounts(request: Request) -> Response:
         items = list(data().managed.values())
         status = _filter(request, "status", ACCOUNT_STATUSES)
-        for name, wanted in (("status", status), ("name", request.query_params.get("name")),
-                             ("subdomain", request.query_params.get("subdomain"))):
+        for name, wanted in (
+            ("status", status),
+            ("name", request.query_params.get("name")),
+            ("subdomain", request.query_params.get("subdomain")),
+        ):
             if wanted is not None:
                 items = [account for account in items if account[name] == wanted]
         field = _choice(request, "sort_field", ACCOUNT_SORT_FIELDS, "id")
@@ -100,7 +103,9 @@ def create_app(section: dict[str, Any], scenario: dict[str, Any]) -> FastAPI:
     @get("/v1/accounts/{account_id}/organizations")
     def account_organizations(request: Request) -> Response:
         account_id = managed_account_id(request)
-        return organization_list(request, data().managed_organizations[account_id], f"organizations/{account_id}")
+        return organization_list(
+            request, data().managed_organizations[account_id], f"organizations/{account_id}"
+        )
 
     @get("/v1/organizations/{id}")
     def organization(request: Request) -> Response:

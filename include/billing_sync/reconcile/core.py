@@ -71,7 +71,9 @@ def reconcile(
     keys = _attach_additions(keys, live)
     outcomes = _decide(keys, settings)
     outcomes = _describe(outcomes, rows, live, adds, matches, comps, settings, billing_date)
-    outcomes = outcomes.merge(comps[["company_id", "name"]].rename(columns={"name": "company_name"}), how="left")
+    outcomes = outcomes.merge(
+        comps[["company_id", "name"]].rename(columns={"name": "company_name"}), how="left"
+    )
     return frames.conform(outcomes.sort_values("sync_key", kind="stable"), "outcomes")
 
 

@@ -42,8 +42,14 @@ def _describe(
         delta = pd.Series(new - old.astype("int64")).map("{:+d}".format).str.replace("-", "−")
         product = out.loc[change, "product"].astype(object).to_numpy()
         detail[change] = (
-            product + " " + pd.Series(old.astype("int64")).astype(str).to_numpy(dtype=object) + " → "
-            + pd.Series(new).astype(str).to_numpy(dtype=object) + " (" + delta.to_numpy(dtype=object) + ")"
+            product
+            + " "
+            + pd.Series(old.astype("int64")).astype(str).to_numpy(dtype=object)
+            + " → "
+            + pd.Series(new).astype(str).to_numpy(dtype=object)
+            + " ("
+            + delta.to_numpy(dtype=object)
+            + ")"
         )
     held = np.flatnonzero(out["outcome"].to_numpy(dtype=object) == "quarantined")
     if len(held):
@@ -56,12 +62,35 @@ def _describe(
 
 # What the detail text reads, so only these columns are turned into Python objects.
 _DETAIL_COLUMNS = [
-    "sync_key", "kind", "reason_code", "product", "company_id", "organization_id", "organization_names",
-    "quantity", "huntress_quantity", "previous_quantity", "n_live", "addition_issue", "n_invalid", "n_absent",
+    "sync_key",
+    "kind",
+    "reason_code",
+    "product",
+    "company_id",
+    "organization_id",
+    "organization_names",
+    "quantity",
+    "huntress_quantity",
+    "previous_quantity",
+    "n_live",
+    "addition_issue",
+    "n_invalid",
+    "n_absent",
 ]
 _ROW_COLUMNS = [
-    "sync_key", "no_org", "line_id", "organization_id", "org_name", "product", "copies", "quantity",
-    "raw_quantity", "has_issue", "issue", "invalid", "absent",
+    "sync_key",
+    "no_org",
+    "line_id",
+    "organization_id",
+    "org_name",
+    "product",
+    "copies",
+    "quantity",
+    "raw_quantity",
+    "has_issue",
+    "issue",
+    "invalid",
+    "absent",
 ]
 _ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product"]
 
@@ -86,12 +115,16 @@ class _Context:
         self.problems: dict[str, list[str]] = {}  # invalid rows
         self.absent: dict[str, list[str]] = {}  # rows absent or null on the line, valid by themselves
         for r in _records(bad[_ROW_COLUMNS]):
-            (self.problems if r["invalid"] else self.absent).setdefault(r["sync_key"], []).append(_row_problem(r))
+            (self.problems if r["invalid"] else self.absent).setdefault(r["sync_key"], []).append(
+                _row_problem(r)
+            )
         unmatched = matches[matches["status"] != "matched"].set_index("organization_id")
         self.match = unmatched["detail"].to_dict()
         self.candidates = unmatched["candidate_company_ids"].to_dict()
         self.names = comps.set_index("company_id")["name"]
-        listed = _pairs(held, ("duplicate_addition", "invalid_addition", "missing_from_invoice", "invalid_usage"))
+        listed = _pairs(
+            held, ("duplicate_addition", "invalid_addition", "missing_from_invoice", "invalid_usage")
+        )
         self.live = _group(live.merge(listed))
         catalog = pd.DataFrame(
             {"product": list(settings.products), "product_identifier": list(settings.products.values())}
@@ -99,9 +132,11 @@ class _Context:
         self.all = _group(adds.merge(catalog).merge(_pairs(held, ("no_live_addition",))))
         missing = _pairs(held, ("invalid_usage",))
         orgs = rows[~rows["no_org"]].merge(missing[["company_id"]].drop_duplicates())
-        self.orgs_of = orgs.groupby("company_id")["organization_id"].agg(
-            lambda s: ",".join(map(str, sorted(set(s))))
-        ).to_dict()
+        self.orgs_of = (
+            orgs.groupby("company_id")["organization_id"]
+            .agg(lambda s: ",".join(map(str, sorted(set(s)))))
+            .to_dict()
+        )
 
     def detail(self, k: Mapping[str, Any]) -> str:
         code, product = k["reason_code"], k["product"]
@@ -123,8 +158,10 @@ class _Context:
         if code == "invalid_usage":
             text = "; ".join(self.problems.get(k["sync_key"], []) + self.absent.get(k["sync_key"], []))
             if k["n_absent"] and k["n_live"]:
-                text += (f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
-                         f"live: {self.listing(k)})")
+                text += (
+                    f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
+                    f"live: {self.listing(k)})"
+                )
             return text
         if code == "no_live_addition":
             text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
@@ -172,8 +209,14 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _pairs(held: list[dict[str, Any]], codes: tuple[str, ...]) -> pd.DataFrame:
     """(company_id, product) of the held company keys with one of `codes`."""
-    pairs = [(k["company_id"], k["product"]) for k in held if k["reason_code"] in codes and not pd.isna(k["company_id"])]
-    return pd.DataFrame(pairs, columns=["company_id", "product"]).astype({"company_id": "Int64", "product": "string"})
+    pairs = [
+        (k["company_id"], k["product"])
+        for k in held
+        if k["reason_code"] in codes and not pd.isna(k["company_id"])
+    ]
+    return pd.DataFrame(pairs, columns=["company_id", "product"]).astype(
+        {"company_id": "Int64", "product": "string"}
+    )
 
 
 def _group(additions: pd.DataFrame) -> dict[tuple[int, str], list[dict[str, Any]]]:

@@ -66,7 +66,9 @@ def _fold_key(values: pd.Series) -> pd.Series:
 
 
 def match_organizations(
-    organizations: pd.DataFrame, companies: pd.DataFrame, org_map: pd.DataFrame,
+    organizations: pd.DataFrame,
+    companies: pd.DataFrame,
+    org_map: pd.DataFrame,
     known: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per distinct organization id: which company it maps to, and by which rule.
@@ -135,8 +137,9 @@ def match_organizations(
         }
     )
     out.loc[status != "matched", "company_id"] = pd.NA
-    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone,
-                                   shared_by.to_numpy(dtype=object, na_value=None))
+    out["detail"] = _match_details(
+        out, orgs.reset_index(drop=True), company, gone, shared_by.to_numpy(dtype=object, na_value=None)
+    )
     return out
 
 
@@ -144,11 +147,17 @@ def _shared_keys(organizations: pd.DataFrame) -> dict[str, str]:
     """Folded key → the accounts (ascending ids, "unknown" for NA) of the organizations sharing it,
     for keys that organizations of more than one account (or of an unknown account) carry."""
     accounts = organizations.get("account_id", pd.Series(pd.NA, index=organizations.index))
-    df = pd.DataFrame({
-        "organization_id": organizations["organization_id"].to_numpy(dtype=object),
-        "key": _fold_key(organizations["key"]).to_numpy(dtype=object),
-        "account": accounts.astype("Int64").to_numpy(dtype=object),
-    }).dropna(subset=["organization_id", "key"]).drop_duplicates(["organization_id", "key"])
+    df = (
+        pd.DataFrame(
+            {
+                "organization_id": organizations["organization_id"].to_numpy(dtype=object),
+                "key": _fold_key(organizations["key"]).to_numpy(dtype=object),
+                "account": accounts.astype("Int64").to_numpy(dtype=object),
+            }
+        )
+        .dropna(subset=["organization_id", "key"])
+        .drop_duplicates(["organization_id", "key"])
+    )
     # Keys held by several organizations are few: only those are grouped in Python.
     several = df["key"].duplicated(keep=False).to_numpy(dtype=bool)
     shared: dict[str, str] = {}
@@ -184,8 +193,13 @@ def _match_details(
     detail = np.full(len(out), None, dtype=object)
     status, rule, candidates, name, key = (
         frame[c].to_numpy(dtype=object)
-        for frame, c in ((out, "status"), (out, "match_rule"), (out, "candidate_company_ids"), (orgs, "name"),
-                         (orgs, "key"))
+        for frame, c in (
+            (out, "status"),
+            (out, "match_rule"),
+            (out, "candidate_company_ids"),
+            (orgs, "name"),
+            (orgs, "key"),
+        )
     )
     for i in np.flatnonzero(status != "matched"):
         if gone[i]:
@@ -194,7 +208,11 @@ def _match_details(
                 "(deleted or not readable)"
             )
         elif status[i] == "ambiguous":
-            how = {"org_map": "billing_org_map rows", "key": f"key {_text(key[i])}", "name": f"name {_text(name[i])}"}
+            how = {
+                "org_map": "billing_org_map rows",
+                "key": f"key {_text(key[i])}",
+                "name": f"name {_text(name[i])}",
+            }
             detail[i] = f"{how[rule[i]]} match companies {candidates[i]}"
         elif shared_by[i] is not None:
             detail[i] = (

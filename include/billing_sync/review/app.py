@@ -57,8 +57,16 @@ MESSAGES = {
     "bad_company": "Choose a company by its numeric id.",
     "no_mapping": "Organization {id} had no mapping.",
 }
-ERRORS = {"note_required", "note_too_long", "not_found", "reopen_conflict", "unknown_organization",
-          "unknown_company", "bad_company", "no_mapping"}
+ERRORS = {
+    "note_required",
+    "note_too_long",
+    "not_found",
+    "reopen_conflict",
+    "unknown_organization",
+    "unknown_company",
+    "bad_company",
+    "no_mapping",
+}
 
 
 def create_app(
@@ -308,23 +316,35 @@ def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
         page = _page_param(request.query_params.get("page"))
         eng = ctx.db()
         total = store.count_quarantine(eng, **filters.store_filters())
-        rows = store.list_quarantine(eng, **filters.store_filters(), limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        rows = store.list_quarantine(
+            eng, **filters.store_filters(), limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
         return ctx.render(
-            request, reviewer, "quarantine.html",
-            rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
-            filters=filters, back=urlencode({k: v for k, v in filters.query().items() if v is not None}),
-            statuses=(*store.QUARANTINE_STATUSES, "all"), reasons=list(REASON_CODES),
+            request,
+            reviewer,
+            "quarantine.html",
+            rows=rows,
+            total=total,
+            page=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            filters=filters,
+            back=urlencode({k: v for k, v in filters.query().items() if v is not None}),
+            statuses=(*store.QUARANTINE_STATUSES, "all"),
+            reasons=list(REASON_CODES),
             companies=data.company_names(eng),
         )
 
     @app.get("/quarantine/{row_id}", response_class=HTMLResponse)
-    def quarantine_row(request: Request, row_id: int, reviewer: Annotated[Reviewer, Depends(reader)]) -> HTMLResponse:
+    def quarantine_row(
+        request: Request, row_id: int, reviewer: Annotated[Reviewer, Depends(reader)]
+    ) -> HTMLResponse:
         eng = ctx.db()
         row = store.get_quarantine(eng, row_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
-        return ctx.render(request, reviewer, "quarantine_row.html", row=row,
-                          companies=data.company_names(eng), back="row")
+        return ctx.render(
+            request, reviewer, "quarantine_row.html", row=row, companies=data.company_names(eng), back="row"
+        )
 
     @app.post("/quarantine/{row_id}")
     def quarantine_action(
@@ -337,7 +357,9 @@ def _quarantine_routes(app: FastAPI, ctx: _Context) -> None:
     ) -> RedirectResponse:
         if action not in QUARANTINE_ACTIONS:
             raise _bad_request("action must be dismiss, resolve or reopen")
-        outcome = _apply_quarantine_action(ctx.db(), row_id, QUARANTINE_ACTIONS[action], note.strip(), reviewer)
+        outcome = _apply_quarantine_action(
+            ctx.db(), row_id, QUARANTINE_ACTIONS[action], note.strip(), reviewer
+        )
         return _back_to_quarantine(request, ctx, back, row_id, outcome)
 
 
@@ -356,7 +378,9 @@ def _apply_quarantine_action(eng: Engine, row_id: int, new_status: str, note: st
     return new_status
 
 
-def _back_to_quarantine(request: Request, ctx: _Context, back: str, row_id: int, outcome: str) -> RedirectResponse:
+def _back_to_quarantine(
+    request: Request, ctx: _Context, back: str, row_id: int, outcome: str
+) -> RedirectResponse:
     """Back to the list with its filters, or to the row page; rebuilt from parsed filters, so the
     redirect can only ever land inside this app."""
     key = "error" if outcome in ERRORS else "done"
@@ -380,11 +404,14 @@ def _run_routes(app: FastAPI, ctx: _Context) -> None:
         runs = store.list_runs(ctx.db(), limit=RUNS_PAGE_SIZE + 1, offset=(page - 1) * RUNS_PAGE_SIZE)
         root = ctx.root()
         items = [_run_view(request, ctx, r, root) for r in runs[:RUNS_PAGE_SIZE]]
-        return ctx.render(request, reviewer, "runs.html", runs=items, page=page,
-                          has_next=len(runs) > RUNS_PAGE_SIZE)
+        return ctx.render(
+            request, reviewer, "runs.html", runs=items, page=page, has_next=len(runs) > RUNS_PAGE_SIZE
+        )
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run_detail(request: Request, run_id: str, reviewer: Annotated[Reviewer, Depends(reader)]) -> HTMLResponse:
+    def run_detail(
+        request: Request, run_id: str, reviewer: Annotated[Reviewer, Depends(reader)]
+    ) -> HTMLResponse:
         eng = ctx.db()
         run = store.get_run(eng, run_id)
         if run is None:
@@ -394,7 +421,9 @@ def _run_routes(app: FastAPI, ctx: _Context) -> None:
         return ctx.render(request, reviewer, "run.html", run=view, open_rows=open_rows)
 
     @app.get("/runs/{run_id}/report")
-    def run_report(request: Request, run_id: str, _: Annotated[Reviewer, Depends(reader)]) -> RedirectResponse:
+    def run_report(
+        request: Request, run_id: str, _: Annotated[Reviewer, Depends(reader)]
+    ) -> RedirectResponse:
         """The "report page" link of the run's alerts (notify.report_page_url): its report.html
         once the run has recorded one, else the run's page."""
         run = store.get_run(ctx.db(), run_id)
@@ -406,12 +435,16 @@ def _run_routes(app: FastAPI, ctx: _Context) -> None:
         return RedirectResponse(ctx.url(request, base), status.HTTP_303_SEE_OTHER)
 
     @app.get("/runs/{run_id}/files/{name}")
-    def run_file(request: Request, run_id: str, name: str, _: Annotated[Reviewer, Depends(reader)]) -> Response:
+    def run_file(
+        request: Request, run_id: str, name: str, _: Annotated[Reviewer, Depends(reader)]
+    ) -> Response:
         run = store.get_run(ctx.db(), run_id)
         path = data.report_file(data.report_dir(run, ctx.root()), name) if run else None
         if path is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file")
-        return FileResponse(path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path))
+        return FileResponse(
+            path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path)
+        )
 
 
 def _file_headers(path: Path) -> dict[str, str]:
@@ -431,8 +464,10 @@ def _run_view(request: Request, ctx: _Context, run: dict[str, Any], root: Path) 
     counts = run.get("counts") or {}
     directory = data.report_dir(run, root)
     base = f"/runs/{quote(run['run_id'], safe='')}"
-    files = [{**f, "url": ctx.url(request, f"{base}/files/{quote(f['name'], safe='')}")}
-             for f in data.report_files(directory)]
+    files = [
+        {**f, "url": ctx.url(request, f"{base}/files/{quote(f['name'], safe='')}")}
+        for f in data.report_files(directory)
+    ]
     return {
         **run,
         "outcome_counts": {k: v for k, v in counts.items() if k != "total" and v},

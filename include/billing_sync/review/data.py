@@ -53,10 +53,16 @@ def staged(engine: Engine) -> Staged:
     """Frames of the newest run that staged organizations (a failed early run stages nothing)."""
     run_id = store.newest_staged_run(engine, "organizations")
     if run_id is None:
-        return Staged(None, pd.DataFrame(columns=["organization_id", "name", "key"]),
-                      pd.DataFrame(columns=["company_id", "identifier", "name"]))
-    return Staged(run_id, store.read_frame(engine, run_id, "organizations"),
-                  store.read_frame(engine, run_id, "companies"))
+        return Staged(
+            None,
+            pd.DataFrame(columns=["organization_id", "name", "key"]),
+            pd.DataFrame(columns=["company_id", "identifier", "name"]),
+        )
+    return Staged(
+        run_id,
+        store.read_frame(engine, run_id, "organizations"),
+        store.read_frame(engine, run_id, "companies"),
+    )
 
 
 def company_names(engine: Engine) -> dict[int, str]:
@@ -77,16 +83,23 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
         return page
     org_map = store.list_org_map(engine)
     mapped = {r["huntress_organization_id"]: r for r in org_map}
-    matches = reconcile.match_organizations(data.organizations, data.companies, store.org_map_rows_frame(org_map))
+    matches = reconcile.match_organizations(
+        data.organizations, data.companies, store.org_map_rows_frame(org_map)
+    )
     names = data.company_names()
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
         page.rows.append(_mapping_row(m, orgs.loc[org_id], names, mapped.get(org_id)))
-    page.rows.sort(key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"]))
+    page.rows.sort(
+        key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"])
+    )
     known = data.organization_ids()
-    page.stale = [{**r, "company_name": names.get(r["cw_company_id"], "")}
-                  for oid, r in sorted(mapped.items()) if oid not in known]
+    page.stale = [
+        {**r, "company_name": names.get(r["cw_company_id"], "")}
+        for oid, r in sorted(mapped.items())
+        if oid not in known
+    ]
     page.companies = sorted(
         ({"id": i, "name": n} for i, n in names.items()), key=lambda c: (c["name"].casefold(), c["id"])
     )
@@ -95,11 +108,15 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
     return page
 
 
-def _mapping_row(m: dict[str, Any], org: pd.Series, names: dict[int, str], mapped: dict | None) -> dict[str, Any]:
+def _mapping_row(
+    m: dict[str, Any], org: pd.Series, names: dict[int, str], mapped: dict | None
+) -> dict[str, Any]:
     company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
-    candidates = [] if pd.isna(m["candidate_company_ids"]) else [
-        int(c) for c in str(m["candidate_company_ids"]).split(",") if c.strip().isdigit()
-    ]
+    candidates = (
+        []
+        if pd.isna(m["candidate_company_ids"])
+        else [int(c) for c in str(m["candidate_company_ids"]).split(",") if c.strip().isdigit()]
+    )
     return {
         "organization_id": int(m["organization_id"]),
         "name": _text(org["name"]),
@@ -116,7 +133,9 @@ def _mapping_row(m: dict[str, Any], org: pd.Series, names: dict[int, str], mappe
 
 
 def _text(value: Any) -> str:
-    return "" if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) else str(value)
+    return (
+        "" if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) else str(value)
+    )
 
 
 # --- report files ---------------------------------------------------------------------------------

@@ -62,10 +62,14 @@ def airflow_auth() -> ReviewAuth:
     can_edit = requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=DAG_ID)
 
     # FastAPI caches a dependency per request, so get_user resolves the token once for both.
-    def reader(user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_read)]) -> Reviewer:
+    def reader(
+        user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_read)]
+    ) -> Reviewer:
         return _reviewer(user)
 
-    def editor(user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_edit)]) -> Reviewer:
+    def editor(
+        user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_edit)]
+    ) -> Reviewer:
         return _reviewer(user)
 
     return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url)

@@ -249,4 +249,6 @@ def _add_staging_columns(conn: Connection) -> None:
                 # DDL takes no bind parameters: the names and type come from our own schema, quoted
                 # by the dialect, never from data.
                 type_ = column.type.compile(dialect=conn.dialect)
-                conn.exec_driver_sql(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {type_}")
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {type_}"
+                )

@@ -109,7 +109,10 @@ def newest_staged_run(engine: Engine, name: str) -> str | None:
     table = staging_table(name)
     staged = sa.exists().where(table.c.run_id == runs.c.run_id)
     stmt = (
-        sa.select(runs.c.run_id).where(staged).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(1)
+        sa.select(runs.c.run_id)
+        .where(staged)
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(1)
     )
     with _reading(engine) as conn:
         return conn.execute(stmt).scalar()

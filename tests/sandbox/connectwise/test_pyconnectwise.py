@@ -43,10 +43,12 @@ NOT_IN_PYCONNECTWISE = {"finance/agreements/1578": {"invoiceProratedAdditionsFla
 def _scenario() -> dict[str, Any]:
     data = make_scenario(1)
     section = data["connectwise"]
-    section["companies"] += [{"id": 300 + i, "identifier": f"co{i:03d}", "name": f"Company {i:03d}"}
-                             for i in range(N_COMPANIES)]
+    section["companies"] += [
+        {"id": 300 + i, "identifier": f"co{i:03d}", "name": f"Company {i:03d}"} for i in range(N_COMPANIES)
+    ]
     section["agreements"][0]["additions"].append(
-        {"id": 502, "product_id": 752, "quantity": 4, "effectiveDate": None, "additionStatus": "Cancelled"})
+        {"id": 502, "product_id": 752, "quantity": 4, "effectiveDate": None, "additionStatus": "Cancelled"}
+    )
     return data
 
 
@@ -56,18 +58,26 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "billing sandbox")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -79,8 +89,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     control = install_sandbox(app, "connectwise")
     cert, key = _certificate(tmp_path_factory.mktemp("tls"))
     sock = bind("127.0.0.1", 0)
-    server = _Server(uvicorn.Config(app, log_config=None, lifespan="off", ssl_certfile=str(cert),
-                                    ssl_keyfile=str(key)))
+    server = _Server(
+        uvicorn.Config(app, log_config=None, lifespan="off", ssl_certfile=str(cert), ssl_keyfile=str(key))
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -98,15 +109,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
 def client(site: tuple[str, dict[str, Any], Any]) -> ConnectWiseManageAPIClient:
     host, section, _control = site
     # No codebase given: pyconnectwise discovers it through /login/companyinfo, as on a real site.
-    return ConnectWiseManageAPIClient(section["company_id"], host, section["client_id"], section["public_key"],
-                                      section["private_key"])
+    return ConnectWiseManageAPIClient(
+        section["company_id"], host, section["client_id"], section["public_key"], section["private_key"]
+    )
 
 
 def test_lists_with_conditions_and_paging(client: ConnectWiseManageAPIClient, site) -> None:
     assert client.codebase == "v4_6_release/"
     route = "GET /v4_6_release/apis/3.0/company/companies"
     before = site[2].stats.by_route_status.get(route, {}).get("200", 0)
-    first = client.company.companies.paginated(1, 25, {"conditions": 'identifier like "co%"', "orderBy": "id asc"})
+    first = client.company.companies.paginated(
+        1, 25, {"conditions": 'identifier like "co%"', "orderBy": "id asc"}
+    )
     assert first.has_next_page and first.last_page == 3
     companies = list(first.all())
     assert [c.id for c in companies] == [300 + i for i in range(N_COMPANIES)]
@@ -117,7 +131,8 @@ def test_lists_with_conditions_and_paging(client: ConnectWiseManageAPIClient, si
     agreements = client.finance.agreements.get(params={"conditions": 'agreementStatus = "Active"'})
     assert [a.id for a in agreements] == [1578] and agreements[0].type.name == "Managed Services"
     additions = client.finance.agreements.id(1578).additions.get(
-        params={"conditions": 'product/identifier = "HUNTRESS-EDR"', "pageSize": 1000})
+        params={"conditions": 'product/identifier = "HUNTRESS-EDR"', "pageSize": 1000}
+    )
     assert [(a.id, a.agreement_status) for a in additions] == [(501, "Active"), (502, "Cancelled")]
     assert additions[1].effective_date is None and additions[0].effective_date.year == 2025
 
@@ -126,7 +141,11 @@ def test_reads_one_addition_and_patches_its_quantity(client: ConnectWiseManageAP
     endpoint = client.finance.agreements.id(1578).additions.id(501)
     addition = endpoint.get()
     assert isinstance(addition, Addition)
-    assert (addition.quantity, addition.bill_customer, addition.agreement_status) == (38, "Billable", "Active")
+    assert (addition.quantity, addition.bill_customer, addition.agreement_status) == (
+        38,
+        "Billable",
+        "Active",
+    )
     assert addition.product.identifier == "HUNTRESS-EDR" and addition.unit_price == 0
     try:
         patched = endpoint.patch(data=[{"op": "replace", "path": "quantity", "value": 41}])
@@ -171,8 +190,9 @@ def _unknown(record: dict[str, Any], model: type[ConnectWiseModel], prefix: str 
         ("finance/agreements/1578/additions/502", Addition),
     ],
 )
-def test_served_records_carry_only_fields_the_real_api_has(client: ConnectWiseManageAPIClient, path: str,
-                                                           model: type[ConnectWiseModel]) -> None:
+def test_served_records_carry_only_fields_the_real_api_has(
+    client: ConnectWiseManageAPIClient, path: str, model: type[ConnectWiseModel]
+) -> None:
     """No invented fields (such as `additionStatus`): every served key is one the models know."""
     record = client._make_request("GET", f"{client._get_url()}/{path}").json()
     assert _unknown(record, model) == NOT_IN_PYCONNECTWISE.get(path, set())

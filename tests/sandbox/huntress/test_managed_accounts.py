@@ -17,16 +17,25 @@ from tests.sandbox.huntress import assert_matches_spec, get_json, ids, walk
 
 def managed_scenario() -> dict[str, Any]:
     own = organizations(3)  # 101..103, keys org1..org3, of the own account 1
-    west = [{"id": 201, "name": "Acme West", "key": "acme"}, {"id": 202, "name": "Org One Elsewhere", "key": "org1"},
-            {"id": 203, "name": "Idle", "key": "idle"}]
+    west = [
+        {"id": 201, "name": "Acme West", "key": "acme"},
+        {"id": 202, "name": "Org One Elsewhere", "key": "org1"},
+        {"id": 203, "name": "Idle", "key": "idle"},
+    ]
     north = [{"id": 301, "name": "North Co", "key": "north", "created_at": "2025-06-01T00:00:00Z"}]
     lines = usage_lines([own[0], west[0], west[1], north[0]])
     lines.append({"organization_id": 999, "organization_name": "Deleted Org", "actual_usage": {"edr": 1}})
     scenario = make_scenario(own, invoices=[invoice(5001, "2026-11-01T06:00:00Z", lines)])
     scenario["huntress"]["managed_accounts"] = [
         {"id": 7, "name": "West Client", "subdomain": "westclient", "organizations": west},
-        {"id": 8, "name": "North Client", "subdomain": "northclient", "status": "disabled",
-         "support_type": "huntress_supported", "organizations": north},
+        {
+            "id": 8,
+            "name": "North Client",
+            "subdomain": "northclient",
+            "status": "disabled",
+            "support_type": "huntress_supported",
+            "organizations": north,
+        },
         {"id": 9, "name": "Empty Client", "subdomain": "emptyclient"},
     ]
     return scenario
@@ -41,7 +50,9 @@ def managed_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
 
 @pytest.fixture
 def managed(managed_sandbox: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=managed_sandbox.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as client:
+    with httpx.Client(
+        base_url=managed_sandbox.huntress_url, auth=(API_KEY, API_SECRET), timeout=10
+    ) as client:
         client.post("/_sandbox/reset").raise_for_status()
         yield client
 
@@ -76,13 +87,19 @@ def test_accounts_lists_the_managed_accounts(managed: httpx.Client) -> None:
     assert [a["id"] for a in accounts] == [9, 8, 7]  # default sort: id desc; the own account 1 is not listed
     west = next(a for a in accounts if a["id"] == 7)
     assert (west["name"], west["subdomain"], west["status"], west["support_type"]) == (
-        "West Client", "westclient", "enabled", "partner_supported")
+        "West Client",
+        "westclient",
+        "enabled",
+        "partner_supported",
+    )
     assert ids(get_json(managed, "/v1/accounts", status="disabled"), "accounts") == [8]
     assert ids(get_json(managed, "/v1/accounts", subdomain="westclient"), "accounts") == [7]
     assert ids(get_json(managed, "/v1/accounts", name="North Client"), "accounts") == [8]
     by_name = get_json(managed, "/v1/accounts", sort_field="name", sort_direction="asc")
     assert ids(by_name, "accounts") == [9, 8, 7]
-    assert ids(get_json(managed, "/v1/accounts", sort_field="created_at", sort_direction="asc"), "accounts") == [7, 8, 9]
+    assert ids(
+        get_json(managed, "/v1/accounts", sort_field="created_at", sort_direction="asc"), "accounts"
+    ) == [7, 8, 9]
     assert walk(managed, "/v1/accounts", "accounts", limit=1)[1] == 3
     for bad in [{"status": "active"}, {"sort_field": "status"}, {"sort_direction": "up"}, {"limit": 501}]:
         assert managed.get("/v1/accounts", params=bad).status_code == 400, bad
@@ -106,8 +123,12 @@ def test_account_organizations_page_filter_and_carry_their_account(managed: http
 
 
 def test_accounts_these_credentials_do_not_manage_are_404(managed: httpx.Client) -> None:
-    for url in ["/v1/accounts/1/organizations", "/v1/accounts/4242/organizations", "/v1/accounts/1",
-                "/v1/accounts/4242"]:
+    for url in [
+        "/v1/accounts/1/organizations",
+        "/v1/accounts/4242/organizations",
+        "/v1/accounts/1",
+        "/v1/accounts/4242",
+    ]:
         response = managed.get(url)
         assert response.status_code == 404 and response.json()["status"] == 404, url
     response = managed.get("/v1/accounts/abc/organizations")
@@ -116,12 +137,17 @@ def test_accounts_these_credentials_do_not_manage_are_404(managed: httpx.Client)
 
 def test_invoice_lines_name_each_organizations_own_account(managed: httpx.Client) -> None:
     items = get_json(managed, "/v1/reseller/invoices/5001/organization_usage_line_items")[
-        "organization_usage_line_items"]
+        "organization_usage_line_items"
+    ]
     account = {item["organization"]["id"]: item["account"] for item in items}
     own = {"id": 1, "name": "Demo MSP", "subdomain": "demomsp"}
-    assert account == {101: own, 201: {"id": 7, "name": "West Client", "subdomain": "westclient"},
-                       202: {"id": 7, "name": "West Client", "subdomain": "westclient"},
-                       301: {"id": 8, "name": "North Client", "subdomain": "northclient"}, 999: own}
+    assert account == {
+        101: own,
+        201: {"id": 7, "name": "West Client", "subdomain": "westclient"},
+        202: {"id": 7, "name": "West Client", "subdomain": "westclient"},
+        301: {"id": 8, "name": "North Client", "subdomain": "northclient"},
+        999: own,
+    }
     state = get_json(managed, "/_sandbox/state")
     assert [a["id"] for a in state["managed_accounts"]] == [7, 8, 9]
     assert "actual_usages" in state["managed_accounts"][0]["organizations"][0]
@@ -132,10 +158,14 @@ def test_scenario_managed_accounts_are_checked() -> None:
 
     validate_scenario(managed_scenario())  # the JSON Schema accepts managed_accounts
     for change, problem in [
-        (lambda h: h["managed_accounts"][0]["organizations"].append({"id": 101, "name": "X", "key": "x"}),
-         "huntress.managed_accounts[0].organizations[3].id: 101 is not unique"),
-        (lambda h: h["managed_accounts"].append({"id": 1, "name": "Me", "subdomain": "me"}),
-         "huntress.managed_accounts[3].id: 1 is not unique"),
+        (
+            lambda h: h["managed_accounts"][0]["organizations"].append({"id": 101, "name": "X", "key": "x"}),
+            "huntress.managed_accounts[0].organizations[3].id: 101 is not unique",
+        ),
+        (
+            lambda h: h["managed_accounts"].append({"id": 1, "name": "Me", "subdomain": "me"}),
+            "huntress.managed_accounts[3].id: 1 is not unique",
+        ),
         (lambda h: h["managed_accounts"][0].update(nmae="typo"), "Additional properties are not allowed"),
     ]:
         scenario = managed_scenario()

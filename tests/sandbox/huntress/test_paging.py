@@ -132,8 +132,10 @@ def test_every_invoice_status_of_the_spec_is_served_and_filtered(sandbox_factory
     statuses = next(p["enum"] for p in params if p["name"] == "status")
     assert len(statuses) == 8
     orgs = organizations(1)
-    invoices = [invoice(6000 + i, f"2026-11-{i + 1:02d}T06:00:00Z", usage_lines(orgs), status=status)
-                for i, status in enumerate(statuses)]
+    invoices = [
+        invoice(6000 + i, f"2026-11-{i + 1:02d}T06:00:00Z", usage_lines(orgs), status=status)
+        for i, status in enumerate(statuses)
+    ]
     sb = sandbox_factory(make_scenario(orgs, invoices=invoices))
     with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
         body = get_json(api, "/v1/reseller/invoices")

@@ -52,7 +52,9 @@ def test_rate_limit_retry_after_can_be_switched_on(sandbox_factory: Any) -> None
 
 
 def test_rate_limit_headers_false_leaves_429s_bare(sandbox_factory: Any) -> None:
-    sb = sandbox_factory(make_scenario(rate_limit_per_minute=2, rate_limit_window_s=60, rate_limit_retry_after=True))
+    sb = sandbox_factory(
+        make_scenario(rate_limit_per_minute=2, rate_limit_window_s=60, rate_limit_retry_after=True)
+    )
     with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
         effective = api.post("/_sandbox/faults", json={"rate_limit_headers": False}).json()
         assert (effective["rate_limit_headers"], effective["foreign_requests_per_minute"]) == (False, 0)
@@ -97,7 +99,9 @@ def test_foreign_requests_fill_the_same_window() -> None:
 def test_foreign_requests_over_http_and_refused_keys(sandbox_factory: Any) -> None:
     sb = sandbox_factory(make_scenario(rate_limit_per_minute=5, rate_limit_window_s=60))
     with httpx.Client(base_url=sb.huntress_url, auth=(API_KEY, API_SECRET), timeout=10) as api:
-        api.post("/_sandbox/faults", json={"foreign_requests_per_minute": 6000}).raise_for_status()  # one per 10 ms
+        api.post(
+            "/_sandbox/faults", json={"foreign_requests_per_minute": 6000}
+        ).raise_for_status()  # one per 10 ms
         time.sleep(0.2)
         assert api.get("/v1/account").status_code == 429  # another tool took the whole window
         assert get_json(api, "/_sandbox/state")["rate_limit"]["remaining"] == 0

@@ -33,8 +33,9 @@ def usage_of(*lines: dict, products: tuple[str, ...] = PRODUCTS) -> pd.DataFrame
 
 def orgs_of(*rows: tuple) -> pd.DataFrame:
     """(id, name, key[, account_id]) rows; the account is 1 (the reseller's own) unless given."""
-    return frames.organizations_frame([{"id": r[0], "name": r[1], "key": r[2], "account_id": (r + (1,))[3]}
-                                       for r in rows])
+    return frames.organizations_frame(
+        [{"id": r[0], "name": r[1], "key": r[2], "account_id": (r + (1,))[3]} for r in rows]
+    )
 
 
 def companies_of(*rows: tuple[int, str | None, str | None]) -> pd.DataFrame:
@@ -139,6 +140,10 @@ def key(out: pd.DataFrame, sync_key: str) -> dict[str, Any]:
 
 def acme(edr: Any = 40, quantity: Any = 38, settings: Settings | None = None, **more: Any) -> dict[str, Any]:
     """Acme Corp (org 101, key match) with one live EDR addition: the company:250:edr row."""
-    out = run(usage_of(line(101, "Acme Corp", edr=edr)), additions=additions_of(addition(501, 250, "edr", quantity)),
-              settings=settings, **more)
+    out = run(
+        usage_of(line(101, "Acme Corp", edr=edr)),
+        additions=additions_of(addition(501, 250, "edr", quantity)),
+        settings=settings,
+        **more,
+    )
     return key(out, "company:250:edr")

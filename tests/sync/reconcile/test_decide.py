@@ -83,8 +83,13 @@ def test_duplicate_addition_lists_additions_and_agreements() -> None:
 
 
 def test_duplicate_on_one_agreement_too() -> None:
-    adds = additions_of(addition(501, 250, "edr", 38, agreement_id=1578), addition(502, 250, "edr", 2, agreement_id=1578))
-    assert key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")["reason_code"] == "duplicate_addition"
+    adds = additions_of(
+        addition(501, 250, "edr", 38, agreement_id=1578), addition(502, 250, "edr", 2, agreement_id=1578)
+    )
+    assert (
+        key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")["reason_code"]
+        == "duplicate_addition"
+    )
 
 
 @pytest.mark.parametrize("quantity", [None, -3, 2.5])
@@ -116,8 +121,10 @@ def test_unmapped_organization() -> None:
 
 
 def test_unmapped_organization_with_invalid_usage_is_quarantined_for_the_mapping() -> None:
-    out = run(usage_of(line(102, "Nobody Inc", edr=-1, itdr="7", sat=ABSENT, siem=None)),
-              organizations=orgs_of((102, "Nobody Inc", None)))
+    out = run(
+        usage_of(line(102, "Nobody Inc", edr=-1, itdr="7", sat=ABSENT, siem=None)),
+        organizations=orgs_of((102, "Nobody Inc", None)),
+    )
     for product in ("edr", "itdr"):
         row = key(out, f"organization:102:{product}")
         assert row["reason_code"] == "unmapped_organization"
@@ -140,7 +147,9 @@ def test_ambiguous_company_match() -> None:
 
 def test_missing_from_invoice() -> None:
     comps = companies_of(ACME, (260, "gone", "Gone Ltd"))
-    adds = additions_of(addition(501, 250, "edr", 40), addition(601, 260, "edr", 12, agreement_name="Old Deal"))
+    adds = additions_of(
+        addition(501, 250, "edr", 40), addition(601, 260, "edr", 12, agreement_name="Old Deal")
+    )
     out = run(usage_of(line(101, edr=40)), companies=comps, additions=adds)
     row = key(out, "company:260:edr")
     assert (row["outcome"], row["reason_code"]) == ("quarantined", "missing_from_invoice")
@@ -153,7 +162,9 @@ def test_missing_from_invoice() -> None:
 
 def test_missing_from_invoice_with_two_live_additions_has_no_previous_quantity() -> None:
     comps = companies_of(ACME, (260, "gone", "Gone Ltd"))
-    adds = additions_of(addition(601, 260, "sat", 12, agreement_id=1), addition(602, 260, "sat", 3, agreement_id=2))
+    adds = additions_of(
+        addition(601, 260, "sat", 12, agreement_id=1), addition(602, 260, "sat", 3, agreement_id=2)
+    )
     row = key(run(usage_of(line(101)), companies=comps, additions=adds), "company:260:sat")
     assert row["reason_code"] == "missing_from_invoice" and pd.isna(row["previous_quantity"])
     assert "601" in row["detail"] and "602" in row["detail"]
@@ -183,8 +194,15 @@ def test_change_exceeds_limit() -> None:
 
 def test_push_stage_reasons_are_known_with_help() -> None:
     assert list(rc.REASON_CODES)[:9] == [
-        "unmapped_organization", "ambiguous_company_match", "no_live_addition", "duplicate_addition",
-        "invalid_usage", "change_exceeds_limit", "missing_from_invoice", "changed_since_read", "push_rejected",
+        "unmapped_organization",
+        "ambiguous_company_match",
+        "no_live_addition",
+        "duplicate_addition",
+        "invalid_usage",
+        "change_exceeds_limit",
+        "missing_from_invoice",
+        "changed_since_read",
+        "push_rejected",
     ]
     assert "invalid_addition" in rc.REASON_CODES
     assert set(rc.REASON_HELP) == set(rc.REASON_CODES) and all(rc.REASON_HELP.values())
@@ -221,12 +239,18 @@ def test_guard(old: int, new: int, allow: bool, outcome: str) -> None:
 
 
 def test_guard_details() -> None:
-    assert acme(edr=0, quantity=5)["detail"] == "edr 5 → 0 (−5, −100.0%) drop from 5 to 0 needs allow_drop_to_zero"
+    assert (
+        acme(edr=0, quantity=5)["detail"]
+        == "edr 5 → 0 (−5, −100.0%) drop from 5 to 0 needs allow_drop_to_zero"
+    )
     assert acme(edr=0, quantity=40)["detail"] == (
         "edr 40 → 0 (−40, −100.0%) exceeds max_change_units=10 and max_change_ratio=0.5; "
         "drop from 40 to 0 needs allow_drop_to_zero"
     )
-    assert acme(edr=11, quantity=0)["detail"] == "edr 0 → 11 (+11) exceeds max_change_units=10 and max_change_ratio=0.5"
+    assert (
+        acme(edr=11, quantity=0)["detail"]
+        == "edr 0 → 11 (+11) exceeds max_change_units=10 and max_change_ratio=0.5"
+    )
 
 
 def test_guard_uses_settings() -> None:

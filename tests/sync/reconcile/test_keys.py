@@ -34,8 +34,12 @@ from tests.sync.reconcile import (
 def _two_orgs(edr_b: Any) -> pd.DataFrame:
     orgs = orgs_of((101, "Acme Corp", "acme"), (102, "Acme Branch", None))
     adds = additions_of(addition(501, 250, "edr", 40))
-    return run(usage_of(line(101, edr=30), line(102, "Acme Branch", edr=edr_b)), orgs,
-               additions=adds, org_map=org_map_of((102, 250)))
+    return run(
+        usage_of(line(101, edr=30), line(102, "Acme Branch", edr=edr_b)),
+        orgs,
+        additions=adds,
+        org_map=org_map_of((102, 250)),
+    )
 
 
 def test_several_organizations_are_summed() -> None:
@@ -60,14 +64,20 @@ def test_one_invalid_organization_makes_the_company_key_invalid() -> None:
 
 @pytest.mark.parametrize("missing", [ABSENT, None], ids=["absent", "null"])
 def test_absent_or_null_product_without_live_addition_is_zero(missing: Any) -> None:
-    out = run(usage_of(line(101, "Acme Corp", edr=40, sat=missing)), additions=additions_of(addition(501, 250, "edr", 40)))
+    out = run(
+        usage_of(line(101, "Acme Corp", edr=40, sat=missing)),
+        additions=additions_of(addition(501, 250, "edr", 40)),
+    )
     row = key(out, "company:250:sat")
     assert (row["outcome"], row["huntress_quantity"]) == ("not_applicable", 0) and pd.isna(row["reason_code"])
     assert key(out, "company:250:edr")["outcome"] == "unchanged"
 
 
-@pytest.mark.parametrize(("missing", "said"), [(ABSENT, "sat = absent: absent from the invoice line"),
-                                               (None, "sat = null: null on the invoice line")], ids=["absent", "null"])
+@pytest.mark.parametrize(
+    ("missing", "said"),
+    [(ABSENT, "sat = absent: absent from the invoice line"), (None, "sat = null: null on the invoice line")],
+    ids=["absent", "null"],
+)
 def test_absent_or_null_product_with_live_addition_is_invalid_usage(missing: Any, said: str) -> None:
     adds = additions_of(addition(501, 250, "edr", 40), addition(502, 250, "sat", 30))
     row = key(run(usage_of(line(101, "Acme Corp", edr=40, sat=missing)), additions=adds), "company:250:sat")
@@ -81,7 +91,9 @@ def test_absent_or_null_product_with_live_addition_is_invalid_usage(missing: Any
 
 
 def test_absent_product_with_two_live_additions_is_invalid_usage() -> None:
-    adds = additions_of(addition(501, 250, "sat", 30, agreement_id=1), addition(502, 250, "sat", 2, agreement_id=2))
+    adds = additions_of(
+        addition(501, 250, "sat", 30, agreement_id=1), addition(502, 250, "sat", 2, agreement_id=2)
+    )
     row = key(run(usage_of(line(101, sat=ABSENT)), additions=adds), "company:250:sat")
     assert row["reason_code"] == "invalid_usage" and "501" in row["detail"] and "502" in row["detail"]
 
@@ -91,7 +103,9 @@ def test_one_of_several_organizations_without_the_count_holds_a_company_with_a_l
     row = key(out, "company:250:edr")
     assert (row["reason_code"], row["organization_ids"]) == ("invalid_usage", "101,102")
     assert pd.isna(row["huntress_quantity"]) and row["previous_quantity"] == 40
-    assert row["detail"].startswith("organization 102 'Acme Branch', edr = absent: absent from the invoice line (")
+    assert row["detail"].startswith(
+        "organization 102 'Acme Branch', edr = absent: absent from the invoice line ("
+    )
 
 
 def test_one_of_several_organizations_without_the_count_adds_nothing_without_a_live_addition() -> None:
@@ -134,7 +148,10 @@ def test_unconfigured_products_are_ignored() -> None:
 
 def test_catalog_identifier_compares_exactly() -> None:
     adds = additions_of(addition(501, 250, "edr", 38, identifier="huntress-edr"))
-    assert key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")["reason_code"] == "no_live_addition"
+    assert (
+        key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")["reason_code"]
+        == "no_live_addition"
+    )
 
 
 def test_custom_catalog_identifier() -> None:
@@ -207,8 +224,13 @@ def test_line_without_organization_id() -> None:
 
 def test_empty_inputs() -> None:
     out = rc.reconcile(
-        frames.empty("usage"), frames.empty("organizations"), frames.empty("companies"),
-        frames.empty("additions"), frames.empty("org_map"), Settings(), BILLING,
+        frames.empty("usage"),
+        frames.empty("organizations"),
+        frames.empty("companies"),
+        frames.empty("additions"),
+        frames.empty("org_map"),
+        Settings(),
+        BILLING,
     )
     check_shape(out)
     assert out.empty and rc.summarize(out)["total"] == 0

@@ -85,7 +85,10 @@ def test_live_additions_agreement_types() -> None:
     )
     assert rc.live_additions(adds, BILLING, [])["addition_id"].tolist() == [501, 502, 503]
     assert rc.live_additions(adds, BILLING, ["managed services "])["addition_id"].tolist() == [501]
-    assert rc.live_additions(adds, BILLING, ["Block Time", "Managed Services"])["addition_id"].tolist() == [501, 502]
+    assert rc.live_additions(adds, BILLING, ["Block Time", "Managed Services"])["addition_id"].tolist() == [
+        501,
+        502,
+    ]
 
 
 def test_live_additions_accepts_an_airflow_datetime() -> None:

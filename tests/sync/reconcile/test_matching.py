@@ -20,8 +20,14 @@ from tests.sync.reconcile import (
 
 def match(orgs: pd.DataFrame, comps: pd.DataFrame, org_map: pd.DataFrame | None = None) -> dict[int, dict]:
     result = rc.match_organizations(orgs, comps, org_map if org_map is not None else frames.empty("org_map"))
-    assert list(result.columns) == ["organization_id", "company_id", "match_rule", "status",
-                                    "candidate_company_ids", "detail"]
+    assert list(result.columns) == [
+        "organization_id",
+        "company_id",
+        "match_rule",
+        "status",
+        "candidate_company_ids",
+        "detail",
+    ]
     assert sorted(result["organization_id"]) == sorted(orgs["organization_id"].dropna().unique())
     return {int(r["organization_id"]): r for r in result.to_dict("records")}
 
@@ -34,7 +40,11 @@ def test_org_map_beats_key_beats_name() -> None:
     assert (m[2]["company_id"], m[2]["match_rule"]) == (10, "name")
     assert (m[3]["company_id"], m[3]["match_rule"]) == (11, "name")
     m = match(orgs, comps)
-    assert (m[1]["company_id"], m[1]["match_rule"], m[1]["status"]) == (10, "key", "matched")  # key beats name
+    assert (m[1]["company_id"], m[1]["match_rule"], m[1]["status"]) == (
+        10,
+        "key",
+        "matched",
+    )  # key beats name
 
 
 def test_key_match_is_case_insensitive() -> None:
@@ -45,14 +55,22 @@ def test_key_match_is_case_insensitive() -> None:
 def test_ambiguous_at_key_level_even_if_name_is_unique() -> None:
     comps = companies_of((10, "acme", "Acme Corp"), (11, "ACME", "Other"))
     m = match(orgs_of((1, "Acme Corp", "acme")), comps)
-    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == ("ambiguous", "key", "10,11")
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "key",
+        "10,11",
+    )
     assert pd.isna(m[1]["company_id"])
 
 
 def test_ambiguous_at_name_level() -> None:
     comps = companies_of((12, "a", "Acme Corp."), (11, "b", "ACME  corp"), (13, "c", "Acme Corp Ltd"))
     m = match(orgs_of((1, "Acme Corp", None)), comps)
-    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == ("ambiguous", "name", "11,12")
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "name",
+        "11,12",
+    )
     assert "match companies 11,12" in m[1]["detail"]
 
 
@@ -65,7 +83,11 @@ def test_org_map_to_a_missing_company_is_unmapped() -> None:
 def test_org_map_with_two_companies_is_ambiguous() -> None:
     comps = companies_of((10, "a", "A"), (11, "b", "B"))
     m = match(orgs_of((1, "A", "a")), comps, org_map_of((1, 11), (1, 10), (1, 10)))
-    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == ("ambiguous", "org_map", "10,11")
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "org_map",
+        "10,11",
+    )
 
 
 def test_na_keys_and_names_never_match() -> None:
@@ -81,7 +103,11 @@ def test_key_carried_in_two_accounts_is_no_key_match() -> None:
     orgs = orgs_of((1, "Acme Corp", "acme", 1), (2, "Acme West", "ACME", 7), (3, "Beta", "beta", 7))
     comps = companies_of((10, "acme", "Acme Corp"), (11, "beta", "Beta Ltd"))
     m = match(orgs, comps)
-    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == ("matched", "name", 10)  # the name decides
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == (
+        "matched",
+        "name",
+        10,
+    )  # the name decides
     assert (m[2]["status"], m[2]["match_rule"]) == ("unmapped", None)
     assert m[2]["detail"] == (
         "no billing_org_map row; key 'ACME' is carried by organizations of Huntress accounts 1, 7 (keys are unique "
@@ -126,7 +152,11 @@ def test_every_organization_is_covered_including_ones_without_usage() -> None:
 def test_invoice_org_missing_from_organizations_falls_back_to_the_line_name() -> None:
     out = run(usage_of(line(777, "Acme Corp", edr=3)), organizations=orgs_of())
     row = key(out, "company:250:edr")
-    assert (row["match_rule"], row["organization_ids"], row["organization_names"]) == ("name", "777", "Acme Corp")
+    assert (row["match_rule"], row["organization_ids"], row["organization_names"]) == (
+        "name",
+        "777",
+        "Acme Corp",
+    )
 
 
 @pytest.mark.parametrize(
@@ -151,7 +181,10 @@ def test_normalize_name_folds(a: str, b: str) -> None:
     assert rc.normalize_name(a) == rc.normalize_name(b)
 
 
-@pytest.mark.parametrize(("a", "b"), [("Acme Corp", "Acme Corporation"), ("Café", "Cafe"), ("Acme 1", "Acme 2"), ("Acme-Corp", "Acme Corp")])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("Acme Corp", "Acme Corporation"), ("Café", "Cafe"), ("Acme 1", "Acme 2"), ("Acme-Corp", "Acme Corp")],
+)
 def test_normalize_name_keeps_distinct_names_distinct(a: str, b: str) -> None:
     assert rc.normalize_name(a) != rc.normalize_name(b)
 

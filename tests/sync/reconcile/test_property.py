@@ -56,7 +56,10 @@ def _odd_addition(draw: st.DrawFn, addition_id: int, company_ids: list[int]) -> 
     """An addition of any state: cancelled, expired, not yet effective, of another product or type."""
     pick = st.sampled_from
     return addition(
-        addition_id, draw(pick(company_ids or [100])), draw(pick(PRODUCTS + ("other",))), draw(pick(QUANTITIES)),
+        addition_id,
+        draw(pick(company_ids or [100])),
+        draw(pick(PRODUCTS + ("other",))),
+        draw(pick(QUANTITIES)),
         agreement_id=1 + _below(draw, 12),  # shared ids: the last agreement record wins, as in frames
         agreement_type=draw(pick(["Managed Services", "Block Time", None])),
         agreement_status=draw(pick(["Active"] * 8 + ["Expired", None])),
@@ -78,9 +81,12 @@ def _clean_customer(draw: st.DrawFn, j: int) -> tuple[dict, dict, dict, list[tup
     for k, (p, v) in enumerate(counts.items()):
         drift = draw(st.sampled_from([0, 0, 0, 1, -1, 5, 11, 30]))
         pairs.append(addition(5000 + 10 * j + k, company_id, p, max(v + drift, 0), agreement_id=company_id))
-    return ({"id": org_id, "name": f"Clean {j}", "key": f"clean{j}"},
-            {"id": company_id, "identifier": f"CLEAN{j}", "name": f"Clean {j}"},
-            line(org_id, f"Clean {j}", line_id=100 + j, **counts), pairs)
+    return (
+        {"id": org_id, "name": f"Clean {j}", "key": f"clean{j}"},
+        {"id": company_id, "identifier": f"CLEAN{j}", "name": f"Clean {j}"},
+        line(org_id, f"Clean {j}", line_id=100 + j, **counts),
+        pairs,
+    )
 
 
 @st.composite
@@ -88,8 +94,8 @@ def raw_cases(draw: st.DrawFn) -> dict[str, Any]:
     """One run's API-shaped records and settings. Lists and pools put first what is plainest, so
     a shrunk case is small and ordinary except where it fails."""
     pick = st.sampled_from
-    org_ids = draw(st.permutations(range(1, 40)))[:_below(draw, 13)]
-    company_ids = draw(st.permutations(range(100, 130)))[:_below(draw, 9)]
+    org_ids = draw(st.permutations(range(1, 40)))[: _below(draw, 13)]
+    company_ids = draw(st.permutations(range(100, 130)))[: _below(draw, 9)]
 
     # Half the organizations carry a key equal to a company's unique identifier; the rest draw from
     # small pools of keys and names, so ambiguity and near-miss names are common.
@@ -97,12 +103,26 @@ def raw_cases(draw: st.DrawFn) -> dict[str, Any]:
         return f"c{draw(pick(company_ids))}" if company_ids and not _chance(draw, 50) else draw(pick(IDENTS))
 
     # Mostly the own account; some managed ones (keys are unique only per account), rarely unknown.
-    orgs = [{"id": o, "name": draw(pick(NAMES)), "key": org_key(), "account_id": draw(pick([1, 1, 1, 1, 2, 3, None]))}
-            for o in org_ids if not _chance(draw, 10)]
-    comps = [{"id": c, "identifier": draw(pick(IDENTS)) if _chance(draw, 30) else f"C{c}", "name": draw(pick(NAMES))}
-             for c in company_ids]
+    orgs = [
+        {
+            "id": o,
+            "name": draw(pick(NAMES)),
+            "key": org_key(),
+            "account_id": draw(pick([1, 1, 1, 1, 2, 3, None])),
+        }
+        for o in org_ids
+        if not _chance(draw, 10)
+    ]
+    comps = [
+        {
+            "id": c,
+            "identifier": draw(pick(IDENTS)) if _chance(draw, 30) else f"C{c}",
+            "name": draw(pick(NAMES)),
+        }
+        for c in company_ids
+    ]
     org_map = [(o, draw(pick(company_ids + [999]))) for o in org_ids if company_ids and _chance(draw, 15)]
-    twice = draw(st.permutations(org_ids))[:_below(draw, 3)]
+    twice = draw(st.permutations(org_ids))[: _below(draw, 3)]
     lines = []
     for i, o in enumerate(org_ids + twice + [None] * _below(draw, 2)):
         counts = {p: draw(pick(BAD_VALUES if _chance(draw, 8) else VALUES)) for p in PRODUCTS}
@@ -116,17 +136,29 @@ def raw_cases(draw: st.DrawFn) -> dict[str, Any]:
         comps.append(comp)
         lines.append(clean_line)
         pairs += clean_pairs
-    products = dict(draw(st.permutations(sorted(CATALOG.items())))[:1 + _below(draw, 4)])
+    products = dict(draw(st.permutations(sorted(CATALOG.items())))[: 1 + _below(draw, 4)])
     settings = Settings(
-        products=products, max_change_units=draw(pick([0, 5, 10])), max_change_ratio=draw(pick([0.0, 0.5, 1.0])),
+        products=products,
+        max_change_units=draw(pick([0, 5, 10])),
+        max_change_ratio=draw(pick([0.0, 0.5, 1.0])),
         allow_drop_to_zero=_chance(draw, 50),
         agreement_types=draw(pick([(), (), (), ("managed services",), ("Block Time",)])),
     )
     # One usage row per line and product; now and then a few of them failed a GX check.
-    issues = ([("expect_x" if _chance(draw, 5) else None) for _ in range(len(lines) * len(PRODUCTS))]
-              if _chance(draw, 30) else None)
-    return {"orgs": orgs, "comps": comps, "org_map": org_map, "lines": lines, "pairs": pairs, "issues": issues,
-            "settings": settings}
+    issues = (
+        [("expect_x" if _chance(draw, 5) else None) for _ in range(len(lines) * len(PRODUCTS))]
+        if _chance(draw, 30)
+        else None
+    )
+    return {
+        "orgs": orgs,
+        "comps": comps,
+        "org_map": org_map,
+        "lines": lines,
+        "pairs": pairs,
+        "issues": issues,
+        "settings": settings,
+    }
 
 
 def _case(raw: dict[str, Any]) -> dict[str, Any]:
@@ -135,9 +167,13 @@ def _case(raw: dict[str, Any]) -> dict[str, Any]:
     if raw["issues"] is not None:
         usage["issue"] = pd.array(raw["issues"], dtype="string")
     return {
-        "usage": usage, "organizations": frames.organizations_frame(raw["orgs"]),
-        "companies": frames.companies_frame(raw["comps"]), "additions": additions_of(*raw["pairs"]),
-        "org_map": org_map_of(*raw["org_map"]), "settings": raw["settings"], "billing_date": BILLING,
+        "usage": usage,
+        "organizations": frames.organizations_frame(raw["orgs"]),
+        "companies": frames.companies_frame(raw["comps"]),
+        "additions": additions_of(*raw["pairs"]),
+        "org_map": org_map_of(*raw["org_map"]),
+        "settings": raw["settings"],
+        "billing_date": BILLING,
     }
 
 
@@ -151,26 +187,40 @@ def test_every_usage_row_has_exactly_one_outcome(raw: dict[str, Any]) -> None:
         pd.testing.assert_frame_equal(case[name], frame)
     products = case["settings"].products
     usage = case["usage"][case["usage"]["product"].isin(products)]
-    ids = {k: set(v.split(",")) for k, v in zip(out["sync_key"], out["organization_ids"].fillna(""), strict=True)}
+    ids = {
+        k: set(v.split(",")) for k, v in zip(out["sync_key"], out["organization_ids"].fillna(""), strict=True)
+    }
     fed: dict[str, list[dict]] = {}
     for r in usage.to_dict("records"):
         if pd.isna(r["organization_id"]):
             owners = [f"line:{r['line_id']}:{r['product']}"]
         else:
-            owners = [k for k, v in ids.items() if k.endswith(":" + r["product"]) and str(r["organization_id"]) in v]
+            owners = [
+                k for k, v in ids.items() if k.endswith(":" + r["product"]) and str(r["organization_id"]) in v
+            ]
         assert len(owners) == 1, (r, owners)
         assert owners[0] in ids
         fed.setdefault(owners[0], []).append(r)
     for r in out.to_dict("records"):
         rows = fed.get(r["sync_key"], [])
         if not rows:  # only companies with live additions and no usage row get keys of their own
-            assert r["reason_code"] in ("missing_from_invoice", "invalid_usage") and r["sync_key"].startswith("company:")
+            assert r["reason_code"] in ("missing_from_invoice", "invalid_usage") and r["sync_key"].startswith(
+                "company:"
+            )
             continue
         if not pd.isna(r["huntress_quantity"]):  # absent or null counts add nothing
             assert r["huntress_quantity"] == sum(x["quantity"] for x in rows if not pd.isna(x["quantity"]))
     expected = _naive_reconcile(case)
-    got = {r["sync_key"]: (r["outcome"], _na(r["reason_code"]), _na(r["huntress_quantity"]),
-                           _na(r["previous_quantity"]), _na(r["new_quantity"])) for r in out.to_dict("records")}
+    got = {
+        r["sync_key"]: (
+            r["outcome"],
+            _na(r["reason_code"]),
+            _na(r["huntress_quantity"]),
+            _na(r["previous_quantity"]),
+            _na(r["new_quantity"]),
+        )
+        for r in out.to_dict("records")
+    }
     assert got == expected
 
 
@@ -234,13 +284,21 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
     on_invoice: set[int] = set()
     for r in usage:
         absent = pd.isna(r["raw_quantity"]) or r["raw_quantity"] == "null"  # 0 unless a live addition
-        invalid = (pd.isna(r["organization_id"]) or copies[(r["organization_id"], r["product"])] > 1
-                   or (pd.isna(r["quantity"]) and not absent) or not pd.isna(r.get("issue", pd.NA)))
+        invalid = (
+            pd.isna(r["organization_id"])
+            or copies[(r["organization_id"], r["product"])] > 1
+            or (pd.isna(r["quantity"]) and not absent)
+            or not pd.isna(r.get("issue", pd.NA))
+        )
         if pd.isna(r["organization_id"]):
             k, st = f"line:{r['line_id']}:{r['product']}", "line"
         else:
             st, c = company_of(r["organization_id"])
-            k = f"company:{c}:{r['product']}" if st == "matched" else f"organization:{r['organization_id']}:{r['product']}"
+            k = (
+                f"company:{c}:{r['product']}"
+                if st == "matched"
+                else f"organization:{r['organization_id']}:{r['product']}"
+            )
             if c is not None:
                 on_invoice.add(c)
         groups.setdefault(k, []).append((invalid, absent, r["quantity"]))
@@ -282,7 +340,11 @@ def _naive_company(adds: list[dict], valid: bool, total: int | None, s: Settings
     if not valid:
         return ("quarantined", "invalid_usage", None, prev, None)
     if not adds:
-        return ("not_applicable", None, 0, None, None) if total == 0 else ("quarantined", "no_live_addition", total, None, None)
+        return (
+            ("not_applicable", None, 0, None, None)
+            if total == 0
+            else ("quarantined", "no_live_addition", total, None, None)
+        )
     if len(adds) > 1:
         return ("quarantined", "duplicate_addition", total, None, None)
     if prev is None or prev < 0 or prev != int(prev):
@@ -305,7 +367,10 @@ def _naive_live(a: dict, s: Settings) -> bool:
         a["agreement_cancelled"] is False
         and a["agreement_status"] == "Active"
         and (pd.isna(a["agreement_end_date"]) or a["agreement_end_date"].date() >= day.date())
-        and (not types or (not pd.isna(a["agreement_type"]) and a["agreement_type"].strip().casefold() in types))
+        and (
+            not types
+            or (not pd.isna(a["agreement_type"]) and a["agreement_type"].strip().casefold() in types)
+        )
         and (pd.isna(a["addition_status"]) or a["addition_status"] == "Active")
         and (pd.isna(a["cancelled_date"]) or a["cancelled_date"].date() > day.date())
         and (pd.isna(starts) or starts.date() <= day.date())

@@ -43,13 +43,22 @@ def test_staging_tables_of_an_older_version_gain_new_columns(db_url: str) -> Non
     """A billing database whose organizations staging table predates account_id is upgraded in place."""
     eng = store.make_engine(db_url)
     old = sa.MetaData()
-    sa.Table("billing_stg_organizations", old, sa.Column("run_id", sa.Text, primary_key=True),
-             sa.Column("organization_id", sa.BigInteger), sa.Column("name", sa.Text), sa.Column("key", sa.Text),
-             sa.Column(store.ROW_COLUMN, sa.Integer, primary_key=True, autoincrement=False))
+    sa.Table(
+        "billing_stg_organizations",
+        old,
+        sa.Column("run_id", sa.Text, primary_key=True),
+        sa.Column("organization_id", sa.BigInteger),
+        sa.Column("name", sa.Text),
+        sa.Column("key", sa.Text),
+        sa.Column(store.ROW_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+    )
     old.create_all(eng)
     with eng.begin() as conn:
-        conn.execute(sa.insert(old.tables["billing_stg_organizations"]).values(
-            run_id="old", organization_id=1, name="A", key="a", **{store.ROW_COLUMN: 0}))
+        conn.execute(
+            sa.insert(old.tables["billing_stg_organizations"]).values(
+                run_id="old", organization_id=1, name="A", key="a", **{store.ROW_COLUMN: 0}
+            )
+        )
     store.ensure_schema(eng)
     orgs = frames.organizations_frame([{"id": 2, "name": "B", "key": "b", "account_id": 7}])
     store.write_frame(eng, "new", "organizations", orgs)
