@@ -35,6 +35,7 @@ demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy include/billing_sync
 
 # Debian packages the tests drive: chromium for the browser tests (Playwright cannot download its
 # own browser here), faketime to run the scheduler tests with the clock moved to other dates.

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .frames import MAX_USAGE
+
+if TYPE_CHECKING:  # GX is imported only when a check runs (see above)
+    from great_expectations.core import ExpectationSuiteValidationResult
 
 USAGE_REGEX = rf"^(0|[1-9][0-9]{{0,{len(str(MAX_USAGE)) - 2}}}|{MAX_USAGE})$"
 # A count, or JSON null: null, like an absent product, is no error by itself. Reconcile decides
@@ -126,7 +129,7 @@ def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.
     }
 
 
-def _validate(name: str, df: pd.DataFrame, checks: Sequence[Check]):
+def _validate(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> ExpectationSuiteValidationResult:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import (

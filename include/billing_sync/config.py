@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
-from typing import Any, TypedDict
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict, TypeGuard
 
 # ConfigError stays importable from here.
 from .errors import ConfigError as ConfigError
@@ -41,6 +41,7 @@ class SettingsDict(TypedDict):
     agreement_types: list[str]
     connectwise_concurrency: int
     dry_run: bool
+    mapping_roles: list[str]
 
 
 def _doc(text: str, *, row: str | None = None) -> dict[str, str | None]:
@@ -86,11 +87,29 @@ class Settings:
     dry_run: bool = dataclasses.field(
         default=False, metadata=_doc("plan and report, write nothing to ConnectWise [{default}]")
     )
+    mapping_roles: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata=_doc(
+            "Airflow roles (names, any case) whose members may change organization mappings on the "
+            "review pages, on top of acting on the DAG's runs; empty = whoever may edit the DAG "
+            "[{default}]. Read by the API server on each mapping change; see `docs/operations.md`"
+        ),
+    )
 
     def to_dict(self) -> SettingsDict:
-        d = dataclasses.asdict(self)
-        d["agreement_types"] = list(self.agreement_types)
-        return SettingsDict(**d)
+        # Every field, in field order (markdown_table and the round-trip test name a missing one).
+        return SettingsDict(
+            products=dict(self.products),
+            invoice_source=self.invoice_source,
+            billing_day=self.billing_day,
+            max_change_units=self.max_change_units,
+            max_change_ratio=self.max_change_ratio,
+            allow_drop_to_zero=self.allow_drop_to_zero,
+            agreement_types=list(self.agreement_types),
+            connectwise_concurrency=self.connectwise_concurrency,
+            dry_run=self.dry_run,
+            mapping_roles=list(self.mapping_roles),
+        )
 
 
 # -- the README's configuration table --------------------------------------------------------------
@@ -141,50 +160,96 @@ def load_settings(
 
 
 def _check(key: str, value: Any) -> Any:
+    """The value of a known key, checked (and converted where the field's type asks)."""
+
     def fail(why: str) -> ConfigError:
         return ConfigError(f"{VARIABLE_KEY}.{key} {why} (got {value!r})")
 
-    if key == "products":
-        if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
-        ):
-            raise fail("must map Huntress product names to catalog identifiers")
-        if len(set(value.values())) != len(value):
-            raise fail("must map each product to its own catalog identifier")
-        if _unquotable(value.values()):
-            raise fail(f"has a catalog identifier with {UNQUOTABLE_WHY}")
-        return dict(value)
-    if key == "invoice_source":
-        if value not in INVOICE_SOURCES:
-            raise fail(f"must be one of {list(INVOICE_SOURCES)}")
-        return value
-    if key == "billing_day":
-        if not _is_int(value) or not 1 <= value <= 28:
-            raise fail("must be an integer from 1 to 28")
-        return value
-    if key == "max_change_units":
-        if not _is_int(value) or value < 0:
-            raise fail("must be a non-negative integer")
-        return value
-    if key == "max_change_ratio":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise fail("must be a non-negative number")
-        return float(value)
-    if key in ("allow_drop_to_zero", "dry_run"):
-        if not isinstance(value, bool):
-            raise fail("must be true or false")
-        return value
-    if key == "agreement_types":
-        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-            raise fail("must be a list of agreement type names")
-        if _unquotable(value):
-            raise fail(f"has a type name with {UNQUOTABLE_WHY}")
-        return tuple(value)
-    if key == "connectwise_concurrency":
-        if not _is_int(value) or not 1 <= value <= 32:
-            raise fail("must be an integer from 1 to 32")
-        return value
-    raise AssertionError(key)
+    check = _CHECKS.get(key)
+    if check is None:
+        raise AssertionError(key)
+    return check(value, fail)
+
+
+# The error of one key, from what its value must be: fail("must be ...").
+Fail = Callable[[str], ConfigError]
+
+
+def _check_products(value: Any, fail: Fail) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in value.items()
+    ):
+        raise fail("must map Huntress product names to catalog identifiers")
+    if len(set(value.values())) != len(value):
+        raise fail("must map each product to its own catalog identifier")
+    if _unquotable(value.values()):
+        raise fail(f"has a catalog identifier with {UNQUOTABLE_WHY}")
+    return dict(value)
+
+
+def _check_invoice_source(value: Any, fail: Fail) -> str:
+    if not isinstance(value, str) or value not in INVOICE_SOURCES:
+        raise fail(f"must be one of {list(INVOICE_SOURCES)}")
+    return value
+
+
+def _check_billing_day(value: Any, fail: Fail) -> int:
+    if not _is_int(value) or not 1 <= value <= 28:
+        raise fail("must be an integer from 1 to 28")
+    return value
+
+
+def _check_max_change_units(value: Any, fail: Fail) -> int:
+    if not _is_int(value) or value < 0:
+        raise fail("must be a non-negative integer")
+    return value
+
+
+def _check_max_change_ratio(value: Any, fail: Fail) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise fail("must be a non-negative number")
+    return float(value)
+
+
+def _check_flag(value: Any, fail: Fail) -> bool:
+    if not isinstance(value, bool):
+        raise fail("must be true or false")
+    return value
+
+
+def _check_agreement_types(value: Any, fail: Fail) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise fail("must be a list of agreement type names")
+    if _unquotable(value):
+        raise fail(f"has a type name with {UNQUOTABLE_WHY}")
+    return tuple(value)
+
+
+def _check_mapping_roles(value: Any, fail: Fail) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(r, str) and r.strip() for r in value):
+        raise fail("must be a list of Airflow role names")
+    return tuple(r.strip() for r in value)
+
+
+def _check_connectwise_concurrency(value: Any, fail: Fail) -> int:
+    if not _is_int(value) or not 1 <= value <= 32:
+        raise fail("must be an integer from 1 to 32")
+    return value
+
+
+# Settings key → its check: the value as the field takes it, else fail(...) raised.
+_CHECKS: dict[str, Callable[[Any, Fail], object]] = {
+    "products": _check_products,
+    "invoice_source": _check_invoice_source,
+    "billing_day": _check_billing_day,
+    "max_change_units": _check_max_change_units,
+    "max_change_ratio": _check_max_change_ratio,
+    "allow_drop_to_zero": _check_flag,
+    "dry_run": _check_flag,
+    "agreement_types": _check_agreement_types,
+    "mapping_roles": _check_mapping_roles,
+    "connectwise_concurrency": _check_connectwise_concurrency,
+}
 
 
 # Identifiers and type names go into ConnectWise `conditions` as "..." literals. Nothing public shows
@@ -196,7 +261,7 @@ def _unquotable(values: Any) -> bool:
     return any('"' in v or "\\" in v for v in values)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

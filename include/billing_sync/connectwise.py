@@ -10,7 +10,14 @@ from typing import Any
 import requests
 
 from .errors import ApiError, CredentialsError
-from .http import RETRYABLE_STATUS, ApiSession, RetryPolicy, check_objects, hook_session_factory
+from .http import (
+    RETRYABLE_STATUS,
+    ApiResponse,
+    ApiSession,
+    RetryPolicy,
+    check_objects,
+    hook_session_factory,
+)
 
 PAGE_SIZE = 1000  # the API's maximum
 # A released version that public clients pin: ai-connor/connectwise (a Go client generated from
@@ -92,7 +99,7 @@ class ConnectWiseClient:
         api.stats = site.stats  # one count of every request, discovery included
         return cls(api, concurrency, codebase)
 
-    def _request(self, method: str, path: str, *, label: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, label: str, **kwargs: Any) -> ApiResponse:
         """`api.request`, except that a 404 before any authenticated request succeeded is named as
         what it usually is: ConnectWise cloud answers bad credentials with a 404 as well as a 401
         (reference, Errors; developer guide, "PSA API Requests")."""
@@ -117,19 +124,21 @@ class ConnectWiseClient:
         self, path: str, label: str, conditions: str | None = None, fields: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """Every record of a list, with forward-only paging (follows the `Link` rel="next")."""
-        params: dict[str, Any] | None = {"pageSize": PAGE_SIZE}
+        first: dict[str, Any] = {"pageSize": PAGE_SIZE}
         if conditions:
-            params["conditions"] = conditions
+            first["conditions"] = conditions
         if fields:
-            params["fields"] = fields
-        url, seen = path, set()
+            first["fields"] = fields
+        params: dict[str, Any] | None = first
+        url: str | None = path
+        seen: set[str | None] = set()
         while url:
             resp = self._request("GET", url, label=label, params=params)
             if not isinstance(resp.payload, list):
                 raise ApiError(f"ConnectWise GET {label} returned {type(resp.payload).__name__}, not a list")
             check_objects(resp.payload, f"ConnectWise GET {label}")
             yield from resp.payload
-            url = next_link(resp)
+            url = next_link(resp.response)
             if url in seen:
                 raise ApiError(f"ConnectWise GET {label}: next link repeated; paging stopped")
             seen.add(url)

@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -19,8 +19,11 @@ import pandas as pd
 # million agents, and such a value is a data error that must not reach an invoice.
 MAX_USAGE = 10_000_000
 
+# The pandas dtypes a schema column can have (store.schema._sql_type maps each to SQL).
+Dtype = Literal["Int64", "Float64", "string", "boolean", "datetime64[ns, UTC]"]
+
 # name → {column: pandas dtype}. Order matters: it is the order of the staging table's columns.
-SCHEMAS: dict[str, dict[str, str]] = {
+SCHEMAS: dict[str, dict[str, Dtype]] = {
     # One row per invoice line × configured Huntress product.
     "usage": {
         "invoice_id": "Int64",

@@ -20,7 +20,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -106,7 +106,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay * 4)
-        backoff = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
         return backoff * (0.5 + random.random() / 2)  # jitter keeps parallel workers from syncing up
 
 
@@ -114,8 +114,8 @@ class RetryPolicy:
 class RequestStats:
     """Requests made, by method and endpoint template, plus retries: for logs and benchmarks."""
 
-    by_endpoint: Counter = field(default_factory=Counter)
-    retries: Counter = field(default_factory=Counter)
+    by_endpoint: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, key: str) -> None:
@@ -132,6 +132,25 @@ class RequestStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {"total": self.total, "by_endpoint": dict(self.by_endpoint), "retries": dict(self.retries)}
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A final 2xx answer: the response and its decoded JSON body (None for a 204 or a DELETE).
+
+    The body is `object`: JSON of any shape, which each caller checks before it trusts it.
+    """
+
+    response: requests.Response
+    payload: object
+
+
+class _Retryable(NamedTuple):
+    """An attempt that is to be retried: the problem, the server's Retry-After, the answer if any."""
+
+    problem: str
+    retry_after: float | None
+    response: requests.Response | None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -187,8 +206,8 @@ class ApiSession:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        """Send with retries; return the final 2xx response with its JSON decoded as `.payload`."""
+    ) -> ApiResponse:
+        """Send with retries; return the final 2xx response with its JSON decoded (`ApiResponse`)."""
         url = self.url(path)
         what = f"{self.api} {method} {label}"
         attempt, rate_wait = 0, 0.0
@@ -196,11 +215,13 @@ class ApiSession:
             if self.limiter:
                 self.limiter.acquire()
             self.stats.add(f"{method} {label}")
-            problem, retry_after, resp = self._attempt(method, url, what, params, json_body, headers)
+            outcome = self._attempt(method, url, what, params, json_body, headers)
+            resp = outcome.response
             if resp is not None and self._on_response:
                 self._on_response(resp)
-            if problem is None:
-                return resp
+            if isinstance(outcome, ApiResponse):
+                return outcome
+            problem, retry_after = outcome.problem, outcome.retry_after
             self.stats.retried(problem)
             if resp is not None and resp.status_code == 429 and self._waits_out_429s():
                 rate_wait += self._wait_out_429(what, retry_after, rate_wait)
@@ -240,8 +261,16 @@ class ApiSession:
             self._sleep(retry_after)
         return wait
 
-    def _attempt(self, method, url, what, params, json_body, headers):
-        """One try → (retryable problem or None, Retry-After seconds, response)."""
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+    ) -> ApiResponse | _Retryable:
+        """One try → the final answer, or the retryable problem (Retry-After seconds, response)."""
         try:
             resp = self.session.request(
                 method, url, params=params, json=json_body, headers=headers, timeout=self.retry.timeout
@@ -253,9 +282,11 @@ class ApiSession:
             requests.exceptions.ContentDecodingError,
         ) as exc:
             # A body cut off mid-transfer surfaces as ChunkedEncodingError, which is no ConnectionError.
-            return f"connection error ({type(exc).__name__})", None, None
+            return _Retryable(f"connection error ({type(exc).__name__})", None, None)
         if resp.status_code in self.retry_status:
-            return f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
+            return _Retryable(
+                f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
+            )
         if resp.status_code >= 400:  # 401/403: the credentials are refused, which no retry changes
             error = CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError
             raise error(
@@ -264,18 +295,17 @@ class ApiSession:
                 body=_safe_json(resp),
             )
         if resp.status_code == 204 or method == "DELETE":
-            resp.payload = None
-            return None, None, resp
+            return ApiResponse(resp, None)
         try:
-            resp.payload = resp.json()
+            payload: object = resp.json()
         except (ValueError, json.JSONDecodeError):
             kind = (
                 "an empty body"
                 if not resp.content
                 else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
             )
-            return f"HTTP {resp.status_code} with {kind}", None, resp
-        return None, None, resp
+            return _Retryable(f"HTTP {resp.status_code} with {kind}", None, resp)
+        return ApiResponse(resp, payload)
 
 
 def check_objects(items: list[Any], what: str) -> None:

@@ -275,26 +275,27 @@ def select_invoice(
                 f"only invoices with status {', '.join(STANDING_STATUSES)} bill"
             )
         return pinned
-    dated = [(d.date(), i) for i in invoices if standing(i) and (d := _created(i)) is not None]
-    same_day = [i for d, i in dated if d == billing_date]
+    # (creation day, creation time, invoice) of every standing invoice whose creation can be read
+    dated = [(d.date(), d, i) for i in invoices if standing(i) and (d := _created(i)) is not None]
+    same_day = [(at, i) for d, at, i in dated if d == billing_date]
     if not same_day:
         window = [
-            (d, i)
-            for d, i in dated
+            (d, at, i)
+            for d, at, i in dated
             if billing_date - timedelta(days=INVOICE_LOOKBACK_DAYS) <= d < billing_date
         ]
-        newest_day = max((d for d, _ in window), default=None)
-        same_day = [i for d, i in window if d == newest_day]
+        newest_day = max((d for d, _, _ in window), default=None)
+        same_day = [(at, i) for d, at, i in window if d == newest_day]
     if len(same_day) > 1:
         listed = ", ".join(
             f"{i.get('id')} (created {i.get('created_at')}, {i.get('status')})"
-            for i in sorted(same_day, key=_created)
+            for _, i in sorted(same_day, key=lambda pair: pair[0])
         )
         raise InvoiceChoiceError(
             f"{len(same_day)} standing Huntress usage invoices are of the billing date {billing_date}: {listed}. "
             "Which one bills cannot be known; pin one with the invoice_id param."
         )
-    return same_day[0] if same_day else None
+    return same_day[0][1] if same_day else None
 
 
 def undated_invoices(invoices: list[dict[str, Any]]) -> list[Any]:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus, urlsplit
 
 from airflow.sdk import BaseNotifier
@@ -46,6 +46,9 @@ from .names import (
 )
 from .runref import RunRef
 from .runtime import report_page_url, run_url, task_url
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +377,8 @@ def dispatch(
             results[name] = f"skipped: no connection {conn_id}"
             continue
         try:
-            results[name] = send(conn, conn_id, message, dict(context or {}))
+            # The task context Airflow passed (or none): what the providers' notifiers take.
+            results[name] = send(conn, conn_id, message, cast("Context", dict(context or {})))
         except Exception as exc:
             results[name] = f"failed: {scrub(f'{type(exc).__name__}: {exc}')}"
             log.warning("billing sync alert: %s channel %s %s", name, conn_id, results[name])
@@ -387,7 +391,7 @@ def dispatch(
     return results
 
 
-def _send_email(conn: Any, conn_id: str, message: Message, context: dict[str, Any]) -> str:
+def _send_email(conn: Any, conn_id: str, message: Message, context: Context) -> str:
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     extra = _extra(conn)
@@ -409,12 +413,14 @@ def _send_email(conn: Any, conn_id: str, message: Message, context: dict[str, An
     return "sent"
 
 
-def _send_slack(conn: Any, conn_id: str, message: Message, context: dict[str, Any]) -> str:
+def _send_slack(conn: Any, conn_id: str, message: Message, context: Context) -> str:
     from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
-    SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=render_slack(message), timeout=30).notify(
-        context
+    # Typed as its base: the provider's own `notify` carries no annotations.
+    notifier: BaseNotifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=conn_id, text=render_slack(message), timeout=30
     )
+    notifier.notify(context)
     return "sent"
 
 

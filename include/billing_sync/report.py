@@ -9,13 +9,13 @@
     validation.json  the GX results (written by steps.validate; linked here)
 Everything comes from the billing database, which holds no connection data, so neither can the
 report. Every value is HTML-escaped by Jinja's autoescape: names come from Huntress and ConnectWise.
+Every CSV goes through `csvfile`, which defuses text cells that a spreadsheet would run as formulas.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterable, Mapping, Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import jinja2
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import runtime, store
+from . import csvfile, runtime, store
 from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 from .runref import InvoicedRunRef
 
@@ -50,20 +50,41 @@ TOTALS_COLUMNS = (
     "difference",
 )
 MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always hold every row
-# Cells starting like a formula run as one in a spreadsheet; names are third-party text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # -- where -----------------------------------------------------------------------------------------
+READABLE_MAX = 80  # characters of the run id kept readable in its folder name
+DIGEST_CHARS = 12  # hex characters of the run id's SHA-256 in its folder name
+
+
 def run_directory(billing_date: str, run_id: str) -> Path:
-    """The report directory of a run (created): <reports root>/<billing date>/<run id, made safe>."""
-    path = runtime.reports_root() / billing_date / _safe_name(run_id)
+    """The report directory of a run (created): <reports root>/<billing date>/<run_folder_name>.
+
+    The billing date must be an ISO date. The path is checked to lie inside the reports root, so no
+    run id (".", "..", "../x", "/etc") can write anywhere else.
+    """
+    day = date.fromisoformat(billing_date).isoformat()  # ValueError for anything but a date
+    root = runtime.reports_root()
+    path = root / day / run_folder_name(run_id)
+    if path.resolve().parent != (root / day).resolve() or not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"report folder {path} would lie outside the reports root {root}")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _safe_name(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)
+def run_folder_name(run_id: str) -> str:
+    """The run's folder name: `<run id, made readable>-<12 hex of the run id's SHA-256>`.
+
+    Readable part: ASCII letters, digits, `-`, `_` and `.` kept, every other character `_`, leading
+    dots dropped, at most READABLE_MAX characters; `run` when nothing is left. The digest is of the
+    exact run id, so two run ids never share a folder (`a:b` and `a_b` do not), and the name is never
+    `.`, `..`, empty, or a dot-file, and holds no separator.
+    Example: `manual__2026-11-01T00:00:00+00:00` → `manual__2026-11-01T00_00_00_00_00-<digest>`.
+    """
+    readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in run_id)
+    readable = readable.lstrip(".")[:READABLE_MAX] or "run"
+    digest = hashlib.sha256(run_id.encode("utf-8", "surrogatepass")).hexdigest()[:DIGEST_CHARS]
+    return f"{readable}-{digest}"
 
 
 # -- the data ------------------------------------------------------------------------------------
@@ -92,13 +113,15 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
             str(q["sync_key"]),
         )
     )
-    products = (ref.get("settings") or {}).get("products") or {}
+    # A report also renders from a partial reference (settings or invoice not there): read it as one.
+    partial: Mapping[str, Any] = ref
+    products = (partial.get("settings") or {}).get("products") or {}
     return {
         "run": {
             "run_id": run_id,
             "billing_date": str(run.get("billing_date") or ref["billing_date"]),
             "invoice_id": run.get("invoice_id", ref.get("invoice_id")),
-            "invoice": ref.get("invoice") or {},
+            "invoice": partial.get("invoice") or {},
             "mode": run.get("mode") or ref.get("mode"),
             "status": run.get("status"),
             "started_at": run.get("started_at"),
@@ -166,13 +189,13 @@ def write_report(
     if directory is None:
         directory = run_directory(ref["billing_date"], ref["run_id"])
     data = collect(eng, ref, summary)
-    write_csv(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
-    write_csv(
+    csvfile.write_rows(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
+    csvfile.write_rows(
         directory / QUARANTINE_CSV,
         data["quarantine"],
         [*_columns(store.quarantine), "company_name", "what_to_do"],
     )
-    write_csv(directory / TOTALS_CSV, data["totals"], TOTALS_COLUMNS)
+    csvfile.write_rows(directory / TOTALS_CSV, data["totals"], TOTALS_COLUMNS)
     files = [
         name
         for name in (CHANGES_CSV, QUARANTINE_CSV, TOTALS_CSV, OUTCOMES_CSV, VALIDATION_JSON)
@@ -185,28 +208,6 @@ def write_report(
 
 def _columns(table: Any) -> list[str]:
     return [c.name for c in table.columns]
-
-
-def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([csv_cell(row.get(c)) for c in columns])
-
-
-def csv_cell(value: Any) -> str:
-    """One CSV cell: ISO dates, whole numbers without ".0", JSON for structures, formulas defused."""
-    if _missing(value):
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    text = str(value)
-    return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text
 
 
 def _missing(value: Any) -> bool:

@@ -38,7 +38,7 @@ def database_url() -> str:
         conn = BaseHook.get_connection(DB_CONN_ID)
     except AirflowNotFoundException:
         return default_url(airflow_home())
-    explicit = (conn.extra_dejson or {}).get("sqlalchemy_url")
+    explicit: str | None = (conn.extra_dejson or {}).get("sqlalchemy_url")
     if explicit:
         return explicit
     if conn.conn_type == "sqlite":  # Airflow keeps the file path in `schema`; get_uri() would quote it

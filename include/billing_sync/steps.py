@@ -12,12 +12,12 @@ import math
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import checks, frames, reconcile, report, runtime, store
+from . import checks, csvfile, frames, reconcile, report, runtime, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .errors import ApiError, NoInvoiceError
@@ -139,13 +139,15 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
 # -- 3. extract ----------------------------------------------------------------------------------
 def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient) -> dict[str, Any]:
     settings = settings_of(ref)
+    invoice_id = ref["invoice_id"]
+    assert invoice_id is not None  # find_invoice sets it to the chosen invoice's integer id
     if settings.invoice_source == "reseller":
-        lines = huntress.usage_lines(ref["invoice_id"])
+        lines = huntress.usage_lines(invoice_id)
         orgs = huntress.invoice_organizations(lines)  # the keys of managed accounts' organizations too
     else:
         orgs = huntress.organizations()
         lines = huntress.account_usage_lines(orgs)
-    usage = frames.usage_frame(ref["invoice_id"], lines, settings.products)
+    usage = frames.usage_frame(invoice_id, lines, settings.products)
     store.write_frame(eng, ref["run_id"], "usage", usage)
     store.write_frame(eng, ref["run_id"], "organizations", frames.organizations_frame(orgs))
     log.info(
@@ -315,7 +317,7 @@ def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     }
     out = outcomes.copy()
     for i in out.index[out["outcome"] == "change"]:
-        key = out.at[i, "sync_key"]
+        key = cast(str, out.at[i, "sync_key"])  # a "string" column (frames.SCHEMAS)
         action = ledger.get(key, {}).get("action")
         if action in ("updated", "planned"):
             out.at[i, "outcome"] = action
@@ -337,7 +339,8 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
     checks_out: dict[str, Any] = {"products": {}, "mismatches": []}
-    invoice_qty = (ref.get("invoice") or {}).get("quantity")
+    partial: Mapping[str, Any] = ref  # read as possibly without its invoice, like report.collect
+    invoice_qty = (partial.get("invoice") or {}).get("quantity")
     edr_lines = usage.loc[usage["product"] == "edr", "quantity"]
     if invoice_qty is not None and "edr" in settings.products:
         lines_edr = int(edr_lines.sum())
@@ -375,7 +378,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     counts = reconcile.summarize(final)
     result_checks = run_checks(eng, ref, final)
     path = reports_dir(ref)
-    final.to_csv(path / report.OUTCOMES_CSV, index=False)
+    csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
     # Finish first: the report shows the run's row as the database now holds it (status, times).
     store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
     page = report.write_report(
@@ -439,7 +442,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL."""
     return [
         {k: (None if _is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
-        for row in df.to_dict("records")
+        for row in cast("list[dict[str, Any]]", df.to_dict("records"))  # the columns are named by text
     ]
 
 

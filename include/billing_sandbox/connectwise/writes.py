@@ -78,6 +78,30 @@ def _coerce_number(field: str, value: Any, minimum: float | None) -> float | int
     return _num(value)
 
 
+def _coerce_text(field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _field_error(field, "InvalidField", f"The field {field} must be a string.")
+    if len(value) > 4000:
+        raise _field_error(field, "MaxLengthField", f"The field {field} must be at most 4000 characters.")
+    return value
+
+
+def _coerce_flag(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _field_error(field, "InvalidField", f"The field {field} must be true or false.")
+    return value
+
+
+def _coerce_bill(field: str, value: Any) -> Any:
+    if value not in BILL_CUSTOMER:
+        raise _field_error(
+            field,
+            "InvalidField",
+            f"The field billCustomer must be one of {', '.join(BILL_CUSTOMER)}.",
+        )
+    return value
+
+
 class AdditionWriter:
     """Validates values for writable addition fields against the catalog."""
 
@@ -100,25 +124,11 @@ class AdditionWriter:
         if kind in ("date", "date?"):
             return self._date(field, value)
         if kind == "text":
-            if not isinstance(value, str):
-                raise _field_error(field, "InvalidField", f"The field {field} must be a string.")
-            if len(value) > 4000:
-                raise _field_error(
-                    field, "MaxLengthField", f"The field {field} must be at most 4000 characters."
-                )
-            return value
+            return _coerce_text(field, value)
         if kind == "flag":
-            if not isinstance(value, bool):
-                raise _field_error(field, "InvalidField", f"The field {field} must be true or false.")
-            return value
+            return _coerce_flag(field, value)
         if kind == "bill":
-            if value not in BILL_CUSTOMER:
-                raise _field_error(
-                    field,
-                    "InvalidField",
-                    f"The field billCustomer must be one of {', '.join(BILL_CUSTOMER)}.",
-                )
-            return value
+            return _coerce_bill(field, value)
         return self.product(value)
 
     def _date(self, field: str, value: Any) -> str:

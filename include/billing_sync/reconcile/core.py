@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
@@ -24,6 +25,9 @@ from .keys import (
 )
 from .live import live_mask
 from .matching import match_organizations
+
+if TYPE_CHECKING:
+    from pandas.api.typing import NAType
 
 
 def reconcile(
@@ -98,7 +102,8 @@ def summarize(outcomes: pd.DataFrame) -> dict[str, int]:
     counts.update({code: int(by_reason.get(code, 0)) for code in REASON_CODES})
     # Unknown values are kept rather than dropped, so the counts always add up to total.
     for name, n in by_outcome.items():
-        if not pd.isna(name) and name not in counts:
+        # pandas-stubs type value_counts' keys as Hashable: here they are the outcome text, or NA.
+        if not pd.isna(cast("str | NAType", name)) and name not in counts:
             counts[str(name)] = int(n)
     counts["total"] = len(outcomes)
     return counts

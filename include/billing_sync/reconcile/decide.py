@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from billing_sync.config import Settings
@@ -67,9 +70,20 @@ def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     )
     out = keys.assign(
         outcome=outcome,
-        reason_code=pd.array(np.where(reason == "", None, reason), dtype="string"),
-        huntress_quantity=pd.array(np.where(np.isnan(usage), None, usage), dtype="Float64").astype("Int64"),
+        reason_code=pd.array(_none_where(reason == "", reason), dtype="string"),
+        # pandas-stubs take only float arrays for "Float64"; pandas takes objects too (None → <NA>).
+        huntress_quantity=pd.array(  # type: ignore[call-overload]
+            _none_where(np.isnan(usage), usage), dtype="Float64"
+        ).astype("Int64"),
     )
     pushable = np.isin(outcome, ["change", "unchanged"])
     out["new_quantity"] = out["huntress_quantity"].where(pushable, pd.NA)
+    return out
+
+
+def _none_where(mask: npt.NDArray[np.bool_], values: npt.NDArray[Any]) -> npt.NDArray[np.object_]:
+    """`values` as Python objects, None where `mask` holds: what `np.where(mask, None, values)` gives
+    (numpy's stubs take no bare None there)."""
+    out = values.astype(object)
+    out[mask] = None
     return out

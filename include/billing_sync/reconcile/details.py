@@ -141,56 +141,70 @@ class _Context:
     def detail(self, k: Mapping[str, Any]) -> str:
         code, product = k["reason_code"], k["product"]
         catalog = self.settings.products[product]
-        problems = "; ".join(self.problems.get(k["sync_key"], []))
         if code in ("unmapped_organization", "ambiguous_company_match"):
-            org = k["organization_id"]
-            text = f"organization {org} {_text(k['organization_names'])}: {self.match.get(org)}"
-            if code == "ambiguous_company_match":
-                ids = str(self.candidates.get(org) or "").split(",")
-                text += " (" + ", ".join(f"{c} {_text(self.names.get(int(c)))}" for c in ids if c) + ")"
-            usage = f"usage also invalid: {problems}" if problems else f"{product} usage {k['quantity']}"
-            return f"{text}; {usage}"
-        if code == "invalid_usage" and k["kind"] == "missing_product":
-            return (
-                f"organizations {self.orgs_of.get(k['company_id'])} of this company are on the invoice but carry no "
-                f"{product} count (live {catalog}: {self.listing(k)})"
-            )
+            return self._organization_detail(k)
         if code == "invalid_usage":
-            text = "; ".join(self.problems.get(k["sync_key"], []) + self.absent.get(k["sync_key"], []))
-            if k["n_absent"] and k["n_live"]:
-                text += (
-                    f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
-                    f"live: {self.listing(k)})"
-                )
-            return text
+            return self._invalid_usage_detail(k, catalog)
         if code == "no_live_addition":
-            text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
-            others = self.all.get((k["company_id"], product), [])
-            if others:
-                text += "; not live: " + ", ".join(
-                    f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
-                    f"({_why_not_live(a, self.billing_date, self.settings.agreement_types)})"
-                    for a in others
-                )
-            return text
+            return self._no_live_detail(k, catalog)
         if code == "duplicate_addition":
             return f"{k['n_live']} live {catalog} additions: {self.listing(k)}"
         if code == "invalid_addition":
-            old = k["previous_quantity"]
-            why = []
-            if pd.isna(old) or old < 0 or not float(old).is_integer():
-                why.append(f"the ConnectWise quantity ({_qty(old)}) is not a whole non-negative number")
-            if not pd.isna(k["addition_issue"]):
-                why.append(f"failed check: {k['addition_issue']}")
-            return (
-                f"{self.listing(k)}: {'; '.join(why)}, so no change can be computed "
-                f"({product} usage {_text(k['huntress_quantity'], quote=False)})"
-            )
+            return self._invalid_addition_detail(k)
         if code == "missing_from_invoice":
             return f"no organization of this company is on the invoice; live {catalog}: {self.listing(k)}"
         if code == "change_exceeds_limit":
             return _guard_text(product, k["previous_quantity"], k["huntress_quantity"], self.settings)
         return REASON_CODES[code]
+
+    def _organization_detail(self, k: Mapping[str, Any]) -> str:
+        """unmapped_organization / ambiguous_company_match: the match's words (and candidates)."""
+        org = k["organization_id"]
+        problems = "; ".join(self.problems.get(k["sync_key"], []))
+        text = f"organization {org} {_text(k['organization_names'])}: {self.match.get(org)}"
+        if k["reason_code"] == "ambiguous_company_match":
+            ids = str(self.candidates.get(org) or "").split(",")
+            text += " (" + ", ".join(f"{c} {_text(self.names.get(int(c)))}" for c in ids if c) + ")"
+        usage = f"usage also invalid: {problems}" if problems else f"{k['product']} usage {k['quantity']}"
+        return f"{text}; {usage}"
+
+    def _invalid_usage_detail(self, k: Mapping[str, Any], catalog: str) -> str:
+        if k["kind"] == "missing_product":
+            return (
+                f"organizations {self.orgs_of.get(k['company_id'])} of this company are on the invoice but carry no "
+                f"{k['product']} count (live {catalog}: {self.listing(k)})"
+            )
+        text = "; ".join(self.problems.get(k["sync_key"], []) + self.absent.get(k["sync_key"], []))
+        if k["n_absent"] and k["n_live"]:
+            text += (
+                f" (absent or null counts as 0 only where the company has no live {catalog} addition; "
+                f"live: {self.listing(k)})"
+            )
+        return text
+
+    def _no_live_detail(self, k: Mapping[str, Any], catalog: str) -> str:
+        product = k["product"]
+        text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
+        others = self.all.get((k["company_id"], product), [])
+        if others:
+            text += "; not live: " + ", ".join(
+                f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
+                f"({_why_not_live(a, self.billing_date, self.settings.agreement_types)})"
+                for a in others
+            )
+        return text
+
+    def _invalid_addition_detail(self, k: Mapping[str, Any]) -> str:
+        old = k["previous_quantity"]
+        why = []
+        if pd.isna(old) or old < 0 or not float(old).is_integer():
+            why.append(f"the ConnectWise quantity ({_qty(old)}) is not a whole non-negative number")
+        if not pd.isna(k["addition_issue"]):
+            why.append(f"failed check: {k['addition_issue']}")
+        return (
+            f"{self.listing(k)}: {'; '.join(why)}, so no change can be computed "
+            f"({k['product']} usage {_text(k['huntress_quantity'], quote=False)})"
+        )
 
     def listing(self, k: Mapping[str, Any]) -> str:
         return ", ".join(

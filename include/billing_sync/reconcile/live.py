@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .matching import _fold_key
@@ -21,14 +22,16 @@ def _billing_day(billing_date: date) -> pd.Timestamp:
     return pd.Timestamp(billing_date.year, billing_date.month, billing_date.day, tz="UTC")
 
 
-def _type_filter(types: pd.Series, agreement_types: Sequence[str]) -> np.ndarray:
+def _type_filter(types: pd.Series, agreement_types: Sequence[str]) -> npt.NDArray[np.bool_]:
     if not agreement_types:
         return np.ones(len(types), dtype=bool)
     allowed = {t.strip().casefold() for t in agreement_types}
     return _fold_key(types).isin(allowed).to_numpy(dtype=bool)
 
 
-def live_mask(additions: pd.DataFrame, billing_date: date, agreement_types: Sequence[str]) -> np.ndarray:
+def live_mask(
+    additions: pd.DataFrame, billing_date: date, agreement_types: Sequence[str]
+) -> npt.NDArray[np.bool_]:
     """Boolean mask of the live rows of an `additions` frame (see `live_additions`)."""
     a = additions
     day = _billing_day(billing_date)

@@ -7,6 +7,7 @@ Names and keys are folded before they are compared; a rule that finds two candid
 from __future__ import annotations
 
 import unicodedata
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -99,7 +100,7 @@ def match_organizations(
     orgs = organizations.dropna(subset=["organization_id"]).drop_duplicates("organization_id")
     comps = companies.dropna(subset=["company_id"]).drop_duplicates("company_id")
     ids = orgs["organization_id"].astype("Int64").reset_index(drop=True)
-    known = set(comps["company_id"].astype("int64").tolist())
+    company_ids = set(comps["company_id"].astype("int64").tolist())
 
     mapped = org_map[["organization_id", "company_id"]].dropna().drop_duplicates()
     org_keys = _fold_key(orgs["key"])
@@ -125,7 +126,7 @@ def match_organizations(
         candidates[multi] = ids[multi].map(listing).to_numpy(dtype=object)
         undecided &= ~decide
 
-    gone = (rule == "org_map") & (status == "matched") & ~np.isin(company, list(known))
+    gone = (rule == "org_map") & (status == "matched") & ~np.isin(company, list(company_ids))
     status[gone] = "unmapped"
     out = pd.DataFrame(
         {
@@ -137,9 +138,9 @@ def match_organizations(
         }
     )
     out.loc[status != "matched", "company_id"] = pd.NA
-    out["detail"] = _match_details(
-        out, orgs.reset_index(drop=True), company, gone, shared_by.to_numpy(dtype=object, na_value=None)
-    )
+    # pandas-stubs type `na_value` as a scalar that is never None; pandas takes None.
+    sharing = shared_by.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone, sharing)
     return out
 
 
@@ -165,7 +166,7 @@ def _shared_keys(organizations: pd.DataFrame) -> dict[str, str]:
         ids = {int(a) for a in group["account"] if not pd.isna(a)}
         if len(ids) > 1 or group["account"].isna().any():
             names = [str(a) for a in sorted(ids)] + (["unknown"] if group["account"].isna().any() else [])
-            shared[key] = ", ".join(names)
+            shared[cast(str, key)] = ", ".join(names)  # a folded key: text (NA keys were dropped)
     return shared
 
 

@@ -91,14 +91,14 @@ def _upsert_quarantine(
     if refreshes:
         fields = (*_Q_FIELDS, "payload")
         values = {f: sa.bindparam(f"b_{f}", type_=q.c[f].type) for f in fields}
-        stmt = q.update().where(q.c.id == sa.bindparam("b_id"))
+        refresh = q.update().where(q.c.id == sa.bindparam("b_id"))
         conn.execute(
-            stmt.values(**values, run_id=sa.bindparam("b_run"), last_seen_at=sa.bindparam("b_seen")),
+            refresh.values(**values, run_id=sa.bindparam("b_run"), last_seen_at=sa.bindparam("b_seen")),
             refreshes,
         )
     if dismissed:
-        stmt = q.update().where(q.c.id == sa.bindparam("b_id")).values(last_seen_at=sa.bindparam("b_seen"))
-        conn.execute(stmt, dismissed)
+        seen = q.update().where(q.c.id == sa.bindparam("b_id")).values(last_seen_at=sa.bindparam("b_seen"))
+        conn.execute(seen, dismissed)
     return len(inserts) + len(refreshes)
 
 
@@ -112,7 +112,8 @@ def resolve_synced(
     """
     day, keys = _as_date(billing_date), sorted(set(sync_keys))
     q, resolved = quarantine, 0
-    values = {"status": "resolved", "resolved_at": _now(), "resolved_by": f"sync:{run_id}"}
+    by = f"sync:{run_id}"  # the sync is the "user": the same text in both audit columns
+    values = {"status": "resolved", "resolved_at": _now(), "resolved_by": by, "resolved_by_id": by}
     with _writing(engine) as conn:
         for chunk in _chunks(keys):
             where = (q.c.status == "open", q.c.billing_date <= day, q.c.sync_key.in_(chunk))
@@ -159,7 +160,13 @@ def resolve_superseded(
         if updates:
             stmt = q.update().where(q.c.id == sa.bindparam("b_id"), q.c.status == "open")
             conn.execute(
-                stmt.values(status="resolved", resolved_at=now, resolved_by=by, note=sa.bindparam("b_note")),
+                stmt.values(
+                    status="resolved",
+                    resolved_at=now,
+                    resolved_by=by,
+                    resolved_by_id=by,
+                    note=sa.bindparam("b_note"),
+                ),
                 updates,
             )
     return len(updates)
@@ -242,12 +249,19 @@ def get_quarantine(engine: Engine, quarantine_id: int) -> dict[str, Any] | None:
 
 
 def set_quarantine_status(
-    engine: Engine, quarantine_id: int, status: str, user: str, note: str | None = None
+    engine: Engine,
+    quarantine_id: int,
+    status: str,
+    user: str,
+    note: str | None = None,
+    *,
+    user_id: str | None = None,
 ) -> dict[str, Any]:
     """A reviewer's decision on one row; returns the updated row.
 
-    dismissed/resolved record resolved_by = user and resolved_at = now (and `note` when given).
-    open (reopen) clears resolved_at/resolved_by so "open ⇒ not resolved" holds for any reader, and
+    dismissed/resolved record resolved_by = user (the display name), resolved_by_id = user_id (the
+    auth manager's id of that user) and resolved_at = now (and `note` when given). open (reopen)
+    clears resolved_at/resolved_by/resolved_by_id so "open ⇒ not resolved" holds for any reader, and
     keeps who reopened it in the note. Raises ValueError for a bad status, empty user, or a reopen
     that would make a second open row for the same billing date, key and reason;
     QuarantineNotFound for an unknown id.
@@ -264,7 +278,7 @@ def set_quarantine_status(
         if status == "open":
             values = _reopen_values(conn, row, user, note)
         else:
-            values = {"status": status, "resolved_at": _now(), "resolved_by": user}
+            values = {"status": status, "resolved_at": _now(), "resolved_by": user, "resolved_by_id": user_id}
             if note is not None:
                 values["note"] = note
         conn.execute(q.update().where(q.c.id == row.id).values(**values))
@@ -287,4 +301,4 @@ def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | No
                 f"quarantine row {twin.id} is already open for the same billing date, key and reason"
             )
     text = f"reopened by {user}" + (f": {note}" if note else "")
-    return {"status": "open", "resolved_at": None, "resolved_by": None, "note": text}
+    return {"status": "open", "resolved_at": None, "resolved_by": None, "resolved_by_id": None, "note": text}

@@ -57,7 +57,9 @@ def _copy_rows(conn: Connection, table: sa.Table, columns: Mapping[str, list[Any
     statement = f"COPY {quote.format_table(table)} ({names}) FROM STDIN"
     encoded = [[_copy_text(v) for v in values] for values in columns.values()]
     data = io.StringIO("".join("\t".join(row) + "\n" for row in zip(*encoded, strict=True)))
-    with conn.connection.driver_connection.cursor() as cursor:
+    driver = conn.connection.driver_connection  # the psycopg2 connection: None only once closed
+    assert driver is not None
+    with driver.cursor() as cursor:
         cursor.copy_expert(statement, data)
 
 

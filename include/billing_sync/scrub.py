@@ -1,0 +1,139 @@
+"""Masking credentials in any text the project stores, shows or sends.
+
+Used where a text is made (an API error, from the answer of an API that may echo the request back)
+and again where it leaves (alerts). Every form a credential takes on the wire is masked: as typed,
+URL-quoted, HTML- and JSON-escaped, base64 (Basic auth carries `login:password` and sometimes the
+password alone), in a URL's user-info, and after an `Authorization` scheme word in any case.
+Scrub first, cut after: a secret cut in half is no longer found by its value.
+
+Imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+MASK = "***"
+MIN_SECRET_LENGTH = 3  # shorter values would blank ordinary words; no real credential is that short
+LOOSE_SECRET_LENGTH = 8  # from this length a secret is masked even inside a longer word
+
+Scrub = Callable[[str], str]
+
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+# An Authorization value: the scheme word (any case), then a credential-looking run (a digit or base64 sign).
+_AUTH_VALUE = re.compile(
+    r"(?i)\b(basic|bearer|token|digest)\s+(?=[A-Za-z0-9+/=._~-]*[0-9+/=])[A-Za-z0-9+/=._~-]{8,}"
+)
+# A header or field that carries a credential, as an API echoing a request would write it:
+# `Authorization: …`, `"clientId": "…"`, `password=…`.
+_NAMED_VALUE = re.compile(
+    r"""(?ix)
+    (?P<name>\b(?:authorization|proxy-authorization|client_?id|x-api-key|api[_-]?key|api[_-]?secret
+        |password|passwd|secret|token|access_token|refresh_token)\b["']?\s*[:=]\s*)
+    (?P<quote>["']?)
+    (?P<value>(?:basic\s+|bearer\s+)?[^\s"',;&}]+)
+    """
+)
+# Keys of a connection's `extra` whose values are credentials or carry them (a URL with a password).
+SECRET_EXTRA_KEY = re.compile(
+    r"(?i)pass|secret|token|private|key$|auth|cred|client_?id|cookie|session|url|dsn"
+)
+
+
+def forms(secret: str) -> set[str]:
+    """The ways `secret` can appear in text: as is, quoted, escaped and base64-encoded."""
+    raw = secret.encode()
+    b64 = base64.b64encode(raw).decode()
+    url_b64 = base64.urlsafe_b64encode(raw).decode()
+    return {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        html.escape(secret),
+        json.dumps(secret)[1:-1],
+        b64,
+        b64.rstrip("="),
+        url_b64,
+        url_b64.rstrip("="),
+    }
+
+
+def connection_secrets(
+    login: str | None, password: str | None, extra: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The credentials one connection holds, in the forms its clients send them."""
+    login, password = login or "", password or ""
+    found = [login, password, *login.split("+")]  # ConnectWise login: companyId+publicKey
+    if login and password:
+        found.append(f"{login}:{password}")  # Basic auth's pair, base64-encoded by `forms`
+    for key, value in _flat(extra or {}):
+        if SECRET_EXTRA_KEY.search(key):
+            found.append(value)
+    for value in list(found):
+        if "://" in value:  # a URL (a Slack webhook, an SQLAlchemy URL): its password and path too
+            parts = urlsplit(value)
+            found += [parts.password or "", parts.path.strip("/")]
+    return [s for s in found if len(s) >= MIN_SECRET_LENGTH]
+
+
+def scrubber(secrets: Iterable[str]) -> Scrub:
+    """A function that masks each secret, in every form, in a text.
+
+    Secrets shorter than LOOSE_SECRET_LENGTH are masked only as whole tokens: a public key "pub"
+    must not turn "public" into "***lic", while a long secret is masked wherever it appears.
+    """
+    variants: set[str] = set()
+    for s in secrets:
+        if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH:
+            variants |= forms(s)
+    ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+    short = [
+        re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])")
+        for v in ordered
+        if len(v) < LOOSE_SECRET_LENGTH
+    ]
+    long = [v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH]
+
+    def scrub(text: str) -> str:
+        text = str(text)
+        for v in long:
+            text = text.replace(v, MASK)
+        for pattern in short:
+            text = pattern.sub(MASK, text)
+        text = _URL_USERINFO.sub(f"{MASK}@", text)
+        text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        return _NAMED_VALUE.sub(lambda m: f"{m.group('name')}{m.group('quote')}{MASK}", text)
+
+    return scrub
+
+
+def scrub_data(value: Any, scrub: Scrub) -> Any:
+    """Every string in a JSON-like value (an API's error body) scrubbed, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {scrub(str(k)): scrub_data(v, scrub) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_data(v, scrub) for v in value]
+    return value
+
+
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters; scrub before cutting, never after."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _flat(extra: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, str]]:
+    """(key path, string value) of a connection extra, nested objects included."""
+    for key, value in extra.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, Mapping):
+            yield from _flat(value, f"{path}.")
