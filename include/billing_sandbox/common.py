@@ -40,6 +40,7 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "reset_rate": 0.0,
     "retry_after_s": 1,
     "seed": 0,
+    "echo_credentials": False,
 }
 
 FAULTS_SCHEMA: dict[str, Any] = {
@@ -55,6 +56,7 @@ FAULTS_SCHEMA: dict[str, Any] = {
         "reset_rate": {"type": "number", "minimum": 0, "maximum": 1},
         "retry_after_s": {"type": "integer", "minimum": 0},
         "seed": {"type": "integer"},
+        "echo_credentials": {"type": "boolean"},
     },
 }
 _faults_validator = jsonschema.Draft202012Validator(FAULTS_SCHEMA)
@@ -86,6 +88,11 @@ class Faults:
     reset_rate: float = 0.0
     retry_after_s: int = 1
     seed: int = 0
+    # Injected errors quote the request's Authorization and clientId headers in their message, as a
+    # careless server, proxy or debugging gateway does: nothing public says ConnectWise or Huntress
+    # do, so it is a fault, the less convenient reading, which proves the client scrubs what an API
+    # writes before it stores or shows it (docs/contract.md §5).
+    echo_credentials: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # the API's own fault keys (FAULT_OPTIONS)
     rng: random.Random = field(init=False, repr=False)
 
@@ -119,6 +126,7 @@ class Faults:
             "reset_rate": self.reset_rate,
             "retry_after_s": self.retry_after_s,
             "seed": self.seed,
+            "echo_credentials": self.echo_credentials,
             **self.extra,
         }
 
@@ -268,7 +276,7 @@ class SandboxMiddleware:
             return
         if outcome is not None:
             entry["fault"] = outcome
-            response = _fault_response(control, int(outcome))
+            response = _fault_response(control, int(outcome), scope)
             finish(outcome)
             await response(scope, receive, send)
             return
@@ -281,8 +289,14 @@ class SandboxMiddleware:
         await self.app(scope, receive, counting_send)
 
 
-def _fault_response(control: SandboxControl, status: int) -> Response:
-    body = control.error_body(status, f"injected fault: HTTP {status}")
+def _fault_response(control: SandboxControl, status: int, scope: Scope) -> Response:
+    message = f"injected fault: HTTP {status}"
+    if control.faults.echo_credentials:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        message += "; request headers: " + ", ".join(
+            f"{name}: {headers.get(name.lower(), '(none)')}" for name in ("Authorization", "clientId")
+        )
+    body = control.error_body(status, message)
     # Huntress's `rate_limit_headers: false` (docs/contract.md §5): no 429 carries Retry-After, injected ones neither.
     bare = control.faults.extra.get("rate_limit_headers") is False
     headers = {"Retry-After": str(control.faults.retry_after_s)} if status == 429 and not bare else None

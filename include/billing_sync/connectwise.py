@@ -17,6 +17,7 @@ from .http import (
     RetryPolicy,
     check_objects,
     hook_session_factory,
+    secrets_of,
 )
 
 PAGE_SIZE = 1000  # the API's maximum
@@ -87,7 +88,10 @@ class ConnectWiseClient:
             return session
 
         retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        site = ApiSession("ConnectWise", factory, base_url, retry=retry, retry_status=CONNECTWISE_RETRYABLE)
+        secrets = secrets_of(conn)
+        site = ApiSession(
+            "ConnectWise", factory, base_url, retry=retry, retry_status=CONNECTWISE_RETRYABLE, secrets=secrets
+        )
         codebase = codebase or extra.get("codebase") or discover_codebase(site, conn.login or "")
         api = ApiSession(
             "ConnectWise",
@@ -95,6 +99,7 @@ class ConnectWiseClient:
             f"{site.base_url}/{codebase.strip('/')}/apis/3.0",
             retry=retry,
             retry_status=CONNECTWISE_RETRYABLE,
+            secrets=secrets,
         )
         api.stats = site.stats  # one count of every request, discovery included
         return cls(api, concurrency, codebase)

@@ -7,7 +7,13 @@ once. With a rate limiter and `RetryPolicy.max_rate_limit_wait` set (Huntress), 
 window, however many 429s that takes, until the waits for one request add up past the bound.
 An API may name more transient statuses (`retry_status`: ConnectWise adds its 409). Every error
 message names the API and the endpoint, never the credentials: requests carries them in headers,
-and no header is ever formatted into a message.
+and no header is ever formatted into a message; what an API writes into an error is scrubbed of
+the connection's credentials before it goes into one (an API may echo the request back).
+
+Credentials go only to the configured site: a URL an API hands back (a paging `Link`) is followed
+only when its scheme, host and port are the base URL's, and redirects are never followed (requests
+would carry the `clientId` header, which it does not know for a credential, to any host). A body
+larger than `max_body_bytes`, or JSON nested too deep to decode, is an ApiError, never a crash.
 """
 
 from __future__ import annotations
@@ -18,17 +24,22 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import requests
 
 from .errors import CREDENTIAL_STATUSES, ApiError, CredentialsError
+from .scrub import Scrub, connection_secrets, scrub_data, scrubber
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# The largest answer read: a ConnectWise page of 1,000 additions is about 0.5 MB, a Huntress page
+# of 500 organizations less; far beyond that is a broken or hostile server, not data.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class SlidingWindowLimiter:
@@ -175,8 +186,12 @@ class ApiSession:
         sleep: Callable[[float], None] = time.sleep,
         on_response: Callable[[requests.Response], None] | None = None,
         retry_status: frozenset[int] = RETRYABLE_STATUS,
+        secrets: Iterable[str] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
     ):
         self.api = api
+        self.scrub: Scrub = scrubber(secrets)  # for every text an answer puts into an error
+        self.max_body_bytes = max_body_bytes
         self.retry_status = retry_status
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
@@ -195,7 +210,16 @@ class ApiSession:
         return s
 
     def url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        """The URL of a path under the base URL, or an absolute URL an API handed back, which must
+        be on the base URL's origin: it is refused, unsent, when it leads anywhere else."""
+        if not path.startswith(("http://", "https://")):
+            return f"{self.base_url}/{path.lstrip('/')}"
+        if _origin(path) != _origin(self.base_url):
+            raise ApiError(
+                f"{self.api}: a URL the API handed back leads to {_origin(path)}, not to the configured "
+                f"site {_origin(self.base_url)}; not followed, so the credentials go nowhere else"
+            )
+        return path
 
     def request(
         self,
@@ -261,6 +285,26 @@ class ApiSession:
             self._sleep(retry_after)
         return wait
 
+    def _read_body(self, resp: requests.Response, what: str) -> None:
+        """Read the (streamed) body into the response, refusing one past `max_body_bytes`."""
+        declared = resp.headers.get("Content-Length", "")
+        chunks: list[bytes] = []
+        size = int(declared) if declared.isdigit() else 0
+        if size <= self.max_body_bytes:
+            size = 0
+            for chunk in resp.iter_content(chunk_size=1 << 16):
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    break
+                chunks.append(chunk)
+        if size > self.max_body_bytes:
+            resp.close()
+            raise ApiError(
+                f"{what} answered more than {self.max_body_bytes:,} bytes; not read",
+                status=resp.status_code,
+            )
+        resp._content = b"".join(chunks)  # what `resp.content` and `resp.json()` read from here on
+
     def _attempt(
         self,
         method: str,
@@ -273,8 +317,16 @@ class ApiSession:
         """One try → the final answer, or the retryable problem (Retry-After seconds, response)."""
         try:
             resp = self.session.request(
-                method, url, params=params, json=json_body, headers=headers, timeout=self.retry.timeout
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
+                timeout=self.retry.timeout,
+                allow_redirects=False,
+                stream=True,
             )
+            self._read_body(resp, what)
         except (
             requests.ConnectionError,
             requests.Timeout,
@@ -287,17 +339,23 @@ class ApiSession:
             return _Retryable(
                 f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After")), resp
             )
+        if 300 <= resp.status_code < 400:
+            where = _origin(resp.headers.get("Location") or url)
+            raise ApiError(f"{what} answered HTTP {resp.status_code}, a redirect to {where}; not followed")
         if resp.status_code >= 400:  # 401/403: the credentials are refused, which no retry changes
             error = CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError
+            body = scrub_data(_safe_json(resp), self.scrub)
             raise error(
-                f"{what} was refused: HTTP {resp.status_code}{_message(resp)}",
+                self.scrub(f"{what} was refused: HTTP {resp.status_code}{_message(body)}"),
                 status=resp.status_code,
-                body=_safe_json(resp),
+                body=body,
             )
         if resp.status_code == 204 or method == "DELETE":
             return ApiResponse(resp, None)
         try:
             payload: object = resp.json()
+        except RecursionError:
+            raise ApiError(f"{what} answered JSON nested too deeply to read") from None
         except (ValueError, json.JSONDecodeError):
             kind = (
                 "an empty body"
@@ -318,13 +376,22 @@ def check_objects(items: list[Any], what: str) -> None:
 def _safe_json(resp: requests.Response) -> Any:
     try:
         return resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
-def _message(resp: requests.Response) -> str:
+def _origin(url: str) -> str:
+    """scheme://host:port, the port made explicit, so `https://a` and `https://a:443` are one."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        port = None  # a port that is no number: an origin nothing else shares
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _message(body: Any) -> str:
     """The API's own error message, shortened; both APIs put it under `message` or `error`."""
-    body = _safe_json(resp)
     if isinstance(body, Mapping):
         msg = body.get("message") or body.get("error") or body.get("errors")
         if msg:
@@ -354,3 +421,9 @@ def hook_session_factory(
 
     factory()  # sets hook.base_url and fails early on a broken connection
     return factory, hook.base_url, conn
+
+
+def secrets_of(conn: Any) -> list[str]:
+    """The credentials an Airflow connection holds, for `ApiSession(secrets=...)`."""
+    extra = conn.extra_dejson if isinstance(getattr(conn, "extra_dejson", None), dict) else {}
+    return connection_secrets(conn.login, conn.password, extra)

@@ -14,6 +14,7 @@ from .http import (
     SlidingWindowLimiter,
     check_objects,
     hook_session_factory,
+    secrets_of,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class HuntressClient:
                 retry=retry,
                 limiter=limiter,
                 on_response=server_window_tracker(limiter),
+                secrets=secrets_of(conn),
             )
         )
 

@@ -17,9 +17,7 @@ billing DB load when a message is sent.
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import logging
 import re
 from collections import Counter
@@ -27,7 +25,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote, quote_plus, urlsplit
 
 from airflow.sdk import BaseNotifier
 
@@ -46,6 +43,8 @@ from .names import (
 )
 from .runref import RunRef
 from .runtime import report_page_url, run_url, task_url
+from .scrub import connection_secrets as secrets_held
+from .scrub import cut, scrubber
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,16 +54,8 @@ log = logging.getLogger(__name__)
 # Connections whose login/password must never reach a message.
 SECRET_CONN_IDS = (HUNTRESS_CONN_ID, CONNECTWISE_CONN_ID, DB_CONN_ID, SMTP_CONN_ID, SLACK_CONN_ID)
 DEFAULT_FROM_EMAIL = "billing-sync@localhost"
-MIN_SECRET_LENGTH = 3  # shorter values would blank ordinary words; no real credential is that short
-LOOSE_SECRET_LENGTH = 8  # from this length a secret is masked even inside a longer word
-MAX_ERROR_CHARS = 2000
+MAX_TEXT_CHARS = 2000  # any one value of a message (an error text is the long one)
 MAX_SLACK_CHARS = 3500  # Slack truncates long webhook texts; keep the links in view
-
-_MASK = "***"
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
-# An Authorization value: the scheme, then a credential-looking run (has a digit or base64 sign).
-_AUTH_HEADER = re.compile(r"\b(Basic|Bearer)\s+(?=[A-Za-z0-9+/=._~-]*[0-9+/=])[A-Za-z0-9+/=._~-]{8,}")
-_SECRET_EXTRA_KEY = re.compile(r"(?i)pass|secret|token|private|key$")
 
 
 # -- the message ---------------------------------------------------------------------------------
@@ -145,51 +136,13 @@ def render_slack(m: Message) -> str:
 
 # -- secrets -------------------------------------------------------------------------------------
 def connection_secrets(conn_ids: Iterable[str] = SECRET_CONN_IDS) -> list[str]:
-    """Logins, passwords and secret-looking extras of the connections that exist."""
+    """The credentials of the connections that exist, in every form they travel in (scrub.py)."""
     found: list[str] = []
     for conn_id in conn_ids:
         conn = get_connection(conn_id)
-        if conn is None:
-            continue
-        login, password = conn.login or "", conn.password or ""
-        found += [login, password, *login.split("+")]  # ConnectWise login: companyId+publicKey
-        if "://" in password:  # a Slack webhook given as a whole URL: its path is the token
-            found.append(urlsplit(password).path.strip("/"))
-        if login and password:
-            found.append(base64.b64encode(f"{login}:{password}".encode()).decode())  # Basic auth
-        extra = _extra(conn)
-        found += [str(v) for k, v in extra.items() if isinstance(v, str) and _SECRET_EXTRA_KEY.search(k)]
+        if conn is not None:
+            found += secrets_held(conn.login, conn.password, _extra(conn))
     return found
-
-
-def scrubber(secrets: Iterable[str]) -> Callable[[str], str]:
-    """A function that masks each secret (and its URL/HTML/JSON-escaped forms) in a text.
-
-    Secrets shorter than LOOSE_SECRET_LENGTH are masked only as whole tokens: a public key "pub"
-    must not turn "public" into "***lic", while a long secret is masked wherever it appears.
-    """
-    variants: set[str] = set()
-    for s in secrets:
-        if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH:
-            variants |= {s, quote(s, safe=""), quote_plus(s), html.escape(s), json.dumps(s)[1:-1]}
-    ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
-    short = [
-        re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])")
-        for v in ordered
-        if len(v) < LOOSE_SECRET_LENGTH
-    ]
-    long = [v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH]
-
-    def scrub(text: str) -> str:
-        text = str(text)
-        for v in long:
-            text = text.replace(v, _MASK)
-        for pattern in short:
-            text = pattern.sub(_MASK, text)
-        text = _URL_USERINFO.sub(f"{_MASK}@", text)
-        return _AUTH_HEADER.sub(lambda m: f"{m.group(1)} {_MASK}", text)
-
-    return scrub
 
 
 # -- Airflow lookups (lazy imports) ----------------------------------------------------------------
@@ -236,7 +189,7 @@ def failure_message(context: Mapping[str, Any]) -> Message:
         ("Task", task),
         ("Attempt", str(getattr(ti, "try_number", "?"))),
         ("Run", run_id),
-        ("Error", _cut(error_text, MAX_ERROR_CHARS)),
+        ("Error", error_text),  # cut in `dispatch`, after scrubbing
     ]
     sections = []
     by_reason = _open_quarantine_by_reason(run_id)
@@ -353,10 +306,6 @@ def _report_folder(billing_date: str, run_id: str) -> str | None:
         return None
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # -- sending -------------------------------------------------------------------------------------
 def dispatch(
     message: Message,
@@ -367,7 +316,8 @@ def dispatch(
     """Log the message and send it through every configured channel. Returns channel → outcome
     ("sent", "skipped: ...", "failed: ..."); never raises."""
     scrub = scrubber(connection_secrets((*SECRET_CONN_IDS, smtp_conn_id, slack_conn_id)))
-    message = message.map_text(scrub)
+    # Scrub, then cut: a secret cut in two is no longer found by its value.
+    message = message.map_text(lambda text: cut(scrub(text), MAX_TEXT_CHARS))
     level = logging.ERROR if message.severity == "failure" else logging.WARNING
     log.log(level, "billing sync alert:\n%s", render_text(message))
     results: dict[str, str] = {}

@@ -101,8 +101,13 @@ def run_steps(
     run = StepsRun()
     hooks = dict(before or {})
 
+    extracted: dict[str, Any] = {}
+
     def cw(ref: Mapping[str, Any]) -> ConnectWiseClient:
-        return ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"])
+        # As the DAG's push tasks: the codebase extract_connectwise discovered, not a new discovery.
+        return ConnectWiseClient.from_connection(
+            concurrency=ref["settings"]["connectwise_concurrency"], codebase=extracted.get("codebase")
+        )
 
     def step(name: str, fn: Callable[[], Any]) -> Any:
         if name == stop_before:
@@ -133,7 +138,10 @@ def run_steps(
                 "extract_huntress",
                 lambda: steps.extract_huntress(eng, run.ref, HuntressClient.from_connection()),
             ),
-            ("extract_connectwise", lambda: steps.extract_connectwise(eng, run.ref, cw(run.ref))),
+            (
+                "extract_connectwise",
+                lambda: extracted.update(steps.extract_connectwise(eng, run.ref, cw(run.ref))),
+            ),
             ("validate", lambda: steps.validate(eng, run.ref)),
             ("reconcile", lambda: steps.reconcile_run(eng, run.ref)),
         ):

@@ -49,6 +49,7 @@ def response(status: int, body: object = None, headers: dict | None = None) -> r
     resp = requests.Response()
     resp.status_code = status
     resp._content = json.dumps(body if body is not None else {"ok": True}).encode()
+    resp._content_consumed = True  # as a streamed response reads once its body is in
     resp.headers.update({"Content-Type": "application/json", **(headers or {})})
     return resp
 
