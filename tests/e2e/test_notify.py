@@ -182,6 +182,38 @@ def test_failure_alert_reaches_mail_and_slack_without_secrets(alert_connections,
         assert secret not in body and secret not in mail["Subject"] and secret not in posted["text"]
 
 
+def test_a_long_error_is_scrubbed_before_it_is_cut(alert_connections, monkeypatch, inbox, slack):
+    """A secret straddling the cut, an extra named like a header, a lower-case scheme word."""
+    password = "hsLongSecret-0042-abcdef"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HUNTRESS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "http",
+                "host": "http://127.0.0.1:9",
+                "login": "hkLongKey",
+                "password": password,
+                "extra": {
+                    "Authorization": "Token tok-extra-7788",
+                    "sqlalchemy_url": "postgresql://u:dbpw-5150@h/db",
+                },
+            }
+        ),
+    )
+    pad = "x" * (notify.MAX_TEXT_CHARS - len("RuntimeError: ") - 10)
+    error = RuntimeError(
+        f"{pad}{password} then tok-extra-7788, dbpw-5150, authorization: basic dW5rbm93bjpzZWNyZXQx"
+    )
+    notifier = notify.BillingSyncNotifier()
+    notifier(task_context(error))
+
+    assert notifier.results == {"email": "sent", "slack": "sent"}
+    body, text = body_of(inbox.messages[0]), slack.posts[0][1]["text"]
+    for leaked in (password[:10], "tok-extra-7788", "dbpw-5150", "dW5rbm93bjpzZWNyZXQx"):
+        assert leaked not in body and leaked not in text, leaked
+    assert "xxxxxxxxxx***" in body, "the error is kept up to the secret, which is masked"
+
+
 def test_without_connections_a_failure_is_only_logged(monkeypatch, caplog):
     for name in ("AIRFLOW_CONN_BILLING_SYNC_SMTP", "AIRFLOW_CONN_BILLING_SYNC_SLACK"):
         monkeypatch.delenv(name, raising=False)
