@@ -91,8 +91,8 @@ class Settings:
         default=(),
         metadata=_doc(
             "Airflow roles (names, any case) whose members may change organization mappings on the "
-            "review pages, on top of acting on the DAG's runs; empty = whoever may edit the DAG "
-            "[{default}]. Read by the API server on each mapping change; see `docs/operations.md`"
+            "review pages, on top of acting on the DAG's runs; empty = whoever may edit the DAG and its "
+            "Variable [{default}]. Read by the API server on each mapping change; see `docs/operations.md`"
         ),
     )
 

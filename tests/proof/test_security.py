@@ -200,7 +200,7 @@ ALLOWED = {
     ): "COPY names only identifiers, quoted by the dialect; values travel as COPY data",
     (
         "schema.py",
-        "_add_staging_columns",
+        "_add_missing_columns",
     ): "ALTER TABLE names our own schema's tables and columns, quoted by the dialect",
 }
 

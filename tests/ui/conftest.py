@@ -27,6 +27,7 @@ import pytest
 from tests.conftest import ROOT, Sandbox, start_sandbox
 
 DAG_ID = "huntress_connectwise_billing_sync"
+CONFIG_VARIABLE = "huntress_cw_billing_config"
 BILLING_DATE = "2026-11-01"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -39,7 +40,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-USERS = {"reviewer": "admin", "watcher": "viewer"}  # SimpleAuthManager user → role
+USERS = {
+    "reviewer": "admin",
+    "watcher": "viewer",
+    "clerk": "user",
+    "operator": "op",
+}  # SimpleAuthManager user → role
 SCRIPT_NAME = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"> Windmill'
 XSS_ORG = 138  # planted "not_in_connectwise" organization of generate(40, 7): stays unmapped
 UNMAPPED_ORG, INTENDED_COMPANY = 127, 440  # planted "name_mismatch": the company exists, named differently
@@ -100,6 +106,7 @@ class Site:
     engine: Any
     process: subprocess.Popen
     log: Path
+    secrets: dict[str, str]  # the server's [api] secret_key and [api_auth] jwt_secret
 
     def page(self, path: str) -> str:
         return f"{self.url}/billing-review{path}"
@@ -116,20 +123,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_api_server(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, dict[str, str], Path]:
+def start_api_server(
+    tmp: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen, str, dict[str, str], Path, dict[str, str]]:
     passwords = {user: secrets.token_urlsafe(12) for user in USERS}
     password_file = tmp / "passwords.json"
     password_file.write_text(json.dumps(passwords))
     port = free_port()
+    keys = {"secret_key": secrets.token_hex(16), "jwt_secret": secrets.token_hex(32)}
+    # The Variable comes from the metadata database only, so a test can set and delete it there.
+    inherited = {k: v for k, v in os.environ.items() if k != f"AIRFLOW_VAR_{CONFIG_VARIABLE.upper()}"}
     server_env = {
-        **os.environ,
+        **inherited,
         **env,
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file),
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
     }
     log = tmp / "api-server.log"
     airflow = Path(sys.executable).with_name("airflow")
@@ -143,7 +155,7 @@ def start_api_server(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen, 
         )
     url = f"http://127.0.0.1:{port}"
     _wait_healthy(proc, url, log)
-    return proc, url, passwords, log
+    return proc, url, passwords, log, keys
 
 
 def _wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
@@ -187,10 +199,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         run_billing_dag(sb, env)
     finally:
         sb.stop()
-    proc, url, passwords, log = start_api_server(tmp, env)
+    proc, url, passwords, log, keys = start_api_server(tmp, env)
     engine = store.make_engine(f"sqlite:///{tmp / 'billing.db'}")
     try:
-        yield Site(url, passwords, engine, proc, log)
+        yield Site(url, passwords, engine, proc, log, keys)
     finally:
         stop(proc)
         engine.dispose()

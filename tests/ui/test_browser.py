@@ -6,7 +6,10 @@ Screenshots of every page land in test-artifacts/ui/.
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -14,6 +17,7 @@ import pytest
 
 from billing_sync import store
 from tests.ui.conftest import (
+    CONFIG_VARIABLE,
     INTENDED_COMPANY,
     SCRIPT_NAME,
     UNMAPPED_ORG,
@@ -204,3 +208,235 @@ def test_cross_site_post_is_refused(browser, site: Site) -> None:
         assert store.get_quarantine(site.engine, int(open_id))["status"] == "open"
     finally:
         context.close()
+
+
+# --- issue 10 §5: who may change who is billed, against the real auth manager ----------------------
+
+
+def _form_token(client: httpx.Client, site: Site) -> str:
+    """GET a page as this client: its CSRF cookie lands in the client's jar, its token is returned."""
+    html = client.get(site.page("/quarantine?status=all")).text
+    return re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html).group(1)
+
+
+def _an_open_row(site: Site) -> int:
+    rows = store.list_quarantine(site.engine, status="open", limit=None)
+    assert rows, "the DAG run quarantined nothing"
+    return rows[-1]["id"]
+
+
+def _state(site: Site) -> tuple[list, list]:
+    return store.list_quarantine(site.engine, status=None, limit=None), store.list_org_map(site.engine)
+
+
+def test_viewer_with_a_valid_form_token_is_refused_on_every_action(browser, site: Site) -> None:
+    """The viewer's own token, from its own page, provably valid: still 403 on all five actions, and
+    the refusal is Airflow's permission check, not the form token's."""
+    from billing_sync.review.security import CSRF_COOKIE, Csrf, Reviewer
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        login(page, site, "watcher", site.page("/quarantine?status=all"))
+        token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+        nonce = next(c["value"] for c in context.cookies() if c["name"] == CSRF_COOKIE)
+        secret = site.secrets["secret_key"].encode()
+        assert token == Csrf(secret).token(nonce, Reviewer("watcher", "watcher")), "a valid token"
+        row_id = _an_open_row(site)
+        before = _state(site)
+        for path, form in [
+            (f"/quarantine/{row_id}", {"action": "dismiss", "note": "viewer"}),
+            (f"/quarantine/{row_id}", {"action": "resolve"}),
+            (f"/quarantine/{row_id}", {"action": "reopen"}),
+            ("/mapping", {"organization_id": str(UNMAPPED_ORG), "company_id": str(INTENDED_COMPANY)}),
+            (f"/mapping/{UNMAPPED_ORG}/delete", {}),
+        ]:
+            refused = context.request.post(
+                site.page(path),
+                form={**form, "csrf_token": token},
+                headers={"Origin": site.url, "Sec-Fetch-Site": "same-origin"},
+                max_redirects=0,
+            )
+            assert refused.status == 403, (path, refused.status)
+            assert refused.json()["detail"] == "Forbidden", (path, refused.text())
+        assert _state(site) == before
+    finally:
+        context.close()
+
+
+def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, site: Site) -> None:
+    """SimpleAuthManager's USER may act on the DAG's runs: it decides rows, but by default it may not
+    change who is billed, which takes the right to edit the DAG and its Variable (OP). Once the
+    Variable's mapping_roles names roles, membership decides: USER maps when USER is named, and is
+    refused again when only ADMIN is."""
+    from playwright.sync_api import expect
+
+    from billing_sync.review.security import MAPPING_NEEDS_CONFIG_RIGHTS, MAPPING_ROLE_REFUSED
+
+    admin = {"Authorization": f"Bearer {site.token('reviewer')}"}
+
+    def mapped_by() -> tuple[str, str] | None:
+        rows = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine)}
+        row = rows.get(UNMAPPED_ORG)
+        return None if row is None else (row["created_by"], row["created_by_id"])
+
+    def map_in_browser(page: Any) -> None:
+        page.goto(site.page("/mapping"))
+        row = page.locator(f"#org-{UNMAPPED_ORG}")
+        row.get_by_label(f"Company id for organization {UNMAPPED_ORG}").fill(str(INTENDED_COMPANY))
+        row.get_by_role("button", name="Map").click()
+
+    def unmap(page: Any) -> None:
+        page.locator(f"#org-{UNMAPPED_ORG}").get_by_role("button", name="Remove").click()
+        expect(page.get_by_role("status")).to_have_text(f"Mapping of organization {UNMAPPED_ORG} removed.")
+
+    def name_mapping_roles(roles: list[str]) -> None:
+        httpx.delete(f"{site.url}/api/v2/variables/{CONFIG_VARIABLE}", headers=admin)
+        made = httpx.post(
+            f"{site.url}/api/v2/variables",
+            json={"key": CONFIG_VARIABLE, "value": json.dumps({"mapping_roles": roles})},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+
+    clerk_context, op_context = browser.new_context(), browser.new_context()
+    clerk, operator = clerk_context.new_page(), op_context.new_page()
+    try:
+        row_id = _an_open_row(site)
+        login(clerk, site, "clerk", site.page(f"/quarantine/{row_id}"))
+        clerk.get_by_label(f"Note for row {row_id}").fill("clerk checked")
+        clerk.get_by_role("button", name="Dismiss").click()
+        expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} dismissed.")
+        saved = store.get_quarantine(site.engine, row_id)
+        assert (saved["status"], saved["resolved_by"], saved["resolved_by_id"]) == (
+            "dismissed",
+            "clerk",
+            "clerk",
+        )
+        clerk.get_by_role("button", name="Reopen").click()
+        expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} reopened.")
+
+        map_in_browser(clerk)  # the default: USER may not change who is billed
+        expect(clerk.locator("h1")).to_have_text("403")
+        expect(clerk.locator("body")).to_contain_text(MAPPING_NEEDS_CONFIG_RIGHTS)
+        screenshot(clerk, "mapping-refused-to-user")
+        assert mapped_by() is None
+
+        login(operator, site, "operator", site.page("/mapping"))
+        map_in_browser(operator)
+        expect(operator.get_by_role("status")).to_have_text(f"Organization {UNMAPPED_ORG} mapped.")
+        assert mapped_by() == ("operator", "operator")
+        unmap(operator)
+
+        name_mapping_roles(["USER"])  # the operator names USER: the clerk maps
+        map_in_browser(clerk)
+        expect(clerk.get_by_role("status")).to_have_text(f"Organization {UNMAPPED_ORG} mapped.")
+        assert mapped_by() == ("clerk", "clerk")
+        unmap(clerk)
+
+        name_mapping_roles(["ADMIN"])  # ADMIN only: USER and OP are refused, rows still decided
+        for page in (clerk, operator):
+            map_in_browser(page)
+            expect(page.locator("h1")).to_have_text("403")
+            expect(page.locator("body")).to_contain_text(MAPPING_ROLE_REFUSED)
+        assert mapped_by() is None
+        clerk.goto(site.page(f"/quarantine/{row_id}"))
+        clerk.get_by_role("button", name="Mark resolved").click()
+        expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} marked resolved.")
+        clerk.get_by_role("button", name="Reopen").click()
+        expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} reopened.")
+
+        with httpx.Client(headers=admin) as client:  # ADMIN is named: the admin maps
+            form = {"organization_id": str(UNMAPPED_ORG), "company_id": str(INTENDED_COMPANY)}
+            token = _form_token(client, site)
+            done = client.post(site.page("/mapping"), data={**form, "csrf_token": token})
+            assert done.status_code == 303 and "done=mapped" in done.headers["location"]
+            client.post(site.page(f"/mapping/{UNMAPPED_ORG}/delete"), data={"csrf_token": token})
+        assert mapped_by() is None
+    finally:
+        httpx.delete(f"{site.url}/api/v2/variables/{CONFIG_VARIABLE}", headers=admin)
+        clerk_context.close()
+        op_context.close()
+
+
+def _resigned(site: Site, token: str, expires_in_s: int) -> str:
+    """The server's own token with its expiry moved, signed with the server's own JWT secret."""
+    import jwt
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    now = int(time.time())
+    claims.update(iat=now - 7200, nbf=now - 7200, exp=now + expires_in_s)
+    extra = {k: v for k, v in header.items() if k not in ("alg", "typ")}
+    return jwt.encode(claims, site.secrets["jwt_secret"], algorithm=header["alg"], headers=extra or None)
+
+
+def test_expired_token_is_refused(site: Site) -> None:
+    token = site.token("reviewer")
+    row_id = _an_open_row(site)
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+        form_token = _form_token(client, site)
+        cookies = dict(client.cookies)
+    alive, expired = _resigned(site, token, 3600), _resigned(site, token, -3600)
+    assert (
+        httpx.get(site.page("/quarantine"), headers={"Authorization": f"Bearer {alive}"}).status_code == 200
+    )
+    before = _state(site)
+    for auth in [{"headers": {"Authorization": f"Bearer {expired}"}}, {"cookies": {"_token": expired}}]:
+        jar = {**cookies, **auth.get("cookies", {})}
+        with httpx.Client(headers=auth.get("headers"), cookies=jar) as client:
+            assert client.get(site.page("/quarantine")).status_code == 401
+            posted = client.post(
+                site.page(f"/quarantine/{row_id}"), data={"action": "resolve", "csrf_token": form_token}
+            )
+            assert posted.status_code == 401, posted.text
+            assert posted.json()["detail"] == "Token Expired"
+    assert _state(site) == before
+
+
+def test_revoked_token_is_refused(site: Site) -> None:
+    """Airflow 3 revokes a token at logout (its jti goes to the metadata DB's revoked_token table)."""
+    row_id = _an_open_row(site)
+    before = _state(site)
+    for via in ("bearer", "cookie"):
+        token = site.token("reviewer")
+        bearer = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(headers=bearer) as client:
+            form_token = _form_token(client, site)
+            cookies = dict(client.cookies)
+            out = client.get(f"{site.url}/api/v2/auth/logout", follow_redirects=False)
+            assert out.status_code in (302, 303, 307), out.text
+        auth = {"headers": bearer} if via == "bearer" else {"cookies": {**cookies, "_token": token}}
+        with httpx.Client(headers=auth.get("headers"), cookies=auth.get("cookies", cookies)) as client:
+            assert client.get(site.page("/quarantine")).status_code == 403, via
+            posted = client.post(
+                site.page(f"/quarantine/{row_id}"), data={"action": "resolve", "csrf_token": form_token}
+            )
+            assert posted.status_code == 403, (via, posted.text)
+            assert posted.json()["detail"] == "Invalid JWT token", via
+    assert _state(site) == before
+
+
+def test_origin_and_fetch_metadata_checks_each_refuse_on_their_own(site: Site) -> None:
+    """A valid user, token and cookie; each header check alone turns the POST away, and with both
+    headers right the same POST passes them (answered by the form's own message, nothing written)."""
+    row_id = _an_open_row(site)
+    same_origin = {"Origin": site.url, "Sec-Fetch-Site": "same-origin"}
+    with httpx.Client(headers={"Authorization": f"Bearer {site.token('reviewer')}"}) as client:
+        form = {
+            "action": "dismiss",
+            "note": "",
+            "csrf_token": _form_token(client, site),
+        }  # no note: refused by the form
+        before = _state(site)
+        for headers, detail in [
+            ({**same_origin, "Origin": "http://evil.example"}, "Cross-origin form submission refused"),
+            ({**same_origin, "Origin": "null"}, "Cross-origin form submission refused"),
+            ({**same_origin, "Sec-Fetch-Site": "cross-site"}, "Cross-site form submission refused"),
+            ({**same_origin, "Sec-Fetch-Site": "same-site"}, "Cross-site form submission refused"),
+        ]:
+            refused = client.post(site.page(f"/quarantine/{row_id}"), data=form, headers=headers)
+            assert (refused.status_code, refused.json()["detail"]) == (403, detail), headers
+        passed = client.post(site.page(f"/quarantine/{row_id}"), data=form, headers=same_origin)
+        assert passed.status_code == 303 and "error=note_required" in passed.headers["location"]
+        assert _state(site) == before

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -90,7 +91,8 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
-        page.rows.append(_mapping_row(m, orgs.loc[org_id], names, mapped.get(org_id)))
+        org = cast(pd.Series, orgs.loc[org_id])  # one row: the index is unique (drop_duplicates)
+        page.rows.append(_mapping_row(m, org, names, mapped.get(org_id)))
     page.rows.sort(
         key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"])
     )
@@ -109,7 +111,7 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
 
 
 def _mapping_row(
-    m: dict[str, Any], org: pd.Series, names: dict[int, str], mapped: dict | None
+    m: Mapping[Hashable, Any], org: pd.Series, names: dict[int, str], mapped: dict[str, Any] | None
 ) -> dict[str, Any]:
     company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
     candidates = (
@@ -166,8 +168,11 @@ def report_files(directory: Path | None) -> list[dict[str, Any]]:
 
 
 def report_file(directory: Path | None, name: str) -> Path | None:
-    """The named file of the directory, or None: no separators, no dot-files, no symlink escapes."""
+    """The named file of the directory, or None: no separators, no dot-files, no symlink escapes,
+    nothing a file system refuses with an error (a NUL, a name past 255 characters)."""
     if directory is None or not name or name != Path(name).name or name.startswith("."):
+        return None
+    if len(name) > 255 or not name.isprintable():
         return None
     path = directory / name
     return path if _servable(directory, path) else None

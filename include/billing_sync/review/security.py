@@ -7,7 +7,12 @@ app mounted in the API server inherits none of the core API's dependencies, so e
 declares them itself. Billing data is treated as part of the billing DAG's runs:
 
 - reading a page needs GET on the runs of ``huntress_connectwise_billing_sync``;
-- acting (dismiss, resolve, reopen, map) needs PUT on them (SimpleAuthManager: role USER and up).
+- acting on the quarantine (dismiss, resolve, reopen) needs PUT on them (SimpleAuthManager: role
+  USER and up);
+- changing who is billed (map, change or remove an organization mapping) needs PUT on the runs AND
+  either PUT on the DAG itself and on the billing configuration Variable ``huntress_cw_billing_config``
+  (who may edit the DAG and change its settings: SimpleAuthManager's OP and ADMIN, not USER), or,
+  when the Variable's ``mapping_roles`` names roles, membership in one of them.
 
 CSRF: the UI authenticates by cookie, so a form posted from another site would carry it. Every POST
 must carry a token that is an HMAC (key derived from ``[api] secret_key``) of the user id and a
@@ -19,7 +24,8 @@ another site can read neither. On top of that, a browser's ``Sec-Fetch-Site`` mu
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,11 +33,14 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
-from billing_sync.names import DAG_ID
+from billing_sync.names import DAG_ID, VARIABLE_KEY
 
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"
 _NONCE_BYTES = 32
+_TOKEN_CHARS = frozenset(string.hexdigits.lower())  # a token is a SHA-256 HMAC in lowercase hex
+_TOKEN_LENGTH = 64
+_NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")  # token_urlsafe's alphabet
 
 
 @dataclass(frozen=True)
@@ -44,22 +53,27 @@ class Reviewer:
 
 @dataclass(frozen=True)
 class ReviewAuth:
-    """FastAPI dependencies returning the Reviewer: `reader` for pages, `editor` for actions, and
-    the login page URL for a given "next" URL (None: anonymous browsers get the plain 401)."""
+    """FastAPI dependencies returning the Reviewer: `reader` for pages, `editor` for quarantine
+    actions, `mapper` for changing organization mappings (None: the same as `editor`, for stand-ins
+    that do not tell the two apart), and the login page URL for a given "next" URL (None: anonymous
+    browsers get the plain 401)."""
 
     reader: Callable[..., Any]
     editor: Callable[..., Any]
     login_url: Callable[[str], str] | None = None
+    mapper: Callable[..., Any] | None = None
 
 
 def airflow_auth() -> ReviewAuth:
     """The dependencies built on Airflow's API-server security (imported here: API server only)."""
+    from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, VariableDetails
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 
     can_read = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
     can_edit = requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=DAG_ID)
+    can_edit_dag = requires_access_dag("PUT", param_dag_id=DAG_ID)  # no access_entity: the DAG itself
 
     # FastAPI caches a dependency per request, so get_user resolves the token once for both.
     def reader(
@@ -72,7 +86,63 @@ def airflow_auth() -> ReviewAuth:
     ) -> Reviewer:
         return _reviewer(user)
 
-    return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url)
+    def mapper(
+        request: Request,
+        user: Annotated[BaseUser, Depends(get_user)],
+        _: Annotated[None, Depends(can_edit)],
+    ) -> Reviewer:
+        roles = _mapping_roles()  # read per request: a changed Variable applies at once
+        if roles:
+            if not may_map_by_role(roles, role_names(user)):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_ROLE_REFUSED)
+        else:
+            can_edit_dag(request, user)  # raises 403 "Forbidden" without the permission
+            # Editing the DAG is no more than acting on its runs under SimpleAuthManager and FAB; who
+            # pays is billing configuration, so it also takes the right to change the settings.
+            config = VariableDetails(key=VARIABLE_KEY)
+            if not get_auth_manager().is_authorized_variable(method="PUT", details=config, user=user):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_NEEDS_CONFIG_RIGHTS)
+        return _reviewer(user)
+
+    return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url, mapper=mapper)
+
+
+MAPPING_ROLE_REFUSED = "Changing organization mappings needs one of the roles named by mapping_roles"
+MAPPING_NEEDS_CONFIG_RIGHTS = (
+    f"Changing organization mappings needs the right to edit the DAG and its Variable {VARIABLE_KEY} "
+    "(SimpleAuthManager: OP or ADMIN), or a role named by mapping_roles"
+)
+MAPPING_VARIABLE_BROKEN = (
+    f"Mapping changes are refused until the Variable {VARIABLE_KEY} is valid JSON with valid settings"
+)
+
+
+def _mapping_roles() -> tuple[str, ...]:
+    """`mapping_roles` of the Variable, asked through Airflow's backends (secrets backend,
+    environment, metadata database). A Variable that does not parse refuses every mapping change
+    (fail closed) rather than falling back to a weaker rule."""
+    from airflow.models.variable import Variable
+
+    from billing_sync.config import ConfigError, load_settings
+
+    try:
+        return load_settings(Variable.get(VARIABLE_KEY, default_var=None)).mapping_roles
+    except ConfigError:  # the message quotes the value: the resolve task's log says it, not this page
+        raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_VARIABLE_BROKEN) from None
+
+
+def role_names(user: Any) -> set[str]:
+    """The user's role names, case-folded: SimpleAuthManager's one ``role``; FAB's ``roles``
+    (objects with a ``name``); any auth manager whose users carry role names as text. A user object
+    with neither has no roles, so a configured ``mapping_roles`` refuses it."""
+    found: list[Any] = [getattr(user, "role", None), *(getattr(user, "roles", None) or ())]
+    names = (getattr(r, "name", r) for r in found)
+    return {n.casefold() for n in names if isinstance(n, str) and n}
+
+
+def may_map_by_role(configured: Iterable[str], held: set[str]) -> bool:
+    """True when the user holds one of the configured roles (compared case-insensitively)."""
+    return any(r.casefold() in held for r in configured)
 
 
 def _airflow_login_url(next_url: str) -> str:
@@ -125,27 +195,45 @@ class Csrf:
         )
 
     def check(self, request: Request, submitted: str | None, reviewer: Reviewer) -> None:
-        """Refuse (403) a POST that did not come from one of our pages in this browser."""
+        """Refuse (403) a POST that did not come from one of our pages in this browser; a token
+        that cannot be one of ours (wrong length, not lowercase hex, non-ASCII) is a 400."""
         _check_fetch_metadata(request)
+        if submitted and not _looks_like_token(submitted):
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, "Malformed form token: reload the page and retry"
+            )
         nonce = request.cookies.get(CSRF_COOKIE, "")
         if not _looks_like_nonce(nonce) or not submitted:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Missing form token: reload the page and retry")
-        if not hmac.compare_digest(self.token(nonce, reviewer), submitted):
+        # Both ASCII by now; compared as bytes (compare_digest raises TypeError on non-ASCII str).
+        if not hmac.compare_digest(self.token(nonce, reviewer).encode(), submitted.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Invalid form token: reload the page and retry")
 
 
+def _looks_like_token(value: str) -> bool:
+    return len(value) == _TOKEN_LENGTH and set(value) <= _TOKEN_CHARS
+
+
 def _looks_like_nonce(value: str) -> bool:
-    return 32 <= len(value) <= 64 and all(c.isalnum() or c in "-_" for c in value)
+    return 32 <= len(value) <= 64 and set(value) <= _NONCE_CHARS
 
 
 def _check_fetch_metadata(request: Request) -> None:
+    """Two independent checks; either alone refuses a cross-site POST."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Cross-site form submission refused")
     origin = request.headers.get("origin")
     # Compare hosts only: behind a TLS-terminating proxy the scheme seen here may differ.
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host", ""):
+    if origin is not None and _origin_host(origin) != request.headers.get("host", ""):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Cross-origin form submission refused")
+
+
+def _origin_host(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[": no host we could be
+        return None
 
 
 def _cookie_path(request: Request) -> str:

@@ -39,12 +39,19 @@ def list_org_map(engine: Engine) -> list[dict[str, Any]]:
 
 
 def set_org_map(
-    engine: Engine, organization_id: int, company_id: int, note: str | None, user: str
+    engine: Engine,
+    organization_id: int,
+    company_id: int,
+    note: str | None,
+    user: str,
+    *,
+    user_id: str | None = None,
 ) -> dict[str, Any]:
     """Map an organization to a company, replacing any earlier mapping of it; returns the row.
 
-    created_by/created_at describe the mapping as it now stands: changing the company is a new
-    decision, so they move to this user and now.
+    created_by (display name), created_by_id (the auth manager's user id) and created_at describe
+    the mapping as it now stands: changing the company is a new decision, so they move to this user
+    and now.
     """
     if not isinstance(user, str) or not user.strip():
         raise ValueError("user is required")
@@ -54,6 +61,7 @@ def set_org_map(
         "note": note,
         "created_by": user,
         "created_at": _now(),
+        "created_by_id": user_id,
     }
     with _writing(engine) as conn:
         _upsert(
@@ -61,7 +69,7 @@ def set_org_map(
             org_map,
             ("huntress_organization_id",),
             [row],
-            ("cw_company_id", "note", "created_by", "created_at"),
+            ("cw_company_id", "note", "created_by", "created_at", "created_by_id"),
         )
         stmt = sa.select(org_map).where(org_map.c.huntress_organization_id == row["huntress_organization_id"])
         return dict(conn.execute(stmt).one()._mapping)

@@ -132,6 +132,9 @@ quarantine = sa.Table(
     sa.Column("resolved_by", sa.Text),
     sa.Column("note", sa.Text),
     sa.Column("sync_key", sa.Text, nullable=False),
+    # Who decided, as the auth manager's user id (resolved_by holds the display name). Added in
+    # place to older databases (`_add_missing_columns`), hence last and nullable.
+    sa.Column("resolved_by_id", sa.Text),
     _one_of("status", QUARANTINE_STATUSES, "billing_quarantine"),
     sa.Index("ix_billing_quarantine_sync_key", "sync_key"),
     sa.Index("ix_billing_quarantine_date_status", "billing_date", "status"),
@@ -196,6 +199,7 @@ org_map = sa.Table(
     sa.Column("note", sa.Text),
     sa.Column("created_by", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by_id", sa.Text),  # the user id beside created_by's display name; added in place
 )
 
 
@@ -231,21 +235,26 @@ def create_missing(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
     metadata.create_all(conn, checkfirst=True)
-    _add_staging_columns(conn)
+    _add_missing_columns(conn)
 
 
-def _add_staging_columns(conn: Connection) -> None:
-    """Columns a frame gained since its staging table was made (e.g. organizations.account_id).
+def _add_missing_columns(conn: Connection) -> None:
+    """Nullable columns a table gained since it was made: a frame's new staging column (e.g.
+    organizations.account_id), or an audit column (billing_quarantine.resolved_by_id,
+    billing_org_map.created_by_id).
 
-    Staging columns are all nullable and rows of older runs simply lack the new value, so the
-    upgrade in place is an ADD COLUMN (docs/contract.md §4: a database made by an older version is upgraded).
+    Rows written before simply lack the value, so the upgrade in place is an ADD COLUMN
+    (docs/contract.md §4: a database made by an older version is upgraded). Idempotent: only missing
+    columns are added. A missing column that is NOT NULL, a key or has a default is left alone: that
+    needs a migration, not this.
     """
     inspector = sa.inspect(conn)
     quote = conn.dialect.identifier_preparer.quote
-    for table in STAGING.values():
+    for table in metadata.sorted_tables:
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
-            if column.name not in have:
+            in_place = column.nullable and not column.primary_key and column.server_default is None
+            if column.name not in have and in_place:
                 # DDL takes no bind parameters: the names and type come from our own schema, quoted
                 # by the dialect, never from data.
                 type_ = column.type.compile(dialect=conn.dialect)

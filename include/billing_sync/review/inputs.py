@@ -1,0 +1,123 @@
+"""What the pages accept: ids, page numbers, run ids, list filters and text fields, checked before
+anything reaches the database.
+
+Anything else is a 400 with one plain sentence, never a 500 (issue 10 §4): `str.isdigit()` accepts
+`²` and Arabic-Indic digits that `int()` refuses or reads, and SQLite and PostgreSQL refuse integers
+past 2^63 - 1 with an exception, so ids are ASCII digits, at most 19 of them, at most 2^63 - 1.
+"""
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Self
+
+from fastapi import HTTPException, status
+
+from billing_sync import store
+
+ID_MAX = 2**63 - 1  # the largest SQL BIGINT
+ID_DIGITS = len(str(ID_MAX))  # 19
+NOTE_MAX = 2000  # notes and reasons people type
+BACK_MAX = 2000  # the list's filters a form carries back (a query string)
+RUN_ID_MAX = 250  # Airflow's own limit on a run id
+REASON_MAX = 100
+PAGE_MAX = 1_000_000  # page × page size stays far inside an SQL OFFSET
+BODY_MAX = 64 * 1024  # a whole form: a few ids, a token and a note of NOTE_MAX characters fit many times
+ID_RULE = f"a whole number of at most {ID_DIGITS} digits (0 to {ID_MAX})"
+
+
+def bad_request(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail)
+
+
+def is_id(value: str) -> bool:
+    """ASCII digits only, at most 19 of them, and within a signed 64-bit integer."""
+    return 0 < len(value) <= ID_DIGITS and value.isascii() and value.isdigit() and int(value) <= ID_MAX
+
+
+def parse_id(value: str, name: str) -> int:
+    if not is_id(value):
+        raise bad_request(f"{name} must be {ID_RULE}")
+    return int(value)
+
+
+def optional_id(value: str | None, name: str) -> int | None:
+    return None if value in (None, "") else parse_id(value, name)
+
+
+def parse_page(value: str | None) -> int:
+    """A 1-based page number; absent = 1, and 0 reads as 1."""
+    if value in (None, ""):
+        return 1
+    if not is_id(value) or int(value) > PAGE_MAX:
+        raise bad_request(f"page must be a whole number from 1 to {PAGE_MAX}")
+    return max(int(value), 1)
+
+
+def parse_company(raw: str) -> int | None:
+    """The company id a person typed: None for a typing slip (letters, punctuation, nothing), which
+    the form answers with its own message; 400 for what no keyboard slip makes (non-ASCII digits,
+    more than 19 digits, past 2^63 - 1)."""
+    value = raw.strip()
+    if value.isascii() and not value.isdigit():
+        return None
+    return parse_id(value, "company_id")
+
+
+def check_run_id(value: str, name: str = "run_id") -> str:
+    """A run id as Airflow allows it: at most 250 characters, no control characters (a NUL would
+    reach PostgreSQL, which refuses it with an exception)."""
+    if len(value) > RUN_ID_MAX:
+        raise bad_request(f"{name} is longer than an Airflow run id can be ({RUN_ID_MAX} characters)")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise bad_request(f"{name} contains control characters")
+    return value
+
+
+@dataclass(frozen=True)
+class QuarantineFilter:
+    status: str = "open"
+    billing_date: date | None = None
+    reason_code: str | None = None
+    company_id: int | None = None
+    run_id: str | None = None
+
+    @classmethod
+    def parse(cls, q: Mapping[str, str]) -> Self:
+        state = q.get("status") or "open"
+        if state not in (*store.QUARANTINE_STATUSES, "all"):
+            raise bad_request("status must be open, resolved, dismissed or all")
+        try:
+            day = date.fromisoformat(q["billing_date"]) if q.get("billing_date") else None
+        except ValueError:
+            raise bad_request("billing_date must be a date, YYYY-MM-DD") from None
+        reason = q.get("reason_code") or None
+        if reason is not None and not _is_reason_code(reason):
+            raise bad_request("reason_code must be a reason code such as unmapped_organization")
+        run_id = q.get("run_id") or None
+        if run_id is not None:
+            check_run_id(run_id)
+        return cls(state, day, reason, optional_id(q.get("company_id"), "company_id"), run_id)
+
+    def store_filters(self) -> dict[str, Any]:
+        return {
+            "status": None if self.status == "all" else self.status,
+            "billing_date": self.billing_date,
+            "reason_code": self.reason_code,
+            "company_id": self.company_id,
+            "run_id": self.run_id,
+        }
+
+    def query(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "billing_date": self.billing_date.isoformat() if self.billing_date else None,
+            "reason_code": self.reason_code,
+            "company_id": self.company_id,
+            "run_id": self.run_id,
+        }
+
+
+def _is_reason_code(value: str) -> bool:
+    return len(value) <= REASON_MAX and value.isascii() and value.replace("_", "").isalnum()

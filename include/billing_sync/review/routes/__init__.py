@@ -1,0 +1,24 @@
+"""The routes, one APIRouter per resource (the FastAPI full-stack template's ``api/routes``):
+
+    quarantine   /quarantine, /quarantine/{row_id}              read; act (EditorDep)
+    runs         /runs, /runs/{run_id}, .../report, .../files/  read
+    mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MapperDep)
+
+`router` gathers them, plus ``/`` (to the quarantine), for `create_app` to include.
+"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from billing_sync.review.deps import ContextDep, ReaderDep
+from billing_sync.review.routes import mapping, quarantine, runs
+
+router = APIRouter()
+router.include_router(quarantine.router)
+router.include_router(runs.router)
+router.include_router(mapping.router)
+
+
+@router.get("/", include_in_schema=False)
+def home(_: ReaderDep, context: ContextDep, request: Request) -> RedirectResponse:
+    return context.redirect(request, "/quarantine")
