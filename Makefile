@@ -45,8 +45,12 @@ system-deps:
 	  [ -z "$$missing" ] || { echo "installing Debian's$$missing for the tests"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
+# One pytest-xdist worker per CPU (TEST_WORKERS=0: one process), tests handed out as workers free up:
+# most of the suite's time is Airflow processes, servers and rate-limit windows waiting, not CPU.
+# Every worker has its own AIRFLOW_HOME, ports and database schemas (tests/conftest.py).
+TEST_WORKERS ?= auto
 test: $(STAMP) lint system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The inner loop: unit and sandbox tests, no Airflow scheduler, API server, browser or dag.test()
 # (markers in pyproject.toml; tests/conftest.py marks tests/e2e and tests/proof), one pytest-xdist

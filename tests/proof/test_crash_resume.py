@@ -98,9 +98,11 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
 
     want, _ = expected_state(scenario, date.fromisoformat(BILLING_DATE))
     assert cw_quantities(sb.connectwise_url) == want
-    # The killed process may have sent one PATCH whose write never applied (the client died during
-    # the injected latency): the audit trail below is what proves each addition changed once.
-    assert served(sb.connectwise_url, "PATCH") - len(changes) in (0, 1), "each change written once"
+    # The killed process may have had a PATCH in flight on each of its connections whose write never
+    # applied (it died during the injected latency), so the retry sent it again: at most one extra
+    # per request in flight. The audit trail below is what proves each addition changed once.
+    in_flight = run.ref["settings"]["connectwise_concurrency"]
+    assert 0 <= served(sb.connectwise_url, "PATCH") - len(changes) <= in_flight, "each change written once"
     audit = audit_entries(sb.connectwise_url)
     assert set(audit.values()) == {1} and set(audit) == set(changes["addition_id"].astype(int))
 

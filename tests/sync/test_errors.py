@@ -27,6 +27,7 @@ def answer(status: int, body: bytes = b'{"message": "no"}') -> requests.Response
     resp = requests.Response()
     resp.status_code = status
     resp._content = body
+    resp._content_consumed = True  # as a streamed response reads once its body is in
     resp.headers["Content-Type"] = "application/json"
     return resp
 
