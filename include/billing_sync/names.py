@@ -33,7 +33,10 @@ CONTRACT_OUTCOMES = ("updated", "unchanged", "planned", "not_applicable", "quara
 
 REASON_CODES: dict[str, str] = {
     "unmapped_organization": "usage for an organization that no rule maps to a company",
-    "ambiguous_company_match": "a rule found more than one company",
+    "ambiguous_company_match": (
+        "a rule found more than one company, counting those whose identifier or name differs only "
+        "in punctuation, spacing or case"
+    ),
     "no_live_addition": "mapped company, but no live addition for the product",
     "duplicate_addition": "more than one live addition for the company and product",
     "invalid_usage": "a usage count that is missing, negative, fractional or not a number",

@@ -19,6 +19,7 @@ from billing_sync.config import Settings
 from billing_sync.names import REASON_CODES
 
 from .live import _why_not_live
+from .matching import LOOSELY
 from .text import _qty, _text
 
 
@@ -162,7 +163,8 @@ class _Context:
         org = k["organization_id"]
         problems = "; ".join(self.problems.get(k["sync_key"], []))
         text = f"organization {org} {_text(k['organization_names'])}: {self.match.get(org)}"
-        if k["reason_code"] == "ambiguous_company_match":
+        # A never-guess (loose) ambiguity already names each candidate in the match's words.
+        if k["reason_code"] == "ambiguous_company_match" and LOOSELY not in str(self.match.get(org)):
             ids = str(self.candidates.get(org) or "").split(",")
             text += " (" + ", ".join(f"{c} {_text(self.names.get(int(c)))}" for c in ids if c) + ")"
         usage = f"usage also invalid: {problems}" if problems else f"{k['product']} usage {k['quantity']}"

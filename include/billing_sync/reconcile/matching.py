@@ -1,12 +1,14 @@
 """Organization → company: the rules in order (billing_org_map, key, name) and the never-guess fold.
 
 Names and keys are folded before they are compared; a rule that finds two candidates decides
-"ambiguous" rather than picking one.
+"ambiguous" rather than picking one. Never guess (docs/contract.md §2): a key or name match counts
+only when no other company is the same under the looser fold too (letters and digits only).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import cast
 
 import numpy as np
@@ -37,6 +39,22 @@ class _FoldTable(dict[int, str | None]):
 _FOLD = _FoldTable()
 
 
+class _LooseTable(dict[int, str | None]):
+    """`str.translate` table of the loose fold: letters (L*) and digits/numbers (N*) stay, all else goes."""
+
+    def __missing__(self, codepoint: int) -> str | None:
+        value = chr(codepoint) if unicodedata.category(chr(codepoint))[0] in "LN" else None
+        self[codepoint] = value
+        return value
+
+
+_LOOSE = _LooseTable()
+# `loose_fold` of ASCII text in one step: letters lowered, digits kept, the rest dropped.
+_ASCII_LOOSE = {c: (chr(c).lower() if chr(c).isalnum() else None) for c in range(128)}
+# How a detail says that the loose fold found the candidates (reconcile/details.py reads it too).
+LOOSELY = "once punctuation, spacing and case are ignored"
+
+
 def normalize_name(s: str) -> str:
     """Fold case, spacing and punctuation: 'ACME,  Inc.' → 'acme inc'.
 
@@ -55,8 +73,37 @@ def normalize_name(s: str) -> str:
 def normalize_names(values: pd.Series) -> pd.Series:
     """`normalize_name` over a Series (string dtype): NA, and names that fold to '', become NA."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    folded = np.array([normalize_name(str(u)) or None for u in uniques] + [None], dtype=object)
+    # An object array iterates at C speed; a pandas StringArray asks __getitem__ once per value.
+    folded = np.array(
+        [normalize_name(str(u)) or None for u in np.asarray(uniques, dtype=object)] + [None], dtype=object
+    )
     # Sentinel -1 picks the trailing None.
+    return pd.Series(folded[codes], index=values.index, dtype="string")
+
+
+def loose_fold(s: str) -> str:
+    """The never-guess reading: `normalize_name`, then only letters and digits.
+
+    'Acme Corp', 'Acme-Corp', 'ACME CORP.' and 'AcmeCorp' are all 'acmecorp'. It is applied to values
+    the strict folds already produced, so two values equal under the strict fold are equal here too.
+    Decisions: accents stay as `normalize_name` keeps them (NFKC composes 'e' + U+0301 into 'é');
+    combining marks NFKC cannot compose are not letters and go; a value with no letter or digit
+    folds to '' and is the same as any other such value (it is not dropped, as it never guesses).
+    """
+    if s.isascii():  # the same answer, without NFKC: most identifiers
+        return s.translate(_ASCII_LOOSE)
+    return normalize_name(s).translate(_LOOSE)
+
+
+def _letters_and_digits(folded: str) -> str:
+    """`loose_fold` of a name, from its `normalize_name` fold (which it starts with)."""
+    return folded.translate(_LOOSE)
+
+
+def _loose_folds(values: pd.Series, fold: Callable[[str], str]) -> pd.Series:
+    """`fold` over strictly folded values (string dtype); NA stays NA. One call per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    folded = np.array([fold(str(u)) for u in np.asarray(uniques, dtype=object)] + [None], dtype=object)
     return pd.Series(folded[codes], index=values.index, dtype="string")
 
 
@@ -79,6 +126,11 @@ def match_organizations(
     ambiguous), detail (why, for unmapped and ambiguous; NA when matched).
     Rules in order, the first that finds any candidate decides: billing_org_map row; key equals
     company identifier (case-insensitive); normalized name equal. Two candidates → ambiguous.
+    Never guess (docs/contract.md §2): once the key or name rule finds a company, its candidates are
+    every company whose identifier (name) is the same under `loose_fold`, so a second company that
+    differs only in punctuation, spacing or case makes it ambiguous, and the detail names each
+    candidate. The loose fold alone never finds a company: a rule whose strict fold finds none does
+    not decide. The billing_org_map rule is not folded at all.
     Decisions:
     - an org_map row whose company is not among `companies` (deleted/inactive) decides: the
       organization is "unmapped" with match_rule "org_map" and a detail naming the gone company.
@@ -105,8 +157,12 @@ def match_organizations(
     mapped = org_map[["organization_id", "company_id"]].dropna().drop_duplicates()
     org_keys = _fold_key(orgs["key"])
     shared_by = org_keys.map(shared).astype("string")  # accounts sharing the key; NA when not shared
-    by_key = _equal_pairs(orgs, comps, org_keys.mask(shared_by.notna()), _fold_key(comps["identifier"]))
-    by_name = _equal_pairs(orgs, comps, normalize_names(orgs["name"]), normalize_names(comps["name"]))
+    by_key, key_widened = _never_guess(
+        orgs, comps, org_keys.mask(shared_by.notna()), _fold_key(comps["identifier"]), loose_fold
+    )
+    by_name, name_widened = _never_guess(
+        orgs, comps, normalize_names(orgs["name"]), normalize_names(comps["name"]), _letters_and_digits
+    )
 
     n = len(ids)
     company = np.full(n, -1, dtype="int64")
@@ -140,7 +196,10 @@ def match_organizations(
     out.loc[status != "matched", "company_id"] = pd.NA
     # pandas-stubs type `na_value` as a scalar that is never None; pandas takes None.
     sharing = shared_by.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone, sharing)
+    loose = ((rule == "key") & ids.isin(key_widened).to_numpy()) | (
+        (rule == "name") & ids.isin(name_widened).to_numpy()
+    )
+    out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone, sharing, loose, comps)
     return out
 
 
@@ -179,6 +238,35 @@ def _equal_pairs(
     return pairs[["organization_id", "company_id"]].drop_duplicates()
 
 
+def _never_guess(
+    orgs: pd.DataFrame,
+    comps: pd.DataFrame,
+    org_values: pd.Series,
+    comp_values: pd.Series,
+    loose: Callable[[str], str],
+) -> tuple[pd.DataFrame, pd.Index]:
+    """One rule's candidate pairs under never-guess, and the organizations the loose fold widened.
+
+    `org_values` / `comp_values` are strictly folded; `loose` maps a strictly folded value to its
+    `loose_fold`, so values equal under the strict fold are equal under the loose one. An
+    organization the strict values pair with at least one company gets as candidates every company
+    whose loose value is the same (a superset of the strict ones); the others get none. Only the
+    found organizations' values are loose-folded.
+    """
+    strict = _equal_pairs(orgs, comps, org_values, comp_values)
+    found = orgs["organization_id"].isin(strict["organization_id"]).to_numpy(dtype=bool)
+    if not found.any():
+        return strict, pd.Index([])
+    # Only companies that share a letter-and-digit reading with some found organization can matter,
+    # but folding all of them once is cheap (one call per distinct value).
+    pairs = _equal_pairs(
+        orgs[found], comps, _loose_folds(org_values[found], loose), _loose_folds(comp_values, loose)
+    )
+    n_loose = pairs.groupby("organization_id").size()
+    n_strict = strict.groupby("organization_id").size().reindex(n_loose.index, fill_value=0)
+    return pairs, n_loose.index[n_loose > n_strict]
+
+
 def _candidates(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Per organization: number of candidate companies, the lowest id, and the list (if several)."""
     grouped = pairs.groupby("organization_id")["company_id"]
@@ -189,9 +277,19 @@ def _candidates(pairs: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
 
 
 def _match_details(
-    out: pd.DataFrame, orgs: pd.DataFrame, company: np.ndarray, gone: np.ndarray, shared_by: np.ndarray
+    out: pd.DataFrame,
+    orgs: pd.DataFrame,
+    company: np.ndarray,
+    gone: np.ndarray,
+    shared_by: np.ndarray,
+    loose: np.ndarray,
+    comps: pd.DataFrame,
 ) -> pd.Series:
     detail = np.full(len(out), None, dtype=object)
+    # Names and identifiers of the companies a loose (never-guess) ambiguity lists: few rows.
+    listed = {int(c) for ids in out["candidate_company_ids"][loose].dropna() for c in str(ids).split(",")}
+    named = comps[comps["company_id"].isin(listed)].set_index("company_id")
+    comp_name, comp_ident = named["name"].to_dict(), named["identifier"].to_dict()
     status, rule, candidates, name, key = (
         frame[c].to_numpy(dtype=object)
         for frame, c in (
@@ -208,6 +306,16 @@ def _match_details(
                 f"billing_org_map maps it to company {company[i]}, which is not in ConnectWise "
                 "(deleted or not readable)"
             )
+        elif status[i] == "ambiguous" and loose[i]:
+            ids = [int(c) for c in str(candidates[i]).split(",")]
+            if rule[i] == "key":
+                which = ", ".join(
+                    f"{c} {_text(comp_name.get(c))} (identifier {_text(comp_ident.get(c))})" for c in ids
+                )
+                detail[i] = f"key {_text(key[i])} matches companies {which} {LOOSELY}"
+            else:
+                which = ", ".join(f"{c} {_text(comp_name.get(c))}" for c in ids)
+                detail[i] = f"name {_text(name[i])} matches companies {which} {LOOSELY}"
         elif status[i] == "ambiguous":
             how = {
                 "org_map": "billing_org_map rows",

@@ -7,6 +7,7 @@ import pytest
 
 from billing_sync import frames
 from billing_sync import reconcile as rc
+from billing_sync.reconcile.matching import loose_fold
 from tests.sync.reconcile import (
     companies_of,
     key,
@@ -72,6 +73,169 @@ def test_ambiguous_at_name_level() -> None:
         "11,12",
     )
     assert "match companies 11,12" in m[1]["detail"]
+
+
+# --------------------------------------------------------------------------------------------
+# Never guess (docs/contract.md §2): a key or name match counts only when no other company is the
+# same once everything but letters and digits is dropped and case is folded.
+
+
+def test_name_match_with_a_punctuation_twin_is_ambiguous() -> None:
+    # "Blue Bird Dental" and "Blue-Bird Dental" differ under the name fold (punctuation is dropped,
+    # spaces kept); a person reading both would not know which one the organization is.
+    comps = companies_of(
+        (12, "bbd", "Blue Bird Dental"), (13, "bbd2", "Blue-Bird Dental"), (14, "o", "Other")
+    )
+    m = match(orgs_of((1, "Blue Bird Dental", None), (2, "Other", None)), comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "name",
+        "12,13",
+    )
+    assert pd.isna(m[1]["company_id"])
+    assert m[1]["detail"] == (
+        "name 'Blue Bird Dental' matches companies 12 'Blue Bird Dental', 13 'Blue-Bird Dental' "
+        "once punctuation, spacing and case are ignored"
+    )
+    assert (m[2]["status"], m[2]["company_id"]) == ("matched", 14)
+
+
+def test_key_match_with_a_punctuation_twin_is_ambiguous() -> None:
+    comps = companies_of((12, "ACME-1", "Acme One"), (13, "ACME1", "Acme 1"), (14, "beta", "Beta"))
+    m = match(orgs_of((1, "Whatever", "acme1"), (2, "Whatever else", "Acme-1"), (3, "X", "BETA")), comps)
+    for org in (1, 2):  # found by either identifier: both are candidates
+        assert (m[org]["status"], m[org]["match_rule"], m[org]["candidate_company_ids"]) == (
+            "ambiguous",
+            "key",
+            "12,13",
+        )
+    assert m[1]["detail"] == (
+        "key 'acme1' matches companies 12 'Acme One' (identifier 'ACME-1'), 13 'Acme 1' (identifier 'ACME1') "
+        "once punctuation, spacing and case are ignored"
+    )
+    assert (m[3]["status"], m[3]["match_rule"], m[3]["company_id"]) == ("matched", "key", 14)
+
+
+def test_key_twin_is_ambiguous_even_when_the_name_is_unique() -> None:
+    # The key rule found a company, so it decides: the name rule does not get to pick one.
+    comps = companies_of((12, "ACME 1", "Acme One"), (13, "acme1", "Acme Two"))
+    m = match(orgs_of((1, "Acme One", "ACME1")), comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "key",
+        "12,13",
+    )
+
+
+@pytest.mark.parametrize("org_name", ["Acme Corp", "Acme-Corp", "ACME CORP.", "AcmeCorp"])
+def test_the_contracts_examples_are_one_name(org_name: str) -> None:
+    comps = companies_of(
+        (10, "a", "Acme Corp"), (11, "b", "Acme-Corp"), (12, "c", "ACME CORP."), (13, "d", "AcmeCorp")
+    )
+    m = match(orgs_of((1, org_name, None)), comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["candidate_company_ids"]) == (
+        "ambiguous",
+        "name",
+        "10,11,12,13",
+    )
+    for c in ("10 'Acme Corp'", "11 'Acme-Corp'", "12 'ACME CORP.'", "13 'AcmeCorp'"):
+        assert c in m[1]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("found_by", "twin"),
+    [
+        ("Acme Corp", "Acme-Corp"),
+        ("Acme-Corp", "ACME CORP."),
+        ("ACME CORP.", "AcmeCorp"),
+        ("AcmeCorp", "Acme Corp"),
+    ],
+)
+def test_the_contracts_examples_pairwise(found_by: str, twin: str) -> None:
+    m = match(orgs_of((1, found_by, None)), companies_of((10, "a", found_by), (11, "b", twin)))
+    assert (m[1]["status"], m[1]["candidate_company_ids"]) == ("ambiguous", "10,11")
+
+
+def test_twins_in_unicode_forms_and_spacing_are_ambiguous() -> None:
+    comps = companies_of(
+        (10, "a", "Café Lumière"),  # NFC
+        (11, "b", "CAFE\u0301 LUMIE\u0300RE"),  # NFD, upper case: the same name under the strict fold
+        (12, "c", "ＣａｆéＬｕｍｉèｒｅ"),  # full-width letters, no space
+        (13, "d", "Cafe Lumiere"),  # no accents: another name, even under the loose fold
+    )
+    m = match(orgs_of((1, "café lumière", None)), comps)
+    assert (m[1]["status"], m[1]["candidate_company_ids"]) == ("ambiguous", "10,11,12")
+    m = match(orgs_of((1, "Cafe Lumiere", None)), comps)
+    assert (m[1]["status"], m[1]["company_id"]) == ("matched", 13)
+
+
+def test_org_map_decides_even_when_companies_collide() -> None:
+    comps = companies_of((12, "ACME-1", "Blue Bird Dental"), (13, "ACME1", "Blue-Bird Dental"))
+    m = match(orgs_of((1, "Blue Bird Dental", "acme1")), comps, org_map_of((1, 13)))
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == ("matched", "org_map", 13)
+    assert pd.isna(m[1]["candidate_company_ids"]) and pd.isna(m[1]["detail"])
+
+
+def test_strict_match_without_a_loose_twin_still_matches() -> None:
+    comps = companies_of(
+        (12, "BBD", "Blue Bird Dental"),
+        (13, "BBD-2", "Blue Bird Dentistry"),  # differs in letters: no twin
+        (14, "x", "Blue Bird Dental 2"),  # differs in a digit: no twin
+        (15, "y", "Café Blue Bird Dental"),
+    )
+    m = match(orgs_of((1, "BLUE  BIRD, DENTAL", None), (2, "Nothing", "bbd")), comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == ("matched", "name", 12)
+    assert (m[2]["status"], m[2]["match_rule"], m[2]["company_id"]) == ("matched", "key", 12)
+    assert pd.isna(m[1]["detail"]) and pd.isna(m[1]["candidate_company_ids"])
+
+
+def test_the_loose_fold_alone_never_matches() -> None:
+    comps = companies_of((12, "ACME1", "Blue Bird Dental"))
+    m = match(orgs_of((1, "Blue-Bird Dental", "ACME-1"), (2, "BlueBird Dental", None)), comps)
+    for org in (1, 2):
+        assert (m[org]["status"], m[org]["match_rule"]) == ("unmapped", None) and pd.isna(
+            m[org]["company_id"]
+        )
+
+
+def test_loose_fold_alone_does_not_decide_a_rule_the_next_rule_can() -> None:
+    # The key matches only loosely ("ACME-1" vs "ACME1"): no key match, so the name rule decides.
+    comps = companies_of((12, "ACME1", "Other Co"), (13, "z", "Acme One"))
+    m = match(orgs_of((1, "Acme One", "ACME-1")), comps)
+    assert (m[1]["status"], m[1]["match_rule"], m[1]["company_id"]) == ("matched", "name", 13)
+
+
+def test_a_quarantined_twin_names_each_candidate_once() -> None:
+    orgs = orgs_of((101, "Blue Bird Dental", None))
+    comps = companies_of((12, "bbd", "Blue Bird Dental"), (13, "bbd2", "Blue-Bird Dental"))
+    row = key(run(usage_of(line(101, "Blue Bird Dental", edr=5)), orgs, comps), "organization:101:edr")
+    assert (row["outcome"], row["reason_code"]) == ("quarantined", "ambiguous_company_match")
+    assert row["detail"] == (
+        "organization 101 'Blue Bird Dental': name 'Blue Bird Dental' matches companies 12 'Blue Bird Dental', "
+        "13 'Blue-Bird Dental' once punctuation, spacing and case are ignored; edr usage 5"
+    )
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Acme Corp", "AcmeCorp"),
+        ("Acme-Corp", "ACME CORP."),
+        ("ACME-1", "acme1"),
+        ("Ｂｌｕｅ Bird", "blue-bird"),
+        ("Cafe\u0301", "CAFÉ"),
+        ("Acme™ Corp", "acme corp"),
+    ],
+)
+def test_loose_fold_equates(a: str, b: str) -> None:
+    assert loose_fold(a) == loose_fold(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [("Café", "Cafe"), ("Acme 1", "Acme 2"), ("Acme Corp", "Acme Corporation")]
+)
+def test_loose_fold_keeps_letters_and_digits(a: str, b: str) -> None:
+    assert loose_fold(a) != loose_fold(b)
 
 
 def test_org_map_to_a_missing_company_is_unmapped() -> None:

@@ -245,6 +245,9 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
     def norm(v: Any) -> str | None:
         return None if pd.isna(v) else (rc.normalize_name(v) or None)
 
+    def loose(v: str | None) -> str:  # never guess: only the letters and digits count
+        return "".join(ch for ch in v or "" if ch.isalnum())
+
     # A key carried by organizations of two accounts (or of an unknown one) is no key match.
     holders: dict[str, dict[int, Any]] = {}
     for o in case["organizations"].to_dict("records"):
@@ -264,11 +267,14 @@ def _naive_reconcile(case: dict[str, Any]) -> dict[str, tuple]:
     def company_of(org_id: int) -> tuple[str, int | None]:
         o = orgs.get(org_id, {"name": pd.NA, "key": None})
         name = line_names[org_id] if pd.isna(o["name"]) else o["name"]
-        for candidates in (
-            {c for m, c in org_map if m == org_id},
-            {c for c, x in comps.items() if key_of(o) and fold(x["identifier"]) == key_of(o)},
-            {c for c, x in comps.items() if norm(name) and norm(x["name"]) == norm(name)},
-        ):
+        by_key = {c for c, x in comps.items() if key_of(o) and fold(x["identifier"]) == key_of(o)}
+        by_name = {c for c, x in comps.items() if norm(name) and norm(x["name"]) == norm(name)}
+        # A key or name match counts only with every company alike in letters and digits beside it.
+        if by_key:
+            by_key = {c for c, x in comps.items() if loose(fold(x["identifier"])) == loose(key_of(o))}
+        if by_name:
+            by_name = {c for c, x in comps.items() if loose(norm(x["name"])) == loose(norm(name))}
+        for candidates in ({c for m, c in org_map if m == org_id}, by_key, by_name):
             if len(candidates) > 1:
                 return "ambiguous", None
             if len(candidates) == 1:
