@@ -288,16 +288,17 @@ class ApiSession:
     def _read_body(self, resp: requests.Response, what: str) -> None:
         """Read the (streamed) body into the response, refusing one past `max_body_bytes`."""
         declared = resp.headers.get("Content-Length", "")
+        too_big = declared.isdigit() and int(declared) > self.max_body_bytes
         chunks: list[bytes] = []
-        size = int(declared) if declared.isdigit() else 0
-        if size <= self.max_body_bytes:
-            size = 0
+        size = 0
+        if not too_big:
             for chunk in resp.iter_content(chunk_size=1 << 16):
                 size += len(chunk)
-                if size > self.max_body_bytes:
+                too_big = size > self.max_body_bytes
+                if too_big:
                     break
                 chunks.append(chunk)
-        if size > self.max_body_bytes:
+        if too_big:
             resp.close()
             raise ApiError(
                 f"{what} answered more than {self.max_body_bytes:,} bytes; not read",
