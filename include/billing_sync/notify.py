@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
@@ -42,7 +43,7 @@ from .names import (
     reason_rank,
 )
 from .runref import RunRef
-from .runtime import report_page_url, run_url, task_url
+from .runtime import REVIEW_MOUNT_PATH, airflow_base_url, report_page_url, run_url, task_url
 from .scrub import connection_secrets as secrets_held
 from .scrub import cut, scrubber
 
@@ -255,7 +256,11 @@ def summary_message(
         )
     if checks.get("mismatches"):
         sections.append(("Totals check", tuple(str(x) for x in checks["mismatches"])))
-    links = [("Report page", report_page_url(run_id)), ("Run in Airflow", run_url(run_id, dag_id))]
+    links = [
+        ("Report page", report_page_url(run_id)),
+        *chart_links(run_id),
+        ("Run in Airflow", run_url(run_id, dag_id)),
+    ]
     if result.get("report"):
         links.append(("Report file", str(result["report"])))
     total = counts.get("quarantined", 0)
@@ -265,6 +270,15 @@ def summary_message(
         else f"Billing sync {billing_date}: {why[0]}"
     )
     return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
+
+
+def chart_links(run_id: str) -> list[tuple[str, str]]:
+    """The charts of the billing-review pages: this run's (its page) and the one over billing dates."""
+    runs = f"{airflow_base_url()}{REVIEW_MOUNT_PATH}/runs"
+    return [
+        ("Chart of this run", f"{runs}/{quote(run_id, safe='')}#chart"),
+        ("Charts over billing dates", f"{runs}#charts"),
+    ]
 
 
 def _billing_date(context: Mapping[str, Any]) -> str:

@@ -10,11 +10,14 @@
 Everything comes from the billing database, which holds no connection data, so neither can the
 report. Every value is HTML-escaped by Jinja's autoescape: names come from Huntress and ConnectWise.
 Every CSV goes through `csvfile`, which defuses text cells that a spreadsheet would run as formulas.
+The page's chart (Huntress vs ConnectWise units per product) is inline SVG from `charts`, sanitized
+there; when it cannot be drawn the page says so and the totals table still holds every number.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -24,7 +27,7 @@ import jinja2
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import csvfile, runtime, store
+from . import charts, csvfile, runtime, store
 from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 from .runref import InvoicedRunRef
 
@@ -50,6 +53,8 @@ TOTALS_COLUMNS = (
     "difference",
 )
 MAX_HTML_ROWS = 1000  # per table: a page a browser still opens; the CSVs always hold every row
+CHART_FAILED = "The chart could not be drawn (the task log says why); the table below holds the numbers."
+log = logging.getLogger(__name__)
 
 
 # -- where -----------------------------------------------------------------------------------------
@@ -231,7 +236,20 @@ def render_html(data: Mapping[str, Any], files: Sequence[str] = ()) -> str:
         "unchanged": sum(1 for c in changes if c["action"] == "unchanged"),
         "files": files,
     }
+    context["chart"], context["chart_error"] = run_chart(data)
     return _TEMPLATE.render(**context)
+
+
+def run_chart(data: Mapping[str, Any]) -> tuple[charts.Chart | None, str | None]:
+    """The run's picture: per product, Huntress units vs ConnectWise before and after the push, and
+    the amount held in the run's quarantine rows once they carry one. (None, None) without product
+    totals; (None, a fixed message) when drawing failed: a chart never costs the run its report."""
+    rows = charts.with_held(charts.product_rows(data["checks"]), charts.held_by_product(data["quarantine"]))
+    try:
+        return charts.run_chart(rows), None
+    except charts.ChartError:
+        log.warning("report chart not drawn", exc_info=True)
+        return None, CHART_FAILED
 
 
 def _num(v: Any) -> Any:
@@ -276,6 +294,7 @@ _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
  .ok { color: #067647; } .bad { color: #b42318; } tr.bad td { background: #fef3f2; }
  .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; background: #eaecf0; }
  .help { background: #f0f9ff; border-left: 4px solid #0ba5ec; padding: 6px 10px; margin: 4px 0 8px; }
+ figure { margin: 8px 0 12px; } svg.billing-chart { max-width: 100%; height: auto; }
  @media print { body { margin: 0; } a { color: inherit; } }
 </style>
 </head>
@@ -308,6 +327,12 @@ _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
 <ul>{% for m in checks.mismatches %}<li class="bad">{{ m }}</li>{% endfor %}</ul>
 {% else %}
 <p class="ok">Huntress and ConnectWise agree for every product.</p>
+{% endif %}
+{% if chart %}
+<figure id="chart">{{ chart }}
+<figcaption class="muted">{{ chart.caption }}</figcaption>
+</figure>
+{% elif chart_error %}<p class="muted">{{ chart_error }}</p>
 {% endif %}
 <table>
 <tr><th>product</th><th>catalog item</th><th class="n">Huntress</th><th class="n">ConnectWise before</th>

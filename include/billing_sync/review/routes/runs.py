@@ -1,5 +1,12 @@
-"""Billing runs: the list, one run, its report files, and the report link every alert carries."""
+"""Billing runs: the list, one run, its report files, and the report link every alert carries.
 
+The list's first page and each run's page show charts (`billing_sync.charts`): inline `<svg>` that
+`charts.sanitize_svg` wrote from an allow-list, so it holds no script, no style attribute and no
+reference outside itself, and the pages' CSP stays as strict as it is (no 'unsafe-inline').
+"""
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -8,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import store
+from billing_sync import charts, store
 from billing_sync.names import DAG_ID
 from billing_sync.report import REPORT_FILE
 from billing_sync.review import data
@@ -17,6 +24,9 @@ from billing_sync.review.inputs import check_run_id, parse_page
 from billing_sync.review.pages import ReviewContext
 
 router = APIRouter(prefix="/runs")
+log = logging.getLogger(__name__)
+HISTORY_RUNS = 500  # newest runs read for the chart over billing dates (charts.HISTORY_DATES of them)
+CHART_FAILED = "The chart could not be drawn (see the API server log); the tables hold the numbers."
 
 
 @router.get("", response_class=HTMLResponse)
@@ -26,7 +36,17 @@ def runs_list(request: Request, reviewer: ReaderDep, context: ContextDep, eng: E
     runs = store.list_runs(eng, limit=size + 1, offset=(page - 1) * size)
     root = context.root()
     items = [_run_view(request, context, r, root) for r in runs[:size]]
-    return context.render(request, reviewer, "runs.html", runs=items, page=page, has_next=len(runs) > size)
+    chart, chart_error = _history_chart(eng) if page == 1 else (None, None)
+    return context.render(
+        request,
+        reviewer,
+        "runs.html",
+        runs=items,
+        page=page,
+        has_next=len(runs) > size,
+        chart=chart,
+        chart_error=chart_error,
+    )
 
 
 @router.get("/{run_id}", response_class=HTMLResponse)
@@ -36,7 +56,15 @@ def run_detail(
     run = _run(eng, run_id)
     view = _run_view(request, context, run, context.root())
     open_rows = store.count_quarantine(eng, run_id=run_id, status="open")
-    return context.render(request, reviewer, "run.html", run=view, open_rows=open_rows)
+    rows = charts.product_rows(run.get("checks"))
+    if rows and _held_recorded():
+        rows = charts.with_held(
+            rows, charts.held_by_product(store.list_quarantine(eng, run_id=run_id, limit=None))
+        )
+    chart, chart_error = _draw(charts.run_chart, rows)
+    return context.render(
+        request, reviewer, "run.html", run=view, open_rows=open_rows, chart=chart, chart_error=chart_error
+    )
 
 
 @router.get("/{run_id}/report")
@@ -59,6 +87,34 @@ def run_file(run_id: str, name: str, _: ReaderDep, context: ContextDep, eng: Eng
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file")
     return FileResponse(path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path))
+
+
+def _history_chart(eng: Engine) -> tuple[charts.Chart | None, str | None]:
+    """Units per product over the billing dates on record (the newest run of each), and the amount
+    held in each billing date's open quarantine rows once those carry one."""
+    rows = charts.history_rows(store.list_runs(eng, limit=HISTORY_RUNS))
+    if rows and _held_recorded():
+        rows = charts.with_held(
+            rows, charts.held_by_date(store.list_quarantine(eng, status="open", limit=None))
+        )
+    return _draw(charts.history_chart, rows)
+
+
+def _held_recorded() -> bool:
+    """Whether quarantine rows carry an amount at stake yet: no query for a column that is not there."""
+    return charts.QUARANTINE_AMOUNT in store.quarantine.c
+
+
+def _draw(
+    draw: Callable[[Sequence[Mapping[str, Any]]], charts.Chart | None], rows: Sequence[Mapping[str, Any]]
+) -> tuple[charts.Chart | None, str | None]:
+    """(the chart, None), (None, None) without data, or (None, a fixed message) when drawing failed:
+    a chart never takes the page down with it."""
+    try:
+        return draw(rows), None
+    except charts.ChartError:
+        log.warning("billing review: chart not drawn", exc_info=True)
+        return None, CHART_FAILED
 
 
 def _run(eng: Engine, run_id: str) -> dict[str, Any]:

@@ -1,0 +1,396 @@
+"""Pictures: Huntress units vs ConnectWise units per product, and the amount held, as SVG text.
+
+    history_rows(runs)        one row per (billing date, product) from the runs on record
+    product_rows(checks)      one row per product of one run (`billing_runs.checks["products"]`)
+    history_chart(rows)       per product, the units over the billing dates (+ amount held)
+    run_chart(rows)           one run: grouped bars per product (+ amount held)
+
+Rows are plain dicts: `product`, `huntress`, `connectwise_before`, `connectwise_after`, for the history
+also `billing_date`, and optionally `amount_held` (money). A chart draws the amount held only when some
+row carries one; nothing in the billing database does yet (quarantine rows will carry
+`amount_at_stake`: `held_by_product` / `held_by_date` sum it when they do, and count nothing until
+then). The caption says which.
+
+Drawn with Altair (Vega-Lite) and rendered on the server by vl-convert (`vl_convert`, no browser, no
+network: external data is refused), so a page embeds plain `<svg>` and runs no chart script. Both are
+imported inside the functions: the DAG file and the task modules stay cheap to import.
+
+The SVG is never passed on as vl-convert wrote it. `sanitize_svg` parses it and writes it again from an
+allow-list: SVG drawing elements only (a `<script>`, `<style>`, `<foreignObject>`, `<image>`, `<a>` or
+`<use>` makes the chart refused), presentation and ARIA attributes only (event handlers, `style`,
+`class`, `href` and any reference outside the chart are dropped), every text and attribute escaped
+again. So the result is safe to put inline in a page under a CSP without 'unsafe-inline': it holds no
+script, no style attribute and no reference to anything outside itself. Names in labels (products,
+dates) are text: Vega escapes them, and the rewrite escapes them once more on output.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+VEGA_LITE_VERSION = "6.4"  # the Vega-Lite of Altair 6.3 (alt.SCHEMA_VERSION v6.4.x), bundled in vl-convert
+HISTORY_DATES = 24  # billing dates on the runs page's chart: two years of monthly runs
+HELD = "amount_held"  # a row's money held back (quarantined) for its product
+QUARANTINE_AMOUNT = "amount_at_stake"  # the quarantine rows' money at stake, once they carry it
+SERIES = {
+    "huntress": "Huntress",
+    "connectwise_before": "ConnectWise before push",
+    "connectwise_after": "ConnectWise after push",
+}
+COLOURS = ("#175cd3", "#98a2b3", "#f79009")
+DASHES = ([1, 0], [2, 2], [6, 3])  # Huntress solid; ConnectWise after dashed, so equal lines both show
+HELD_COLOUR = "#b42318"
+
+_SVG_NS = "http://www.w3.org/2000/svg"
+_ELEMENTS = frozenset(
+    "svg g path rect line circle ellipse polygon polyline text tspan title desc defs clipPath".split()
+)
+# Presentation attributes Vega's SVG renderer writes, and aria-* (kept for screen readers).
+_ATTRIBUTES = frozenset(
+    """width height viewBox version preserveAspectRatio id role transform d x y x1 y1 x2 y2 dx dy
+    cx cy r rx ry points fill fill-opacity fill-rule stroke stroke-width stroke-opacity
+    stroke-dasharray stroke-dashoffset stroke-linecap stroke-linejoin stroke-miterlimit opacity
+    clip-path clipPathUnits display visibility pointer-events shape-rendering text-anchor
+    dominant-baseline font-family font-size font-style font-weight font-variant letter-spacing""".split()
+)
+_URL = re.compile(r"url\(\s*([^)]*?)\s*\)")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_QUOTES = "'\""
+
+
+class ChartError(Exception):
+    """A chart could not be drawn (renderer missing or failing), or its SVG was refused."""
+
+
+class UnsafeChart(ChartError):
+    """The renderer's SVG holds something a page must not embed (a script, a foreign element)."""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A sanitized SVG and the caption that says what it shows. Jinja renders it as markup
+    (`__html__`): only `sanitize_svg` output ever gets here."""
+
+    svg: str
+    caption: str
+
+    def __html__(self) -> str:
+        return self.svg
+
+    def __str__(self) -> str:
+        return self.svg
+
+
+# -- the data ------------------------------------------------------------------------------------
+def product_rows(checks: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per product of a run's totals check (`checks["products"]`), in its order."""
+    products = (checks or {}).get("products") or {}
+    if not isinstance(products, Mapping):
+        return []
+    rows = []
+    for product, totals in products.items():
+        if not isinstance(totals, Mapping):
+            continue
+        row: dict[str, Any] = {"product": str(product), **{k: _number(totals.get(k)) for k in SERIES}}
+        if _number(totals.get(HELD)) is not None:
+            row[HELD] = _number(totals.get(HELD))
+        rows.append(row)
+    return rows
+
+
+def history_rows(runs: Iterable[Mapping[str, Any]], dates: int = HISTORY_DATES) -> list[dict[str, Any]]:
+    """Per billing date, the products of its newest run that recorded product totals; the `dates`
+    newest billing dates, oldest first. `runs` newest first, as `store.list_runs` returns them."""
+    newest: dict[str, Mapping[str, Any]] = {}
+    for run in runs:
+        day = str(run.get("billing_date") or "")
+        if day and day not in newest and product_rows(run.get("checks")):
+            newest[day] = run
+    chosen = sorted(newest)[-dates:] if dates > 0 else []
+    return [
+        {"billing_date": day, "run_id": newest[day].get("run_id"), **row}
+        for day in chosen
+        for row in product_rows(newest[day].get("checks"))
+    ]
+
+
+def held_by_product(quarantine_rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Sum of `amount_at_stake` per product over the rows that carry one."""
+    return {key[0]: v for key, v in _held(quarantine_rows, ("product",)).items()}
+
+
+def held_by_date(quarantine_rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+    """Sum of `amount_at_stake` per (billing date, product) over the rows that carry one."""
+    return {(key[0], key[1]): v for key, v in _held(quarantine_rows, ("billing_date", "product")).items()}
+
+
+def _held(rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+    sums: dict[tuple[str, ...], float] = {}
+    for r in rows:
+        amount = _number(r.get(QUARANTINE_AMOUNT))
+        if amount is not None:
+            key = tuple(str(r.get(f) if r.get(f) is not None else "") for f in by)
+            sums[key] = sums.get(key, 0.0) + amount
+    return sums
+
+
+def with_held(rows: Sequence[Mapping[str, Any]], held: Mapping[Any, float]) -> list[dict[str, Any]]:
+    """`rows` with `amount_held` from `held`, keyed by product (a run) or (billing date, product)."""
+    if not held:
+        return [dict(r) for r in rows]
+    out = []
+    for r in rows:
+        key = (str(r["billing_date"]), str(r["product"])) if "billing_date" in r else str(r["product"])
+        out.append({**r, HELD: held[key]} if key in held else dict(r))
+    return out
+
+
+def has_held(rows: Iterable[Mapping[str, Any]]) -> bool:
+    return any(_number(r.get(HELD)) is not None for r in rows)
+
+
+def _number(value: Any) -> float | None:
+    """A finite number (money columns come back as Decimal) as float; anything else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    if isinstance(value, Decimal) and not value.is_finite():  # float() refuses a signalling NaN
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _long(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One record per row and series: what Vega-Lite draws."""
+    return [
+        {
+            "billing_date": str(r.get("billing_date") or ""),
+            "product": str(r["product"]),
+            "series": label,
+            "units": value,
+        }
+        for r in rows
+        for field, label in SERIES.items()
+        if (value := _number(r.get(field))) is not None
+    ]
+
+
+def _held_records(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"billing_date": str(r.get("billing_date") or ""), "product": str(r["product"]), HELD: amount}
+        for r in rows
+        if (amount := _number(r.get(HELD))) is not None
+    ]
+
+
+def _products(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(str(r["product"]) for r in rows))
+
+
+# -- the pictures --------------------------------------------------------------------------------
+def history_caption(rows: Sequence[Mapping[str, Any]]) -> str:
+    days = sorted({str(r["billing_date"]) for r in rows})
+    span = f"{days[0]} to {days[-1]}" if len(days) > 1 else (days[0] if days else "no billing date")
+    text = (
+        f"Per product, Huntress units and ConnectWise units before and after the push, for each billing "
+        f"date on record ({span}; the newest run of each date)."
+    )
+    return text + " " + _held_caption(rows, "each billing date's open quarantine rows")
+
+
+def run_caption(rows: Sequence[Mapping[str, Any]]) -> str:
+    text = "Per product, Huntress units and ConnectWise units before and after this run's push."
+    return text + " " + _held_caption(rows, "this run's quarantine rows")
+
+
+def _held_caption(rows: Sequence[Mapping[str, Any]], source: str) -> str:
+    if has_held(rows):
+        return f"Amount held: the amount at stake of {source}, per product."
+    return "Amount held: not shown, as no quarantine row here carries an amount at stake."
+
+
+def history_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
+    """Per product (a panel each), the three unit series over the billing dates; below, when the rows
+    carry it, the amount held per billing date. None without rows."""
+    if not rows:
+        return None
+    alt = _altair()
+    products = _products(rows)
+    columns = min(2, len(products))
+    days = sorted({str(r["billing_date"]) for r in rows})  # every panel on the same dates
+    x = alt.X(
+        "billing_date:O",
+        title="billing date",
+        scale=alt.Scale(domain=days),
+        axis=alt.Axis(labelAngle=-45, labelOverlap=True),  # 24 dates: every other label
+    )
+    units = (
+        alt.Chart(alt.Data(values=_long(rows)))
+        .mark_line(point=True, strokeWidth=2)
+        .encode(
+            x=x,
+            y=alt.Y("units:Q", title="units"),
+            color=_series_colour(alt),
+            strokeDash=alt.StrokeDash(
+                "series:N", scale=alt.Scale(domain=list(SERIES.values()), range=list(DASHES)), legend=None
+            ),
+        )
+        .properties(width=260, height=150)
+        .facet(facet=alt.Facet("product:N", title=None, sort=products), columns=columns)
+        .resolve_scale(y="independent")  # a product of 3 units stays readable beside one of 3,000
+    )
+    chart: Any = units
+    held = _held_records(rows)
+    if held:
+        bars = (
+            alt.Chart(alt.Data(values=held))
+            .mark_bar(color=HELD_COLOUR)
+            .encode(x=x, y=alt.Y(f"{HELD}:Q", title="amount held"))
+            .properties(width=260, height=90)
+            .facet(facet=alt.Facet("product:N", title=None, sort=products), columns=columns)
+            .resolve_scale(y="independent")
+        )
+        chart = alt.vconcat(
+            units.properties(title="Units"), bars.properties(title="Amount held (open quarantine)")
+        )
+    return Chart(render_svg(_spec(chart), "history"), history_caption(rows))
+
+
+def run_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
+    """One run: per product, bars for Huntress, ConnectWise before and after, each labelled with its
+    value; beside them, when the rows carry it, the amount held per product. None without rows."""
+    if not rows:
+        return None
+    alt = _altair()
+    products = _products(rows)
+    base = alt.Chart(alt.Data(values=_long(rows))).encode(
+        x=alt.X("product:N", sort=products, title=None, axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("series:N", sort=list(SERIES.values())),
+        y=alt.Y("units:Q", title="units"),
+    )
+    bars = base.mark_bar().encode(color=_series_colour(alt))
+    labels = base.mark_text(dy=-3, baseline="bottom", fontSize=10, color="#1d2939").encode(
+        text=alt.Text("units:Q", format=",~f")
+    )
+    width = max(240, 120 * len(products))
+    chart: Any = (bars + labels).properties(width=width, height=200)
+    held = _held_records(rows)
+    if held:
+        money = alt.Chart(alt.Data(values=held)).encode(
+            x=alt.X("product:N", sort=products, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y(f"{HELD}:Q", title="amount held"),
+        )
+        held_chart = (
+            money.mark_bar(color=HELD_COLOUR)
+            + money.mark_text(dy=-3, baseline="bottom", fontSize=10, color="#1d2939").encode(
+                text=alt.Text(f"{HELD}:Q", format=",.2f")
+            )
+        ).properties(width=max(120, 60 * len(products)), height=200, title="Amount held")
+        chart = alt.hconcat(chart.properties(title="Units"), held_chart)
+    return Chart(render_svg(_spec(chart), "run"), run_caption(rows))
+
+
+def _series_colour(alt: Any) -> Any:
+    return alt.Color(
+        "series:N",
+        scale=alt.Scale(domain=list(SERIES.values()), range=list(COLOURS)),
+        legend=alt.Legend(title=None, orient="top"),
+    )
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _altair() -> Any:
+    try:
+        import altair
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ChartError("altair is not installed") from exc
+    return altair
+
+
+def _spec(chart: Any) -> dict[str, Any]:
+    """The chart's Vega-Lite spec, validated by Altair against the schema."""
+    try:
+        spec: dict[str, Any] = chart.to_dict()
+    except Exception as exc:  # altair's SchemaValidationError and the like
+        raise ChartError(f"the chart's spec is invalid: {exc}") from exc
+    return spec
+
+
+def render_svg(spec: Mapping[str, Any], id_prefix: str = "chart") -> str:
+    """A Vega-Lite spec as sanitized SVG text. vl-convert may fetch nothing: external data is refused."""
+    try:
+        import vl_convert
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ChartError("vl-convert-python is not installed") from exc
+    try:
+        svg = vl_convert.vegalite_to_svg(dict(spec), vl_version=VEGA_LITE_VERSION, allowed_base_urls=[])
+    except Exception as exc:  # the renderer reports a bad spec or a refused fetch as ValueError
+        raise ChartError(f"the chart could not be rendered: {exc}") from exc
+    return sanitize_svg(svg, id_prefix)
+
+
+def sanitize_svg(text: str, id_prefix: str = "chart") -> str:
+    """`text` parsed and written again from the allow-list (module doc): only SVG drawing elements,
+    presentation and ARIA attributes, ids prefixed with `id_prefix` (two charts in one page must not
+    share a clip path id) and `url(#id)` pointing inside the chart. Raises UnsafeChart for anything
+    that cannot be drawn safely by dropping an attribute: a script, a foreign element, a DOCTYPE."""
+    if not _ID.fullmatch(id_prefix):
+        raise ValueError(f"bad id prefix {id_prefix!r}")
+    if re.search(r"<!\s*(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise UnsafeChart("a chart's SVG may not declare a DOCTYPE or entities")
+    try:
+        root = ET.fromstring(text)  # comments and processing instructions are dropped
+    except ET.ParseError as exc:
+        raise UnsafeChart(f"the chart's SVG does not parse: {exc}") from exc
+    ids = {v for el in root.iter() if (v := el.get("id")) and _ID.fullmatch(v)}
+    out: list[str] = []
+    _write(root, out, id_prefix, ids, top=True)
+    return "".join(out)
+
+
+def _write(el: ET.Element, out: list[str], prefix: str, ids: set[str], top: bool = False) -> None:
+    tag = _svg_tag(el.tag)
+    if tag == "svg" and not top:
+        raise UnsafeChart("a nested <svg> is not allowed in a chart")
+    attrs: list[tuple[str, str]] = [("xmlns", _SVG_NS), ("class", "billing-chart")] if top else []
+    for name, value in el.attrib.items():
+        kept = _attribute(name, value, prefix, ids)
+        if kept is not None:
+            attrs.append(kept)
+    out.append(f"<{tag}" + "".join(f' {n}="{html.escape(v, quote=True)}"' for n, v in attrs) + ">")
+    if el.text:
+        out.append(html.escape(el.text, quote=False))
+    for child in el:
+        _write(child, out, prefix, ids)
+        if child.tail:
+            out.append(html.escape(child.tail, quote=False))
+    out.append(f"</{tag}>")
+
+
+def _svg_tag(tag: str) -> str:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    if namespace != _SVG_NS or local not in _ELEMENTS:
+        raise UnsafeChart(f"<{local or tag}> is not allowed in a chart")
+    return local
+
+
+def _attribute(name: str, value: str, prefix: str, ids: set[str]) -> tuple[str, str] | None:
+    """The attribute as written out, or None to drop it."""
+    if name.startswith("{") or not (name in _ATTRIBUTES or re.fullmatch(r"aria-[a-z]+", name)):
+        return None  # xlink:href and other namespaced names, on*, style, class, href, src, ...
+    if name == "id":
+        return (name, f"{prefix}-{value}") if value in ids else None
+    targets = [t.strip(_QUOTES) for t in _URL.findall(value)]
+    if targets:
+        if not all(t.startswith("#") and t[1:] in ids for t in targets):
+            return None  # a reference outside the chart: never fetched, never kept
+        value = _URL.sub(lambda m: f"url(#{prefix}-{m.group(1).strip(_QUOTES)[1:]})", value)
+    if "javascript:" in "".join(value.lower().split()):
+        return None
+    return name, value
