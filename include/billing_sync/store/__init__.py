@@ -1,33 +1,47 @@
-"""The billing database: quarantine, ledger, runs, organization map and per-run staging of frames.
+"""The billing database: quarantine, ledger, runs, organization map, approvals, overrides and per-run
+staging of frames.
 
 SQLAlchemy Core only, and the same on SQLite and PostgreSQL. Nothing here imports Airflow: the DAG
 resolves the URL (`runtime.database_url()`: connection `billing_sync_db`, else
-`default_url(AIRFLOW_HOME)`) and passes it in. Tables are created on first use of an engine. Every
-value travels as a bound parameter.
+`default_url(AIRFLOW_HOME)`) and passes it in. The schema is brought to its newest revision (Alembic
+migrations, `store/migrations/`) on first use of an engine. Every value travels as a bound parameter.
 
 Row dicts returned by the query functions use the column names of docs/contract.md §4; timestamps are
 timezone-aware UTC and JSON columns come back decoded.
 
-    schema           tables, column types, creation and in-place upgrades
-    database         engines, transactions, the schema made ready on first use
+    schema           tables and column types as the newest revision leaves them
+    migrations/      the schema's revisions (Alembic), run by `ensure_schema`
+    database         engines, transactions, the schema migrated on first use
     staging          per-run frames (`billing_stg_*`)
     quarantine_rows  `billing_quarantine`
     ledger           `billing_changes`
     run_records      `billing_runs`
     org_mapping      `billing_org_map`
+    approval_rows    `billing_approvals`
+    override_rules   `billing_overrides`
     values           helpers they share
 
-The modules of the last four tables are not named after them: `store.quarantine`, `store.runs`,
-`store.changes` and `store.org_map` are the Table objects callers select from. Callers import this
-package, never its modules.
+The modules of the tables are not named after them: `store.quarantine`, `store.runs`,
+`store.changes`, `store.org_map`, `store.approvals` and `store.overrides` are the Table objects
+callers select from. Callers import this package, never its modules.
 """
 
 from __future__ import annotations
 
 from ..runtime import default_url
+from .approval_rows import (
+    ApprovalConflict,
+    ApprovalNotFound,
+    add_approval,
+    get_approval,
+    list_approvals,
+    set_approval_status,
+)
 from .database import engine_for, ensure_schema, make_engine
 from .ledger import changes_for_run, ledger_count, list_changes, record_changes
+from .migrations import SchemaVersionError
 from .org_mapping import delete_org_map, list_org_map, org_map_frame, org_map_rows_frame, set_org_map
+from .override_rules import OverrideConflict, OverrideNotFound, add_override, list_overrides, retire_override
 from .quarantine_rows import (
     QuarantineNotFound,
     count_quarantine,
@@ -41,11 +55,17 @@ from .quarantine_rows import (
 from .run_records import RunNotFound, finish_run, get_run, list_runs, start_run
 from .schema import (
     ACTIONS,
+    APPROVAL_KINDS,
+    APPROVAL_STATUSES,
+    DEFAULT_TENANT,
     MODES,
+    OVERRIDE_RULES,
     QUARANTINE_STATUSES,
     ROW_COLUMN,
+    approvals,
     changes,
     org_map,
+    overrides,
     quarantine,
     runs,
     staging_table,
@@ -54,11 +74,23 @@ from .staging import newest_staged_run, purge_staging, read_frame, write_frame
 
 __all__ = [
     "ACTIONS",
+    "APPROVAL_KINDS",
+    "APPROVAL_STATUSES",
+    "DEFAULT_TENANT",
     "MODES",
+    "OVERRIDE_RULES",
     "QUARANTINE_STATUSES",
     "ROW_COLUMN",
+    "ApprovalConflict",
+    "ApprovalNotFound",
+    "OverrideConflict",
+    "OverrideNotFound",
     "QuarantineNotFound",
     "RunNotFound",
+    "SchemaVersionError",
+    "add_approval",
+    "add_override",
+    "approvals",
     "changes",
     "changes_for_run",
     "count_quarantine",
@@ -67,11 +99,14 @@ __all__ = [
     "engine_for",
     "ensure_schema",
     "finish_run",
+    "get_approval",
     "get_quarantine",
     "get_run",
     "ledger_count",
+    "list_approvals",
     "list_changes",
     "list_org_map",
+    "list_overrides",
     "list_quarantine",
     "list_runs",
     "make_engine",
@@ -79,13 +114,16 @@ __all__ = [
     "org_map",
     "org_map_frame",
     "org_map_rows_frame",
+    "overrides",
     "purge_staging",
     "quarantine",
     "read_frame",
     "record_changes",
     "resolve_superseded",
     "resolve_synced",
+    "retire_override",
     "runs",
+    "set_approval_status",
     "set_org_map",
     "set_quarantine_status",
     "staging_table",

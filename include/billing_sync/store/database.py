@@ -1,4 +1,4 @@
-"""Engines and transactions for the billing database, and the schema made ready on first use."""
+"""Engines and transactions for the billing database, and the schema made ready (migrated) on first use."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from . import schema
+from . import migrations
 
 SQLITE_BUSY_TIMEOUT_S = 60
 _WRITE_OPTION = "billing_sync_write"
@@ -90,11 +90,13 @@ def _ready(engine: Engine) -> None:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create whatever tables and indexes are missing. Idempotent; safe when processes race.
+    """Bring the database to the newest schema revision (`migrations.upgrade`): a new database gets
+    every table, one made by an older version is upgraded in place, rows and all. Idempotent (at
+    the newest revision it is one query); safe when processes race.
 
-    PostgreSQL: creators queue on an advisory lock (CREATE TABLE races fail on pg_type even with
-    IF NOT EXISTS). SQLite: BEGIN IMMEDIATE makes check-and-create atomic. A second attempt
-    covers engines not built by `make_engine`, where the check and the create can still interleave.
+    PostgreSQL: migrators queue on an advisory lock (CREATE TABLE races fail on pg_type even with
+    IF NOT EXISTS). SQLite: BEGIN IMMEDIATE makes check-and-migrate atomic. A second attempt
+    covers engines not built by `make_engine`, where the check and the change can still interleave.
     """
     try:
         _create_all(engine)
@@ -105,7 +107,7 @@ def ensure_schema(engine: Engine) -> None:
 
 def _create_all(engine: Engine) -> None:
     with _transaction(engine) as conn:
-        schema.create_missing(conn)
+        migrations.upgrade(conn)
 
 
 def engine_for(url: str) -> Engine:

@@ -1,4 +1,4 @@
-"""The manual organization → company map (`billing_org_map`), matching rule 1."""
+"""The manual organization → company map (`billing_org_map`), matching rule 1: one per tenant."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from sqlalchemy.engine import Engine
 
 from .. import frames
 from .database import _reading, _writing
-from .schema import org_map
-from .values import _clean, _now, _rows, _upsert
+from .schema import DEFAULT_TENANT, org_map
+from .values import _clean, _now, _rows, _tenant_id, _upsert
 
 
-def org_map_frame(engine: Engine) -> pd.DataFrame:
-    """The manual organization → company map as the `org_map` frame (matching rule 1)."""
-    return org_map_rows_frame(list_org_map(engine))
+def org_map_frame(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
+    """The tenant's manual organization → company map as the `org_map` frame (matching rule 1)."""
+    return org_map_rows_frame(list_org_map(engine, tenant=tenant))
 
 
 def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -32,8 +32,12 @@ def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frames.conform(df, "org_map")
 
 
-def list_org_map(engine: Engine) -> list[dict[str, Any]]:
-    stmt = sa.select(org_map).order_by(org_map.c.huntress_organization_id)
+def list_org_map(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+    stmt = (
+        sa.select(org_map)
+        .where(org_map.c.tenant == _tenant_id(tenant))
+        .order_by(org_map.c.huntress_organization_id)
+    )
     with _reading(engine) as conn:
         return _rows(conn.execute(stmt))
 
@@ -46,8 +50,9 @@ def set_org_map(
     user: str,
     *,
     user_id: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, Any]:
-    """Map an organization to a company, replacing any earlier mapping of it; returns the row.
+    """Map an organization to a company, replacing the tenant's earlier mapping of it; returns the row.
 
     created_by (display name), created_by_id (the auth manager's user id) and created_at describe
     the mapping as it now stands: changing the company is a new decision, so they move to this user
@@ -56,6 +61,7 @@ def set_org_map(
     if not isinstance(user, str) or not user.strip():
         raise ValueError("user is required")
     row = {
+        "tenant": _tenant_id(tenant),
         "huntress_organization_id": _as_id(organization_id, "organization_id"),
         "cw_company_id": _as_id(company_id, "company_id"),
         "note": note,
@@ -67,18 +73,22 @@ def set_org_map(
         _upsert(
             conn,
             org_map,
-            ("huntress_organization_id",),
+            ("tenant", "huntress_organization_id"),
             [row],
             ("cw_company_id", "note", "created_by", "created_at", "created_by_id"),
         )
-        stmt = sa.select(org_map).where(org_map.c.huntress_organization_id == row["huntress_organization_id"])
+        stmt = sa.select(org_map).where(
+            org_map.c.tenant == row["tenant"],
+            org_map.c.huntress_organization_id == row["huntress_organization_id"],
+        )
         return dict(conn.execute(stmt).one()._mapping)
 
 
-def delete_org_map(engine: Engine, organization_id: int) -> bool:
-    """Remove an organization's mapping; False when there was none."""
+def delete_org_map(engine: Engine, organization_id: int, *, tenant: str = DEFAULT_TENANT) -> bool:
+    """Remove the tenant's mapping of an organization; False when there was none."""
     stmt = org_map.delete().where(
-        org_map.c.huntress_organization_id == _as_id(organization_id, "organization_id")
+        org_map.c.tenant == _tenant_id(tenant),
+        org_map.c.huntress_organization_id == _as_id(organization_id, "organization_id"),
     )
     with _writing(engine) as conn:
         return conn.execute(stmt).rowcount > 0

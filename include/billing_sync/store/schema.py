@@ -1,15 +1,18 @@
-"""The tables of the billing database, their column types, and the in-place upgrades of older ones.
+"""The tables of the billing database as the newest schema revision leaves them, and their column types.
 
-Declarations only, plus `create_missing`, which a caller runs inside its own transaction (see
-`database.ensure_schema`), so this module opens no connection of its own.
+Declarations only, plus `_add_missing_columns`, the in-place upgrade of databases made before the
+migrations, which `migrations.upgrade` runs inside the caller's transaction: this module opens no
+connection of its own. The tables are created and changed by the migrations (`store/migrations/`),
+never from these declarations; a test checks that the newest revision builds exactly these.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,12 +24,16 @@ from .values import _clean
 QUARANTINE_STATUSES = ("open", "resolved", "dismissed")
 ACTIONS = ("updated", "unchanged", "planned", "failed")
 MODES = ("push", "dry_run", "report_only")
+APPROVAL_KINDS = ("change", "create_addition")
+APPROVAL_STATUSES = ("pending", "applied", "stale", "revoked")
+OVERRIDE_RULES = ("minimum", "fixed", "exclude")
+DEFAULT_TENANT = "default"  # the single-tenant form's tenant (docs/contract.md §1 Tenants)
 # One list of reason codes for the whole package: the contract's nine and its extensions.
 REASON_CODES = tuple(names.REASON_CODES)
 
 STAGING_PREFIX = "billing_stg_"
 ROW_COLUMN = "row_no"  # staging: position of the row in the frame, so reads keep insertion order
-_SCHEMA_LOCK_KEY = 0x62696C6C5F737463  # PostgreSQL advisory lock serializing CREATE TABLE
+_SCHEMA_LOCK_KEY = 0x62696C6C5F737463  # PostgreSQL advisory lock serializing schema changes
 
 
 # --- column types -------------------------------------------------------------------------------
@@ -104,12 +111,23 @@ def _sql_type(dtype: str) -> sa.types.TypeEngine[Any]:
 metadata = sa.MetaData()
 
 _OPEN = sa.text("status = 'open'")
+_PENDING = sa.text("status = 'pending'")
+_ACTIVE = sa.text("active")
 
 
 def _one_of(column: str, values: Sequence[str], table: str) -> sa.CheckConstraint:
     """CHECK (column IN (...)) from the tuple above that the write functions also check against."""
     listed = ", ".join(f"'{v}'" for v in values)
     return sa.CheckConstraint(f"{column} IN ({listed})", name=f"ck_{table}_{column}")
+
+
+def _tenant() -> sa.Column[str]:
+    """The tenant a row belongs to (revision 0002); rows written without one are the default's."""
+    return sa.Column("tenant", sa.Text, nullable=False, server_default=DEFAULT_TENANT)
+
+
+def _money(name: str) -> sa.Column[Decimal]:
+    return sa.Column(name, sa.Numeric())
 
 
 quarantine = sa.Table(
@@ -135,12 +153,16 @@ quarantine = sa.Table(
     # Who decided, as the auth manager's user id (resolved_by holds the display name). Added in
     # place to older databases (`_add_missing_columns`), hence last and nullable.
     sa.Column("resolved_by_id", sa.Text),
+    # Revision 0002 (columns added to existing tables come last).
+    _tenant(),
+    _money("amount_at_stake"),  # unit price × |Huntress − ConnectWise| where a price is known
     _one_of("status", QUARANTINE_STATUSES, "billing_quarantine"),
     sa.Index("ix_billing_quarantine_sync_key", "sync_key"),
-    sa.Index("ix_billing_quarantine_date_status", "billing_date", "status"),
-    # The database itself guarantees "at most one open row per billing date, key and reason".
+    sa.Index("ix_billing_quarantine_tenant_date_status", "tenant", "billing_date", "status"),
+    # The database itself guarantees "at most one open row per tenant, billing date, key and reason".
     sa.Index(
         "uq_billing_quarantine_open",
+        "tenant",
         "billing_date",
         "sync_key",
         "reason_code",
@@ -166,9 +188,12 @@ changes = sa.Table(
     sa.Column("action", sa.Text, nullable=False),
     sa.Column("applied_at", UTCDateTime, nullable=False),
     sa.Column("sync_key", sa.Text, nullable=False),
+    _tenant(),
+    _money("unit_price"),  # the addition's, at read
+    _money("monthly_amount_delta"),  # unit_price × (new − previous)
     sa.UniqueConstraint("run_id", "sync_key", name="uq_billing_changes_run_key"),
     _one_of("action", ACTIONS, "billing_changes"),
-    sa.Index("ix_billing_changes_billing_date", "billing_date"),
+    sa.Index("ix_billing_changes_tenant_date", "tenant", "billing_date"),
     sa.Index("ix_billing_changes_company", "cw_company_id"),
 )
 
@@ -186,20 +211,89 @@ runs = sa.Table(
     sa.Column("checks", JSONText),
     sa.Column("report_path", sa.Text),
     sa.Column("settings", JSONText),
+    _tenant(),
     _one_of("mode", MODES, "billing_runs"),
-    sa.Index("ix_billing_runs_billing_date", "billing_date"),
+    sa.Index("ix_billing_runs_tenant_date", "tenant", "billing_date"),
     sa.Index("ix_billing_runs_started_at", "started_at"),
 )
 
 org_map = sa.Table(
     "billing_org_map",
     metadata,
-    sa.Column("huntress_organization_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("huntress_organization_id", sa.BigInteger, nullable=False, autoincrement=False),
     sa.Column("cw_company_id", sa.BigInteger, nullable=False),
     sa.Column("note", sa.Text),
     sa.Column("created_by", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("created_by_id", sa.Text),  # the user id beside created_by's display name; added in place
+    _tenant(),
+    # One mapping per organization per tenant.
+    sa.PrimaryKeyConstraint("tenant", "huntress_organization_id", name="pk_billing_org_map"),
+)
+
+# A person's approval of one change (or of a new addition) that the guard would hold.
+approvals = sa.Table(
+    "billing_approvals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _tenant(),
+    sa.Column("billing_date", sa.Date, nullable=False),
+    sa.Column("sync_key", sa.Text, nullable=False),
+    sa.Column("cw_company_id", sa.BigInteger, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("addition_id", sa.BigInteger),
+    sa.Column("agreement_id", sa.BigInteger),
+    sa.Column("from_quantity", sa.Double),
+    sa.Column("to_quantity", sa.Double, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("approved_by", sa.Text, nullable=False),
+    sa.Column("approved_by_id", sa.Text),
+    sa.Column("approved_at", UTCDateTime, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("applied_run_id", sa.Text),
+    sa.Column("applied_at", UTCDateTime),
+    _one_of("kind", APPROVAL_KINDS, "billing_approvals"),
+    _one_of("status", APPROVAL_STATUSES, "billing_approvals"),
+    sa.Index("ix_billing_approvals_tenant_date_status", "tenant", "billing_date", "status"),
+    # At most one pending approval per tenant, billing date and key: a run never has two to choose from.
+    sa.Index(
+        "uq_billing_approvals_pending",
+        "tenant",
+        "billing_date",
+        "sync_key",
+        unique=True,
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    ),
+)
+
+# A standing rule for a company and product: bill at least / exactly `quantity`, or never touch it.
+overrides = sa.Table(
+    "billing_overrides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _tenant(),
+    sa.Column("cw_company_id", sa.BigInteger, nullable=False),
+    sa.Column("product", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("quantity", sa.Double),
+    sa.Column("note", sa.Text),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_by_id", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    _one_of("rule", OVERRIDE_RULES, "billing_overrides"),
+    # At most one active rule per tenant, company and product.
+    sa.Index(
+        "uq_billing_overrides_active",
+        "tenant",
+        "cw_company_id",
+        "product",
+        unique=True,
+        sqlite_where=_ACTIVE,
+        postgresql_where=_ACTIVE,
+    ),
 )
 
 
@@ -226,31 +320,23 @@ def staging_table(name: str) -> sa.Table:
         raise ValueError(f"unknown frame {name!r}; known: {sorted(STAGING)}") from None
 
 
-# --- creation and in-place upgrades ---------------------------------------------------------------
+# --- the in-place upgrade of databases made before the migrations ----------------------------------
 
 
-def create_missing(conn: Connection) -> None:
-    """Create whatever tables and indexes are missing and upgrade older ones, in `conn`'s transaction
-    (`database.ensure_schema` says how racing creators are kept apart)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-    metadata.create_all(conn, checkfirst=True)
-    _add_missing_columns(conn)
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    """Nullable columns a table gained since it was made: a frame's new staging column (e.g.
-    organizations.account_id), or an audit column (billing_quarantine.resolved_by_id,
+def _add_missing_columns(conn: Connection, tables: Iterable[sa.Table]) -> None:
+    """Nullable columns a table gained before the migrations existed: a frame's new staging column
+    (e.g. organizations.account_id), or an audit column (billing_quarantine.resolved_by_id,
     billing_org_map.created_by_id).
 
-    Rows written before simply lack the value, so the upgrade in place is an ADD COLUMN
-    (docs/contract.md §4: a database made by an older version is upgraded). Idempotent: only missing
-    columns are added. A missing column that is NOT NULL, a key or has a default is left alone: that
-    needs a migration, not this.
+    `migrations.upgrade` runs it on a database that has billing tables but no schema revision yet,
+    with the tables of revision 0001 (`migrations.baseline`), before stamping it 0001. Rows written
+    before simply lack the value, so the upgrade in place is an ADD COLUMN (docs/contract.md §4: a
+    database made by an older version is upgraded). Idempotent: only missing columns are added. A
+    missing column that is NOT NULL, a key or has a default is left alone: that is a migration's job.
     """
     inspector = sa.inspect(conn)
     quote = conn.dialect.identifier_preparer.quote
-    for table in metadata.sorted_tables:
+    for table in tables:
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
             in_place = column.nullable and not column.primary_key and column.server_default is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 _IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-variable limit
+_TENANT_ID = re.compile(r"[a-z0-9_]+")  # docs/contract.md §1 Tenants: lowercase letters, digits, _
 
 
 def _now() -> datetime:
@@ -47,10 +49,53 @@ def _clean(value: Any) -> Any:
 
 
 def _required_text(row: Mapping[str, Any], field: str) -> str:
-    value = row.get(field)
+    return _text(row.get(field), field)
+
+
+def _text(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{field} is required (non-empty text), got {value!r}")
     return value
+
+
+def _tenant_id(value: Any) -> str:
+    """A tenant id as the contract spells them ("default" for the single-tenant form)."""
+    if not isinstance(value, str) or not _TENANT_ID.fullmatch(value):
+        raise ValueError(f"tenant must be lowercase letters, digits and _, not {value!r}")
+    return value
+
+
+def _user(value: Any) -> str:
+    """Who decided: a non-empty display name."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("user is required")
+    return value
+
+
+def _quantity(value: Any, field: str) -> float:
+    """A non-negative, finite quantity (ConnectWise quantities are decimals)."""
+    value = _clean(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{field} must be a non-negative number, not {value!r}")
+    return float(value)
+
+
+def _optional_quantity(value: Any, field: str) -> float | None:
+    return None if _clean(value) is None else _quantity(value, field)
+
+
+def _id(value: Any, field: str) -> int:
+    """An integer id (ConnectWise or Huntress); digits as text are taken."""
+    value = _clean(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field} must be an integer id, not {value!r}")
+    return value
+
+
+def _optional_id(value: Any, field: str) -> int | None:
+    return None if _clean(value) is None else _id(value, field)
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 
 from billing_sync import store
+from tests.sync.store import pre_alembic
 
 DAY = "2026-11-01"
 ROW = {
@@ -50,7 +51,7 @@ def test_older_databases_gain_the_id_columns_in_place(db_url: str) -> None:
         old,
         *(
             sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-            for c in store.quarantine.columns
+            for c in pre_alembic.quarantine.columns
             if c.name != "resolved_by_id"
         ),
     )
@@ -59,7 +60,7 @@ def test_older_databases_gain_the_id_columns_in_place(db_url: str) -> None:
         old,
         *(
             sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, autoincrement=False)
-            for c in store.org_map.columns
+            for c in pre_alembic.org_map.columns
             if c.name != "created_by_id"
         ),
     )

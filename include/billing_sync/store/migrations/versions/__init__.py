@@ -1,0 +1,1 @@
+"""The revisions, one module each, loaded by Alembic (not imported by the package)."""

@@ -1,0 +1,113 @@
+"""Overrides (`billing_overrides`): a standing rule for a company and product.
+
+`minimum`: bill at least `quantity`; `fixed`: bill exactly `quantity`; `exclude`: never touch the
+company and product. Store functions only: adding, listing and retiring rules; applying them is the
+sync's business (docs/contract.md §3, §4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from .database import _reading, _writing
+from .schema import DEFAULT_TENANT, OVERRIDE_RULES, overrides
+from .values import _id, _now, _optional_quantity, _rows, _tenant_id, _text, _user
+
+
+class OverrideNotFound(LookupError):
+    """No override has the given id."""
+
+
+class OverrideConflict(ValueError):
+    """The tenant already has an active override for this company and product."""
+
+
+def add_override(
+    engine: Engine,
+    *,
+    cw_company_id: int,
+    product: str,
+    rule: str,
+    user: str,
+    quantity: float | None = None,
+    note: str | None = None,
+    user_id: str | None = None,
+    tenant: str = DEFAULT_TENANT,
+) -> dict[str, Any]:
+    """Record an active override; returns the row. `minimum` and `fixed` need a quantity, `exclude`
+    takes none. At most one active override per tenant, company and product (`OverrideConflict`:
+    retire the old one first)."""
+    if rule not in OVERRIDE_RULES:
+        raise ValueError(f"rule must be one of {list(OVERRIDE_RULES)}, not {rule!r}")
+    amount = _optional_quantity(quantity, "quantity")
+    if (rule == "exclude") != (amount is None):
+        raise ValueError(
+            "an exclude override takes no quantity"
+            if amount is not None
+            else f"a {rule} override needs a quantity"
+        )
+    row = {
+        "tenant": _tenant_id(tenant),
+        "cw_company_id": _id(cw_company_id, "cw_company_id"),
+        "product": _text(product, "product"),
+        "rule": rule,
+        "quantity": amount,
+        "note": note,
+        "created_by": _user(user),
+        "created_by_id": user_id,
+        "created_at": _now(),
+        "active": True,
+    }
+    o = overrides
+    active = (
+        o.c.tenant == row["tenant"],
+        o.c.cw_company_id == row["cw_company_id"],
+        o.c.product == row["product"],
+        o.c.active.is_(True),
+    )
+    conflict = f"company {row['cw_company_id']} {row['product']} already has an active override"
+    try:
+        with _writing(engine) as conn:
+            existing = conn.execute(sa.select(o.c.id).where(*active)).scalar()
+            if existing is not None:
+                raise OverrideConflict(f"{conflict} ({existing}): retire it first")
+            new_id = conn.execute(o.insert().values(**row).returning(o.c.id)).scalar_one()
+            return dict(conn.execute(sa.select(o).where(o.c.id == new_id)).one()._mapping)
+    except sa.exc.IntegrityError as exc:  # a concurrent add for the same company and product won
+        raise OverrideConflict(conflict) from exc
+
+
+def list_overrides(
+    engine: Engine,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    active: bool | None = True,
+    cw_company_id: int | None = None,
+    product: str | None = None,
+) -> list[dict[str, Any]]:
+    """The tenant's overrides (by default the active ones; `active=None`: all), oldest first."""
+    o = overrides
+    where = [o.c.tenant == _tenant_id(tenant)]
+    if active is not None:
+        where.append(o.c.active.is_(bool(active)))
+    if cw_company_id is not None:
+        where.append(o.c.cw_company_id == _id(cw_company_id, "cw_company_id"))
+    if product is not None:
+        where.append(o.c.product == product)
+    with _reading(engine) as conn:
+        return _rows(conn.execute(sa.select(o).where(*where).order_by(o.c.id)))
+
+
+def retire_override(engine: Engine, override_id: int) -> dict[str, Any]:
+    """Make an override inactive (kept for the record); returns the row. Retiring a retired one
+    changes nothing."""
+    o = overrides
+    with _writing(engine) as conn:
+        conn.execute(o.update().where(o.c.id == int(override_id)).values(active=False))
+        row = conn.execute(sa.select(o).where(o.c.id == int(override_id))).first()
+    if row is None:
+        raise OverrideNotFound(f"no override {override_id}")
+    return dict(row._mapping)
