@@ -1,6 +1,7 @@
-"""Airflow UI plugin: the billing review pages (quarantine, runs, organization mapping).
+"""Airflow UI plugin: the billing review pages (quarantine, runs, organization mapping, approvals,
+overrides).
 
-Registers the FastAPI app at ``/billing-review`` in the API server and three nav entries (Plugins
+Registers the FastAPI app at ``/billing-review`` in the API server and five nav entries (Plugins
 menu → Billing) that show its pages inside the Airflow UI. The pages themselves live in
 ``billing_sync.review`` (the same package as the DAG); see docs/ui.md.
 
@@ -61,4 +62,6 @@ class BillingReviewPlugin(AirflowPlugin):
         _view("Billing quarantine", "quarantine"),
         _view("Billing runs", "runs"),
         _view("Organization mapping", "mapping"),
+        _view("Billing approvals", "approvals"),
+        _view("Billing overrides", "overrides"),
     ]

@@ -7,9 +7,8 @@
 
 Rows are plain dicts: `product`, `huntress`, `connectwise_before`, `connectwise_after`, for the history
 also `billing_date`, and optionally `amount_held` (money). A chart draws the amount held only when some
-row carries one; nothing in the billing database does yet (quarantine rows will carry
-`amount_at_stake`: `held_by_product` / `held_by_date` sum it when they do, and count nothing until
-then). The caption says which.
+row carries one: the quarantine rows' `amount_at_stake` (where a price is known; rows recorded before
+runs priced keys have none), which `held_by_product` / `held_by_date` sum. The caption says which.
 
 Drawn with Altair (Vega-Lite) and rendered on the server by vl-convert (`vl_convert`, no browser, no
 network: external data is refused), so a page embeds plain `<svg>` and runs no chart script. Both are

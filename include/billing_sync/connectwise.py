@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 import requests
@@ -41,6 +42,9 @@ ADDITION_FIELDS = (
     "id,agreementId,product/identifier,quantity,unitPrice,effectiveDate,cancelledDate,"
     "agreementStatus,lessIncluded"
 )
+# `price` is the catalog item's default unit price (pyconnectwise's CatalogItem model, generated from
+# ConnectWise's OpenAPI): the fallback price of a key without an addition price, read with the item.
+CATALOG_FIELDS = "id,identifier,description,inactiveFlag,price"
 CREDENTIALS_HINT = "check the company id / credentials of the connection"
 
 
@@ -160,7 +164,7 @@ class ConnectWiseClient:
                 "procurement/catalog",
                 "/procurement/catalog",
                 f"identifier in {in_list(identifiers)}",
-                "id,identifier,description,inactiveFlag",
+                CATALOG_FIELDS,
             )
         )
 
@@ -206,7 +210,71 @@ class ConnectWiseClient:
             raise ApiError("ConnectWise GET addition returned no object")
         return dict(resp.payload)
 
+    def agreement(self, agreement_id: int) -> dict[str, Any]:
+        """One agreement, as `agreements` reads it (status, company, dates)."""
+        resp = self._request(
+            "GET",
+            f"finance/agreements/{int(agreement_id)}",
+            label="/finance/agreements/{id}",
+            params={"fields": AGREEMENT_FIELDS},
+        )
+        if not isinstance(resp.payload, Mapping):
+            raise ApiError("ConnectWise GET agreement returned no object")
+        return dict(resp.payload)
+
+    def agreement_additions(self, agreement_id: int, catalog_identifier: str) -> list[dict[str, Any]]:
+        """The additions of one product on one agreement, read fresh (before creating one)."""
+        rows = list(
+            self.paged(
+                f"finance/agreements/{int(agreement_id)}/additions",
+                "/finance/agreements/{id}/additions",
+                f"product/identifier = {quote(catalog_identifier)}",
+                ADDITION_FIELDS,
+            )
+        )
+        for r in rows:
+            r.setdefault("agreementId", agreement_id)
+        return rows
+
     # -- writes ----------------------------------------------------------------------------------
+    def create_addition(
+        self,
+        agreement_id: int,
+        product_identifier: str,
+        quantity: int,
+        effective_date: date,
+        bill_customer: str = "Billable",
+    ) -> dict[str, Any]:
+        """POST a new addition (docs/contract.md §5); returns the record ConnectWise answers with.
+
+        The body names only fields of ConnectWise's `AgreementAddition` model, whose required ones are
+        `product` (an IvItemReference: `id` or `identifier`) and `billCustomer` (Billable | DoNotBill |
+        NoCharge): pyconnectwise's `AdditionModel` (src/pyconnectwise/models/manage/AdditionModel.py,
+        generated from ConnectWise's OpenAPI) and the finance client generated from the same document
+        (spinen/connectwise-finance-php-client, docs/Model/Addition.md, "product" and
+        "bill_customer" without [optional]). `effectiveDate` is midnight UTC of `effective_date`.
+
+        Sent once, never retried here: a POST whose answer is lost may have created the addition, and
+        a blind second POST would create another. The caller (push.create_one) settles a failure by
+        reading the agreement's additions before it decides to send again.
+        """
+        body = {
+            "product": {"identifier": product_identifier},
+            "quantity": int(quantity),
+            "effectiveDate": f"{effective_date.isoformat()}T00:00:00Z",
+            "billCustomer": bill_customer,
+        }
+        resp = self._request(
+            "POST",
+            f"finance/agreements/{int(agreement_id)}/additions",
+            label="/finance/agreements/{id}/additions",
+            json_body=body,
+            attempts=1,
+        )
+        if not isinstance(resp.payload, Mapping):
+            raise ApiError("ConnectWise POST addition answered no object")
+        return dict(resp.payload)
+
     def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> dict[str, Any]:
         resp = self._request(
             "PATCH",

@@ -72,9 +72,40 @@ SCHEMAS: dict[str, dict[str, Dtype]] = {
         "unreadable_dates": "string",
         "issue": "string",  # failed GX expectations of live additions; <NA> when none
     },
+    # One row per agreement extract_connectwise read (active, not cancelled, of the allowed types):
+    # the agreements a person may add a missing addition to (review page, docs/contract.md §4 approvals).
+    "agreements": {
+        "agreement_id": "Int64",
+        "company_id": "Int64",
+        "name": "string",
+        "type": "string",
+        "status": "string",
+        "cancelled": "boolean",
+        "start_date": "datetime64[ns, UTC]",
+        "end_date": "datetime64[ns, UTC]",
+    },
     "org_map": {
         "organization_id": "Int64",
         "company_id": "Int64",
+    },
+    # The mapped catalog items as read (/procurement/catalog, the same request that finds them):
+    # `price` is the fallback price of a key whose addition is missing or carries no unitPrice.
+    "catalog": {
+        "catalog_item_id": "Int64",
+        "identifier": "string",
+        "description": "string",
+        "price": "Float64",
+        "inactive": "boolean",
+    },
+    # The tenant's active billing_overrides, as the run applied them (store.overrides_frame).
+    "overrides": {
+        "override_id": "Int64",
+        "company_id": "Int64",
+        "product": "string",
+        "rule": "string",  # minimum | fixed | exclude
+        "quantity": "Float64",  # <NA> for exclude
+        "created_by": "string",
+        "note": "string",
     },
     # Output of reconcile: one row per sync key.
     "outcomes": {
@@ -94,6 +125,17 @@ SCHEMAS: dict[str, dict[str, Dtype]] = {
         "outcome": "string",  # change | unchanged | not_applicable | quarantined (before push)
         "reason_code": "string",
         "detail": "string",
+        # The override that decided the quantity (billing_overrides.id) and how it reads
+        # ("minimum 10 by Jane Doe"); <NA> when none applied.
+        "override_id": "Int64",
+        "override": "string",
+        # Money, as Decimal text (billing_sync.money): exact whatever the database does with floats.
+        "unit_price": "string",  # the live addition's unitPrice, as read
+        "catalog_price": "string",  # the catalog item's price, as read
+        "monthly_amount_delta": "string",  # change / unchanged: unit_price × (new − previous)
+        "amount_at_stake": "string",  # quarantined: price × |aimed-for − ConnectWise|, price known
+        # The billing_approvals row a person approved this change or new addition with; <NA> when none.
+        "approval_id": "Int64",
     },
 }
 
@@ -190,6 +232,39 @@ def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if not c.get("deletedFlag")
     ]
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["companies"])), "companies")
+
+
+def catalog_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Catalog items (`/procurement/catalog`) → the `catalog` frame."""
+    rows = [
+        {
+            "catalog_item_id": _int_or_none(c.get("id")),
+            "identifier": _str_or_none(c.get("identifier")),
+            "description": _str_or_none(c.get("description")),
+            "price": _number_or_none(c.get("price")),
+            "inactive": c.get("inactiveFlag") if isinstance(c.get("inactiveFlag"), bool) else None,
+        }
+        for c in items
+    ]
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["catalog"])), "catalog")
+
+
+def agreements_frame(agreements: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Agreements (`/finance/agreements`) → the `agreements` frame."""
+    rows = [
+        {
+            "agreement_id": _int_or_none(a.get("id")),
+            "company_id": _int_or_none(_ref(a, "company", "id")),
+            "name": _str_or_none(a.get("name")),
+            "type": _str_or_none(_ref(a, "type", "name")),
+            "status": _str_or_none(a.get("agreementStatus")),
+            "cancelled": a.get("cancelledFlag") if isinstance(a.get("cancelledFlag"), bool) else None,
+            "start_date": a.get("startDate"),
+            "end_date": a.get("endDate"),
+        }
+        for a in agreements
+    ]
+    return conform(pd.DataFrame(rows, columns=list(SCHEMAS["agreements"])), "agreements")
 
 
 def additions_frame(

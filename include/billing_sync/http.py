@@ -230,9 +230,15 @@ class ApiSession:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        attempts: int | None = None,
     ) -> ApiResponse:
-        """Send with retries; return the final 2xx response with its JSON decoded (`ApiResponse`)."""
+        """Send with retries; return the final 2xx response with its JSON decoded (`ApiResponse`).
+
+        `attempts` caps the tries of this one request below the policy's: a write that must not be
+        sent twice blindly (a POST that creates) passes 1 and settles a failure itself, by reading.
+        """
         url = self.url(path)
+        limit = self.retry.attempts if attempts is None else max(1, min(attempts, self.retry.attempts))
         what = f"{self.api} {method} {label}"
         attempt, rate_wait = 0, 0.0
         while True:
@@ -251,11 +257,11 @@ class ApiSession:
                 rate_wait += self._wait_out_429(what, retry_after, rate_wait)
                 continue
             attempt += 1
-            if attempt >= self.retry.attempts:
+            if attempt >= limit:
                 status = resp.status_code if resp is not None else None
                 raise ApiError(f"{what} failed after {attempt} attempts: {problem}", status=status)
             wait = self.retry.delay(attempt, retry_after)
-            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retry.attempts - 1, wait)
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, limit - 1, wait)
             self._sleep(wait)
 
     def _waits_out_429s(self) -> bool:

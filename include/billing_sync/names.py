@@ -21,15 +21,17 @@ OUTCOMES: dict[str, str] = {
     "unchanged": "the addition already carries the Huntress quantity",
     "not_applicable": "zero usage and nothing to update",
     "quarantined": "held for a person; reason_code says why",
+    "create": "a person approved creating the missing addition; to be created by the push",
 }
 # Outcomes the push step writes over `change`; listed so run counts keep a stable shape.
 PUSH_OUTCOMES: dict[str, str] = {
     "updated": "the new quantity was written to ConnectWise",
     "planned": "dry run / report only: the change would have been written",
     "failed": "the write did not succeed (see the quarantine row)",
+    "created": "an approved new addition was created in ConnectWise",
 }
 # The contract's outcomes (docs/contract.md §3), in its order: how reports and alerts list them.
-CONTRACT_OUTCOMES = ("updated", "unchanged", "planned", "not_applicable", "quarantined")
+CONTRACT_OUTCOMES = ("updated", "unchanged", "planned", "not_applicable", "quarantined", "created")
 
 REASON_CODES: dict[str, str] = {
     "unmapped_organization": "usage for an organization that no rule maps to a company",
@@ -53,14 +55,15 @@ REASON_HELP: dict[str, str] = {
     "company an identifier equal to the organization's key.",
     "ambiguous_company_match": "Add a billing_org_map row naming the right company, or make the "
     "identifiers/names of the candidate companies distinct.",
-    "no_live_addition": "Add the product as an addition on the company's active agreement (the sync never "
-    "creates one), or map the organization to the company that has it.",
+    "no_live_addition": "Approve creating the addition on one of the company's agreements (the next run "
+    "creates it), add it in ConnectWise yourself, or map the organization to the company that has it.",
     "duplicate_addition": "Cancel or end all but one of the company's live additions for the product, or "
     "restrict agreement_types so only one agreement counts.",
     "invalid_usage": "Check the organization's usage in Huntress; the key syncs on the next run once the "
     "invoice line carries a whole, non-negative count.",
-    "change_exceeds_limit": "Confirm the change is real, then update the addition by hand or raise "
-    "max_change_units / max_change_ratio (or set allow_drop_to_zero) and re-run.",
+    "change_exceeds_limit": "Confirm the change is real, then approve exactly this change and re-run, "
+    "update the addition by hand, or raise max_change_units / max_change_ratio (or set "
+    "allow_drop_to_zero) and re-run.",
     "missing_from_invoice": "Confirm the company left Huntress and end the addition, or map its Huntress "
     "organization to the company.",
     "changed_since_read": "Someone edited the addition during the run; re-run the sync to compare again.",

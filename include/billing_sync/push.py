@@ -6,17 +6,24 @@ For each change the addition is read again right before the write. Its quantity 
 - anything else → someone changed it since the read → quarantine `changed_since_read`, no write.
 Each result is written to the ledger as soon as it is known, so a task killed part-way leaves a
 ledger that agrees with ConnectWise, and its retry finishes the rest.
+
+An approved new addition (`create_one`) is created the same careful way: the agreement and its
+additions of the product are read first, and the POST is sent only while none is live; an answer
+that is lost is settled by reading again, never by a blind second POST, so an addition is created
+at most once, however often the push is retried.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
-from .connectwise import ConnectWiseClient
+from .connectwise import CONNECTWISE_RETRYABLE, ConnectWiseClient
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -25,10 +32,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PushResult:
     sync_key: str
-    action: str  # updated | failed
+    action: str  # updated | created | failed
     reason_code: str | None  # changed_since_read | push_rejected when failed
     detail: str
     quantity_now: float | None  # what ConnectWise holds after this step, when known
+    addition_id: int | None = None  # created: the new addition's id
 
 
 def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult:
@@ -85,6 +93,120 @@ def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], e
     return PushResult(key, "failed", "push_rejected", str(exc), now)
 
 
+CREATE_ATTEMPTS = 3  # POSTs of one new addition at most, each after a read that found none
+
+
+def create_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult:
+    """Create an approved new addition (`new_quantity` of `catalog_identifier` on `agreement_id`,
+    effective `effective_date`), at most once.
+
+    Read first: the agreement must still be Active, not cancelled, the company's, and not ended
+    before the effective date; a live addition of the product on it that carries the approved
+    quantity and effective date is the one an earlier attempt made (its answer lost, or its task
+    killed before recording): created, nothing sent. Any other live addition of the product means
+    ConnectWise changed since the approval (`changed_since_read`): nothing is created. A POST that
+    fails without a refusal (dropped connection, 5xx, 429, an answer that is no JSON) is settled by
+    reading again before anything is sent again.
+    """
+    key, new = change["sync_key"], int(change["new_quantity"])
+    agreement_id, identifier = int(change["agreement_id"]), str(change["catalog_identifier"])
+    day = date.fromisoformat(str(change["effective_date"]))
+    try:
+        agreement = client.agreement(agreement_id)
+    except ApiError as exc:
+        return PushResult(
+            key, "failed", "push_rejected", f"re-read of agreement {agreement_id} failed: {exc}", None
+        )
+    unfit = _unfit_agreement(agreement, int(change["company_id"]), day)
+    if unfit:
+        return PushResult(
+            key, "failed", "changed_since_read", f"agreement {agreement_id} {unfit}; nothing created", None
+        )
+    lost: ApiError | None = None
+    for attempt in range(CREATE_ATTEMPTS + 1):
+        if lost is not None:  # give a write that did happen the time to show
+            time.sleep(client.api.retry.delay(attempt, None))
+        try:
+            live = [a for a in client.agreement_additions(agreement_id, identifier) if _live_on(a, day)]
+        except ApiError as exc:
+            why = f"the create's answer was lost ({lost}) and " if lost else ""
+            return PushResult(
+                key, "failed", "push_rejected", f"{why}re-read of the additions failed: {exc}", None
+            )
+        ours = [a for a in live if _same(a.get("quantity"), new) and _day(a.get("effectiveDate")) == day]
+        if ours:
+            made = ours[0].get("id")
+            how = "its answer was lost" if lost else "made by an earlier attempt"
+            detail = f"addition {made} of {new} found on agreement {agreement_id} ({how})"
+            return PushResult(key, "created", None, detail, new, _id(made))
+        if live:
+            found = ", ".join(f"{a.get('id')} (quantity {a.get('quantity')!r})" for a in live)
+            return PushResult(
+                key,
+                "failed",
+                "changed_since_read",
+                f"agreement {agreement_id} now has a live {identifier} addition: {found}; nothing created",
+                None,
+            )
+        if attempt == CREATE_ATTEMPTS:
+            break
+        try:
+            record = client.create_addition(agreement_id, identifier, new, day)
+        except ApiError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in CONNECTWISE_RETRYABLE:
+                return PushResult(key, "failed", "push_rejected", str(exc), None)  # refused: nothing made
+            lost = exc
+            log.warning(
+                "%s: the create got no usable answer (%s); reading before anything is sent again", key, exc
+            )
+            continue
+        made = record.get("id")
+        detail = f"addition {made} of {new} created on agreement {agreement_id}"
+        return PushResult(key, "created", None, detail, new, _id(made))
+    return PushResult(
+        key, "failed", "push_rejected", f"no addition created after {CREATE_ATTEMPTS} attempts: {lost}", None
+    )
+
+
+def _unfit_agreement(agreement: Mapping[str, Any], company_id: int, day: date) -> str | None:
+    """Why a new addition may not go on this agreement any more (None: it may)."""
+    company = agreement.get("company")
+    owner = company.get("id") if isinstance(company, Mapping) else None
+    if owner != company_id:
+        return f"belongs to company {owner!r}, not {company_id}"
+    if agreement.get("agreementStatus") != "Active" or agreement.get("cancelledFlag") is not False:
+        return f"is {agreement.get('agreementStatus')!r} (cancelled {agreement.get('cancelledFlag')!r})"
+    ends = _day(agreement.get("endDate"), unreadable=date.min)
+    if ends is not None and ends < day:
+        return f"ended {agreement.get('endDate')}"
+    return None
+
+
+def _live_on(addition: Mapping[str, Any], day: date) -> bool:
+    """Whether a re-read addition bills on `day` (docs/contract.md §2; a date that cannot be read
+    counts as live here: when in doubt, nothing is created)."""
+    if addition.get("agreementStatus") not in (None, "", "Active"):
+        return False
+    cancelled = _day(addition.get("cancelledDate"), unreadable=date.max)
+    effective = _day(addition.get("effectiveDate"), unreadable=date.min)
+    return (cancelled is None or cancelled > day) and (effective is None or effective <= day)
+
+
+def _day(value: Any, unreadable: date | None = None) -> date | None:
+    """The UTC date of a ConnectWise date-time; None when absent, `unreadable` when unreadable."""
+    if value in (None, ""):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return unreadable
+    return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
+
+
+def _id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def push_changes(
     client: ConnectWiseClient,
     changes: Iterable[Mapping[str, Any]],
@@ -95,7 +217,10 @@ def push_changes(
     changes = list(changes)
     results = []
     with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
-        futures = {pool.submit(push_one, client, c): c for c in changes}
+        futures = {
+            pool.submit(create_one if c.get("outcome") == "create" else push_one, client, c): c
+            for c in changes
+        }
         for fut in as_completed(futures):
             result = fut.result()
             on_result(futures[fut], result)

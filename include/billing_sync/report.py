@@ -20,6 +20,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import jinja2
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import charts, csvfile, runtime, store
+from . import charts, csvfile, money, runtime, store
 from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 from .runref import InvoicedRunRef
 
@@ -36,6 +37,8 @@ CHANGES_CSV = "changes.csv"
 QUARANTINE_CSV = "quarantine.csv"
 TOTALS_CSV = "totals.csv"
 OUTCOMES_CSV = "outcomes.csv"
+LEDGER_MONEY = ("unit_price", "monthly_amount_delta")
+QUARANTINE_MONEY = ("amount_at_stake",)
 VALIDATION_JSON = "validation.json"
 
 MODE_HELP = {
@@ -43,7 +46,8 @@ MODE_HELP = {
     "dry_run": "dry run: nothing was written to ConnectWise",
     "report_only": "report only: the invoice is older than the newest one, nothing was written",
 }
-OUTCOME_ORDER = (*CONTRACT_OUTCOMES, "failed", "change")  # every outcome of OUTCOMES and PUSH_OUTCOMES
+# Every outcome of OUTCOMES and PUSH_OUTCOMES.
+OUTCOME_ORDER = (*CONTRACT_OUTCOMES, "failed", "change", "create")
 TOTALS_COLUMNS = (
     "product",
     "catalog_identifier",
@@ -100,12 +104,18 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     companies = _company_names(eng, run_id)
     counts = dict(summary.get("counts") or run.get("counts") or {})
     checks = dict(summary.get("checks") or run.get("checks") or {})
+    overrides = _override_texts(eng, run_id)
     changes = [
-        {**c, "company_name": companies.get(c["cw_company_id"])} for c in store.changes_for_run(eng, run_id)
+        {
+            **_exact(c, LEDGER_MONEY),
+            "company_name": companies.get(c["cw_company_id"]),
+            "override": overrides.get(c["sync_key"]),
+        }
+        for c in store.changes_for_run(eng, run_id)
     ]
     quarantine = [
         {
-            **q,
+            **_exact(q, QUARANTINE_MONEY),
             "company_name": companies.get(q["cw_company_id"]),
             "what_to_do": REASON_HELP.get(q["reason_code"]),
         }
@@ -114,6 +124,9 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     quarantine.sort(
         key=lambda q: (
             reason_rank(q["reason_code"]),
+            -(
+                q["amount_at_stake"] if q["amount_at_stake"] is not None else Decimal(-1)
+            ),  # most at stake first
             str(q["huntress_organization_name"] or ""),
             str(q["sync_key"]),
         )
@@ -135,9 +148,90 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
         "counts": counts,
         "checks": checks,
         "totals": totals_rows(checks, products),
+        "money": money_view(summary.get("money") or checks.get("money"), products),
         "changes": changes,
         "quarantine": quarantine,
         "links": dict(summary.get("links") or {}),
+    }
+
+
+def _override_texts(eng: Engine, run_id: str) -> dict[str, str]:
+    """sync key → the override that decided its quantity ("minimum 10 by Jane Doe (override 3)"),
+    from the run's staged outcomes (gone once staging is purged: the ledger's override_id stays)."""
+    frame = store.read_frame(eng, run_id, "outcomes").dropna(subset=["override"])
+    return {str(k): str(t) for k, t in zip(frame["sync_key"], frame["override"], strict=True)}
+
+
+def _exact(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """`row` with its amounts as the exact Decimal they are (a NUMERIC read back from SQLite carries
+    trailing zeros: 4.7500000000 reads 4.75 again)."""
+    out = dict(row)
+    for f in fields:
+        text = money.text(out.get(f))
+        out[f] = None if text is None else Decimal(text)
+    return out
+
+
+def money_view(
+    totals: Mapping[str, Any] | None,
+    products: Mapping[str, str] | None = None,
+    held: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The money of a run for people (every amount with two decimals): per product Huntress vs
+    ConnectWise in units and money, what the run recovered, and what is still held by reason.
+    `totals` is what record_run recorded (`billing_runs.checks["money"]`); `held` replaces its
+    held part with a fresher one (`store.held_totals`). None when the run recorded no money."""
+    if not totals:
+        return None
+    products = products or {}
+    held = held if held is not None else (totals.get("held") or {})
+    rows = []
+    for product, t in (totals.get("products") or {}).items():
+        rows.append(
+            {
+                "product": product,
+                "catalog_identifier": products.get(product),
+                "huntress_units": _num(t.get("huntress_units")),
+                "huntress_amount": money.fmt(t.get("huntress_amount")),
+                "connectwise_units": _num(t.get("connectwise_units_after")),
+                "connectwise_amount": money.fmt(t.get("connectwise_amount_after")),
+                "difference": money.signed(t.get("difference")),
+                "recovered": money.signed(t.get("recovered")),
+                "unpriced_units": _num(t.get("unpriced_units"))
+                if money.amount(t.get("unpriced_units"))
+                else "",
+                "differs": bool(money.amount(t.get("difference"))),
+            }
+        )
+    return {
+        "products": rows,
+        "huntress_amount": money.fmt(totals.get("huntress_amount")),
+        "connectwise_amount": money.fmt(totals.get("connectwise_amount_after")),
+        "recovered": money.signed(totals.get("recovered"), "0.00"),
+        "planned": money.signed(totals.get("planned"), "0.00"),
+        "has_planned": bool(money.amount(totals.get("planned"))),
+        **held_view(held),
+    }
+
+
+def held_view(held: Mapping[str, Any]) -> dict[str, Any]:
+    """What is held (`store.held_totals`, or the `held` a run recorded) for people: `held` (per
+    reason: rows, priced and unpriced rows, the amount), `held_amount`, `held_rows`, `held_unpriced`."""
+    return {
+        "held": [
+            {
+                "reason_code": r["reason_code"],
+                "rows": r["rows"],
+                "priced_rows": r["priced_rows"],
+                "unpriced_rows": r["rows"] - r["priced_rows"],
+                # No row with an amount: no sum to show (0.00 would say nothing is at stake).
+                "amount": money.fmt(r["amount"]) if r["priced_rows"] else "—",
+            }
+            for r in held.get("reasons") or []
+        ],
+        "held_amount": money.fmt(held.get("amount"), "0.00"),
+        "held_rows": held.get("rows") or 0,
+        "held_unpriced": (held.get("rows") or 0) - (held.get("priced_rows") or 0),
     }
 
 
@@ -194,7 +288,9 @@ def write_report(
     if directory is None:
         directory = run_directory(ref["billing_date"], ref["run_id"])
     data = collect(eng, ref, summary)
-    csvfile.write_rows(directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name"])
+    csvfile.write_rows(
+        directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name", "override"]
+    )
     csvfile.write_rows(
         directory / QUARANTINE_CSV,
         data["quarantine"],
@@ -273,7 +369,7 @@ def _when(v: Any) -> str:
 
 # Autoescape on for every value; a missing key renders empty rather than losing the whole report.
 _ENV = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-_ENV.filters.update(num=_num, when=_when)
+_ENV.filters.update(num=_num, when=_when, money=money.fmt)
 _ENV.globals.update(delta=_delta)
 
 _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
@@ -313,6 +409,37 @@ _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
 {% if links.airflow_run %}<tr><th>Airflow</th><td><a href="{{ links.airflow_run }}">the run in Airflow</a></td></tr>{% endif %}
 </table>
 
+{% if money %}
+<h2 id="money">Money: Huntress vs ConnectWise, per month</h2>
+<p><strong>Recovered by this run: {{ money.recovered }}</strong> <span class="muted">(the net monthly amount
+the run changed in ConnectWise: unit price × quantity change of the additions it updated)</span>
+{% if money.has_planned %}<br><strong>Planned, not written: {{ money.planned }}</strong>{% endif %}
+<br><strong>Still held: {{ money.held_amount }}</strong> <span class="muted">in {{ money.held_rows }} open
+quarantine row(s){% if money.held_unpriced %}, {{ money.held_unpriced }} of them without a known price{% endif %}</span></p>
+<table>
+<tr><th>product</th><th>catalog item</th><th class="n">Huntress units</th><th class="n">Huntress amount</th>
+<th class="n">ConnectWise units</th><th class="n">ConnectWise amount</th><th class="n">difference</th>
+<th class="n">recovered</th></tr>
+{% for t in money.products %}<tr{% if t.differs %} class="bad"{% endif %}><td>{{ t.product }}</td><td>{{ t.catalog_identifier or "" }}</td>
+<td class="n">{{ t.huntress_units }}</td><td class="n">{{ t.huntress_amount }}</td>
+<td class="n">{{ t.connectwise_units }}</td><td class="n">{{ t.connectwise_amount }}</td>
+<td class="n">{{ t.difference }}</td><td class="n">{{ t.recovered }}</td></tr>
+{% endfor %}
+<tr><th colspan="3">total</th><th class="n">{{ money.huntress_amount }}</th><th></th>
+<th class="n">{{ money.connectwise_amount }}</th><th></th><th class="n">{{ money.recovered }}</th></tr>
+</table>
+<p class="muted">Amounts: units × the addition's unit price (else the catalog item's); ConnectWise after the
+push. Units without a known price count in neither amount.</p>
+{% if money.held %}
+<table>
+<tr><th>still held, by reason</th><th class="n">open rows</th><th class="n">amount at stake</th></tr>
+{% for h in money.held %}<tr><td><a href="#{{ h.reason_code }}">{{ h.reason_code }}</a></td><td class="n">{{ h.rows }}</td>
+<td class="n">{{ h.amount }}{% if h.priced_rows < h.rows %} <span class="muted">({{ h.rows - h.priced_rows }} unpriced)</span>{% endif %}</td></tr>
+{% endfor %}
+</table>
+{% endif %}
+{% endif %}
+
 <h2>Outcomes</h2>
 <p>{{ counts.get("total", 0) }} sync keys (company × product).</p>
 <table>
@@ -351,12 +478,14 @@ _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
 {% if shown_changes or hidden_changes %}
 <table>
 <tr><th>company</th><th>product</th><th class="n">agreement</th><th class="n">addition</th><th class="n">Huntress</th>
-<th class="n">old quantity</th><th class="n">new quantity</th><th class="n">change</th><th>action</th></tr>
+<th class="n">old quantity</th><th class="n">new quantity</th><th class="n">change</th><th>action</th>
+<th class="n">unit price</th><th class="n">monthly amount</th><th>override</th></tr>
 {% for c in shown_changes %}<tr><td>{{ c.company_name or "" }} <span class="muted">#{{ c.cw_company_id | num }}</span></td>
 <td>{{ c.product }}</td><td class="n">{{ c.agreement_id | num }}</td><td class="n">{{ c.addition_id | num }}</td>
 <td class="n">{{ c.huntress_quantity | num }}</td><td class="n">{{ c.previous_quantity | num }}</td>
 <td class="n">{{ c.new_quantity | num }}</td><td class="n">{{ delta(c.new_quantity, c.previous_quantity) }}</td>
-<td>{{ c.action }}</td></tr>
+<td>{{ c.action }}</td><td class="n">{{ c.unit_price | money }}</td>
+<td class="n">{{ c.monthly_amount_delta | money }}</td><td>{{ c.override or "" }}</td></tr>
 {% endfor %}
 </table>
 {% if hidden_changes %}<p class="muted">{{ hidden_changes }} more change(s) in changes.csv.</p>{% endif %}
@@ -378,10 +507,12 @@ _TEMPLATE = _ENV.from_string("""<!DOCTYPE html>
 <p>{{ g.meaning }}</p>
 {% if g.help %}<div class="help"><strong>What to do:</strong> {{ g.help }}</div>{% endif %}
 <table>
-<tr><th>Huntress organization</th><th>ConnectWise company</th><th>product</th><th>detail</th><th>status</th></tr>
+<tr><th>Huntress organization</th><th>ConnectWise company</th><th>product</th><th>detail</th>
+<th class="n">at stake</th><th>status</th></tr>
 {% for q in g.shown %}<tr><td>{{ q.huntress_organization_name or "" }}{% if q.huntress_organization_id is not none %} <span class="muted">#{{ q.huntress_organization_id }}</span>{% endif %}</td>
 <td>{{ q.company_name or "" }}{% if q.cw_company_id is not none %} <span class="muted">#{{ q.cw_company_id }}</span>{% endif %}</td>
-<td>{{ q.product or "" }}</td><td>{{ q.detail or "" }}</td><td>{{ q.status }}</td></tr>
+<td>{{ q.product or "" }}</td><td>{{ q.detail or "" }}</td><td class="n">{{ q.amount_at_stake | money }}</td>
+<td>{{ q.status }}</td></tr>
 {% endfor %}
 </table>
 {% if g.rows | length > g.shown | length %}<p class="muted">{{ g.rows | length - g.shown | length }} more row(s) in quarantine.csv.</p>{% endif %}
@@ -433,7 +564,7 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
             "",
             "Changes:",
             _table(
-                ["company", "product", "addition", "previous", "new", "action"],
+                ["company", "product", "addition", "previous", "new", "action", "monthly amount"],
                 [
                     [
                         c["cw_company_id"],
@@ -442,6 +573,7 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
                         _num(c["previous_quantity"]),
                         _num(c["new_quantity"]),
                         c["action"],
+                        money.signed(c.get("monthly_amount_delta")),
                     ]
                     for c in changes
                 ],
@@ -474,4 +606,53 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
     if run.get("report_path"):
         page = Path(run["report_path"]) / REPORT_FILE
         out.append(f"Report: {page if page.exists() else run['report_path']}")
+    view = money_view(
+        (run.get("checks") or {}).get("money"),
+        (run.get("settings") or {}).get("products"),
+        store.held_totals(eng, run_id=run["run_id"], status="open"),
+    )
+    if view:  # last: what a billing manager asks first, where the eye lands
+        out += ["", *money_text(view)]
     return "\n".join(out)
+
+
+def money_text(view: Mapping[str, Any]) -> list[str]:
+    """The money of `money_view` as lines of text (the CLI summary, `make demo`)."""
+    rows = [
+        [
+            t["product"],
+            t["huntress_units"],
+            t["huntress_amount"],
+            t["connectwise_units"],
+            t["connectwise_amount"],
+            t["difference"],
+            t["recovered"],
+        ]
+        for t in view["products"]
+    ]
+    rows.append(["total", "", view["huntress_amount"], "", view["connectwise_amount"], "", view["recovered"]])
+    lines = [
+        "Money per month (units × unit price; ConnectWise after the push):",
+        _table(
+            [
+                "product",
+                "Huntress units",
+                "Huntress amount",
+                "ConnectWise units",
+                "ConnectWise amount",
+                "difference",
+                "recovered",
+            ],
+            rows,
+        ),
+        f"Recovered by this run: {view['recovered']} per month",
+    ]
+    if view["has_planned"]:
+        lines.append(f"Planned, not written: {view['planned']} per month")
+    lines.append(f"Still held: {view['held_amount']} in {view['held_rows']} open quarantine row(s)")
+    lines += [
+        f"  {h['reason_code']}: {h['amount']} ({h['rows']} row(s)"
+        + (f", {h['unpriced_rows']} without a known price)" if h["unpriced_rows"] else ")")
+        for h in view["held"]
+    ]
+    return lines

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -17,7 +18,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import checks, csvfile, frames, reconcile, report, runtime, store
+from . import checks, csvfile, frames, money, reconcile, report, runtime, store
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .errors import ApiError, NoInvoiceError
@@ -35,6 +36,8 @@ from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
 log = logging.getLogger(__name__)
 
 PUSH_BATCH_SIZE = 250
+TO_PUSH = ("change", "create")  # outcomes the push acts on: a quantity to write, an approved addition
+TENANT = store.DEFAULT_TENANT  # the single-tenant form (docs/contract.md §1 Tenants)
 
 
 # -- environment ---------------------------------------------------------------------------------
@@ -168,6 +171,9 @@ def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient)
     additions = cw.additions(sorted(agreements), identifiers)
     store.write_frame(eng, ref["run_id"], "companies", frames.companies_frame(companies))
     store.write_frame(eng, ref["run_id"], "additions", frames.additions_frame(agreements, additions))
+    store.write_frame(eng, ref["run_id"], "catalog", frames.catalog_frame(catalog))  # with its prices
+    # What a person may add a missing addition to (the review pages' approvals).
+    store.write_frame(eng, ref["run_id"], "agreements", frames.agreements_frame(agreements.values()))
     missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
     if missing:
         log.warning("catalog items not found in ConnectWise: %s", missing)
@@ -235,7 +241,11 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
 
 # -- 5. reconcile --------------------------------------------------------------------------------
 def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
+    """Reconcile the staged frames, applying the tenant's active overrides (staged with the run, so
+    its record shows which applied) and pricing each key from the additions and the catalog."""
     run_id = ref["run_id"]
+    overrides = store.overrides_frame(eng, tenant=TENANT)
+    store.write_frame(eng, run_id, "overrides", overrides)
     outcomes = reconcile.reconcile(
         store.read_frame(eng, run_id, "usage"),
         store.read_frame(eng, run_id, "organizations"),
@@ -244,7 +254,10 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
         store.org_map_frame(eng),
         settings_of(ref),
         date.fromisoformat(ref["billing_date"]),
+        overrides=overrides,
+        catalog=store.read_frame(eng, run_id, "catalog"),
     )
+    outcomes = apply_approvals(eng, ref, outcomes)
     store.write_frame(eng, run_id, "outcomes", outcomes)
     return reconcile.summarize(outcomes)
 
@@ -266,7 +279,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
     store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist())
 
-    with_addition = outcomes[outcomes["outcome"].isin(["unchanged", "change"])]
+    with_addition = outcomes[outcomes["outcome"].isin(["unchanged", *TO_PUSH])]
     pushing = ref["mode"] == "push"
     ledger = [
         ledger_row(r, "unchanged" if r["outcome"] == "unchanged" else "planned")
@@ -275,7 +288,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     ]
     store.record_changes(eng, run_id, billing_date, ledger)
 
-    n_changes = int((outcomes["outcome"] == "change").sum()) if pushing else 0
+    n_changes = int(outcomes["outcome"].isin(TO_PUSH).sum()) if pushing else 0
     n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
     return [PushBatch(batch=i, batches=n_batches) for i in range(n_batches)]
 
@@ -283,25 +296,116 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
 def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
     outcomes = store.read_frame(eng, run_id, "outcomes")
-    changes = outcomes[outcomes["outcome"] == "change"].sort_values("sync_key")
+    changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
     mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
-    done = {r["sync_key"] for r in store.changes_for_run(eng, run_id) if r["action"] in ("updated", "failed")}
+    recorded = ("updated", "created", "failed")
+    done = {r["sync_key"] for r in store.changes_for_run(eng, run_id) if r["action"] in recorded}
     todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
+    for c in todo:
+        c["effective_date"] = ref["billing_date"]  # a new addition bills from the billing date
 
     def record(change: Mapping[str, Any], result: PushResult) -> None:
+        result = settle_approval(eng, run_id, change, result)
+        change = {**change, "addition_id": result.addition_id or change.get("addition_id")}
         store.record_changes(eng, run_id, billing_date, [ledger_row(change, result.action)])
-        if result.action == "updated":
+        if result.action in ("updated", "created"):
             store.resolve_synced(eng, run_id, billing_date, [change["sync_key"]])
         else:
             row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
             store.upsert_quarantine(eng, run_id, billing_date, [row])
 
-    results = push_changes(cw, todo, record)
+    todo, withdrawn = approvals_in_force(eng, run_id, todo)
+    for change, result in withdrawn:  # revoked (or gone stale) since reconcile: nothing is sent
+        record(change, result)
+    results = [r for _, r in withdrawn] + push_changes(cw, todo, record)
     counts = {"skipped_already_recorded": len(mine) - len(todo)}
     for r in results:
         counts[r.reason_code or r.action] = counts.get(r.reason_code or r.action, 0) + 1
     log.info("batch %d: %s; ConnectWise requests %s", batch, counts, cw.api.stats.as_dict())
     return counts
+
+
+# -- approvals: what a person approved, applied by the run (docs/contract.md §3, §4) ---------------
+def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Release the keys a person approved exactly this run's numbers for (reconcile.apply_approvals):
+    the pending approvals of the run's billing date, no other. In a push run the ones that no longer
+    match become `stale`; a dry run or a report-only run leaves every approval as it is."""
+    billing_date = date.fromisoformat(ref["billing_date"])
+    pending = store.list_approvals(
+        eng, tenant=TENANT, billing_date=billing_date, status="pending", limit=None
+    )
+    if not pending:
+        return outcomes
+    agreements = store.read_frame(eng, ref["run_id"], "agreements")
+    types = settings_of(ref).agreement_types
+    out, stale = reconcile.apply_approvals(outcomes, pending, agreements, billing_date, types)
+    if ref["mode"] == "push":
+        for approval_id in stale:
+            _close_approval(eng, approval_id, "stale")
+    log.info(
+        "approvals of %s: %d pending, %d applied to this run's keys, %d stale%s",
+        billing_date,
+        len(pending),
+        len(pending) - len(stale),
+        len(stale),
+        "" if ref["mode"] == "push" else " (left pending: this run writes nothing)",
+    )
+    return out
+
+
+def approvals_in_force(
+    eng: Engine, run_id: str, changes: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], PushResult]]]:
+    """(changes to push, approved ones withdrawn since reconcile with the result to record).
+
+    An approval revoked (or gone stale) after the run's reconcile is not applied: its key stays held.
+    One this very run already marked applied is pushed again (a retried task finishing its record:
+    the push finds ConnectWise already holds it and writes nothing).
+    """
+    ready, withdrawn = [], []
+    for change in changes:
+        approval_id = change.get("approval_id")
+        approval = None if approval_id is None else store.get_approval(eng, int(approval_id))
+        status = None if approval is None else approval["status"]
+        if (
+            approval_id is None
+            or status == "pending"
+            or (status == "applied" and approval is not None and approval["applied_run_id"] == run_id)
+        ):
+            ready.append(change)
+            continue
+        detail = f"approval {approval_id} is {status or 'gone'}: not applied, nothing written"
+        withdrawn.append((change, PushResult(change["sync_key"], "failed", _held(change), detail, None)))
+    return ready, withdrawn
+
+
+def settle_approval(eng: Engine, run_id: str, change: Mapping[str, Any], result: PushResult) -> PushResult:
+    """Close the approval of an approved change by what the push did: written → `applied` (this run,
+    now); ConnectWise no longer holding what was approved (`changed_since_read`) → `stale`, and the
+    key stays held under its reason. Any other failure leaves it pending for the next run."""
+    approval_id = change.get("approval_id")
+    if approval_id is None:
+        return result
+    if result.action in ("updated", "created"):
+        _close_approval(eng, int(approval_id), "applied", run_id=run_id)
+    elif result.reason_code == "changed_since_read":
+        _close_approval(eng, int(approval_id), "stale")
+        detail = f"approval {approval_id} is stale, so the key stays held: {result.detail}"
+        return replace(result, reason_code=_held(change), detail=detail)
+    return result
+
+
+def _held(change: Mapping[str, Any]) -> str:
+    """The reason an approved key is held for when its approval does not apply."""
+    return reconcile.HELD_REASON["create_addition" if change.get("outcome") == "create" else "change"]
+
+
+def _close_approval(eng: Engine, approval_id: int, status: str, run_id: str | None = None) -> None:
+    try:
+        store.set_approval_status(eng, approval_id, status, run_id=run_id)
+    except (store.ApprovalConflict, store.ApprovalNotFound) as exc:
+        # Applied by this run already (a retry), or revoked by a person meanwhile: logged, kept.
+        log.warning("approval %s not marked %s: %s", approval_id, status, exc)
 
 
 # -- 7. record -----------------------------------------------------------------------------------
@@ -310,17 +414,27 @@ def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     run_id = ref["run_id"]
     outcomes = store.read_frame(eng, run_id, "outcomes")
     ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id)}
+    # What the push quarantined: its own reasons, and the held reason an approval that did not
+    # apply leaves its key in (push-time reasons first, when a key has both).
     failed = {
         q["sync_key"]: q
-        for q in store.list_quarantine(eng, run_id=run_id, limit=None)
-        if q["reason_code"] in ("changed_since_read", "push_rejected")
+        for q in sorted(
+            store.list_quarantine(eng, run_id=run_id, limit=None),
+            key=lambda q: q["reason_code"] in ("changed_since_read", "push_rejected"),
+        )
+        if q["reason_code"] in ("changed_since_read", "push_rejected", *reconcile.HELD_REASON.values())
     }
     out = outcomes.copy()
-    for i in out.index[out["outcome"] == "change"]:
+    approved = out["approval_id"].notna()
+    for i in out.index[out["outcome"].isin(TO_PUSH)]:
         key = cast(str, out.at[i, "sync_key"])  # a "string" column (frames.SCHEMAS)
         action = ledger.get(key, {}).get("action")
-        if action in ("updated", "planned"):
+        if action in ("updated", "planned", "created"):
             out.at[i, "outcome"] = action
+        elif action == "failed" and key not in failed and approved[i]:
+            # Its held row was dismissed meanwhile (a dismissed row keeps its run): still held.
+            held = "no_live_addition" if out.at[i, "outcome"] == "create" else "change_exceeds_limit"
+            out.at[i, "outcome"], out.at[i, "reason_code"] = "quarantined", held
         elif key in failed:
             out.at[i, "outcome"] = "quarantined"
             out.at[i, "reason_code"] = failed[key]["reason_code"]
@@ -354,11 +468,14 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
                 f"invoice quantity {invoice_qty} ≠ sum of its lines' edr {lines_edr}"
             )
     updated = final[final["outcome"] == "updated"]
+    created = final[final["outcome"] == "created"]  # approved new additions: all new units
+    overridden = final.loc[final["override_id"].notna(), "product"].value_counts().to_dict()
     for product, identifier in settings.products.items():
         huntress_total = int(usage.loc[usage["product"] == product, "quantity"].sum())
         before = float(live.loc[live["product_identifier"] == identifier, "quantity"].sum())
         upd = updated[updated["product"] == product]
         after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
+        after += float(created.loc[created["product"] == product, "new_quantity"].astype("Float64").sum())
         checks_out["products"][product] = {
             "huntress": huntress_total,
             "connectwise_before": before,
@@ -366,10 +483,44 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
             "difference": after - huntress_total,
         }
         if after != huntress_total:
+            # An override bills other than Huntress counts on purpose: the sentence says so.
+            why = f" ({overridden[product]} key(s) under an override)" if overridden.get(product) else ""
             checks_out["mismatches"].append(
-                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push"
+                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push{why}"
             )
     return checks_out
+
+
+def money_totals(
+    eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame, units: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The money a billing manager asks for first (reconcile.money_totals, amounts as Decimal text):
+    per product Huntress vs ConnectWise in units (`units`: run_checks' products) and money; what
+    the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
+    reason (the open quarantine rows of the run)."""
+    settings = settings_of(ref)
+    additions = store.read_frame(eng, ref["run_id"], "additions")
+    live = reconcile.live_additions(
+        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
+    )
+    out = reconcile.money_totals(
+        final, live, store.read_frame(eng, ref["run_id"], "catalog"), settings.products
+    )
+    for product, totals in out["products"].items():
+        counted = units.get(product) or {}
+        totals.update(
+            huntress_units=counted.get("huntress"),
+            connectwise_units_before=counted.get("connectwise_before"),
+            connectwise_units_after=counted.get("connectwise_after"),
+        )
+    held = store.held_totals(eng, run_id=ref["run_id"], status="open")
+    out["held"] = {
+        "reasons": [{**r, "amount": money.text(r["amount"])} for r in held["reasons"]],
+        "rows": held["rows"],
+        "priced_rows": held["priced_rows"],
+        "amount": money.text(held["amount"]),
+    }
+    return out
 
 
 def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
@@ -377,6 +528,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)
     result_checks = run_checks(eng, ref, final)
+    result_checks["money"] = money_totals(eng, ref, final, result_checks["products"])
     path = reports_dir(ref)
     csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
     # Finish first: the report shows the run's row as the database now holds it (status, times).
@@ -387,6 +539,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     return {
         "counts": counts,
         "checks": result_checks,
+        "money": result_checks["money"],
         "report_dir": str(path),
         "mode": ref["mode"],
         "report": str(page),
@@ -421,10 +574,26 @@ def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
         "reason_code": r["reason_code"],
         "detail": r.get("detail"),
         "payload": {k: v for k, v in r.items() if k not in ("reason_code", "detail")},
+        "amount_at_stake": amount_at_stake(r),
     }
 
 
+def amount_at_stake(r: Mapping[str, Any]) -> str | None:
+    """A held key's amount at stake: reconcile's, or for a change the push could not make
+    (changed_since_read, push_rejected) the monthly amount it would have moved."""
+    if r.get("amount_at_stake") is not None:
+        return str(r["amount_at_stake"])
+    delta = money.amount(r.get("monthly_amount_delta"))
+    return None if delta is None else money.text(abs(delta))
+
+
 def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
+    unit, delta = r.get("unit_price"), r.get("monthly_amount_delta")
+    if r.get("outcome") == "create" and unit is None:
+        # An approved new addition is created without a unitPrice, so ConnectWise bills it at the
+        # catalog item's price (as read with the run); all of its units are new.
+        unit = r.get("catalog_price")
+        delta = money.text(money.times(unit, r.get("new_quantity")))
     return {
         "sync_key": r["sync_key"],
         "cw_company_id": r.get("company_id"),
@@ -435,6 +604,10 @@ def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
         "previous_quantity": r.get("previous_quantity"),
         "new_quantity": r.get("new_quantity") if action != "unchanged" else r.get("previous_quantity"),
         "action": action,
+        "unit_price": unit,  # Decimal text, as reconcile computed it
+        "monthly_amount_delta": delta,
+        "override_id": r.get("override_id"),
+        "approval_id": r.get("approval_id"),
     }
 
 

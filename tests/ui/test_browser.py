@@ -440,3 +440,87 @@ def test_origin_and_fetch_metadata_checks_each_refuse_on_their_own(site: Site) -
         passed = client.post(site.page(f"/quarantine/{row_id}"), data=form, headers=same_origin)
         assert passed.status_code == 303 and "error=note_required" in passed.headers["location"]
         assert _state(site) == before
+
+
+# --- issue 11 §3: map from the queue, and the re-run button through Airflow's own REST API ----------
+
+
+def _dag_runs(site: Site, **params: str) -> list[dict]:
+    admin = {"Authorization": f"Bearer {site.token('reviewer')}"}
+    listed = httpx.get(
+        f"{site.url}/api/v2/dags/huntress_connectwise_billing_sync/dagRuns", params=params, headers=admin
+    )
+    assert listed.status_code == 200, listed.text
+    return listed.json()["dag_runs"]
+
+
+def test_user_reruns_a_billing_date_through_airflow_and_a_viewer_is_refused(browser, site: Site) -> None:
+    """The clerk (USER) clicks Re-run: Airflow's REST API creates a DAG run of that billing date,
+    triggered by the clerk. The watcher (VIEWER) clicking the same button is refused by Airflow."""
+    from playwright.sync_api import expect
+
+    from billing_sync.review.airflow_runs import NOT_ALLOWED
+
+    day = _newest_run(site)["billing_date"].isoformat()
+    before = {r["dag_run_id"] for r in _dag_runs(site)}
+    clerk_context, watcher_context = browser.new_context(), browser.new_context()
+    clerk, watcher = clerk_context.new_page(), watcher_context.new_page()
+    try:
+        login(clerk, site, "clerk", site.page("/quarantine"))
+        clerk.get_by_test_id("rerun-bar").get_by_role("button", name=f"Re-run billing date {day}").click()
+        notice = clerk.get_by_test_id("rerun-notice")
+        expect(notice).to_contain_text(f"triggered for billing date {day}")
+        screenshot(clerk, "quarantine-rerun")
+        href = notice.get_by_role("link", name="Open the DAG run").get_attribute("href")
+        run_id = href.rsplit("/", 1)[1]
+        assert re.fullmatch(rf"desk__{day}__\d{{8}}T\d{{6}}Z", run_id), href
+
+        [run] = [r for r in _dag_runs(site) if r["dag_run_id"] not in before]
+        assert run["dag_run_id"] == run_id
+        assert run["logical_date"].startswith(f"{day}T"), "the billing date is the logical date's UTC date"
+        assert run["triggering_user_name"] == "clerk", "Airflow recorded who triggered it"
+        assert run["run_type"] == "manual" and run["conf"] == {}
+        assert run["note"] == f"Billing review: re-run of billing date {day}"
+
+        login(watcher, site, "watcher", site.page("/quarantine"))
+        watcher.get_by_test_id("rerun-bar").get_by_role("button", name=f"Re-run billing date {day}").click()
+        expect(watcher.locator("h1")).to_have_text("403")
+        expect(watcher.locator("body")).to_contain_text(NOT_ALLOWED)
+        assert {r["dag_run_id"] for r in _dag_runs(site)} == before | {run_id}, "no run for the viewer"
+    finally:
+        clerk_context.close()
+        watcher_context.close()
+
+
+def test_map_from_the_queue_with_the_type_ahead(page, site: Site) -> None:
+    """In the quarantine, type part of a company's name: the matches come while typing (the picker's
+    script runs under the pages' strict CSP), one click maps the organization."""
+    from playwright.sync_api import expect
+
+    from billing_sync.review import data
+
+    _, companies = data.staged_companies(site.engine)
+    name = next(c["name"] for c in companies if c["id"] == INTENDED_COMPANY)
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    try:
+        page.goto(site.page("/quarantine?reason_code=unmapped_organization"))
+        head = page.locator(f"#group-organization-{UNMAPPED_ORG}")
+        search = head.get_by_label(f"Find a company for organization {UNMAPPED_ORG}")
+        expect(search).to_have_attribute("data-picker-ready", "")  # the script ran
+        search.press_sequentially(name[:6], delay=30)
+        choice = head.get_by_role(
+            "button", name=f"Map to this company: {name} #{INTENDED_COMPANY}", exact=True
+        )
+        expect(choice).to_be_visible()
+        assert "pick=" not in page.url, "the matches came without leaving the page"
+        screenshot(page, "quarantine-type-ahead")
+        choice.click()
+        expect(page.get_by_role("status")).to_have_text(f"Organization {UNMAPPED_ORG} mapped.")
+        assert "reason_code=unmapped_organization" in page.url, "back to the queue, filters kept"
+        expect(page.get_by_test_id(f"now-matched-{UNMAPPED_ORG}")).to_contain_text(f"#{INTENDED_COMPANY}")
+        mapped = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine)}[UNMAPPED_ORG]
+        assert (mapped["cw_company_id"], mapped["created_by"]) == (INTENDED_COMPANY, "reviewer")
+        assert refused == []
+    finally:
+        store.delete_org_map(site.engine, UNMAPPED_ORG)

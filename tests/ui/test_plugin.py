@@ -21,8 +21,10 @@ def test_registration() -> None:
         "billing-review/quarantine",
         "billing-review/runs",
         "billing-review/mapping",
+        "billing-review/approvals",
+        "billing-review/overrides",
     ]
-    assert len({v["url_route"] for v in plugin.external_views}) == 3
+    assert len({v["url_route"] for v in plugin.external_views}) == 5
 
 
 def test_import_is_cheap() -> None:

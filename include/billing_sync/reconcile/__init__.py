@@ -14,8 +14,11 @@ additions but no usage row gets a company key too (`missing_from_invoice`).
     matching  organization → company: the rules and the never-guess fold
     live      what bills on a date
     keys      usage rows → one row per sync key, with its live additions
+    overrides standing overrides (billing_overrides): the quantity a key aims for, before the guard
     decide    the guard; one outcome (and reason) per key
     details   the words of the details
+    approvals a person's approval of a held change or a new addition, applied when it matches exactly
+    money     the money of each key (unit price, monthly amount, amount at stake) and of a run
     core      `reconcile` and `summarize`, which run the above in order
     text      how values read in the words
 
@@ -34,22 +37,30 @@ from billing_sync.names import (
     reason_rank,
 )
 
+from .approvals import HELD_REASON, aimed_quantity, apply_approvals, live_agreements, proposal
 from .core import reconcile, summarize
 from .live import live_additions, live_mask
 from .matching import MATCH_RULES, match_organizations, normalize_name, normalize_names
+from .money import money_totals
 
 __all__ = [
+    "HELD_REASON",
     "CONTRACT_OUTCOMES",
     "MATCH_RULES",
     "OUTCOMES",
     "PUSH_OUTCOMES",
     "REASON_CODES",
     "REASON_HELP",
+    "aimed_quantity",
+    "apply_approvals",
     "live_additions",
+    "live_agreements",
     "live_mask",
     "match_organizations",
+    "money_totals",
     "normalize_name",
     "normalize_names",
+    "proposal",
     "reason_rank",
     "reconcile",
     "summarize",

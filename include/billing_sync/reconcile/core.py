@@ -25,6 +25,8 @@ from .keys import (
 )
 from .live import live_mask
 from .matching import match_organizations
+from .money import _price_keys
+from .overrides import _attach_overrides
 
 if TYPE_CHECKING:
     from pandas.api.typing import NAType
@@ -38,8 +40,14 @@ def reconcile(
     org_map: pd.DataFrame,
     settings: Settings,
     billing_date: date,
+    overrides: pd.DataFrame | None = None,
+    catalog: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The `outcomes` frame: one row per sync key, sorted by sync_key (see the package docstring).
+
+    `overrides` (frame `overrides`: the tenant's active billing_overrides) set the quantity a key
+    aims for before the guard (reconcile/overrides.py); `catalog` (frame `catalog`) gives the price
+    of a key without an addition price (reconcile/money.py). Both optional: none applies, no price.
 
     Decisions:
     - product keys and catalog identifiers compare exactly (they are configuration, not user text).
@@ -59,22 +67,24 @@ def reconcile(
       when only one of several organizations of the company lacks the count: absence never lowers
       a quantity. An unmapped or ambiguous organization has no company, so no live addition.
     """
-    catalog = _catalog(settings.products)
+    mapped = _catalog(settings.products)  # product → catalog identifier (`catalog` is the items read)
     adds = _conform_with_issue(additions, "additions")
     comps = frames.conform(companies, "companies").drop_duplicates("company_id")
-    rows = _usage_rows(usage, catalog)
+    rows = _usage_rows(usage, mapped)
     known = frames.conform(organizations, "organizations")
     invoice_orgs = _invoice_organizations(rows, known)
     matches = match_organizations(invoice_orgs, comps, frames.conform(org_map, "org_map"), known)
     rows = _assign_keys(rows, invoice_orgs, matches)
     keys = _aggregate(rows)
     live = adds.loc[live_mask(adds, billing_date, settings.agreement_types)]
-    live = live.merge(catalog, left_on="product_identifier", right_on="catalog_identifier")
+    live = live.merge(mapped, left_on="product_identifier", right_on="catalog_identifier")
     live = live[live["company_id"].notna()]
     keys = _add_missing_keys(keys, live)
     keys = _attach_additions(keys, live)
+    keys = _attach_overrides(keys, overrides)
     outcomes = _decide(keys, settings)
     outcomes = _describe(outcomes, rows, live, adds, matches, comps, settings, billing_date)
+    outcomes = _price_keys(outcomes, live, catalog)
     outcomes = outcomes.merge(
         comps[["company_id", "name"]].rename(columns={"name": "company_name"}), how="left"
     )

@@ -10,6 +10,8 @@ import pandas as pd
 
 from billing_sync.config import Settings
 
+from .overrides import _aim
+
 
 def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     kind = keys["kind"].to_numpy(dtype=object)
@@ -22,29 +24,33 @@ def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     usage = np.where(valid & np.isin(kind, ["company", "organization"]), usage, np.nan)
     old = keys["previous_quantity"].astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
     ambiguous = keys["status"].eq("ambiguous").fillna(False).to_numpy(dtype=bool)
+    # The quantity the sync aims for: Huntress's count, unless an override says otherwise (before the guard).
+    target, excluded, fixed = _aim(keys, usage, old)
 
-    diff = np.abs(usage - old)
+    diff = np.abs(target - old)
     with np.errstate(invalid="ignore"):
         addition_ok = (old >= 0) & (old == np.floor(old)) & keys["addition_issue"].isna().to_numpy(dtype=bool)
         over_limit = (diff > settings.max_change_units) & (diff > settings.max_change_ratio * old)
-        to_zero = (usage == 0) & (old > 0) & (not settings.allow_drop_to_zero)
+        to_zero = (target == 0) & (old > 0) & (not settings.allow_drop_to_zero)
     reason = np.select(
         [
+            excluded,
             kind == "line",
             (kind == "organization") & valid & (usage == 0),
             (kind == "organization") & ambiguous,
             kind == "organization",
-            kind == "missing_product",
-            kind == "missing",
-            ~valid,
-            (n_live == 0) & (usage > 0),
+            (kind == "missing_product") & ~fixed,
+            (kind == "missing") & ~fixed,
+            ~valid & ~fixed,
+            (n_live == 0) & (target > 0),
             n_live == 0,
             n_live > 1,
             ~addition_ok,
-            usage == old,
+            target == old,
             over_limit | to_zero,
         ],
         [
+            "",
             "invalid_usage",
             "",
             "ambiguous_company_match",
@@ -62,9 +68,9 @@ def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         "",
     )
     not_applicable = ((kind == "organization") & valid & (usage == 0)) | (
-        (kind == "company") & valid & (n_live == 0) & (usage == 0)
+        (kind == "company") & (valid | fixed) & (n_live == 0) & (target == 0) & ~excluded
     )
-    unchanged = (reason == "") & ~not_applicable & (usage == old)
+    unchanged = (reason == "") & ~not_applicable & ((target == old) | excluded)
     outcome = np.select(
         [reason != "", not_applicable, unchanged], ["quarantined", "not_applicable", "unchanged"], "change"
     )
@@ -77,7 +83,11 @@ def _decide(keys: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         ).astype("Int64"),
     )
     pushable = np.isin(outcome, ["change", "unchanged"])
-    out["new_quantity"] = out["huntress_quantity"].where(pushable, pd.NA)
+    # What the guard judged (the aimed-for quantity): the detail and the amount at stake read it.
+    out["target"] = pd.array(  # type: ignore[call-overload]
+        _none_where(np.isnan(target), target), dtype="Float64"
+    ).astype("Int64")
+    out["new_quantity"] = out["target"].where(pushable, pd.NA)
     return out
 
 

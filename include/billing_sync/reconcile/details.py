@@ -39,7 +39,7 @@ def _describe(
     detail = np.full(len(out), None, dtype=object)
     if change.any():
         old = out.loc[change, "previous_quantity"].astype("float64").to_numpy()
-        new = out.loc[change, "huntress_quantity"].astype("int64").to_numpy()
+        new = out.loc[change, "new_quantity"].astype("int64").to_numpy()  # Huntress's, or an override's
         delta = pd.Series(new - old.astype("int64")).map("{:+d}".format).str.replace("-", "−")
         product = out.loc[change, "product"].astype(object).to_numpy()
         detail[change] = (
@@ -57,8 +57,28 @@ def _describe(
         records = _records(out.iloc[held][_DETAIL_COLUMNS])
         ctx = _Context(records, rows, live, adds, matches, comps, settings, billing_date)
         detail[held] = [ctx.detail(k) for k in records]
+    if "override" in out.columns:
+        _override_details(out, detail)
     out["detail"] = pd.array(detail, dtype="string")
     return out
+
+
+def _override_details(out: pd.DataFrame, detail: np.ndarray) -> None:
+    """Say that an override decided the quantity, and whose it is (keys with one are few)."""
+    for i in np.flatnonzero(out["override"].notna().to_numpy(dtype=bool)):
+        r = out.iloc[i]
+        rule, said = r["override_rule"], f"{r['override']}; Huntress {_qty(r['huntress_quantity'])}"
+        if rule == "exclude" and r["outcome"] == "unchanged":
+            detail[i] = (
+                f"{r['product']} left alone ({said}, ConnectWise {_qty(r['previous_quantity'])}): "
+                "the sync never touches this company and product"
+            )
+        elif r["outcome"] == "unchanged":
+            detail[i] = f"{r['product']} {_qty(r['new_quantity'])}: quantity from {said}"
+        elif detail[i] is None:
+            detail[i] = f"quantity from {said}"
+        else:
+            detail[i] = f"{detail[i]}; quantity from {said}"
 
 
 # What the detail text reads, so only these columns are turned into Python objects.
@@ -77,6 +97,7 @@ _DETAIL_COLUMNS = [
     "addition_issue",
     "n_invalid",
     "n_absent",
+    "target",
 ]
 _ROW_COLUMNS = [
     "sync_key",
@@ -155,7 +176,7 @@ class _Context:
         if code == "missing_from_invoice":
             return f"no organization of this company is on the invoice; live {catalog}: {self.listing(k)}"
         if code == "change_exceeds_limit":
-            return _guard_text(product, k["previous_quantity"], k["huntress_quantity"], self.settings)
+            return _guard_text(product, k["previous_quantity"], k["target"], self.settings)
         return REASON_CODES[code]
 
     def _organization_detail(self, k: Mapping[str, Any]) -> str:
@@ -186,7 +207,7 @@ class _Context:
 
     def _no_live_detail(self, k: Mapping[str, Any], catalog: str) -> str:
         product = k["product"]
-        text = f"{int(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
+        text = f"{_qty(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
         others = self.all.get((k["company_id"], product), [])
         if others:
             text += "; not live: " + ", ".join(

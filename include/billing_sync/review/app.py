@@ -30,6 +30,7 @@ from billing_sync.review import deps, routes
 from billing_sync.review.bodylimit import BodyLimit
 from billing_sync.review.inputs import BODY_MAX
 from billing_sync.review.pages import ReviewContext, environment
+from billing_sync.review.routes import approvals, overrides
 from billing_sync.review.security import Csrf, ReviewAuth, airflow_auth, airflow_secret
 
 PAGE_SIZE = 100
@@ -68,6 +69,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, context.validation_error)
     app.add_middleware(BodyLimit, max_bytes=BODY_MAX)
     app.include_router(routes.router)
+    app.include_router(approvals.router)  # approve held changes and new additions (MapperDep)
+    app.include_router(overrides.router)  # standing overrides: list, add, retire (MapperDep)
     return app
 
 

@@ -1,16 +1,24 @@
-"""What the pages show, read through billing_sync.store: mapping rows, report files, company names."""
+"""What the pages show, read through billing_sync.store: mapping rows, report files, company names,
+the company search of the picker, and the quarantine grouped by organization or company.
+
+The queries of their own (the picker's companies, the grouped quarantine) are SQLAlchemy Core over
+the store's public tables (`store.quarantine`, `store.staging_table("companies")`), values bound.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
+from billing_sync.names import reason_rank
 from billing_sync.report import REPORT_FILE
 
 REPORT_TYPES = {
@@ -39,6 +47,14 @@ class Staged:
 
     def organization_ids(self) -> set[int]:
         return {int(i) for i in self.organizations["organization_id"].dropna()}
+
+    def company_cards(self) -> dict[int, dict[str, Any]]:
+        """Each staged company as the pages show it: id, name, identifier (first row of an id wins)."""
+        c = self.companies.dropna(subset=["company_id"]).drop_duplicates("company_id")
+        return {
+            int(i): {"id": int(i), "name": _text(n), "identifier": _text(k)}
+            for i, n, k in zip(c["company_id"], c["name"], c["identifier"], strict=True)
+        }
 
 
 @dataclass
@@ -88,11 +104,12 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
         data.organizations, data.companies, store.org_map_rows_frame(org_map)
     )
     names = data.company_names()
+    cards = data.company_cards()
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
         org = cast(pd.Series, orgs.loc[org_id])  # one row: the index is unique (drop_duplicates)
-        page.rows.append(_mapping_row(m, org, names, mapped.get(org_id)))
+        page.rows.append(_mapping_row(m, org, names, cards, mapped.get(org_id)))
     page.rows.sort(
         key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"])
     )
@@ -111,14 +128,14 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
 
 
 def _mapping_row(
-    m: Mapping[Hashable, Any], org: pd.Series, names: dict[int, str], mapped: dict[str, Any] | None
+    m: Mapping[Hashable, Any],
+    org: pd.Series,
+    names: dict[int, str],
+    cards: Mapping[int, dict[str, Any]],
+    mapped: dict[str, Any] | None,
 ) -> dict[str, Any]:
     company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
-    candidates = (
-        []
-        if pd.isna(m["candidate_company_ids"])
-        else [int(c) for c in str(m["candidate_company_ids"]).split(",") if c.strip().isdigit()]
-    )
+    candidates = _candidate_ids(m["candidate_company_ids"])
     return {
         "organization_id": int(m["organization_id"]),
         "name": _text(org["name"]),
@@ -127,17 +144,332 @@ def _mapping_row(
         "match_rule": None if pd.isna(m["match_rule"]) else str(m["match_rule"]),
         "company_id": company_id,
         "company_name": names.get(company_id, "") if company_id is not None else "",
-        "candidates": [{"id": c, "name": names.get(c, "")} for c in candidates],
+        "candidates": [_card(cards, c) for c in candidates],
         "detail": None if pd.isna(m["detail"]) else str(m["detail"]),
         "mapped": mapped,
         "mapped_company_name": names.get(mapped["cw_company_id"], "") if mapped else "",
     }
 
 
+def _candidate_ids(value: Any) -> list[int]:
+    """`candidate_company_ids` of a match ("20,21"): the ids, in order; none for NA."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return []
+    return [int(c) for c in str(value).split(",") if c.strip().isdigit()]
+
+
+def _card(cards: Mapping[int, dict[str, Any]], company_id: int) -> dict[str, Any]:
+    return cards.get(company_id) or {"id": company_id, "name": "", "identifier": ""}
+
+
 def _text(value: Any) -> str:
     return (
         "" if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)) else str(value)
     )
+
+
+# --- the company picker ---------------------------------------------------------------------------
+
+SEARCH_LIMIT = 20  # companies one search shows; the rest are counted ("type more")
+
+
+@dataclass
+class CompanySearch:
+    """What a search of the newest run's companies found: the best `limit`, and how many in all."""
+
+    query: str
+    run_id: str | None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+
+
+def staged_companies(engine: Engine) -> tuple[str | None, list[dict[str, Any]]]:
+    """The companies of the run `staged` reads (the newest that staged organizations): the same
+    ones a mapping is checked against, so the picker never offers a company the map refuses."""
+    run_id = store.newest_staged_run(engine, "organizations")
+    if run_id is None:
+        return None, []
+    t = store.staging_table("companies")
+    stmt = (
+        sa.select(t.c.company_id, t.c.identifier, t.c.name)
+        .where(t.c.run_id == run_id, t.c.company_id.is_not(None))
+        .order_by(t.c[store.ROW_COLUMN])
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+    seen: dict[int, dict[str, Any]] = {}
+    for company_id, identifier, name in rows:
+        seen.setdefault(
+            int(company_id), {"id": int(company_id), "name": name or "", "identifier": identifier or ""}
+        )
+    return run_id, list(seen.values())
+
+
+def search_companies(engine: Engine, query: str, limit: int = SEARCH_LIMIT) -> CompanySearch:
+    """Companies of the newest run whose id is `query`, or whose name or identifier contains it
+    (case-insensitive; names also as the matching rules fold them, so "blue bird" finds
+    "Blue-Bird Dental"). Best first: the id, an exact identifier, an exact name, a name starting
+    with it, then the rest; ties by name. An empty query finds nothing."""
+    run_id, companies = staged_companies(engine)
+    found = CompanySearch(query=query, run_id=run_id)
+    if not query:
+        return found
+    ranked = [
+        (rank, c["name"].casefold(), c["id"], c)
+        for c in companies
+        if (rank := _search_rank(c, query)) is not None
+    ]
+    ranked.sort(key=lambda r: r[:3])
+    found.total = len(ranked)
+    found.matches = [r[3] for r in ranked[:limit]]
+    return found
+
+
+def _search_rank(company: Mapping[str, Any], query: str) -> int | None:
+    if query.isascii() and query.isdigit() and str(company["id"]) == query.lstrip("0"):
+        return 0
+    text = query.casefold()
+    identifier = str(company["identifier"]).casefold()
+    name = reconcile.normalize_name(str(company["name"]))
+    wanted = reconcile.normalize_name(query)
+    if identifier and identifier == text:
+        return 1
+    if wanted and name == wanted:
+        return 2
+    if wanted and name.startswith(wanted):
+        return 3
+    if wanted and wanted in name:
+        return 4
+    if text in identifier:
+        return 5
+    loose = _alnum(wanted)
+    if loose and (loose in _alnum(name) or loose in _alnum(identifier)):
+        return 6
+    return None
+
+
+def _alnum(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+# --- the quarantine, grouped by organization or company -----------------------------------------------
+
+
+def _group_key() -> sa.ColumnElement[str]:
+    """The group of a row in SQL: its ConnectWise company when it has one, else its Huntress
+    organization, else its own sync key (an invoice line without an organization). The prefixes are
+    constants in the statement, not parameters, so PostgreSQL sees the GROUP BY expression and the
+    selected one as the same."""
+    q = store.quarantine
+
+    def prefixed(prefix: str, value: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        return sa.literal_column(f"'{prefix}:'", sa.Text) + sa.cast(value, sa.Text)
+
+    return sa.case(
+        (q.c.cw_company_id.is_not(None), prefixed("company", q.c.cw_company_id)),
+        (q.c.huntress_organization_id.is_not(None), prefixed("organization", q.c.huntress_organization_id)),
+        else_=prefixed("key", q.c.sync_key),
+    )
+
+
+def group_key(row: Mapping[str, Any]) -> str:
+    """`_group_key` of a row dict, for rows read without it (the CSV export)."""
+    if row.get("cw_company_id") is not None:
+        return f"company:{row['cw_company_id']}"
+    if row.get("huntress_organization_id") is not None:
+        return f"organization:{row['huntress_organization_id']}"
+    return f"key:{row['sync_key']}"
+
+
+def _quarantine_where(filters: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
+    """The filters of `store.list_quarantine` (`QuarantineFilter.store_filters()`), as Core clauses."""
+    q, where = store.quarantine, []
+    for name in ("status", "billing_date", "reason_code", "run_id"):
+        if filters.get(name) is not None:
+            where.append(q.c[name] == filters[name])
+    if filters.get("company_id") is not None:
+        where.append(q.c.cw_company_id == int(filters["company_id"]))
+    return where
+
+
+@dataclass
+class QuarantineGroup:
+    key: str
+    kind: str  # company | organization | key
+    ident: int | None  # the company or organization id; None for a key group
+    rows: list[dict[str, Any]]
+    company: dict[str, Any] | None = None  # company groups: id, name, identifier (as staged)
+    organizations: list[dict[str, Any]] = field(default_factory=list)  # id and name, from the rows
+    match: dict[str, Any] | None = None  # organization groups: see `organization_matches`
+
+    @property
+    def billing_dates(self) -> list[date]:
+        return sorted({r["billing_date"] for r in self.rows}, reverse=True)
+
+    @property
+    def reasons(self) -> list[str]:
+        return sorted({r["reason_code"] for r in self.rows}, key=reason_rank)
+
+
+@dataclass
+class GroupedQuarantine:
+    groups: list[QuarantineGroup]
+    total_groups: int
+    total_rows: int
+
+
+def quarantine_groups(
+    engine: Engine, filters: Mapping[str, Any], *, limit: int, offset: int, order: str = "seen"
+) -> GroupedQuarantine:
+    """One page of groups (newest seen first; ``order="amount"``: the most at stake first), each with
+    every row of it the filters keep, its products in the order of the reasons, then by product: so a
+    group never straddles two pages."""
+    q = store.quarantine
+    key = _group_key().label("group_key")
+    where = _quarantine_where(filters)
+    seen = sa.func.max(q.c.last_seen_at).label("seen")
+    page = (
+        sa.select(key, seen)
+        .where(*where)
+        .group_by(key)
+        .order_by(*store.quarantine_group_order(order), seen.desc(), key)
+        .limit(limit)
+        .offset(offset)
+    )
+    counted = sa.select(sa.func.count()).select_from(sa.select(key).where(*where).group_by(key).subquery())
+    with engine.connect() as conn:
+        keys = [k for k, _ in conn.execute(page)]
+        total_groups = conn.execute(counted).scalar_one()
+        rows = (
+            [dict(r._mapping) for r in conn.execute(sa.select(q, key).where(*where, key.in_(keys)))]
+            if keys
+            else []
+        )
+    total_rows = store.count_quarantine(engine, **filters)
+    by_key: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+    for row in rows:
+        by_key[row.pop("group_key")].append(row)
+    groups = [_group(k, sorted(by_key[k], key=_row_order)) for k in keys]
+    return GroupedQuarantine(groups, total_groups, total_rows)
+
+
+def _row_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (reason_rank(row["reason_code"]), row.get("product") or "", row["billing_date"], row["id"])
+
+
+def _group(key: str, rows: list[dict[str, Any]]) -> QuarantineGroup:
+    kind, _, ident = key.partition(":")
+    group = QuarantineGroup(key, kind, int(ident) if kind != "key" else None, rows)
+    orgs = {
+        r["huntress_organization_id"]: r.get("huntress_organization_name") or ""
+        for r in rows
+        if r.get("huntress_organization_id") is not None or r.get("huntress_organization_name")
+    }
+    group.organizations = [{"id": i, "name": n} for i, n in orgs.items()]
+    return group
+
+
+def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup]) -> None:
+    """Add what the newest run's staging says: the company of each company group, and for each
+    organization group how the organization matches now (`organization_matches`)."""
+    if not groups:
+        return
+    data = staged(engine)
+    cards = data.company_cards()
+    org_ids = [g.ident for g in groups if g.kind == "organization" and g.ident is not None]
+    matches = organization_matches(engine, data, org_ids) if org_ids else {}
+    for g in groups:
+        if g.kind == "company" and g.ident is not None:
+            g.company = _card(cards, g.ident)
+        elif g.kind == "organization" and g.ident is not None:
+            g.match = matches.get(g.ident)
+
+
+def organization_matches(engine: Engine, data: Staged, org_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """How each organization matches with the newest run's frames and today's billing_org_map:
+
+    ``staged`` (whether the newest run saw it: only those can be mapped here), ``status``
+    (matched, unmapped, ambiguous), ``rule``, ``company`` (the matched company's card),
+    ``candidates`` (cards of an ambiguous match), ``mapped`` (its billing_org_map row, if any).
+    """
+    wanted = set(org_ids)
+    org_map = store.list_org_map(engine)
+    mapped = {r["huntress_organization_id"]: r for r in org_map if r["huntress_organization_id"] in wanted}
+    out: dict[int, dict[str, Any]] = {
+        o: {
+            "staged": False,
+            "status": None,
+            "rule": None,
+            "company": None,
+            "candidates": [],
+            "mapped": mapped.get(o),
+        }
+        for o in wanted
+    }
+    if data.run_id is None:
+        return out
+    orgs = data.organizations[data.organizations["organization_id"].isin(list(wanted))]
+    if orgs.empty:
+        return out
+    cards = data.company_cards()
+    matches = reconcile.match_organizations(
+        orgs, data.companies, store.org_map_rows_frame(org_map), known=data.organizations
+    )
+    for m in matches.to_dict("records"):
+        company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
+        out[int(m["organization_id"])].update(
+            staged=True,
+            status=str(m["status"]),
+            rule=None if pd.isna(m["match_rule"]) else str(m["match_rule"]),
+            company=_card(cards, company_id) if company_id is not None else None,
+            candidates=[_card(cards, c) for c in _candidate_ids(m["candidate_company_ids"])],
+        )
+    return out
+
+
+# --- the CSV export of the quarantine --------------------------------------------------------------
+
+EXPORT_COLUMNS = (
+    "group",
+    "id",
+    "billing_date",
+    "status",
+    "reason_code",
+    "product",
+    "huntress_organization_id",
+    "huntress_organization_name",
+    "cw_company_id",
+    "company_name",
+    "detail",
+    "sync_key",
+    "run_id",
+    "first_seen_at",
+    "last_seen_at",
+    "resolved_at",
+    "resolved_by",
+    "resolved_by_id",
+    "note",
+)
+
+
+def quarantine_export(engine: Engine, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every row the filters keep (no paging), in the grouped view's order, with its group and the
+    company's name as the newest run staged it. Written through `csvfile`, which defuses formulas."""
+    rows = store.list_quarantine(engine, **filters, limit=None)
+    names = company_names(engine)
+    newest: dict[str, Any] = {}
+    for r in rows:  # list_quarantine: newest seen first, so a group's first row is its newest
+        newest.setdefault(group_key(r), r["last_seen_at"])
+    order = {k: i for i, k in enumerate(sorted(newest, key=lambda k: (-newest[k].timestamp(), k)))}
+    rows.sort(key=lambda r: (order[group_key(r)], *_row_order(r)))
+    return [
+        {
+            **r,
+            "group": group_key(r),
+            "company_name": names.get(r["cw_company_id"], "") if r["cw_company_id"] is not None else "",
+        }
+        for r in rows
+    ]
 
 
 # --- report files ---------------------------------------------------------------------------------

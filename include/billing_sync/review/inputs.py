@@ -7,9 +7,9 @@ past 2^63 - 1 with an exception, so ids are ASCII digits, at most 19 of them, at
 """
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Self
 
 from fastapi import HTTPException, status
@@ -25,6 +25,10 @@ REASON_MAX = 100
 PAGE_MAX = 1_000_000  # page × page size stays far inside an SQL OFFSET
 BODY_MAX = 64 * 1024  # a whole form: a few ids, a token and a note of NOTE_MAX characters fit many times
 ID_RULE = f"a whole number of at most {ID_DIGITS} digits (0 to {ID_MAX})"
+SEARCH_MAX = 200  # a company search: longer than any name or identifier a person types
+BULK_MAX = 200  # organizations mapped by one bulk request
+FIRST_BILLING_DATE = date(2000, 1, 1)  # a re-run of an earlier "billing date" is a typo, not a wish
+VIEWS = ("groups", "rows")  # the quarantine list: grouped by organization/company (default), or flat
 
 
 def bad_request(detail: str) -> HTTPException:
@@ -65,12 +69,48 @@ def parse_company(raw: str) -> int | None:
     return parse_id(value, "company_id")
 
 
+def parse_ids(values: Sequence[str], name: str, limit: int = BULK_MAX) -> list[int]:
+    """Several ids of one form field, each as `parse_id` takes it, duplicates dropped (first kept).
+    All or nothing: more than `limit`, or any one of them malformed, refuses the whole request."""
+    if len(values) > limit:
+        raise bad_request(f"{name}: at most {limit} at once, not {len(values)}")
+    ids = [parse_id(v, name) for v in values]
+    return list(dict.fromkeys(ids))
+
+
+def parse_search(value: str | None) -> str:
+    """A search a person typed: at most SEARCH_MAX characters, no control characters; trimmed."""
+    text = (value or "").strip()
+    if len(text) > SEARCH_MAX:
+        raise bad_request(f"q: a search is at most {SEARCH_MAX} characters")
+    if _has_control(text):
+        raise bad_request("q contains control characters")
+    return text
+
+
+def parse_billing_date(value: str, name: str = "billing_date") -> date:
+    """A billing date to run again: YYYY-MM-DD, from FIRST_BILLING_DATE to today (UTC)."""
+    try:
+        day = date.fromisoformat(value) if len(value) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise bad_request(f"{name} must be a date, YYYY-MM-DD")
+    if not FIRST_BILLING_DATE <= day <= datetime.now(UTC).date():
+        raise bad_request(f"{name} must lie between {FIRST_BILLING_DATE.isoformat()} and today")
+    return day
+
+
+def _has_control(value: str) -> bool:
+    return any(unicodedata.category(c) in ("Cc", "Cs") for c in value)
+
+
 def check_run_id(value: str, name: str = "run_id") -> str:
     """A run id as Airflow allows it: at most 250 characters, no control characters (a NUL would
     reach PostgreSQL, which refuses it with an exception)."""
     if len(value) > RUN_ID_MAX:
         raise bad_request(f"{name} is longer than an Airflow run id can be ({RUN_ID_MAX} characters)")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+    if _has_control(value):
         raise bad_request(f"{name} contains control characters")
     return value
 
@@ -82,6 +122,8 @@ class QuarantineFilter:
     reason_code: str | None = None
     company_id: int | None = None
     run_id: str | None = None
+    view: str = "groups"
+    order: str = "seen"  # store.QUARANTINE_ORDERS: newest seen first, or most at stake first
 
     @classmethod
     def parse(cls, q: Mapping[str, str]) -> Self:
@@ -98,7 +140,14 @@ class QuarantineFilter:
         run_id = q.get("run_id") or None
         if run_id is not None:
             check_run_id(run_id)
-        return cls(state, day, reason, optional_id(q.get("company_id"), "company_id"), run_id)
+        view = q.get("view") or "groups"
+        if view not in VIEWS:
+            raise bad_request("view must be groups or rows")
+        order = q.get("order") or "seen"
+        if order not in store.QUARANTINE_ORDERS:
+            raise bad_request("order must be seen or amount")
+        company = optional_id(q.get("company_id"), "company_id")
+        return cls(state, day, reason, company, run_id, view, order)
 
     def store_filters(self) -> dict[str, Any]:
         return {
@@ -116,6 +165,8 @@ class QuarantineFilter:
             "reason_code": self.reason_code,
             "company_id": self.company_id,
             "run_id": self.run_id,
+            "view": None if self.view == "groups" else self.view,  # the default stays out of URLs
+            "order": None if self.order == "seen" else self.order,
         }
 
 

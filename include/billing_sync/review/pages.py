@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_sync import runtime
+from billing_sync import money, runtime
 from billing_sync.names import DAG_ID, REASON_HELP
 from billing_sync.review.inputs import is_id
 from billing_sync.review.security import CSRF_FIELD, Csrf, Reviewer
@@ -33,6 +33,7 @@ MESSAGES = {
     "resolved": "Row {id} marked resolved.",
     "open": "Row {id} reopened.",
     "mapped": "Organization {id} mapped.",
+    "mapped_many": "{id} organizations mapped.",
     "unmapped": "Mapping of organization {id} removed.",
     "note_required": "Dismissing needs a note saying why.",
     "not_found": "Row {id} no longer exists.",
@@ -41,6 +42,7 @@ MESSAGES = {
     "unknown_company": "That company id is not among the ConnectWise companies of the newest run.",
     "bad_company": "Choose a company by its numeric id.",
     "no_mapping": "Organization {id} had no mapping.",
+    "none_selected": "Tick the organizations to map first.",
 }
 ERRORS = {
     "note_required",
@@ -50,6 +52,7 @@ ERRORS = {
     "unknown_company",
     "bad_company",
     "no_mapping",
+    "none_selected",
 }
 
 
@@ -155,6 +158,7 @@ def environment() -> Environment:
     env.filters["when"] = _when
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str, ensure_ascii=False)
     env.filters["q"] = lambda v: quote(str(v), safe="")
+    env.filters["money"] = money.fmt  # an amount with two decimals ("1,234.50"); '' when unknown
     env.globals.update(REASON_HELP=REASON_HELP, DAG_ID=DAG_ID)
     return env
 

@@ -41,12 +41,23 @@ from .database import engine_for, ensure_schema, make_engine
 from .ledger import changes_for_run, ledger_count, list_changes, record_changes
 from .migrations import SchemaVersionError
 from .org_mapping import delete_org_map, list_org_map, org_map_frame, org_map_rows_frame, set_org_map
-from .override_rules import OverrideConflict, OverrideNotFound, add_override, list_overrides, retire_override
+from .override_rules import (
+    OverrideConflict,
+    OverrideNotFound,
+    add_override,
+    list_overrides,
+    overrides_frame,
+    retire_override,
+)
 from .quarantine_rows import (
+    QUARANTINE_ORDERS,
     QuarantineNotFound,
     count_quarantine,
     get_quarantine,
+    held_totals,
     list_quarantine,
+    quarantine_group_order,
+    quarantine_order,
     resolve_superseded,
     resolve_synced,
     set_quarantine_status,
@@ -79,6 +90,7 @@ __all__ = [
     "DEFAULT_TENANT",
     "MODES",
     "OVERRIDE_RULES",
+    "QUARANTINE_ORDERS",
     "QUARANTINE_STATUSES",
     "ROW_COLUMN",
     "ApprovalConflict",
@@ -102,6 +114,7 @@ __all__ = [
     "get_approval",
     "get_quarantine",
     "get_run",
+    "held_totals",
     "ledger_count",
     "list_approvals",
     "list_changes",
@@ -115,8 +128,11 @@ __all__ = [
     "org_map_frame",
     "org_map_rows_frame",
     "overrides",
+    "overrides_frame",
     "purge_staging",
     "quarantine",
+    "quarantine_group_order",
+    "quarantine_order",
     "read_frame",
     "record_changes",
     "resolve_superseded",

@@ -155,13 +155,19 @@ def list_approvals(
 
 
 def set_approval_status(
-    engine: Engine, approval_id: int, status: str, *, run_id: str | None = None
+    engine: Engine,
+    approval_id: int,
+    status: str,
+    *,
+    run_id: str | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Close a pending approval; returns the row.
 
     `applied`: a run pushed exactly the approved change (`run_id` required; recorded with the time
     in applied_run_id / applied_at). `stale`: a run found it no longer matches what it computes.
     `revoked`: a person withdrew it. Only a pending approval changes (`ApprovalConflict` otherwise).
+    `note`, when given, replaces the note (who revoked it and why, say).
     """
     if status not in APPROVAL_STATUSES or status == "pending":
         closing = [s for s in APPROVAL_STATUSES if s != "pending"]
@@ -169,6 +175,8 @@ def set_approval_status(
     values: dict[str, Any] = {"status": status}
     if status == "applied":
         values.update(applied_run_id=_text(run_id, "run_id"), applied_at=_now())
+    if note is not None:
+        values["note"] = note
     a = approvals
     with _writing(engine) as conn:
         pending = (a.c.id == int(approval_id), a.c.status == "pending")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
 from .schema import ACTIONS, changes
-from .values import _as_date, _clean, _now, _required_text, _rows, _upsert
+from .values import _amount, _as_date, _clean, _now, _required_text, _rows, _upsert
 
 _CHANGE_FIELDS = (
     "cw_company_id",
@@ -21,7 +21,11 @@ _CHANGE_FIELDS = (
     "huntress_quantity",
     "previous_quantity",
     "new_quantity",
+    "approval_id",  # the billing_approvals row a person approved this change or new addition with
+    "override_id",  # the billing_overrides row that decided the quantity
 )
+# Money (NUMERIC): the addition's unitPrice at read, and unit_price × (new − previous).
+_MONEY_FIELDS = ("unit_price", "monthly_amount_delta")
 
 
 def record_changes(
@@ -39,6 +43,7 @@ def record_changes(
         # ON CONFLICT cannot touch one row twice in a statement: the last record of a key wins.
         records[key] = {
             **{f: _clean(row.get(f)) for f in _CHANGE_FIELDS},
+            **{f: _amount(row.get(f), f) for f in _MONEY_FIELDS},
             "run_id": run_id,
             "billing_date": day,
             "sync_key": key,
@@ -46,7 +51,7 @@ def record_changes(
             "applied_at": _clean(row.get("applied_at")) or now,
         }
     if records:
-        update = (*_CHANGE_FIELDS, "billing_date", "action", "applied_at")
+        update = (*_CHANGE_FIELDS, *_MONEY_FIELDS, "billing_date", "action", "applied_at")
         with _writing(engine) as conn:
             _upsert(conn, changes, ("run_id", "sync_key"), list(records.values()), update)
     return len(records)

@@ -1,17 +1,19 @@
 """Overrides (`billing_overrides`): a standing rule for a company and product.
 
 `minimum`: bill at least `quantity`; `fixed`: bill exactly `quantity`; `exclude`: never touch the
-company and product. Store functions only: adding, listing and retiring rules; applying them is the
-sync's business (docs/contract.md §3, §4).
+company and product. Store functions: adding, listing and retiring rules, and `overrides_frame`, the
+active ones as the frame reconcile applies before the guard (docs/contract.md §3, §4).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from .. import frames
 from .database import _reading, _writing
 from .schema import DEFAULT_TENANT, OVERRIDE_RULES, overrides
 from .values import _id, _now, _optional_quantity, _rows, _tenant_id, _text, _user
@@ -43,6 +45,8 @@ def add_override(
     if rule not in OVERRIDE_RULES:
         raise ValueError(f"rule must be one of {list(OVERRIDE_RULES)}, not {rule!r}")
     amount = _optional_quantity(quantity, "quantity")
+    if amount is not None and not amount.is_integer():
+        raise ValueError(f"quantity must be a whole number (the sync bills whole units), not {quantity!r}")
     if (rule == "exclude") != (amount is None):
         raise ValueError(
             "an exclude override takes no quantity"
@@ -101,13 +105,41 @@ def list_overrides(
         return _rows(conn.execute(sa.select(o).where(*where).order_by(o.c.id)))
 
 
-def retire_override(engine: Engine, override_id: int) -> dict[str, Any]:
+def overrides_frame(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
+    """The tenant's active overrides as the `overrides` frame that reconcile applies."""
+    rows = list_overrides(engine, tenant=tenant, active=True)
+    frame = pd.DataFrame(
+        {
+            "override_id": [r["id"] for r in rows],
+            "company_id": [r["cw_company_id"] for r in rows],
+            "product": [r["product"] for r in rows],
+            "rule": [r["rule"] for r in rows],
+            "quantity": [r["quantity"] for r in rows],
+            "created_by": [r["created_by"] for r in rows],
+            "note": [r["note"] for r in rows],
+        },
+        dtype=object,
+    )
+    return frames.conform(frame, "overrides")
+
+
+def retire_override(
+    engine: Engine, override_id: int, *, user: str | None = None, user_id: str | None = None
+) -> dict[str, Any]:
     """Make an override inactive (kept for the record); returns the row. Retiring a retired one
-    changes nothing."""
+    changes nothing. With `user` (and `user_id`), who retired it and when is appended to the note:
+    the table keeps who set a rule in its columns, and who ended it in the note."""
     o = overrides
     with _writing(engine) as conn:
-        conn.execute(o.update().where(o.c.id == int(override_id)).values(active=False))
         row = conn.execute(sa.select(o).where(o.c.id == int(override_id))).first()
-    if row is None:
-        raise OverrideNotFound(f"no override {override_id}")
+        if row is None:
+            raise OverrideNotFound(f"no override {override_id}")
+        if row.active:
+            values: dict[str, Any] = {"active": False}
+            if user is not None:
+                who = _user(user) + (f" (id {user_id})" if user_id and user_id != user else "")
+                said = f"retired by {who} {_now().strftime('%Y-%m-%d %H:%M UTC')}"
+                values["note"] = f"{row.note}; {said}" if row.note else said
+            conn.execute(o.update().where(o.c.id == row.id).values(**values))
+            row = conn.execute(sa.select(o).where(o.c.id == row.id)).one()
     return dict(row._mapping)

@@ -9,9 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from .. import money
+from ..money import ZERO
+from ..names import reason_rank
 from .database import _reading, _writing
 from .schema import QUARANTINE_STATUSES, REASON_CODES, quarantine
-from .values import _as_date, _chunks, _clean, _now, _required_text, _rows
+from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows
 
 
 class QuarantineNotFound(LookupError):
@@ -51,6 +54,7 @@ def _quarantine_input(row: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown reason_code {reason!r}; known: {list(REASON_CODES)}")
     out = {f: _clean(row.get(f)) for f in _Q_FIELDS}
     out.update(sync_key=_required_text(row, "sync_key"), reason_code=reason, payload=row.get("payload"))
+    out["amount_at_stake"] = _amount(row.get("amount_at_stake"), "amount_at_stake")
     return out
 
 
@@ -89,7 +93,7 @@ def _upsert_quarantine(
     if inserts:
         conn.execute(q.insert(), inserts)
     if refreshes:
-        fields = (*_Q_FIELDS, "payload")
+        fields = (*_Q_FIELDS, "payload", "amount_at_stake")
         values = {f: sa.bindparam(f"b_{f}", type_=q.c[f].type) for f in fields}
         refresh = q.update().where(q.c.id == sa.bindparam("b_id"))
         conn.execute(
@@ -211,19 +215,88 @@ def list_quarantine(
     sync_key: str | None = None,
     limit: int | None = 500,
     offset: int = 0,
+    order: str = "seen",
 ) -> list[dict[str, Any]]:
-    """Quarantine rows matching every given filter, most recently seen first."""
+    """Quarantine rows matching every given filter: most recently seen first, or with
+    ``order="amount"`` the largest `amount_at_stake` first (rows without one last; then the most
+    recently seen), which is how a billing manager works the queue."""
     where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
     q = quarantine
     stmt = (
         sa.select(q)
         .where(*where)
-        .order_by(q.c.last_seen_at.desc(), q.c.id.desc())
+        .order_by(*quarantine_order(order), q.c.last_seen_at.desc(), q.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
     with _reading(engine) as conn:
         return _rows(conn.execute(stmt))
+
+
+QUARANTINE_ORDERS = ("seen", "amount")
+
+
+def quarantine_order(order: str) -> list[sa.ColumnElement[Any]]:
+    """The ORDER BY terms of a quarantine order before the tie-breakers (last seen, id): none for
+    "seen"; for "amount" the amount at stake, largest first and rows without one last (spelled
+    without NULLS LAST, so SQLite and PostgreSQL sort alike). Other queries over the quarantine
+    (the review page's grouped view) use it too."""
+    if order not in QUARANTINE_ORDERS:
+        raise ValueError(f"order must be one of {list(QUARANTINE_ORDERS)}, not {order!r}")
+    if order == "seen":
+        return []
+    amount = quarantine.c.amount_at_stake
+    return [sa.case((amount.is_(None), 1), else_=0), amount.desc()]
+
+
+def quarantine_group_order(order: str) -> list[sa.ColumnElement[Any]]:
+    """`quarantine_order` for a query GROUPed over quarantine rows (the review page's grouped view):
+    for "amount" the group's total amount at stake, largest first, groups with none last; none for
+    "seen". Put before the query's own tie-breakers."""
+    if order not in QUARANTINE_ORDERS:
+        raise ValueError(f"order must be one of {list(QUARANTINE_ORDERS)}, not {order!r}")
+    if order == "seen":
+        return []
+    held = sa.func.sum(quarantine.c.amount_at_stake)
+    return [sa.case((held.is_(None), 1), else_=0), held.desc()]
+
+
+def held_totals(
+    engine: Engine,
+    *,
+    status: str | None = "open",
+    billing_date: date | datetime | str | None = None,
+    reason_code: str | None = None,
+    company_id: int | None = None,
+    run_id: str | None = None,
+    sync_key: str | None = None,
+) -> dict[str, Any]:
+    """The money held in the quarantine rows matching the filters (by default the open ones), by
+    reason: ``{"reasons": [{"reason_code", "rows", "priced_rows", "amount"}, ...], "rows",
+    "priced_rows", "amount"}``, reasons in the contract's order. `amount` is the exact sum (Decimal)
+    of `amount_at_stake` over the rows that carry one (`priced_rows`); summed here, not by the
+    database, so SQLite's floating-point SUM never reaches it."""
+    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    q = quarantine
+    stmt = sa.select(q.c.reason_code, q.c.amount_at_stake).where(*where)
+    by: dict[str, dict[str, Any]] = {}
+    with _reading(engine) as conn:
+        for reason, amount in conn.execute(stmt):
+            entry = by.setdefault(
+                reason, {"reason_code": reason, "rows": 0, "priced_rows": 0, "amount": ZERO}
+            )
+            entry["rows"] += 1
+            value = money.amount(amount)
+            if value is not None:
+                entry["priced_rows"] += 1
+                entry["amount"] += value
+    reasons = sorted(by.values(), key=lambda e: (reason_rank(e["reason_code"]), e["reason_code"]))
+    return {
+        "reasons": reasons,
+        "rows": sum(e["rows"] for e in reasons),
+        "priced_rows": sum(e["priced_rows"] for e in reasons),
+        "amount": sum((e["amount"] for e in reasons), ZERO),
+    }
 
 
 def count_quarantine(

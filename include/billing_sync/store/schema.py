@@ -22,7 +22,7 @@ from .. import frames, names
 from .values import _clean
 
 QUARANTINE_STATUSES = ("open", "resolved", "dismissed")
-ACTIONS = ("updated", "unchanged", "planned", "failed")
+ACTIONS = ("updated", "unchanged", "planned", "failed", "created")  # created: revision 0003
 MODES = ("push", "dry_run", "report_only")
 APPROVAL_KINDS = ("change", "create_addition")
 APPROVAL_STATUSES = ("pending", "applied", "stale", "revoked")
@@ -191,6 +191,10 @@ changes = sa.Table(
     _tenant(),
     _money("unit_price"),  # the addition's, at read
     _money("monthly_amount_delta"),  # unit_price × (new − previous)
+    # Revision 0003: the billing_overrides row that decided the quantity (retired, never deleted).
+    sa.Column("override_id", sa.BigInteger),
+    # Revision 0003: the billing_approvals row whose approved change or new addition this row records.
+    sa.Column("approval_id", sa.Integer),
     sa.UniqueConstraint("run_id", "sync_key", name="uq_billing_changes_run_key"),
     _one_of("action", ACTIONS, "billing_changes"),
     sa.Index("ix_billing_changes_tenant_date", "tenant", "billing_date"),

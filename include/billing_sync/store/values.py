@@ -6,12 +6,15 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+
+from .. import money
 
 _IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-variable limit
 _TENANT_ID = re.compile(r"[a-z0-9_]+")  # docs/contract.md §1 Tenants: lowercase letters, digits, _
@@ -82,6 +85,20 @@ def _quantity(value: Any, field: str) -> float:
 
 def _optional_quantity(value: Any, field: str) -> float | None:
     return None if _clean(value) is None else _quantity(value, field)
+
+
+def _amount(value: Any, field: str) -> Decimal | None:
+    """An amount for a NUMERIC column: Decimal, int, or Decimal text (the frames' form); None when
+    missing. Never a float, whose binary value is not the amount that was read."""
+    value = _clean(value)
+    if value is None:
+        return None
+    if isinstance(value, float):
+        raise ValueError(f"{field} must be a Decimal or Decimal text, not the float {value!r}")
+    amount = money.amount(value)
+    if amount is None:
+        raise ValueError(f"{field} must be an amount, not {value!r}")
+    return amount
 
 
 def _id(value: Any, field: str) -> int:

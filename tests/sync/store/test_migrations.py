@@ -33,7 +33,8 @@ CONTRACT_COLUMNS = {
     ),
     "billing_changes": (
         "id run_id billing_date cw_company_id agreement_id addition_id product huntress_quantity "
-        "previous_quantity new_quantity action applied_at sync_key tenant unit_price monthly_amount_delta"
+        "previous_quantity new_quantity action applied_at sync_key tenant unit_price monthly_amount_delta "
+        "approval_id"
     ),
     "billing_runs": (
         "run_id billing_date invoice_id mode started_at finished_at status counts checks report_path "
@@ -126,7 +127,7 @@ def old(db_url: str) -> Any:
 def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
-    assert [s.revision for s in script.walk_revisions()] == ["0002", migrations.BASELINE]
+    assert [s.revision for s in script.walk_revisions()] == ["0004", "0003", "0002", migrations.BASELINE]
 
 
 def test_a_new_database_reaches_head_with_every_contract_column(engine: sa.Engine) -> None:

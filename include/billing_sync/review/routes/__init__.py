@@ -1,8 +1,11 @@
 """The routes, one APIRouter per resource (the FastAPI full-stack template's ``api/routes``):
 
     quarantine   /quarantine, /quarantine/{row_id}              read; act (EditorDep)
+                 /quarantine/export.csv                         read
     runs         /runs, /runs/{run_id}, .../report, .../files/  read
     mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MapperDep)
+                 /mapping/bulk, /mapping/companies              change who pays; read (the picker)
+    rerun        /rerun                                         a reader's form; Airflow decides
 
 `router` gathers them, plus ``/`` (to the quarantine), for `create_app` to include.
 """
@@ -11,12 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from billing_sync.review.deps import ContextDep, ReaderDep
-from billing_sync.review.routes import mapping, quarantine, runs
+from billing_sync.review.routes import mapping, quarantine, rerun, runs
 
 router = APIRouter()
 router.include_router(quarantine.router)
 router.include_router(runs.router)
 router.include_router(mapping.router)
+router.include_router(rerun.router)
 
 
 @router.get("/", include_in_schema=False)

@@ -1,18 +1,35 @@
 """Organization mapping: each staged Huntress organization with the company it maps to, and the
 `billing_org_map` rows that decide who pays. Changing them takes `MapperDep`, more than acting on
-the quarantine (docs/ui.md "Auth")."""
+the quarantine (docs/ui.md "Auth").
+
+The same forms serve the quarantine list (their ``back`` field carries its filters, and the answer
+goes back there): one organization (``POST /mapping``: a typed id, an ambiguous match's candidate
+or a picker's match), several at once (``POST /mapping/bulk``), and the picker's search
+(``GET /mapping/companies``, an HTML fragment) with its type-ahead script (``/mapping/picker.js``).
+"""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review import data
+from billing_sync.review import airflow_runs, data, picker
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
-from billing_sync.review.inputs import NOTE_MAX, optional_id, parse_company, parse_id
+from billing_sync.review.inputs import (
+    BACK_MAX,
+    BULK_MAX,
+    NOTE_MAX,
+    QuarantineFilter,
+    optional_id,
+    parse_company,
+    parse_id,
+    parse_ids,
+    parse_search,
+)
 from billing_sync.review.pages import ReviewContext, outcome_query
+from billing_sync.review.routes.quarantine import parse_back
 from billing_sync.review.security import Reviewer
 
 router = APIRouter(prefix="/mapping")
@@ -21,8 +38,41 @@ router = APIRouter(prefix="/mapping")
 @router.get("", response_class=HTMLResponse)
 def mapping(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
     focus = optional_id(request.query_params.get("id"), "id")
+    pick = picker.Pick.parse(request.query_params)
     page = data.mapping_page(eng, data.staged(eng))
-    return context.render(request, reviewer, "mapping.html", page=page, focus=focus)
+    run = store.get_run(eng, page.run_id) if page.run_id else None
+    response = context.render(
+        request,
+        reviewer,
+        "mapping.html",
+        page=page,
+        focus=focus,
+        pick=pick,
+        search=data.search_companies(eng, pick.query) if pick.target else None,
+        rerun_date=run["billing_date"] if run else None,
+        rerun_notice=airflow_runs.notice(request),
+        bulk_max=BULK_MAX,
+    )
+    return picker.allow_fetch(response)
+
+
+@router.get("/companies", response_class=HTMLResponse)
+def companies(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
+    """The picker's matches as an HTML fragment: what the type-ahead puts under the search field.
+    With ``form``, each match is a button submitting that form with its company id."""
+    query = parse_search(request.query_params.get("q"))
+    form = picker.check_form(request.query_params.get("form"))
+    search = data.search_companies(eng, query)
+    return context.render(request, reviewer, "_companies.html", search=search, form=form)
+
+
+@router.get("/picker.js")
+def picker_script(_: ReaderDep) -> Response:
+    return Response(
+        picker.script(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
+    )
 
 
 @router.post("")
@@ -34,10 +84,33 @@ def set_mapping(
     organization_id: Annotated[str, Form()],
     company_id: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+    back: Annotated[str, Form(max_length=BACK_MAX)] = "",
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
+    filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
     outcome = apply_mapping(eng, org, parse_company(company_id), note.strip(), reviewer)
-    return _back(request, context, org, outcome)
+    return _back(request, context, org, outcome, filters)
+
+
+@router.post("/bulk")
+def bulk_mapping(
+    request: Request,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    organization_id: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies the default)
+    company_id: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+    back: Annotated[str, Form(max_length=BACK_MAX)] = "",
+) -> RedirectResponse:
+    """Several organizations to one company in one request: all or nothing. Every id is checked
+    (a malformed one, or more than BULK_MAX, is a 400), then every organization and the company
+    against the newest run; only when all pass is anything written."""
+    orgs = parse_ids(organization_id, "organization_id")
+    filters = parse_back(back) if back else None
+    company = parse_company(company_id)
+    outcome, about = apply_bulk_mapping(eng, orgs, company, note.strip(), reviewer)
+    return _back(request, context, about, outcome, filters, anchor="bulk")
 
 
 @router.post("/{organization_id}/delete")
@@ -64,6 +137,45 @@ def apply_mapping(
     return "mapped"
 
 
-def _back(request: Request, context: ReviewContext, organization_id: int, outcome: str) -> RedirectResponse:
-    target = context.url(request, "/mapping", outcome_query(outcome, organization_id))
-    return RedirectResponse(f"{target}#org-{organization_id}", status.HTTP_303_SEE_OTHER)
+def apply_bulk_mapping(
+    eng: Engine, organization_ids: list[int], company: int | None, note: str, reviewer: Reviewer
+) -> tuple[str, int]:
+    """(message code, the id it is about): every check first, then one `set_org_map` per
+    organization, each recording the user's name and id as a single mapping does."""
+    if not organization_ids:
+        return "none_selected", 0
+    if company is None:
+        return "bad_company", 0
+    staged = data.staged(eng)
+    known = staged.organization_ids()
+    unknown = [o for o in organization_ids if o not in known]
+    if unknown:
+        return "unknown_organization", unknown[0]
+    if company not in staged.company_ids():
+        return "unknown_company", 0
+    for org in organization_ids:
+        store.set_org_map(eng, org, company, note or None, reviewer.name, user_id=reviewer.user_id)
+    return (
+        ("mapped", organization_ids[0])
+        if len(organization_ids) == 1
+        else ("mapped_many", len(organization_ids))
+    )
+
+
+def _back(
+    request: Request,
+    context: ReviewContext,
+    organization_id: int,
+    outcome: str,
+    filters: QuarantineFilter | None = None,
+    anchor: str | None = None,
+) -> RedirectResponse:
+    """Back to the page the form was on: the quarantine list with its filters, else the mapping."""
+    query = outcome_query(outcome, organization_id)
+    if filters is not None:
+        target = context.url(request, "/quarantine", {**filters.query(), **query})
+        fragment = anchor or f"group-organization-{organization_id}"
+    else:
+        target = context.url(request, "/mapping", query)
+        fragment = anchor or f"org-{organization_id}"
+    return RedirectResponse(f"{target}#{fragment}", status.HTTP_303_SEE_OTHER)

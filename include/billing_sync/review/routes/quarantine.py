@@ -1,15 +1,24 @@
-"""Billing quarantine: the list with its filters, one row, and a reviewer's decision on a row."""
+"""Billing quarantine: the list with its filters, one row, and a reviewer's decision on a row.
 
-from typing import Annotated
+The list groups rows by ConnectWise company, else Huntress organization (one line per group, its
+products inside; ``view=rows`` for the flat list), and maps without leaving it: an ambiguous
+organization's candidates as one-click choices, a company picker for an unmapped one, several
+organizations at once (`routes.mapping`), and the re-run button that applies it (`routes.rerun`).
+``export.csv`` is the filtered view as CSV, written by `billing_sync.csvfile` (formulas defused).
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import store
+from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
-from billing_sync.review import data
+from billing_sync.report import held_view
+from billing_sync.review import airflow_runs, data, picker
 from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
@@ -18,6 +27,7 @@ from billing_sync.review.security import Reviewer
 router = APIRouter(prefix="/quarantine")
 
 ACTIONS = {"dismiss": "dismissed", "resolve": "resolved", "reopen": "open"}
+RERUN_DATES = 5  # re-run buttons offered above the list: the newest billing dates of its open rows
 
 
 @router.get("", response_class=HTMLResponse)
@@ -26,23 +36,83 @@ def quarantine_list(
 ) -> HTMLResponse:
     filters = QuarantineFilter.parse(request.query_params)
     page = parse_page(request.query_params.get("page"))
+    pick = picker.Pick.parse(request.query_params)
     size = context.page_size()
-    total = store.count_quarantine(eng, **filters.store_filters())
-    rows = store.list_quarantine(eng, **filters.store_filters(), limit=size, offset=(page - 1) * size)
-    return context.render(
+    view: dict[str, Any]
+    if filters.view == "rows":
+        total = store.count_quarantine(eng, **filters.store_filters())
+        rows = store.list_quarantine(
+            eng, **filters.store_filters(), limit=size, offset=(page - 1) * size, order=filters.order
+        )
+        view = {"rows": rows, "total": total, "pages": max(1, -(-total // size)), "groups": []}
+    else:
+        grouped = data.quarantine_groups(
+            eng, filters.store_filters(), limit=size, offset=(page - 1) * size, order=filters.order
+        )
+        data.describe_groups(eng, grouped.groups)
+        rows = [r for g in grouped.groups for r in g.rows]
+        view = {
+            "rows": rows,
+            "groups": grouped.groups,
+            "total": grouped.total_rows,
+            "total_groups": grouped.total_groups,
+            "pages": max(1, -(-grouped.total_groups // size)),
+        }
+    rerun_dates = sorted({r["billing_date"] for r in rows if r["status"] == "open"}, reverse=True)
+    response = context.render(
         request,
         reviewer,
         "quarantine.html",
-        rows=rows,
-        total=total,
+        **view,
         page=page,
-        pages=max(1, -(-total // size)),
         filters=filters,
-        back=urlencode({k: v for k, v in filters.query().items() if v is not None}),
+        back=_back_query(filters),
+        hidden={**filters.query(), "page": page if page > 1 else None},  # what the picker's GET keeps
         statuses=(*store.QUARANTINE_STATUSES, "all"),
         reasons=list(REASON_CODES),
-        companies=data.company_names(eng),
+        companies=data.company_names(eng) if filters.view == "rows" else {},  # groups: their own
+        pick=pick,
+        search=data.search_companies(eng, pick.query) if pick.target else None,
+        rerun_dates=rerun_dates[:RERUN_DATES],
+        rerun_notice=airflow_runs.notice(request),
+        held=held_view(store.held_totals(eng, **filters.store_filters())),  # what the filters hold
     )
+    return picker.allow_fetch(response)
+
+
+@router.get("/export.csv")
+def quarantine_export(request: Request, _: ReaderDep, eng: EngineDep) -> Response:
+    """The filtered view (every page of it) as CSV; any reader may export what they may read."""
+    filters = QuarantineFilter.parse(request.query_params)
+    rows = data.quarantine_export(eng, filters.store_filters())
+    text = csvfile.rows_text(rows, data.EXPORT_COLUMNS)
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{_export_name(filters)}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _export_name(filters: QuarantineFilter) -> str:
+    """billing-quarantine-<status>[-<billing date>]-<UTC time>.csv: only characters we chose."""
+    parts = ["billing-quarantine", filters.status]
+    if filters.billing_date is not None:
+        parts.append(filters.billing_date.isoformat())
+    parts.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    return "-".join(parts) + ".csv"
+
+
+def _back_query(filters: QuarantineFilter) -> str:
+    return urlencode({k: v for k, v in filters.query().items() if v is not None})
+
+
+def parse_back(back: str) -> QuarantineFilter:
+    """The list's filters a form carried back (its `back` field): a bad one is a 400."""
+    return QuarantineFilter.parse(dict(parse_qsl(back)))
 
 
 @router.get("/{row_id}", response_class=HTMLResponse)
@@ -73,7 +143,7 @@ def quarantine_action(
     if action not in ACTIONS:
         raise bad_request("action must be dismiss, resolve or reopen")
     # Parsed before acting: a bad filter refuses the whole request, nothing is written.
-    filters = None if back == "row" else QuarantineFilter.parse(dict(parse_qsl(back)))
+    filters = None if back == "row" else parse_back(back)
     outcome = apply_action(eng, ident, ACTIONS[action], note.strip(), reviewer)
     return _back(request, context, filters, ident, outcome)
 

@@ -15,9 +15,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import charts, store
+from billing_sync import charts, money, store
 from billing_sync.names import DAG_ID
-from billing_sync.report import REPORT_FILE
+from billing_sync.report import REPORT_FILE, money_view
 from billing_sync.review import data
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep
 from billing_sync.review.inputs import check_run_id, parse_page
@@ -37,6 +37,7 @@ def runs_list(request: Request, reviewer: ReaderDep, context: ContextDep, eng: E
     root = context.root()
     items = [_run_view(request, context, r, root) for r in runs[:size]]
     chart, chart_error = _history_chart(eng) if page == 1 else (None, None)
+    newest = next((r for r in items if (r.get("checks") or {}).get("money")), None) if page == 1 else None
     return context.render(
         request,
         reviewer,
@@ -46,6 +47,8 @@ def runs_list(request: Request, reviewer: ReaderDep, context: ContextDep, eng: E
         has_next=len(runs) > size,
         chart=chart,
         chart_error=chart_error,
+        money=_money(eng, newest) if newest else None,
+        money_run=newest,
     )
 
 
@@ -63,7 +66,14 @@ def run_detail(
         )
     chart, chart_error = _draw(charts.run_chart, rows)
     return context.render(
-        request, reviewer, "run.html", run=view, open_rows=open_rows, chart=chart, chart_error=chart_error
+        request,
+        reviewer,
+        "run.html",
+        run=view,
+        open_rows=open_rows,
+        chart=chart,
+        chart_error=chart_error,
+        money=_money(eng, run),
     )
 
 
@@ -98,6 +108,15 @@ def _history_chart(eng: Engine) -> tuple[charts.Chart | None, str | None]:
             rows, charts.held_by_date(store.list_quarantine(eng, status="open", limit=None))
         )
     return _draw(charts.history_chart, rows)
+
+
+def _money(eng: Engine, run: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's money as record_run recorded it, with what is still held now (its open rows)."""
+    recorded = (run.get("checks") or {}).get("money")
+    if not recorded:
+        return None
+    products = (run.get("settings") or {}).get("products")
+    return money_view(recorded, products, store.held_totals(eng, run_id=run["run_id"], status="open"))
 
 
 def _held_recorded() -> bool:
@@ -145,8 +164,11 @@ def _run_view(request: Request, context: ReviewContext, run: dict[str, Any], roo
         {**f, "url": context.url(request, f"{base}/files/{quote(f['name'], safe='')}")}
         for f in data.report_files(directory)
     ]
+    recorded = (run.get("checks") or {}).get("money") or {}
     return {
         **run,
+        "recovered": money.signed(recorded.get("recovered")) if recorded else "",
+        "held_then": money.fmt((recorded.get("held") or {}).get("amount")) if recorded else "",
         "outcome_counts": {k: v for k, v in counts.items() if k != "total" and v},
         "total": counts.get("total"),
         "files": files,

@@ -6,6 +6,10 @@
                      r0001_baseline           0001  the tables of `baseline`
                      r0002_tenants_money...   0002  tenant, money columns, billing_approvals,
                                                     billing_overrides, per-tenant keys
+                     r0003_approvals_in_runs  0003  billing_changes.approval_id, action `created`;
+                                                    staging: outcomes.approval_id, agreements
+                     r0004_overrides_money... 0004  billing_changes.override_id; staging: the
+                                                    outcomes' override and money, catalog, overrides
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0002"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0004"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 

@@ -1,0 +1,210 @@
+"""Re-run a billing date: a DAG run triggered through Airflow's own REST API, as the signed-in user.
+
+The review pages never create DAG runs themselves. They call ``POST /api/v2/dags/{dag_id}/dagRuns``
+of the API server they live in, with the user's own token (the ``Authorization: Bearer`` header the
+request came with, else the UI's ``_token`` cookie: the one `get_user` took), so Airflow decides
+whether this user may trigger the DAG (POST on its runs) and records who did (its audit log, the
+run's ``triggering_user_name`` and note).
+
+Where the REST API is reached (`api_base`, a dependency tests override):
+
+1. ``BILLING_REVIEW_AIRFLOW_API_URL`` when set: Airflow's address as this process can reach it
+   (e.g. ``http://127.0.0.1:8080``, with base_url's path when Airflow has one);
+2. the API server's own TLS address, ``[api] base_url``, when it serves TLS itself (``[api]
+   ssl_cert``): the certificate is made out to that name;
+3. else the socket this very request came in on (the ASGI ``server`` address, base_url's path
+   added): the API server itself, whatever proxy stands in front of it. Never the ``Host`` header,
+   which the client chooses: the token must go nowhere but to Airflow.
+
+The run: logical date = the billing date at the current UTC time of day (the DAG takes the UTC date
+of its logical date as the billing date, so this is the same billing date, and it does not collide
+with the scheduled run's logical date at 00:00, which Airflow keeps unique per DAG); run id
+``desk__<billing date>__<UTC timestamp>``; conf ``{}``, so the Variable's settings apply.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from fastapi import HTTPException, Request, status
+
+from billing_sync import runtime
+from billing_sync.names import DAG_ID
+
+API_URL_ENV = "BILLING_REVIEW_AIRFLOW_API_URL"
+TOKEN_COOKIE = "_token"  # Airflow's COOKIE_NAME_JWT_TOKEN (not imported: Airflow's API modules load late)
+TIMEOUT_S = 30.0
+RUN_PREFIX = "desk"
+RUN_ID = re.compile(rf"{RUN_PREFIX}__\d{{4}}-\d{{2}}-\d{{2}}__\d{{8}}T\d{{6}}Z")
+NOT_ALLOWED = f"You may not trigger runs of {DAG_ID}: Airflow refused"
+NO_TOKEN = "No Airflow login to trigger the run with: sign in to Airflow again"
+
+
+class RunExists(Exception):
+    """Airflow answered 409: a run of this DAG with the same logical date or run id exists."""
+
+
+@dataclass(frozen=True)
+class Triggered:
+    run_id: str
+    logical_date: str
+    paused: bool | None  # the DAG is paused: the run waits until someone unpauses it (None: unknown)
+
+
+def api_base(request: Request) -> str:
+    """Where this process reaches Airflow's REST API (see the module's docstring); no trailing /."""
+    explicit = os.environ.get(API_URL_ENV, "").strip()
+    if explicit:
+        return explicit.rstrip("/")
+    if _serves_tls():
+        return runtime.airflow_base_url()
+    root: str = request.scope.get("root_path", "")
+    path = root.removesuffix(runtime.REVIEW_MOUNT_PATH)  # base_url's path, as the pages' links use it
+    server = request.scope.get("server")
+    if not server or server[1] is None:  # a Unix socket: no address to call
+        return runtime.airflow_base_url()
+    host, port = server
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{path}".rstrip("/")
+
+
+def _serves_tls() -> bool:
+    try:
+        from airflow.configuration import conf
+
+        return bool(conf.get("api", "ssl_cert", fallback=""))
+    except Exception:  # no Airflow config (tests): plain HTTP
+        return False
+
+
+def user_token(request: Request) -> str | None:
+    """The token the request authenticated with, in `get_user`'s order: Bearer header, then cookie."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.cookies.get(TOKEN_COOKIE) or None
+
+
+def run_request(billing_date: date, now: datetime) -> dict[str, Any]:
+    """The body of the trigger (Airflow 3's `TriggerDAGRunPostBody`)."""
+    now = now.astimezone(UTC).replace(microsecond=0)
+    logical = datetime.combine(billing_date, now.time(), UTC)
+    return {
+        "dag_run_id": f"{RUN_PREFIX}__{billing_date.isoformat()}__{now:%Y%m%dT%H%M%SZ}",
+        "logical_date": logical.isoformat().replace("+00:00", "Z"),
+        "conf": {},
+        "note": f"Billing review: re-run of billing date {billing_date.isoformat()}",
+    }
+
+
+def trigger_billing_run(base: str, token: str, billing_date: date, now: datetime | None = None) -> Triggered:
+    """Trigger the run; `RunExists` on 409, an HTTPException with one plain sentence otherwise."""
+    body = run_request(billing_date, now or datetime.now(UTC))
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    dag = quote(DAG_ID, safe="")
+    try:
+        with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
+            answer = client.post(f"{base}/api/v2/dags/{dag}/dagRuns", json=body, headers=headers)
+            if answer.status_code in (200, 201):
+                return Triggered(
+                    run_id=str(_json(answer).get("dag_run_id") or body["dag_run_id"]),
+                    logical_date=body["logical_date"],
+                    paused=_paused(client, f"{base}/api/v2/dags/{dag}", headers),
+                )
+    except httpx.HTTPError:
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, "Airflow's API could not be reached to trigger the run"
+        ) from None
+    raise _refusal(answer)
+
+
+def _refusal(answer: httpx.Response) -> Exception:
+    code = answer.status_code
+    if code == status.HTTP_409_CONFLICT:
+        return RunExists()
+    if code == status.HTTP_401_UNAUTHORIZED:
+        return HTTPException(status.HTTP_401_UNAUTHORIZED, "Airflow did not accept your login: sign in again")
+    if code == status.HTTP_403_FORBIDDEN:
+        return HTTPException(status.HTTP_403_FORBIDDEN, f"{NOT_ALLOWED} ({_detail(answer)})")
+    if code == status.HTTP_404_NOT_FOUND:
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow does not know the DAG {DAG_ID}")
+    if code == status.HTTP_400_BAD_REQUEST:
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow refused the run: {_detail(answer)}")
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow answered {code} to the trigger")
+
+
+def _paused(client: httpx.Client, url: str, headers: dict[str, str]) -> bool | None:
+    """Whether the DAG is paused (its run then only queues), or None when that cannot be read."""
+    try:
+        answer = client.get(url, headers=headers)
+    except httpx.HTTPError:
+        return None
+    value = _json(answer).get("is_paused") if answer.status_code == 200 else None
+    return value if isinstance(value, bool) else None
+
+
+def _json(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        value = answer.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _detail(answer: httpx.Response) -> str:
+    """Airflow's own `detail`, short and on one line (it is shown as text, escaped)."""
+    detail = _json(answer).get("detail")
+    text = " ".join(str(detail if detail is not None else answer.reason_phrase).split())
+    return text[:200]
+
+
+# --- what the page says after a re-run -------------------------------------------------------------
+
+NOTICES = {
+    "queued": "DAG run {run} triggered for billing date {date}.",
+    "queued_paused": (
+        "DAG run {run} triggered for billing date {date}. The DAG is paused: the run starts once it "
+        "is unpaused."
+    ),
+    "exists": (
+        "Airflow already has a run of billing date {date} at this moment (a second click?): see the "
+        "DAG's runs."
+    ),
+}
+
+
+def notice(request: Request) -> dict[str, str] | None:
+    """The re-run's outcome from the redirect's query: chosen by code, its values re-checked, never
+    echoed (a crafted link cannot make the page say something else). ``run`` is the DAG run's id
+    (empty when none was made), for the link into the Airflow UI."""
+    code = request.query_params.get("rerun", "")
+    raw_date = request.query_params.get("date", "")
+    run = request.query_params.get("run", "")
+    if code not in NOTICES or not _is_date(raw_date):
+        return None
+    if code != "exists" and not RUN_ID.fullmatch(run):
+        return None
+    return {
+        "text": NOTICES[code].format(run=run, date=raw_date),
+        "kind": "error" if code == "exists" else "ok",
+        "run": run if code != "exists" else "",
+    }
+
+
+def outcome_query(triggered: Triggered | None, billing_date: date) -> dict[str, str]:
+    """The redirect's query after a re-run (None: Airflow already had such a run)."""
+    day = billing_date.isoformat()
+    if triggered is None:
+        return {"rerun": "exists", "date": day}
+    return {"rerun": "queued_paused" if triggered.paused else "queued", "date": day, "run": triggered.run_id}
+
+
+def _is_date(value: str) -> bool:
+    try:
+        return len(value) == 10 and date.fromisoformat(value).isoformat() == value
+    except ValueError:
+        return False

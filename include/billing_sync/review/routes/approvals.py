@@ -1,0 +1,295 @@
+"""Approvals: a person approves exactly one held change, or a missing addition to be created; the
+DAG applies it, never this process (docs/contract.md §3, §4 `billing_approvals`).
+
+    GET  /approvals                    the approvals (pending first) and the held rows one may approve
+    GET  /approvals/new?row=<id>       the form for one open quarantine row
+    POST /approvals                    approve it (MapperDep); ``rerun=1``: then re-run its billing date
+    POST /approvals/{id}/revoke        withdraw a pending approval (MapperDep)
+
+Approving what a customer is billed takes the same permission as changing who is billed
+(`deps.MapperDep`). What is approved comes from the quarantine row as the newest run of its billing
+date recorded it, never from the form: the form picks only the row, the agreement (a new addition)
+and the note. "Approve and re-run" triggers the run through Airflow's REST API as the signed-in user
+(`airflow_runs`), so Airflow's own permissions and audit apply to the run.
+"""
+
+from datetime import date
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.engine import Engine
+
+from billing_sync import frames, reconcile, store
+from billing_sync.review import airflow_runs, data
+from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
+from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
+from billing_sync.review.pages import ReviewContext
+from billing_sync.review.security import Reviewer
+
+router = APIRouter(prefix="/approvals")
+
+APPROVABLE = tuple(reconcile.HELD_REASON.values())  # change_exceeds_limit, no_live_addition
+HELD_LIMIT = 200  # held rows listed for approval on the page
+LIST_LIMIT = 500
+STATUSES = (*store.APPROVAL_STATUSES, "all")
+# What the page says after an action: chosen by code from the redirect's query, never echoed.
+MESSAGES = {
+    "approved": ("ok", "Approval {id} recorded. The next run of its billing date applies it."),
+    "approved_rerun": ("ok", "Approval {id} recorded; a run of its billing date was triggered to apply it."),
+    "approved_rerun_exists": (
+        "ok",
+        "Approval {id} recorded. Airflow already has a run of that billing date at this moment; the "
+        "next run applies it.",
+    ),
+    "approved_rerun_refused": (
+        "error",
+        "Approval {id} recorded, but Airflow refused to trigger the run (your login may not trigger "
+        "runs of the DAG, or has expired): the next run applies it.",
+    ),
+    "approved_rerun_failed": (
+        "error",
+        "Approval {id} recorded, but the run could not be triggered through Airflow: the next run "
+        "applies it.",
+    ),
+    "revoked": ("ok", "Approval {id} revoked."),
+    "not_pending": ("error", "Approval {id} is no longer pending: nothing changed."),
+    "already_pending": (
+        "error",
+        "Row {id} already has a pending approval for its billing date: revoke that one first.",
+    ),
+    "not_approvable": (
+        "error",
+        "Row {id} cannot be approved: only an open change_exceeds_limit or no_live_addition row with "
+        "known quantities can.",
+    ),
+    "pick_agreement": ("error", "Pick one of the company's agreements for the new addition of row {id}."),
+}
+
+
+# -- pages ------------------------------------------------------------------------------------------
+@router.get("", response_class=HTMLResponse)
+def approvals_page(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+) -> HTMLResponse:
+    state = request.query_params.get("status") or "pending"
+    if state not in STATUSES:
+        raise bad_request(f"status must be one of {', '.join(STATUSES)}")
+    day = _optional_date(request.query_params.get("billing_date"))
+    rows = store.list_approvals(
+        eng, billing_date=day, status=None if state == "all" else state, limit=LIST_LIMIT
+    )
+    rows.sort(key=lambda a: (a["status"] != "pending", -a["id"]))
+    pending = {(a["billing_date"], a["sync_key"]): a for a in store.list_approvals(eng, status="pending")}
+    held = [
+        {**q, "pending": pending.get((q["billing_date"], q["sync_key"]))}
+        for reason in APPROVABLE
+        for q in store.list_quarantine(
+            eng, status="open", reason_code=reason, billing_date=day, limit=HELD_LIMIT
+        )
+    ]
+    held.sort(key=lambda q: (q["billing_date"], q["sync_key"]), reverse=True)
+    return context.render(
+        request,
+        reviewer,
+        "approvals.html",
+        approvals=rows,
+        held=held,
+        state=state,
+        statuses=STATUSES,
+        billing_date=day,
+        companies=data.company_names(eng),
+        notice=_notice(request),
+        rerun_notice=airflow_runs.notice(request),
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+def approval_form(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
+    row = _row(eng, parse_id(request.query_params.get("row") or "", "row"))
+    offer = _offer(eng, row)
+    return context.render(
+        request,
+        reviewer,
+        "approval_new.html",
+        row=row,
+        offer=offer,
+        companies=data.company_names(eng),
+        pending=store.list_approvals(
+            eng, billing_date=row["billing_date"], sync_key=row["sync_key"], status="pending"
+        ),
+        notice=_notice(request),
+    )
+
+
+# -- actions ----------------------------------------------------------------------------------------
+@router.post("")
+def approve(
+    request: Request,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
+    row_id: Annotated[str, Form()],
+    agreement_id: Annotated[str, Form()] = "",
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+    rerun: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    ident = parse_id(row_id, "row_id")
+    agreement = optional_id(agreement_id, "agreement_id")
+    row = _row(eng, ident)
+    outcome, approval = record_approval(eng, row, agreement, note.strip(), reviewer)
+    if approval is None:
+        return _back_to_form(request, context, ident, outcome)
+    query = {"approval": outcome, "id": approval["id"], "billing_date": row["billing_date"].isoformat()}
+    if rerun != "1":
+        return context.redirect(request, "/approvals", query)
+    code, run = _rerun(request, api, row["billing_date"])
+    query.update(approval=code)
+    if run is not None:
+        query.update(airflow_runs.outcome_query(run, row["billing_date"]))
+    return context.redirect(request, "/approvals", query)
+
+
+@router.post("/{approval_id}/revoke")
+def revoke(
+    request: Request,
+    approval_id: str,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+) -> RedirectResponse:
+    ident = parse_id(approval_id, "approval id")
+    found = store.get_approval(eng, ident)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No approval {ident}")
+    said = f"Revoked by {reviewer.name} (id {reviewer.user_id})" + (
+        f": {note.strip()}" if note.strip() else ""
+    )
+    earlier = (found.get("note") or "").strip()
+    try:
+        store.set_approval_status(eng, ident, "revoked", note=f"{earlier}\n{said}" if earlier else said)
+    except store.ApprovalConflict:
+        return context.redirect(request, "/approvals", {"approval": "not_pending", "id": ident})
+    return context.redirect(request, "/approvals", {"approval": "revoked", "id": ident})
+
+
+def record_approval(
+    eng: Engine, row: dict[str, Any], agreement_id: int | None, note: str, reviewer: Reviewer
+) -> tuple[str, dict[str, Any] | None]:
+    """(message code, the new approval or None): exactly what the row offers, by this reviewer."""
+    offer = _offer(eng, row)
+    if offer is None:
+        return "not_approvable", None
+    fields = dict(offer["approval"])
+    if fields["kind"] == "create_addition":
+        if agreement_id is None or agreement_id not in {a["agreement_id"] for a in offer["agreements"]}:
+            return "pick_agreement", None
+        fields["agreement_id"] = agreement_id
+    try:
+        approval = store.add_approval(
+            eng,
+            billing_date=row["billing_date"],
+            sync_key=row["sync_key"],
+            user=reviewer.name,
+            user_id=reviewer.user_id,
+            note=note or None,
+            **fields,
+        )
+    except store.ApprovalConflict:
+        return "already_pending", None
+    return "approved", approval
+
+
+# -- what a row offers ------------------------------------------------------------------------------
+def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
+    """What the open row lets a person approve: the approval's fields and, for a new addition, the
+    company's live agreements and the catalog item's price as its run read them. None: nothing."""
+    if row["status"] != "open" or row["reason_code"] not in APPROVABLE:
+        return None
+    payload = row["payload"] if isinstance(row["payload"], dict) else {}
+    approval = reconcile.proposal(payload, row["reason_code"])
+    if approval is None:
+        return None
+    offer: dict[str, Any] = {"approval": approval, "agreements": [], "price": None, "amount": None}
+    if approval["kind"] == "create_addition":
+        offer["agreements"] = _agreements(eng, row, approval["cw_company_id"])
+        price = _catalog_price(eng, row["run_id"], payload.get("catalog_identifier"))
+        offer["price"] = price
+        offer["amount"] = None if price is None else price * approval["to_quantity"]
+    return offer
+
+
+def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[str, Any]]:
+    """The company's live agreements on the row's billing date, as the row's run read them."""
+    run = store.get_run(eng, row["run_id"])
+    types = ((run or {}).get("settings") or {}).get("agreement_types") or ()
+    frame = store.read_frame(eng, row["run_id"], "agreements")
+    live = reconcile.live_agreements(frame, company_id, row["billing_date"], types)
+    return [
+        {
+            "agreement_id": int(a["agreement_id"]),
+            "name": None if pd.isna(a["name"]) else str(a["name"]),
+            "type": None if pd.isna(a["type"]) else str(a["type"]),
+        }
+        for a in live.to_dict("records")
+    ]
+
+
+def _catalog_price(eng: Engine, run_id: str, identifier: Any) -> float | None:
+    """The catalog item's price as the run read it (`catalog` frame), or None when unknown."""
+    if not isinstance(identifier, str) or "catalog" not in frames.SCHEMAS:
+        return None
+    catalog = store.read_frame(eng, run_id, "catalog")
+    prices = catalog.loc[catalog["identifier"] == identifier, "price"].dropna()
+    return float(prices.iloc[0]) if len(prices) else None
+
+
+def _row(eng: Engine, row_id: int) -> dict[str, Any]:
+    row = store.get_quarantine(eng, row_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
+    return row
+
+
+# -- re-run -----------------------------------------------------------------------------------------
+def _rerun(request: Request, api: str, billing_date: date) -> tuple[str, airflow_runs.Triggered | None]:
+    """Trigger a run of the billing date as the signed-in user: (message code, the run or None)."""
+    token = airflow_runs.user_token(request)
+    if token is None:
+        return "approved_rerun_refused", None
+    try:
+        return "approved_rerun", airflow_runs.trigger_billing_run(api, token, billing_date)
+    except airflow_runs.RunExists:
+        return "approved_rerun_exists", None
+    except HTTPException as exc:
+        refused = exc.status_code in (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN)
+        return ("approved_rerun_refused" if refused else "approved_rerun_failed"), None
+
+
+# -- small helpers ----------------------------------------------------------------------------------
+def _notice(request: Request) -> dict[str, str] | None:
+    code = request.query_params.get("approval", "")
+    if code not in MESSAGES:
+        return None
+    ident = request.query_params.get("id", "")
+    kind, text = MESSAGES[code]
+    return {"kind": kind, "text": text.format(id=ident if is_id(ident) else "")}
+
+
+def _back_to_form(request: Request, context: ReviewContext, row_id: int, code: str) -> RedirectResponse:
+    return context.redirect(request, "/approvals/new", {"row": row_id, "approval": code, "id": row_id})
+
+
+def _optional_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        day = None
+    if day is None or len(value) != 10:
+        raise bad_request("billing_date must be a date, YYYY-MM-DD")
+    return day

@@ -1,0 +1,192 @@
+"""Standing overrides (`billing_overrides`): the list, adding one, retiring one.
+
+An override changes what a customer is billed, so adding and retiring one take `MapperDep`, the
+permission that changes who pays (docs/ui.md "Auth"); reading the list takes a reader. Who added a
+rule is recorded in `created_by` / `created_by_id`, who retired it in its note (the table has no
+column for it). Rules apply from the next run of the DAG (docs/contract.md §3).
+
+    GET  /overrides                    active and retired overrides, and the form to add one
+    POST /overrides                    add (company id, product, rule, quantity, note)
+    POST /overrides/{override_id}/retire
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.engine import Engine
+
+from billing_sync import store
+from billing_sync.config import Settings
+from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
+from billing_sync.review.inputs import NOTE_MAX, is_id, parse_company, parse_id
+from billing_sync.review.pages import ReviewContext
+from billing_sync.review.security import Reviewer
+
+router = APIRouter(prefix="/overrides")
+TENANT = store.DEFAULT_TENANT
+QUANTITY_MAX = 10_000_000  # as many units as a usage count may carry (frames.MAX_USAGE)
+RULE_HELP = {
+    "minimum": "bill at least this many (a contract minimum); more when Huntress counts more",
+    "fixed": "bill exactly this many, whatever Huntress counts",
+    "exclude": "never touch this company and product: the sync leaves the addition as it is",
+}
+# The page's own messages, picked by code from the redirect (never echoed from it). Their codes are
+# not among pages.MESSAGES, so the shared banner stays empty and the page shows these.
+NOTICES = {
+    "override_added": ("ok", "Override {id} added; it applies from the next run."),
+    "override_retired": ("ok", "Override {id} retired; the next run bills from Huntress's count again."),
+    "override_conflict": (
+        "error",
+        "That company and product already has an active override: retire it first.",
+    ),
+    "override_not_found": ("error", "There is no override {id}."),
+    "override_bad_company": ("error", "Choose a company by its numeric id."),
+    "override_unknown_company": (
+        "error",
+        "That company id is not among the ConnectWise companies of the newest run.",
+    ),
+    "override_no_companies": (
+        "error",
+        "No run has read the ConnectWise companies yet: run the DAG (a dry run will do) first.",
+    ),
+    "override_bad_product": ("error", "Choose one of the configured products."),
+    "override_bad_rule": ("error", "Choose minimum, fixed or exclude."),
+    "override_bad_quantity": (
+        "error",
+        f"minimum and fixed need a whole number of units (0 to {QUANTITY_MAX:,}); exclude takes none.",
+    ),
+}
+
+
+@router.get("", response_class=HTMLResponse)
+def overrides_page(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+) -> HTMLResponse:
+    companies = _companies(eng)
+    names = {c["id"]: c["name"] for c in companies or []}
+    rows = store.list_overrides(eng, tenant=TENANT, active=None)
+    for r in rows:
+        r["company_name"] = names.get(r["cw_company_id"])
+    return context.render(
+        request,
+        reviewer,
+        "overrides.html",
+        active_rows=[r for r in rows if r["active"]],
+        retired_rows=[r for r in reversed(rows) if not r["active"]],
+        companies=companies or [],
+        products=_products(eng),
+        rules=RULE_HELP,
+        notice=_notice(request),
+        note_max=NOTE_MAX,
+    )
+
+
+@router.post("")
+def add_override(
+    request: Request,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    company_id: Annotated[str, Form()] = "",
+    product: Annotated[str, Form(max_length=100)] = "",
+    rule: Annotated[str, Form(max_length=20)] = "",
+    quantity: Annotated[str, Form(max_length=20)] = "",
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+) -> RedirectResponse:
+    outcome, ident = apply_override(eng, company_id, product, rule, quantity, note.strip(), reviewer)
+    return _back(request, context, outcome, ident)
+
+
+@router.post("/{override_id}/retire")
+def retire_override(
+    request: Request, override_id: str, reviewer: MapperDep, context: ContextDep, eng: EngineDep
+) -> RedirectResponse:
+    ident = parse_id(override_id, "override_id")
+    # Only this tenant's rules are this page's to end (another tenant's is "not found", as unseen).
+    if not any(r["id"] == ident for r in store.list_overrides(eng, tenant=TENANT, active=None)):
+        return _back(request, context, "override_not_found", ident)
+    store.retire_override(eng, ident, user=reviewer.name, user_id=reviewer.user_id)
+    return _back(request, context, "override_retired", ident)
+
+
+def apply_override(
+    eng: Engine, company_id: str, product: str, rule: str, quantity: str, note: str, reviewer: Reviewer
+) -> tuple[str, int]:
+    """Check every field, then add the override; (message code, the id it is about)."""
+    company = parse_company(company_id)
+    if company is None:
+        return "override_bad_company", 0
+    companies = _companies(eng)
+    if companies is None:
+        return "override_no_companies", 0
+    if company not in {c["id"] for c in companies}:
+        return "override_unknown_company", 0
+    if product not in _products(eng):
+        return "override_bad_product", 0
+    if rule not in RULE_HELP:
+        return "override_bad_rule", 0
+    units = _units(quantity)
+    if (rule == "exclude") != (units is None) or (units is not None and units < 0):
+        return "override_bad_quantity", 0
+    try:
+        row = store.add_override(
+            eng,
+            cw_company_id=company,
+            product=product,
+            rule=rule,
+            quantity=units,
+            note=note or None,
+            user=reviewer.name,
+            user_id=reviewer.user_id,
+            tenant=TENANT,
+        )
+    except store.OverrideConflict:
+        return "override_conflict", 0
+    return "override_added", int(row["id"])
+
+
+def _units(raw: str) -> int | None:
+    """A whole number of units; None when blank; -1 (refused) when anything else."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not is_id(text) or int(text) > QUANTITY_MAX:
+        return -1
+    return int(text)
+
+
+def _companies(eng: Engine) -> list[dict[str, Any]] | None:
+    """The ConnectWise companies of the newest run that read them (id, name), by name; None when no
+    run has."""
+    run_id = store.newest_staged_run(eng, "companies")
+    if run_id is None:
+        return None
+    frame = store.read_frame(eng, run_id, "companies").dropna(subset=["company_id"])
+    companies = {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"].fillna(""), strict=True)}
+    return [
+        {"id": i, "name": n} for i, n in sorted(companies.items(), key=lambda kv: (kv[1].casefold(), kv[0]))
+    ]
+
+
+def _products(eng: Engine) -> list[str]:
+    """The products the newest run was configured with (else the default ones)."""
+    newest = next(iter(store.list_runs(eng, limit=1)), None)
+    configured = ((newest or {}).get("settings") or {}).get("products")
+    return sorted(configured) if isinstance(configured, dict) and configured else sorted(Settings().products)
+
+
+def _notice(request: Request) -> dict[str, str] | None:
+    code = request.query_params.get("done") or request.query_params.get("error") or ""
+    if code not in NOTICES:
+        return None
+    kind, text = NOTICES[code]
+    ident = request.query_params.get("id", "")
+    return {"kind": kind, "text": text.format(id=ident if is_id(ident) else "")}
+
+
+def _back(request: Request, context: ReviewContext, outcome: str, ident: int) -> RedirectResponse:
+    kind = "error" if NOTICES[outcome][0] == "error" else "done"
+    query: dict[str, Any] = {kind: outcome, "id": ident or None}
+    anchor = f"#override-{ident}" if ident and kind == "done" else ""
+    return RedirectResponse(context.url(request, "/overrides", query) + anchor, status.HTTP_303_SEE_OTHER)

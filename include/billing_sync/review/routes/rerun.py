@@ -1,0 +1,60 @@
+"""Re-run a billing date: the button that applies a fix (a mapping, a raised limit) without leaving
+the review pages. The run is triggered through Airflow's REST API as the signed-in user
+(`airflow_runs`): Airflow decides who may (POST on the DAG's runs) and records who did.
+
+The page itself only needs a reader and a valid form token; the permission is Airflow's, so a
+viewer's click reaches Airflow and is refused there (403, shown as "you may not trigger runs").
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import RedirectResponse
+
+from billing_sync.review import airflow_runs, deps
+from billing_sync.review.deps import ContextDep
+from billing_sync.review.inputs import BACK_MAX, QuarantineFilter, parse_billing_date
+from billing_sync.review.routes.quarantine import parse_back
+from billing_sync.review.security import CSRF_FIELD, Reviewer
+
+router = APIRouter()
+
+
+def form_reader(
+    request: Request,
+    context: ContextDep,
+    reviewer: Annotated[Reviewer, Depends(deps.current_reader)],
+    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
+) -> Reviewer:
+    """A reader who posted one of our forms (the CSRF check of every action)."""
+    context.csrf.check(request, csrf_token, reviewer)
+    return reviewer
+
+
+@router.post("/rerun")
+def rerun(
+    request: Request,
+    _: Annotated[Reviewer, Depends(form_reader)],
+    context: ContextDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
+    billing_date: Annotated[str, Form()],
+    back: Annotated[str, Form(max_length=BACK_MAX)] = "",
+) -> RedirectResponse:
+    day = parse_billing_date(billing_date)
+    filters = _back(back)  # parsed before anything is triggered: a bad filter refuses the request
+    token = airflow_runs.user_token(request)
+    if token is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, airflow_runs.NO_TOKEN)
+    try:
+        triggered: airflow_runs.Triggered | None = airflow_runs.trigger_billing_run(api, token, day)
+    except airflow_runs.RunExists:
+        triggered = None
+    outcome = airflow_runs.outcome_query(triggered, day)
+    if filters is None:
+        return context.redirect(request, "/mapping", outcome)
+    return context.redirect(request, "/quarantine", {**filters.query(), **outcome})
+
+
+def _back(back: str) -> QuarantineFilter | None:
+    """Where the button was: "mapping", or the quarantine list's filters."""
+    return None if back == "mapping" else parse_back(back)

@@ -1,0 +1,284 @@
+"""The approvals pages with FastAPI's TestClient (issue 11 §1, §4): approving what a customer is billed
+takes the mapping permission (`MapperDep`); what is approved comes from the quarantine row, never the
+form; the user's name and id are recorded; "Approve and re-run" triggers the run through Airflow as
+the user (`airflow_runs`, stubbed here); a pending approval can be revoked."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, HTTPException
+from fastapi.testclient import TestClient
+
+from billing_sync import frames, store
+from billing_sync.review import airflow_runs
+from billing_sync.review.app import create_app
+from billing_sync.review.security import ReviewAuth
+from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, editor, mapper, reader
+
+RUN, DAY = "manual__2026-11-01T00:00:00+00:00", "2026-11-01"
+
+
+def fill(engine: Any) -> dict[str, int]:
+    """One run that held a change, found a missing addition and an unmapped organization."""
+    store.start_run(engine, RUN, DAY, 5001, "push", {"agreement_types": []})
+    store.write_frame(
+        engine,
+        RUN,
+        "companies",
+        frames.companies_frame(
+            [{"id": 251, "identifier": "beta", "name": "Beta Dental"}, {"id": 252, "name": "Gamma"}]
+        ),
+    )
+    active = {"agreementStatus": "Active", "cancelledFlag": False, "startDate": "2025-01-01T00:00:00Z"}
+    store.write_frame(
+        engine,
+        RUN,
+        "agreements",
+        frames.agreements_frame(
+            [
+                {**active, "id": 1580, "name": "Gamma MSA", "company": {"id": 252}, "type": {"name": "MSA"}},
+                {
+                    **active,
+                    "id": 1581,
+                    "name": "Gamma old",
+                    "company": {"id": 252},
+                    "endDate": "2026-01-01T00:00:00Z",
+                },
+                {**active, "id": 1579, "name": "Beta MSA", "company": {"id": 251}},
+            ]
+        ),
+    )
+    if "catalog" in frames.SCHEMAS:
+        store.write_frame(
+            engine,
+            RUN,
+            "catalog",
+            frames.catalog_frame([{"id": 752, "identifier": "HUNTRESS-EDR", "price": 4.5}]),
+        )
+    held = {
+        "sync_key": "company:251:edr", "company_id": 251, "product": "edr", "catalog_identifier": "HUNTRESS-EDR",
+        "agreement_id": 1579, "addition_id": 502, "huntress_quantity": 5, "previous_quantity": 40.0,
+    }  # fmt: skip
+    missing = {
+        "sync_key": "company:252:edr", "company_id": 252, "product": "edr", "catalog_identifier": "HUNTRESS-EDR",
+        "huntress_quantity": 12,
+    }  # fmt: skip
+    store.upsert_quarantine(
+        engine,
+        RUN,
+        DAY,
+        [
+            {"sync_key": held["sync_key"], "reason_code": "change_exceeds_limit", "cw_company_id": 251,
+             "product": "edr", "detail": "edr 40 → 5 trips the guard", "payload": held},
+            {"sync_key": missing["sync_key"], "reason_code": "no_live_addition", "cw_company_id": 252,
+             "product": "edr", "detail": "no live addition", "payload": missing},
+            {"sync_key": "organization:9:edr", "reason_code": "unmapped_organization",
+             "huntress_organization_id": 9, "product": "edr", "payload": {"huntress_quantity": 3}},
+        ],
+    )  # fmt: skip
+    store.finish_run(engine, RUN, "success", {}, {}, None)
+    return {q["reason_code"]: q["id"] for q in store.list_quarantine(engine, status="open")}
+
+
+class Site:
+    def __init__(self, client: TestClient, engine: Any, rows: dict[str, int]) -> None:
+        self.client, self.engine, self.rows = client, engine, rows
+
+    def get(self, path: str, headers: dict[str, str] = MAPPER) -> Any:
+        return self.client.get(f"/billing-review{path}", headers=headers)
+
+    def post(
+        self, path: str, data: dict[str, str], headers: dict[str, str] = MAPPER, token: bool = True
+    ) -> Any:
+        if token:
+            html = self.get("/quarantine", headers).text
+            data = {**data, "csrf_token": re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)}
+        return self.client.post(f"/billing-review{path}", data=data, headers=headers, follow_redirects=False)
+
+    def approvals(self, **filters: Any) -> list[dict[str, Any]]:
+        return store.list_approvals(self.engine, **filters)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
+    rows = fill(engine)
+    auth = ReviewAuth(reader=reader, editor=editor, mapper=mapper)
+    root = FastAPI()
+    root.mount("/billing-review", create_app(engine=engine, auth=auth, csrf_secret=b"k"))
+    with TestClient(root) as client:
+        yield Site(client, engine, rows)
+    engine.dispose()
+
+
+def test_the_page_lists_the_rows_one_may_approve(site: Site) -> None:
+    page = site.get("/approvals", VIEWER)
+    assert page.status_code == 200
+    assert f'data-testid="approve-{site.rows["change_exceeds_limit"]}"' in page.text
+    assert f'data-testid="approve-{site.rows["no_live_addition"]}"' in page.text
+    assert f'data-row-id="{site.rows["unmapped_organization"]}"' not in page.text
+    assert ">Approvals</a>" in page.text, "in the navigation"
+
+
+def test_the_change_form_shows_exactly_the_numbers_held(site: Site) -> None:
+    page = site.get(f"/approvals/new?row={site.rows['change_exceeds_limit']}", VIEWER).text
+    assert re.search(r'data-testid="from">40<', page) and re.search(r'data-testid="to">5<', page)
+    assert "Approve and re-run 2026-11-01" in page
+
+
+def test_the_create_form_lists_the_companys_live_agreements_and_the_price(site: Site) -> None:
+    page = site.get(f"/approvals/new?row={site.rows['no_live_addition']}", VIEWER).text
+    assert 'value="1580"' in page and "Gamma MSA" in page
+    assert 'value="1581"' not in page, "ended before the billing date"
+    assert 'value="1579"' not in page, "another company's"
+    assert re.search(r'data-testid="quantity">12<', page)
+    if "catalog" in frames.SCHEMAS:
+        assert "<strong>4.50</strong> each, 54.00 a month" in page
+
+
+def test_a_mapper_approves_a_held_change_recorded_with_name_and_id(site: Site) -> None:
+    row = site.rows["change_exceeds_limit"]
+    # Numbers in the form are not read: what is approved is what the row holds.
+    done = site.post("/approvals", {"row_id": str(row), "note": "35 seats left", "to_quantity": "999"})
+    assert done.status_code == 303
+    (approval,) = site.approvals()
+    assert done.headers["location"] == (
+        f"/billing-review/approvals?approval=approved&id={approval['id']}&billing_date={DAY}"
+    )
+    assert (approval["kind"], approval["addition_id"], approval["from_quantity"], approval["to_quantity"]) == (
+        "change", 502, 40, 5,
+    )  # fmt: skip
+    assert (approval["approved_by"], approval["approved_by_id"], approval["note"]) == (
+        "Max Mapper",
+        "12",
+        "35 seats left",
+    )
+    assert (approval["billing_date"], approval["sync_key"], approval["status"]) == (
+        date(2026, 11, 1),
+        "company:251:edr",
+        "pending",
+    )
+    assert (
+        "recorded. The next run of its billing date applies it"
+        in site.get(done.headers["location"][15:]).text
+    )
+
+    again = site.post("/approvals", {"row_id": str(row)})
+    assert "approval=already_pending" in again.headers["location"]
+    assert len(site.approvals()) == 1
+
+
+def test_a_mapper_approves_a_new_addition_on_a_listed_agreement_only(site: Site) -> None:
+    row = str(site.rows["no_live_addition"])
+    for agreement in ("", "1579", "1581"):
+        refused = site.post("/approvals", {"row_id": row, "agreement_id": agreement})
+        assert "approval=pick_agreement" in refused.headers["location"]
+    assert site.approvals() == []
+    assert site.post("/approvals", {"row_id": row, "agreement_id": "²"}).status_code == 400
+
+    assert site.post("/approvals", {"row_id": row, "agreement_id": "1580"}).status_code == 303
+    (approval,) = site.approvals()
+    assert (approval["kind"], approval["agreement_id"], approval["to_quantity"], approval["addition_id"]) == (
+        "create_addition", 1580, 12, None,
+    )  # fmt: skip
+
+
+def test_only_a_mapper_may_approve_or_revoke(site: Site) -> None:
+    row = str(site.rows["change_exceeds_limit"])
+    assert site.post("/approvals", {"row_id": row}, VIEWER).status_code == 403
+    assert site.post("/approvals", {"row_id": row}, EDITOR).status_code == 403
+    assert site.post("/approvals", {"row_id": row}, token=False).status_code == 403, "CSRF"
+    assert site.approvals() == []
+    site.post("/approvals", {"row_id": row})
+    (approval,) = site.approvals()
+    assert site.post(f"/approvals/{approval['id']}/revoke", {}, VIEWER).status_code == 403
+    assert site.post(f"/approvals/{approval['id']}/revoke", {}, EDITOR).status_code == 403
+    assert store.get_approval(site.engine, approval["id"])["status"] == "pending"
+
+
+def test_a_pending_approval_is_revoked_by_name(site: Site) -> None:
+    site.post("/approvals", {"row_id": str(site.rows["change_exceeds_limit"]), "note": "first look"})
+    (approval,) = site.approvals()
+    done = site.post(f"/approvals/{approval['id']}/revoke", {"note": "wrong customer"})
+    assert done.headers["location"].endswith(f"approval=revoked&id={approval['id']}")
+    after = store.get_approval(site.engine, approval["id"])
+    assert after["status"] == "revoked"
+    assert after["note"] == "first look\nRevoked by Max Mapper (id 12): wrong customer"
+    again = site.post(f"/approvals/{approval['id']}/revoke", {})
+    assert again.headers["location"].endswith(f"approval=not_pending&id={approval['id']}")
+    assert site.post("/approvals/424242/revoke", {}).status_code == 404
+    # Revoked: the row may be approved again.
+    assert (
+        "approval=approved"
+        in site.post("/approvals", {"row_id": str(site.rows["change_exceeds_limit"])}).headers["location"]
+    )
+
+
+def test_rows_that_offer_nothing_are_not_approved(site: Site) -> None:
+    unmapped = str(site.rows["unmapped_organization"])
+    assert "approval=not_approvable" in site.post("/approvals", {"row_id": unmapped}).headers["location"]
+    assert 'data-testid="not-approvable"' in site.get(f"/approvals/new?row={unmapped}").text
+    store.set_quarantine_status(site.engine, site.rows["change_exceeds_limit"], "dismissed", "x", "known")
+    held = str(site.rows["change_exceeds_limit"])
+    assert "approval=not_approvable" in site.post("/approvals", {"row_id": held}).headers["location"]
+    assert site.approvals() == []
+    assert site.post("/approvals", {"row_id": "99999"}).status_code == 404
+    assert site.get("/approvals/new?row=²").status_code == 400
+    assert site.get("/approvals?status=bogus").status_code == 400
+    assert site.get("/approvals?billing_date=yesterday").status_code == 400
+
+
+def test_approve_and_rerun_triggers_the_billing_date_as_the_user(site: Site, monkeypatch) -> None:
+    calls = []
+
+    def trigger(base: str, token: str, day: date, now: Any = None) -> airflow_runs.Triggered:
+        calls.append((token, day))
+        return airflow_runs.Triggered("desk__2026-11-01__20261202T101500Z", "2026-11-01T10:15:00Z", False)
+
+    monkeypatch.setattr(airflow_runs, "trigger_billing_run", trigger)
+    bearer = {**MAPPER, "Authorization": "Bearer the-users-token"}
+    done = site.post("/approvals", {"row_id": str(site.rows["change_exceeds_limit"]), "rerun": "1"}, bearer)
+    assert calls == [("the-users-token", date(2026, 11, 1))], "as the signed-in user, for the row's date"
+    (approval,) = site.approvals()
+    location = done.headers["location"]
+    assert f"approval=approved_rerun&id={approval['id']}" in location
+    assert "rerun=queued" in location and "run=desk__2026-11-01__20261202T101500Z" in location
+    page = site.get(location[len("/billing-review") :]).text
+    assert (
+        "a run of its billing date was triggered" in page
+        and "DAG run desk__2026-11-01__20261202T101500Z" in page
+    )
+
+
+def test_an_approval_stands_when_airflow_refuses_the_run(site: Site, monkeypatch) -> None:
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise HTTPException(403, airflow_runs.NOT_ALLOWED)
+
+    monkeypatch.setattr(airflow_runs, "trigger_billing_run", refuse)
+    bearer = {**MAPPER, "Authorization": "Bearer t"}
+    done = site.post("/approvals", {"row_id": str(site.rows["change_exceeds_limit"]), "rerun": "1"}, bearer)
+    assert "approval=approved_rerun_refused" in done.headers["location"]
+    assert [a["status"] for a in site.approvals()] == ["pending"]
+    # Without an Airflow login to trigger with, nothing is triggered either.
+    monkeypatch.setattr(airflow_runs, "trigger_billing_run", lambda *a, **k: pytest.fail("triggered"))
+    row = str(site.rows["no_live_addition"])
+    done = site.post("/approvals", {"row_id": row, "agreement_id": "1580", "rerun": "1"})
+    assert "approval=approved_rerun_refused" in done.headers["location"]
+
+
+def test_held_quarantine_rows_link_to_their_approval_form(site: Site) -> None:
+    held, missing = site.rows["change_exceeds_limit"], site.rows["no_live_addition"]
+    for path in ("/quarantine", "/quarantine?view=rows", f"/quarantine/{held}"):
+        page = site.get(path, VIEWER).text
+        assert f'href="/billing-review/approvals/new?row={held}"' in page, path
+    assert "Create addition…" in site.get("/quarantine?view=rows", VIEWER).text
+    assert (
+        f"approvals/new?row={site.rows['unmapped_organization']}" not in site.get("/quarantine", VIEWER).text
+    )
+    assert f'href="/billing-review/approvals/new?row={missing}"' in site.get(f"/quarantine/{missing}").text

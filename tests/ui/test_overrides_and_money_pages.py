@@ -1,0 +1,184 @@
+"""Issue 11 §2, §5 at the level of the app: the overrides page (list, add, retire; changing what a
+customer is billed takes MapperDep and records the user's name and id), and the money the runs pages
+lead with."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from urllib.parse import quote
+
+from billing_sync import store
+from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, Client, site  # noqa: F401 (the fixture)
+from tests.ui.test_review_app import RUN
+
+ADD = {"company_id": "10", "product": "edr", "rule": "minimum", "quantity": "25", "note": "contract floor"}
+
+
+def page(site: Client, path: str, headers: dict[str, str] = MAPPER) -> str:  # noqa: F811
+    response = site.client.get(f"/billing-review{path}", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_a_mapper_adds_an_override_recorded_by_name_and_id(site: Client) -> None:  # noqa: F811
+    done = site.post("/overrides", ADD, MAPPER)
+    assert done.status_code == 303
+    [row] = store.list_overrides(site.engine)
+    assert (
+        done.headers["location"]
+        == f"/billing-review/overrides?done=override_added&id={row['id']}#override-{row['id']}"
+    )
+    assert (row["cw_company_id"], row["product"], row["rule"], row["quantity"], row["note"]) == (
+        10,
+        "edr",
+        "minimum",
+        25.0,
+        "contract floor",
+    )
+    assert (row["created_by"], row["created_by_id"], row["tenant"]) == ("Max Mapper", "12", "default")
+    html = page(site, f"/overrides?done=override_added&id={row['id']}")
+    assert f"Override {row['id']} added" in html
+    active = html[html.index('data-testid="active-overrides"') :]
+    assert "Acme Corp" in active and "contract floor" in active and "(id 12)" in active
+
+
+def test_retiring_keeps_the_row_and_who_retired_it(site: Client) -> None:  # noqa: F811
+    site.post("/overrides", ADD, MAPPER)
+    [row] = store.list_overrides(site.engine)
+    done = site.post(f"/overrides/{row['id']}/retire", {}, MAPPER)
+    assert "done=override_retired" in done.headers["location"]
+    assert store.list_overrides(site.engine) == []
+    [retired] = store.list_overrides(site.engine, active=False)
+    assert retired["note"].startswith("contract floor; retired by Max Mapper (id 12) ")
+    html = page(site, "/overrides")
+    assert 'data-testid="retired-overrides"' in html and "No active override" in html
+    # Retired, the company and product take a new rule.
+    assert (
+        "done=override_added"
+        in site.post("/overrides", {**ADD, "rule": "exclude", "quantity": ""}, MAPPER).headers["location"]
+    )
+    assert "error=override_not_found" in site.post("/overrides/999/retire", {}, MAPPER).headers["location"]
+
+
+def test_one_active_override_per_company_and_product(site: Client) -> None:  # noqa: F811
+    site.post("/overrides", ADD, MAPPER)
+    again = site.post("/overrides", {**ADD, "rule": "fixed"}, MAPPER)
+    assert "error=override_conflict" in again.headers["location"]
+    assert "retire it first" in page(site, "/overrides?error=override_conflict")
+    assert len(store.list_overrides(site.engine)) == 1
+
+
+def test_what_an_override_must_say(site: Client) -> None:  # noqa: F811
+    cases = {
+        "override_bad_company": {"company_id": "acme"},
+        "override_unknown_company": {"company_id": "99"},
+        "override_bad_product": {"product": "antivirus"},
+        "override_bad_rule": {"rule": "maximum"},
+        "override_bad_quantity": {"quantity": "2.5"},
+    }
+    for code, change in cases.items():
+        answer = site.post("/overrides", {**ADD, **change}, MAPPER)
+        assert f"error={code}" in answer.headers["location"], code
+    for rule, quantity in [("minimum", ""), ("fixed", "-1"), ("exclude", "3")]:
+        answer = site.post("/overrides", {**ADD, "rule": rule, "quantity": quantity}, MAPPER)
+        assert "error=override_bad_quantity" in answer.headers["location"], rule
+    assert store.list_overrides(site.engine, active=None) == []
+
+
+def test_viewers_and_editors_may_read_but_not_change_overrides(site: Client) -> None:  # noqa: F811
+    assert "Add an override" in page(site, "/overrides", VIEWER)
+    for who in (VIEWER, EDITOR):
+        assert site.post("/overrides", ADD, who).status_code == 403
+    row = store.add_override(site.engine, cw_company_id=10, product="edr", rule="exclude", user="Jane")
+    for who in (VIEWER, EDITOR):
+        assert site.post(f"/overrides/{row['id']}/retire", {}, who).status_code == 403
+    assert [r["id"] for r in store.list_overrides(site.engine)] == [row["id"]]
+    # And the form needs its CSRF token, like every other.
+    bare = site.client.post("/billing-review/overrides", data=ADD, headers=MAPPER, follow_redirects=False)
+    assert bare.status_code == 403
+    assert len(store.list_overrides(site.engine)) == 1
+
+
+def test_the_overrides_page_escapes_what_people_typed(site: Client) -> None:  # noqa: F811
+    site.post("/overrides", {**ADD, "note": '<script>alert("x")</script>'}, MAPPER)
+    html = page(site, "/overrides")
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+MONEY = {
+    "products": {
+        "edr": {
+            "huntress_units": 52,
+            "connectwise_units_before": 45.0,
+            "connectwise_units_after": 47.0,
+            "huntress_amount": "338",
+            "connectwise_amount_before": "292.5",
+            "connectwise_amount_after": "305.5",
+            "difference": "-32.5",
+            "recovered": "13",
+            "planned": "0",
+            "unpriced_units": "0",
+        }
+    },
+    "recovered": "13",
+    "planned": "0",
+    "huntress_amount": "338",
+    "connectwise_amount_after": "305.5",
+    "held": {"reasons": [], "rows": 0, "priced_rows": 0, "amount": "0"},
+}
+
+
+def test_the_runs_pages_lead_with_the_money(site: Client) -> None:  # noqa: F811
+    run = store.get_run(site.engine, RUN)
+    store.finish_run(
+        site.engine, RUN, "success", run["counts"], {"mismatches": [], "money": MONEY}, run["report_path"]
+    )
+    with site.engine.begin() as conn:  # what is held now: the open rows' amounts (row 2: 1234.5)
+        conn.execute(
+            store.quarantine.update()
+            .where(store.quarantine.c.id == 2)
+            .values(amount_at_stake=Decimal("1234.5"))
+        )
+
+    runs = page(site, "/runs", VIEWER)
+    assert runs.index('data-testid="money"') < runs.index('data-testid="runs"')
+    money = runs[runs.index('data-testid="money"') :]
+    assert re.search(r'data-testid="recovered">\+13\.00<', money)
+    assert re.search(r'data-testid="held">1,234\.50<', money)
+    assert "338.00" in money and "305.50" in money and "−32.50" in money
+    assert "change_exceeds_limit" in money[: money.index("</section>")]
+    assert ">+13.00<" in runs[runs.index('data-testid="runs"') :]  # the run's column
+
+    one = page(site, f"/runs/{quote(RUN, safe='')}", VIEWER)
+    assert one.index('data-testid="money"') < one.index("<h2>Outcomes</h2>")
+    assert re.search(r'data-testid="held">1,234\.50<', one)
+
+
+def test_runs_without_money_show_no_money(site: Client) -> None:  # noqa: F811
+    assert 'data-testid="money"' not in page(site, "/runs", VIEWER)
+    assert 'data-testid="money"' not in page(site, f"/runs/{quote(RUN, safe='')}", VIEWER)
+
+
+def test_the_queue_shows_and_sorts_by_amount_at_stake(site: Client) -> None:  # noqa: F811
+    with site.engine.begin() as conn:  # row 1: organization:2:edr, row 2: company:10:sat (seen last)
+        conn.execute(
+            store.quarantine.update()
+            .where(store.quarantine.c.id == 1)
+            .values(amount_at_stake=Decimal("2500"))
+        )
+        conn.execute(
+            store.quarantine.update()
+            .where(store.quarantine.c.id == 2)
+            .values(amount_at_stake=Decimal("12.5"))
+        )
+    for view in ("rows", "groups"):
+        newest = page(site, f"/quarantine?view={view}", VIEWER)
+        by_amount = page(site, f"/quarantine?view={view}&order=amount", VIEWER)
+        assert by_amount.index('data-row-id="1"') < by_amount.index('data-row-id="2"'), view
+        assert newest.index('data-row-id="2"') < newest.index('data-row-id="1"'), view
+        assert "2,500.00 at stake" in by_amount and "12.50 at stake" in by_amount
+        held = by_amount[by_amount.index('data-testid="held"') :]
+        assert "<strong>2,512.50</strong>" in held and "unmapped_organization 2,500.00" in held
+    assert 'value="amount" selected' in page(site, "/quarantine?order=amount", VIEWER)
+    assert site.client.get("/billing-review/quarantine?order=price", headers=VIEWER).status_code == 400
