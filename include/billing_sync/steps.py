@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +18,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from . import checks, csvfile, frames, money, reconcile, report, runtime, store
+from .approving import apply_approvals, approvals_in_force, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .errors import ApiError, NoInvoiceError
@@ -31,6 +31,8 @@ from .huntress import (
     undated_invoices,
 )
 from .push import PushResult, push_changes
+from .rows import ledger_row, quarantine_row
+from .rows import records as _records
 from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
 
 log = logging.getLogger(__name__)
@@ -325,89 +327,6 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
     return counts
 
 
-# -- approvals: what a person approved, applied by the run (docs/contract.md §3, §4) ---------------
-def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Release the keys a person approved exactly this run's numbers for (reconcile.apply_approvals):
-    the pending approvals of the run's billing date, no other. In a push run the ones that no longer
-    match become `stale`; a dry run or a report-only run leaves every approval as it is."""
-    billing_date = date.fromisoformat(ref["billing_date"])
-    pending = store.list_approvals(
-        eng, tenant=TENANT, billing_date=billing_date, status="pending", limit=None
-    )
-    if not pending:
-        return outcomes
-    agreements = store.read_frame(eng, ref["run_id"], "agreements")
-    types = settings_of(ref).agreement_types
-    out, stale = reconcile.apply_approvals(outcomes, pending, agreements, billing_date, types)
-    if ref["mode"] == "push":
-        for approval_id in stale:
-            _close_approval(eng, approval_id, "stale")
-    log.info(
-        "approvals of %s: %d pending, %d applied to this run's keys, %d stale%s",
-        billing_date,
-        len(pending),
-        len(pending) - len(stale),
-        len(stale),
-        "" if ref["mode"] == "push" else " (left pending: this run writes nothing)",
-    )
-    return out
-
-
-def approvals_in_force(
-    eng: Engine, run_id: str, changes: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], PushResult]]]:
-    """(changes to push, approved ones withdrawn since reconcile with the result to record).
-
-    An approval revoked (or gone stale) after the run's reconcile is not applied: its key stays held.
-    One this very run already marked applied is pushed again (a retried task finishing its record:
-    the push finds ConnectWise already holds it and writes nothing).
-    """
-    ready, withdrawn = [], []
-    for change in changes:
-        approval_id = change.get("approval_id")
-        approval = None if approval_id is None else store.get_approval(eng, int(approval_id))
-        status = None if approval is None else approval["status"]
-        if (
-            approval_id is None
-            or status == "pending"
-            or (status == "applied" and approval is not None and approval["applied_run_id"] == run_id)
-        ):
-            ready.append(change)
-            continue
-        detail = f"approval {approval_id} is {status or 'gone'}: not applied, nothing written"
-        withdrawn.append((change, PushResult(change["sync_key"], "failed", _held(change), detail, None)))
-    return ready, withdrawn
-
-
-def settle_approval(eng: Engine, run_id: str, change: Mapping[str, Any], result: PushResult) -> PushResult:
-    """Close the approval of an approved change by what the push did: written → `applied` (this run,
-    now); ConnectWise no longer holding what was approved (`changed_since_read`) → `stale`, and the
-    key stays held under its reason. Any other failure leaves it pending for the next run."""
-    approval_id = change.get("approval_id")
-    if approval_id is None:
-        return result
-    if result.action in ("updated", "created"):
-        _close_approval(eng, int(approval_id), "applied", run_id=run_id)
-    elif result.reason_code == "changed_since_read":
-        _close_approval(eng, int(approval_id), "stale")
-        detail = f"approval {approval_id} is stale, so the key stays held: {result.detail}"
-        return replace(result, reason_code=_held(change), detail=detail)
-    return result
-
-
-def _held(change: Mapping[str, Any]) -> str:
-    """The reason an approved key is held for when its approval does not apply."""
-    return reconcile.HELD_REASON["create_addition" if change.get("outcome") == "create" else "change"]
-
-
-def _close_approval(eng: Engine, approval_id: int, status: str, run_id: str | None = None) -> None:
-    try:
-        store.set_approval_status(eng, approval_id, status, run_id=run_id)
-    except (store.ApprovalConflict, store.ApprovalNotFound) as exc:
-        # Applied by this run already (a retry), or revoked by a person meanwhile: logged, kept.
-        log.warning("approval %s not marked %s: %s", approval_id, status, exc)
-
-
 # -- 7. record -----------------------------------------------------------------------------------
 def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
@@ -559,68 +478,3 @@ def mark_run_failed(run_id: str, task_id: str) -> None:
             store.finish_run(eng, run_id, "failed", {}, {"failed_task": task_id})
     except Exception:  # the billing DB itself may be what failed
         log.exception("could not mark billing run %s failed", run_id)
-
-
-# -- row builders ----------------------------------------------------------------------------------
-def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
-    org_ids = str(r.get("organization_ids") or "")
-    single_org = int(org_ids) if org_ids.isdigit() else None
-    return {
-        "sync_key": r["sync_key"],
-        "huntress_organization_id": single_org,
-        "huntress_organization_name": r.get("organization_names"),
-        "cw_company_id": r.get("company_id"),
-        "product": r.get("product"),
-        "reason_code": r["reason_code"],
-        "detail": r.get("detail"),
-        "payload": {k: v for k, v in r.items() if k not in ("reason_code", "detail")},
-        "amount_at_stake": amount_at_stake(r),
-    }
-
-
-def amount_at_stake(r: Mapping[str, Any]) -> str | None:
-    """A held key's amount at stake: reconcile's, or for a change the push could not make
-    (changed_since_read, push_rejected) the monthly amount it would have moved."""
-    if r.get("amount_at_stake") is not None:
-        return str(r["amount_at_stake"])
-    delta = money.amount(r.get("monthly_amount_delta"))
-    return None if delta is None else money.text(abs(delta))
-
-
-def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
-    unit, delta = r.get("unit_price"), r.get("monthly_amount_delta")
-    if r.get("outcome") == "create" and unit is None:
-        # An approved new addition is created without a unitPrice, so ConnectWise bills it at the
-        # catalog item's price (as read with the run); all of its units are new.
-        unit = r.get("catalog_price")
-        delta = money.text(money.times(unit, r.get("new_quantity")))
-    return {
-        "sync_key": r["sync_key"],
-        "cw_company_id": r.get("company_id"),
-        "agreement_id": r.get("agreement_id"),
-        "addition_id": r.get("addition_id"),
-        "product": r.get("product"),
-        "huntress_quantity": r.get("huntress_quantity"),
-        "previous_quantity": r.get("previous_quantity"),
-        "new_quantity": r.get("new_quantity") if action != "unchanged" else r.get("previous_quantity"),
-        "action": action,
-        "unit_price": unit,  # Decimal text, as reconcile computed it
-        "monthly_amount_delta": delta,
-        "override_id": r.get("override_id"),
-        "approval_id": r.get("approval_id"),
-    }
-
-
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL."""
-    return [
-        {k: (None if _is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
-        for row in cast("list[dict[str, Any]]", df.to_dict("records"))  # the columns are named by text
-    ]
-
-
-def _is_na(v: Any) -> bool:
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
