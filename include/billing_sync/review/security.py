@@ -107,9 +107,13 @@ def airflow_auth() -> ReviewAuth:
     return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url, mapper=mapper)
 
 
-MAPPING_ROLE_REFUSED = "Changing organization mappings needs one of the roles named by mapping_roles"
+MAPPING_ROLE_REFUSED = (
+    "Changing who is billed, or for what (mappings, overrides, approvals), needs one of the roles "
+    "named by mapping_roles"
+)
 MAPPING_NEEDS_CONFIG_RIGHTS = (
-    f"Changing organization mappings needs the right to edit the DAG and its Variable {VARIABLE_KEY} "
+    "Changing who is billed, or for what (mappings, overrides, approvals), needs the right to edit "
+    f"the DAG and its Variable {VARIABLE_KEY} "
     "(SimpleAuthManager: OP or ADMIN), or a role named by mapping_roles"
 )
 MAPPING_VARIABLE_BROKEN = (
