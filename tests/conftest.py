@@ -54,6 +54,7 @@ PLACE_MARKERS: dict[str, tuple[str, ...]] = {
     "e2e/test_backfill.py": ("integration",),  # a real scheduler with LocalExecutor, under faketime
     "proof": ("e2e", "integration"),  # faults through proxies, crash/resume, security scans, executors
     "ui/test_browser.py": ("e2e", "integration"),  # a real DAG run, the real API server, Chromium
+    "ui/test_month_close.py": ("e2e", "integration"),  # a month closed at the desk: DAG runs, Chromium
     "test_packaging.py": ("integration",),  # builds the wheels with pip
     "test_airflow_local.py": ("integration",),  # `make airflow`'s process trees, stopped by signals
 }
