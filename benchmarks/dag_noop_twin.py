@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, PokeReturnValue, chain, dag, task
+from airflow.sdk import Asset, Param, PokeReturnValue, chain, dag, task
 
 
 def _on_task_failure(context) -> None:
@@ -72,7 +72,7 @@ def huntress_connectwise_billing_sync():
     def push(ref: dict, batch: dict, extracted: dict) -> dict:
         return {}
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=[Asset("billing_sync://new_organizations")])
     def record_run(ref: dict) -> dict:
         return {}
 

@@ -13,7 +13,9 @@ billing date (the DAG run's logical date).
 5. **reconcile**: organizations → companies, products → catalog items, new quantities, the change guard;
 6. **quarantine** what cannot be synced safely, ledger what is already in step;
 7. **push** the changes in batches (re-read, write, record; idempotent);
-8. **record_run**: outcome counts, the Huntress-vs-ConnectWise totals check, the report.
+8. **record_run**: outcome counts, the Huntress-vs-ConnectWise totals check, the report, and the asset
+   event `billing_sync://new_organizations` (extra `organization_ids`: organizations on an invoice for
+   the first time; empty unless the run pushed).
 
 Connections: `huntress_default`, `connectwise_default`, optional `billing_sync_db`; alerts through the
 optional `billing_sync_smtp` / `billing_sync_slack`. The *Billing* pages (Plugins menu) hold the
@@ -28,7 +30,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pendulum
-from airflow.sdk import Param, PokeReturnValue, chain, dag, get_current_context, task
+from airflow.sdk import Asset, Param, PokeReturnValue, chain, dag, get_current_context, task
 
 if TYPE_CHECKING:  # the types only: nothing of ours loads while the file parses
     from billing_sync.runref import InvoicedRunRef, PushBatch, RunRef
@@ -37,6 +39,11 @@ if TYPE_CHECKING:  # the types only: nothing of ours loads while the file parses
 # at parse (tests/test_imports.py holds them equal).
 DAG_ID = "huntress_connectwise_billing_sync"
 CONFIG_VARIABLE = "huntress_cw_billing_config"
+# = billing_sync.names.NEW_ORGANIZATIONS_ASSET: updated by record_run on every successful run, its
+# event's extra naming the organizations new on the invoice (docs/contract.md §1). Schedule a DAG on
+# Asset("billing_sync://new_organizations") to act on them.
+NEW_ORGANIZATIONS_ASSET = "billing_sync://new_organizations"
+NEW_ORGANIZATIONS = Asset(NEW_ORGANIZATIONS_ASSET)
 
 
 def _billing_day(variable: str = CONFIG_VARIABLE) -> int:
@@ -201,15 +208,19 @@ def huntress_connectwise_billing_sync():
         )
         return steps.push_batch(steps.engine(), ref, batch["batch"], cw)
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", outlets=[NEW_ORGANIZATIONS])
     @_fails_fast
     def record_run(ref: InvoicedRunRef) -> dict:
         from billing_sync import notify, steps
 
+        ctx = get_current_context()
         result = steps.record_run(steps.engine(), ref)
-        # Quarantined keys, held changes or unequal totals: a summary to people (never fails the task).
-        notify.notify_run_summary(ref, result, get_current_context())
-        return result
+        # Quarantined keys, held changes, unequal totals or new organizations: a summary to people
+        # (never fails the task).
+        notify.notify_run_summary(ref, result, ctx)
+        # The asset event Airflow records when this task succeeds: the new organizations' ids.
+        ctx["outlet_events"][NEW_ORGANIZATIONS].extra = steps.new_organizations_event(ref, result)
+        return steps.run_reference(result)  # the XCom: a reference, the data is in billing_runs
 
     ref = wait_for_invoice(resolve())
     batches = quarantine(ref)

@@ -159,4 +159,5 @@ def test_names_spelled_outside_the_package_agree_with_names():
 
     dag = _constants(ROOT / "dags" / "huntress_connectwise_billing_sync.py")
     assert (dag["DAG_ID"], dag["CONFIG_VARIABLE"]) == (names.DAG_ID, names.VARIABLE_KEY)
+    assert dag["NEW_ORGANIZATIONS_ASSET"] == names.NEW_ORGANIZATIONS_ASSET
     assert _constants(ROOT / "plugins" / "billing_review.py")["MOUNT_PATH"] == runtime.REVIEW_MOUNT_PATH

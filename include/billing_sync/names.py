@@ -15,6 +15,10 @@ DB_CONN_ID = "billing_sync_db"
 SMTP_CONN_ID = "billing_sync_smtp"
 SLACK_CONN_ID = "billing_sync_slack"
 
+# The Airflow asset `record_run` updates on every successful run; its event's extra names the
+# organizations the run found new (docs/contract.md §1 "The new-organizations asset").
+NEW_ORGANIZATIONS_ASSET = "billing_sync://new_organizations"
+
 # Outcomes reconcile assigns (the push step later turns `change` into updated/planned/failed).
 OUTCOMES: dict[str, str] = {
     "change": "the addition's quantity differs from Huntress usage and passes the guard; to be pushed",

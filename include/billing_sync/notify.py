@@ -1,4 +1,4 @@
-"""Alerts: a task failed, or a finished run left keys for a person to review.
+"""Alerts: a task failed, or a finished run left keys for a person to review or found new organizations.
 
 Channels are Airflow connections, each optional (docs/operations.md):
     billing_sync_smtp   SMTP connection of the SMTP provider; extra `to` (list or "a@x, b@y"),
@@ -57,6 +57,7 @@ SECRET_CONN_IDS = (HUNTRESS_CONN_ID, CONNECTWISE_CONN_ID, DB_CONN_ID, SMTP_CONN_
 DEFAULT_FROM_EMAIL = "billing-sync@localhost"
 MAX_TEXT_CHARS = 2000  # any one value of a message (an error text is the long one)
 MAX_SLACK_CHARS = 3500  # Slack truncates long webhook texts; keep the links in view
+MAX_NEW_ORGANIZATIONS = 25  # new organizations one summary names; the rest are counted
 
 
 # -- the message ---------------------------------------------------------------------------------
@@ -223,13 +224,22 @@ def attention_reasons(result: Mapping[str, Any]) -> list[str]:
         why.append(f"{counts['planned']} change(s) held: the invoice is not the newest (report only)")
     if checks.get("mismatches"):
         why.append("Huntress and ConnectWise totals disagree")
+    if new := new_organizations(result):
+        why.append(f"{len(new)} new organization(s) on the invoice")
     return why
+
+
+def new_organizations(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The organizations record_run found new (`id`, `name`), from the run's checks."""
+    new = (result.get("checks") or {}).get("new_organizations")
+    return [o for o in new or () if isinstance(o, Mapping)]
 
 
 def summary_message(
     ref: RunRef, result: Mapping[str, Any], task_id: str = "record_run", dag_id: str = DAG_ID
 ) -> Message | None:
-    """The run's summary when something needs review; None when the run is clean."""
+    """The run's summary when something needs review or an organization is new; None when the run
+    is clean. Leads with the money; names the new organizations (`MAX_NEW_ORGANIZATIONS` of them)."""
     why = attention_reasons(result)
     if not why:
         return None
@@ -246,6 +256,11 @@ def summary_message(
         ("Needs attention", "; ".join(why)),
     )
     sections = []
+    # The money first, as the report leads with it (report.money_view's numbers and words).
+    partial: Mapping[str, Any] = ref  # tests and old callers pass a reference without its settings
+    money = _money_lines(checks.get("money"), (partial.get("settings") or {}).get("products"))
+    if money:
+        sections.append(("Money per month (units × unit price; ConnectWise after the push)", money))
     reasons = [(c, int(counts[c])) for c in REASON_CODES if counts.get(c)]
     if reasons:
         sections.append(
@@ -256,11 +271,16 @@ def summary_message(
         )
     if checks.get("mismatches"):
         sections.append(("Totals check", tuple(str(x) for x in checks["mismatches"])))
+    new = new_organizations(result)
+    if new:
+        sections.append((_new_heading(str(result.get("mode") or ref.get("mode"))), _new_lines(new)))
     links = [
         ("Report page", report_page_url(run_id)),
         *chart_links(run_id),
         ("Run in Airflow", run_url(run_id, dag_id)),
     ]
+    if new:
+        links.insert(1, ("Organization mapping", f"{airflow_base_url()}{REVIEW_MOUNT_PATH}/mapping"))
     if result.get("report"):
         links.append(("Report file", str(result["report"])))
     total = counts.get("quarantined", 0)
@@ -270,6 +290,45 @@ def summary_message(
         else f"Billing sync {billing_date}: {why[0]}"
     )
     return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
+
+
+def _money_lines(recorded: Mapping[str, Any] | None, products: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The run's money (`billing_runs.checks.money`) as sentences, in report.money_text's words."""
+    if not recorded:
+        return ()
+    from .report import money_view
+
+    view = money_view(recorded, products)
+    if view is None:
+        return ()
+    lines = [f"Recovered by this run: {view['recovered']} per month"]
+    if view["has_planned"]:
+        lines.append(f"Planned, not written: {view['planned']} per month")
+    lines.append(f"Still held: {view['held_amount']} in {view['held_rows']} open quarantine row(s)")
+    lines += [
+        f"{t['product']}: Huntress {t['huntress_units']} units, {t['huntress_amount'] or '—'}; "
+        f"ConnectWise {t['connectwise_units']} units, {t['connectwise_amount'] or '—'}; "
+        f"difference {t['difference'] or '—'}; recovered {t['recovered'] or '—'}"
+        for t in view["products"]
+    ]
+    lines.append(
+        f"total: Huntress {view['huntress_amount'] or '—'}, ConnectWise {view['connectwise_amount'] or '—'}"
+    )
+    return tuple(lines)
+
+
+def _new_heading(mode: str) -> str:
+    if mode == "push":
+        return "New organizations (on an invoice for the first time)"
+    return f"New organizations (on no recorded invoice; this {mode} run records none)"
+
+
+def _new_lines(new: list[Mapping[str, Any]]) -> tuple[str, ...]:
+    """`Name (#id)` per organization, at most MAX_NEW_ORGANIZATIONS, then how many more."""
+    lines = [f"{o.get('name') or 'no name'} (#{o.get('id')})" for o in new[:MAX_NEW_ORGANIZATIONS]]
+    if len(new) > MAX_NEW_ORGANIZATIONS:
+        lines.append(f"… and {len(new) - MAX_NEW_ORGANIZATIONS} more: see the organization mapping page")
+    return tuple(lines)
 
 
 def chart_links(run_id: str) -> list[tuple[str, str]]:

@@ -148,7 +148,7 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
         "counts": counts,
         "checks": checks,
         "totals": totals_rows(checks, products),
-        "money": money_view(summary.get("money") or checks.get("money"), products),
+        "money": money_view(checks.get("money"), products),
         "changes": changes,
         "quarantine": quarantine,
         "links": dict(summary.get("links") or {}),

@@ -443,11 +443,15 @@ def money_totals(
 
 
 def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
-    """Close the run (counts, totals check) and write its report; the DAG task notifies after."""
+    """Close the run (counts, totals check, money, new organizations) and write its report; the DAG
+    task notifies and emits the new-organizations asset event after."""
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)
     result_checks = run_checks(eng, ref, final)
     result_checks["money"] = money_totals(eng, ref, final, result_checks["products"])
+    # On the invoice and recorded by no other run (store.first_sightings): what a retry answers too.
+    new = store.new_organizations(eng, ref["run_id"], tenant=TENANT)
+    result_checks["new_organizations"] = new
     path = reports_dir(ref)
     csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
     # Finish first: the report shows the run's row as the database now holds it (status, times).
@@ -455,13 +459,49 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     page = report.write_report(
         eng, ref, {"counts": counts, "checks": result_checks, "links": runtime.run_links(ref["run_id"])}, path
     )
+    if ref["mode"] == "push":
+        # Last, so that an organization is recorded only by a run that got this far; a dry run or
+        # report-only run changes nothing outside its own run (docs/contract.md §4).
+        store.record_organizations_seen(eng, ref["run_id"], ref["billing_date"], tenant=TENANT)
     return {
         "counts": counts,
         "checks": result_checks,
-        "money": result_checks["money"],
         "report_dir": str(path),
         "mode": ref["mode"],
         "report": str(page),
+    }
+
+
+def run_reference(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What record_run's task returns as its XCom: a reference to the recorded run, never its data
+    (the checks, money and new organizations are in billing_runs and the report; a first run names
+    every organization as new)."""
+    checks = result["checks"]
+    return {
+        "counts": result["counts"],
+        "mode": result["mode"],
+        "report_dir": result["report_dir"],
+        "report": result["report"],
+        "new_organizations": len(checks.get("new_organizations") or []),
+        "totals_equal": not checks.get("mismatches"),
+    }
+
+
+def new_organizations_event(ref: RunRef, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra of the run's `billing_sync://new_organizations` asset event (docs/contract.md §1).
+
+    `organization_ids`: the organizations the run recorded as new, in invoice order; always empty
+    for a dry run or report-only run, which record nothing, so no DAG scheduled on the asset acts
+    on an invoice nobody billed. The event itself is emitted on every successful run (Airflow
+    emits one whenever a task with outlets succeeds): a consumer does nothing when the list is empty.
+    """
+    mode = str(result.get("mode") or ref.get("mode"))
+    new = result["checks"].get("new_organizations") or []
+    return {
+        "organization_ids": [int(o["id"]) for o in new] if mode == "push" else [],
+        "billing_date": str(ref["billing_date"]),
+        "run_id": str(ref["run_id"]),
+        "mode": mode,
     }
 
 

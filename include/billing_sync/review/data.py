@@ -64,6 +64,7 @@ class MappingPage:
     companies: list[dict[str, Any]] = field(default_factory=list)
     stale: list[dict[str, Any]] = field(default_factory=list)  # org_map rows of organizations not staged
     counts: dict[str, int] = field(default_factory=dict)
+    new: int = 0  # organizations new in the run (store.new_organizations): rows with `new` true
 
 
 def staged(engine: Engine) -> Staged:
@@ -106,10 +107,13 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
     names = data.company_names()
     cards = data.company_cards()
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
+    # On the run's invoice for the first time: recorded by no other run (docs/contract.md §4).
+    new = {o["id"] for o in store.new_organizations(engine, data.run_id)}
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
         org = cast(pd.Series, orgs.loc[org_id])  # one row: the index is unique (drop_duplicates)
-        page.rows.append(_mapping_row(m, org, names, cards, mapped.get(org_id)))
+        page.rows.append({**_mapping_row(m, org, names, cards, mapped.get(org_id)), "new": org_id in new})
+    page.new = sum(1 for r in page.rows if r["new"])
     page.rows.sort(
         key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"])
     )

@@ -19,11 +19,12 @@ timezone-aware UTC and JSON columns come back decoded.
     org_mapping      `billing_org_map`
     approval_rows    `billing_approvals`
     override_rules   `billing_overrides`
+    first_sightings  `billing_organizations_seen`: new organizations
     values           helpers they share
 
 The modules of the tables are not named after them: `store.quarantine`, `store.runs`,
-`store.changes`, `store.org_map`, `store.approvals` and `store.overrides` are the Table objects
-callers select from. Callers import this package, never its modules.
+`store.changes`, `store.org_map`, `store.approvals`, `store.overrides` and `store.organizations_seen`
+are the Table objects callers select from. Callers import this package, never its modules.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ from .approval_rows import (
     set_approval_status,
 )
 from .database import engine_for, ensure_schema, make_engine
+from .first_sightings import (
+    invoice_organizations,
+    list_organizations_seen,
+    new_organizations,
+    record_organizations_seen,
+)
 from .ledger import changes_for_run, ledger_count, list_changes, record_changes
 from .migrations import SchemaVersionError
 from .org_mapping import delete_org_map, list_org_map, org_map_frame, org_map_rows_frame, set_org_map
@@ -76,6 +83,7 @@ from .schema import (
     approvals,
     changes,
     org_map,
+    organizations_seen,
     overrides,
     quarantine,
     runs,
@@ -115,18 +123,22 @@ __all__ = [
     "get_quarantine",
     "get_run",
     "held_totals",
+    "invoice_organizations",
     "ledger_count",
     "list_approvals",
     "list_changes",
     "list_org_map",
+    "list_organizations_seen",
     "list_overrides",
     "list_quarantine",
     "list_runs",
     "make_engine",
+    "new_organizations",
     "newest_staged_run",
     "org_map",
     "org_map_frame",
     "org_map_rows_frame",
+    "organizations_seen",
     "overrides",
     "overrides_frame",
     "purge_staging",
@@ -135,6 +147,7 @@ __all__ = [
     "quarantine_order",
     "read_frame",
     "record_changes",
+    "record_organizations_seen",
     "resolve_superseded",
     "resolve_synced",
     "retire_override",

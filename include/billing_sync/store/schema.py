@@ -300,6 +300,21 @@ overrides = sa.Table(
     ),
 )
 
+# Revision 0005: each organization a push run found on its invoice, once per tenant (new organizations,
+# docs/contract.md §4). first_run_id and first_seen_at never change; first_billing_date only moves earlier.
+organizations_seen = sa.Table(
+    "billing_organizations_seen",
+    metadata,
+    _tenant(),
+    sa.Column("huntress_organization_id", sa.BigInteger, nullable=False, autoincrement=False),
+    sa.Column("name", sa.Text),
+    sa.Column("first_billing_date", sa.Date, nullable=False),
+    sa.Column("first_run_id", sa.Text, nullable=False),
+    sa.Column("first_seen_at", UTCDateTime, nullable=False),
+    sa.PrimaryKeyConstraint("tenant", "huntress_organization_id", name="pk_billing_organizations_seen"),
+    sa.Index("ix_billing_organizations_seen_first_run", "tenant", "first_run_id"),
+)
+
 
 def _staging(name: str, schema: Mapping[str, str]) -> sa.Table:
     if ROW_COLUMN in schema or "run_id" in schema:

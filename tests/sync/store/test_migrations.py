@@ -48,6 +48,9 @@ CONTRACT_COLUMNS = {
     "billing_overrides": (
         "id tenant cw_company_id product rule quantity note created_by created_by_id created_at active"
     ),
+    "billing_organizations_seen": (
+        "tenant huntress_organization_id name first_billing_date first_run_id first_seen_at"
+    ),
 }
 TENANT_TABLES = ("billing_quarantine", "billing_changes", "billing_runs", "billing_org_map")
 
@@ -127,7 +130,13 @@ def old(db_url: str) -> Any:
 def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
-    assert [s.revision for s in script.walk_revisions()] == ["0004", "0003", "0002", migrations.BASELINE]
+    assert [s.revision for s in script.walk_revisions()] == [
+        "0005",
+        "0004",
+        "0003",
+        "0002",
+        migrations.BASELINE,
+    ]
 
 
 def test_a_new_database_reaches_head_with_every_contract_column(engine: sa.Engine) -> None:
@@ -139,6 +148,7 @@ def test_a_new_database_reaches_head_with_every_contract_column(engine: sa.Engin
         assert set(columns.split()) <= set(names), (table, set(columns.split()) - set(names))
     assert {f"billing_stg_{name}" for name in schema.STAGING} <= set(have)
     assert have["billing_org_map"]["pk"] == ("tenant", "huntress_organization_id")
+    assert have["billing_organizations_seen"]["pk"] == ("tenant", "huntress_organization_id")
     tables = set(sa.inspect(engine).get_table_names())
     assert migrations.VERSION_TABLE in tables and "alembic_version" not in tables
 
