@@ -216,7 +216,7 @@ def test_cross_site_post_is_refused(browser, site: Site) -> None:
 def _form_token(client: httpx.Client, site: Site) -> str:
     """GET a page as this client: its CSRF cookie lands in the client's jar, its token is returned."""
     html = client.get(site.page("/quarantine?status=all")).text
-    return re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html).group(1)
+    return re.search(r'<meta name="csrf-token" content="([0-9a-f]{64})"', html).group(1)
 
 
 def _an_open_row(site: Site) -> int:
@@ -238,7 +238,8 @@ def test_viewer_with_a_valid_form_token_is_refused_on_every_action(browser, site
     page = context.new_page()
     try:
         login(page, site, "watcher", site.page("/quarantine?status=all"))
-        token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+        # The viewer is offered no form, but its page carries its form token (meta csrf-token).
+        token = page.locator("meta[name=csrf-token]").get_attribute("content")
         nonce = next(c["value"] for c in context.cookies() if c["name"] == CSRF_COOKIE)
         secret = site.secrets["secret_key"].encode()
         assert token == Csrf(secret).token(nonce, Reviewer("watcher", "watcher")), "a valid token"
@@ -286,6 +287,27 @@ def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, sit
         row.get_by_label(f"Company id for organization {UNMAPPED_ORG}").fill(str(INTENDED_COMPANY))
         row.get_by_role("button", name="Map").click()
 
+    def offered_no_mapping(page: Any) -> None:
+        page.goto(site.page("/mapping"))
+        expect(page.get_by_test_id("read-only")).to_be_visible()
+        expect(page.locator(f"#org-{UNMAPPED_ORG}")).to_be_visible()
+        expect(page.locator(f"#org-{UNMAPPED_ORG}").get_by_role("button")).to_have_count(0)
+
+    def map_by_post(page: Any) -> Any:
+        """The mapping form posted anyway, with the user's own token from the page it is on."""
+        token = page.locator("meta[name=csrf-token]").get_attribute("content")
+        form = {
+            "organization_id": str(UNMAPPED_ORG),
+            "company_id": str(INTENDED_COMPANY),
+            "csrf_token": token,
+        }
+        return page.context.request.post(
+            site.page("/mapping"),
+            form=form,
+            headers={"Origin": site.url, "Sec-Fetch-Site": "same-origin"},
+            max_redirects=0,
+        )
+
     def unmap(page: Any) -> None:
         page.locator(f"#org-{UNMAPPED_ORG}").get_by_role("button", name="Remove").click()
         expect(page.get_by_role("status")).to_have_text(f"Mapping of organization {UNMAPPED_ORG} removed.")
@@ -316,10 +338,10 @@ def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, sit
         clerk.get_by_role("button", name="Reopen").click()
         expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} reopened.")
 
-        map_in_browser(clerk)  # the default: USER may not change who is billed
-        expect(clerk.locator("h1")).to_have_text("403")
-        expect(clerk.locator("body")).to_contain_text(MAPPING_NEEDS_CONFIG_RIGHTS)
-        screenshot(clerk, "mapping-refused-to-user")
+        offered_no_mapping(clerk)  # the default: USER may not change who is billed, nor is offered it
+        screenshot(clerk, "mapping-not-offered-to-user")
+        refused = map_by_post(clerk)
+        assert refused.status == 403 and refused.json()["detail"] == MAPPING_NEEDS_CONFIG_RIGHTS
         assert mapped_by() is None
 
         login(operator, site, "operator", site.page("/mapping"))
@@ -336,9 +358,9 @@ def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, sit
 
         name_mapping_roles(["ADMIN"])  # ADMIN only: USER and OP are refused, rows still decided
         for page in (clerk, operator):
-            map_in_browser(page)
-            expect(page.locator("h1")).to_have_text("403")
-            expect(page.locator("body")).to_contain_text(MAPPING_ROLE_REFUSED)
+            offered_no_mapping(page)
+            refused = map_by_post(page)
+            assert refused.status == 403 and refused.json()["detail"] == MAPPING_ROLE_REFUSED
         assert mapped_by() is None
         clerk.goto(site.page(f"/quarantine/{row_id}"))
         clerk.get_by_role("button", name="Mark resolved").click()
@@ -456,7 +478,8 @@ def _dag_runs(site: Site, **params: str) -> list[dict]:
 
 def test_user_reruns_a_billing_date_through_airflow_and_a_viewer_is_refused(browser, site: Site) -> None:
     """The clerk (USER) clicks Re-run: Airflow's REST API creates a DAG run of that billing date,
-    triggered by the clerk. The watcher (VIEWER) clicking the same button is refused by Airflow."""
+    triggered by the clerk. The watcher (VIEWER) is not offered the button, and posting its form
+    anyway is refused by Airflow."""
     from playwright.sync_api import expect
 
     from billing_sync.review.airflow_runs import NOT_ALLOWED
@@ -483,9 +506,19 @@ def test_user_reruns_a_billing_date_through_airflow_and_a_viewer_is_refused(brow
         assert run["note"] == f"Billing review: re-run of billing date {day}"
 
         login(watcher, site, "watcher", site.page("/quarantine"))
-        watcher.get_by_test_id("rerun-bar").get_by_role("button", name=f"Re-run billing date {day}").click()
-        expect(watcher.locator("h1")).to_have_text("403")
-        expect(watcher.locator("body")).to_contain_text(NOT_ALLOWED)
+        expect(watcher.get_by_test_id("read-only")).to_be_visible()
+        expect(watcher.get_by_test_id("rerun-bar")).to_have_count(0)
+        refused = watcher_context.request.post(
+            site.page("/rerun"),
+            form={
+                "billing_date": day,
+                "back": "mapping",
+                "csrf_token": watcher.locator("meta[name=csrf-token]").get_attribute("content"),
+            },
+            headers={"Origin": site.url, "Sec-Fetch-Site": "same-origin"},
+            max_redirects=0,
+        )
+        assert refused.status == 403 and refused.json()["detail"].startswith(NOT_ALLOWED), refused.text()
         assert {r["dag_run_id"] for r in _dag_runs(site)} == before | {run_id}, "no run for the viewer"
     finally:
         clerk_context.close()

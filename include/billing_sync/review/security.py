@@ -45,10 +45,16 @@ _NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")  # token_u
 
 @dataclass(frozen=True)
 class Reviewer:
-    """The signed-in Airflow user, as recorded in resolved_by / created_by."""
+    """The signed-in Airflow user, as recorded in resolved_by / created_by, and which actions the
+    pages offer them: `may_act` (the quarantine actions and the re-run button: PUT on the DAG's
+    runs) and `may_map` (mappings, overrides, approvals: the `mapper` rule). The flags only decide
+    what a page shows; every POST route checks the permission itself. `airflow_auth`'s reader sets
+    both; they default to True for stand-ins that do not tell users apart."""
 
     name: str
     user_id: str
+    may_act: bool = True
+    may_map: bool = True
 
 
 @dataclass(frozen=True)
@@ -68,18 +74,45 @@ def airflow_auth() -> ReviewAuth:
     """The dependencies built on Airflow's API-server security (imported here: API server only)."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, VariableDetails
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+        VariableDetails,
+    )
     from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
+    from airflow.models.dag import DagModel
 
     can_read = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
     can_edit = requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=DAG_ID)
     can_edit_dag = requires_access_dag("PUT", param_dag_id=DAG_ID)  # no access_entity: the DAG itself
 
+    def may_edit_dag(user: BaseUser, access_entity: DagAccessEntity | None) -> bool:
+        """The check `requires_access_dag("PUT", access_entity, DAG_ID)` makes, without raising."""
+        details = DagDetails(id=DAG_ID, team_name=DagModel.get_team_name(DAG_ID))
+        return get_auth_manager().is_authorized_dag(
+            method="PUT", access_entity=access_entity, details=details, user=user
+        )
+
+    def may_map(user: BaseUser) -> bool:
+        """The `mapper` rule below, as a yes or no (after `may_act`)."""
+        try:
+            roles = _mapping_roles()
+        except HTTPException:  # a broken Variable refuses every mapping change
+            return False
+        if roles:
+            return may_map_by_role(roles, role_names(user))
+        config = VariableDetails(key=VARIABLE_KEY)
+        return may_edit_dag(user, None) and get_auth_manager().is_authorized_variable(
+            method="PUT", details=config, user=user
+        )
+
     # FastAPI caches a dependency per request, so get_user resolves the token once for both.
     def reader(
         user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_read)]
     ) -> Reviewer:
-        return _reviewer(user)
+        # What the pages offer: the same rules as `editor` and `mapper`, asked without raising.
+        may_act = may_edit_dag(user, DagAccessEntity.RUN)
+        return _reviewer(user, may_act=may_act, may_map=may_act and may_map(user))
 
     def editor(
         user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_edit)]
@@ -155,9 +188,10 @@ def _airflow_login_url(next_url: str) -> str:
     return get_auth_manager().get_url_login(next_url=next_url)
 
 
-def _reviewer(user: Any) -> Reviewer:
+def _reviewer(user: Any, *, may_act: bool = True, may_map: bool = True) -> Reviewer:
+    """The Reviewer of an Airflow user; `editor` and `mapper` have passed their checks already."""
     user_id = str(user.get_id())
-    return Reviewer(name=str(user.get_name() or user_id), user_id=user_id)
+    return Reviewer(name=str(user.get_name() or user_id), user_id=user_id, may_act=may_act, may_map=may_map)
 
 
 def airflow_secret() -> bytes:
