@@ -84,14 +84,6 @@ def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
     return sandbox
 
 
-@pytest.fixture
-def eng(tmp_path: Path) -> Any:
-    engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    store.ensure_schema(engine)
-    yield engine
-    engine.dispose()
-
-
 def run(eng: Any, run_id: str, day: str, **params: Any) -> Any:
     done = run_steps(eng, run_id, day, variable=VARIABLE, params=params)
     assert done.error is None, done.describe()

@@ -87,14 +87,6 @@ def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
     return sandbox
 
 
-@pytest.fixture
-def eng(tmp_path: Path) -> Any:
-    engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    store.ensure_schema(engine)
-    yield engine
-    engine.dispose()
-
-
 def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     minimum = store.add_override(
         eng, cw_company_id=251, product="edr", rule="minimum", quantity=38, user="Jane Doe", user_id="42"
