@@ -11,7 +11,6 @@ from billing_sync import store
 from tests.sync.test_approvals_run import (  # noqa: F401 (the fixtures)
     MISSING,
     approve_creation,
-    eng,
     ledger,
     run,
     sb,
