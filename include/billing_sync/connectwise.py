@@ -18,8 +18,8 @@ from .http import (
     RetryPolicy,
     check_objects,
     hook_session_factory,
-    secrets_of,
 )
+from .scrub import secrets_of
 
 PAGE_SIZE = 1000  # the API's maximum
 # A released version that public clients pin: ai-connor/connectwise (a Go client generated from

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import requests
 
 from .errors import CREDENTIAL_STATUSES, ApiError, CredentialsError
-from .scrub import Scrub, connection_secrets, scrub_data, scrubber
+from .scrub import Scrub, scrub_data, scrubber
 
 log = logging.getLogger(__name__)
 
@@ -428,9 +428,3 @@ def hook_session_factory(
 
     factory()  # sets hook.base_url and fails early on a broken connection
     return factory, hook.base_url, conn
-
-
-def secrets_of(conn: Any) -> list[str]:
-    """The credentials an Airflow connection holds, for `ApiSession(secrets=...)`."""
-    extra = conn.extra_dejson if isinstance(getattr(conn, "extra_dejson", None), dict) else {}
-    return connection_secrets(conn.login, conn.password, extra)

@@ -14,8 +14,8 @@ from .http import (
     SlidingWindowLimiter,
     check_objects,
     hook_session_factory,
-    secrets_of,
 )
+from .scrub import secrets_of
 
 log = logging.getLogger(__name__)
 

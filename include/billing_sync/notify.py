@@ -44,8 +44,7 @@ from .names import (
 )
 from .runref import RunRef
 from .runtime import REVIEW_MOUNT_PATH, airflow_base_url, report_page_url, run_url, task_url
-from .scrub import connection_secrets as secrets_held
-from .scrub import cut, scrubber
+from .scrub import cut, scrubber, secrets_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -143,7 +142,7 @@ def connection_secrets(conn_ids: Iterable[str] = SECRET_CONN_IDS) -> list[str]:
     for conn_id in conn_ids:
         conn = get_connection(conn_id)
         if conn is not None:
-            found += secrets_held(conn.login, conn.password, _extra(conn))
+            found += secrets_of(conn)
     return found
 
 
