@@ -18,7 +18,7 @@ PACKAGE = "billing_sync"
 SOURCE = ROOT / "include" / PACKAGE
 # The bottom layer: they import nothing of ours beyond one another (errors, names, csvfile, scrub:
 # nothing).
-BASE = {f"{PACKAGE}.{m}" for m in ("names", "errors", "config", "runtime", "csvfile", "scrub")}
+BASE = {f"{PACKAGE}.{m}" for m in ("names", "errors", "config", "runtime", "csvfile", "scrub", "tenants")}
 
 
 def module_name(path: Path) -> str:
@@ -129,6 +129,7 @@ def test_the_bottom_layer_imports_nothing_else_of_ours():
     assert edges[f"{PACKAGE}.names"] == set()
     assert edges[f"{PACKAGE}.csvfile"] == set()
     assert edges[f"{PACKAGE}.scrub"] == set()
+    assert edges[f"{PACKAGE}.tenants"] == set()  # the DAG file loads it at every parse
 
 
 def test_the_run_reference_module_is_light():
@@ -154,10 +155,15 @@ def _constants(path: Path) -> dict[str, object]:
 
 
 def test_names_spelled_outside_the_package_agree_with_names():
-    """The DAG file and the plugin import nothing of ours at parse, so they spell a few names again."""
-    from billing_sync import names, runtime
+    """The DAG file and the plugin import nothing of ours at parse but `tenants`, which imports nothing
+    of ours either: they spell a few names again."""
+    from billing_sync import names, runtime, tenants
 
+    assert (tenants.DAG_ID, tenants.VARIABLE_KEY) == (names.DAG_ID, names.VARIABLE_KEY)
+    assert (tenants.HUNTRESS_CONN_ID, tenants.CONNECTWISE_CONN_ID) == (
+        names.HUNTRESS_CONN_ID,
+        names.CONNECTWISE_CONN_ID,
+    )
     dag = _constants(ROOT / "dags" / "huntress_connectwise_billing_sync.py")
-    assert (dag["DAG_ID"], dag["CONFIG_VARIABLE"]) == (names.DAG_ID, names.VARIABLE_KEY)
     assert dag["NEW_ORGANIZATIONS_ASSET"] == names.NEW_ORGANIZATIONS_ASSET
     assert _constants(ROOT / "plugins" / "billing_review.py")["MOUNT_PATH"] == runtime.REVIEW_MOUNT_PATH

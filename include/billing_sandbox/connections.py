@@ -20,8 +20,11 @@ def airflow_connections(
     connectwise_secret: str | None = None,
     huntress_extra: Mapping[str, Any] | None = None,
     connectwise_extra: Mapping[str, Any] | None = None,
+    huntress_conn_id: str = "huntress_default",
+    connectwise_conn_id: str = "connectwise_default",
 ) -> dict[str, str]:
-    """`AIRFLOW_CONN_HUNTRESS_DEFAULT` and `AIRFLOW_CONN_CONNECTWISE_DEFAULT` (JSON form).
+    """`AIRFLOW_CONN_HUNTRESS_DEFAULT` and `AIRFLOW_CONN_CONNECTWISE_DEFAULT` (JSON form), or the
+    connections of a tenant (`*_conn_id`, as its tenants-file entry names them).
 
     A `*_secret` replaces the scenario's (to provoke a 401); `*_extra` is merged into the extras.
     """
@@ -31,7 +34,7 @@ def airflow_connections(
         "rate_limit_window_s": h.get("rate_limit_window_s", 60),
     }
     return {
-        "AIRFLOW_CONN_HUNTRESS_DEFAULT": json.dumps(
+        f"AIRFLOW_CONN_{huntress_conn_id.upper()}": json.dumps(
             {
                 "conn_type": "http",
                 "host": huntress_url,
@@ -40,7 +43,7 @@ def airflow_connections(
                 "extra": {**limits, **(huntress_extra or {})},
             }
         ),
-        "AIRFLOW_CONN_CONNECTWISE_DEFAULT": json.dumps(
+        f"AIRFLOW_CONN_{connectwise_conn_id.upper()}": json.dumps(
             {
                 "conn_type": "http",
                 "host": connectwise_url,

@@ -21,7 +21,6 @@ from .push import PushResult
 from .runref import InvoicedRunRef
 
 log = logging.getLogger(__name__)
-TENANT = store.DEFAULT_TENANT  # the single-tenant form (docs/contract.md §1 Tenants)
 
 
 def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -30,11 +29,11 @@ def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) ->
     match become `stale`; a dry run or a report-only run leaves every approval as it is."""
     billing_date = date.fromisoformat(ref["billing_date"])
     pending = store.list_approvals(
-        eng, tenant=TENANT, billing_date=billing_date, status="pending", limit=None
+        eng, tenant=ref["tenant"], billing_date=billing_date, status="pending", limit=None
     )
     if not pending:
         return outcomes
-    agreements = store.read_frame(eng, ref["run_id"], "agreements")
+    agreements = store.read_frame(eng, ref["run_id"], "agreements", tenant=ref["tenant"])
     types = load_settings(ref["settings"]).agreement_types
     out, stale = reconcile.apply_approvals(outcomes, pending, agreements, billing_date, types)
     if ref["mode"] == "push":

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
-from . import errors
+from . import errors, tenants
 from .names import (
     CONNECTWISE_CONN_ID,
     CONTRACT_OUTCOMES,
@@ -43,7 +43,7 @@ from .names import (
     reason_rank,
 )
 from .runref import RunRef
-from .runtime import REVIEW_MOUNT_PATH, airflow_base_url, report_page_url, run_url, task_url
+from .runtime import report_page_url, review_url, run_url, task_url
 from .scrub import cut, scrubber, secrets_of
 
 if TYPE_CHECKING:
@@ -146,6 +146,15 @@ def connection_secrets(conn_ids: Iterable[str] = SECRET_CONN_IDS) -> list[str]:
     return found
 
 
+def tenant_conn_ids() -> list[str]:
+    """Every tenant's Huntress and ConnectWise connection ids: an alert of one tenant must not leak
+    another's credentials either (none when the tenants file cannot be read: it is its own alert)."""
+    try:
+        return [c for t in tenants.configured() for c in (t.huntress_conn_id, t.connectwise_conn_id)]
+    except tenants.TenantsFileError:
+        return []
+
+
 # -- Airflow lookups (lazy imports) ----------------------------------------------------------------
 def get_connection(conn_id: str) -> Any | None:
     """The connection, or None when it is not defined (or cannot be looked up)."""
@@ -176,6 +185,7 @@ def failure_message(context: Mapping[str, Any]) -> Message:
     """A task failed for good (retries used up, or at once on a permanent error)."""
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or DAG_ID
+    tenant = tenants.of_dag(dag_id)
     run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
     task_id = str(getattr(ti, "task_id", "?"))
     map_index = getattr(ti, "map_index", None)
@@ -190,18 +200,19 @@ def failure_message(context: Mapping[str, Any]) -> Message:
         ("Task", task),
         ("Attempt", str(getattr(ti, "try_number", "?"))),
         ("Run", run_id),
+        *_tenant_fact(tenant),
         ("Error", error_text),  # cut in `dispatch`, after scrubbing
     ]
     sections = []
-    by_reason = _open_quarantine_by_reason(run_id)
+    by_reason = _open_quarantine_by_reason(run_id, tenant)
     if by_reason:
         sections.append(("Quarantined so far in this run", tuple(f"{c}: {n}" for c, n in by_reason.items())))
     links = [
         ("Task log in Airflow", task_url(run_id, task_id, map_index, dag_id)),
         ("Run in Airflow", run_url(run_id, dag_id)),
-        ("Report page (once the run records)", report_page_url(run_id)),
+        ("Report page (once the run records)", report_page_url(run_id, tenant)),
     ]
-    folder = _report_folder(billing_date, run_id)
+    folder = _report_folder(billing_date, run_id, tenant)
     if folder:
         links.append(("Report folder", folder))
     return Message(
@@ -243,7 +254,7 @@ def summary_message(
     if not why:
         return None
     counts, checks = result.get("counts") or {}, result.get("checks") or {}
-    run_id, billing_date = str(ref["run_id"]), str(ref["billing_date"])
+    run_id, billing_date, tenant = str(ref["run_id"]), str(ref["billing_date"]), ref["tenant"]
     outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in CONTRACT_OUTCOMES)
     facts = (
         ("Billing date", billing_date),
@@ -251,6 +262,7 @@ def summary_message(
         ("Mode", str(result.get("mode") or ref.get("mode"))),
         ("Task", task_id),
         ("Run", run_id),
+        *_tenant_fact(tenant),
         ("Outcomes", outcomes),
         ("Needs attention", "; ".join(why)),
     )
@@ -274,12 +286,12 @@ def summary_message(
     if new:
         sections.append((_new_heading(str(result.get("mode") or ref.get("mode"))), _new_lines(new)))
     links = [
-        ("Report page", report_page_url(run_id)),
-        *chart_links(run_id),
+        ("Report page", report_page_url(run_id, tenant)),
+        *chart_links(run_id, tenant),
         ("Run in Airflow", run_url(run_id, dag_id)),
     ]
     if new:
-        links.insert(1, ("Organization mapping", f"{airflow_base_url()}{REVIEW_MOUNT_PATH}/mapping"))
+        links.insert(1, ("Organization mapping", review_url("/mapping", tenant)))
     if result.get("report"):
         links.append(("Report file", str(result["report"])))
     total = counts.get("quarantined", 0)
@@ -330,13 +342,17 @@ def _new_lines(new: list[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def chart_links(run_id: str) -> list[tuple[str, str]]:
+def chart_links(run_id: str, tenant: str = tenants.DEFAULT_TENANT) -> list[tuple[str, str]]:
     """The charts of the billing-review pages: this run's (its page) and the one over billing dates."""
-    runs = f"{airflow_base_url()}{REVIEW_MOUNT_PATH}/runs"
     return [
-        ("Chart of this run", f"{runs}/{quote(run_id, safe='')}#chart"),
-        ("Charts over billing dates", f"{runs}#charts"),
+        ("Chart of this run", review_url(f"/runs/{quote(run_id, safe='')}", tenant) + "#chart"),
+        ("Charts over billing dates", review_url("/runs", tenant) + "#charts"),
     ]
+
+
+def _tenant_fact(tenant: str) -> tuple[tuple[str, str], ...]:
+    """The tenant among an alert's facts; none in the single-tenant form, whose alerts stay as they were."""
+    return () if tenant == tenants.DEFAULT_TENANT else (("Tenant", tenant),)
 
 
 def _billing_date(context: Mapping[str, Any]) -> str:
@@ -352,7 +368,7 @@ def _billing_date(context: Mapping[str, Any]) -> str:
     return when.isoformat() if isinstance(when, date) else "unknown"
 
 
-def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
+def _open_quarantine_by_reason(run_id: str, tenant: str) -> dict[str, int]:
     """Best effort: the failure alert goes out even when the billing DB is what failed."""
     if not run_id:
         return {}
@@ -360,7 +376,7 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
         from . import runtime, store
 
         rows = store.list_quarantine(
-            store.engine_for(runtime.database_url()), run_id=run_id, status="open", limit=None
+            store.engine_for(runtime.database_url()), run_id=run_id, status="open", limit=None, tenant=tenant
         )
     except Exception as exc:
         log.info("no quarantine counts for the alert: %s", type(exc).__name__)
@@ -369,11 +385,11 @@ def _open_quarantine_by_reason(run_id: str) -> dict[str, int]:
     return {c: counts[c] for c in sorted(counts, key=lambda c: (reason_rank(c), c))}
 
 
-def _report_folder(billing_date: str, run_id: str) -> str | None:
+def _report_folder(billing_date: str, run_id: str, tenant: str) -> str | None:
     try:
         from .report import run_directory
 
-        return str(run_directory(billing_date, run_id))
+        return str(run_directory(billing_date, run_id, tenant))
     except Exception:
         return None
 
@@ -387,7 +403,7 @@ def dispatch(
 ) -> dict[str, str]:
     """Log the message and send it through every configured channel. Returns channel → outcome
     ("sent", "skipped: ...", "failed: ..."); never raises."""
-    scrub = scrubber(connection_secrets((*SECRET_CONN_IDS, smtp_conn_id, slack_conn_id)))
+    scrub = scrubber(connection_secrets((*SECRET_CONN_IDS, *tenant_conn_ids(), smtp_conn_id, slack_conn_id)))
     # Scrub, then cut: a secret cut in two is no longer found by its value.
     message = message.map_text(lambda text: cut(scrub(text), MAX_TEXT_CHARS))
     level = logging.ERROR if message.severity == "failure" else logging.WARNING

@@ -28,7 +28,7 @@ import jinja2
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import charts, csvfile, money, runtime, store
+from . import charts, csvfile, money, runtime, store, tenants
 from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 from .runref import InvoicedRunRef
 
@@ -66,15 +66,20 @@ READABLE_MAX = 80  # characters of the run id kept readable in its folder name
 DIGEST_CHARS = 12  # hex characters of the run id's SHA-256 in its folder name
 
 
-def run_directory(billing_date: str, run_id: str) -> Path:
-    """The report directory of a run (created): <reports root>/<billing date>/<run_folder_name>.
+def run_directory(billing_date: str, run_id: str, tenant: str = store.DEFAULT_TENANT) -> Path:
+    """The report directory of a run (created): <reports root>/<billing date>/<run_folder_name>; a
+    tenant's other than the default's folder name starts `<tenant>__` (every tenant's DAG has the
+    same run ids).
 
     The billing date must be an ISO date. The path is checked to lie inside the reports root, so no
     run id (".", "..", "../x", "/etc") can write anywhere else.
     """
     day = date.fromisoformat(billing_date).isoformat()  # ValueError for anything but a date
     root = runtime.reports_root()
-    path = root / day / run_folder_name(run_id)
+    folder = run_folder_name(run_id)
+    path = (
+        root / day / (folder if tenant == store.DEFAULT_TENANT else f"{tenants.check_id(tenant)}__{folder}")
+    )
     if path.resolve().parent != (root / day).resolve() or not path.resolve().is_relative_to(root.resolve()):
         raise ValueError(f"report folder {path} would lie outside the reports root {root}")
     path.mkdir(parents=True, exist_ok=True)
@@ -99,19 +104,19 @@ def run_folder_name(run_id: str) -> str:
 # -- the data ------------------------------------------------------------------------------------
 def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the page and the CSVs show, read once."""
-    run_id = ref["run_id"]
-    run = store.get_run(eng, run_id) or {}
-    companies = _company_names(eng, run_id)
+    run_id, tenant = ref["run_id"], ref["tenant"]
+    run = store.get_run(eng, run_id, tenant=tenant) or {}
+    companies = _company_names(eng, run_id, tenant)
     counts = dict(summary.get("counts") or run.get("counts") or {})
     checks = dict(summary.get("checks") or run.get("checks") or {})
-    overrides = _override_texts(eng, run_id)
+    overrides = _override_texts(eng, run_id, tenant)
     changes = [
         {
             **_exact(c, LEDGER_MONEY),
             "company_name": companies.get(c["cw_company_id"]),
             "override": overrides.get(c["sync_key"]),
         }
-        for c in store.changes_for_run(eng, run_id)
+        for c in store.changes_for_run(eng, run_id, tenant=tenant)
     ]
     quarantine = [
         {
@@ -119,7 +124,7 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
             "company_name": companies.get(q["cw_company_id"]),
             "what_to_do": REASON_HELP.get(q["reason_code"]),
         }
-        for q in store.list_quarantine(eng, run_id=run_id, limit=None)
+        for q in store.list_quarantine(eng, run_id=run_id, limit=None, tenant=tenant)
     ]
     quarantine.sort(
         key=lambda q: (
@@ -136,6 +141,7 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     products = (partial.get("settings") or {}).get("products") or {}
     return {
         "run": {
+            "tenant": tenant,
             "run_id": run_id,
             "billing_date": str(run.get("billing_date") or ref["billing_date"]),
             "invoice_id": run.get("invoice_id", ref.get("invoice_id")),
@@ -155,10 +161,10 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     }
 
 
-def _override_texts(eng: Engine, run_id: str) -> dict[str, str]:
+def _override_texts(eng: Engine, run_id: str, tenant: str) -> dict[str, str]:
     """sync key → the override that decided its quantity ("minimum 10 by Jane Doe (override 3)"),
     from the run's staged outcomes (gone once staging is purged: the ledger's override_id stays)."""
-    frame = store.read_frame(eng, run_id, "outcomes").dropna(subset=["override"])
+    frame = store.read_frame(eng, run_id, "outcomes", tenant=tenant).dropna(subset=["override"])
     return {str(k): str(t) for k, t in zip(frame["sync_key"], frame["override"], strict=True)}
 
 
@@ -235,9 +241,9 @@ def held_view(held: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _company_names(eng: Engine, run_id: str) -> dict[int, str]:
+def _company_names(eng: Engine, run_id: str, tenant: str) -> dict[int, str]:
     """Company names from the run's staged ConnectWise companies (gone once staging is purged)."""
-    frame = store.read_frame(eng, run_id, "companies").dropna(subset=["company_id", "name"])
+    frame = store.read_frame(eng, run_id, "companies", tenant=tenant).dropna(subset=["company_id", "name"])
     return {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"], strict=True)}
 
 
@@ -286,7 +292,7 @@ def write_report(
     (`airflow_run`, `report_page` URLs). The run's row (status, times) is read from the database.
     """
     if directory is None:
-        directory = run_directory(ref["billing_date"], ref["run_id"])
+        directory = run_directory(ref["billing_date"], ref["run_id"], ref["tenant"])
     data = collect(eng, ref, summary)
     csvfile.write_rows(
         directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name", "override"]
@@ -389,12 +395,14 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) -> str:
-    """The newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
+def run_summary_text(
+    eng: Engine, billing_date: str, run_id: str | None = None, tenant: str = store.DEFAULT_TENANT
+) -> str:
+    """The tenant's newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
     if run_id:
-        run = store.get_run(eng, run_id)
+        run = store.get_run(eng, run_id, tenant=tenant)
     else:
-        run = next(iter(store.list_runs(eng, limit=1, billing_date=billing_date)), None)
+        run = next(iter(store.list_runs(eng, limit=1, billing_date=billing_date, tenant=tenant)), None)
     if not run:
         return f"no run recorded for billing date {billing_date}"
     counts = run.get("counts") or {}
@@ -406,7 +414,9 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
     rows = [[k, counts.get(k, 0)] for k in CONTRACT_OUTCOMES if counts.get(k)]
     rows += [[f"  {code}", n] for code, n in counts.items() if code in REASON_CODES and n]
     out.append(_table(["outcome (reason_code)", "sync keys"], rows + [["total", counts.get("total")]]))
-    changes = [c for c in store.changes_for_run(eng, run["run_id"]) if c["action"] != "unchanged"]
+    changes = [
+        c for c in store.changes_for_run(eng, run["run_id"], tenant=tenant) if c["action"] != "unchanged"
+    ]
     if changes:
         out += [
             "",
@@ -427,7 +437,7 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
                 ],
             ),
         ]
-    held = [q for q in store.list_quarantine(eng, run_id=run["run_id"], limit=None) if q["status"] == "open"]
+    held = store.list_quarantine(eng, run_id=run["run_id"], status="open", limit=None, tenant=tenant)
     if held:
         out += [
             "",
@@ -457,7 +467,7 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None) 
     view = money_view(
         (run.get("checks") or {}).get("money"),
         (run.get("settings") or {}).get("products"),
-        store.held_totals(eng, run_id=run["run_id"], status="open"),
+        store.held_totals(eng, run_id=run["run_id"], status="open", tenant=tenant),
     )
     if view:  # last: what a billing manager asks first, where the eye lands
         out += ["", *money_text(view)]

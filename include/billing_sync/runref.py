@@ -15,6 +15,7 @@ Mode = Literal["push", "dry_run", "report_only"]
 
 
 class RunRef(TypedDict):
+    tenant: str  # "default" in the single-tenant form; with run_id, names the billing run
     run_id: str
     billing_date: str  # ISO date: the DAG run's logical date in UTC
     settings: SettingsDict

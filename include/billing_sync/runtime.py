@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .names import DAG_ID, DB_CONN_ID
+from .tenants import DEFAULT_TENANT
 
 DB_FILENAME = "billing_sync.db"
 DEFAULT_BASE_URL = "http://localhost:8080"
@@ -73,10 +74,17 @@ def task_url(run_id: str, task_id: str, map_index: int | None = None, dag_id: st
     return f"{run_url(run_id, dag_id)}/tasks/{quote(task_id, safe='')}{mapped}"
 
 
-def report_page_url(run_id: str) -> str:
+def review_url(path: str, tenant: str = DEFAULT_TENANT) -> str:
+    """A billing-review page (`path` from the mount, e.g. "/mapping"); the pages of a tenant other
+    than the default take it as the `tenant` query parameter."""
+    query = "" if tenant == DEFAULT_TENANT else f"?tenant={quote(tenant, safe='')}"
+    return f"{airflow_base_url()}{REVIEW_MOUNT_PATH}{path}{query}"
+
+
+def report_page_url(run_id: str, tenant: str = DEFAULT_TENANT) -> str:
     """The billing-review plugin's page of the run's report."""
-    return f"{airflow_base_url()}{REVIEW_MOUNT_PATH}/runs/{quote(run_id, safe='')}/report"
+    return review_url(f"/runs/{quote(run_id, safe='')}/report", tenant)
 
 
-def run_links(run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
-    return {"airflow_run": run_url(run_id, dag_id), "report_page": report_page_url(run_id)}
+def run_links(run_id: str, dag_id: str = DAG_ID, tenant: str = DEFAULT_TENANT) -> dict[str, str]:
+    return {"airflow_run": run_url(run_id, dag_id), "report_page": report_page_url(run_id, tenant)}

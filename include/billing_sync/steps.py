@@ -17,7 +17,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import checks, csvfile, frames, money, reconcile, report, runtime, store
+from . import checks, csvfile, frames, money, reconcile, report, runtime, store, tenants
 from .approving import apply_approvals, approvals_in_force, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 PUSH_BATCH_SIZE = 250
 TO_PUSH = ("change", "create")  # outcomes the push acts on: a quantity to write, an approved addition
-TENANT = store.DEFAULT_TENANT  # the single-tenant form (docs/contract.md §1 Tenants)
 
 
 # -- environment ---------------------------------------------------------------------------------
@@ -63,10 +62,18 @@ def settings_of(ref: RunRef) -> Settings:
 
 
 # -- 1. resolve ----------------------------------------------------------------------------------
-def resolve(eng: Engine, run_id: str, billing_date: date, variable: Any, params: Mapping[str, Any]) -> RunRef:
+def resolve(
+    eng: Engine,
+    run_id: str,
+    billing_date: date,
+    variable: Any,
+    params: Mapping[str, Any],
+    tenant: str = store.DEFAULT_TENANT,
+) -> RunRef:
     settings = load_settings(variable, params)
     pinned = params.get("invoice_id")
     ref: RunRef = {
+        "tenant": tenant,
         "run_id": run_id,
         "billing_date": billing_date.isoformat(),
         "settings": settings.to_dict(),
@@ -74,7 +81,9 @@ def resolve(eng: Engine, run_id: str, billing_date: date, variable: Any, params:
         "force_historical_push": bool(params.get("force_historical_push")),
         "invoice_id": int(pinned) if pinned not in (None, "") else None,
     }
-    store.start_run(eng, run_id, billing_date, ref["invoice_id"], ref["mode"], ref["settings"])
+    store.start_run(
+        eng, run_id, billing_date, ref["invoice_id"], ref["mode"], ref["settings"], tenant=ref["tenant"]
+    )
     return ref
 
 
@@ -137,7 +146,9 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
         plan=invoice.get("plan"),
     )
     out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
-    store.start_run(eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"])
+    store.start_run(
+        eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"], tenant=ref["tenant"]
+    )
     return out
 
 
@@ -153,8 +164,10 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
         orgs = huntress.organizations()
         lines = huntress.account_usage_lines(orgs)
     usage = frames.usage_frame(invoice_id, lines, settings.products)
-    store.write_frame(eng, ref["run_id"], "usage", usage)
-    store.write_frame(eng, ref["run_id"], "organizations", frames.organizations_frame(orgs))
+    store.write_frame(eng, ref["run_id"], "usage", usage, tenant=ref["tenant"])
+    store.write_frame(
+        eng, ref["run_id"], "organizations", frames.organizations_frame(orgs), tenant=ref["tenant"]
+    )
     log.info(
         "Huntress: %d lines, %d organizations, requests %s",
         len(lines),
@@ -171,11 +184,19 @@ def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient)
     catalog = cw.catalog(identifiers)
     agreements = {a["id"]: a for a in cw.agreements(settings.agreement_types) if isinstance(a.get("id"), int)}
     additions = cw.additions(sorted(agreements), identifiers)
-    store.write_frame(eng, ref["run_id"], "companies", frames.companies_frame(companies))
-    store.write_frame(eng, ref["run_id"], "additions", frames.additions_frame(agreements, additions))
-    store.write_frame(eng, ref["run_id"], "catalog", frames.catalog_frame(catalog))  # with its prices
+    store.write_frame(
+        eng, ref["run_id"], "companies", frames.companies_frame(companies), tenant=ref["tenant"]
+    )
+    store.write_frame(
+        eng, ref["run_id"], "additions", frames.additions_frame(agreements, additions), tenant=ref["tenant"]
+    )
+    store.write_frame(
+        eng, ref["run_id"], "catalog", frames.catalog_frame(catalog), tenant=ref["tenant"]
+    )  # with its prices
     # What a person may add a missing addition to (the review pages' approvals).
-    store.write_frame(eng, ref["run_id"], "agreements", frames.agreements_frame(agreements.values()))
+    store.write_frame(
+        eng, ref["run_id"], "agreements", frames.agreements_frame(agreements.values()), tenant=ref["tenant"]
+    )
     missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
     if missing:
         log.warning("catalog items not found in ConnectWise: %s", missing)
@@ -203,9 +224,9 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
 
     settings = settings_of(ref)
     run_id = ref["run_id"]
-    usage = store.read_frame(eng, run_id, "usage")
+    usage = store.read_frame(eng, run_id, "usage", tenant=ref["tenant"])
     usage["issue"], usage_result = checks.run_suite("usage", usage, checks.usage_checks(settings.products))
-    orgs = store.read_frame(eng, run_id, "organizations")
+    orgs = store.read_frame(eng, run_id, "organizations", tenant=ref["tenant"])
     org_issues, orgs_result = checks.run_suite("organizations", orgs, checks.organization_checks())
     # Huntress describing one organization twice (another name or key) leaves its company unknown:
     # its usage is held rather than matched on whichever record came first.
@@ -216,21 +237,25 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
         usage.loc[held, "issue"] = (
             usage.loc[held, "issue"].fillna("").map(lambda old: f"{old}; {text}" if old else text)
         )
-    store.write_frame(eng, run_id, "usage", usage)
+    store.write_frame(eng, run_id, "usage", usage, tenant=ref["tenant"])
 
-    additions = store.read_frame(eng, run_id, "additions")
+    additions = store.read_frame(eng, run_id, "additions", tenant=ref["tenant"])
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
     live_issues, additions_result = checks.run_suite("live_additions", live, checks.live_addition_checks())
     additions["issue"] = pd.Series(pd.NA, index=additions.index, dtype="string")
     additions.loc[live_issues.index, "issue"] = live_issues
-    store.write_frame(eng, run_id, "additions", additions)
+    store.write_frame(eng, run_id, "additions", additions, tenant=ref["tenant"])
 
     results = [
         usage_result,
         additions_result,
-        checks.run_suite("companies", store.read_frame(eng, run_id, "companies"), checks.company_checks())[1],
+        checks.run_suite(
+            "companies",
+            store.read_frame(eng, run_id, "companies", tenant=ref["tenant"]),
+            checks.company_checks(),
+        )[1],
         orgs_result,
     ]
     path = reports_dir(ref) / report.VALIDATION_JSON
@@ -246,21 +271,21 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
     """Reconcile the staged frames, applying the tenant's active overrides (staged with the run, so
     its record shows which applied) and pricing each key from the additions and the catalog."""
     run_id = ref["run_id"]
-    overrides = store.overrides_frame(eng, tenant=TENANT)
-    store.write_frame(eng, run_id, "overrides", overrides)
+    overrides = store.overrides_frame(eng, tenant=ref["tenant"])
+    store.write_frame(eng, run_id, "overrides", overrides, tenant=ref["tenant"])
     outcomes = reconcile.reconcile(
-        store.read_frame(eng, run_id, "usage"),
-        store.read_frame(eng, run_id, "organizations"),
-        store.read_frame(eng, run_id, "companies"),
-        store.read_frame(eng, run_id, "additions"),
-        store.org_map_frame(eng),
+        store.read_frame(eng, run_id, "usage", tenant=ref["tenant"]),
+        store.read_frame(eng, run_id, "organizations", tenant=ref["tenant"]),
+        store.read_frame(eng, run_id, "companies", tenant=ref["tenant"]),
+        store.read_frame(eng, run_id, "additions", tenant=ref["tenant"]),
+        store.org_map_frame(eng, tenant=ref["tenant"]),
         settings_of(ref),
         date.fromisoformat(ref["billing_date"]),
         overrides=overrides,
-        catalog=store.read_frame(eng, run_id, "catalog"),
+        catalog=store.read_frame(eng, run_id, "catalog", tenant=ref["tenant"]),
     )
     outcomes = apply_approvals(eng, ref, outcomes)
-    store.write_frame(eng, run_id, "outcomes", outcomes)
+    store.write_frame(eng, run_id, "outcomes", outcomes, tenant=ref["tenant"])
     return reconcile.summarize(outcomes)
 
 
@@ -268,18 +293,21 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
 def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = store.read_frame(eng, run_id, "outcomes")
+    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
     held = outcomes[outcomes["outcome"] == "quarantined"]
-    store.upsert_quarantine(eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)])
+    store.upsert_quarantine(
+        eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)], tenant=ref["tenant"]
+    )
     store.resolve_superseded(
         eng,
         run_id,
         billing_date,
         dict(zip(held["sync_key"], held["reason_code"], strict=True)),
         seen_keys=outcomes["sync_key"].tolist(),
+        tenant=ref["tenant"],
     )
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
-    store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist())
+    store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist(), tenant=ref["tenant"])
 
     with_addition = outcomes[outcomes["outcome"].isin(["unchanged", *TO_PUSH])]
     pushing = ref["mode"] == "push"
@@ -288,7 +316,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
         for r in _records(with_addition)
         if r["outcome"] == "unchanged" or not pushing
     ]
-    store.record_changes(eng, run_id, billing_date, ledger)
+    store.record_changes(eng, run_id, billing_date, ledger, tenant=ref["tenant"])
 
     n_changes = int(outcomes["outcome"].isin(TO_PUSH).sum()) if pushing else 0
     n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
@@ -297,11 +325,15 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
 
 def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = store.read_frame(eng, run_id, "outcomes")
+    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
     changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
     mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
     recorded = ("updated", "created", "failed")
-    done = {r["sync_key"] for r in store.changes_for_run(eng, run_id) if r["action"] in recorded}
+    done = {
+        r["sync_key"]
+        for r in store.changes_for_run(eng, run_id, tenant=ref["tenant"])
+        if r["action"] in recorded
+    }
     todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
     for c in todo:
         c["effective_date"] = ref["billing_date"]  # a new addition bills from the billing date
@@ -309,12 +341,14 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
     def record(change: Mapping[str, Any], result: PushResult) -> None:
         result = settle_approval(eng, run_id, change, result)
         change = {**change, "addition_id": result.addition_id or change.get("addition_id")}
-        store.record_changes(eng, run_id, billing_date, [ledger_row(change, result.action)])
+        store.record_changes(
+            eng, run_id, billing_date, [ledger_row(change, result.action)], tenant=ref["tenant"]
+        )
         if result.action in ("updated", "created"):
-            store.resolve_synced(eng, run_id, billing_date, [change["sync_key"]])
+            store.resolve_synced(eng, run_id, billing_date, [change["sync_key"]], tenant=ref["tenant"])
         else:
             row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
-            store.upsert_quarantine(eng, run_id, billing_date, [row])
+            store.upsert_quarantine(eng, run_id, billing_date, [row], tenant=ref["tenant"])
 
     todo, withdrawn = approvals_in_force(eng, run_id, todo)
     for change, result in withdrawn:  # revoked (or gone stale) since reconcile: nothing is sent
@@ -331,14 +365,14 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
 def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
     run_id = ref["run_id"]
-    outcomes = store.read_frame(eng, run_id, "outcomes")
-    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id)}
+    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
+    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id, tenant=ref["tenant"])}
     # What the push quarantined: its own reasons, and the held reason an approval that did not
     # apply leaves its key in (push-time reasons first, when a key has both).
     failed = {
         q["sync_key"]: q
         for q in sorted(
-            store.list_quarantine(eng, run_id=run_id, limit=None),
+            store.list_quarantine(eng, run_id=run_id, limit=None, tenant=ref["tenant"]),
             key=lambda q: q["reason_code"] in ("changed_since_read", "push_rejected"),
         )
         if q["reason_code"] in ("changed_since_read", "push_rejected", *reconcile.HELD_REASON.values())
@@ -366,8 +400,8 @@ def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
 def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[str, Any]:
     """The promise users care about: what Huntress bills equals what ConnectWise bills."""
     settings = settings_of(ref)
-    usage = store.read_frame(eng, ref["run_id"], "usage")
-    additions = store.read_frame(eng, ref["run_id"], "additions")
+    usage = store.read_frame(eng, ref["run_id"], "usage", tenant=ref["tenant"])
+    additions = store.read_frame(eng, ref["run_id"], "additions", tenant=ref["tenant"])
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
@@ -418,12 +452,12 @@ def money_totals(
     the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
     reason (the open quarantine rows of the run)."""
     settings = settings_of(ref)
-    additions = store.read_frame(eng, ref["run_id"], "additions")
+    additions = store.read_frame(eng, ref["run_id"], "additions", tenant=ref["tenant"])
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
     out = reconcile.money_totals(
-        final, live, store.read_frame(eng, ref["run_id"], "catalog"), settings.products
+        final, live, store.read_frame(eng, ref["run_id"], "catalog", tenant=ref["tenant"]), settings.products
     )
     for product, totals in out["products"].items():
         counted = units.get(product) or {}
@@ -432,7 +466,7 @@ def money_totals(
             connectwise_units_before=counted.get("connectwise_before"),
             connectwise_units_after=counted.get("connectwise_after"),
         )
-    held = store.held_totals(eng, run_id=ref["run_id"], status="open")
+    held = store.held_totals(eng, run_id=ref["run_id"], status="open", tenant=ref["tenant"])
     out["held"] = {
         "reasons": [{**r, "amount": money.text(r["amount"])} for r in held["reasons"]],
         "rows": held["rows"],
@@ -450,19 +484,26 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     result_checks = run_checks(eng, ref, final)
     result_checks["money"] = money_totals(eng, ref, final, result_checks["products"])
     # On the invoice and recorded by no other run (store.first_sightings): what a retry answers too.
-    new = store.new_organizations(eng, ref["run_id"], tenant=TENANT)
+    new = store.new_organizations(eng, ref["run_id"], tenant=ref["tenant"])
     result_checks["new_organizations"] = new
     path = reports_dir(ref)
     csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
     # Finish first: the report shows the run's row as the database now holds it (status, times).
-    store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path))
+    store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path), tenant=ref["tenant"])
     page = report.write_report(
-        eng, ref, {"counts": counts, "checks": result_checks, "links": runtime.run_links(ref["run_id"])}, path
+        eng,
+        ref,
+        {
+            "counts": counts,
+            "checks": result_checks,
+            "links": runtime.run_links(ref["run_id"], tenants.by_id(ref["tenant"]).dag_id, ref["tenant"]),
+        },
+        path,
     )
     if ref["mode"] == "push":
         # Last, so that an organization is recorded only by a run that got this far; a dry run or
         # report-only run changes nothing outside its own run (docs/contract.md §4).
-        store.record_organizations_seen(eng, ref["run_id"], ref["billing_date"], tenant=TENANT)
+        store.record_organizations_seen(eng, ref["run_id"], ref["billing_date"], tenant=ref["tenant"])
     return {
         "counts": counts,
         "checks": result_checks,
@@ -501,11 +542,12 @@ def new_organizations_event(ref: RunRef, result: Mapping[str, Any]) -> dict[str,
         "organization_ids": [int(o["id"]) for o in new] if mode == "push" else [],
         "billing_date": str(ref["billing_date"]),
         "run_id": str(ref["run_id"]),
+        "tenant": str(ref["tenant"]),
         "mode": mode,
     }
 
 
-def mark_run_failed(run_id: str, task_id: str) -> None:
+def mark_run_failed(run_id: str, task_id: str, tenant: str = store.DEFAULT_TENANT) -> None:
     """Close a billing run whose task failed for good, so no run stays "running" forever.
 
     Called from the failure callback: it must never raise (the alert comes next). The error text is
@@ -513,8 +555,8 @@ def mark_run_failed(run_id: str, task_id: str) -> None:
     """
     try:
         eng = engine()
-        run = store.get_run(eng, run_id)
+        run = store.get_run(eng, run_id, tenant=tenant)
         if run is not None and run["status"] == "running":
-            store.finish_run(eng, run_id, "failed", {}, {"failed_task": task_id})
+            store.finish_run(eng, run_id, "failed", {}, {"failed_task": task_id}, tenant=tenant)
     except Exception:  # the billing DB itself may be what failed
         log.exception("could not mark billing run %s failed", run_id)

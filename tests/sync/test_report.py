@@ -18,6 +18,7 @@ RUN_ID = "manual__2026-11-01T00:00:00+00:00"
 DAY = date(2026, 11, 1)
 EVIL = '<script>alert("x")</script> O\'Brien & Søn ™ {{ 7*7 }}zq'
 REF = {
+    "tenant": "default",
     "run_id": RUN_ID,
     "billing_date": DAY.isoformat(),
     "mode": "push",
@@ -239,7 +240,7 @@ def test_run_with_nothing_to_show_still_renders(tmp_path: Path) -> None:
     out.mkdir()
     page = report.write_report(
         engine,
-        {"run_id": "r1", "billing_date": "2026-11-01", "mode": "dry_run"},
+        {"tenant": "default", "run_id": "r1", "billing_date": "2026-11-01", "mode": "dry_run"},
         {"counts": {"total": 0}, "checks": {}},
         out,
     ).read_text(encoding="utf-8")

@@ -97,6 +97,7 @@ def test_the_report_leads_with_the_money(tmp_path: Path) -> None:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     store.start_run(engine, "r1", "2026-11-01", 5001, "push", {})
     ref = {
+        "tenant": "default",
         "run_id": "r1",
         "billing_date": "2026-11-01",
         "mode": "push",

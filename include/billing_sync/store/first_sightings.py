@@ -25,19 +25,21 @@ from .schema import DEFAULT_TENANT, ROW_COLUMN, organizations_seen, staging_tabl
 from .values import _as_date, _chunks, _now, _rows, _tenant_id
 
 
-def invoice_organizations(engine: Engine, run_id: str) -> list[dict[str, Any]]:
+def invoice_organizations(
+    engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT
+) -> list[dict[str, Any]]:
     """The organizations the run's invoice names (its staged `usage` lines), each once, in invoice
     order: `id` and `name` (the line's, else the staged organization's; None when neither has one).
     Lines without an organization id name none. Empty once the run's staging is purged."""
     with _reading(engine) as conn:
-        return _invoice_organizations(conn, run_id)
+        return _invoice_organizations(conn, tenant, run_id)
 
 
-def _invoice_organizations(conn: Connection, run_id: str) -> list[dict[str, Any]]:
+def _invoice_organizations(conn: Connection, tenant: str, run_id: str) -> list[dict[str, Any]]:
     usage, orgs = staging_table("usage"), staging_table("organizations")
     lines = conn.execute(
         sa.select(usage.c.organization_id, usage.c.organization_name)
-        .where(usage.c.run_id == run_id, usage.c.organization_id.is_not(None))
+        .where(usage.c.tenant == tenant, usage.c.run_id == run_id, usage.c.organization_id.is_not(None))
         .order_by(usage.c[ROW_COLUMN])
     ).all()
     found: dict[int, str | None] = {}
@@ -48,7 +50,12 @@ def _invoice_organizations(conn: Connection, run_id: str) -> list[dict[str, Any]
     for chunk in _chunks(unnamed):
         staged = conn.execute(
             sa.select(orgs.c.organization_id, orgs.c.name)
-            .where(orgs.c.run_id == run_id, orgs.c.organization_id.in_(chunk), orgs.c.name.is_not(None))
+            .where(
+                orgs.c.tenant == tenant,
+                orgs.c.run_id == run_id,
+                orgs.c.organization_id.in_(chunk),
+                orgs.c.name.is_not(None),
+            )
             .order_by(orgs.c[ROW_COLUMN])
         ).all()
         for org_id, name in staged:
@@ -62,7 +69,7 @@ def new_organizations(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENA
     recorded by any other run of the tenant. In invoice order."""
     tenant = _tenant_id(tenant)
     with _reading(engine) as conn:
-        on_invoice = _invoice_organizations(conn, run_id)
+        on_invoice = _invoice_organizations(conn, tenant, run_id)
         seen = _recorded_by(conn, tenant, [o["id"] for o in on_invoice])
     return [o for o in on_invoice if seen.get(o["id"], run_id) == run_id]
 
@@ -77,7 +84,7 @@ def record_organizations_seen(
     tenant, day = _tenant_id(tenant), _as_date(billing_date)
     t = organizations_seen
     with _writing(engine) as conn:
-        on_invoice = _invoice_organizations(conn, run_id)
+        on_invoice = _invoice_organizations(conn, tenant, run_id)
         ids = [o["id"] for o in on_invoice]
         seen = _recorded_by(conn, tenant, ids)
         now = _now()

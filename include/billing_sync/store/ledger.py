@@ -1,4 +1,4 @@
-"""The ledger (`billing_changes`): one row per run and sync key, whatever the push did with it."""
+"""The ledger (`billing_changes`): one row per tenant, run and sync key, whatever the push did with it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
-from .schema import ACTIONS, changes
-from .values import _amount, _as_date, _clean, _now, _required_text, _rows, _upsert
+from .schema import ACTIONS, DEFAULT_TENANT, changes
+from .values import _amount, _as_date, _clean, _now, _required_text, _rows, _tenant_id, _upsert
 
 _CHANGE_FIELDS = (
     "cw_company_id",
@@ -29,9 +29,14 @@ _MONEY_FIELDS = ("unit_price", "monthly_amount_delta")
 
 
 def record_changes(
-    engine: Engine, run_id: str, billing_date: date | datetime | str, rows: Iterable[Mapping[str, Any]]
+    engine: Engine,
+    run_id: str,
+    billing_date: date | datetime | str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> int:
-    """Write ledger rows, one per (run_id, sync_key): recording a key again (a retried push task)
+    """Write ledger rows, one per (tenant, run_id, sync_key): recording a key again (a retried push task)
     updates its row instead of adding one. applied_at is now unless the row gives it."""
     day, now = _as_date(billing_date), _now()
     records: dict[str, dict[str, Any]] = {}
@@ -44,6 +49,7 @@ def record_changes(
         records[key] = {
             **{f: _clean(row.get(f)) for f in _CHANGE_FIELDS},
             **{f: _amount(row.get(f), f) for f in _MONEY_FIELDS},
+            "tenant": _tenant_id(tenant),
             "run_id": run_id,
             "billing_date": day,
             "sync_key": key,
@@ -53,7 +59,7 @@ def record_changes(
     if records:
         update = (*_CHANGE_FIELDS, *_MONEY_FIELDS, "billing_date", "action", "applied_at")
         with _writing(engine) as conn:
-            _upsert(conn, changes, ("run_id", "sync_key"), list(records.values()), update)
+            _upsert(conn, changes, ("tenant", "run_id", "sync_key"), list(records.values()), update)
     return len(records)
 
 
@@ -66,9 +72,10 @@ def list_changes(
     action: str | None = None,
     limit: int | None = 500,
     offset: int = 0,
+    tenant: str = DEFAULT_TENANT,
 ) -> list[dict[str, Any]]:
-    """Ledger rows matching every given filter, in the order they were first recorded."""
-    c, where = changes, []
+    """The tenant's ledger rows matching every given filter, in the order they were first recorded."""
+    c, where = changes, [changes.c.tenant == tenant]
     if run_id is not None:
         where.append(c.c.run_id == run_id)
     if billing_date is not None:
@@ -82,12 +89,12 @@ def list_changes(
         return _rows(conn.execute(stmt))
 
 
-def changes_for_run(engine: Engine, run_id: str) -> list[dict[str, Any]]:
-    return list_changes(engine, run_id=run_id, limit=None)
+def changes_for_run(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+    return list_changes(engine, run_id=run_id, limit=None, tenant=tenant)
 
 
-def ledger_count(engine: Engine, run_id: str | None = None) -> int:
-    stmt = sa.select(sa.func.count()).select_from(changes)
+def ledger_count(engine: Engine, run_id: str | None = None, *, tenant: str = DEFAULT_TENANT) -> int:
+    stmt = sa.select(sa.func.count()).select_from(changes).where(changes.c.tenant == tenant)
     if run_id is not None:
         stmt = stmt.where(changes.c.run_id == run_id)
     with _reading(engine) as conn:

@@ -1,4 +1,5 @@
-"""The quarantine: at most one open row per billing date, key and reason, and the reviewers' decisions."""
+"""The quarantine: at most one open row per tenant, billing date, key and reason, and the reviewers'
+decisions."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from .. import money
 from ..money import ZERO
 from ..names import reason_rank
 from .database import _reading, _writing
-from .schema import QUARANTINE_STATUSES, REASON_CODES, quarantine
-from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows
+from .schema import DEFAULT_TENANT, QUARANTINE_STATUSES, REASON_CODES, quarantine
+from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows, _tenant_id
 
 
 class QuarantineNotFound(LookupError):
@@ -25,16 +26,21 @@ _Q_FIELDS = ("huntress_organization_id", "huntress_organization_name", "cw_compa
 
 
 def upsert_quarantine(
-    engine: Engine, run_id: str, billing_date: date | datetime | str, rows: Iterable[Mapping[str, Any]]
+    engine: Engine,
+    run_id: str,
+    billing_date: date | datetime | str,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> int:
     """Record this run's quarantined keys; returns the number of open rows inserted or refreshed.
 
-    At most one open row per (billing_date, sync_key, reason_code): a re-run refreshes that row's
+    At most one open row per (tenant, billing_date, sync_key, reason_code): a re-run refreshes that row's
     run_id, detail, payload, names and last_seen_at. A dismissed row for the same triple stays
     dismissed (a user decided it for that billing date): only its last_seen_at moves, so the review
     shows the problem is still reported. A resolved row does not block a new open one.
     """
-    day = _as_date(billing_date)
+    day, tenant = _as_date(billing_date), _tenant_id(tenant)
     wanted = {(r["sync_key"], r["reason_code"]): r for r in map(_quarantine_input, rows)}
     if not wanted:
         return 0
@@ -42,10 +48,10 @@ def upsert_quarantine(
     # write; the unique index refuses it and the second attempt refreshes that row instead.
     try:
         with _writing(engine) as conn:
-            return _upsert_quarantine(conn, run_id, day, wanted)
+            return _upsert_quarantine(conn, tenant, run_id, day, wanted)
     except sa.exc.IntegrityError:
         with _writing(engine) as conn:
-            return _upsert_quarantine(conn, run_id, day, wanted)
+            return _upsert_quarantine(conn, tenant, run_id, day, wanted)
 
 
 def _quarantine_input(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,11 +65,11 @@ def _quarantine_input(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _upsert_quarantine(
-    conn: Connection, run_id: str, day: date, wanted: Mapping[tuple[str, str], dict[str, Any]]
+    conn: Connection, tenant: str, run_id: str, day: date, wanted: Mapping[tuple[str, str], dict[str, Any]]
 ) -> int:
     q = quarantine
     stmt = sa.select(q.c.id, q.c.sync_key, q.c.reason_code, q.c.status).where(
-        q.c.billing_date == day, q.c.status.in_(("open", "dismissed"))
+        q.c.tenant == tenant, q.c.billing_date == day, q.c.status.in_(("open", "dismissed"))
     )
     existing: dict[tuple[str, str], tuple[int, str]] = {}
     for row_id, key, reason, status in conn.execute(stmt):
@@ -83,6 +89,7 @@ def _upsert_quarantine(
             inserts.append(
                 {
                     **row,
+                    "tenant": tenant,
                     "run_id": run_id,
                     "billing_date": day,
                     "status": "open",
@@ -107,7 +114,12 @@ def _upsert_quarantine(
 
 
 def resolve_synced(
-    engine: Engine, run_id: str, billing_date: date | datetime | str, sync_keys: Iterable[str]
+    engine: Engine,
+    run_id: str,
+    billing_date: date | datetime | str,
+    sync_keys: Iterable[str],
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> int:
     """Resolve open rows of these keys for this billing date and earlier ones: the key is now in step.
 
@@ -120,7 +132,12 @@ def resolve_synced(
     values = {"status": "resolved", "resolved_at": _now(), "resolved_by": by, "resolved_by_id": by}
     with _writing(engine) as conn:
         for chunk in _chunks(keys):
-            where = (q.c.status == "open", q.c.billing_date <= day, q.c.sync_key.in_(chunk))
+            where = (
+                q.c.tenant == tenant,
+                q.c.status == "open",
+                q.c.billing_date <= day,
+                q.c.sync_key.in_(chunk),
+            )
             resolved += conn.execute(q.update().where(*where).values(**values)).rowcount
     return resolved
 
@@ -131,8 +148,10 @@ def resolve_superseded(
     billing_date: date | datetime | str,
     current: Mapping[str, str],
     seen_keys: Iterable[str] | None = None,
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> int:
-    """Resolve open rows of this billing date that this run's picture contradicts.
+    """Resolve the tenant's open rows of this billing date that this run's picture contradicts.
 
     `current` maps each key this run quarantined to its reason. An open row of this billing date
     whose key is now quarantined for a *different* reason is resolved with the note "superseded by
@@ -149,7 +168,7 @@ def resolve_superseded(
     with _writing(engine) as conn:
         open_rows = conn.execute(
             sa.select(q.c.id, q.c.sync_key, q.c.reason_code, q.c.note).where(
-                q.c.billing_date == day, q.c.status == "open"
+                q.c.tenant == tenant, q.c.billing_date == day, q.c.status == "open"
             )
         ).all()
         updates = []
@@ -181,6 +200,7 @@ def _append_note(note: str | None, text: str) -> str:
 
 
 def _quarantine_filters(
+    tenant: str,
     status: str | None,
     billing_date: date | datetime | str | None,
     reason_code: str | None,
@@ -188,7 +208,7 @@ def _quarantine_filters(
     run_id: str | None,
     sync_key: str | None,
 ) -> list[sa.ColumnElement[bool]]:
-    q, where = quarantine, []
+    q, where = quarantine, [quarantine.c.tenant == tenant]
     if status is not None:
         where.append(q.c.status == status)
     if billing_date is not None:
@@ -213,6 +233,7 @@ def list_quarantine(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
+    tenant: str = DEFAULT_TENANT,
     limit: int | None = 500,
     offset: int = 0,
     order: str = "seen",
@@ -220,7 +241,7 @@ def list_quarantine(
     """Quarantine rows matching every given filter: most recently seen first, or with
     ``order="amount"`` the largest `amount_at_stake` first (rows without one last; then the most
     recently seen), which is how a billing manager works the queue."""
-    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    where = _quarantine_filters(tenant, status, billing_date, reason_code, company_id, run_id, sync_key)
     q = quarantine
     stmt = (
         sa.select(q)
@@ -270,13 +291,14 @@ def held_totals(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, Any]:
     """The money held in the quarantine rows matching the filters (by default the open ones), by
     reason: ``{"reasons": [{"reason_code", "rows", "priced_rows", "amount"}, ...], "rows",
     "priced_rows", "amount"}``, reasons in the contract's order. `amount` is the exact sum (Decimal)
     of `amount_at_stake` over the rows that carry one (`priced_rows`); summed here, not by the
     database, so SQLite's floating-point SUM never reaches it."""
-    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    where = _quarantine_filters(tenant, status, billing_date, reason_code, company_id, run_id, sync_key)
     q = quarantine
     stmt = sa.select(q.c.reason_code, q.c.amount_at_stake).where(*where)
     by: dict[str, dict[str, Any]] = {}
@@ -308,9 +330,10 @@ def count_quarantine(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> int:
     """How many rows `list_quarantine` would return without limit/offset (for paging)."""
-    where = _quarantine_filters(status, billing_date, reason_code, company_id, run_id, sync_key)
+    where = _quarantine_filters(tenant, status, billing_date, reason_code, company_id, run_id, sync_key)
     with _reading(engine) as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(quarantine).where(*where)).scalar_one()
 

@@ -1,4 +1,5 @@
-"""The run records (`billing_runs`): one per DAG run, restarted by a retry, closed with its counts."""
+"""The run records (`billing_runs`): one per tenant and DAG run, restarted by a retry, closed with its
+counts. Keyed by (tenant, run_id): every tenant's DAG has the same run ids."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
-from .schema import MODES, runs
-from .values import _as_date, _clean, _now, _rows, _upsert
+from .schema import DEFAULT_TENANT, MODES, runs
+from .values import _as_date, _clean, _now, _rows, _tenant_id, _upsert
 
 
 class RunNotFound(LookupError):
@@ -25,12 +26,15 @@ def start_run(
     invoice_id: int | None,
     mode: str,
     settings: Mapping[str, Any],
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> None:
     """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
     restarts its record: started_at now, and the previous attempt's results cleared."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, not {mode!r}")
     row = {
+        "tenant": _tenant_id(tenant),
         "run_id": run_id,
         "billing_date": _as_date(billing_date),
         "invoice_id": _clean(invoice_id),
@@ -44,7 +48,7 @@ def start_run(
         "settings": dict(settings),
     }
     with _writing(engine) as conn:
-        _upsert(conn, runs, ("run_id",), [row], [c for c in row if c != "run_id"])
+        _upsert(conn, runs, ("tenant", "run_id"), [row], [c for c in row if c not in ("tenant", "run_id")])
 
 
 def finish_run(
@@ -54,6 +58,8 @@ def finish_run(
     counts: Mapping[str, int],
     checks: Mapping[str, Any] | None = None,
     report_path: str | None = None,
+    *,
+    tenant: str = DEFAULT_TENANT,
 ) -> None:
     """Close a run with its final status, outcome counts, reconciliation checks and report path."""
     values = {
@@ -64,13 +70,14 @@ def finish_run(
         "report_path": None if report_path is None else str(report_path),
     }
     with _writing(engine) as conn:
-        if conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values)).rowcount == 0:
-            raise RunNotFound(f"no billing run {run_id!r} (start_run was not called)")
+        this_run = runs.update().where(runs.c.tenant == tenant, runs.c.run_id == run_id)
+        if conn.execute(this_run.values(**values)).rowcount == 0:
+            raise RunNotFound(f"no billing run {run_id!r} of tenant {tenant!r} (start_run was not called)")
 
 
-def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+def get_run(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
     with _reading(engine) as conn:
-        row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        row = conn.execute(sa.select(runs).where(runs.c.tenant == tenant, runs.c.run_id == run_id)).first()
     return None if row is None else dict(row._mapping)
 
 
@@ -80,10 +87,15 @@ def list_runs(
     offset: int = 0,
     *,
     billing_date: date | datetime | str | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> list[dict[str, Any]]:
-    """Runs, newest start first."""
+    """The tenant's runs, newest start first."""
     stmt = (
-        sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit).offset(offset)
+        sa.select(runs)
+        .where(runs.c.tenant == tenant)
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(limit)
+        .offset(offset)
     )
     if billing_date is not None:
         stmt = stmt.where(runs.c.billing_date == _as_date(billing_date))

@@ -195,7 +195,7 @@ changes = sa.Table(
     sa.Column("override_id", sa.BigInteger),
     # Revision 0003: the billing_approvals row whose approved change or new addition this row records.
     sa.Column("approval_id", sa.Integer),
-    sa.UniqueConstraint("run_id", "sync_key", name="uq_billing_changes_run_key"),
+    sa.UniqueConstraint("tenant", "run_id", "sync_key", name="uq_billing_changes_run_key"),  # revision 0006
     _one_of("action", ACTIONS, "billing_changes"),
     sa.Index("ix_billing_changes_tenant_date", "tenant", "billing_date"),
     sa.Index("ix_billing_changes_company", "cw_company_id"),
@@ -204,7 +204,7 @@ changes = sa.Table(
 runs = sa.Table(
     "billing_runs",
     metadata,
-    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("run_id", sa.Text, nullable=False),
     sa.Column("billing_date", sa.Date, nullable=False),
     sa.Column("invoice_id", sa.BigInteger),
     sa.Column("mode", sa.Text, nullable=False),
@@ -216,6 +216,8 @@ runs = sa.Table(
     sa.Column("report_path", sa.Text),
     sa.Column("settings", JSONText),
     _tenant(),
+    # Revision 0006: every tenant's DAG has the same run ids, so a run is (tenant, run_id).
+    sa.PrimaryKeyConstraint("tenant", "run_id"),
     _one_of("mode", MODES, "billing_runs"),
     sa.Index("ix_billing_runs_tenant_date", "tenant", "billing_date"),
     sa.Index("ix_billing_runs_started_at", "started_at"),
@@ -317,15 +319,18 @@ organizations_seen = sa.Table(
 
 
 def _staging(name: str, schema: Mapping[str, str]) -> sa.Table:
-    if ROW_COLUMN in schema or "run_id" in schema:
+    if {ROW_COLUMN, "run_id", "tenant"} & set(schema):
         raise ValueError(f"frame {name!r} uses a column name reserved by staging")
-    # Primary key (run_id, row_no): its index serves "this run's rows, in order" and the delete.
+    # Primary key (tenant, run_id, row_no): its index serves "this run's rows, in order" and the
+    # delete. The tenant came with revision 0006, hence last.
     return sa.Table(
         f"{STAGING_PREFIX}{name}",
         metadata,
-        sa.Column("run_id", sa.Text, primary_key=True),
+        sa.Column("run_id", sa.Text, nullable=False),
         *(sa.Column(col, _sql_type(dtype)) for col, dtype in schema.items()),
-        sa.Column(ROW_COLUMN, sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(ROW_COLUMN, sa.Integer, nullable=False, autoincrement=False),
+        _tenant(),
+        sa.PrimaryKeyConstraint("tenant", "run_id", ROW_COLUMN),
     )
 
 

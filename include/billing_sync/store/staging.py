@@ -1,4 +1,6 @@
-"""Per-run staging of frames: each extract writes its frame keyed by run id, later tasks read it back."""
+"""Per-run staging of frames: each extract writes its frame keyed by tenant and run id, later tasks
+read it back. Airflow gives every tenant's DAG the same run ids (`scheduled__<date>`), so a run id
+alone names no run."""
 
 from __future__ import annotations
 
@@ -14,11 +16,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import frames
 from .database import _reading, _writing
-from .schema import ROW_COLUMN, STAGING, runs, staging_table
-from .values import _chunks
+from .schema import DEFAULT_TENANT, ROW_COLUMN, STAGING, runs, staging_table
+from .values import _chunks, _tenant_id
 
 
-def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame) -> int:
+def write_frame(
+    engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, tenant: str = DEFAULT_TENANT
+) -> int:
     """Replace this run's rows of frame `name` with `df` (one transaction). Returns the row count.
 
     Columns missing from `df` are an error rather than silently NULL; extra columns are ignored.
@@ -31,8 +35,9 @@ def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame) -> int
     columns = {col: _column_values(df[col]) for col in df.columns}
     columns["run_id"] = [run_id] * len(df)
     columns[ROW_COLUMN] = list(range(len(df)))
+    columns["tenant"] = [_tenant_id(tenant)] * len(df)
     with _writing(engine) as conn:
-        conn.execute(table.delete().where(table.c.run_id == run_id))
+        conn.execute(table.delete().where(table.c.tenant == tenant, table.c.run_id == run_id))
         if len(df) and conn.dialect.driver == "psycopg2":
             _copy_rows(conn, table, columns)
         elif len(df):
@@ -88,12 +93,14 @@ def _column_values(series: pd.Series) -> list[Any]:
     return values
 
 
-def read_frame(engine: Engine, run_id: str, name: str) -> pd.DataFrame:
+def read_frame(engine: Engine, run_id: str, name: str, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
     """This run's frame `name`, conformed to its schema, in the order it was written."""
     table = staging_table(name)
     names = list(frames.SCHEMAS[name])
     stmt = (
-        sa.select(*(table.c[c] for c in names)).where(table.c.run_id == run_id).order_by(table.c[ROW_COLUMN])
+        sa.select(*(table.c[c] for c in names))
+        .where(table.c.tenant == tenant, table.c.run_id == run_id)
+        .order_by(table.c[ROW_COLUMN])
     )
     with _reading(engine) as conn:
         rows = conn.execute(stmt).all()
@@ -103,16 +110,16 @@ def read_frame(engine: Engine, run_id: str, name: str) -> pd.DataFrame:
     return frames.conform(pd.DataFrame(data, dtype=object), name)
 
 
-def newest_staged_run(engine: Engine, name: str) -> str | None:
-    """The newest recorded run (by start) that staged rows of frame `name`, or None.
+def newest_staged_run(engine: Engine, name: str, *, tenant: str = DEFAULT_TENANT) -> str | None:
+    """The tenant's newest recorded run (by start) that staged rows of frame `name`, or None.
 
     One query, however many runs staged nothing (a run that failed before extracting).
     """
     table = staging_table(name)
-    staged = sa.exists().where(table.c.run_id == runs.c.run_id)
+    staged = sa.exists().where(table.c.tenant == runs.c.tenant, table.c.run_id == runs.c.run_id)
     stmt = (
         sa.select(runs.c.run_id)
-        .where(staged)
+        .where(runs.c.tenant == tenant, staged)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(1)
     )
@@ -121,7 +128,7 @@ def newest_staged_run(engine: Engine, name: str) -> str | None:
 
 
 def purge_staging(engine: Engine, keep_runs: int = 30) -> int:
-    """Delete staged frames of finished runs older than the newest `keep_runs` runs.
+    """Delete staged frames of finished runs older than each tenant's newest `keep_runs` runs.
 
     Staging holds full API snapshots per run, so it grows with every run. Running runs and staging
     of run ids without a `billing_runs` row are left alone (a run may stage before it is recorded).
@@ -129,14 +136,23 @@ def purge_staging(engine: Engine, keep_runs: int = 30) -> int:
     """
     if keep_runs < 0:
         raise ValueError("keep_runs must be >= 0")
-    newest = (
-        sa.select(runs.c.run_id).order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(keep_runs)
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=runs.c.tenant, order_by=(runs.c.started_at.desc(), runs.c.run_id.desc()))
+        .label("rank")
     )
-    stmt = sa.select(runs.c.run_id).where(runs.c.status != "running", runs.c.run_id.not_in(newest))
+    ranked = sa.select(runs.c.tenant, runs.c.run_id, runs.c.status, rank).subquery()
+    stmt = sa.select(ranked.c.tenant, ranked.c.run_id).where(
+        ranked.c.status != "running", ranked.c.rank > keep_runs
+    )
     deleted = 0
     with _writing(engine) as conn:
-        old = [r for (r,) in conn.execute(stmt)]
-        for chunk in _chunks(old):
-            for table in STAGING.values():
-                deleted += conn.execute(table.delete().where(table.c.run_id.in_(chunk))).rowcount
+        old: dict[str, list[str]] = {}
+        for tenant, run_id in conn.execute(stmt):
+            old.setdefault(tenant, []).append(run_id)
+        for tenant, run_ids in old.items():
+            for chunk in _chunks(run_ids):
+                for table in STAGING.values():
+                    gone = table.delete().where(table.c.tenant == tenant, table.c.run_id.in_(chunk))
+                    deleted += conn.execute(gone).rowcount
     return deleted

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,9 +14,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from .. import money
+from ..tenants import check_id
 
 _IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-variable limit
-_TENANT_ID = re.compile(r"[a-z0-9_]+")  # docs/contract.md §1 Tenants: lowercase letters, digits, _
 
 
 def _now() -> datetime:
@@ -61,11 +60,7 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-def _tenant_id(value: Any) -> str:
-    """A tenant id as the contract spells them ("default" for the single-tenant form)."""
-    if not isinstance(value, str) or not _TENANT_ID.fullmatch(value):
-        raise ValueError(f"tenant must be lowercase letters, digits and _, not {value!r}")
-    return value
+_tenant_id = check_id  # a tenant id as the contract spells them ("default" for the single-tenant form)
 
 
 def _user(value: Any) -> str:

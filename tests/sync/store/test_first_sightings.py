@@ -15,10 +15,15 @@ NOV, DEC = "2026-11-01", "2026-12-01"
 
 
 def stage(
-    engine: sa.Engine, run_id: str, day: str, lines: list[tuple[int | None, str | None]], orgs=()
+    engine: sa.Engine,
+    run_id: str,
+    day: str,
+    lines: list[tuple[int | None, str | None]],
+    orgs=(),
+    tenant: str = store.DEFAULT_TENANT,
 ) -> None:
-    """A run whose invoice has one line per (organization id, name on the line)."""
-    store.start_run(engine, run_id, day, 5001, "push", {})
+    """A run of `tenant` whose invoice has one line per (organization id, name on the line)."""
+    store.start_run(engine, run_id, day, 5001, "push", {}, tenant=tenant)
     usage = frames.usage_frame(
         5001,
         [
@@ -31,8 +36,8 @@ def stage(
         ],
         ["edr", "sat"],
     )
-    store.write_frame(engine, run_id, "usage", usage)
-    store.write_frame(engine, run_id, "organizations", frames.organizations_frame(orgs))
+    store.write_frame(engine, run_id, "usage", usage, tenant=tenant)
+    store.write_frame(engine, run_id, "organizations", frames.organizations_frame(orgs), tenant=tenant)
 
 
 def ids(rows: list[dict[str, Any]]) -> list[int]:
@@ -105,10 +110,11 @@ def test_a_backfill_of_an_older_date_finds_later_organizations_seen(engine: sa.E
 
 
 def test_tenants_keep_their_own_record(engine: sa.Engine) -> None:
-    stage(engine, "r1", NOV, [(1, "A")])
+    stage(engine, "r1", NOV, [(1, "A")], tenant="north")
     store.record_organizations_seen(engine, "r1", NOV, tenant="north")
     assert ids(store.new_organizations(engine, "r1", tenant="north")) == [1]
-    stage(engine, "r2", DEC, [(1, "A")])
+    stage(engine, "r2", DEC, [(1, "A")], tenant="north")
+    stage(engine, "r2", DEC, [(1, "A")])  # the same run id in the default tenant's DAG
     assert store.new_organizations(engine, "r2", tenant="north") == []
     assert ids(store.new_organizations(engine, "r2")) == [1]  # the default tenant never saw it
     assert seen(engine) == {}

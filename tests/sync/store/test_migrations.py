@@ -131,6 +131,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0006",
         "0005",
         "0004",
         "0003",
@@ -198,6 +199,22 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
     assert len(store.list_quarantine(eng)) == 2  # the open row refreshed, not doubled
     store.add_override(eng, cw_company_id=250, product="edr", rule="exclude", user="Dan")
     assert len(store.list_overrides(eng)) == 1
+
+    # Runs per tenant (0006): another tenant's DAG has the same run ids, and its rows stay its own.
+    old_run = "scheduled__2026-11-01"
+    staged = store.read_frame(eng, old_run, "organizations")
+    assert staged["organization_id"].tolist() == [r["organization_id"] for r in rows["billing_stg_organizations"]]
+    store.start_run(eng, old_run, pre_alembic.DAY, None, "push", {}, tenant="north")
+    store.write_frame(eng, old_run, "organizations", staged.head(1), tenant="north")
+    store.record_changes(
+        eng, old_run, pre_alembic.DAY, [{"sync_key": "company:250:edr", "action": "unchanged"}], tenant="north"
+    )
+    assert store.get_run(eng, old_run)["tenant"] == "default"
+    assert store.get_run(eng, old_run, tenant="north")["tenant"] == "north"
+    assert len(store.read_frame(eng, old_run, "organizations")) == len(staged)
+    assert len(store.read_frame(eng, old_run, "organizations", tenant="north")) == 1
+    assert store.ledger_count(eng, old_run) == len(rows["billing_changes"])
+    assert store.ledger_count(eng, old_run, tenant="north") == 1
 
 
 def test_a_database_older_than_the_baseline_is_caught_up_first(db_url: str) -> None:

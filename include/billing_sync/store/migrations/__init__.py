@@ -11,6 +11,7 @@
                      r0004_overrides_money... 0004  billing_changes.override_id; staging: the
                                                     outcomes' override and money, catalog, overrides
                      r0005_organizations_seen 0005  billing_organizations_seen (new organizations)
+                     r0006_runs_per_tenant    0006  runs, ledger keys and staging per tenant
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0005"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0006"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 
