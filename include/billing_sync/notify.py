@@ -254,7 +254,10 @@ def summary_message(
     if not why:
         return None
     counts, checks = result.get("counts") or {}, result.get("checks") or {}
-    run_id, billing_date, tenant = str(ref["run_id"]), str(ref["billing_date"]), ref["tenant"]
+    run_id, billing_date = str(ref["run_id"]), str(ref["billing_date"])
+    tenant = str(
+        ref.get("tenant") or tenants.DEFAULT_TENANT
+    )  # an alert goes out from a partial reference too
     outcomes = ", ".join(f"{k} {counts.get(k, 0)}" for k in CONTRACT_OUTCOMES)
     facts = (
         ("Billing date", billing_date),

@@ -54,7 +54,7 @@ def engine() -> Engine:
 
 def reports_dir(ref: RunRef) -> Path:
     """The run's report directory (created), as report.run_directory names it."""
-    return report.run_directory(ref["billing_date"], ref["run_id"])
+    return report.run_directory(ref["billing_date"], ref["run_id"], ref["tenant"])
 
 
 def settings_of(ref: RunRef) -> Settings:

@@ -43,10 +43,14 @@ def test_without_a_file_there_is_the_default_tenant_exactly_as_before(monkeypatc
 
 
 def test_each_entry_is_a_tenant_with_its_dag_connections_variable_day_and_pool(tmp_path, monkeypatch) -> None:
-    path = write(tmp_path, [entry("north"), entry("south", billing_day=15, huntress_conn_id="huntress_north")])
+    path = write(
+        tmp_path, [entry("north"), entry("south", billing_day=15, huntress_conn_id="huntress_north")]
+    )
     monkeypatch.setenv(tenants.TENANTS_FILE_ENV, str(path))
     north, south = tenants.configured()
-    assert north == Tenant("north", "huntress_north", "connectwise_north", "huntress_cw_billing_config_north", 1)
+    assert north == Tenant(
+        "north", "huntress_north", "connectwise_north", "huntress_cw_billing_config_north", 1
+    )
     assert (north.dag_id, south.dag_id) == (
         "huntress_connectwise_billing_sync__north",
         "huntress_connectwise_billing_sync__south",
@@ -58,7 +62,11 @@ def test_each_entry_is_a_tenant_with_its_dag_connections_variable_day_and_pool(t
     assert tenants.by_id("south") is not None and tenants.by_id("default") == tenants.DEFAULT
     with pytest.raises(KeyError, match="east"):
         tenants.by_id("east")
-    assert [tenants.of_dag(t.dag_id) for t in (north, south, tenants.DEFAULT)] == ["north", "south", "default"]
+    assert [tenants.of_dag(t.dag_id) for t in (north, south, tenants.DEFAULT)] == [
+        "north",
+        "south",
+        "default",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -96,7 +104,7 @@ def test_a_repeated_id_is_refused_naming_both_lines(tmp_path) -> None:
     ("text", "message"),
     [
         ('{"tenants": [\n  {"id": "north",}\n]}', "line 2: not JSON"),
-        ('{"tenant": []}', "line 1: expected {\"tenants\": [...]}"),
+        ('{"tenant": []}', 'line 1: expected {"tenants": [...]}'),
         ('{"tenants": [], "x": 1}', "line 1: unknown key(s) 'x'"),
         ("[]", 'line 1: expected {"tenants": [...]}'),
     ],
@@ -133,4 +141,6 @@ def test_lines_are_found_in_any_layout(tmp_path) -> None:
     path.write_text(text, encoding="utf-8")
     loaded = tenants.load(path)
     assert [(t.id, t.line) for t in loaded.tenants] == [("a", 5), ("c", 6)]
-    assert loaded.problems == [f"{path}, line 5: tenant #2: unknown key(s) 'note'; allowed: {', '.join(tenants.KEYS)}"]
+    assert loaded.problems == [
+        f"{path}, line 5: tenant #2: unknown key(s) 'note'; allowed: {', '.join(tenants.KEYS)}"
+    ]
