@@ -71,3 +71,12 @@ clean:
 .PHONY: airflow
 airflow: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python scripts/airflow_local.py $(AIRFLOW_ARGS)
+
+# CeleryExecutor as on several machines, on this one: PostgreSQL metadata and billing databases (own
+# names, created if missing), Redis, a sandbox per tenant (north, south, east), the API server,
+# scheduler, DAG processor and two Celery workers with their own names, homes and concurrency; one
+# run per tenant. Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (`redis-server
+# --daemonize yes`). Prints the URL and logins; Ctrl+C stops all. CELERY_ARGS="--port 8081" etc.
+.PHONY: celery
+celery: $(STAMP)
+	$(BIN)/python scripts/airflow_celery.py $(CELERY_ARGS)
