@@ -3,7 +3,8 @@ overrides).
 
 Registers the FastAPI app at ``/billing-review`` in the API server and five nav entries (Plugins
 menu → Billing) that show its pages inside the Airflow UI. The pages themselves live in
-``billing_sync.review`` (the same package as the DAG); see docs/ui.md.
+``billing_sync.review`` (the same package as the DAG); see docs/ui.md. The entries open the default
+tenant's pages (or the first tenant's, under a tenants file); each page's header switches tenants.
 
 Cheap to import: the plugin manager imports this file in every Airflow process that loads plugins
 (scheduler, DAG processor, workers, CLI), but only the API server serves the app. So nothing here

@@ -10,6 +10,11 @@ also `billing_date`, and optionally `amount_held` (money). A chart draws the amo
 row carries one: the quarantine rows' `amount_at_stake` (where a price is known; rows recorded before
 runs priced keys have none), which `held_by_product` / `held_by_date` sum. The caption says which.
 
+A chart is one tenant's (docs/contract.md §1 Tenants): every tenant's DAG has the same run ids and
+billing dates, so runs or quarantine rows of two tenants would add up into one picture without a
+trace. Callers read one tenant's rows; `history_rows` and `held_by_*` refuse rows that carry two
+`tenant` values (ChartError) rather than draw their sum.
+
 Drawn with Altair (Vega-Lite) and rendered on the server by vl-convert (`vl_convert`, no browser, no
 network: external data is refused), so a page embeds plain `<svg>` and runs no chart script. Both are
 imported inside the functions: the DAG file and the task modules stay cheap to import.
@@ -108,7 +113,7 @@ def history_rows(runs: Iterable[Mapping[str, Any]], dates: int = HISTORY_DATES) 
     """Per billing date, the products of its newest run that recorded product totals; the `dates`
     newest billing dates, oldest first. `runs` newest first, as `store.list_runs` returns them."""
     newest: dict[str, Mapping[str, Any]] = {}
-    for run in runs:
+    for run in _one_tenant(runs, "runs"):
         day = str(run.get("billing_date") or "")
         if day and day not in newest and product_rows(run.get("checks")):
             newest[day] = run
@@ -132,12 +137,21 @@ def held_by_date(quarantine_rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str
 
 def _held(rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
     sums: dict[tuple[str, ...], float] = {}
-    for r in rows:
+    for r in _one_tenant(rows, "quarantine rows"):
         amount = _number(r.get(QUARANTINE_AMOUNT))
         if amount is not None:
             key = tuple(str(r.get(f) if r.get(f) is not None else "") for f in by)
             sums[key] = sums.get(key, 0.0) + amount
     return sums
+
+
+def _one_tenant(rows: Iterable[Mapping[str, Any]], what: str) -> list[Mapping[str, Any]]:
+    """`rows` as a list, when they are one tenant's (rows without a `tenant` belong to any)."""
+    rows = list(rows)
+    found = sorted({str(r["tenant"]) for r in rows if r.get("tenant") is not None})
+    if len(found) > 1:
+        raise ChartError(f"{what} of several tenants ({', '.join(found)}): a chart shows one tenant's")
+    return rows
 
 
 def with_held(rows: Sequence[Mapping[str, Any]], held: Mapping[Any, float]) -> list[dict[str, Any]]:

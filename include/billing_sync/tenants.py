@@ -73,6 +73,12 @@ class Loaded:
     problems: list[str]  # one per broken entry: "<file>, line N: <what is wrong>"
 
 
+def dag_id_of(tenant_id: str) -> str:
+    """The DAG of a tenant, configured or not (history of a tenant since removed from the file):
+    the single-tenant DAG for `default`, else `huntress_connectwise_billing_sync__<id>`."""
+    return DAG_ID if tenant_id == DEFAULT_TENANT else f"{DAG_ID}__{check_id(tenant_id)}"
+
+
 def of_dag(dag_id: str) -> str:
     """The tenant a DAG id belongs to (`default` for the single-tenant DAG)."""
     prefix = f"{DAG_ID}__"

@@ -126,7 +126,13 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     assert dec.result["mode"] == "push"
     assert new_ids(dec) == event_ids(dec) == [GAMMA]
     extra = steps.new_organizations_event(dec.ref, dec.result)
-    assert extra == {"organization_ids": [GAMMA], "billing_date": DEC, "run_id": "dec", "tenant": "default", "mode": "push"}
+    assert extra == {
+        "organization_ids": [GAMMA],
+        "billing_date": DEC,
+        "run_id": "dec",
+        "tenant": "default",
+        "mode": "push",
+    }
     assert recorded(eng)[GAMMA] == (date(2026, 12, 1), "dec")
 
     # October afterwards (report only: an older invoice). Gamma, seen in December, is not new again;

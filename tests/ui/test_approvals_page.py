@@ -237,14 +237,16 @@ def test_rows_that_offer_nothing_are_not_approved(site: Site) -> None:
 def test_approve_and_rerun_triggers_the_billing_date_as_the_user(site: Site, monkeypatch) -> None:
     calls = []
 
-    def trigger(base: str, token: str, day: date, now: Any = None) -> airflow_runs.Triggered:
-        calls.append((token, day))
+    def trigger(base: str, token: str, day: date, now: Any = None, *, dag_id: str) -> airflow_runs.Triggered:
+        calls.append((token, day, dag_id))
         return airflow_runs.Triggered("desk__2026-11-01__20261202T101500Z", "2026-11-01T10:15:00Z", False)
 
     monkeypatch.setattr(airflow_runs, "trigger_billing_run", trigger)
     bearer = {**MAPPER, "Authorization": "Bearer the-users-token"}
     done = site.post("/approvals", {"row_id": str(site.rows["change_exceeds_limit"]), "rerun": "1"}, bearer)
-    assert calls == [("the-users-token", date(2026, 11, 1))], "as the signed-in user, for the row's date"
+    assert calls == [("the-users-token", date(2026, 11, 1), "huntress_connectwise_billing_sync")], (
+        "as the signed-in user, for the row's date, of the tenant's DAG"
+    )
     (approval,) = site.approvals()
     location = done.headers["location"]
     assert f"approval=approved_rerun&id={approval['id']}" in location

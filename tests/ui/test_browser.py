@@ -532,7 +532,7 @@ def test_map_from_the_queue_with_the_type_ahead(page, site: Site) -> None:
 
     from billing_sync.review import data
 
-    _, companies = data.staged_companies(site.engine)
+    _, companies = data.staged_companies(site.engine, tenant="default")
     name = next(c["name"] for c in companies if c["id"] == INTENDED_COMPANY)
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)

@@ -184,7 +184,13 @@ def test_amount_held_from_the_quarantine_rows_in_the_database(app: App) -> None:
 
 
 def test_report_of_the_run_carries_its_chart(app: App, tmp_path: Path) -> None:
-    ref = {"run_id": RUN, "billing_date": "2026-11-01", "mode": "push", "invoice_id": 5001}
+    ref = {
+        "tenant": "default",
+        "run_id": RUN,
+        "billing_date": "2026-11-01",
+        "mode": "push",
+        "invoice_id": 5001,
+    }
     out = tmp_path / "report-out"
     out.mkdir()
     page = report.write_report(app.engine, ref, {"checks": CHECKS}, out).read_text(encoding="utf-8")

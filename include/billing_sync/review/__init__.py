@@ -7,6 +7,10 @@ Three pages, mounted by the plugin at ``/billing-review`` in Airflow's API serve
 - ``/mapping``: Huntress organization → ConnectWise company, with the rule that decided; add,
   change or remove a ``billing_org_map`` row.
 
+Every page and action is one tenant's (docs/contract.md §1 Tenants): the ``tenant`` query parameter
+names it, a switcher in the header changes it, and the rights asked are those on that tenant's DAG
+(`tenancy`, `security`).
+
 Everything goes through ``billing_sync.store`` (the same code the DAG uses). Importing this package
 is cheap; ``billing_sync.review.app.create_app`` pulls in FastAPI, Jinja2, pandas and Airflow's
 API-server security only when the app is built. See docs/ui.md.

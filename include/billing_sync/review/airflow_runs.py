@@ -1,7 +1,7 @@
 """Re-run a billing date: a DAG run triggered through Airflow's own REST API, as the signed-in user.
 
 The review pages never create DAG runs themselves. They call ``POST /api/v2/dags/{dag_id}/dagRuns``
-of the API server they live in, with the user's own token (the ``Authorization: Bearer`` header the
+(the DAG of the page's tenant) of the API server they live in, with the user's own token (the ``Authorization: Bearer`` header the
 request came with, else the UI's ``_token`` cookie: the one `get_user` took), so Airflow decides
 whether this user may trigger the DAG (POST on its runs) and records who did (its audit log, the
 run's ``triggering_user_name`` and note).
@@ -40,8 +40,14 @@ TOKEN_COOKIE = "_token"  # Airflow's COOKIE_NAME_JWT_TOKEN (not imported: Airflo
 TIMEOUT_S = 30.0
 RUN_PREFIX = "desk"
 RUN_ID = re.compile(rf"{RUN_PREFIX}__\d{{4}}-\d{{2}}-\d{{2}}__\d{{8}}T\d{{6}}Z")
-NOT_ALLOWED = f"You may not trigger runs of {DAG_ID}: Airflow refused"
 NO_TOKEN = "No Airflow login to trigger the run with: sign in to Airflow again"
+
+
+def not_allowed(dag_id: str) -> str:
+    return f"You may not trigger runs of {dag_id}: Airflow refused"
+
+
+NOT_ALLOWED = not_allowed(DAG_ID)  # the single-tenant form's DAG
 
 
 class RunExists(Exception):
@@ -101,11 +107,14 @@ def run_request(billing_date: date, now: datetime) -> dict[str, Any]:
     }
 
 
-def trigger_billing_run(base: str, token: str, billing_date: date, now: datetime | None = None) -> Triggered:
-    """Trigger the run; `RunExists` on 409, an HTTPException with one plain sentence otherwise."""
+def trigger_billing_run(
+    base: str, token: str, billing_date: date, now: datetime | None = None, *, dag_id: str
+) -> Triggered:
+    """Trigger a run of `dag_id` (the tenant's DAG); `RunExists` on 409, an HTTPException with one
+    plain sentence otherwise."""
     body = run_request(billing_date, now or datetime.now(UTC))
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    dag = quote(DAG_ID, safe="")
+    dag = quote(dag_id, safe="")
     try:
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
             answer = client.post(f"{base}/api/v2/dags/{dag}/dagRuns", json=body, headers=headers)
@@ -119,19 +128,19 @@ def trigger_billing_run(base: str, token: str, billing_date: date, now: datetime
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, "Airflow's API could not be reached to trigger the run"
         ) from None
-    raise _refusal(answer)
+    raise _refusal(answer, dag_id)
 
 
-def _refusal(answer: httpx.Response) -> Exception:
+def _refusal(answer: httpx.Response, dag_id: str) -> Exception:
     code = answer.status_code
     if code == status.HTTP_409_CONFLICT:
         return RunExists()
     if code == status.HTTP_401_UNAUTHORIZED:
         return HTTPException(status.HTTP_401_UNAUTHORIZED, "Airflow did not accept your login: sign in again")
     if code == status.HTTP_403_FORBIDDEN:
-        return HTTPException(status.HTTP_403_FORBIDDEN, f"{NOT_ALLOWED} ({_detail(answer)})")
+        return HTTPException(status.HTTP_403_FORBIDDEN, f"{not_allowed(dag_id)} ({_detail(answer)})")
     if code == status.HTTP_404_NOT_FOUND:
-        return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow does not know the DAG {DAG_ID}")
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow does not know the DAG {dag_id}")
     if code == status.HTTP_400_BAD_REQUEST:
         return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow refused the run: {_detail(answer)}")
     return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow answered {code} to the trigger")

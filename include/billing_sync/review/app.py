@@ -7,7 +7,8 @@ defaults to the real thing: the `billing_sync_db` connection, Airflow's auth dep
 
 The pieces, as in the FastAPI full-stack template: `routes/` (one APIRouter per resource), `deps`
 (the shared dependencies as ``Annotated`` aliases), `pages` (context and rendering), `inputs` (what
-a request may carry), `security` (Airflow auth, CSRF), `data` (what the pages show).
+a request may carry), `security` (Airflow auth, CSRF), `tenancy` (which tenant a request is about:
+every page and action is one tenant's), `data` (what the pages show).
 
 Route handlers are plain ``def``: the store is synchronous SQLAlchemy, and FastAPI runs such
 handlers in its thread pool instead of blocking the API server's event loop.

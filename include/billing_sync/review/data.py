@@ -1,6 +1,9 @@
 """What the pages show, read through billing_sync.store: mapping rows, report files, company names,
 the company search of the picker, and the quarantine grouped by organization or company.
 
+Everything is one tenant's: each function that reads rows takes the page's `tenant` (keyword, no
+default, so no caller can forget it and show another tenant's rows).
+
 The queries of their own (the picker's companies, the grouped quarantine) are SQLAlchemy Core over
 the store's public tables (`store.quarantine`, `store.staging_table("companies")`), values bound.
 """
@@ -67,9 +70,9 @@ class MappingPage:
     new: int = 0  # organizations new in the run (store.new_organizations): rows with `new` true
 
 
-def staged(engine: Engine) -> Staged:
+def staged(engine: Engine, *, tenant: str) -> Staged:
     """Frames of the newest run that staged organizations (a failed early run stages nothing)."""
-    run_id = store.newest_staged_run(engine, "organizations")
+    run_id = store.newest_staged_run(engine, "organizations", tenant=tenant)
     if run_id is None:
         return Staged(
             None,
@@ -78,15 +81,17 @@ def staged(engine: Engine) -> Staged:
         )
     return Staged(
         run_id,
-        store.read_frame(engine, run_id, "organizations"),
-        store.read_frame(engine, run_id, "companies"),
+        store.read_frame(engine, run_id, "organizations", tenant=tenant),
+        store.read_frame(engine, run_id, "companies", tenant=tenant),
     )
 
 
-def company_names(engine: Engine) -> dict[int, str]:
+def company_names(engine: Engine, *, tenant: str) -> dict[int, str]:
     """`staged(engine).company_names()` without reading the organizations."""
-    run_id = store.newest_staged_run(engine, "organizations")
-    return {} if run_id is None else _company_names(store.read_frame(engine, run_id, "companies"))
+    run_id = store.newest_staged_run(engine, "organizations", tenant=tenant)
+    if run_id is None:
+        return {}
+    return _company_names(store.read_frame(engine, run_id, "companies", tenant=tenant))
 
 
 def _company_names(companies: pd.DataFrame) -> dict[int, str]:
@@ -94,12 +99,12 @@ def _company_names(companies: pd.DataFrame) -> dict[int, str]:
     return {int(i): _text(n) for i, n in zip(c["company_id"], c["name"], strict=True)}
 
 
-def mapping_page(engine: Engine, data: Staged) -> MappingPage:
+def mapping_page(engine: Engine, data: Staged, *, tenant: str) -> MappingPage:
     """Every staged organization with its company and rule; unmatched and ambiguous first."""
     page = MappingPage(run_id=data.run_id)
     if data.run_id is None:
         return page
-    org_map = store.list_org_map(engine)
+    org_map = store.list_org_map(engine, tenant=tenant)
     mapped = {r["huntress_organization_id"]: r for r in org_map}
     matches = reconcile.match_organizations(
         data.organizations, data.companies, store.org_map_rows_frame(org_map)
@@ -108,7 +113,7 @@ def mapping_page(engine: Engine, data: Staged) -> MappingPage:
     cards = data.company_cards()
     orgs = data.organizations.drop_duplicates("organization_id").set_index("organization_id")
     # On the run's invoice for the first time: recorded by no other run (docs/contract.md §4).
-    new = {o["id"] for o in store.new_organizations(engine, data.run_id)}
+    new = {o["id"] for o in store.new_organizations(engine, data.run_id, tenant=tenant)}
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
         org = cast(pd.Series, orgs.loc[org_id])  # one row: the index is unique (drop_duplicates)
@@ -187,16 +192,16 @@ class CompanySearch:
     total: int = 0
 
 
-def staged_companies(engine: Engine) -> tuple[str | None, list[dict[str, Any]]]:
+def staged_companies(engine: Engine, *, tenant: str) -> tuple[str | None, list[dict[str, Any]]]:
     """The companies of the run `staged` reads (the newest that staged organizations): the same
     ones a mapping is checked against, so the picker never offers a company the map refuses."""
-    run_id = store.newest_staged_run(engine, "organizations")
+    run_id = store.newest_staged_run(engine, "organizations", tenant=tenant)
     if run_id is None:
         return None, []
     t = store.staging_table("companies")
     stmt = (
         sa.select(t.c.company_id, t.c.identifier, t.c.name)
-        .where(t.c.run_id == run_id, t.c.company_id.is_not(None))
+        .where(t.c.tenant == tenant, t.c.run_id == run_id, t.c.company_id.is_not(None))
         .order_by(t.c[store.ROW_COLUMN])
     )
     with engine.connect() as conn:
@@ -209,12 +214,12 @@ def staged_companies(engine: Engine) -> tuple[str | None, list[dict[str, Any]]]:
     return run_id, list(seen.values())
 
 
-def search_companies(engine: Engine, query: str, limit: int = SEARCH_LIMIT) -> CompanySearch:
+def search_companies(engine: Engine, query: str, limit: int = SEARCH_LIMIT, *, tenant: str) -> CompanySearch:
     """Companies of the newest run whose id is `query`, or whose name or identifier contains it
     (case-insensitive; names also as the matching rules fold them, so "blue bird" finds
     "Blue-Bird Dental"). Best first: the id, an exact identifier, an exact name, a name starting
     with it, then the rest; ties by name. An empty query finds nothing."""
-    run_id, companies = staged_companies(engine)
+    run_id, companies = staged_companies(engine, tenant=tenant)
     found = CompanySearch(query=query, run_id=run_id)
     if not query:
         return found
@@ -285,9 +290,10 @@ def group_key(row: Mapping[str, Any]) -> str:
     return f"key:{row['sync_key']}"
 
 
-def _quarantine_where(filters: Mapping[str, Any]) -> list[sa.ColumnElement[bool]]:
+def _quarantine_where(filters: Mapping[str, Any], tenant: str) -> list[sa.ColumnElement[bool]]:
     """The filters of `store.list_quarantine` (`QuarantineFilter.store_filters()`), as Core clauses."""
-    q, where = store.quarantine, []
+    q = store.quarantine
+    where: list[sa.ColumnElement[bool]] = [q.c.tenant == tenant]
     for name in ("status", "billing_date", "reason_code", "run_id"):
         if filters.get(name) is not None:
             where.append(q.c[name] == filters[name])
@@ -323,14 +329,14 @@ class GroupedQuarantine:
 
 
 def quarantine_groups(
-    engine: Engine, filters: Mapping[str, Any], *, limit: int, offset: int, order: str = "seen"
+    engine: Engine, filters: Mapping[str, Any], *, tenant: str, limit: int, offset: int, order: str = "seen"
 ) -> GroupedQuarantine:
     """One page of groups (newest seen first; ``order="amount"``: the most at stake first), each with
     every row of it the filters keep, its products in the order of the reasons, then by product: so a
     group never straddles two pages."""
     q = store.quarantine
     key = _group_key().label("group_key")
-    where = _quarantine_where(filters)
+    where = _quarantine_where(filters, tenant)
     seen = sa.func.max(q.c.last_seen_at).label("seen")
     page = (
         sa.select(key, seen)
@@ -349,7 +355,7 @@ def quarantine_groups(
             if keys
             else []
         )
-    total_rows = store.count_quarantine(engine, **filters)
+    total_rows = store.count_quarantine(engine, **filters, tenant=tenant)
     by_key: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for row in rows:
         by_key[row.pop("group_key")].append(row)
@@ -373,15 +379,15 @@ def _group(key: str, rows: list[dict[str, Any]]) -> QuarantineGroup:
     return group
 
 
-def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup]) -> None:
+def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup], *, tenant: str) -> None:
     """Add what the newest run's staging says: the company of each company group, and for each
     organization group how the organization matches now (`organization_matches`)."""
     if not groups:
         return
-    data = staged(engine)
+    data = staged(engine, tenant=tenant)
     cards = data.company_cards()
     org_ids = [g.ident for g in groups if g.kind == "organization" and g.ident is not None]
-    matches = organization_matches(engine, data, org_ids) if org_ids else {}
+    matches = organization_matches(engine, data, org_ids, tenant=tenant) if org_ids else {}
     for g in groups:
         if g.kind == "company" and g.ident is not None:
             g.company = _card(cards, g.ident)
@@ -389,7 +395,9 @@ def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup]) -> None:
             g.match = matches.get(g.ident)
 
 
-def organization_matches(engine: Engine, data: Staged, org_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def organization_matches(
+    engine: Engine, data: Staged, org_ids: Iterable[int], *, tenant: str
+) -> dict[int, dict[str, Any]]:
     """How each organization matches with the newest run's frames and today's billing_org_map:
 
     ``staged`` (whether the newest run saw it: only those can be mapped here), ``status``
@@ -397,7 +405,7 @@ def organization_matches(engine: Engine, data: Staged, org_ids: Iterable[int]) -
     ``candidates`` (cards of an ambiguous match), ``mapped`` (its billing_org_map row, if any).
     """
     wanted = set(org_ids)
-    org_map = store.list_org_map(engine)
+    org_map = store.list_org_map(engine, tenant=tenant)
     mapped = {r["huntress_organization_id"]: r for r in org_map if r["huntress_organization_id"] in wanted}
     out: dict[int, dict[str, Any]] = {
         o: {
@@ -456,11 +464,11 @@ EXPORT_COLUMNS = (
 )
 
 
-def quarantine_export(engine: Engine, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+def quarantine_export(engine: Engine, filters: Mapping[str, Any], *, tenant: str) -> list[dict[str, Any]]:
     """Every row the filters keep (no paging), in the grouped view's order, with its group and the
     company's name as the newest run staged it. Written through `csvfile`, which defuses formulas."""
-    rows = store.list_quarantine(engine, **filters, limit=None)
-    names = company_names(engine)
+    rows = store.list_quarantine(engine, **filters, limit=None, tenant=tenant)
+    names = company_names(engine, tenant=tenant)
     newest: dict[str, Any] = {}
     for r in rows:  # list_quarantine: newest seen first, so a group's first row is its newest
         newest.setdefault(group_key(r), r["last_seen_at"])

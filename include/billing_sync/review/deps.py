@@ -10,19 +10,26 @@ is given) in ``app.dependency_overrides``. A test replaces any of them, or `get_
     app = create_app(engine=engine, auth=auth, csrf_secret=b"k")
     app.dependency_overrides[deps.current_mapper] = lambda: Reviewer("mallory", "7")
 
-- ``ReaderDep``: may read the pages (GET on the billing DAG's runs);
+- ``TenantDep``: the tenant the page is about (`tenancy.choose`); every DAG below is its DAG;
+- ``ReaderDep``: may read the pages (GET on the tenant DAG's runs);
 - ``EditorDep``: may act on the quarantine (PUT on its runs), and the form's CSRF token checked;
 - ``MapperDep``: may change who is billed (``EditorDep``'s permission and either edit on the DAG or
   a role of ``mapping_roles``), and the form's CSRF token checked.
+
+A tenant gone from the tenants file keeps its history readable, and nothing more: `ReaderDep` offers
+its pages no action and `EditorDep` / `MapperDep` refuse every one.
 """
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request, status
 from sqlalchemy.engine import Engine
 
+from billing_sync.review import tenancy
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.security import CSRF_FIELD, Reviewer
+from billing_sync.review.tenancy import PageTenant
 
 
 def get_context(request: Request) -> ReviewContext:
@@ -57,16 +64,30 @@ def current_mapper() -> Reviewer:
     raise _not_wired()
 
 
-ReaderDep = Annotated[Reviewer, Depends(current_reader)]
+def current_tenant(request: Request, eng: EngineDep) -> PageTenant:
+    return tenancy.choose(request, eng)
+
+
+TenantDep = Annotated[PageTenant, Depends(current_tenant)]
+
+
+def page_reader(reviewer: Annotated[Reviewer, Depends(current_reader)], tenant: TenantDep) -> Reviewer:
+    # The reviewer first: an anonymous request is a 401 before any tenant is looked up.
+    return reviewer if tenant.active else replace(reviewer, may_act=False, may_map=False)
+
+
+ReaderDep = Annotated[Reviewer, Depends(page_reader)]
 
 
 def form_editor(
     request: Request,
     context: ContextDep,
     reviewer: Annotated[Reviewer, Depends(current_editor)],
+    tenant: TenantDep,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Reviewer:
     context.csrf.check(request, csrf_token, reviewer)
+    tenancy.require_active(tenant)
     return reviewer
 
 
@@ -74,9 +95,11 @@ def form_mapper(
     request: Request,
     context: ContextDep,
     reviewer: Annotated[Reviewer, Depends(current_mapper)],
+    tenant: TenantDep,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Reviewer:
     context.csrf.check(request, csrf_token, reviewer)
+    tenancy.require_active(tenant)
     return reviewer
 
 

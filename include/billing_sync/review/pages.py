@@ -4,6 +4,9 @@ page or an error is rendered.
 `create_app` puts one `ReviewContext` in ``app.state.review``; routes reach it through
 `deps.ContextDep`. Messages after an action are picked by code from the redirect's query string,
 never echoed from it, so a crafted link cannot put words in the page's mouth.
+
+Every URL `url` and `redirect` make keeps the request's tenant (`tenancy`), and every page is
+rendered with it: its DAG for the links into Airflow, and the tenant switcher of the header.
 """
 
 import json
@@ -22,8 +25,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_sync import money, runtime
-from billing_sync.names import DAG_ID, REASON_HELP
+from billing_sync import money, runtime, tenants
+from billing_sync.names import REASON_HELP
+from billing_sync.review import tenancy
 from billing_sync.review.inputs import is_id
 from billing_sync.review.security import CSRF_FIELD, Csrf, Reviewer
 
@@ -76,9 +80,11 @@ class ReviewContext:
 
     @staticmethod
     def url(request: Request, path: str, query: Mapping[str, Any] | None = None) -> str:
-        """An absolute path inside this app; root_path carries the mount point (and base_url)."""
+        """An absolute path inside this app, with the request's tenant; root_path carries the mount
+        point (and base_url)."""
         base: str = request.scope.get("root_path", "")
-        clean = {k: v for k, v in (query or {}).items() if v not in (None, "")}
+        wanted = {**tenancy.query_of(request), **(query or {})}
+        clean = {k: v for k, v in wanted.items() if v not in (None, "")}
         return f"{base}{path}" + (f"?{urlencode(clean)}" if clean else "")
 
     @staticmethod
@@ -106,6 +112,7 @@ class ReviewContext:
             "url": lambda path, **q: self.url(request, path, q),
             "airflow_home_url": self.airflow_url(request, "/"),
             "message": _message(request),
+            **_tenant_values(request),
         }
         html = self.env.get_template(template).render(values)
         response = HTMLResponse(html, status_code=status_code, headers=page_headers(script_nonce))
@@ -124,9 +131,19 @@ class ReviewContext:
         if not wants_html:
             return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
         html = self.env.get_template("error.html").render(
-            status_code=exc.status_code, detail=str(exc.detail), home=self.url(request, "/quarantine")
+            status_code=exc.status_code,
+            detail=str(exc.detail),
+            home=self.url(request, "/quarantine"),
+            others=self._other_tenants(request) if exc.status_code == status.HTTP_403_FORBIDDEN else [],
         )
         return HTMLResponse(html, exc.status_code, headers={**page_headers(""), **(exc.headers or {})})
+
+    def _other_tenants(self, request: Request) -> list[tuple[str, str]]:
+        """(tenant, its quarantine page) for each other tenant: a page refused on one tenant's DAG
+        (the one chosen without asking, say) is no dead end for a user of another's."""
+        chosen = tenancy.of_request(request)
+        others = [c.id for c in chosen.choices if c.id != chosen.id] if chosen else []
+        return [(t, self.url(request, "/quarantine", {tenancy.PARAM: t})) for t in others]
 
     async def validation_error(self, request: Request, exc: Exception) -> Response:
         """A missing or malformed field is a 400 naming it, not FastAPI's 422 dump of the input."""
@@ -159,8 +176,20 @@ def environment() -> Environment:
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str, ensure_ascii=False)
     env.filters["q"] = lambda v: quote(str(v), safe="")
     env.filters["money"] = money.fmt  # an amount with two decimals ("1,234.50"); '' when unknown
-    env.globals.update(REASON_HELP=REASON_HELP, DAG_ID=DAG_ID)
+    env.globals.update(REASON_HELP=REASON_HELP)
     return env
+
+
+def _tenant_values(request: Request) -> dict[str, Any]:
+    """What the header's switcher and the links into Airflow need: `tenant` (None before the tenant
+    was chosen), `dag_id` (the single-tenant DAG then) and `app_root`, this app's own path."""
+    chosen = tenancy.of_request(request)
+    return {
+        "tenant": chosen,
+        "dag_id": chosen.dag_id if chosen else tenants.DEFAULT.dag_id,
+        "app_root": request.scope.get("root_path", ""),
+        "tenant_param": tenancy.PARAM,
+    }
 
 
 def _when(value: datetime | date | None) -> str:

@@ -4,15 +4,16 @@ Authentication and authorization are Airflow's own: the dependencies of the API 
 ``airflow.api_fastapi.core_api.security`` (``get_user`` reads the ``Authorization: Bearer`` header
 or the UI's ``_token`` cookie; ``requires_access_dag`` asks the configured auth manager). A plugin
 app mounted in the API server inherits none of the core API's dependencies, so every route here
-declares them itself. Billing data is treated as part of the billing DAG's runs:
+declares them itself. Billing data is treated as part of the billing DAG's runs, the DAG of the page's
+tenant (`tenancy`: ``huntress_connectwise_billing_sync``, or ``…__<tenant>`` under a tenants file):
 
-- reading a page needs GET on the runs of ``huntress_connectwise_billing_sync``;
+- reading a page needs GET on the runs of the tenant's DAG;
 - acting on the quarantine (dismiss, resolve, reopen) needs PUT on them (SimpleAuthManager: role
   USER and up);
 - changing who is billed (map, change or remove an organization mapping) needs PUT on the runs AND
-  either PUT on the DAG itself and on the billing configuration Variable ``huntress_cw_billing_config``
-  (who may edit the DAG and change its settings: SimpleAuthManager's OP and ADMIN, not USER), or,
-  when the Variable's ``mapping_roles`` names roles, membership in one of them.
+  either PUT on the DAG itself and on the tenant's settings Variable (``huntress_cw_billing_config``
+  in the single-tenant form: who may edit the DAG and change its settings, SimpleAuthManager's OP
+  and ADMIN, not USER), or, when that Variable's ``mapping_roles`` names roles, membership in one.
 
 CSRF: the UI authenticates by cookie, so a form posted from another site would carry it. Every POST
 must carry a token that is an HMAC (key derived from ``[api] secret_key``) of the user id and a
@@ -27,13 +28,14 @@ import secrets
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
-from billing_sync.names import DAG_ID, VARIABLE_KEY
+from billing_sync.names import VARIABLE_KEY
+from billing_sync.review.tenancy import PageTenant, require_active
 
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"
@@ -70,92 +72,139 @@ class ReviewAuth:
     mapper: Callable[..., Any] | None = None
 
 
-def airflow_auth() -> ReviewAuth:
-    """The dependencies built on Airflow's API-server security (imported here: API server only)."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-    from airflow.api_fastapi.auth.managers.models.resource_details import (
-        DagAccessEntity,
-        DagDetails,
-        VariableDetails,
-    )
-    from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
-    from airflow.models.dag import DagModel
+@dataclass(frozen=True)
+class AirflowRights:
+    """What the auth manager allows a user on one tenant's DAG and settings: the one place the
+    pages ask it. `manager` returns the auth manager and `team_of` a DAG's team, as Airflow's own
+    `requires_access_dag` asks them (`airflow_rights()`); every question names the tenant's DAG, so
+    an auth manager that allows a user one tenant's DAG only allows them that tenant's pages."""
 
-    can_read = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
-    can_edit = requires_access_dag("PUT", DagAccessEntity.RUN, param_dag_id=DAG_ID)
-    can_edit_dag = requires_access_dag("PUT", param_dag_id=DAG_ID)  # no access_entity: the DAG itself
+    manager: Callable[[], Any]
+    team_of: Callable[[str], str | None]
 
-    def may_edit_dag(user: BaseUser, access_entity: DagAccessEntity | None) -> bool:
-        """The check `requires_access_dag("PUT", access_entity, DAG_ID)` makes, without raising."""
-        details = DagDetails(id=DAG_ID, team_name=DagModel.get_team_name(DAG_ID))
-        return get_auth_manager().is_authorized_dag(
-            method="PUT", access_entity=access_entity, details=details, user=user
+    def may_dag(self, user: Any, method: Literal["GET", "PUT"], dag_id: str, on_runs: bool = True) -> bool:
+        """What `requires_access_dag(method, RUN or the DAG itself, param_dag_id=dag_id)` asks."""
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+        details = DagDetails(id=dag_id, team_name=self.team_of(dag_id))
+        entity = DagAccessEntity.RUN if on_runs else None
+        answer = self.manager().is_authorized_dag(
+            method=method, access_entity=entity, details=details, user=user
         )
+        return bool(answer)
 
-    def may_map(user: BaseUser) -> bool:
-        """The `mapper` rule below, as a yes or no (after `may_act`)."""
+    def may_read(self, user: Any, tenant: PageTenant) -> bool:
+        return self.may_dag(user, "GET", tenant.dag_id)
+
+    def may_run(self, user: Any, tenant: PageTenant) -> bool:
+        """PUT on the tenant DAG's runs: decide quarantine rows, re-run."""
+        return self.may_dag(user, "PUT", tenant.dag_id)
+
+    def may_edit_config(self, user: Any, variable: str) -> bool:
+        from airflow.api_fastapi.auth.managers.models.resource_details import VariableDetails
+
+        details = VariableDetails(key=variable)
+        return bool(self.manager().is_authorized_variable(method="PUT", details=details, user=user))
+
+    def may_map(self, user: Any, tenant: PageTenant) -> bool:
+        """`require_mapping` as a yes or no (asked after `may_run`)."""
         try:
-            roles = _mapping_roles()
-        except HTTPException:  # a broken Variable refuses every mapping change
+            self.require_mapping(user, tenant)
+        except HTTPException:  # a broken Variable, a former tenant: no mapping change either
             return False
-        if roles:
-            return may_map_by_role(roles, role_names(user))
-        config = VariableDetails(key=VARIABLE_KEY)
-        return may_edit_dag(user, None) and get_auth_manager().is_authorized_variable(
-            method="PUT", details=config, user=user
-        )
+        return True
 
-    # FastAPI caches a dependency per request, so get_user resolves the token once for both.
-    def reader(
-        user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_read)]
-    ) -> Reviewer:
-        # What the pages offer: the same rules as `editor` and `mapper`, asked without raising.
-        may_act = may_edit_dag(user, DagAccessEntity.RUN)
-        return _reviewer(user, may_act=may_act, may_map=may_act and may_map(user))
-
-    def editor(
-        user: Annotated[BaseUser, Depends(get_user)], _: Annotated[None, Depends(can_edit)]
-    ) -> Reviewer:
-        return _reviewer(user)
-
-    def mapper(
-        request: Request,
-        user: Annotated[BaseUser, Depends(get_user)],
-        _: Annotated[None, Depends(can_edit)],
-    ) -> Reviewer:
-        roles = _mapping_roles()  # read per request: a changed Variable applies at once
+    def require_mapping(self, user: Any, tenant: PageTenant) -> None:
+        """Changing who is billed: a role of the tenant's `mapping_roles`, else edit rights on its DAG
+        and its settings Variable (403 otherwise)."""
+        variable = _settings_of(tenant)
+        roles = _mapping_roles(variable)  # read per request: a changed Variable applies at once
         if roles:
             if not may_map_by_role(roles, role_names(user)):
                 raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_ROLE_REFUSED)
-        else:
-            can_edit_dag(request, user)  # raises 403 "Forbidden" without the permission
-            # Editing the DAG is no more than acting on its runs under SimpleAuthManager and FAB; who
-            # pays is billing configuration, so it also takes the right to change the settings.
-            config = VariableDetails(key=VARIABLE_KEY)
-            if not get_auth_manager().is_authorized_variable(method="PUT", details=config, user=user):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_NEEDS_CONFIG_RIGHTS)
+            return
+        _require(self.may_dag(user, "PUT", tenant.dag_id, on_runs=False))
+        # Editing the DAG is no more than acting on its runs under SimpleAuthManager and FAB; who
+        # pays is billing configuration, so it also takes the right to change the settings.
+        if not self.may_edit_config(user, variable):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, mapping_needs_config_rights(variable))
+
+
+def airflow_rights() -> AirflowRights:
+    """The API server's auth manager, and a DAG's team as `requires_access_dag` looks it up."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.models.dag import DagModel
+
+    return AirflowRights(manager=get_auth_manager, team_of=lambda dag_id: DagModel.get_team_name(dag_id))
+
+
+def airflow_auth(rights: AirflowRights | None = None) -> ReviewAuth:
+    """The dependencies built on Airflow's API-server security (imported here: API server only),
+    every right asked of `rights` (default: `airflow_rights()`) about the page's tenant."""
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+    from airflow.api_fastapi.core_api.security import get_user
+
+    from billing_sync.review.deps import TenantDep  # deps imports this module
+
+    ask = rights or airflow_rights()
+    # FastAPI caches a dependency per request: get_user resolves the token once, and the user comes
+    # before the tenant, so an anonymous request is a 401 whatever tenant it names.
+    UserDep = Annotated[BaseUser, Depends(get_user)]
+
+    def reader(user: UserDep, tenant: TenantDep) -> Reviewer:
+        _require(ask.may_read(user, tenant))
+        # What the pages offer: the same rules as `editor` and `mapper`, asked without raising.
+        may_act = tenant.active and ask.may_run(user, tenant)
+        return _reviewer(user, may_act=may_act, may_map=may_act and ask.may_map(user, tenant))
+
+    def editor(user: UserDep, tenant: TenantDep) -> Reviewer:
+        _require(ask.may_run(user, tenant))
+        return _reviewer(user)
+
+    def mapper(user: UserDep, tenant: TenantDep) -> Reviewer:
+        _require(ask.may_run(user, tenant))
+        ask.require_mapping(user, tenant)
         return _reviewer(user)
 
     return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url, mapper=mapper)
+
+
+def _settings_of(tenant: PageTenant) -> str:
+    """The tenant's settings Variable; a tenant that has none left takes no change (403)."""
+    require_active(tenant)
+    return tenant.variable or VARIABLE_KEY  # require_active passed: never the fallback
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:  # Airflow's own answer to a refused `requires_access_*`
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
 
 
 MAPPING_ROLE_REFUSED = (
     "Changing who is billed, or for what (mappings, overrides, approvals), needs one of the roles "
     "named by mapping_roles"
 )
-MAPPING_NEEDS_CONFIG_RIGHTS = (
-    "Changing who is billed, or for what (mappings, overrides, approvals), needs the right to edit "
-    f"the DAG and its Variable {VARIABLE_KEY} "
-    "(SimpleAuthManager: OP or ADMIN), or a role named by mapping_roles"
-)
-MAPPING_VARIABLE_BROKEN = (
-    f"Mapping changes are refused until the Variable {VARIABLE_KEY} is valid JSON with valid settings"
-)
 
 
-def _mapping_roles() -> tuple[str, ...]:
-    """`mapping_roles` of the Variable, asked through Airflow's backends (secrets backend,
+def mapping_needs_config_rights(variable: str) -> str:
+    return (
+        "Changing who is billed, or for what (mappings, overrides, approvals), needs the right to edit "
+        f"the DAG and its Variable {variable} "
+        "(SimpleAuthManager: OP or ADMIN), or a role named by mapping_roles"
+    )
+
+
+def mapping_variable_broken(variable: str) -> str:
+    return f"Mapping changes are refused until the Variable {variable} is valid JSON with valid settings"
+
+
+# The single-tenant form's messages, by the names the tests and docs know them.
+MAPPING_NEEDS_CONFIG_RIGHTS = mapping_needs_config_rights(VARIABLE_KEY)
+MAPPING_VARIABLE_BROKEN = mapping_variable_broken(VARIABLE_KEY)
+
+
+def _mapping_roles(variable: str = VARIABLE_KEY) -> tuple[str, ...]:
+    """`mapping_roles` of the tenant's Variable, asked through Airflow's backends (secrets backend,
     environment, metadata database). A Variable that does not parse refuses every mapping change
     (fail closed) rather than falling back to a weaker rule."""
     from airflow.models.variable import Variable
@@ -163,9 +212,9 @@ def _mapping_roles() -> tuple[str, ...]:
     from billing_sync.config import ConfigError, load_settings
 
     try:
-        return load_settings(Variable.get(VARIABLE_KEY, default_var=None)).mapping_roles
+        return load_settings(Variable.get(variable, default_var=None)).mapping_roles
     except ConfigError:  # the message quotes the value: the resolve task's log says it, not this page
-        raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_VARIABLE_BROKEN) from None
+        raise HTTPException(status.HTTP_403_FORBIDDEN, mapping_variable_broken(variable)) from None
 
 
 def role_names(user: Any) -> set[str]:

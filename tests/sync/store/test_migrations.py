@@ -203,11 +203,17 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
     # Runs per tenant (0006): another tenant's DAG has the same run ids, and its rows stay its own.
     old_run = "scheduled__2026-11-01"
     staged = store.read_frame(eng, old_run, "organizations")
-    assert staged["organization_id"].tolist() == [r["organization_id"] for r in rows["billing_stg_organizations"]]
+    assert staged["organization_id"].tolist() == [
+        r["organization_id"] for r in rows["billing_stg_organizations"]
+    ]
     store.start_run(eng, old_run, pre_alembic.DAY, None, "push", {}, tenant="north")
     store.write_frame(eng, old_run, "organizations", staged.head(1), tenant="north")
     store.record_changes(
-        eng, old_run, pre_alembic.DAY, [{"sync_key": "company:250:edr", "action": "unchanged"}], tenant="north"
+        eng,
+        old_run,
+        pre_alembic.DAY,
+        [{"sync_key": "company:250:edr", "action": "unchanged"}],
+        tenant="north",
     )
     assert store.get_run(eng, old_run)["tenant"] == "default"
     assert store.get_run(eng, old_run, tenant="north")["tenant"] == "north"

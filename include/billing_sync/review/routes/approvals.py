@@ -10,7 +10,9 @@ Approving what a customer is billed takes the same permission as changing who is
 (`deps.MapperDep`). What is approved comes from the quarantine row as the newest run of its billing
 date recorded it, never from the form: the form picks only the row, the agreement (a new addition)
 and the note. "Approve and re-run" triggers the run through Airflow's REST API as the signed-in user
-(`airflow_runs`), so Airflow's own permissions and audit apply to the run.
+(`airflow_runs`), so Airflow's own permissions and audit apply to the run: the run of the page's
+tenant's DAG. Approvals and held rows are that tenant's only (`deps.TenantDep`): a row or approval of
+another tenant is no row of this page (404).
 """
 
 from datetime import date
@@ -23,10 +25,12 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import frames, reconcile, store
 from billing_sync.review import airflow_runs, data
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
+from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
+from billing_sync.review.routes.quarantine import tenant_row
 from billing_sync.review.security import Reviewer
+from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/approvals")
 
@@ -71,22 +75,25 @@ MESSAGES = {
 # -- pages ------------------------------------------------------------------------------------------
 @router.get("", response_class=HTMLResponse)
 def approvals_page(
-    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
     state = request.query_params.get("status") or "pending"
     if state not in STATUSES:
         raise bad_request(f"status must be one of {', '.join(STATUSES)}")
     day = _optional_date(request.query_params.get("billing_date"))
+    t = tenant.id
     rows = store.list_approvals(
-        eng, billing_date=day, status=None if state == "all" else state, limit=LIST_LIMIT
+        eng, billing_date=day, status=None if state == "all" else state, limit=LIST_LIMIT, tenant=t
     )
     rows.sort(key=lambda a: (a["status"] != "pending", -a["id"]))
-    pending = {(a["billing_date"], a["sync_key"]): a for a in store.list_approvals(eng, status="pending")}
+    pending = {
+        (a["billing_date"], a["sync_key"]): a for a in store.list_approvals(eng, status="pending", tenant=t)
+    }
     held = [
         {**q, "pending": pending.get((q["billing_date"], q["sync_key"]))}
         for reason in APPROVABLE
         for q in store.list_quarantine(
-            eng, status="open", reason_code=reason, billing_date=day, limit=HELD_LIMIT
+            eng, status="open", reason_code=reason, billing_date=day, limit=HELD_LIMIT, tenant=t
         )
     ]
     held.sort(key=lambda q: (q["billing_date"], q["sync_key"]), reverse=True)
@@ -99,15 +106,17 @@ def approvals_page(
         state=state,
         statuses=STATUSES,
         billing_date=day,
-        companies=data.company_names(eng),
+        companies=data.company_names(eng, tenant=t),
         notice=_notice(request),
         rerun_notice=airflow_runs.notice(request),
     )
 
 
 @router.get("/new", response_class=HTMLResponse)
-def approval_form(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
-    row = _row(eng, parse_id(request.query_params.get("row") or "", "row"))
+def approval_form(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
+    row = _row(eng, parse_id(request.query_params.get("row") or "", "row"), tenant)
     offer = _offer(eng, row)
     return context.render(
         request,
@@ -115,9 +124,13 @@ def approval_form(request: Request, reviewer: ReaderDep, context: ContextDep, en
         "approval_new.html",
         row=row,
         offer=offer,
-        companies=data.company_names(eng),
+        companies=data.company_names(eng, tenant=tenant.id),
         pending=store.list_approvals(
-            eng, billing_date=row["billing_date"], sync_key=row["sync_key"], status="pending"
+            eng,
+            billing_date=row["billing_date"],
+            sync_key=row["sync_key"],
+            status="pending",
+            tenant=tenant.id,
         ),
         notice=_notice(request),
     )
@@ -130,6 +143,7 @@ def approve(
     reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],
     row_id: Annotated[str, Form()],
     agreement_id: Annotated[str, Form()] = "",
@@ -138,14 +152,14 @@ def approve(
 ) -> RedirectResponse:
     ident = parse_id(row_id, "row_id")
     agreement = optional_id(agreement_id, "agreement_id")
-    row = _row(eng, ident)
+    row = _row(eng, ident, tenant)
     outcome, approval = record_approval(eng, row, agreement, note.strip(), reviewer)
     if approval is None:
         return _back_to_form(request, context, ident, outcome)
     query = {"approval": outcome, "id": approval["id"], "billing_date": row["billing_date"].isoformat()}
     if rerun != "1":
         return context.redirect(request, "/approvals", query)
-    code, run = _rerun(request, api, row["billing_date"])
+    code, run = _rerun(request, api, row["billing_date"], tenant.dag_id)
     query.update(approval=code)
     if run is not None:
         query.update(airflow_runs.outcome_query(run, row["billing_date"]))
@@ -159,11 +173,12 @@ def revoke(
     reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
 ) -> RedirectResponse:
     ident = parse_id(approval_id, "approval id")
     found = store.get_approval(eng, ident)
-    if found is None:
+    if found is None or found["tenant"] != tenant.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No approval {ident}")
     said = f"Revoked by {reviewer.name} (id {reviewer.user_id})" + (
         f": {note.strip()}" if note.strip() else ""
@@ -179,7 +194,8 @@ def revoke(
 def record_approval(
     eng: Engine, row: dict[str, Any], agreement_id: int | None, note: str, reviewer: Reviewer
 ) -> tuple[str, dict[str, Any] | None]:
-    """(message code, the new approval or None): exactly what the row offers, by this reviewer."""
+    """(message code, the new approval or None): exactly what the row offers, by this reviewer, for
+    the row's tenant."""
     offer = _offer(eng, row)
     if offer is None:
         return "not_approvable", None
@@ -196,6 +212,7 @@ def record_approval(
             user=reviewer.name,
             user_id=reviewer.user_id,
             note=note or None,
+            tenant=row["tenant"],
             **fields,
         )
     except store.ApprovalConflict:
@@ -216,7 +233,7 @@ def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
     offer: dict[str, Any] = {"approval": approval, "agreements": [], "price": None, "amount": None}
     if approval["kind"] == "create_addition":
         offer["agreements"] = _agreements(eng, row, approval["cw_company_id"])
-        price = _catalog_price(eng, row["run_id"], payload.get("catalog_identifier"))
+        price = _catalog_price(eng, row, payload.get("catalog_identifier"))
         offer["price"] = price
         offer["amount"] = None if price is None else price * approval["to_quantity"]
     return offer
@@ -224,9 +241,9 @@ def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
 
 def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[str, Any]]:
     """The company's live agreements on the row's billing date, as the row's run read them."""
-    run = store.get_run(eng, row["run_id"])
+    run = store.get_run(eng, row["run_id"], tenant=row["tenant"])
     types = ((run or {}).get("settings") or {}).get("agreement_types") or ()
-    frame = store.read_frame(eng, row["run_id"], "agreements")
+    frame = store.read_frame(eng, row["run_id"], "agreements", tenant=row["tenant"])
     live = reconcile.live_agreements(frame, company_id, row["billing_date"], types)
     return [
         {
@@ -238,30 +255,32 @@ def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[
     ]
 
 
-def _catalog_price(eng: Engine, run_id: str, identifier: Any) -> float | None:
-    """The catalog item's price as the run read it (`catalog` frame), or None when unknown."""
+def _catalog_price(eng: Engine, row: dict[str, Any], identifier: Any) -> float | None:
+    """The catalog item's price as the row's run read it (`catalog` frame), or None when unknown."""
     if not isinstance(identifier, str) or "catalog" not in frames.SCHEMAS:
         return None
-    catalog = store.read_frame(eng, run_id, "catalog")
+    catalog = store.read_frame(eng, row["run_id"], "catalog", tenant=row["tenant"])
     prices = catalog.loc[catalog["identifier"] == identifier, "price"].dropna()
     return float(prices.iloc[0]) if len(prices) else None
 
 
-def _row(eng: Engine, row_id: int) -> dict[str, Any]:
-    row = store.get_quarantine(eng, row_id)
+def _row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any]:
+    row = tenant_row(eng, row_id, tenant)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
     return row
 
 
 # -- re-run -----------------------------------------------------------------------------------------
-def _rerun(request: Request, api: str, billing_date: date) -> tuple[str, airflow_runs.Triggered | None]:
+def _rerun(
+    request: Request, api: str, billing_date: date, dag_id: str
+) -> tuple[str, airflow_runs.Triggered | None]:
     """Trigger a run of the billing date as the signed-in user: (message code, the run or None)."""
     token = airflow_runs.user_token(request)
     if token is None:
         return "approved_rerun_refused", None
     try:
-        return "approved_rerun", airflow_runs.trigger_billing_run(api, token, billing_date)
+        return "approved_rerun", airflow_runs.trigger_billing_run(api, token, billing_date, dag_id=dag_id)
     except airflow_runs.RunExists:
         return "approved_rerun_exists", None
     except HTTPException as exc:

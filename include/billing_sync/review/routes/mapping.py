@@ -6,6 +6,8 @@ The same forms serve the quarantine list (their ``back`` field carries its filte
 goes back there): one organization (``POST /mapping``: a typed id, an ambiguous match's candidate
 or a picker's match), several at once (``POST /mapping/bulk``), and the picker's search
 (``GET /mapping/companies``, an HTML fragment) with its type-ahead script (``/mapping/picker.js``).
+
+Mappings are the page's tenant's (`deps.TenantDep`), checked against that tenant's newest run.
 """
 
 from typing import Annotated
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.review import airflow_runs, data, picker
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
+from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import (
     BACK_MAX,
     BULK_MAX,
@@ -36,11 +38,14 @@ router = APIRouter(prefix="/mapping")
 
 
 @router.get("", response_class=HTMLResponse)
-def mapping(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
+def mapping(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
     focus = optional_id(request.query_params.get("id"), "id")
     pick = picker.Pick.parse(request.query_params)
-    page = data.mapping_page(eng, data.staged(eng))
-    run = store.get_run(eng, page.run_id) if page.run_id else None
+    t = tenant.id
+    page = data.mapping_page(eng, data.staged(eng, tenant=t), tenant=t)
+    run = store.get_run(eng, page.run_id, tenant=t) if page.run_id else None
     response = context.render(
         request,
         reviewer,
@@ -48,7 +53,7 @@ def mapping(request: Request, reviewer: ReaderDep, context: ContextDep, eng: Eng
         page=page,
         focus=focus,
         pick=pick,
-        search=data.search_companies(eng, pick.query) if pick.target else None,
+        search=data.search_companies(eng, pick.query, tenant=t) if pick.target else None,
         rerun_date=run["billing_date"] if run else None,
         rerun_notice=airflow_runs.notice(request),
         bulk_max=BULK_MAX,
@@ -57,12 +62,14 @@ def mapping(request: Request, reviewer: ReaderDep, context: ContextDep, eng: Eng
 
 
 @router.get("/companies", response_class=HTMLResponse)
-def companies(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
+def companies(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
     """The picker's matches as an HTML fragment: what the type-ahead puts under the search field.
     With ``form``, each match is a button submitting that form with its company id."""
     query = parse_search(request.query_params.get("q"))
     form = picker.check_form(request.query_params.get("form"))
-    search = data.search_companies(eng, query)
+    search = data.search_companies(eng, query, tenant=tenant.id)
     return context.render(request, reviewer, "_companies.html", search=search, form=form)
 
 
@@ -81,6 +88,7 @@ def set_mapping(
     reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     organization_id: Annotated[str, Form()],
     company_id: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
@@ -88,7 +96,7 @@ def set_mapping(
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
     filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
-    outcome = apply_mapping(eng, org, parse_company(company_id), note.strip(), reviewer)
+    outcome = apply_mapping(eng, org, parse_company(company_id), note.strip(), reviewer, tenant=tenant.id)
     return _back(request, context, org, outcome, filters)
 
 
@@ -98,6 +106,7 @@ def bulk_mapping(
     reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     organization_id: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies the default)
     company_id: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
@@ -109,36 +118,49 @@ def bulk_mapping(
     orgs = parse_ids(organization_id, "organization_id")
     filters = parse_back(back) if back else None
     company = parse_company(company_id)
-    outcome, about = apply_bulk_mapping(eng, orgs, company, note.strip(), reviewer)
+    outcome, about = apply_bulk_mapping(eng, orgs, company, note.strip(), reviewer, tenant=tenant.id)
     return _back(request, context, about, outcome, filters, anchor="bulk")
 
 
 @router.post("/{organization_id}/delete")
 def delete_mapping(
-    request: Request, organization_id: str, _: MapperDep, context: ContextDep, eng: EngineDep
+    request: Request,
+    organization_id: str,
+    _: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
-    removed = store.delete_org_map(eng, org)
+    removed = store.delete_org_map(eng, org, tenant=tenant.id)
     return _back(request, context, org, "unmapped" if removed else "no_mapping")
 
 
 def apply_mapping(
-    eng: Engine, organization_id: int, company: int | None, note: str, reviewer: Reviewer
+    eng: Engine, organization_id: int, company: int | None, note: str, reviewer: Reviewer, *, tenant: str
 ) -> str:
-    """Validate against the newest staged frames, then write; returns the message code."""
+    """Validate against the tenant's newest staged frames, then write; returns the message code."""
     if company is None:
         return "bad_company"
-    staged = data.staged(eng)
+    staged = data.staged(eng, tenant=tenant)
     if organization_id not in staged.organization_ids():
         return "unknown_organization"
     if company not in staged.company_ids():
         return "unknown_company"
-    store.set_org_map(eng, organization_id, company, note or None, reviewer.name, user_id=reviewer.user_id)
+    store.set_org_map(
+        eng, organization_id, company, note or None, reviewer.name, user_id=reviewer.user_id, tenant=tenant
+    )
     return "mapped"
 
 
 def apply_bulk_mapping(
-    eng: Engine, organization_ids: list[int], company: int | None, note: str, reviewer: Reviewer
+    eng: Engine,
+    organization_ids: list[int],
+    company: int | None,
+    note: str,
+    reviewer: Reviewer,
+    *,
+    tenant: str,
 ) -> tuple[str, int]:
     """(message code, the id it is about): every check first, then one `set_org_map` per
     organization, each recording the user's name and id as a single mapping does."""
@@ -146,7 +168,7 @@ def apply_bulk_mapping(
         return "none_selected", 0
     if company is None:
         return "bad_company", 0
-    staged = data.staged(eng)
+    staged = data.staged(eng, tenant=tenant)
     known = staged.organization_ids()
     unknown = [o for o in organization_ids if o not in known]
     if unknown:
@@ -154,7 +176,9 @@ def apply_bulk_mapping(
     if company not in staged.company_ids():
         return "unknown_company", 0
     for org in organization_ids:
-        store.set_org_map(eng, org, company, note or None, reviewer.name, user_id=reviewer.user_id)
+        store.set_org_map(
+            eng, org, company, note or None, reviewer.name, user_id=reviewer.user_id, tenant=tenant
+        )
     return (
         ("mapped", organization_ids[0])
         if len(organization_ids) == 1

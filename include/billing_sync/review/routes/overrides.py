@@ -3,7 +3,8 @@
 An override changes what a customer is billed, so adding and retiring one take `MapperDep`, the
 permission that changes who pays (docs/ui.md "Auth"); reading the list takes a reader. Who added a
 rule is recorded in `created_by` / `created_by_id`, who retired it in its note (the table has no
-column for it). Rules apply from the next run of the DAG (docs/contract.md §3).
+column for it). Rules apply from the next run of the DAG (docs/contract.md §3). Every rule is the page's
+tenant's (`deps.TenantDep`), checked against that tenant's newest run.
 
     GET  /overrides                    active and retired overrides, and the form to add one
     POST /overrides                    add (company id, product, rule, quantity, note)
@@ -18,13 +19,12 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.config import Settings
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep
+from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.security import Reviewer
 
 router = APIRouter(prefix="/overrides")
-TENANT = store.DEFAULT_TENANT
 QUANTITY_MAX = 10_000_000  # as many units as a usage count may carry (frames.MAX_USAGE)
 RULE_HELP = {
     "minimum": "bill at least this many (a contract minimum); more when Huntress counts more",
@@ -61,11 +61,11 @@ NOTICES = {
 
 @router.get("", response_class=HTMLResponse)
 def overrides_page(
-    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
-    companies = _companies(eng)
+    companies = _companies(eng, tenant.id)
     names = {c["id"]: c["name"] for c in companies or []}
-    rows = store.list_overrides(eng, tenant=TENANT, active=None)
+    rows = store.list_overrides(eng, tenant=tenant.id, active=None)
     for r in rows:
         r["company_name"] = names.get(r["cw_company_id"])
     return context.render(
@@ -75,7 +75,7 @@ def overrides_page(
         active_rows=[r for r in rows if r["active"]],
         retired_rows=[r for r in reversed(rows) if not r["active"]],
         companies=companies or [],
-        products=_products(eng),
+        products=_products(eng, tenant.id),
         rules=RULE_HELP,
         notice=_notice(request),
         note_max=NOTE_MAX,
@@ -88,41 +88,58 @@ def add_override(
     reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     company_id: Annotated[str, Form()] = "",
     product: Annotated[str, Form(max_length=100)] = "",
     rule: Annotated[str, Form(max_length=20)] = "",
     quantity: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
 ) -> RedirectResponse:
-    outcome, ident = apply_override(eng, company_id, product, rule, quantity, note.strip(), reviewer)
+    outcome, ident = apply_override(
+        eng, company_id, product, rule, quantity, note.strip(), reviewer, tenant=tenant.id
+    )
     return _back(request, context, outcome, ident)
 
 
 @router.post("/{override_id}/retire")
 def retire_override(
-    request: Request, override_id: str, reviewer: MapperDep, context: ContextDep, eng: EngineDep
+    request: Request,
+    override_id: str,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
 ) -> RedirectResponse:
     ident = parse_id(override_id, "override_id")
     # Only this tenant's rules are this page's to end (another tenant's is "not found", as unseen).
-    if not any(r["id"] == ident for r in store.list_overrides(eng, tenant=TENANT, active=None)):
+    if not any(r["id"] == ident for r in store.list_overrides(eng, tenant=tenant.id, active=None)):
         return _back(request, context, "override_not_found", ident)
     store.retire_override(eng, ident, user=reviewer.name, user_id=reviewer.user_id)
     return _back(request, context, "override_retired", ident)
 
 
 def apply_override(
-    eng: Engine, company_id: str, product: str, rule: str, quantity: str, note: str, reviewer: Reviewer
+    eng: Engine,
+    company_id: str,
+    product: str,
+    rule: str,
+    quantity: str,
+    note: str,
+    reviewer: Reviewer,
+    *,
+    tenant: str,
 ) -> tuple[str, int]:
-    """Check every field, then add the override; (message code, the id it is about)."""
+    """Check every field against the tenant's newest run, then add the override; (message code,
+    the id it is about)."""
     company = parse_company(company_id)
     if company is None:
         return "override_bad_company", 0
-    companies = _companies(eng)
+    companies = _companies(eng, tenant)
     if companies is None:
         return "override_no_companies", 0
     if company not in {c["id"] for c in companies}:
         return "override_unknown_company", 0
-    if product not in _products(eng):
+    if product not in _products(eng, tenant):
         return "override_bad_product", 0
     if rule not in RULE_HELP:
         return "override_bad_rule", 0
@@ -139,7 +156,7 @@ def apply_override(
             note=note or None,
             user=reviewer.name,
             user_id=reviewer.user_id,
-            tenant=TENANT,
+            tenant=tenant,
         )
     except store.OverrideConflict:
         return "override_conflict", 0
@@ -156,22 +173,22 @@ def _units(raw: str) -> int | None:
     return int(text)
 
 
-def _companies(eng: Engine) -> list[dict[str, Any]] | None:
-    """The ConnectWise companies of the newest run that read them (id, name), by name; None when no
-    run has."""
-    run_id = store.newest_staged_run(eng, "companies")
+def _companies(eng: Engine, tenant: str) -> list[dict[str, Any]] | None:
+    """The ConnectWise companies of the tenant's newest run that read them (id, name), by name; None
+    when no run has."""
+    run_id = store.newest_staged_run(eng, "companies", tenant=tenant)
     if run_id is None:
         return None
-    frame = store.read_frame(eng, run_id, "companies").dropna(subset=["company_id"])
+    frame = store.read_frame(eng, run_id, "companies", tenant=tenant).dropna(subset=["company_id"])
     companies = {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"].fillna(""), strict=True)}
     return [
         {"id": i, "name": n} for i, n in sorted(companies.items(), key=lambda kv: (kv[1].casefold(), kv[0]))
     ]
 
 
-def _products(eng: Engine) -> list[str]:
-    """The products the newest run was configured with (else the default ones)."""
-    newest = next(iter(store.list_runs(eng, limit=1)), None)
+def _products(eng: Engine, tenant: str) -> list[str]:
+    """The products the tenant's newest run was configured with (else the default ones)."""
+    newest = next(iter(store.list_runs(eng, limit=1, tenant=tenant)), None)
     configured = ((newest or {}).get("settings") or {}).get("products")
     return sorted(configured) if isinstance(configured, dict) and configured else sorted(Settings().products)
 

@@ -5,6 +5,8 @@ products inside; ``view=rows`` for the flat list), and maps without leaving it: 
 organization's candidates as one-click choices, a company picker for an unmapped one, several
 organizations at once (`routes.mapping`), and the re-run button that applies it (`routes.rerun`).
 ``export.csv`` is the filtered view as CSV, written by `billing_sync.csvfile` (formulas defused).
+
+All of it one tenant's (`deps.TenantDep`): a row of another tenant is no row of this page (404).
 """
 
 from datetime import UTC, datetime
@@ -19,10 +21,11 @@ from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
 from billing_sync.review import airflow_runs, data, picker
-from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep
+from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
 from billing_sync.review.security import Reviewer
+from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/quarantine")
 
@@ -32,24 +35,30 @@ RERUN_DATES = 5  # re-run buttons offered above the list: the newest billing dat
 
 @router.get("", response_class=HTMLResponse)
 def quarantine_list(
-    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
     filters = QuarantineFilter.parse(request.query_params)
     page = parse_page(request.query_params.get("page"))
     pick = picker.Pick.parse(request.query_params)
     size = context.page_size()
+    t = tenant.id
     view: dict[str, Any]
     if filters.view == "rows":
-        total = store.count_quarantine(eng, **filters.store_filters())
+        total = store.count_quarantine(eng, **filters.store_filters(), tenant=t)
         rows = store.list_quarantine(
-            eng, **filters.store_filters(), limit=size, offset=(page - 1) * size, order=filters.order
+            eng,
+            **filters.store_filters(),
+            limit=size,
+            offset=(page - 1) * size,
+            order=filters.order,
+            tenant=t,
         )
         view = {"rows": rows, "total": total, "pages": max(1, -(-total // size)), "groups": []}
     else:
         grouped = data.quarantine_groups(
-            eng, filters.store_filters(), limit=size, offset=(page - 1) * size, order=filters.order
+            eng, filters.store_filters(), tenant=t, limit=size, offset=(page - 1) * size, order=filters.order
         )
-        data.describe_groups(eng, grouped.groups)
+        data.describe_groups(eng, grouped.groups, tenant=t)
         rows = [r for g in grouped.groups for r in g.rows]
         view = {
             "rows": rows,
@@ -70,36 +79,37 @@ def quarantine_list(
         hidden={**filters.query(), "page": page if page > 1 else None},  # what the picker's GET keeps
         statuses=(*store.QUARANTINE_STATUSES, "all"),
         reasons=list(REASON_CODES),
-        companies=data.company_names(eng) if filters.view == "rows" else {},  # groups: their own
+        companies=data.company_names(eng, tenant=t) if filters.view == "rows" else {},  # groups: their own
         pick=pick,
-        search=data.search_companies(eng, pick.query) if pick.target else None,
+        search=data.search_companies(eng, pick.query, tenant=t) if pick.target else None,
         rerun_dates=rerun_dates[:RERUN_DATES],
         rerun_notice=airflow_runs.notice(request),
-        held=held_view(store.held_totals(eng, **filters.store_filters())),  # what the filters hold
+        held=held_view(store.held_totals(eng, **filters.store_filters(), tenant=t)),  # what the filters hold
     )
     return picker.allow_fetch(response)
 
 
 @router.get("/export.csv")
-def quarantine_export(request: Request, _: ReaderDep, eng: EngineDep) -> Response:
+def quarantine_export(request: Request, _: ReaderDep, eng: EngineDep, tenant: TenantDep) -> Response:
     """The filtered view (every page of it) as CSV; any reader may export what they may read."""
     filters = QuarantineFilter.parse(request.query_params)
-    rows = data.quarantine_export(eng, filters.store_filters())
+    rows = data.quarantine_export(eng, filters.store_filters(), tenant=tenant.id)
     text = csvfile.rows_text(rows, data.EXPORT_COLUMNS)
     return Response(
         text,
         media_type="text/csv; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="{_export_name(filters)}"',
+            "Content-Disposition": f'attachment; filename="{_export_name(filters, tenant)}"',
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
         },
     )
 
 
-def _export_name(filters: QuarantineFilter) -> str:
-    """billing-quarantine-<status>[-<billing date>]-<UTC time>.csv: only characters we chose."""
-    parts = ["billing-quarantine", filters.status]
+def _export_name(filters: QuarantineFilter, tenant: PageTenant) -> str:
+    """billing-quarantine[-<tenant>]-<status>[-<billing date>]-<UTC time>.csv: only characters we
+    chose or checked (a tenant id is lowercase letters, digits and _); the default tenant unnamed."""
+    parts = ["billing-quarantine", *tenant.query().values(), filters.status]
     if filters.billing_date is not None:
         parts.append(filters.billing_date.isoformat())
     parts.append(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
@@ -117,15 +127,20 @@ def parse_back(back: str) -> QuarantineFilter:
 
 @router.get("/{row_id}", response_class=HTMLResponse)
 def quarantine_row(
-    request: Request, row_id: str, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, row_id: str, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
     ident = parse_id(row_id, "row id")
-    row = store.get_quarantine(eng, ident)
+    row = tenant_row(eng, ident, tenant)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {ident}")
-    return context.render(
-        request, reviewer, "quarantine_row.html", row=row, companies=data.company_names(eng), back="row"
-    )
+    companies = data.company_names(eng, tenant=tenant.id)
+    return context.render(request, reviewer, "quarantine_row.html", row=row, companies=companies, back="row")
+
+
+def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] | None:
+    """The quarantine row, if it is the tenant's: ids are shared by every tenant's rows."""
+    row = store.get_quarantine(eng, row_id)
+    return row if row is not None and row["tenant"] == tenant.id else None
 
 
 @router.post("/{row_id}")
@@ -135,6 +150,7 @@ def quarantine_action(
     reviewer: EditorDep,
     context: ContextDep,
     eng: EngineDep,
+    tenant: TenantDep,
     action: Annotated[str, Form()],
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
     back: Annotated[str, Form(max_length=BACK_MAX)] = "",
@@ -144,6 +160,9 @@ def quarantine_action(
         raise bad_request("action must be dismiss, resolve or reopen")
     # Parsed before acting: a bad filter refuses the whole request, nothing is written.
     filters = None if back == "row" else parse_back(back)
+    found = store.get_quarantine(eng, ident)
+    if found is not None and found["tenant"] != tenant.id:  # a gone row is the "not_found" below
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {ident}")
     outcome = apply_action(eng, ident, ACTIONS[action], note.strip(), reviewer)
     return _back(request, context, filters, ident, outcome)
 

@@ -1,6 +1,7 @@
 """Re-run a billing date: the button that applies a fix (a mapping, a raised limit) without leaving
 the review pages. The run is triggered through Airflow's REST API as the signed-in user
-(`airflow_runs`): Airflow decides who may (POST on the DAG's runs) and records who did.
+(`airflow_runs`): Airflow decides who may (POST on the runs of the page's tenant's DAG) and records
+who did.
 
 The page itself only needs a reader and a valid form token; the permission is Airflow's, so a
 viewer's click reaches Airflow and is refused there (403, shown as "you may not trigger runs").
@@ -11,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
 
-from billing_sync.review import airflow_runs, deps
-from billing_sync.review.deps import ContextDep
+from billing_sync.review import airflow_runs, deps, tenancy
+from billing_sync.review.deps import ContextDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, QuarantineFilter, parse_billing_date
 from billing_sync.review.routes.quarantine import parse_back
 from billing_sync.review.security import CSRF_FIELD, Reviewer
@@ -24,10 +25,13 @@ def form_reader(
     request: Request,
     context: ContextDep,
     reviewer: Annotated[Reviewer, Depends(deps.current_reader)],
+    tenant: TenantDep,
     csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
 ) -> Reviewer:
-    """A reader who posted one of our forms (the CSRF check of every action)."""
+    """A reader who posted one of our forms (the CSRF check of every action), on a tenant that
+    still has a DAG to run."""
     context.csrf.check(request, csrf_token, reviewer)
+    tenancy.require_active(tenant)
     return reviewer
 
 
@@ -36,6 +40,7 @@ def rerun(
     request: Request,
     _: Annotated[Reviewer, Depends(form_reader)],
     context: ContextDep,
+    tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],
     billing_date: Annotated[str, Form()],
     back: Annotated[str, Form(max_length=BACK_MAX)] = "",
@@ -46,7 +51,9 @@ def rerun(
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, airflow_runs.NO_TOKEN)
     try:
-        triggered: airflow_runs.Triggered | None = airflow_runs.trigger_billing_run(api, token, day)
+        triggered: airflow_runs.Triggered | None = airflow_runs.trigger_billing_run(
+            api, token, day, dag_id=tenant.dag_id
+        )
     except airflow_runs.RunExists:
         triggered = None
     outcome = airflow_runs.outcome_query(triggered, day)

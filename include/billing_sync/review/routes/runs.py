@@ -3,10 +3,13 @@
 The list's first page and each run's page show charts (`billing_sync.charts`): inline `<svg>` that
 `charts.sanitize_svg` wrote from an allow-list, so it holds no script, no style attribute and no
 reference outside itself, and the pages' CSP stays as strict as it is (no 'unsafe-inline').
+
+Runs are the page's tenant's (`deps.TenantDep`): every tenant's DAG has the same run ids, so a run
+id names a run only with its tenant, and the charts and money read that tenant's rows alone.
 """
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,12 +19,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy.engine import Engine
 
 from billing_sync import charts, money, store
-from billing_sync.names import DAG_ID
 from billing_sync.report import REPORT_FILE, money_view
 from billing_sync.review import data
-from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep
+from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import check_run_id, parse_page
 from billing_sync.review.pages import ReviewContext
+from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/runs")
 log = logging.getLogger(__name__)
@@ -30,13 +33,15 @@ CHART_FAILED = "The chart could not be drawn (see the API server log); the table
 
 
 @router.get("", response_class=HTMLResponse)
-def runs_list(request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep) -> HTMLResponse:
+def runs_list(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
     page = parse_page(request.query_params.get("page"))
     size = context.runs_page_size()
-    runs = store.list_runs(eng, limit=size + 1, offset=(page - 1) * size)
+    runs = store.list_runs(eng, limit=size + 1, offset=(page - 1) * size, tenant=tenant.id)
     root = context.root()
-    items = [_run_view(request, context, r, root) for r in runs[:size]]
-    chart, chart_error = _history_chart(eng) if page == 1 else (None, None)
+    items = [_run_view(request, context, r, root, tenant) for r in runs[:size]]
+    chart, chart_error = _history_chart(eng, tenant.id) if page == 1 else (None, None)
     newest = next((r for r in items if (r.get("checks") or {}).get("money")), None) if page == 1 else None
     return context.render(
         request,
@@ -54,17 +59,12 @@ def runs_list(request: Request, reviewer: ReaderDep, context: ContextDep, eng: E
 
 @router.get("/{run_id}", response_class=HTMLResponse)
 def run_detail(
-    request: Request, run_id: str, reviewer: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, run_id: str, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
-    run = _run(eng, run_id)
-    view = _run_view(request, context, run, context.root())
-    open_rows = store.count_quarantine(eng, run_id=run_id, status="open")
-    rows = charts.product_rows(run.get("checks"))
-    if rows and _held_recorded():
-        rows = charts.with_held(
-            rows, charts.held_by_product(store.list_quarantine(eng, run_id=run_id, limit=None))
-        )
-    chart, chart_error = _draw(charts.run_chart, rows)
+    run = _run(eng, run_id, tenant.id)
+    view = _run_view(request, context, run, context.root(), tenant)
+    open_rows = store.count_quarantine(eng, run_id=run_id, status="open", tenant=tenant.id)
+    chart, chart_error = _run_chart(eng, run, tenant.id)
     return context.render(
         request,
         reviewer,
@@ -79,11 +79,11 @@ def run_detail(
 
 @router.get("/{run_id}/report")
 def run_report(
-    request: Request, run_id: str, _: ReaderDep, context: ContextDep, eng: EngineDep
+    request: Request, run_id: str, _: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> RedirectResponse:
-    """The "report page" link of the run's alerts (notify.report_page_url): its report.html
-    once the run has recorded one, else the run's page."""
-    run = _run(eng, run_id)
+    """The "report page" link of the run's alerts (notify.report_page_url, ``?tenant=<id>`` but for
+    the default tenant): its report.html once the run has recorded one, else the run's page."""
+    run = _run(eng, run_id, tenant.id)
     base = f"/runs/{quote(run_id, safe='')}"
     if data.report_file(data.report_dir(run, context.root()), REPORT_FILE) is not None:
         base += f"/files/{REPORT_FILE}"
@@ -91,23 +91,41 @@ def run_report(
 
 
 @router.get("/{run_id}/files/{name}")
-def run_file(run_id: str, name: str, _: ReaderDep, context: ContextDep, eng: EngineDep) -> Response:
-    run = store.get_run(eng, check_run_id(run_id))
+def run_file(
+    run_id: str, name: str, _: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> Response:
+    run = store.get_run(eng, check_run_id(run_id), tenant=tenant.id)
     path = data.report_file(data.report_dir(run, context.root()), name) if run else None
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file")
     return FileResponse(path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path))
 
 
-def _history_chart(eng: Engine) -> tuple[charts.Chart | None, str | None]:
-    """Units per product over the billing dates on record (the newest run of each), and the amount
-    held in each billing date's open quarantine rows once those carry one."""
-    rows = charts.history_rows(store.list_runs(eng, limit=HISTORY_RUNS))
-    if rows and _held_recorded():
-        rows = charts.with_held(
-            rows, charts.held_by_date(store.list_quarantine(eng, status="open", limit=None))
-        )
-    return _draw(charts.history_chart, rows)
+def _history_chart(eng: Engine, tenant: str) -> tuple[charts.Chart | None, str | None]:
+    """The tenant's units per product over the billing dates on record (the newest run of each), and
+    the amount held in each billing date's open quarantine rows once those carry one."""
+
+    def draw() -> charts.Chart | None:
+        rows = charts.history_rows(store.list_runs(eng, limit=HISTORY_RUNS, tenant=tenant))
+        if rows and _held_recorded():
+            open_rows = store.list_quarantine(eng, status="open", limit=None, tenant=tenant)
+            rows = charts.with_held(rows, charts.held_by_date(open_rows))
+        return charts.history_chart(rows)
+
+    return _draw(draw)
+
+
+def _run_chart(eng: Engine, run: dict[str, Any], tenant: str) -> tuple[charts.Chart | None, str | None]:
+    """One run's units per product, and the amount held in its quarantine rows once those carry one."""
+
+    def draw() -> charts.Chart | None:
+        rows = charts.product_rows(run.get("checks"))
+        if rows and _held_recorded():
+            held = store.list_quarantine(eng, run_id=run["run_id"], limit=None, tenant=tenant)
+            rows = charts.with_held(rows, charts.held_by_product(held))
+        return charts.run_chart(rows)
+
+    return _draw(draw)
 
 
 def _money(eng: Engine, run: dict[str, Any]) -> dict[str, Any] | None:
@@ -116,7 +134,8 @@ def _money(eng: Engine, run: dict[str, Any]) -> dict[str, Any] | None:
     if not recorded:
         return None
     products = (run.get("settings") or {}).get("products")
-    return money_view(recorded, products, store.held_totals(eng, run_id=run["run_id"], status="open"))
+    held = store.held_totals(eng, run_id=run["run_id"], status="open", tenant=run["tenant"])
+    return money_view(recorded, products, held)
 
 
 def _held_recorded() -> bool:
@@ -124,20 +143,18 @@ def _held_recorded() -> bool:
     return charts.QUARANTINE_AMOUNT in store.quarantine.c
 
 
-def _draw(
-    draw: Callable[[Sequence[Mapping[str, Any]]], charts.Chart | None], rows: Sequence[Mapping[str, Any]]
-) -> tuple[charts.Chart | None, str | None]:
+def _draw(draw: Callable[[], charts.Chart | None]) -> tuple[charts.Chart | None, str | None]:
     """(the chart, None), (None, None) without data, or (None, a fixed message) when drawing failed:
     a chart never takes the page down with it."""
     try:
-        return draw(rows), None
+        return draw(), None
     except charts.ChartError:
         log.warning("billing review: chart not drawn", exc_info=True)
         return None, CHART_FAILED
 
 
-def _run(eng: Engine, run_id: str) -> dict[str, Any]:
-    run = store.get_run(eng, check_run_id(run_id))
+def _run(eng: Engine, run_id: str, tenant: str) -> dict[str, Any]:
+    run = store.get_run(eng, check_run_id(run_id), tenant=tenant)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No billing run with that id")
     return run
@@ -156,7 +173,9 @@ def _file_headers(path: Path) -> dict[str, str]:
     return headers
 
 
-def _run_view(request: Request, context: ReviewContext, run: dict[str, Any], root: Path) -> dict[str, Any]:
+def _run_view(
+    request: Request, context: ReviewContext, run: dict[str, Any], root: Path, tenant: PageTenant
+) -> dict[str, Any]:
     counts = run.get("counts") or {}
     directory = data.report_dir(run, root)
     base = f"/runs/{quote(run['run_id'], safe='')}"
@@ -174,5 +193,5 @@ def _run_view(request: Request, context: ReviewContext, run: dict[str, Any], roo
         "files": files,
         "report_missing": bool(run.get("report_path")) and directory is None,
         "url": context.url(request, base),
-        "dag_run_url": context.airflow_url(request, f"/dags/{DAG_ID}{base}"),
+        "dag_run_url": context.airflow_url(request, f"/dags/{quote(tenant.dag_id, safe='')}{base}"),
     }

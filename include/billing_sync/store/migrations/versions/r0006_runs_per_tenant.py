@@ -6,7 +6,9 @@ run id alone no longer names one run:
 - billing_runs: primary key (run_id) becomes (tenant, run_id);
 - billing_changes: the unique key (run_id, sync_key) becomes (tenant, run_id, sync_key), same name;
 - every staging table (billing_stg_*): a `tenant` column (NOT NULL, 'default' for the rows already
-  there) and the primary key (run_id, row_no) becomes (tenant, run_id, row_no).
+  there) and the primary key (run_id, row_no) becomes (tenant, run_id, row_no);
+- billing_stg_outcomes.target (bigint, nullable): the quantity the run aimed for (Huntress's count
+  or an override's), which an approval of an override-decided key names; null in rows before.
 
 Every row is kept. PostgreSQL changes the keys in place. SQLite cannot alter a key: each table is
 rebuilt from its reflected shape (columns, named CHECK constraints and indexes; none of these
@@ -33,6 +35,7 @@ def _tenant_column() -> sa.Column[str]:
 
 def upgrade() -> None:
     bind = op.get_bind()
+    op.add_column("billing_stg_outcomes", sa.Column("target", sa.BigInteger()))
     staging = sorted(t for t in sa.inspect(bind).get_table_names() if t.startswith(STAGING_PREFIX))
     if bind.dialect.name == "sqlite":
         for table in staging:
@@ -56,7 +59,7 @@ def downgrade() -> None:
 def _run_keys(bind: sa.Connection) -> list[str]:
     """The unique constraints of billing_changes on (run_id, sync_key)."""
     return [
-        uq["name"]
+        str(uq["name"])  # PostgreSQL names every constraint, unnamed ones included
         for uq in sa.inspect(bind).get_unique_constraints("billing_changes")
         if set(uq["column_names"]) == {"run_id", "sync_key"}
     ]
@@ -108,4 +111,5 @@ def _rebuild_sqlite(
     op.drop_table(name)
     op.rename_table(new.name, name)
     for index in indexes:
-        op.create_index(index["name"], name, index["column_names"], unique=bool(index["unique"]))
+        on = [str(c) for c in index["column_names"]]  # no expression indexes on these tables
+        op.create_index(index["name"], name, on, unique=bool(index["unique"]))
