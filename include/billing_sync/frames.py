@@ -136,6 +136,9 @@ SCHEMAS: dict[str, dict[str, Dtype]] = {
         "amount_at_stake": "string",  # quarantined: price × |aimed-for − ConnectWise|, price known
         # The billing_approvals row a person approved this change or new addition with; <NA> when none.
         "approval_id": "Int64",
+        # The quantity the run aims for, the guard judged and an approval must name: Huntress's
+        # count, or what an override makes of it (revision 0006); <NA> without a usable count.
+        "target": "Int64",
     },
 }
 

@@ -159,6 +159,28 @@ def test_an_approved_held_change_is_pushed_once_and_named_in_the_ledger(sb, eng)
     assert served(sb.connectwise_url, "PATCH") == 2, "nothing written twice"
 
 
+def test_a_held_change_an_override_decides_is_approved_for_the_overrides_quantity(sb, eng) -> None:
+    """A `minimum 10` on Beta's EDR: the run aims for 10, not Huntress's 5; 40 → 10 still trips the
+    guard. What the desk offers (the held row's proposal) is 40 → 10, and the next run pushes it,
+    naming both the approval and the override."""
+    from billing_sync import reconcile
+
+    rule = store.add_override(eng, cw_company_id=251, product="edr", rule="minimum", quantity=10, user="Dan")
+    run(eng, "r1")
+    assert quantities(sb)[HELD_ADDITION] == 40
+    offered = reconcile.proposal(
+        held_row(eng, HELD, "change_exceeds_limit")["payload"], "change_exceeds_limit"
+    )
+    assert offered is not None and (offered["from_quantity"], offered["to_quantity"]) == (40, 10)
+    approval = approve_change(eng, to_quantity=offered["to_quantity"])
+    run(eng, "r2")
+    assert quantities(sb)[HELD_ADDITION] == 10
+    entry = ledger(eng, "r2")[HELD]
+    assert (entry["action"], entry["new_quantity"]) == ("updated", 10)
+    assert (entry["approval_id"], entry["override_id"]) == (approval["id"], rule["id"])
+    assert store.get_approval(eng, approval["id"])["status"] == "applied"
+
+
 def test_an_approval_made_stale_by_an_edit_in_connectwise_writes_nothing(sb, eng) -> None:
     run(eng, "r1")
     approval = approve_change(eng)

@@ -19,9 +19,9 @@ Decisions:
   this run read them. The key becomes `create`: the push creates the addition.
 - Anything else (the key in step now, other numbers, another reason, no such key this run, the
   agreement gone) leaves the key as computed and the approval stale.
-- A key a standing override decides (`override_id` set) is neither offered nor released: the
-  outcomes do not carry the quantity the override aims for (only `huntress_quantity`), and an
-  approval must never push past an override. `aimed_quantity` is the one place to change once they do.
+- A key a standing override decides (`override_id` set) is offered and released like any other,
+  for the quantity the override aims for (`target`), never Huntress's count past it. Outcomes
+  staged before `target` existed name no aim for such a key: nothing is offered or released.
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ APPROVED_OUTCOME = {"change": "change", "create_addition": "create"}
 def aimed_quantity(record: Mapping[str, Any] | pd.Series) -> int | None:
     """The quantity the run aims for on a key (an outcome row, or a quarantine row's payload): what
     an approval's `to_quantity` must equal. None when the run has no usable count."""
-    value: Any = record.get("huntress_quantity")
+    value: Any = record.get("target")
+    if _missing(value):
+        if not _missing(record.get("override_id")):
+            return None  # recorded before `target`: the override's aim is not known
+        value = record.get("huntress_quantity")
     return None if _missing(value) else int(value)
 
 
@@ -53,8 +57,6 @@ def proposal(record: Mapping[str, Any], reason_code: str) -> dict[str, Any] | No
     `store.add_approval` takes it, or None when the row offers nothing to approve."""
     to = aimed_quantity(record)
     company: Any = record.get("company_id")
-    if _overridden(record):
-        return None
     if to is None or _missing(company) or _missing(record.get("product")):
         return None
     base = {"cw_company_id": int(company), "product": str(record["product"]), "to_quantity": to}
@@ -140,7 +142,7 @@ def _matches(
     agreement_types: Sequence[str],
 ) -> bool:
     kind = approval["kind"]
-    if kind not in HELD_REASON or _overridden(row):
+    if kind not in HELD_REASON:
         return False
     held = row["outcome"] == "quarantined" and row["reason_code"] == HELD_REASON[kind]
     if not (held or (kind == "change" and row["outcome"] == "change")):
@@ -169,10 +171,6 @@ def _detail(approval: Mapping[str, Any]) -> str:
     else:
         what = f"{_qty(approval['from_quantity'])} → {to}"
     return f"{what}: approved by {who}{on} (approval {int(approval['id'])})"
-
-
-def _overridden(record: Mapping[str, Any] | pd.Series) -> bool:
-    return not _missing(record.get("override_id"))
 
 
 def _same(value: Any, target: Any) -> bool:

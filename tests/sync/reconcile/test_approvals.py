@@ -224,9 +224,22 @@ def test_live_agreements_lists_the_companys_by_name() -> None:
     assert rc.live_agreements(found, 252, DAY)["agreement_id"].tolist() == [2, 3]
 
 
-def test_a_key_under_an_override_is_neither_offered_nor_released() -> None:
-    if "override_id" not in frames.SCHEMAS["outcomes"]:
-        pytest.skip("outcomes carry no override yet")
-    overridden = {**HELD, "override_id": 3}
+def test_a_key_an_override_decides_is_approved_for_the_overrides_quantity() -> None:
+    """A `minimum 30` override on a 5-seat Huntress count aims for 30: 40 → 30 is what is offered and
+    released, never 40 → 5 (Huntress's count past the override)."""
+    overridden = {**HELD, "override_id": 3, "target": 30}
+    offered = rc.proposal(overridden, "change_exceeds_limit")
+    assert offered is not None and (offered["from_quantity"], offered["to_quantity"]) == (40.0, 30)
+    released, stale = apply(outcomes(overridden), change(to_quantity=30.0))
+    assert stale == [] and released.loc[0, ["outcome", "new_quantity", "approval_id"]].tolist() == [
+        "change",
+        30,
+        7,
+    ]
+    assert apply(outcomes(overridden), change())[1] == [7]  # 40 → 5 is not what this run aims for
+
+
+def test_a_row_recorded_before_target_under_an_override_is_neither_offered_nor_released() -> None:
+    overridden = {**HELD, "override_id": 3}  # staged before revision 0006: the aim is not known
     assert rc.proposal(overridden, "change_exceeds_limit") is None
     assert apply(outcomes(overridden), change())[1] == [7]
