@@ -77,14 +77,15 @@ def worker_hostname() -> str:
 # --- what the cluster is made of -------------------------------------------------------------------
 
 
-def tenant(tenant_id: str) -> Tenant:
+def tenant(tenant_id: str, huntress_of: str | None = None) -> Tenant:
     """A tenants-file entry with the names docs/contract.md §1 shows (`huntress_<id>`, ...);
-    `default` is the single-tenant form (no tenants file, `huntress_default`, ...)."""
+    `default` is the single-tenant form (no tenants file, `huntress_default`, ...). `huntress_of`:
+    the tenant whose Huntress account (connection, pool) this one bills from."""
     if tenant_id == DEFAULT_TENANT:
         return DEFAULT
     return Tenant(
         check_id(tenant_id),
-        huntress_conn_id=f"huntress_{tenant_id}",
+        huntress_conn_id=f"huntress_{check_id(huntress_of or tenant_id)}",
         connectwise_conn_id=f"connectwise_{tenant_id}",
         variable=f"huntress_cw_billing_config_{tenant_id}",
         billing_day=1,
@@ -477,6 +478,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="TENANT=FILE",
         help="a tenant's sandbox scenario (default: a generated one per tenant)",
     )
+    ap.add_argument(
+        "--share-huntress",
+        action="append",
+        default=[],
+        metavar="TENANT=OWNER",
+        help="TENANT bills from OWNER's Huntress account (its connection and pool); its own "
+        "ConnectWise sandbox starts from OWNER's scenario (unless --scenario names one)",
+    )
     ap.add_argument("--worker", action="append", metavar="NAME:CONCURRENCY", type=Worker.parse)
     ap.add_argument("--postgres", default=DEFAULT_POSTGRES, help="a PostgreSQL server's admin URL")
     ap.add_argument("--metadata-url", help="Airflow's metadata database (default: created on --postgres)")
@@ -495,10 +504,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.worker = args.worker or [Worker.parse(w) for w in DEFAULT_WORKERS]
     if len({w.name for w in args.worker}) != len(args.worker):
         ap.error("worker names must differ")
+    if bad := [s for s in args.share_huntress if "=" not in s]:
+        ap.error(f"--share-huntress takes TENANT=OWNER, not {bad[0]!r}")
+    args.share_huntress = dict(s.split("=", 1) for s in args.share_huntress)
     try:
-        args.tenants = [tenant(t.strip()) for t in args.tenants.split(",") if t.strip()]
+        ids = [t.strip() for t in args.tenants.split(",") if t.strip()]
+        args.tenants = [tenant(t, args.share_huntress.get(t)) for t in ids]
     except ValueError as exc:
         ap.error(str(exc))
+    if stray := [f"{t}={o}" for t, o in args.share_huntress.items() if t not in ids or o not in ids]:
+        ap.error(f"--share-huntress names tenants that are not in --tenants: {stray[0]}")
     if any(t.single_tenant_form for t in args.tenants) and len(args.tenants) > 1:
         ap.error("`default` is the single-tenant form: alone or not at all")
     if bad := [s for s in args.scenario if "=" not in s]:
@@ -507,11 +522,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def scenario_files(home: Path, tenants: Sequence[Tenant], given: Mapping[str, str]) -> dict[str, Path]:
-    out = {}
-    for k, t in enumerate(tenants):
+def scenario_files(
+    home: Path, tenants: Sequence[Tenant], given: Mapping[str, str], shares: Mapping[str, str]
+) -> dict[str, Path]:
+    """Each tenant's scenario file; one sharing another's Huntress account gets that one's books
+    (its ConnectWise sandbox starts from them), so both tenants' invoices and companies agree."""
+    out: dict[str, Path] = {}
+    for k, t in enumerate(sorted(tenants, key=lambda t: t.id in shares)):
         if t.id in given:
             out[t.id] = Path(given[t.id])
+            continue
+        if t.id in shares:
+            out[t.id] = out[shares[t.id]]
             continue
         path = home / "scenarios" / f"{t.id}.json"
         if not path.exists():  # kept: the same books on the next start
@@ -519,6 +541,23 @@ def scenario_files(home: Path, tenants: Sequence[Tenant], given: Mapping[str, st
             path.write_text(json.dumps(tenant_scenario(t.id, 30 + 10 * k, 101 + k), indent=1))
         out[t.id] = path
     return out
+
+
+def start_sandboxes(
+    sup: Supervisor, tenants: Sequence[Tenant], files: Mapping[str, Path], shares: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """One sandbox per tenant: (what the tenant's runs need to know, its AIRFLOW_CONN_* values)."""
+    info, connections = {}, {}
+    for t in tenants:
+        _, urls = start_sandbox(sup, files[t.id])
+        scenario = json.loads(files[t.id].read_text())
+        conns = tenant_connections(t, scenario, urls)
+        if t.id in shares:  # the owner's sandbox serves the Huntress account they share
+            conns.pop(f"AIRFLOW_CONN_{t.huntress_conn_id.upper()}")
+        connections.update(conns)
+        billing_date = scenario.get("meta", {}).get("billing_date", "2026-11-01")
+        info[t.id] = {"dag_id": t.dag_id, "billing_date": billing_date, "scenario": str(files[t.id]), **urls}
+    return info, connections
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         api_host=args.host,
     )
     tenants: list[Tenant] = args.tenants
-    files = scenario_files(home, tenants, args.scenario)
+    files = scenario_files(home, tenants, args.scenario, args.share_huntress)
     if not tenants[0].single_tenant_form:
         layout.tenants_file.write_text(json.dumps(tenants_document(tenants), indent=1))
     (home / "pools.json").write_text(json.dumps(pools(tenants), indent=1))
@@ -559,18 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     sup.install()  # Ctrl+C and `kill` raise Stop; leaving the block stops every child
     try:
         with sup:
-            info, connections = {}, {}
-            for t in tenants:
-                _, urls = start_sandbox(sup, files[t.id])
-                scenario = json.loads(files[t.id].read_text())
-                connections.update(tenant_connections(t, scenario, urls))
-                billing_date = scenario.get("meta", {}).get("billing_date", "2026-11-01")
-                info[t.id] = {
-                    "dag_id": t.dag_id,
-                    "billing_date": billing_date,
-                    "scenario": str(files[t.id]),
-                    **urls,
-                }
+            info, connections = start_sandboxes(sup, tenants, files, args.share_huntress)
             print(
                 f"Sandboxes up: {', '.join(info)}; migrating {layout.metadata_url} ...", file=say, flush=True
             )

@@ -51,6 +51,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.postgres]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TENANTS = {"north": (24, 31), "south": (30, 32), "east": (36, 33)}  # id → (organizations, seed)
+# west bills from north's Huntress account (its connection, its pool) with a ConnectWise of its own
+# that starts from north's books; north's account allows HUNTRESS_LIMIT requests per window, fewer
+# than two runs make, so two tenants calling it at once would be refused (429).
+SHARING = {"west": "north"}
+HUNTRESS_LIMIT, HUNTRESS_WINDOW_S = 4, 10
 WORKERS = ("worker-a:3", "worker-b:2")
 READY_TIMEOUT_S = 180
 RUNS_TIMEOUT_S = 180
@@ -85,8 +90,12 @@ def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
     base = postgres_base_or_skip()
     redis_or_skip()
     scenarios = {t: airflow_celery.tenant_scenario(t, n, seed) for t, (n, seed) in TENANTS.items()}
+    scenarios["north"]["huntress"].update(
+        rate_limit_per_minute=HUNTRESS_LIMIT, rate_limit_window_s=HUNTRESS_WINDOW_S
+    )
     for t, scenario in scenarios.items():
         (tmp_path / f"{t}.json").write_text(json.dumps(scenario))
+    scenarios.update({t: scenarios[owner] for t, owner in SHARING.items()})
     prefix = f"billing-test-{uuid.uuid4().hex[:10]}:"
     with metadata_database(base) as metadata_url, password_database(base) as (billing_uri, _):
         args = script_args(tmp_path, metadata_url, billing_uri, prefix)
@@ -97,12 +106,14 @@ def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
                 victim, killed = kill_a_worker_mid_task(cluster, dag_ids)
                 states = wait_for_runs(cluster, dag_ids)
                 quantities = {t: cw_quantities(info["connectwise_url"]) for t, info in tenants.items()}
+                refused = huntress_refusals(tenants["north"]["huntress_url"])
         finally:
             purge_redis(prefix)
 
         assert states == dict.fromkeys(dag_ids, "success"), states
         check_both_workers_ran_each_run(metadata_url, dag_ids)
         check_the_killed_task_was_retried(metadata_url, killed, victim)
+        check_one_account_one_caller_at_a_time(metadata_url, tenants, refused)
         for t, scenario in scenarios.items():
             want, _ = expected_state(scenario, date.fromisoformat(tenants[t]["billing_date"]))
             assert quantities[t] == want, f"tenant {t}: ConnectWise differs from the oracle"
@@ -122,8 +133,9 @@ def script_args(tmp_path: Path, metadata_url: str, billing_uri: str, prefix: str
         "--home",
         str(tmp_path / "cluster"),
         "--tenants",
-        ",".join(TENANTS),
+        ",".join([*TENANTS, *SHARING]),
         *(f"--scenario={t}={tmp_path / f'{t}.json'}" for t in TENANTS),
+        *(f"--share-huntress={t}={owner}" for t, owner in SHARING.items()),
         *(f"--worker={w}" for w in WORKERS),
         "--metadata-url",
         metadata_url,
@@ -325,6 +337,36 @@ def finished(states: dict[str, str], dag_ids: list[str]) -> bool:
 # --- the checks ------------------------------------------------------------------------------------
 
 
+def huntress_refusals(huntress_url: str) -> int:
+    """How many 429s the Huntress sandbox answered (its admin route counts every status)."""
+    import httpx
+
+    served = httpx.get(f"{huntress_url}/_sandbox/requests", timeout=10).json()
+    return sum(int(c.get("429", 0)) for c in served["by_route_status"].values())
+
+
+def check_one_account_one_caller_at_a_time(metadata_url: str, tenants: dict[str, dict], refused: int) -> None:
+    """The tenants sharing north's Huntress account called it one task at a time (its pool has one
+    slot), and the account never had to refuse a request for the rate: the limit held under both."""
+    pool = f"huntress__huntress_{SHARING['west']}"
+    rows = metadata_rows(
+        metadata_url,
+        """
+        select dag_id, task_id, start_date, end_date from task_instance where pool = :pool
+        union all
+        select dag_id, task_id, start_date, end_date from task_instance_history where pool = :pool
+        """,
+        pool=pool,
+    )
+    sharing = {tenants[t]["dag_id"] for t in ("north", "west")}
+    assert {r.dag_id for r in rows} == sharing, rows
+    spans = sorted((r.start_date, r.end_date) for r in rows if r.start_date is not None)
+    assert all(end is not None for _, end in spans), spans
+    overlaps = [(a, b) for a, b in zip(spans, spans[1:], strict=False) if b[0] < a[1]]
+    assert overlaps == [], overlaps
+    assert refused == 0, f"north's Huntress account answered {refused} 429s"
+
+
 def check_both_workers_ran_each_run(metadata_url: str, dag_ids: list[str]) -> None:
     rows = tries(metadata_url, dag_ids)
     workers = {w.split(":")[0] for w in WORKERS}
@@ -354,7 +396,7 @@ def check_billing(
         check_tenant_rows(billing, t, scenario, date.fromisoformat(tenants[t]["billing_date"]))
         for t, scenario in scenarios.items()
     ]
-    assert len(set(folders)) == len(TENANTS), folders
+    assert len(set(folders)) == len(scenarios), folders
     for folder in folders:
         assert folder.is_relative_to(reports), folder
         assert {"validation.json", "report.html"} <= {p.name for p in folder.iterdir()}, folder
@@ -363,7 +405,7 @@ def check_billing(
             table: c.execute(
                 sa.select(sa.func.count())
                 .select_from(sa.table(table))
-                .where(sa.column("tenant").not_in(list(TENANTS)))
+                .where(sa.column("tenant").not_in([*TENANTS, *SHARING]))
             ).scalar()
             for table in LEDGER_TABLES
         }
