@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .names import DAG_ID, DB_CONN_ID
-from .tenants import DEFAULT_TENANT
+from .tenants import DEFAULT_TENANT, dag_id_of
 
 DB_FILENAME = "billing_sync.db"
 DEFAULT_BASE_URL = "http://localhost:8080"
@@ -86,5 +86,6 @@ def report_page_url(run_id: str, tenant: str = DEFAULT_TENANT) -> str:
     return review_url(f"/runs/{quote(run_id, safe='')}/report", tenant)
 
 
-def run_links(run_id: str, dag_id: str = DAG_ID, tenant: str = DEFAULT_TENANT) -> dict[str, str]:
-    return {"airflow_run": run_url(run_id, dag_id), "report_page": report_page_url(run_id, tenant)}
+def run_links(run_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, str]:
+    """The run in Airflow's UI (its tenant's DAG) and its report page."""
+    return {"airflow_run": run_url(run_id, dag_id_of(tenant)), "report_page": report_page_url(run_id, tenant)}

@@ -17,7 +17,7 @@ from typing import Any, cast
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import checks, csvfile, frames, money, reconcile, report, runtime, store, tenants
+from . import checks, csvfile, frames, money, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
@@ -496,7 +496,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
         {
             "counts": counts,
             "checks": result_checks,
-            "links": runtime.run_links(ref["run_id"], tenants.by_id(ref["tenant"]).dag_id, ref["tenant"]),
+            "links": runtime.run_links(ref["run_id"], ref["tenant"]),
         },
         path,
     )
