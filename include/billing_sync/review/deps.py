@@ -10,7 +10,8 @@ is given) in ``app.dependency_overrides``. A test replaces any of them, or `get_
     app = create_app(engine=engine, auth=auth, csrf_secret=b"k")
     app.dependency_overrides[deps.current_mapper] = lambda: Reviewer("mallory", "7")
 
-- ``TenantDep``: the tenant the page is about (`tenancy.choose`); every DAG below is its DAG;
+- ``TenantDep``: the tenant the page is about (`tenancy.current_tenant`, on the app's own database,
+  so the auth of security.py asks the same); every DAG below is its DAG;
 - ``ReaderDep``: may read the pages (GET on the tenant DAG's runs);
 - ``EditorDep``: may act on the quarantine (PUT on its runs), and the form's CSRF token checked;
 - ``MapperDep``: may change who is billed (``EditorDep``'s permission and either edit on the DAG or
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Engine
 from billing_sync.review import tenancy
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.security import CSRF_FIELD, Reviewer
-from billing_sync.review.tenancy import PageTenant
+from billing_sync.review.tenancy import PageTenant, current_tenant
 
 
 def get_context(request: Request) -> ReviewContext:
@@ -62,10 +63,6 @@ def current_editor() -> Reviewer:
 
 def current_mapper() -> Reviewer:
     raise _not_wired()
-
-
-def current_tenant(request: Request, eng: EngineDep) -> PageTenant:
-    return tenancy.choose(request, eng)
 
 
 TenantDep = Annotated[PageTenant, Depends(current_tenant)]

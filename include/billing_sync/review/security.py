@@ -35,7 +35,7 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
 from billing_sync.names import VARIABLE_KEY
-from billing_sync.review.tenancy import PageTenant, require_active
+from billing_sync.review.tenancy import PageTenant, current_tenant, require_active
 
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"
@@ -144,9 +144,8 @@ def airflow_auth(rights: AirflowRights | None = None) -> ReviewAuth:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from airflow.api_fastapi.core_api.security import get_user
 
-    from billing_sync.review.deps import TenantDep  # deps imports this module
-
     ask = rights or airflow_rights()
+    TenantDep = Annotated[PageTenant, Depends(current_tenant)]
     # FastAPI caches a dependency per request: get_user resolves the token once, and the user comes
     # before the tenant, so an anonymous request is a 401 whatever tenant it names.
     UserDep = Annotated[BaseUser, Depends(get_user)]

@@ -70,6 +70,12 @@ def choose(request: Request, engine: Engine) -> PageTenant:
     return chosen
 
 
+def current_tenant(request: Request) -> PageTenant:
+    """The FastAPI dependency of the page's tenant (`deps.TenantDep`; the auth of security.py asks
+    it too, and FastAPI resolves it once per request): `choose` on the app's billing database."""
+    return choose(request, request.app.state.review.db())
+
+
 def of_request(request: Request) -> PageTenant | None:
     """The tenant `choose` chose for this request (None before it ran, or when it refused)."""
     chosen = getattr(request.state, _STATE, None)
