@@ -75,8 +75,12 @@ class Loaded:
 
 def dag_id_of(tenant_id: str) -> str:
     """The DAG of a tenant, configured or not (history of a tenant since removed from the file):
-    the single-tenant DAG for `default`, else `huntress_connectwise_billing_sync__<id>`."""
-    return DAG_ID if tenant_id == DEFAULT_TENANT else f"{DAG_ID}__{check_id(tenant_id)}"
+    a configured tenant's own (a file may name a tenant `default` too), else the single-tenant DAG
+    for `default` and `huntress_connectwise_billing_sync__<id>` for any other."""
+    try:
+        return next(t.dag_id for t in configured() if t.id == tenant_id)
+    except (StopIteration, TenantsFileError):
+        return DAG_ID if tenant_id == DEFAULT_TENANT else f"{DAG_ID}__{check_id(tenant_id)}"
 
 
 def of_dag(dag_id: str) -> str:

@@ -67,6 +67,18 @@ def test_each_entry_is_a_tenant_with_its_dag_connections_variable_day_and_pool(t
         "south",
         "default",
     ]
+    assert [tenants.dag_id_of(t) for t in ("south", "gone", "default")] == [
+        south.dag_id,
+        "huntress_connectwise_billing_sync__gone",  # removed from the file: its history keeps its DAG
+        "huntress_connectwise_billing_sync",
+    ]
+
+
+def test_a_tenant_of_the_file_may_be_called_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(tenants.TENANTS_FILE_ENV, str(write(tmp_path, [entry("default")])))
+    [only] = tenants.configured()
+    assert only.dag_id == tenants.dag_id_of("default") == "huntress_connectwise_billing_sync__default"
+    assert tenants.of_dag(only.dag_id) == "default" and only.huntress_pool == "huntress__huntress_default"
 
 
 @pytest.mark.parametrize(
