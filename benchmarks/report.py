@@ -12,6 +12,7 @@ CONFIGURED = 4  # the contract's default connectwise_concurrency
 SPEEDUP_TARGET, LATENCY_RATIO_TARGET, REQUEST_RATIO_TARGET = 6.0, 1.25, 1.05
 PARSE_MS_TARGET, DAGBAG_S_TARGET = 25.0, 2.0  # the DAG file beyond a same-shape no-work DAG
 RECONCILE_S_TARGET, MEMORY_MB_TARGET, THROUGHPUT_TARGET = 2.0, 600.0, 500.0
+TENANTS_RATIO_TARGET = 1.2  # Celery's wall time over LocalExecutor's, at the same parallelism
 MIB_TO_MB = 2**20 / 1e6
 
 
@@ -60,7 +61,8 @@ def _missing(key: str, measure: str, target: str) -> Row:
 # --- rows -----------------------------------------------------------------------------------------
 def rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
-    for part in (request_rows, wall_rows, huntress_rows, parse_rows, reconcile_rows, throughput_rows):
+    parts = (request_rows, wall_rows, huntress_rows, parse_rows, reconcile_rows, throughput_rows, tenant_rows)
+    for part in parts:
         out.extend(part(results, setup))
     return out
 
@@ -238,6 +240,291 @@ def throughput_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]
     ]
 
 
+def tenant_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
+    t = results.get("tenants")
+    target = f"≤ {TENANTS_RATIO_TARGET:g}× LocalExecutor's"
+    if t is None:  # not asked for (--tenants 0, or results saved before it existed): no row
+        return (
+            [_missing("7", "Tenants, Celery vs LocalExecutor wall", target)] if setup.get("tenants") else []
+        )
+    c, lo = t["celery"]["summary"], t["local"]["summary"]
+    size = f"{t['tenants']} tenants × {t['organizations']:,} organizations, {t['latency_ms']:g} ms"
+    runs = [r for e in ("celery", "local") for r in t[e]["runs"].values()]
+    window = max(r["huntress_max_in_window"] for r in runs)
+    cost = tenant_cost(t)
+    return [
+        Row(
+            "7",
+            f"Tenants on Celery ({size}): wall, Celery ({t['workers']} workers × {t['worker_slots']} slots) "
+            f"vs LocalExecutor (parallelism {t['parallelism']})",
+            _tenant_walls(t),
+            target,
+            t["ratio"] <= TENANTS_RATIO_TARGET and c["runs_all_success"] and lo["runs_all_success"],
+        ),
+        Row(
+            "7",
+            "Tenants within their API limits (every run, both executors)",
+            f"429s: {c['status_429'] + lo['status_429']}; Huntress max {window} in any 60 s per account",
+            "no 429, ≤ 60 per 60 s",
+            c["within_limits"] and lo["within_limits"],
+        ),
+        Row(
+            "7",
+            "Worker slot-seconds per run (Celery) → tenants per hour per worker slot",
+            f"{cost['slot_s']:.0f} s → {cost['per_hour']:.0f}",
+            "—",
+            None,
+        ),
+    ]
+
+
+def _tenant_walls(t: dict[str, Any]) -> str:
+    passes = t.get("passes") or [{e: t[e]["summary"] for e in ("celery", "local")}]
+    walls = {e: sum(p[e]["wall_s"] for p in passes) for e in ("celery", "local")}
+    over = f" over {len(passes)} passes" if len(passes) > 1 else ""
+    return f"{walls['celery']:.1f} s vs {walls['local']:.1f} s{over} = {t['ratio']:.2f}×"
+
+
+def tenants_section(results: dict[str, Any]) -> list[str]:
+    """docs/benchmarks.md's "Tenants on Celery": the measured figures and what follows from them."""
+    t = results.get("tenants")
+    if not t:
+        return []
+    ex = [e for e in ("celery", "local") if e in t]
+    s = {e: t[e]["summary"] for e in ex}
+    m = t["machine"]
+    label = {
+        "celery": f"Celery, {t['workers']} workers × {t['worker_slots']} slots",
+        "local": f"LocalExecutor, parallelism {t['parallelism']}",
+    }
+    figures = [
+        ("load average (1 / 5 / 15 min) at the trigger", lambda e: _load(t[e]["load_before"])),
+        ("**wall: trigger → last run ended**", lambda e: f"**{s[e]['wall_s']:.1f} s**"),
+        ("wall: first run queued → last run ended", lambda e: f"{s[e]['wall_queued_to_end_s']:.1f} s"),
+        (
+            "runs succeeded",
+            lambda e: f"{sum(v == 'success' for v in t[e]['states'].values())} of {t['tenants']}",
+        ),
+        ("slot-seconds per run (task durations summed)", lambda e: f"{s[e]['slot_s_per_run']:.1f} s"),
+        (
+            "… of it network-bound (wait_for_invoice, extracts, push)",
+            lambda e: f"{s[e]['wan_slot_s_per_run']:.1f} s",
+        ),
+        (
+            "per run: no task of it running (hand-offs, waits for a slot)",
+            lambda e: f"{s[e]['idle_s_per_run']:.1f} s" if "idle_s_per_run" in s[e] else "—",
+        ),
+        (
+            "per run, tasks' waits summed: scheduled → queued, queued → started",
+            lambda e: f"{_per_run(t, e, 'scheduled_to_queued_s')}, {_per_run(t, e, 'queue_wait_s')}",
+        ),
+        ("task CPU per run (task processes' trees / N)", lambda e: f"{s[e]['task_cpu_s_per_run']:.1f} s"),
+        ("scheduler's own CPU, whole span", lambda e: f"{s[e]['scheduler_own_cpu_s']:.1f} s"),
+        ("API server (Execution API) CPU, whole span", lambda e: f"{s[e]['api_server_cpu_s']:.1f} s"),
+        ("all Airflow processes' CPU, whole span", lambda e: f"{s[e]['airflow_cpu_s']:.1f} s"),
+        (
+            "machine busy CPU, whole span (others' load included)",
+            lambda e: f"{s[e]['machine_busy_cpu_s']:.0f} s of {s[e]['wall_s'] * m['nproc']:.0f}",
+        ),
+        ("HTTP requests per run", lambda e: f"{s[e]['requests_per_run']:,}"),
+        ("429s (all runs)", lambda e: s[e]["status_429"]),
+        ("load average after", lambda e: _load(t[e]["load_after"])),
+    ]
+    lines = [
+        "## 7. Tenants on Celery",
+        "",
+        f"`benchmarks/tenants_executors.py` (measured {m['date']} on {m['nproc']} CPUs ({m['cpu']}), "
+        f"{m['memory_gib']} GiB, load average {_load(m['load_average'])} at its start, "
+        f"{_load(t['load_average_end'])} at its end; the machine is shared): {t['tenants']} tenants, each "
+        f"its own generated scenario of {t['organizations']:,} organizations (change share "
+        f"{t['change_share']:g}) in a sandbox of its own with {t['latency_ms']:g} ms on both APIs, its own "
+        "Huntress account (pool `huntress__<conn id>`, one slot) and DAG from the tenants file, one run "
+        "each, triggered together with one run id. Built from `make celery`'s pieces "
+        "(`scripts/airflow_celery.py`), first on CeleryExecutor "
+        f"({t['workers']} workers × {t['worker_slots']} slots, Redis), then on LocalExecutor with "
+        f"`[core] parallelism` {t['parallelism']}; each on fresh PostgreSQL metadata and billing "
+        "databases, fresh sandboxes on the same scenario files, the same API server, scheduler and DAG "
+        "processor, started and left to settle before the trigger.",
+        "",
+        *_md_table(["figure", *[label[e] for e in ex]], [[name, *[f(e) for e in ex]] for name, f in figures]),
+    ]
+    if "ratio" in t:
+        verdict = "pass" if t["ratio"] <= TENANTS_RATIO_TARGET else "FAIL"
+        passes = t.get("passes", [])
+        lines += [
+            f"Celery / LocalExecutor wall: **{_tenant_walls(t)}** (queued → ended: "
+            f"{t['ratio_queued_to_end']:.2f}×); target ≤ {TENANTS_RATIO_TARGET:g}×: **{verdict}**."
+            + (
+                " The table is the first pass; every pass, every other in the reverse order (a shared "
+                "machine's load drifts): "
+                + "; ".join(
+                    f"{k + 1}. {' → '.join(p['order'])}: Celery {p['celery']['wall_s']:.1f} s (load "
+                    f"{p['celery']['load_before'][0]:.2f}), LocalExecutor {p['local']['wall_s']:.1f} s (load "
+                    f"{p['local']['load_before'][0]:.2f}) = {p['ratio']:.2f}×"
+                    for k, p in enumerate(passes)
+                )
+                + "."
+                if len(passes) > 1
+                else ""
+            ),
+            "",
+            f"For the same runs Airflow's processes used {s['celery']['airflow_cpu_s']:.0f} CPU-seconds on "
+            f"Celery and {s['local']['airflow_cpu_s']:.0f} on LocalExecutor "
+            f"({s['celery']['airflow_cpu_s'] / s['local']['airflow_cpu_s'] - 1:+.0%}; the processes that "
+            f"ran the tasks {s['celery']['task_cpu_s']:.0f} vs {s['local']['task_cpu_s']:.0f}, the "
+            f"scheduler's own {s['celery']['scheduler_own_cpu_s']:.0f} vs "
+            f"{s['local']['scheduler_own_cpu_s']:.0f}); "
+            f"the machine was busy {_busy(t, 'celery'):.0%} and {_busy(t, 'local'):.0%} of its CPU over the "
+            "two spans (others' load included)"
+            + (
+                ": beyond the APIs' latency the runs wait for CPU."
+                if min(_busy(t, "celery"), _busy(t, "local")) >= 0.9
+                else "."
+            ),
+            "",
+        ]
+    if all("idle_s_per_run" in s[e] for e in ex) and len(ex) == 2:
+        c, lo = t["celery"]["runs"].values(), t["local"]["runs"].values()
+        lines += [
+            f"Where the walls part (first pass): a run's slot-seconds {s['celery']['slot_s_per_run']:.1f} s "
+            f"on Celery, {s['local']['slot_s_per_run']:.1f} s on LocalExecutor; time with none of the "
+            f"run's tasks running {s['celery']['idle_s_per_run']:.1f} s against "
+            f"{s['local']['idle_s_per_run']:.1f} s. Celery's ready tasks waited in `scheduled` "
+            f"({_mean(c, 'scheduled_to_queued_s'):.1f} s per run, summed over its tasks) and "
+            f"{_mean(c, 'queue_wait_s'):.1f} s in `queued`; LocalExecutor's "
+            f"{_mean(lo, 'scheduled_to_queued_s'):.1f} s and {_mean(lo, 'queue_wait_s'):.1f} s.",
+            "",
+        ]
+    body = [
+        [
+            e,
+            tenant,
+            r["state"],
+            f"{r['wall_s']:.1f}",
+            f"{r['slot_s']:.1f}",
+            f"{r['requests']['huntress']} / {r['requests']['connectwise']:,}",
+            f"{r['api_s']['huntress']:.1f} / {r['api_s']['connectwise']:.1f}",
+            f"{r['huntress_max_in_window']} (≤ {r['huntress_limit']})",
+            r["status_429"],
+            ", ".join(r["hosts"]),
+        ]
+        for e in ex
+        for tenant, r in t[e]["runs"].items()
+    ]
+    lines += [
+        "Per run, first pass (API time: the sandbox's own request durations, latency included, summed; requests in "
+        "flight overlap, so it exceeds the time the run waited):",
+        "",
+        *_md_table(
+            [
+                "executor",
+                "tenant",
+                "state",
+                "wall s",
+                "slot-s",
+                "requests H / CW",
+                "API time s H / CW",
+                "Huntress max in 60 s",
+                "429s",
+                "ran on",
+            ],
+            body,
+        ),
+    ]
+    return lines + (_tenants_derivation(t) if "celery" in t else [])
+
+
+def _mean(runs: Any, key: str) -> float:
+    values = [r[key] for r in runs]
+    return sum(values) / len(values)
+
+
+def _per_run(t: dict[str, Any], executor: str, key: str) -> str:
+    runs = t[executor]["runs"].values()
+    if not all(key in r for r in runs):
+        return "—"
+    return f"{sum(r[key] for r in runs) / len(runs):.1f} s"
+
+
+def _busy(t: dict[str, Any], executor: str) -> float:
+    s = t[executor]["summary"]
+    return s["machine_busy_cpu_s"] / (s["wall_s"] * t["machine"]["nproc"])
+
+
+TENANT_COUNTS, WINDOWS_H = (10, 50, 100, 500, 1000), (1, 4, 8)
+
+
+def tenant_cost(t: dict[str, Any]) -> dict[str, float]:
+    """Celery's slot-seconds and task CPU per run (means over the passes), and what they imply."""
+    passes = t.get("passes") or [{"celery": t["celery"]["summary"]}]
+    c = [p["celery"] for p in passes]
+    slot_s = sum(p["slot_s_per_run"] for p in c) / len(c)
+    cpu_s = sum(p["task_cpu_s_per_run"] for p in c) / len(c)
+    busy = sum(p["machine_busy_cpu_s"] / (p["wall_s"] * t["machine"]["nproc"]) for p in c) / len(c)
+    return {
+        "passes": len(c),
+        "slot_s": slot_s,
+        "cpu_s": cpu_s,
+        "cpu_share": cpu_s / slot_s,
+        "per_hour": 3600 / slot_s,
+        "busy": busy,
+    }
+
+
+def workers_needed(tenants: int, slot_s: float, window_h: float, slots_per_worker: int) -> int:
+    return math.ceil(tenants * slot_s / (window_h * 3600 * slots_per_worker))
+
+
+def _tenants_derivation(t: dict[str, Any]) -> list[str]:
+    s = t["celery"]["summary"]
+    cost = tenant_cost(t)
+    slot_s, cpu_share, k = cost["slot_s"], cost["cpu_share"], t["worker_slots"]
+    runs = list(t["celery"]["runs"].values())
+    huntress_s = sum(r["huntress_slot_s"] for r in runs) / len(runs)
+    huntress_requests = sum(r["requests"]["huntress"] for r in runs) / len(runs)
+    per_account = min(3600 / max(huntress_s, 0.1), 3600 / max(huntress_requests, 1))
+    over = f"the mean of Celery's {cost['passes']} passes" if cost["passes"] > 1 else "Celery's figure"
+    table = _md_table(
+        ["tenants T", *[f"W = {w} h" for w in WINDOWS_H]],
+        [[n, *[workers_needed(n, slot_s, w, k) for w in WINDOWS_H]] for n in TENANT_COUNTS],
+    )
+    return [
+        "### What one run costs, and what follows",
+        "",
+        "S = a run's slot-seconds: the sum of its task instances' durations (process start, Execution "
+        "API calls, waiting on the APIs and for CPU included), here " + over + ".",
+        "",
+        f"- **S = {slot_s:.1f} s** per run of {t['organizations']:,} organizations (first pass: "
+        f"{s['slot_s_per_run']:.1f} s, {s['wan_slot_s_per_run']:.1f} s of it in the network-bound tasks). "
+        f"The task processes used {cost['cpu_s']:.1f} CPU-seconds per run, so a busy slot keeps "
+        f"{cpu_share:.2f} of a core busy on average: a worker of k slots wants about k × {cpu_share:.2f} "
+        "cores.",
+        f"- **Tenants per hour per worker slot** = 3600 / S = **{cost['per_hour']:.0f}**. S was measured "
+        f"with this machine's CPU {cost['busy']:.0%} busy ({t['parallelism']} slots on "
+        f"{t['machine']['nproc']} cores, others' load besides); on workers with their own cores it is "
+        "smaller, down towards the network-bound part, so the counts below err on the safe side.",
+        f"- **Workers for T tenants on one billing day** within a window of W hours = "
+        f"ceil(T × S / (W × 3600 × slots per worker)), at {k} slots per worker in the table below. A "
+        "run's tasks mostly follow one another, so each tenant's run still takes about its own wall (the "
+        "per-run table) however many workers there are: the window must be longer than that; the slots "
+        "bound how many tenants' runs finish in it.",
+        f"- **Huntress bound**: one account's Huntress phase (wait_for_invoice and extract_huntress: "
+        f"{huntress_s:.1f} slot-seconds and {huntress_requests:.0f} requests per run here, reseller "
+        "invoices) runs in that account's pool of one slot, so tenants sharing one Huntress account go "
+        "through it one at a time: in reseller mode at most min(3600 / "
+        f"{huntress_s:.1f}, 3600 / {huntress_requests:.0f}) ≈ {per_account:.0f} runs an hour per account "
+        "(the pool, then 60 requests a minute), however many workers there are. In account mode (one "
+        "request per organization) the rate limit is the bound: "
+        f"{t['organizations']:,} organizations need ≥ {t['organizations'] / 60:.0f} minutes per run, so at "
+        f"most {3600 / t['organizations']:.1f} such tenants an hour per shared account. Here each tenant "
+        "has its own account, so no tenant waited for another's Huntress phase.",
+        "",
+        f"Workers of {k} slots for T tenants within W hours (S = {slot_s:.1f} s):",
+        "",
+        *table,
+    ]
+
+
 # --- console --------------------------------------------------------------------------------------
 def table(rows_: list[Row]) -> str:
     header = ("#", "measure", "figure", "target", "result")
@@ -277,6 +564,7 @@ def markdown(
         lambda: _parse(results),
         lambda: _reconcile(results),
         lambda: _throughput(results),
+        lambda: tenants_section(results),
         lambda: _errors(errors),
         _findings,
     ]

@@ -1,13 +1,14 @@
 """`make bench`: every benchmark of the project, one table, written to docs/benchmarks.md.
 
     python benchmarks/run_all.py [--organizations 2000] [--seed 42] [--concurrency 1,4,8]
-                                 [--out docs/benchmarks.md] [--no-write] [--from-json FILE]
+                                 [--tenants 4] [--out docs/benchmarks.md] [--no-write] [--from-json FILE]
 
 Measured, not asserted: each figure is printed with its target and pass/fail; the exit code is 1
 only when a measurement could not be taken. Each measurement runs in fresh processes (see the
 modules it calls); logs and the raw results (results.json) go to test-artifacts/bench/.
 About 6-7 minutes on 2 cores, most of it the concurrency-1 run, which is the point: 4,600
-requests one at a time with 40 ms each.
+requests one at a time with 40 ms each; then `tenants` (benchmarks/tenants_executors.py: N tenants
+on CeleryExecutor and on LocalExecutor, PostgreSQL and Redis needed) adds about 8 minutes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ RESULTS = LOGS / "results.json"
 ACCOUNT_SAMPLE = {"organizations": 130, "limit": 60, "window_s": 10}
 MIN_ORGANIZATIONS, MIN_AGREEMENTS, CHANGE_SHARE = 2000, 4000, 0.10
 # Generous per-step limits: the whole of `make bench` stays bounded even when something hangs.
-TIMEOUT_S = {"generate": 120, "sync": 600, "account": 300, "parse": 300, "reconcile": 600, "throughput": 300}
+TIMEOUT_S = {
+    "generate": 120,
+    "sync": 600,
+    "account": 300,
+    "parse": 300,
+    "reconcile": 600,
+    "throughput": 300,
+    "tenants": 3600,
+}
 
 
 class Bench:
@@ -132,6 +141,11 @@ def account_run(bench: Bench, scenario: Path) -> dict[str, Any]:
     )
 
 
+def tenants_run(bench: Bench, tenants: int, organizations: int) -> dict[str, Any]:
+    args = ["--tenants", str(tenants), "--organizations", str(organizations)]
+    return bench.script(["benchmarks/tenants_executors.py", *args], "tenants")
+
+
 def throughput(bench: Bench) -> dict[str, Any]:
     # Another module's script; it prints indented JSON, so the whole output is the result.
     done = subprocess.run(
@@ -163,6 +177,8 @@ def run(args: argparse.Namespace) -> tuple[Bench, dict[str, Any], dict[str, Any]
     bench.measure("account_sample", lambda: account_run(bench, account))
     for c in args.concurrency:
         bench.measure(f"sync_c{c}", lambda c=c: sync_run(bench, path, c))
+    if args.tenants:
+        bench.measure("tenants", lambda: tenants_run(bench, args.tenants, args.organizations))
     machine["load_average_end"] = benchlib.load_average()
     setup = {
         "scenario": scenario["meta"]["counts"],
@@ -171,6 +187,7 @@ def run(args: argparse.Namespace) -> tuple[Bench, dict[str, Any], dict[str, Any]
         "concurrency": args.concurrency,
         "account_sample": ACCOUNT_SAMPLE,
         "latency_ms": benchlib.LATENCY_MS,
+        "tenants": args.tenants,
     }
     return bench, machine, setup
 
@@ -183,6 +200,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency",
         default="1,4,8",
         help="connectwise_concurrency values to run; 1 is the baseline [1,4,8]",
+    )
+    parser.add_argument(
+        "--tenants", type=int, default=4, help="tenants on Celery vs LocalExecutor; 0 skips it [4]"
     )
     parser.add_argument("--out", type=Path, default=benchlib.ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print the table, leave the docs alone")
