@@ -81,6 +81,7 @@ def test_new_organizations_asset_event_and_mapping_badge(sandbox_factory, run_da
         "organization_ids": on_invoice,
         "billing_date": BILLING_DATE,
         "run_id": first.run_id,
+        "tenant": "default",
         "mode": "push",
     }
     html = review("/mapping")

@@ -160,7 +160,7 @@ def test_failure_alert_reaches_mail_and_slack_without_secrets(alert_connections,
     )
     error = RuntimeError(
         "Huntress GET /v1/organizations was refused: HTTP 401 at https://hk_live_key:hs_live_secret@h.example/x"
-        f" (secret hs_live_secret, token {SLACK_TOKEN}) " + "{{ 7*7 }} <!channel> <b>bold</b>"
+        f" (secret hs_live_secret, token {SLACK_TOKEN}) " + "{{ 4096*4099 }} <!channel> <b>bold</b>"
     )
     notifier = notify.BillingSyncNotifier()
     notifier(task_context(error))
@@ -171,7 +171,9 @@ def test_failure_alert_reaches_mail_and_slack_without_secrets(alert_connections,
     assert mail["To"] == "billing@msp.example, ops@msp.example"
     body = body_of(mail)
     assert BILLING_DATE in body and "extract_connectwise" in body and "HTTP 401" in body
-    assert "{{ 7*7 }}" in body and "49" not in body, "exception text is data, never a template"
+    # Evaluated it would read 16789504, a number no path or id of this message holds (7*7 was 49,
+    # which a pytest temporary folder like pytest-49 can hold).
+    assert "{{ 4096*4099 }}" in body and "16789504" not in body, "exception text is data, never a template"
     assert "&lt;b&gt;bold&lt;/b&gt;" in body
     assert f"/dags/{notify.DAG_ID}/runs/manual__2026-11-01T00%3A00%3A00%2B00%3A00" in body
     assert "/billing-review/runs/manual__2026-11-01T00%3A00%3A00%2B00%3A00/report" in body
