@@ -11,8 +11,10 @@ environment, the Cluster of processes), and fresh everything the runs touch:
 - one sandbox per tenant on its own generated scenario (`--organizations`, `--change-share`, seed
   42 + k; the same files for both executors), `--latency-ms` injected on both of its APIs;
 - the API server (execution app), scheduler, DAG processor and, for CeleryExecutor, `--workers`
-  Celery workers of `--worker-slots` each on Redis (own key prefix); for LocalExecutor no worker and
-  `[core] parallelism` = workers × slots, the Celery cluster's number of slots.
+  Celery workers of `--worker-slots` each on Redis (own key prefix; the scheduler's `[core]
+  parallelism` as `make celery` sets it, 4 × the slots: the slots bound what runs); for
+  LocalExecutor no worker and `[core] parallelism` = workers × slots, the Celery cluster's number
+  of slots: the same number of tasks at once.
 
 Once the components are up and their start-up CPU has settled, one run per tenant is triggered
 (one run id for all, as scheduled runs of tenants with one billing day have), and timed until every
@@ -281,8 +283,12 @@ def run_executor(executor: str, args: argparse.Namespace, files: Mapping[str, Pa
             env = ac.cluster_env(
                 {
                     **base_env(home),
+                    # LocalExecutor: the worker processes; Celery: make celery's headroom over the
+                    # workers' slots, which bound what runs (`--celery-parallelism` to try others).
                     "AIRFLOW__CORE__PARALLELISM": str(
-                        args.celery_parallelism if executor == "celery" and args.celery_parallelism else slots
+                        (args.celery_parallelism or ac.CELERY_QUEUE_HEADROOM * slots)
+                        if executor == "celery"
+                        else slots
                     ),
                     # LocalExecutor's scheduler serves task logs; a port of its own beside other tests.
                     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
@@ -563,8 +569,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--celery-parallelism",
         type=int,
-        help="the Celery scheduler's [core] parallelism, when not the workers' slots (an experiment: "
-        "a finished task's slot is known free only once the result backend says so)",
+        help="the Celery scheduler's [core] parallelism [make celery's: 4 × the workers' slots]; "
+        "a finished task's slot is known free only once the result backend says so",
     )
     ap.add_argument("--runs-timeout", type=float, default=1200, help="seconds for the runs, per executor")
     ap.add_argument("--postgres", default=ac.DEFAULT_POSTGRES, help="a PostgreSQL server's admin URL")

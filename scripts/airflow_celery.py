@@ -60,6 +60,7 @@ DEFAULT_WORKERS = ("worker-a:3", "worker-b:2")  # name:concurrency
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 METADATA_DB, BILLING_DB = "billing_celery_airflow", "billing_celery_billing"
+CELERY_QUEUE_HEADROOM = 4  # [core] parallelism = this × the workers' slots (cluster_env)
 WORKER_NAME_ENV = "BILLING_CELERY_WORKER"  # read by worker_hostname() in the workers' task processes
 CORE = ("api-server", "scheduler", "dag-processor")  # without any of these nothing runs: stop all
 STEP_TIMEOUT_S = 240
@@ -225,9 +226,11 @@ def cluster_env(
         # and a triggered run needs no unpausing first.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        # No more tasks sent to Celery than the workers have slots: a task queued in Redis behind
-        # others would count against [scheduler] task_queued_timeout.
-        "AIRFLOW__CORE__PARALLELISM": str(sum(w.concurrency for w in workers)),
+        # The scheduler counts a slot free only once Celery's result backend says its task ended;
+        # capped at the workers' slots, ready tasks wait in `scheduled` meanwhile (Celery 1.23-1.38×
+        # LocalExecutor's wall, against 1.05-1.07× with this headroom: docs/benchmarks.md §7).
+        # The workers' concurrency still bounds what runs at once.
+        "AIRFLOW__CORE__PARALLELISM": str(CELERY_QUEUE_HEADROOM * sum(w.concurrency for w in workers)),
         # The provider's default, said so it does not warn: Redis hands an unacknowledged task to
         # another worker only after this long; a lost worker's tasks come back sooner through
         # their heartbeat ([scheduler] task_instance_heartbeat_timeout) or task_queued_timeout.

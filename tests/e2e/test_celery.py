@@ -73,6 +73,8 @@ SETTINGS = {
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "2",
     "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": "1",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+    # No task waits in Redis behind others here, so none nears the 60 s above but a lost worker's.
+    "AIRFLOW__CORE__PARALLELISM": str(sum(int(w.split(":")[1]) for w in WORKERS)),
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
 }
 
