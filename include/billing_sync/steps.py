@@ -57,6 +57,15 @@ def reports_dir(ref: RunRef) -> Path:
     return report.run_directory(ref["billing_date"], ref["run_id"], ref["tenant"])
 
 
+def _staged(eng: Engine, ref: RunRef, name: str) -> pd.DataFrame:
+    """The run's staged frame `name` (staging is keyed by tenant and run id)."""
+    return store.read_frame(eng, ref["run_id"], name, tenant=ref["tenant"])
+
+
+def _stage(eng: Engine, ref: RunRef, name: str, df: pd.DataFrame) -> int:
+    return store.write_frame(eng, ref["run_id"], name, df, tenant=ref["tenant"])
+
+
 def settings_of(ref: RunRef) -> Settings:
     return load_settings(ref["settings"])
 
@@ -164,10 +173,8 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
         orgs = huntress.organizations()
         lines = huntress.account_usage_lines(orgs)
     usage = frames.usage_frame(invoice_id, lines, settings.products)
-    store.write_frame(eng, ref["run_id"], "usage", usage, tenant=ref["tenant"])
-    store.write_frame(
-        eng, ref["run_id"], "organizations", frames.organizations_frame(orgs), tenant=ref["tenant"]
-    )
+    _stage(eng, ref, "usage", usage)
+    _stage(eng, ref, "organizations", frames.organizations_frame(orgs))
     log.info(
         "Huntress: %d lines, %d organizations, requests %s",
         len(lines),
@@ -184,19 +191,11 @@ def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient)
     catalog = cw.catalog(identifiers)
     agreements = {a["id"]: a for a in cw.agreements(settings.agreement_types) if isinstance(a.get("id"), int)}
     additions = cw.additions(sorted(agreements), identifiers)
-    store.write_frame(
-        eng, ref["run_id"], "companies", frames.companies_frame(companies), tenant=ref["tenant"]
-    )
-    store.write_frame(
-        eng, ref["run_id"], "additions", frames.additions_frame(agreements, additions), tenant=ref["tenant"]
-    )
-    store.write_frame(
-        eng, ref["run_id"], "catalog", frames.catalog_frame(catalog), tenant=ref["tenant"]
-    )  # with its prices
+    _stage(eng, ref, "companies", frames.companies_frame(companies))
+    _stage(eng, ref, "additions", frames.additions_frame(agreements, additions))
+    _stage(eng, ref, "catalog", frames.catalog_frame(catalog))  # with its prices
     # What a person may add a missing addition to (the review pages' approvals).
-    store.write_frame(
-        eng, ref["run_id"], "agreements", frames.agreements_frame(agreements.values()), tenant=ref["tenant"]
-    )
+    _stage(eng, ref, "agreements", frames.agreements_frame(agreements.values()))
     missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
     if missing:
         log.warning("catalog items not found in ConnectWise: %s", missing)
@@ -223,10 +222,9 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     import json
 
     settings = settings_of(ref)
-    run_id = ref["run_id"]
-    usage = store.read_frame(eng, run_id, "usage", tenant=ref["tenant"])
+    usage = _staged(eng, ref, "usage")
     usage["issue"], usage_result = checks.run_suite("usage", usage, checks.usage_checks(settings.products))
-    orgs = store.read_frame(eng, run_id, "organizations", tenant=ref["tenant"])
+    orgs = _staged(eng, ref, "organizations")
     org_issues, orgs_result = checks.run_suite("organizations", orgs, checks.organization_checks())
     # Huntress describing one organization twice (another name or key) leaves its company unknown:
     # its usage is held rather than matched on whichever record came first.
@@ -237,23 +235,23 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
         usage.loc[held, "issue"] = (
             usage.loc[held, "issue"].fillna("").map(lambda old: f"{old}; {text}" if old else text)
         )
-    store.write_frame(eng, run_id, "usage", usage, tenant=ref["tenant"])
+    _stage(eng, ref, "usage", usage)
 
-    additions = store.read_frame(eng, run_id, "additions", tenant=ref["tenant"])
+    additions = _staged(eng, ref, "additions")
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
     live_issues, additions_result = checks.run_suite("live_additions", live, checks.live_addition_checks())
     additions["issue"] = pd.Series(pd.NA, index=additions.index, dtype="string")
     additions.loc[live_issues.index, "issue"] = live_issues
-    store.write_frame(eng, run_id, "additions", additions, tenant=ref["tenant"])
+    _stage(eng, ref, "additions", additions)
 
     results = [
         usage_result,
         additions_result,
         checks.run_suite(
             "companies",
-            store.read_frame(eng, run_id, "companies", tenant=ref["tenant"]),
+            _staged(eng, ref, "companies"),
             checks.company_checks(),
         )[1],
         orgs_result,
@@ -270,22 +268,21 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
 def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
     """Reconcile the staged frames, applying the tenant's active overrides (staged with the run, so
     its record shows which applied) and pricing each key from the additions and the catalog."""
-    run_id = ref["run_id"]
     overrides = store.overrides_frame(eng, tenant=ref["tenant"])
-    store.write_frame(eng, run_id, "overrides", overrides, tenant=ref["tenant"])
+    _stage(eng, ref, "overrides", overrides)
     outcomes = reconcile.reconcile(
-        store.read_frame(eng, run_id, "usage", tenant=ref["tenant"]),
-        store.read_frame(eng, run_id, "organizations", tenant=ref["tenant"]),
-        store.read_frame(eng, run_id, "companies", tenant=ref["tenant"]),
-        store.read_frame(eng, run_id, "additions", tenant=ref["tenant"]),
+        _staged(eng, ref, "usage"),
+        _staged(eng, ref, "organizations"),
+        _staged(eng, ref, "companies"),
+        _staged(eng, ref, "additions"),
         store.org_map_frame(eng, tenant=ref["tenant"]),
         settings_of(ref),
         date.fromisoformat(ref["billing_date"]),
         overrides=overrides,
-        catalog=store.read_frame(eng, run_id, "catalog", tenant=ref["tenant"]),
+        catalog=_staged(eng, ref, "catalog"),
     )
     outcomes = apply_approvals(eng, ref, outcomes)
-    store.write_frame(eng, run_id, "outcomes", outcomes, tenant=ref["tenant"])
+    _stage(eng, ref, "outcomes", outcomes)
     return reconcile.summarize(outcomes)
 
 
@@ -293,7 +290,7 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
 def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
+    outcomes = _staged(eng, ref, "outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
     store.upsert_quarantine(
         eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)], tenant=ref["tenant"]
@@ -325,7 +322,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
 
 def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
     run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
+    outcomes = _staged(eng, ref, "outcomes")
     changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
     mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
     recorded = ("updated", "created", "failed")
@@ -365,7 +362,7 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
 def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
     run_id = ref["run_id"]
-    outcomes = store.read_frame(eng, run_id, "outcomes", tenant=ref["tenant"])
+    outcomes = _staged(eng, ref, "outcomes")
     ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id, tenant=ref["tenant"])}
     # What the push quarantined: its own reasons, and the held reason an approval that did not
     # apply leaves its key in (push-time reasons first, when a key has both).
@@ -400,8 +397,8 @@ def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
 def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[str, Any]:
     """The promise users care about: what Huntress bills equals what ConnectWise bills."""
     settings = settings_of(ref)
-    usage = store.read_frame(eng, ref["run_id"], "usage", tenant=ref["tenant"])
-    additions = store.read_frame(eng, ref["run_id"], "additions", tenant=ref["tenant"])
+    usage = _staged(eng, ref, "usage")
+    additions = _staged(eng, ref, "additions")
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
@@ -452,13 +449,11 @@ def money_totals(
     the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
     reason (the open quarantine rows of the run)."""
     settings = settings_of(ref)
-    additions = store.read_frame(eng, ref["run_id"], "additions", tenant=ref["tenant"])
+    additions = _staged(eng, ref, "additions")
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
-    out = reconcile.money_totals(
-        final, live, store.read_frame(eng, ref["run_id"], "catalog", tenant=ref["tenant"]), settings.products
-    )
+    out = reconcile.money_totals(final, live, _staged(eng, ref, "catalog"), settings.products)
     for product, totals in out["products"].items():
         counted = units.get(product) or {}
         totals.update(
