@@ -151,17 +151,6 @@ def rows(url: str, sql: str, **params: Any) -> list[Any]:
         eng.dispose()
 
 
-def purge_redis(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        for key in client.scan_iter(match=f"{prefix}*", count=500):
-            client.delete(key)
-    finally:
-        client.close()
-
-
 # --- CPU -------------------------------------------------------------------------------------------
 def tree_cpu(pid: int) -> tuple[float, float]:
     """(CPU seconds of the process itself, of its whole tree): user + system of every live process,
@@ -339,7 +328,7 @@ def run_executor(executor: str, args: argparse.Namespace, files: Mapping[str, Pa
             return result
     finally:
         with contextlib.suppress(Exception):
-            purge_redis(args.redis, prefix)
+            ac.purge_redis(args.redis, prefix)
 
 
 def free_port() -> int:

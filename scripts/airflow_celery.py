@@ -302,6 +302,18 @@ def ensure_database(admin_url: str, name: str) -> str:
     return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def purge_redis(url: str, prefix: str) -> None:
+    """Delete every key under `prefix`: what one cluster left in a shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*", count=500):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def redis_reachable(url: str) -> str | None:
     """None when Redis answers PING at `url`, else why not."""
     import redis

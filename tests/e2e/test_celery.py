@@ -110,7 +110,7 @@ def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
                 quantities = {t: cw_quantities(info["connectwise_url"]) for t, info in tenants.items()}
                 refused = huntress_refusals(tenants["north"]["huntress_url"])
         finally:
-            purge_redis(prefix)
+            airflow_celery.purge_redis(REDIS_URL, prefix)
 
         assert states == dict.fromkeys(dag_ids, "success"), states
         check_both_workers_ran_each_run(metadata_url, dag_ids)
@@ -243,17 +243,6 @@ class ScriptRun:
                 pass
         self.proc.stdout.close()
         self.err.close()
-
-
-def purge_redis(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for key in client.scan_iter(match=f"{prefix}*", count=500):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def kill_machine(pid: int) -> None:
