@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -94,6 +95,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if rel == place or rel.startswith(place + "/"):
                 for marker in markers:
                     item.add_marker(marker)
+
+
+@functools.cache
+def migrate_airflow_db() -> None:
+    """`airflow db migrate` of this process's AIRFLOW_HOME (above), once per test process: the e2e,
+    proof and page tests share one metadata DB per pytest-xdist worker."""
+    airflow = Path(sys.executable).with_name("airflow")
+    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 @dataclass

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Sandbox
+from tests.conftest import ROOT, Sandbox, migrate_airflow_db
 
 DAG_ID = "huntress_connectwise_billing_sync"
 
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    airflow = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    migrate_airflow_db()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Sandbox, start_sandbox
+from tests.conftest import ROOT, Sandbox, migrate_airflow_db, start_sandbox
 
 DAG_ID = "huntress_connectwise_billing_sync"
 CONFIG_VARIABLE = "huntress_cw_billing_config"
@@ -66,12 +66,6 @@ def ui_scenario() -> dict[str, Any]:
     )
     orgs[XSS_ORG]["name"] = SCRIPT_NAME
     return scenario
-
-
-def migrate_metadata_db() -> None:
-    airflow = Path(sys.executable).with_name("airflow")
-    done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def billing_env(tmp: Path) -> dict[str, str]:
@@ -193,7 +187,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
     tmp = tmp_path_factory.mktemp("ui")
     env = billing_env(tmp)
-    migrate_metadata_db()
+    migrate_airflow_db()
     sb = start_sandbox(ui_scenario(), tmp)
     try:
         run_billing_dag(sb, env)

@@ -48,14 +48,13 @@ import httpx
 import pytest
 
 from billing_sync import store
-from tests.conftest import DEMO_SCENARIO, ROOT, Sandbox, start_sandbox
+from tests.conftest import DEMO_SCENARIO, ROOT, Sandbox, migrate_airflow_db, start_sandbox
 from tests.ui.conftest import (
     BILLING_DATE,
     DAG_ID,
     Site,
     billing_env,
     login,
-    migrate_metadata_db,
     run_billing_dag,
     screenshot,
     start_api_server,
@@ -166,7 +165,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     assert json.loads(DEMO_SCENARIO.read_text())["meta"]["billing_date"] == BILLING_DATE
     tmp = tmp_path_factory.mktemp("month-close")
     env = billing_env(tmp)
-    migrate_metadata_db()
+    migrate_airflow_db()
     sb = start_sandbox(DEMO_SCENARIO, tmp)
     try:
         run_billing_dag(sb, env)
