@@ -42,11 +42,23 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
+class _Start(NamedTuple):
+    """One request start the limiter counts: on its own clock, and as wall-clock seconds."""
+
+    mono: float
+    wall: float
+
+
 class SlidingWindowLimiter:
     """At most `limit` request starts in any rolling `window` seconds (thread-safe).
 
     Huntress counts requests on a sliding 60 s window; a small `margin` keeps network jitter from
     pushing request 61 into the server's window.
+
+    The window is per account, and each task builds its own limiter: `seed` hands it the starts
+    earlier tasks left (wall-clock seconds, which other processes and machines share), and `starts`
+    reads its own back for the next one. A start keeps the wall-clock stamp it came with, so what
+    was seeded reads back unchanged and a store can merge by value.
     """
 
     def __init__(
@@ -56,20 +68,26 @@ class SlidingWindowLimiter:
         margin: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ):
         self.limit, self.window, self.margin = limit, window, margin
-        self._starts: deque[float] = deque()
+        self._starts: deque[_Start] = deque()
         self._lock = threading.Lock()
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
+
+    @property
+    def span(self) -> float:
+        """How long a start counts: the window and the margin."""
+        return self.window + self.margin
 
     def acquire(self) -> None:
         while True:
             with self._lock:
                 now = self._expire()
                 if len(self._starts) < self.limit:
-                    self._starts.append(now)
+                    self._starts.append(self._now(now))
                     return
-                wait = self._starts[0] + self.window + self.margin - now
+                wait = self._starts[0].mono + self.span - now
             self._sleep(max(wait, 0.01))
 
     def rate_limited(self) -> float:
@@ -82,8 +100,8 @@ class SlidingWindowLimiter:
         """
         with self._lock:
             now = self._expire()
-            self._starts.extend([now] * max(self.limit - len(self._starts), 0))
-            return max(self._starts[0] + self.window + self.margin - now, 0.0)
+            self._starts.extend([self._now(now)] * max(self.limit - len(self._starts), 0))
+            return max(self._starts[0].mono + self.span - now, 0.0)
 
     def observe(self, server_limit: int, remaining: int) -> None:
         """Count requests the server reports beyond ours: the window is per account, so another task
@@ -94,12 +112,35 @@ class SlidingWindowLimiter:
             now = self._expire()
             foreign = self.limit - remaining - len(self._starts)
             # When they were made is unknown; stamped now, they leave our window last (the safe guess).
-            self._starts.extend([now] * max(foreign, 0))
+            self._starts.extend([self._now(now)] * max(foreign, 0))
+
+    def seed(self, stamps: Iterable[float]) -> None:
+        """Count request starts made elsewhere (wall-clock seconds), e.g. by the account's earlier
+        tasks. A stamp already counted is not counted again, so seeding twice changes nothing; one
+        in the future (another machine's clock ahead of ours) counts from now."""
+        with self._lock:
+            now, wall = self._clock(), self._wall_clock()
+            known = Counter(s.wall for s in self._starts)
+            for stamp, count in Counter(stamps).items():
+                # mono = now_mono - (now_wall - stamp): the start's age is the same on both clocks.
+                mono = now - max(wall - stamp, 0.0)
+                self._starts.extend([_Start(mono, stamp)] * max(count - known[stamp], 0))
+            self._starts = deque(sorted(self._starts, key=lambda s: s.mono))
+            self._expire()
+
+    def starts(self) -> list[float]:
+        """The starts still in the window, as wall-clock seconds, oldest first (seeded ones too)."""
+        with self._lock:
+            self._expire()
+            return [s.wall for s in self._starts]
+
+    def _now(self, mono: float) -> _Start:
+        return _Start(mono, self._wall_clock())
 
     def _expire(self) -> float:
         """Drop starts older than the window (caller holds the lock); returns the time now."""
         now = self._clock()
-        while self._starts and now - self._starts[0] >= self.window + self.margin:
+        while self._starts and now - self._starts[0].mono >= self.span:
             self._starts.popleft()
         return now
 

@@ -33,8 +33,10 @@ CALL_LIMIT_HEADER, CALL_REMAINING_HEADER = "x-huntress-api-call-limit", "x-huntr
 
 
 class HuntressClient:
-    def __init__(self, api: ApiSession):
+    def __init__(self, api: ApiSession, conn_id: str | None = None):
         self.api = api
+        # The connection names the account, whose rate-limit window every task of it shares.
+        self.conn_id = conn_id
 
     @classmethod
     def from_connection(cls, conn_id: str = "huntress_default") -> HuntressClient:
@@ -58,7 +60,8 @@ class HuntressClient:
                 limiter=limiter,
                 on_response=server_window_tracker(limiter),
                 secrets=secrets_of(conn),
-            )
+            ),
+            conn_id,
         )
 
     # -- generic --------------------------------------------------------------------------------
@@ -205,8 +208,9 @@ def invoice_account_ids(lines: list[dict[str, Any]]) -> list[int]:
 
 
 def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None]:
-    """Feed Huntress's call-limit headers to the limiter: the sensor task spends requests in the
-    same per-account window just before extract_huntress starts, which its own limiter never saw."""
+    """Feed Huntress's call-limit headers to the limiter: the window is per account, and requests
+    the limiter was not seeded with (another tool on the key, a task killed before it recorded its
+    starts) fill it too. Only an answer tells: the shared record (steps) covers the first request."""
 
     def track(resp: Any) -> None:
         limit, remaining = (resp.headers.get(h) for h in (CALL_LIMIT_HEADER, CALL_REMAINING_HEADER))

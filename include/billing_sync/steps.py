@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import checks, csvfile, frames, money, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, settle_approval
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 PUSH_BATCH_SIZE = 250
 TO_PUSH = ("change", "create")  # outcomes the push acts on: a quantity to write, an approved addition
+HUNTRESS_API = "huntress"  # billing_api_calls.api of the Huntress accounts
 
 
 # -- environment ---------------------------------------------------------------------------------
@@ -68,6 +71,32 @@ def _stage(eng: Engine, ref: RunRef, name: str, df: pd.DataFrame) -> int:
 
 def settings_of(ref: RunRef) -> Settings:
     return load_settings(ref["settings"])
+
+
+@contextmanager
+def _huntress_window(eng: Engine, huntress: HuntressClient) -> Iterator[None]:
+    """Requests made in the block share the Huntress account's rate-limit window with every other
+    task of the account (docs/contract.md §1 Tenants): the client's limiter starts from the request
+    starts its earlier tasks recorded, whatever their tenant or run, and its own are merged into
+    that record when the block ends, however it ends. Each task builds a fresh client, whose first
+    request would otherwise be blind, and refused (429) right after a task that filled the window.
+    """
+    limiter, account = huntress.api.limiter, huntress.conn_id
+    if limiter is None or account is None:  # a client built by hand: nothing names its account
+        yield
+        return
+    limiter.seed(store.recent_api_calls(eng, HUNTRESS_API, account, within_s=limiter.span))
+    try:
+        yield
+    finally:
+        try:
+            store.record_api_calls(eng, HUNTRESS_API, account, limiter.starts(), within_s=limiter.span)
+        except SQLAlchemyError as exc:
+            # The record only spares the next task a 429 its client waits out anyway: not worth
+            # failing a task that has its answers, or hiding the error a failing one raises.
+            log.warning(
+                "Huntress %s: its recent requests were not recorded (%s)", account, type(exc).__name__
+            )
 
 
 # -- 1. resolve ----------------------------------------------------------------------------------
@@ -105,7 +134,8 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
     """
     settings = settings_of(ref)
     billing_date = date.fromisoformat(ref["billing_date"])
-    invoices = huntress.invoices(settings.invoice_source)
+    with _huntress_window(eng, huntress):
+        invoices = huntress.invoices(settings.invoice_source)
     invoice = select_invoice(invoices, billing_date, ref["invoice_id"])
     newest = newest_invoice_date(invoices)
     if undated := undated_invoices(invoices):
@@ -166,12 +196,13 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
     settings = settings_of(ref)
     invoice_id = ref["invoice_id"]
     assert invoice_id is not None  # find_invoice sets it to the chosen invoice's integer id
-    if settings.invoice_source == "reseller":
-        lines = huntress.usage_lines(invoice_id)
-        orgs = huntress.invoice_organizations(lines)  # the keys of managed accounts' organizations too
-    else:
-        orgs = huntress.organizations()
-        lines = huntress.account_usage_lines(orgs)
+    with _huntress_window(eng, huntress):
+        if settings.invoice_source == "reseller":
+            lines = huntress.usage_lines(invoice_id)
+            orgs = huntress.invoice_organizations(lines)  # the keys of managed accounts' organizations too
+        else:
+            orgs = huntress.organizations()
+            lines = huntress.account_usage_lines(orgs)
     usage = frames.usage_frame(invoice_id, lines, settings.products)
     _stage(eng, ref, "usage", usage)
     _stage(eng, ref, "organizations", frames.organizations_frame(orgs))

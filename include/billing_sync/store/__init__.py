@@ -1,5 +1,5 @@
-"""The billing database: quarantine, ledger, runs, organization map, approvals, overrides and per-run
-staging of frames.
+"""The billing database: quarantine, ledger, runs, organization map, approvals, overrides, per-run
+staging of frames, and the API accounts' recent calls.
 
 SQLAlchemy Core only, and the same on SQLite and PostgreSQL. Nothing here imports Airflow: the DAG
 resolves the URL (`runtime.database_url()`: connection `billing_sync_db`, else
@@ -20,11 +20,13 @@ timezone-aware UTC and JSON columns come back decoded.
     approval_rows    `billing_approvals`
     override_rules   `billing_overrides`
     first_sightings  `billing_organizations_seen`: new organizations
+    call_window      `billing_api_calls`: an API account's rate-limit window, shared by its tasks
     values           helpers they share
 
 The modules of the tables are not named after them: `store.quarantine`, `store.runs`,
-`store.changes`, `store.org_map`, `store.approvals`, `store.overrides` and `store.organizations_seen`
-are the Table objects callers select from. Callers import this package, never its modules.
+`store.changes`, `store.org_map`, `store.approvals`, `store.overrides`, `store.organizations_seen`
+and `store.api_calls` are the Table objects callers select from. Callers import this package, never
+its modules.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .approval_rows import (
     list_approvals,
     set_approval_status,
 )
+from .call_window import recent_api_calls, record_api_calls
 from .database import engine_for, ensure_schema, make_engine
 from .first_sightings import (
     invoice_organizations,
@@ -80,6 +83,7 @@ from .schema import (
     OVERRIDE_RULES,
     QUARANTINE_STATUSES,
     ROW_COLUMN,
+    api_calls,
     approvals,
     changes,
     org_map,
@@ -110,6 +114,7 @@ __all__ = [
     "SchemaVersionError",
     "add_approval",
     "add_override",
+    "api_calls",
     "approvals",
     "changes",
     "changes_for_run",
@@ -146,6 +151,8 @@ __all__ = [
     "quarantine_group_order",
     "quarantine_order",
     "read_frame",
+    "recent_api_calls",
+    "record_api_calls",
     "record_changes",
     "record_organizations_seen",
     "resolve_superseded",

@@ -318,6 +318,21 @@ organizations_seen = sa.Table(
 )
 
 
+# Revision 0007: the recent request starts of an API account, so every task of the account starts
+# with the rate-limit window its predecessors left (docs/contract.md §4). Keyed by the account, not
+# a tenant: tenants that bill from one Huntress account share its window. Unix time in seconds (a
+# float, so a start reads back exactly as it was written); `calls` counts starts that share a stamp.
+api_calls = sa.Table(
+    "billing_api_calls",
+    metadata,
+    sa.Column("api", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("started_epoch", sa.Double, nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False, server_default="1"),
+    sa.PrimaryKeyConstraint("api", "account", "started_epoch", name="pk_billing_api_calls"),
+)
+
+
 def _staging(name: str, schema: Mapping[str, str]) -> sa.Table:
     if {ROW_COLUMN, "run_id", "tenant"} & set(schema):
         raise ValueError(f"frame {name!r} uses a column name reserved by staging")

@@ -51,6 +51,7 @@ CONTRACT_COLUMNS = {
     "billing_organizations_seen": (
         "tenant huntress_organization_id name first_billing_date first_run_id first_seen_at"
     ),
+    "billing_api_calls": "api account started_epoch calls",
 }
 TENANT_TABLES = ("billing_quarantine", "billing_changes", "billing_runs", "billing_org_map")
 
@@ -131,6 +132,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0007",
         "0006",
         "0005",
         "0004",
@@ -150,6 +152,7 @@ def test_a_new_database_reaches_head_with_every_contract_column(engine: sa.Engin
     assert {f"billing_stg_{name}" for name in schema.STAGING} <= set(have)
     assert have["billing_org_map"]["pk"] == ("tenant", "huntress_organization_id")
     assert have["billing_organizations_seen"]["pk"] == ("tenant", "huntress_organization_id")
+    assert have["billing_api_calls"]["pk"] == ("api", "account", "started_epoch")
     tables = set(sa.inspect(engine).get_table_names())
     assert migrations.VERSION_TABLE in tables and "alembic_version" not in tables
 
@@ -221,6 +224,10 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
     assert len(store.read_frame(eng, old_run, "organizations", tenant="north")) == 1
     assert store.ledger_count(eng, old_run) == len(rows["billing_changes"])
     assert store.ledger_count(eng, old_run, tenant="north") == 1
+
+    # The shared rate-limit window (0007): the account's recent calls are kept.
+    calls = store.record_api_calls(eng, "huntress", "huntress_default", [99.5], within_s=60, now=100)
+    assert calls == [99.5]
 
 
 def test_a_database_older_than_the_baseline_is_caught_up_first(db_url: str) -> None:

@@ -12,6 +12,7 @@
                                                     outcomes' override and money, catalog, overrides
                      r0005_organizations_seen 0005  billing_organizations_seen (new organizations)
                      r0006_runs_per_tenant    0006  runs, ledger keys and staging per tenant
+                     r0007_api_calls          0007  billing_api_calls (the shared rate-limit window)
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0006"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0007"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 
