@@ -49,6 +49,9 @@ class _LooseTable(dict[int, str | None]):
 
 
 _LOOSE = _LooseTable()
+# `_FOLD` of ASCII text as a plain dict (no __missing__ call per character): ASCII needs no NFKC, and
+# its casefold is its lower case, so `normalize_name` of an ASCII name needs only this and `lower`.
+_ASCII_FOLD = {c: _FOLD[c] for c in range(128)}
 # `loose_fold` of ASCII text in one step: letters lowered, digits kept, the rest dropped.
 _ASCII_LOOSE = {c: (chr(c).lower() if chr(c).isalnum() else None) for c in range(128)}
 # How a detail says that the loose fold found the candidates (reconcile/details.py reads it too).
@@ -64,6 +67,13 @@ def normalize_name(s: str) -> str:
     the plain reading of "punctuation folded" and what the project's test oracles do; accents are
     kept ('Café' ≠ 'Cafe'): they distinguish real names in many languages.
     """
+    if s.isascii():  # the same answer as `_normalize_any`, without NFKC: most names
+        return " ".join(s.translate(_ASCII_FOLD).lower().split())
+    return _normalize_any(s)
+
+
+def _normalize_any(s: str) -> str:
+    """`normalize_name` of any text."""
     # Symbols go before NFKC too, or '™' would become the letters 'TM'.
     text = unicodedata.normalize("NFKC", s.translate(_FOLD))
     text = unicodedata.normalize("NFKC", text.casefold())

@@ -139,3 +139,13 @@ def test_no_organization_is_matched_to_one_of_two_companies_that_fold_alike(case
             expected = sorted(x for x in value if loose(value[x]) == loose(mine))
             assert r["candidate_company_ids"] == ",".join(map(str, expected)), (r, mine, value)
             assert all(str(x) in r["detail"] for x in expected)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_names_fold_as_any_text_does(name: str) -> None:
+    """The ASCII shortcuts (no NFKC) give what the general folds give, for every ASCII string:
+    controls, whitespace, punctuation and symbols included."""
+    from billing_sync.reconcile.matching import _LOOSE, _normalize_any, loose_fold
+
+    assert rc.normalize_name(name) == _normalize_any(name)
+    assert loose_fold(name) == _normalize_any(name).translate(_LOOSE)
