@@ -55,7 +55,7 @@ test: $(STAMP) lint system-deps
 
 # The inner loop: unit and sandbox tests, no Airflow scheduler, API server, browser or dag.test()
 # (markers in pyproject.toml; tests/conftest.py marks tests/e2e and tests/proof), one pytest-xdist
-# worker per CPU (FAST_WORKERS=0 for one process). Under 2 minutes. `make test` runs everything.
+# worker per CPU (FAST_WORKERS=0 for one process). About 2 minutes here. `make test` runs everything.
 FAST_MARKERS := not e2e and not browser and not integration and not perf
 FAST_WORKERS ?= auto
 test-fast: $(STAMP)
