@@ -235,13 +235,29 @@ def page(browser: Any, site: Site) -> Iterator[Any]:
         context.close()
 
 
+LOGIN_REDIRECT_TIMEOUT_MS = 10_000
+
+
 def login(page: Any, site: Site, user: str, start: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(start)
     page.wait_for_url("**/auth/login**")
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(site.passwords[user])
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(start)
+    try:
+        page.wait_for_url(start, timeout=LOGIN_REDIRECT_TIMEOUT_MS)
+    except PlaywrightTimeout:
+        # Airflow's login page stores the token with document.cookie and navigates to `next` at
+        # once; Chromium hands the cookie to its network service asynchronously, so on a loaded
+        # machine the navigation can overtake it (seen: POST /auth/token 201, then GET `start`
+        # without the cookie, sent back to the login page). With the cookie stored, ask again; a
+        # login that got no token fails here.
+        tokens = [c for c in page.context.cookies() if c["name"] == "_token"]
+        assert tokens, f"{user} logged in but has no _token cookie; the page is at {page.url}"
+        page.goto(start)
+        page.wait_for_url(start)
 
 
 def screenshot(page: Any, name: str) -> None:
