@@ -1,8 +1,9 @@
 """store/migrations: the billing database's schema changes as Alembic revisions (docs/contract.md §4).
 
-A new database gets every revision; one made before the migrations (0.1.0, `pre_alembic`) is caught
-up, stamped at the baseline and upgraded in place with every row kept; the newest revision is
-exactly what `schema.py` declares; a second run changes nothing.
+A new database is built at the newest revision at once, exactly as replaying every revision builds
+it; one made before the migrations (0.1.0, `pre_alembic`) is caught up, stamped at the baseline and
+upgraded in place with every row kept; the newest revision is exactly what `schema.py` declares; a
+second run changes nothing.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ TENANT_TABLES = ("billing_quarantine", "billing_changes", "billing_runs", "billi
 
 
 def shape(engine: sa.Engine) -> dict[str, Any]:
-    """The billing tables as the database reports them: columns in order with type, nullability and
-    default; primary key; indexes (with their WHERE); unique and CHECK constraints."""
+    """The billing tables as the database reports them: columns with type, nullability and default;
+    primary key; indexes (with their WHERE); unique and CHECK constraints.
+
+    Columns are compared by name, not position: a column a revision adds goes last (ALTER TABLE ADD
+    COLUMN), where a new database has it where schema.py declares it, and nothing reads a billing
+    table by column position (SQLAlchemy names every column)."""
     insp = sa.inspect(engine)
     out: dict[str, Any] = {}
     for table in sorted(insp.get_table_names()):
@@ -74,9 +79,9 @@ def shape(engine: sa.Engine) -> dict[str, Any]:
             for i in insp.get_indexes(table)
         ]
         out[table] = {
-            "columns": [
+            "columns": sorted(
                 (c["name"], str(c["type"]), c["nullable"], c.get("default")) for c in insp.get_columns(table)
-            ],
+            ),
             "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
             "indexes": sorted(indexes),
             "unique": sorted(
@@ -99,6 +104,24 @@ def revision(engine: sa.Engine) -> str | None:
 def upgrade_to(engine: sa.Engine, target: str) -> None:
     with engine.begin() as conn:
         migrations.upgrade(conn, target)
+
+
+def replay_every_revision(engine: sa.Engine) -> None:
+    """What a new database got before it was built at head at once: Alembic runs 0001 to the newest."""
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(migrations.config(conn), "head")
+
+
+def version_table(engine: sa.Engine) -> dict[str, Any]:
+    insp = sa.inspect(engine)
+    return {
+        "columns": [
+            (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(migrations.VERSION_TABLE)
+        ],
+        "pk": insp.get_pk_constraint(migrations.VERSION_TABLE),
+    }
 
 
 @pytest.fixture
@@ -253,7 +276,8 @@ def test_a_database_older_than_the_baseline_is_caught_up_first(db_url: str) -> N
     have = shape(eng)
     assert "resolved_by_id" in [c[0] for c in have["billing_quarantine"]["columns"]]
     assert "account_id" in [c[0] for c in have["billing_stg_organizations"]["columns"]]
-    assert [c[0] for c in have["billing_runs"]["columns"]][-1] == "tenant"
+    # billing_runs was created at the baseline, so revision 0006 added its tenant column last.
+    assert [c["name"] for c in sa.inspect(eng).get_columns("billing_runs")][-1] == "tenant"
     eng.dispose()
 
 
@@ -273,8 +297,20 @@ def test_ensure_schema_twice_is_a_no_op(old: Any, db_url: str) -> None:
     other.dispose()
 
 
-def test_the_newest_revision_is_what_schema_py_declares(engine: sa.Engine) -> None:
+def test_a_new_database_is_built_at_head_exactly_as_every_revision_builds_it(
+    engine: sa.Engine, other_url: str
+) -> None:
     store.ensure_schema(engine)
+    replayed = store.make_engine(other_url)
+    replay_every_revision(replayed)
+    assert revision(engine) == revision(replayed) == migrations.HEAD
+    assert canonical(shape(engine)) == canonical(shape(replayed))
+    assert version_table(engine) == version_table(replayed)
+    replayed.dispose()
+
+
+def test_the_newest_revision_is_what_schema_py_declares(engine: sa.Engine) -> None:
+    replay_every_revision(engine)
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn, opts={"include_name": migrations.include_name, "compare_type": True}
