@@ -40,6 +40,7 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import airflow_commands  # noqa: E402  (sibling script, not a package)
 from airflow_local import (  # noqa: E402  (sibling script, not a package)
     PASSWORDS_FILE,
     READY_TIMEOUT_S,
@@ -442,14 +443,19 @@ class Cluster:
             time.sleep(0.5)
         have_runs = dags_with_runs(self.layout.metadata_url, list(runs))
         todo = {dag_id: day for dag_id, day in runs.items() if dag_id not in have_runs}
+        if not todo:
+            return
+        extra = ["-r", run_id] if run_id else []
+        triggers = [
+            ["dags", "trigger", dag_id, "-l", f"{day}T00:00:00+00:00", *extra] for dag_id, day in todo.items()
+        ]
+        # One interpreter for all of them: an `airflow` process each would import Airflow each time.
+        self.jobs["trigger"] = self._popen(
+            "trigger", airflow_commands.command(sys.executable, triggers), None, None
+        )
+        self.finish("trigger")
         for dag_id, day in todo.items():
-            extra = ["-r", run_id] if run_id else []
-            self.begin(
-                f"trigger-{dag_id}", ["dags", "trigger", dag_id, "-l", f"{day}T00:00:00+00:00", *extra]
-            )
-        for dag_id in todo:
-            self.finish(f"trigger-{dag_id}")
-            print(f"  triggered {dag_id} for {runs[dag_id]}", file=self.say, flush=True)
+            print(f"  triggered {dag_id} for {day}", file=self.say, flush=True)
 
 
 # --- the script ------------------------------------------------------------------------------------

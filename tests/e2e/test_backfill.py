@@ -30,7 +30,11 @@ import pytest
 import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
+from tests.conftest import ROOT
 from tests.e2e.conftest import DAG_ID
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import airflow_commands  # noqa: E402  (the scripts' runner of several airflow commands in one interpreter)
 
 pytestmark = pytest.mark.e2e
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -79,17 +83,6 @@ def _airflow(prefix: list[str], env: dict, *args: str) -> str:
     done = subprocess.run([*prefix, AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, f"airflow {' '.join(args)}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
     return done.stdout
-
-
-# `airflow <args>` for each argument list in argv[1] (JSON), one after another in this interpreter:
-# what `airflow.__main__.main` does per command, without paying Airflow's imports for each.
-AIRFLOW_COMMANDS = """
-import json, sys
-from airflow.__main__ import main
-for argv in json.loads(sys.argv[1]):
-    sys.argv = ["airflow", *argv]
-    main()
-"""
 
 
 def _setup_commands(dates: list[str]) -> list[list[str]]:
@@ -194,10 +187,10 @@ def test_backfill_three_billing_dates(clock, migrated_db, sandbox_factory, tmp_p
         )
 
     # The execution API only: tasks need nothing else of the API server, and it starts faster. The
-    # setup commands run meanwhile, in one interpreter (each `airflow` process costs seconds of CPU).
+    # setup commands run meanwhile, in one interpreter (scripts/airflow_commands.py).
     procs = [start([AIRFLOW, "api-server", "--apps", "execution", "--port", str(port)], "api-server")]
     try:
-        setup = start([sys.executable, "-c", AIRFLOW_COMMANDS, json.dumps(_setup_commands(dates))], "setup")
+        setup = start(airflow_commands.command(sys.executable, _setup_commands(dates)), "setup")
         assert setup.wait(timeout=180) == 0, (logs / "setup.log").read_text()[-3000:]
         # Tasks talk to the API server from their first line: a scheduler started before it answers
         # fails the first task on a timeout and its retry waits minutes.
