@@ -1,6 +1,6 @@
 """Packaging: the production install (`pip install .`, docs/deployment.md) is billing_sync alone; the
 sandbox is a distribution of its own (include/billing_sandbox/pyproject.toml) that only the dev
-install adds (the Makefile's install step: `pip install --no-deps -e . -e ./include/billing_sandbox`).
+install adds (the Makefile's install step: `uv pip install --no-deps -e . -e ./include/billing_sandbox`).
 
 The wheels are built with pip, as a deployment would, from a clean copy of the project: setuptools
 puts whatever an old build/ folder holds into a wheel, so building in the work tree could hide or
