@@ -56,8 +56,8 @@ system-deps:
 # workers free up: the suite is mostly CPU, but its tests also wait on servers, Airflow's loops and
 # rate-limit windows, and the extra worker fills those waits (on 2 CPUs, 3 workers took 556 s where 2
 # took 601 s). Every worker has its own AIRFLOW_HOME, ports and database schemas (tests/conftest.py).
-# ruff first (seconds); mypy beside pytest, at low priority, its verdict printed after the tests':
-# its first, uncached pass takes about 45 s of one CPU, which the tests' waits leave free.
+# ruff first (seconds); mypy beside pytest at low priority, its verdict printed after the tests':
+# its first, uncached pass takes about 45 s of one CPU, which before the tests added all of it.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 MYPY_LOG := $(VENV)/mypy-last.log
 test: ruff system-deps
@@ -68,7 +68,7 @@ test: ruff system-deps
 
 # The inner loop: unit and sandbox tests, no Airflow scheduler, API server, browser or dag.test()
 # (markers in pyproject.toml; tests/conftest.py marks tests/e2e and tests/proof), one pytest-xdist
-# worker per CPU (FAST_WORKERS=0 for one process). About 2 minutes here. `make test` runs everything.
+# worker per CPU (FAST_WORKERS=0 for one process). About 1¾ minutes here. `make test` runs everything.
 FAST_MARKERS := not e2e and not browser and not integration and not perf
 FAST_WORKERS ?= auto
 test-fast: $(STAMP)

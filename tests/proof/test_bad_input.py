@@ -498,7 +498,10 @@ class Served:
     connectwise: CorruptingProxy
 
 
-@pytest.fixture(scope="module")
+# Session-scoped, though only this module uses them: pytest-xdist's work stealing can hand a worker
+# this module's tests in several stretches, and a module fixture would run the whole data run again
+# for each (seen: four data runs in one `make test`). The tests only read the run.
+@pytest.fixture(scope="session")
 def served_data(tmp_path_factory) -> Any:
     scenario = data_scenario()
     sb = start_sandbox(scenario, tmp_path_factory.mktemp("bad-input"))
@@ -521,7 +524,7 @@ class DataRun:
     engine: Any
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def data_run(served_data, tmp_path_factory) -> DataRun:
     """The one run over every data case (all proxy rewrites and edits at once)."""
     s = served_data
