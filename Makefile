@@ -57,7 +57,7 @@ system-deps:
 # rate-limit windows, and the extra worker fills those waits (on 2 CPUs, 3 workers took 556 s where 2
 # took 601 s). Every worker has its own AIRFLOW_HOME, ports and database schemas (tests/conftest.py).
 # ruff first (seconds); mypy beside pytest at low priority, its verdict printed after the tests':
-# its first, uncached pass takes about 45 s of one CPU, which before the tests added all of it.
+# its first, uncached pass takes about 45 s of one CPU, all of which it used to add ahead of the tests.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 MYPY_LOG := $(VENV)/mypy-last.log
 test: ruff system-deps

@@ -79,11 +79,12 @@ def upgrade(conn: Connection, revision: str = "head") -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(schema._SCHEMA_LOCK_KEY)))
     current = current_revision(conn)
-    if current == HEAD and revision in ("head", HEAD):
-        return
-    if current is None and revision in ("head", HEAD) and _is_new(conn):
-        _create_at_head(conn)
-        return
+    if revision in ("head", HEAD):
+        if current == HEAD:
+            return
+        if current is None and _is_new(conn):
+            _create_at_head(conn)
+            return
     from alembic import command
 
     cfg = config(conn)
