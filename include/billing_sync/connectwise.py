@@ -132,7 +132,8 @@ class ConnectWiseClient:
     def paged(
         self, path: str, label: str, conditions: str | None = None, fields: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every record of a list, with forward-only paging (follows the `Link` rel="next")."""
+        """Every record of a list, with forward-only paging (follows the `Link` rel="next": only its
+        path and query, joined to the configured site; `ApiSession.link` refuses any other link)."""
         first: dict[str, Any] = {"pageSize": PAGE_SIZE}
         if conditions:
             first["conditions"] = conditions
@@ -147,7 +148,8 @@ class ConnectWiseClient:
                 raise ApiError(f"ConnectWise GET {label} returned {type(resp.payload).__name__}, not a list")
             check_objects(resp.payload, f"ConnectWise GET {label}")
             yield from resp.payload
-            url = next_link(resp.response)
+            found = next_link(resp.response)
+            url = None if found is None else self.api.link(found)
             if url in seen:
                 raise ApiError(f"ConnectWise GET {label}: next link repeated; paging stopped")
             seen.add(url)
@@ -298,9 +300,10 @@ def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
 
 
 def next_link(resp: requests.Response) -> str | None:
+    """The rel="next" URL as sent (None: this is the last page), for `ApiSession.link` to judge."""
     # ConnectWise sends `Link` on every forward-only page; the last one has no rel="next".
     link = resp.links.get("next") if resp.headers.get("Link") else None
-    return link.get("url") if link else None
+    return None if link is None else str(link.get("url", ""))
 
 
 def discover_codebase(site: ApiSession, login: str) -> str:

@@ -6,14 +6,18 @@ once. With a rate limiter and `RetryPolicy.max_rate_limit_wait` set (Huntress), 
 "the window is full now": the limiter waits until the oldest request start it knows leaves the
 window, however many 429s that takes, until the waits for one request add up past the bound.
 An API may name more transient statuses (`retry_status`: ConnectWise adds its 409). Every error
-message names the API and the endpoint, never the credentials: requests carries them in headers,
-and no header is ever formatted into a message; what an API writes into an error is scrubbed of
-the connection's credentials before it goes into one (an API may echo the request back).
+message names the API and the endpoint, never the credentials: requests carries them in headers.
+Every ApiError made here is made by `_error`, which scrubs its message and body of the
+connection's credentials (an API may echo the request back, in a body or a header such as
+`Content-Type`), and `request`/`link` scrub whatever ApiError leaves them once more, so a new raise
+cannot forget. A retried problem is scrubbed before it is logged.
 
-Credentials go only to the configured site: a URL an API hands back (a paging `Link`) is followed
-only when its scheme, host and port are the base URL's, and redirects are never followed (requests
-would carry the `clientId` header, which it does not know for a credential, to any host). A body
-larger than `max_body_bytes`, or JSON nested too deep to decode, is an ApiError, never a crash.
+Credentials go only to the configured site: a URL an API hands back (a paging `Link`) is never sent
+as it came; `link` keeps its path (which must lie under the base URL's path) and query, refusing
+anything ambiguous (links.py), and `url` joins that to the configured base URL. Redirects are never
+followed (requests would carry the `clientId` header, which it does not know for a credential, to
+any host). A body larger than `max_body_bytes`, or JSON nested deeper than scrub.MAX_DEPTH, is an
+ApiError, never a crash; an error body is kept to that depth.
 """
 
 from __future__ import annotations
@@ -21,18 +25,20 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import requests
 
 from .errors import CREDENTIAL_STATUSES, ApiError, CredentialsError
-from .scrub import Scrub, scrub_data, scrubber
+from .links import origin, relative_link
+from .scrub import MAX_DEPTH, Scrub, cut, deeper_than, scrub_data, scrubber
 
 log = logging.getLogger(__name__)
 
@@ -251,16 +257,39 @@ class ApiSession:
         return s
 
     def url(self, path: str) -> str:
-        """The URL of a path under the base URL, or an absolute URL an API handed back, which must
-        be on the base URL's origin: it is refused, unsent, when it leads anywhere else."""
-        if not path.startswith(("http://", "https://")):
-            return f"{self.base_url}/{path.lstrip('/')}"
-        if _origin(path) != _origin(self.base_url):
-            raise ApiError(
-                f"{self.api}: a URL the API handed back leads to {_origin(path)}, not to the configured "
-                f"site {_origin(self.base_url)}; not followed, so the credentials go nowhere else"
-            )
-        return path
+        """The URL of a path under the base URL: ours, or what `link` kept of one an API handed
+        back. Joined to the base URL, whose authority the path cannot change; never a URL itself."""
+        if _SCHEME.match(path):
+            raise self._error(f"{self.api}: {cut(repr(path), 200)} is a URL, not a path; not sent")
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def link(self, href: object) -> str:
+        """What may be followed of a URL the API handed back (a paging link): its path under the
+        base URL's path and its query, for `request`; anything else is refused (links.py), unsent."""
+        try:
+            return relative_link(href, self.base_url)
+        except ValueError as why:
+            shown = cut(self.scrub(repr(href)), 200) if isinstance(href, str) else type(href).__name__
+            raise self._error(
+                f"{self.api}: a link the API handed back was refused, as {why}; not followed, "
+                f"nothing sent (the configured site is {_origin(self.base_url)}; the link: {shown})"
+            ) from None
+
+    def _error(
+        self, message: str, *, status: int | None = None, body: Any = None, kind: type[ApiError] = ApiError
+    ) -> ApiError:
+        """The one way this class makes an ApiError: message and body scrubbed of the credentials."""
+        return kind(self.scrub(message), status=status, body=scrub_data(body, self.scrub))
+
+    @contextmanager
+    def _scrubbing(self) -> Iterator[None]:
+        """Scrub any ApiError that leaves, however it was made (idempotent on one made by `_error`)."""
+        try:
+            yield
+        except ApiError as exc:
+            exc.args = tuple(self.scrub(str(a)) for a in exc.args)
+            exc.body = scrub_data(exc.body, self.scrub)
+            raise
 
     def request(
         self,
@@ -278,6 +307,19 @@ class ApiSession:
         `attempts` caps the tries of this one request below the policy's: a write that must not be
         sent twice blindly (a POST that creates) passes 1 and settles a failure itself, by reading.
         """
+        with self._scrubbing():
+            return self._request(method, path, label, params, json_body, headers, attempts)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        label: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        headers: Mapping[str, str] | None,
+        attempts: int | None,
+    ) -> ApiResponse:
         url = self.url(path)
         limit = self.retry.attempts if attempts is None else max(1, min(attempts, self.retry.attempts))
         what = f"{self.api} {method} {label}"
@@ -300,7 +342,7 @@ class ApiSession:
             attempt += 1
             if attempt >= limit:
                 status = resp.status_code if resp is not None else None
-                raise ApiError(f"{what} failed after {attempt} attempts: {problem}", status=status)
+                raise self._error(f"{what} failed after {attempt} attempts: {problem}", status=status)
             wait = self.retry.delay(attempt, retry_after)
             log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, limit - 1, wait)
             self._sleep(wait)
@@ -320,7 +362,7 @@ class ApiSession:
         wait = retry_after if retry_after is not None else self.limiter.rate_limited()
         bound = self.retry.max_rate_limit_wait
         if waited + wait > bound:
-            raise ApiError(
+            raise self._error(
                 f"{what} is still rate limited (HTTP 429) after waiting {waited:.0f}s for the "
                 f"rate-limit window; another {wait:.0f}s would pass max_rate_limit_wait_s={bound:g}",
                 status=429,
@@ -347,7 +389,7 @@ class ApiSession:
                 chunks.append(chunk)
         if too_big:
             resp.close()
-            raise ApiError(
+            raise self._error(
                 f"{what} answered more than {self.max_body_bytes:,} bytes; not read",
                 status=resp.status_code,
             )
@@ -389,28 +431,32 @@ class ApiSession:
             )
         if 300 <= resp.status_code < 400:
             where = _origin(resp.headers.get("Location") or url)
-            raise ApiError(f"{what} answered HTTP {resp.status_code}, a redirect to {where}; not followed")
+            raise self._error(f"{what} answered HTTP {resp.status_code}, a redirect to {where}; not followed")
         if resp.status_code >= 400:  # 401/403: the credentials are refused, which no retry changes
-            error = CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError
-            body = scrub_data(_safe_json(resp), self.scrub)
-            raise error(
-                self.scrub(f"{what} was refused: HTTP {resp.status_code}{_message(body)}"),
+            body = scrub_data(_safe_json(resp), self.scrub)  # kept MAX_DEPTH deep: safe to print
+            raise self._error(
+                f"{what} was refused: HTTP {resp.status_code}{_message(body)}",
                 status=resp.status_code,
                 body=body,
+                kind=CredentialsError if resp.status_code in CREDENTIAL_STATUSES else ApiError,
             )
         if resp.status_code == 204 or method == "DELETE":
             return ApiResponse(resp, None)
         try:
             payload: object = resp.json()
         except RecursionError:
-            raise ApiError(f"{what} answered JSON nested too deeply to read") from None
+            raise self._error(f"{what} answered JSON nested too deeply to read") from None
         except (ValueError, json.JSONDecodeError):
             kind = (
                 "an empty body"
                 if not resp.content
-                else f"a non-JSON body ({resp.headers.get('Content-Type', 'no content type')})"
+                else f"a non-JSON body ({cut(resp.headers.get('Content-Type', 'no content type'), 100)})"
             )
-            return _Retryable(f"HTTP {resp.status_code} with {kind}", None, resp)
+            # Scrubbed here: the problem is logged at each retry and ends in the final error.
+            return _Retryable(self.scrub(f"HTTP {resp.status_code} with {kind}"), None, resp)
+        if _nests(resp.content) and deeper_than(payload, MAX_DEPTH):
+            # Whatever reads the answer (frames, the push, repr in a message) recurses: refuse it here.
+            raise self._error(f"{what} answered JSON nested deeper than {MAX_DEPTH} levels; not read")
         return ApiResponse(resp, payload)
 
 
@@ -428,22 +474,27 @@ def _safe_json(resp: requests.Response) -> Any:
         return None
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def _origin(url: str) -> str:
-    """scheme://host:port, the port made explicit, so `https://a` and `https://a:443` are one."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    except ValueError:
-        port = None  # a port that is no number: an origin nothing else shares
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
+    """scheme://host:port as urlsplit reads it, for messages only (never to decide where to send)."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}"
+
+
+def _nests(content: bytes) -> bool:
+    """Whether a body has enough brackets to nest past MAX_DEPTH (C-speed counts: most do not)."""
+    return content.count(b"[") + content.count(b"{") > MAX_DEPTH
 
 
 def _message(body: Any) -> str:
-    """The API's own error message, shortened; both APIs put it under `message` or `error`."""
+    """The API's own error message, shortened; both APIs put it under `message` or `error`. The body
+    is one `scrub_data` kept MAX_DEPTH deep, so printing it cannot recurse without end."""
     if isinstance(body, Mapping):
         msg = body.get("message") or body.get("error") or body.get("errors")
         if msg:
-            return f" ({str(msg)[:300]})"
+            return f" ({cut(str(msg), 300)})"
     return ""
 
 

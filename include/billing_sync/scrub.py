@@ -2,9 +2,14 @@
 
 Used where a text is made (an API error, from the answer of an API that may echo the request back)
 and again where it leaves (alerts). Every form a credential takes on the wire is masked: as typed,
-URL-quoted, HTML- and JSON-escaped, base64 (Basic auth carries `login:password` and sometimes the
-password alone), in a URL's user-info, and after an `Authorization` scheme word in any case.
+URL-quoted (upper- or lower-case escapes), HTML- and JSON-escaped (a slash as `\\/` too), base64
+(Basic auth carries `login:password` and sometimes the password alone), in a URL's user-info, and
+after an `Authorization` scheme word in any case. A secret of LOOSE_SECRET_LENGTH or more is matched
+in any case (an API may upper-case a GUID it echoes); a shorter one only as typed, as a whole token.
 Scrub first, cut after: a secret cut in half is no longer found by its value.
+
+An API body is walked at most MAX_DEPTH levels deep (`scrub_data`, `deeper_than`): a body nested
+hundreds of levels would otherwise raise RecursionError in whatever walks or prints it.
 
 Imports nothing of ours.
 """
@@ -24,6 +29,11 @@ MIN_SECRET_LENGTH = 3  # shorter values would blank ordinary words; no real cred
 LOOSE_SECRET_LENGTH = 8  # from this length a secret is masked even inside a longer word
 
 Scrub = Callable[[str], str]
+
+# No answer of either API nests half as deep (a ConnectWise record's reference's `_info` is 4 levels).
+MAX_DEPTH = 32
+TOO_DEEP = "…(nested too deep; not read)"
+_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 
 _URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
 # An Authorization value: the scheme word (any case), then a credential-looking run (a digit or base64 sign).
@@ -51,12 +61,16 @@ def forms(secret: str) -> set[str]:
     raw = secret.encode()
     b64 = base64.b64encode(raw).decode()
     url_b64 = base64.urlsafe_b64encode(raw).decode()
+    quoted = {quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    quoted |= {_ESCAPE.sub(lambda m: m.group().lower(), q) for q in quoted}  # `%2f` as well as `%2F`
+    as_json = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    as_json |= {j.replace("/", "\\/") for j in as_json}  # `\/`: JSON may escape a slash
     return {
         secret,
-        quote(secret, safe=""),
-        quote_plus(secret),
+        *quoted,
         html.escape(secret),
-        json.dumps(secret)[1:-1],
+        html.escape(secret, quote=False),
+        *as_json,
         b64,
         b64.rstrip("="),
         url_b64,
@@ -94,27 +108,27 @@ def secrets_of(conn: Any) -> list[str]:
 def scrubber(secrets: Iterable[str]) -> Scrub:
     """A function that masks each secret, in every form, in a text.
 
-    Secrets shorter than LOOSE_SECRET_LENGTH are masked only as whole tokens: a public key "pub"
-    must not turn "public" into "***lic", while a long secret is masked wherever it appears.
+    Secrets shorter than LOOSE_SECRET_LENGTH are masked only as typed and as whole tokens: a public
+    key "pub" must not turn "public" into "***lic", nor a company id "acme" blank "Acme Corp"; a
+    long secret is masked wherever it appears, in any case. Each kind is one compiled alternation,
+    longest first, so a text is read once per kind however many secrets there are.
     """
     variants: set[str] = set()
     for s in secrets:
         if isinstance(s, str) and len(s) >= MIN_SECRET_LENGTH:
             variants |= forms(s)
     ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
-    short = [
-        re.compile(rf"(?<![A-Za-z0-9]){re.escape(v)}(?![A-Za-z0-9])")
-        for v in ordered
-        if len(v) < LOOSE_SECRET_LENGTH
-    ]
-    long = [v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH]
+    short = _alternation([v for v in ordered if len(v) < LOOSE_SECRET_LENGTH])
+    long = _alternation([v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH])
+    short_re = re.compile(rf"(?<![A-Za-z0-9])(?:{short})(?![A-Za-z0-9])") if short else None
+    long_re = re.compile(long, re.IGNORECASE) if long else None
 
     def scrub(text: str) -> str:
         text = str(text)
-        for v in long:
-            text = text.replace(v, MASK)
-        for pattern in short:
-            text = pattern.sub(MASK, text)
+        if long_re:
+            text = long_re.sub(MASK, text)
+        if short_re:
+            text = short_re.sub(MASK, text)
         text = _URL_USERINFO.sub(f"{MASK}@", text)
         text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {MASK}", text)
         return _NAMED_VALUE.sub(lambda m: f"{m.group('name')}{m.group('quote')}{MASK}", text)
@@ -122,15 +136,39 @@ def scrubber(secrets: Iterable[str]) -> Scrub:
     return scrub
 
 
-def scrub_data(value: Any, scrub: Scrub) -> Any:
-    """Every string in a JSON-like value (an API's error body) scrubbed, keys included."""
+def _alternation(literals: list[str]) -> str:
+    return "|".join(re.escape(v) for v in literals)
+
+
+def scrub_data(value: Any, scrub: Scrub, depth: int = MAX_DEPTH) -> Any:
+    """Every string in a JSON-like value (an API's error body) scrubbed, keys included; what lies
+    deeper than `depth` levels is replaced by TOO_DEEP (the walk never recurses further)."""
     if isinstance(value, str):
         return scrub(value)
+    if isinstance(value, Mapping | list | tuple) and depth <= 0:
+        return TOO_DEEP
     if isinstance(value, Mapping):
-        return {scrub(str(k)): scrub_data(v, scrub) for k, v in value.items()}
+        return {scrub(str(k)): scrub_data(v, scrub, depth - 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [scrub_data(v, scrub) for v in value]
+        return [scrub_data(v, scrub, depth - 1) for v in value]
     return value
+
+
+def deeper_than(value: Any, depth: int = MAX_DEPTH) -> bool:
+    """Whether a JSON-like value nests containers more than `depth` levels (walked without recursion)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if level >= depth:
+            return True
+        todo.extend((child, level + 1) for child in children if isinstance(child, Mapping | list | tuple))
+    return False
 
 
 def cut(text: str, limit: int) -> str:

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
@@ -53,6 +53,21 @@ def _link(request: Request, drop: Iterable[str], **updates: int) -> str:
     return str(request.url.replace(query=urlencode(items, quote_via=quote)))
 
 
+def _faulted_next(template: str | None, real: str) -> str:
+    """The `next_link` fault (sandbox.FAULT_OPTIONS): the template with the real link's parts."""
+    if template is None:
+        return real
+    parts = urlsplit(real)
+    fill = {
+        "{scheme}": parts.scheme,
+        "{host}": parts.hostname or "",
+        "{port}": str(parts.port or ""),
+        "{path}": parts.path,
+        "{query}": parts.query,
+    }
+    return re.sub(r"\{(?:scheme|host|port|path|query)\}", lambda m: fill[m.group()], template)
+
+
 def list_response(
     request: Request, sandbox: ConnectWiseSandbox, coll: Collection, ids: list[int] | None
 ) -> Response:
@@ -73,6 +88,7 @@ def list_response(
         text = _dumps([project(coll.by_id[i], q.projection) for i in chunk])
     else:
         text = "[" + ",".join(coll.json(i) for i in chunk) + "]"
+    links = [(_faulted_next(sandbox.next_link, url) if rel == "next" else url, rel) for url, rel in links]
     headers = {"Link": ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links)} if links else {}
     if q.forward_only:
         # Forward-only answers carry `Link` on every page, empty on the last: public clients (the

@@ -98,6 +98,21 @@ class ConnectWiseSandbox:
     """The data behind the app. Handlers run on the event loop; the lock guards snapshot()/reset()
     when they are called from another thread (admin routes, tests)."""
 
+    # Faults only this API takes (docs/contract.md §5), through POST /_sandbox/faults (common.py).
+    FAULT_OPTIONS: dict[str, tuple[dict[str, Any], Any]] = {
+        # An attacker-controlled answer, not ConnectWise behaviour: nothing public says ConnectWise
+        # ever hands back a paging link to another host, so this is the less convenient reading (a
+        # hostile site, proxy or DNS answer). A page that has a rel="next" link serves this template
+        # instead, with `{scheme}`, `{host}`, `{port}`, `{path}` and `{query}` of the real next link
+        # filled in, e.g. "http://127.0.0.2:9\\@{host}:{port}{path}?{query}" (a parser-differential
+        # form) or "{path}?{query}" (an honest relative link). null: the real link.
+        "next_link": ({"type": ["string", "null"], "maxLength": 4000}, None),
+    }
+    next_link: str | None = None
+
+    def apply_fault_options(self, options: dict[str, Any]) -> None:
+        self.next_link = options["next_link"]
+
     def __init__(self, section: Mapping[str, Any], scenario: Mapping[str, Any] | None = None) -> None:
         # A private copy (JSON round trip: far faster than deepcopy at 20k records) that the
         # builders only read, so reset() can rebuild from it without copying again.
