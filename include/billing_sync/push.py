@@ -213,7 +213,12 @@ def push_changes(
     on_result: Callable[[Mapping[str, Any], PushResult], None],
 ) -> list[PushResult]:
     """Push with `client.concurrency` changes in flight; `on_result` runs in this thread, in
-    completion order, so recording needs no locks."""
+    completion order, so recording needs no locks.
+
+    When `on_result` raises (the billing database went away), no further write starts: only those
+    already in flight land unrecorded, for the retried task to settle by re-reading. Left to the
+    pool, every queued change of the batch would still be written, with no ledger row for any.
+    """
     changes = list(changes)
     results = []
     with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
@@ -221,10 +226,14 @@ def push_changes(
             pool.submit(create_one if c.get("outcome") == "create" else push_one, client, c): c
             for c in changes
         }
-        for fut in as_completed(futures):
-            result = fut.result()
-            on_result(futures[fut], result)
-            results.append(result)
+        try:
+            for fut in as_completed(futures):
+                result = fut.result()
+                on_result(futures[fut], result)
+                results.append(result)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return results
 
 
