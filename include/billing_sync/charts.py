@@ -15,6 +15,11 @@ billing dates, so runs or quarantine rows of two tenants would add up into one p
 trace. Callers read one tenant's rows; `history_rows` and `held_by_*` refuse rows that carry two
 `tenant` values (ChartError) rather than draw their sum.
 
+A chart is drawn from exactly what it shows (`_shown`: products, numbers, dates), so given a cache
+(`chart_cache.SvgCache`, the review app's) it is drawn once per data: the key hashes that data and the
+drawing libraries' versions, before Altair builds anything (building the spec costs as much as
+rendering it), and changed data is another key, never a stale picture.
+
 Drawn with Altair (Vega-Lite) and rendered on the server by vl-convert (`vl_convert`, no browser, no
 network: external data is refused), so a page embeds plain `<svg>` and runs no chart script. Both are
 imported inside the functions: the DAG file and the task modules stay cheap to import.
@@ -30,14 +35,20 @@ dates) are text: Vega escapes them, and the rewrite escapes them once more on ou
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
+import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import metadata
 from typing import Any
+
+from .chart_cache import SvgCache
 
 VEGA_LITE_VERSION = "6.4"  # the Vega-Lite of Altair 6.3 (alt.SCHEMA_VERSION v6.4.x), bundled in vl-convert
 HISTORY_DATES = 24  # billing dates on the runs page's chart: two years of monthly runs
@@ -228,11 +239,17 @@ def _held_caption(rows: Sequence[Mapping[str, Any]], source: str) -> str:
     return "Amount held: not shown, as no quarantine row here carries an amount at stake."
 
 
-def history_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
+def history_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = None) -> Chart | None:
     """Per product (a panel each), the three unit series over the billing dates; below, when the rows
-    carry it, the amount held per billing date. None without rows."""
+    carry it, the amount held per billing date. None without rows. With a `cache`, drawn once per
+    what it shows (`_drawn`)."""
     if not rows:
         return None
+    shown = _shown(rows, dated=True)
+    return Chart(_drawn("history", shown, _history_svg, cache), history_caption(shown))
+
+
+def _history_svg(rows: Sequence[Mapping[str, Any]]) -> str:
     alt = _altair()
     products = _products(rows)
     columns = min(2, len(products))
@@ -272,14 +289,20 @@ def history_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
         chart = alt.vconcat(
             units.properties(title="Units"), bars.properties(title="Amount held (open quarantine)")
         )
-    return Chart(render_svg(_spec(chart), "history"), history_caption(rows))
+    return render_svg(_spec(chart), "history")
 
 
-def run_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
+def run_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = None) -> Chart | None:
     """One run: per product, bars for Huntress, ConnectWise before and after, each labelled with its
-    value; beside them, when the rows carry it, the amount held per product. None without rows."""
+    value; beside them, when the rows carry it, the amount held per product. None without rows. With
+    a `cache`, drawn once per what it shows (`_drawn`)."""
     if not rows:
         return None
+    shown = _shown(rows, dated=False)
+    return Chart(_drawn("run", shown, _run_svg, cache), run_caption(shown))
+
+
+def _run_svg(rows: Sequence[Mapping[str, Any]]) -> str:
     alt = _altair()
     products = _products(rows)
     base = alt.Chart(alt.Data(values=_long(rows))).encode(
@@ -306,7 +329,56 @@ def run_chart(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
             )
         ).properties(width=max(120, 60 * len(products)), height=200, title="Amount held")
         chart = alt.hconcat(chart.properties(title="Units"), held_chart)
-    return Chart(render_svg(_spec(chart), "run"), run_caption(rows))
+    return render_svg(_spec(chart), "run")
+
+
+# -- drawn once per what it shows ---------------------------------------------------------------------
+def _shown(rows: Sequence[Mapping[str, Any]], *, dated: bool) -> list[dict[str, Any]]:
+    """Exactly what a chart draws of its rows, and nothing else (a history row's run id is not drawn):
+    the product, each series' number and the amount held as `_number` reads them, and for the
+    history the billing date. The chart is drawn from these, so they are its whole input."""
+    shown = []
+    for r in rows:
+        row: dict[str, Any] = {"product": str(r["product"]), **{f: _number(r.get(f)) for f in SERIES}}
+        row[HELD] = _number(r.get(HELD))
+        if dated:
+            row["billing_date"] = str(r["billing_date"])
+        shown.append(row)
+    return shown
+
+
+def chart_key(kind: str, shown: Sequence[Mapping[str, Any]]) -> str:
+    """A chart's cache key: a hash of its kind and the data it draws (`_shown`, in order), with the
+    versions of Altair, Vega-Lite and the renderer that draw it. Equal data, equal key; any changed
+    number, product or date, another key: a cached chart is never a stale one."""
+    text = json.dumps(
+        [kind, list(shown), _versions()], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def _versions() -> list[str]:
+    found = [VEGA_LITE_VERSION]
+    for package in ("altair", "vl-convert-python"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:  # pragma: no cover - dependencies of the package
+            found.append(f"{package} missing")
+    return found
+
+
+def _drawn(
+    kind: str,
+    shown: list[dict[str, Any]],
+    draw: Callable[[Sequence[Mapping[str, Any]]], str],
+    cache: SvgCache | None,
+) -> str:
+    """`draw(shown)`, or the SVG the cache holds for the same data. The key is made before Altair
+    builds anything: building and validating the spec costs as much as rendering it."""
+    if cache is None:
+        return draw(shown)
+    return cache.get_or_draw(chart_key(kind, shown), lambda: draw(shown))
 
 
 def _series_colour(alt: Any) -> Any:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from numbers import Number
 from pathlib import Path
@@ -70,6 +70,21 @@ def rows_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+def iter_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], batch: int = 500) -> Iterator[str]:
+    """The same CSV as `rows_text`, in pieces of `batch` rows (the first with the header): for a
+    download streamed from a query, so no more than a batch is ever held."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(_header(columns))
+    for n, row in enumerate(rows, 1):
+        writer.writerow(_line(row, columns))
+        if n % batch == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
 def frame_text(frame: pd.DataFrame) -> str:
     """The same CSV as `write_frame`, as text: for a download built in memory."""
     return rows_text(_records(frame), [str(c) for c in frame.columns])
@@ -77,9 +92,17 @@ def frame_text(frame: pd.DataFrame) -> str:
 
 def _write(f: IO[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
     writer = csv.writer(f)
-    writer.writerow([defuse(str(c)) for c in columns])
+    writer.writerow(_header(columns))
     for row in rows:
-        writer.writerow([cell(row.get(c)) for c in columns])
+        writer.writerow(_line(row, columns))
+
+
+def _header(columns: Sequence[str]) -> list[str]:
+    return [defuse(str(c)) for c in columns]
+
+
+def _line(row: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+    return [cell(row.get(c)) for c in columns]
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -141,21 +141,26 @@ def test_a_chart_that_cannot_be_drawn_leaves_the_page_standing(
 def test_amount_held_is_read_only_once_quarantine_rows_can_carry_it(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Today the column does not exist: no query. With rows that carry it, the chart shows it."""
+    """Without the column: no query. With rows that carry it, the chart shows it (summed by the
+    database: `data.held_amounts`, never every quarantine row read)."""
     asked: list[dict] = []
-    real = store.list_quarantine
+    real = runs_route.data.held_amounts
 
-    def spy(*args: Any, **kw: Any) -> list[dict]:
+    def spy(*args: Any, **kw: Any) -> dict:
         asked.append(kw)
         return real(*args, **kw)
 
-    monkeypatch.setattr(store, "list_quarantine", spy)
-    if charts.QUARANTINE_AMOUNT not in store.quarantine.c:
-        app.get("/runs")
-        assert asked == []
-    held = [{"billing_date": "2026-11-01", "product": "edr", "amount_at_stake": 321.0, "status": "open"}]
+    monkeypatch.setattr(runs_route.data, "held_amounts", spy)
+    monkeypatch.setattr(runs_route, "_held_recorded", lambda: False)
+    app.get("/runs")
+    assert asked == []
+    held = {("2026-11-01", "edr"): 321.0, ("edr",): 321.0}
     monkeypatch.setattr(runs_route, "_held_recorded", lambda: True)
-    monkeypatch.setattr(store, "list_quarantine", lambda *a, **kw: held)
+    monkeypatch.setattr(
+        runs_route.data,
+        "held_amounts",
+        lambda eng, by, **kw: {k: v for k, v in held.items() if len(k) == len(by)},
+    )
     page = app.get("/runs").text
     assert ">amount held</text>" in figure(page, "history-chart")
     assert "Amount held: the amount at stake of each billing date" in page

@@ -304,8 +304,8 @@ def test_the_csv_export_is_the_tenants(site: Site) -> None:
 
 def test_the_charts_draw_the_tenants_runs(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[list[dict[str, Any]]] = []
-    monkeypatch.setattr(charts, "history_chart", lambda rows: drawn.append(list(rows)))
-    monkeypatch.setattr(charts, "run_chart", lambda rows: drawn.append(list(rows)))
+    monkeypatch.setattr(charts, "history_chart", lambda rows, cache=None: drawn.append(list(rows)))
+    monkeypatch.setattr(charts, "run_chart", lambda rows, cache=None: drawn.append(list(rows)))
     for tenant, f in TENANTS.items():
         drawn.clear()
         site.page(f"/runs?tenant={tenant}")

@@ -10,7 +10,7 @@ the store's public tables (`store.quarantine`, `store.staging_table("companies")
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
-from billing_sync.names import reason_rank
+from billing_sync.names import REASON_CODES, reason_rank
 from billing_sync.report import REPORT_FILE
 
 REPORT_TYPES = {
@@ -307,10 +307,13 @@ class QuarantineGroup:
     key: str
     kind: str  # company | organization | key
     ident: int | None  # the company or organization id; None for a key group
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the group's rows on this page
     company: dict[str, Any] | None = None  # company groups: id, name, identifier (as staged)
     organizations: list[dict[str, Any]] = field(default_factory=list)  # id and name, from the rows
     match: dict[str, Any] | None = None  # organization groups: see `organization_matches`
+    total: int = 0  # the group's rows the filters keep, on every page
+    continued: bool = False  # its first rows are on the page before
+    continues: bool = False  # its last rows are on the page after
 
     @property
     def billing_dates(self) -> list[date]:
@@ -328,55 +331,98 @@ class GroupedQuarantine:
     total_rows: int
 
 
+def _text_order(engine: Engine, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """`column` compared code point by code point, as Python compares text: SQLite does (BINARY);
+    PostgreSQL only with the "C" collation (its database's collation may sort otherwise)."""
+    return column.collate("C") if engine.dialect.name == "postgresql" else column
+
+
+def _grouped_select(
+    engine: Engine,
+    filters: Mapping[str, Any],
+    *,
+    tenant: str,
+    order: str,
+    columns: Sequence[sa.ColumnElement[Any]] | None = None,
+) -> sa.Select[Any]:
+    """The rows the filters keep, in the grouped order: groups newest seen first (``order="amount"``:
+    the group's total amount at stake first, groups with none last), ties by group key; inside a
+    group by the contract's reason order, product, billing date, id. One statement with window
+    functions, so a page is a LIMIT/OFFSET of it and the export reads it as a stream. Each row also
+    carries its `group_key`, the group's row count (`group_rows`) and its place in it (`group_index`)."""
+    q = store.quarantine
+    key = _group_key()
+    rank = sa.case(
+        {code: i for i, code in enumerate(REASON_CODES)}, value=q.c.reason_code, else_=len(REASON_CODES)
+    )
+    within = [
+        rank,
+        _text_order(engine, sa.func.coalesce(q.c.product, "")),
+        q.c.billing_date,
+        q.c.id,
+    ]
+    inner = (
+        sa.select(
+            *(columns if columns is not None else [q]),
+            key.label("group_key"),
+            sa.func.max(q.c.last_seen_at).over(partition_by=key).label("group_seen"),
+            sa.func.sum(q.c.amount_at_stake).over(partition_by=key).label("group_amount"),
+            sa.func.count().over(partition_by=key).label("group_rows"),
+            sa.func.row_number().over(partition_by=key, order_by=within).label("group_index"),
+        )
+        .where(*_quarantine_where(filters, tenant))
+        .subquery()
+    )
+    if order not in store.QUARANTINE_ORDERS:
+        raise ValueError(f"order must be one of {list(store.QUARANTINE_ORDERS)}, not {order!r}")
+    first = (
+        [sa.case((inner.c.group_amount.is_(None), 1), else_=0), inner.c.group_amount.desc()]
+        if order == "amount"
+        else []
+    )
+    return sa.select(inner).order_by(
+        *first, inner.c.group_seen.desc(), _text_order(engine, inner.c.group_key), inner.c.group_index
+    )
+
+
 def quarantine_groups(
     engine: Engine, filters: Mapping[str, Any], *, tenant: str, limit: int, offset: int, order: str = "seen"
 ) -> GroupedQuarantine:
-    """One page of groups (newest seen first; ``order="amount"``: the most at stake first), each with
-    every row of it the filters keep, its products in the order of the reasons, then by product: so a
-    group never straddles two pages."""
-    q = store.quarantine
-    key = _group_key().label("group_key")
-    where = _quarantine_where(filters, tenant)
-    seen = sa.func.max(q.c.last_seen_at).label("seen")
-    page = (
-        sa.select(key, seen)
-        .where(*where)
-        .group_by(key)
-        .order_by(*store.quarantine_group_order(order), seen.desc(), key)
-        .limit(limit)
-        .offset(offset)
+    """One page of at most `limit` rows, grouped (`_grouped_select`'s order). A group larger than
+    what is left of the page goes on over the next page, marked so (`continued`, `continues`): a
+    page never holds more than `limit` rows, however many rows one company has. Two queries."""
+    key = _group_key()
+    counted = sa.select(sa.func.count(), sa.func.count(sa.distinct(key))).where(
+        *_quarantine_where(filters, tenant)
     )
-    counted = sa.select(sa.func.count()).select_from(sa.select(key).where(*where).group_by(key).subquery())
+    page = _grouped_select(engine, filters, tenant=tenant, order=order).limit(limit).offset(offset)
     with engine.connect() as conn:
-        keys = [k for k, _ in conn.execute(page)]
-        total_groups = conn.execute(counted).scalar_one()
-        rows = (
-            [dict(r._mapping) for r in conn.execute(sa.select(q, key).where(*where, key.in_(keys)))]
-            if keys
-            else []
-        )
-    total_rows = store.count_quarantine(engine, **filters, tenant=tenant)
-    by_key: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
+        total_rows, total_groups = conn.execute(counted).one()
+        rows = [dict(r._mapping) for r in conn.execute(page)] if total_rows else []
+    groups: list[QuarantineGroup] = []
     for row in rows:
-        by_key[row.pop("group_key")].append(row)
-    groups = [_group(k, sorted(by_key[k], key=_row_order)) for k in keys]
+        group_key_, total, index = row.pop("group_key"), row.pop("group_rows"), row.pop("group_index")
+        for extra in ("group_seen", "group_amount"):
+            row.pop(extra)
+        if not groups or groups[-1].key != group_key_:
+            groups.append(QuarantineGroup(group_key_, "", None, [], total=total, continued=index > 1))
+        groups[-1].rows.append(row)
+        groups[-1].continues = index < total
+    for g in groups:
+        _describe_rows(g)
     return GroupedQuarantine(groups, total_groups, total_rows)
 
 
-def _row_order(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (reason_rank(row["reason_code"]), row.get("product") or "", row["billing_date"], row["id"])
-
-
-def _group(key: str, rows: list[dict[str, Any]]) -> QuarantineGroup:
-    kind, _, ident = key.partition(":")
-    group = QuarantineGroup(key, kind, int(ident) if kind != "key" else None, rows)
+def _describe_rows(group: QuarantineGroup) -> None:
+    """The group's kind and id from its key, and its organizations from its rows."""
+    kind, _, ident = group.key.partition(":")
+    group.kind, group.ident = kind, int(ident) if kind != "key" else None
     orgs = {
         r["huntress_organization_id"]: r.get("huntress_organization_name") or ""
-        for r in rows
+        for r in group.rows
         if r.get("huntress_organization_id") is not None or r.get("huntress_organization_name")
     }
     group.organizations = [{"id": i, "name": n} for i, n in orgs.items()]
-    return group
 
 
 def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup], *, tenant: str) -> None:
@@ -464,24 +510,65 @@ EXPORT_COLUMNS = (
 )
 
 
-def quarantine_export(engine: Engine, filters: Mapping[str, Any], *, tenant: str) -> list[dict[str, Any]]:
+EXPORT_BATCH = 500  # rows fetched from the database at a time (and written per piece of the body)
+
+
+def quarantine_export(
+    engine: Engine, filters: Mapping[str, Any], *, tenant: str, batch: int = EXPORT_BATCH
+) -> Iterator[dict[str, Any]]:
     """Every row the filters keep (no paging), in the grouped view's order, with its group and the
-    company's name as the newest run staged it. Written through `csvfile`, which defuses formulas."""
-    rows = store.list_quarantine(engine, **filters, limit=None, tenant=tenant)
+    company's name as the newest run staged it; for `csvfile`, which defuses formulas.
+
+    A stream: one query, read `batch` rows at a time (a server-side cursor on PostgreSQL), so memory
+    stays flat however many rows there are. The connection is opened on the first row asked for and
+    closed when the stream ends or is dropped."""
+    q = store.quarantine
+    wanted = [q.c[c] for c in EXPORT_COLUMNS if c in q.c]
+    stmt = _grouped_select(engine, filters, tenant=tenant, order="seen", columns=wanted)
     names = company_names(engine, tenant=tenant)
-    newest: dict[str, Any] = {}
-    for r in rows:  # list_quarantine: newest seen first, so a group's first row is its newest
-        newest.setdefault(group_key(r), r["last_seen_at"])
-    order = {k: i for i, k in enumerate(sorted(newest, key=lambda k: (-newest[k].timestamp(), k)))}
-    rows.sort(key=lambda r: (order[group_key(r)], *_row_order(r)))
-    return [
-        {
-            **r,
-            "group": group_key(r),
-            "company_name": names.get(r["cw_company_id"], "") if r["cw_company_id"] is not None else "",
+    with engine.connect() as conn:
+        result = conn.execution_options(yield_per=batch).execute(stmt)
+        try:
+            for r in result.mappings():
+                company = r["cw_company_id"]
+                yield {
+                    **r,
+                    "group": r["group_key"],
+                    "company_name": names.get(company, "") if company is not None else "",
+                }
+        finally:
+            result.close()
+
+
+# --- the runs pages --------------------------------------------------------------------------------
+
+
+def count_runs(engine: Engine, *, tenant: str) -> int:
+    """How many runs the tenant has on record (the runs list's total)."""
+    r = store.runs
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(r.c.tenant == tenant)).scalar_one())
+
+
+def held_amounts(
+    engine: Engine, by: tuple[str, ...], *, tenant: str, status: str | None = None, run_id: str | None = None
+) -> dict[tuple[str, ...], float]:
+    """`charts.held_by_product` / `held_by_date` summed by the database: the amount at stake per
+    `by` ("product", or "billing_date" and "product") over the tenant's rows that carry one, so a
+    chart reads one row per product and date, not every quarantine row. Keys as those functions
+    make them (text, "" for none)."""
+    q = store.quarantine
+    where = [q.c.tenant == tenant, q.c.amount_at_stake.is_not(None)]
+    if status is not None:
+        where.append(q.c.status == status)
+    if run_id is not None:
+        where.append(q.c.run_id == run_id)
+    fields = [q.c[f] for f in by]
+    stmt = sa.select(*fields, sa.func.sum(q.c.amount_at_stake)).where(*where).group_by(*fields)
+    with engine.connect() as conn:
+        return {
+            tuple("" if v is None else str(v) for v in row[:-1]): float(row[-1]) for row in conn.execute(stmt)
         }
-        for r in rows
-    ]
 
 
 # --- report files ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Billing runs: the list, one run, its report files, and the report link every alert carries.
 
-The list's first page and each run's page show charts (`billing_sync.charts`): inline `<svg>` that
+The list is paged (its total shown); its first page and each run's page show charts
+(`billing_sync.charts`, each drawn once per what it shows: `chart_cache`): inline `<svg>` that
 `charts.sanitize_svg` wrote from an allow-list, so it holds no script, no style attribute and no
 reference outside itself, and the pages' CSP stays as strict as it is (no 'unsafe-inline').
 
@@ -9,6 +10,7 @@ id names a run only with its tenant, and the charts and money read that tenant's
 """
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from sqlalchemy.engine import Engine
 
 from billing_sync import charts, money, store
+from billing_sync.chart_cache import SvgCache
 from billing_sync.report import REPORT_FILE, money_view
 from billing_sync.review import data
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
@@ -29,6 +32,10 @@ from billing_sync.review.tenancy import PageTenant
 router = APIRouter(prefix="/runs")
 log = logging.getLogger(__name__)
 HISTORY_RUNS = 500  # newest runs read for the chart over billing dates (charts.HISTORY_DATES of them)
+# Charts kept drawn (`chart_cache`): a runs list and a page per run each, for many tenants and runs,
+# and no more than a few MiB of SVG in all.
+CHARTS_KEPT, CHART_BYTES_KEPT, CHART_CACHE = 128, 16 * 2**20, "billing_chart_cache"
+_CACHE_LOCK = threading.Lock()
 CHART_FAILED = "The chart could not be drawn (see the API server log); the tables hold the numbers."
 
 
@@ -38,10 +45,11 @@ def runs_list(
 ) -> HTMLResponse:
     page = parse_page(request.query_params.get("page"))
     size = context.runs_page_size()
-    runs = store.list_runs(eng, limit=size + 1, offset=(page - 1) * size, tenant=tenant.id)
+    total = data.count_runs(eng, tenant=tenant.id)
+    runs = store.list_runs(eng, limit=size, offset=(page - 1) * size, tenant=tenant.id)
     root = context.root()
-    items = [_run_view(request, context, r, root, tenant) for r in runs[:size]]
-    chart, chart_error = _history_chart(eng, tenant.id) if page == 1 else (None, None)
+    items = [_run_view(request, context, r, root, tenant) for r in runs]
+    chart, chart_error = _history_chart(eng, tenant.id, chart_cache(request)) if page == 1 else (None, None)
     newest = next((r for r in items if (r.get("checks") or {}).get("money")), None) if page == 1 else None
     return context.render(
         request,
@@ -49,7 +57,8 @@ def runs_list(
         "runs.html",
         runs=items,
         page=page,
-        has_next=len(runs) > size,
+        pages=max(1, -(-total // size)),
+        total=total,
         chart=chart,
         chart_error=chart_error,
         money=_money(eng, newest) if newest else None,
@@ -64,7 +73,7 @@ def run_detail(
     run = _run(eng, run_id, tenant.id)
     view = _run_view(request, context, run, context.root(), tenant)
     open_rows = store.count_quarantine(eng, run_id=run_id, status="open", tenant=tenant.id)
-    chart, chart_error = _run_chart(eng, run, tenant.id)
+    chart, chart_error = _run_chart(eng, run, tenant.id, chart_cache(request))
     return context.render(
         request,
         reviewer,
@@ -101,29 +110,42 @@ def run_file(
     return FileResponse(path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path))
 
 
-def _history_chart(eng: Engine, tenant: str) -> tuple[charts.Chart | None, str | None]:
+def chart_cache(request: Request) -> SvgCache:
+    """The app's drawn charts (one cache per app, made on the first chart it draws)."""
+    state = request.app.state
+    with _CACHE_LOCK:
+        found = getattr(state, CHART_CACHE, None)
+        if not isinstance(found, SvgCache):
+            found = SvgCache(max_entries=CHARTS_KEPT, max_bytes=CHART_BYTES_KEPT)
+            setattr(state, CHART_CACHE, found)
+        return found
+
+
+def _history_chart(eng: Engine, tenant: str, cache: SvgCache) -> tuple[charts.Chart | None, str | None]:
     """The tenant's units per product over the billing dates on record (the newest run of each), and
     the amount held in each billing date's open quarantine rows once those carry one."""
 
     def draw() -> charts.Chart | None:
         rows = charts.history_rows(store.list_runs(eng, limit=HISTORY_RUNS, tenant=tenant))
-        if rows and _held_recorded():
-            open_rows = store.list_quarantine(eng, status="open", limit=None, tenant=tenant)
-            rows = charts.with_held(rows, charts.held_by_date(open_rows))
-        return charts.history_chart(rows)
+        if rows and _held_recorded():  # summed by the database: not every open row read for it
+            held = data.held_amounts(eng, ("billing_date", "product"), status="open", tenant=tenant)
+            rows = charts.with_held(rows, held)
+        return charts.history_chart(rows, cache)
 
     return _draw(draw)
 
 
-def _run_chart(eng: Engine, run: dict[str, Any], tenant: str) -> tuple[charts.Chart | None, str | None]:
+def _run_chart(
+    eng: Engine, run: dict[str, Any], tenant: str, cache: SvgCache
+) -> tuple[charts.Chart | None, str | None]:
     """One run's units per product, and the amount held in its quarantine rows once those carry one."""
 
     def draw() -> charts.Chart | None:
         rows = charts.product_rows(run.get("checks"))
         if rows and _held_recorded():
-            held = store.list_quarantine(eng, run_id=run["run_id"], limit=None, tenant=tenant)
-            rows = charts.with_held(rows, charts.held_by_product(held))
-        return charts.run_chart(rows)
+            held = data.held_amounts(eng, ("product",), run_id=run["run_id"], tenant=tenant)
+            rows = charts.with_held(rows, {k[0]: v for k, v in held.items()})
+        return charts.run_chart(rows, cache)
 
     return _draw(draw)
 
