@@ -42,6 +42,7 @@ class SettingsDict(TypedDict):
     connectwise_concurrency: int
     dry_run: bool
     mapping_roles: list[str]
+    four_eyes: bool
 
 
 def _doc(text: str, *, row: str | None = None) -> dict[str, str | None]:
@@ -95,6 +96,14 @@ class Settings:
             "Variable [{default}]. Read by the API server on each mapping change; see `docs/operations.md`"
         ),
     )
+    four_eyes: bool = dataclasses.field(
+        default=False,
+        metadata=_doc(
+            "four-eyes rule: an approval, a new addition or an override deciding a held key must be made by "
+            "someone other than who mapped the company or set its override [{default}]. Read by the API "
+            "server on each such decision; see `docs/operations.md`"
+        ),
+    )
 
     def to_dict(self) -> SettingsDict:
         # Every field, in field order (markdown_table and the round-trip test name a missing one).
@@ -109,6 +118,7 @@ class Settings:
             connectwise_concurrency=self.connectwise_concurrency,
             dry_run=self.dry_run,
             mapping_roles=list(self.mapping_roles),
+            four_eyes=self.four_eyes,
         )
 
 
@@ -246,6 +256,7 @@ _CHECKS: dict[str, Callable[[Any, Fail], object]] = {
     "max_change_ratio": _check_max_change_ratio,
     "allow_drop_to_zero": _check_flag,
     "dry_run": _check_flag,
+    "four_eyes": _check_flag,
     "agreement_types": _check_agreement_types,
     "mapping_roles": _check_mapping_roles,
     "connectwise_concurrency": _check_connectwise_concurrency,

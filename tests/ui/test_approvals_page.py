@@ -82,8 +82,18 @@ def fill(engine: Any) -> dict[str, int]:
              "huntress_organization_id": 9, "product": "edr", "payload": {"huntress_quantity": 3}},
         ],
     )  # fmt: skip
-    store.finish_run(engine, RUN, "success", {}, {}, None)
-    return {q["reason_code"]: q["id"] for q in store.list_quarantine(engine, status="open")}
+    store.finish_run(engine, RUN, "success", {}, {}, None, tenant="default")
+    return {q["reason_code"]: q["id"] for q in store.list_quarantine(engine, status="open", tenant="default")}
+
+
+def seen_fields(
+    client: TestClient, row_id: str | int, headers: dict[str, str] = MAPPER, tenant: str = ""
+) -> dict[str, str]:
+    """The `seen_*` hidden fields of the row's approve form, what an approving POST carries (none
+    when the page renders no form)."""
+    query = f"&tenant={tenant}" if tenant else ""
+    html = client.get(f"/billing-review/approvals/new?row={row_id}{query}", headers=headers).text
+    return dict(re.findall(r'<input type="hidden" name="(seen_[a-z_]+)" value="([^"]*)">', html))
 
 
 class Site:
@@ -94,19 +104,32 @@ class Site:
         return self.client.get(f"/billing-review{path}", headers=headers)
 
     def post(
-        self, path: str, data: dict[str, str], headers: dict[str, str] = MAPPER, token: bool = True
+        self,
+        path: str,
+        data: dict[str, str],
+        headers: dict[str, str] = MAPPER,
+        token: bool = True,
+        seen: dict[str, str] | None = None,
     ) -> Any:
+        """POST as the page's form does. Approving: with the numbers the form shows (its `seen_*`
+        hidden fields, rendered now unless `seen` gives those of an earlier render)."""
+        if path.startswith("/approvals?") or path == "/approvals":
+            data = {**(self.shown(data["row_id"]) if seen is None else seen), **data}
         if token:
             html = self.get("/quarantine", headers).text
             data = {**data, "csrf_token": re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)}
         return self.client.post(f"/billing-review{path}", data=data, headers=headers, follow_redirects=False)
 
+    def shown(self, row_id: str | int) -> dict[str, str]:
+        return seen_fields(self.client, row_id)
+
     def approvals(self, **filters: Any) -> list[dict[str, Any]]:
-        return store.list_approvals(self.engine, **filters)
+        return store.list_approvals(self.engine, **{"tenant": "default", **filters})
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", "{}")  # the settings: four_eyes off
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     rows = fill(engine)
     auth = ReviewAuth(reader=reader, editor=editor, mapper=mapper)
@@ -144,7 +167,8 @@ def test_the_create_form_lists_the_companys_live_agreements_and_the_price(site: 
 
 def test_a_mapper_approves_a_held_change_recorded_with_name_and_id(site: Site) -> None:
     row = site.rows["change_exceeds_limit"]
-    # Numbers in the form are not read: what is approved is what the row holds.
+    # A stray number changes nothing: what is approved is what the row holds and the form showed.
+    shown = site.shown(row)
     done = site.post("/approvals", {"row_id": str(row), "note": "35 seats left", "to_quantity": "999"})
     assert done.status_code == 303
     (approval,) = site.approvals()
@@ -169,7 +193,7 @@ def test_a_mapper_approves_a_held_change_recorded_with_name_and_id(site: Site) -
         in site.get(done.headers["location"][15:]).text
     )
 
-    again = site.post("/approvals", {"row_id": str(row)})
+    again = site.post("/approvals", {"row_id": str(row)}, seen=shown)
     assert "approval=already_pending" in again.headers["location"]
     assert len(site.approvals()) == 1
 

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from billing_sync import frames, store
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth, Reviewer
-from tests.ui.test_approvals_page import RUN
+from tests.ui.test_approvals_page import RUN, seen_fields
 from tests.ui.test_approvals_page import fill as fill_approvals
 from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, _reviewer, editor, mapper
 
@@ -64,7 +64,14 @@ def site(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, int]]]:
         for path, form in [
             ("/mapping", {"organization_id": "9", "company_id": "252"}),
             ("/overrides", {"company_id": "251", "product": "edr", "rule": "minimum", "quantity": "25"}),
-            ("/approvals", {"row_id": str(rows["change_exceeds_limit"]), "note": "ok"}),
+            (
+                "/approvals",
+                {
+                    "row_id": str(rows["change_exceeds_limit"]),
+                    "note": "ok",
+                    **seen_fields(client, rows["change_exceeds_limit"]),  # what the form showed
+                },
+            ),
         ]:
             done = client.post(
                 f"/billing-review{path}",

@@ -40,6 +40,7 @@ from billing_sync.review.security import (
     mapping_needs_config_rights,
 )
 from billing_sync.review.tenancy import PageTenant
+from tests.ui.test_approvals_page import seen_fields
 from tests.ui.test_review_app import App, app  # noqa: F401 (the fixture: the single-tenant form)
 
 RUN = "scheduled__2026-12-01T00:00:00+00:00"  # both tenants' DAGs have this run
@@ -380,7 +381,9 @@ def test_an_action_lands_on_its_tenants_rows_and_page(site: Site) -> None:
     assert len(store.list_overrides(site.engine, tenant="south")) == 2
     assert len(store.list_overrides(site.engine, tenant="north")) == 1
 
-    approved = site.post("/approvals?tenant=south", {"row_id": str(south["change_exceeds_limit"])})
+    held = south["change_exceeds_limit"]
+    shown = seen_fields(site.client, held, BOTH, "south")  # what the form showed
+    approved = site.post("/approvals?tenant=south", {"row_id": str(held), **shown})
     assert (
         "approval=approved" in approved.headers["location"] and "tenant=south" in approved.headers["location"]
     )
@@ -404,7 +407,8 @@ def test_a_rerun_triggers_the_tenants_dag(site: Site, monkeypatch: pytest.Monkey
     notice = site.page(location.removeprefix("/billing-review"))
     assert f'href="/dags/{SOUTH_DAG}/runs/desk__2026-12-01__20261202T101500Z"' in notice
 
-    approve = {"row_id": str(site.ids["north"]["change_exceeds_limit"]), "rerun": "1"}
+    held = site.ids["north"]["change_exceeds_limit"]
+    approve = {"row_id": str(held), "rerun": "1", **seen_fields(site.client, held, BOTH, "north")}
     assert (
         "approval=approved_rerun" in site.post("/approvals?tenant=north", approve, bearer).headers["location"]
     )

@@ -20,11 +20,11 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import frames, reconcile, store
-from billing_sync.review import airflow_runs, data
+from billing_sync.review import airflow_runs, data, four_eyes, seen
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
@@ -97,6 +97,14 @@ def approvals_page(
         )
     ]
     held.sort(key=lambda q: (q["billing_date"], q["sync_key"]), reverse=True)
+    for q in held:  # what each offers: the quantity aimed for (an override's, when one decides the key)
+        q["proposal"] = reconcile.proposal(
+            q["payload"] if isinstance(q["payload"], dict) else {}, q["reason_code"]
+        )
+    offered = [q["proposal"] for q in held if q["proposal"] is not None]
+    refused = _four_eyes(eng, tenant, reviewer, offered) if reviewer.may_map else {}
+    for q in held:
+        q["four_eyes"] = refused.get(_key(q["proposal"])) if q["proposal"] is not None else None
     return context.render(
         request,
         reviewer,
@@ -117,13 +125,34 @@ def approval_form(
     request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
     row = _row(eng, parse_id(request.query_params.get("row") or "", "row"), tenant)
+    return _form_page(request, reviewer, context, eng, tenant, row, _notice(request))
+
+
+def _form_page(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Engine,
+    tenant: PageTenant,
+    row: dict[str, Any],
+    notice: dict[str, str] | None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    """The approve form of the row as it is now: what it shows is also what its hidden fields say
+    was seen (`seen.shown`), and the four-eyes rule's reason when it refuses this reviewer."""
     offer = _offer(eng, row)
+    blocked = None
+    if offer is not None and reviewer.may_map:
+        blocked = _four_eyes(eng, tenant, reviewer, [offer["approval"]]).get(_key(offer["approval"]))
     return context.render(
         request,
         reviewer,
         "approval_new.html",
+        status_code=status_code,
         row=row,
         offer=offer,
+        seen=None if offer is None else seen.shown(row, offer),
+        four_eyes=blocked,
         companies=data.company_names(eng, tenant=tenant.id),
         pending=store.list_approvals(
             eng,
@@ -132,7 +161,7 @@ def approval_form(
             status="pending",
             tenant=tenant.id,
         ),
-        notice=_notice(request),
+        notice=notice,
     )
 
 
@@ -145,14 +174,28 @@ def approve(
     eng: EngineDep,
     tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],
+    shown: Annotated[dict[str, str], Depends(seen.submitted)],  # what the form showed
     row_id: Annotated[str, Form()],
     agreement_id: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
     rerun: Annotated[str, Form()] = "",
-) -> RedirectResponse:
+) -> Response:
     ident = parse_id(row_id, "row_id")
     agreement = optional_id(agreement_id, "agreement_id")
     row = _row(eng, ident, tenant)
+    offer = _offer(eng, row)
+    if offer is not None and not seen.matches(shown, row, offer):
+        # A run refreshed the row since the form was rendered (or the POST names no numbers): what
+        # the person saw is not what would be approved. Nothing is recorded; the form, as it is now.
+        text = (
+            f"Row {ident}: {seen.REFUSAL}. The form below shows them as they are now; nothing was recorded."
+        )
+        notice = {"kind": "error", "text": text}
+        return _form_page(request, reviewer, context, eng, tenant, row, notice, status.HTTP_409_CONFLICT)
+    if offer is not None:
+        refused = _four_eyes(eng, tenant, reviewer, [offer["approval"]]).get(_key(offer["approval"]))
+        if refused is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refused)
     outcome, approval = record_approval(eng, row, agreement, note.strip(), reviewer)
     if approval is None:
         return _back_to_form(request, context, ident, outcome)
@@ -269,6 +312,21 @@ def _row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any]:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
     return row
+
+
+# -- four eyes -------------------------------------------------------------------------------------
+def _key(approval: dict[str, Any]) -> tuple[int, str]:
+    return int(approval["cw_company_id"]), str(approval["product"])
+
+
+def _four_eyes(
+    eng: Engine, tenant: PageTenant, reviewer: Reviewer, approvals: list[dict[str, Any]]
+) -> dict[tuple[int, str], str]:
+    """The four-eyes rule's refusals of these approvals (`four_eyes.refusals`), by (company, product):
+    what an approval or a new addition releases was set up by whoever mapped an organization to the
+    company and whoever added the active override on the key."""
+    what = "approve it (an approval releases what the held key is billed)"
+    return four_eyes.refusals(eng, tenant, reviewer, map(_key, approvals), what=what)
 
 
 # -- re-run -----------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ tenant's (`deps.TenantDep`), checked against that tenant's newest run.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.config import Settings
+from billing_sync.review import four_eyes
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
@@ -95,6 +96,11 @@ def add_override(
     quantity: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
 ) -> RedirectResponse:
+    company = parse_company(company_id)
+    if company is not None:  # the four-eyes rule: not on a held key of a company this user mapped
+        refused = four_eyes.override_refusal(eng, tenant, reviewer, company, product)
+        if refused is not None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, refused)
     outcome, ident = apply_override(
         eng, company_id, product, rule, quantity, note.strip(), reviewer, tenant=tenant.id
     )
