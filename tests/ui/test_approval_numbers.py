@@ -174,3 +174,25 @@ def test_a_post_that_does_not_say_what_was_seen_is_refused(site: Site) -> None:
     assert site.post({**shown, "seen_from_quantity": "40.5"}).status_code == 409
     assert site.approvals() == []
     assert "approval=approved" in site.post(shown).headers["location"]
+
+
+def test_a_key_an_override_decides_is_offered_at_the_overrides_quantity_only(site: Site) -> None:
+    """docs/operations.md and the code say the same: such a key is approved for what the override
+    aims for (`target`), never Huntress's count past it; the list, the form and the approval agree."""
+    overridden = {**HELD, "huntress_quantity": 5, "override_id": 3, "target": 30}
+    record_run(site.engine, LATER_RUN, held=overridden)
+    row = site.rows["change_exceeds_limit"]
+    listed = site.client.get("/billing-review/approvals", headers=MAPPER).text
+    numbers = re.search(rf'data-testid="numbers-{row}">(.*?)</td>', listed, re.S)
+    assert numbers and re.sub(r"<[^>]+>|\s+", " ", numbers.group(1)).split() == [
+        "40",
+        "→",
+        "30",
+        "(override",
+        "3)",
+    ]
+    page = site.page(row)
+    assert re.search(r'data-testid="to">30<', page) and 'data-testid="override-aim"' in page
+    assert "approval=approved" in site.post(site.form(row)).headers["location"]
+    (approval,) = site.approvals()
+    assert (approval["from_quantity"], approval["to_quantity"]) == (40, 30)
