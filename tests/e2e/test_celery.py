@@ -1,13 +1,21 @@
-"""CeleryExecutor for real: two workers "on separate machines", three tenants' runs at once, and one
-worker SIGKILLed mid-task whose work finishes on the other.
+"""CeleryExecutor for real: two workers "on separate machines", three tenants' runs at once, the
+broker (Redis) restarted under them, and one worker SIGKILLed mid-task whose work finishes on the other.
 
 The test runs `make celery`'s own script (scripts/airflow_celery.py --json) against a fresh
-PostgreSQL metadata database, a PostgreSQL billing database and Redis under a key prefix of its own
-(parallel test workers share the server). The script starts one sandbox per tenant, the API server
-(execution app only), scheduler, DAG processor and two `airflow celery worker`s, each with its own
-name (`[core] hostname_callable`, so `task_instance.hostname` says which worker ran a try), its own
-AIRFLOW_HOME and working directory, sharing only what real machines would share: the databases, the
-broker, the reports folder and the task logs. It triggers one run per tenant.
+PostgreSQL metadata database, a PostgreSQL billing database and a Redis of its own (`--redis`;
+tests/proof/servers.py: the shared one serves other tests and people, and this test restarts its
+broker). The script starts one sandbox per tenant, the API server (execution app only), scheduler,
+DAG processor and two `airflow celery worker`s, each with its own name (`[core] hostname_callable`,
+so `task_instance.hostname` says which worker ran a try), its own AIRFLOW_HOME and working
+directory, sharing only what real machines would share: the databases, the broker, the reports
+folder and the task logs. It triggers one run per tenant.
+
+Once every run has finished a task and has another queued or running, Redis is restarted (stopped,
+1 s down, started): without persistence, as CI runs it, so every key is lost, queued messages and
+Celery's queue bindings included. The scheduler and the workers reconnect; a task whose message was
+lost is requeued by the scheduler after [scheduler] task_queued_timeout. No task may run twice to a
+different result: each task has one successful try, and each ConnectWise addition is changed at most
+once.
 
 Then, from the metadata database: once a worker has finished a task of every run and is running
 another, the worker's whole process tree is SIGKILLed (a machine lost). The task's heartbeat
@@ -30,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,7 +50,8 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.e2e.test_sync_e2e import expected_state, invoice_of
 from tests.proof.conftest import password_database, postgres_base_or_skip
-from tests.proof.helpers import cw_quantities
+from tests.proof.helpers import admin, cw_quantities
+from tests.proof.servers import PrivateRedis, private_redis
 from tests.proof.test_executors import free_port, metadata_database, metadata_rows
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -49,7 +59,6 @@ import airflow_celery  # noqa: E402  (make celery's script: the test runs what a
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.postgres]
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TENANTS = {"north": (24, 31), "south": (30, 32), "east": (36, 33)}  # id → (organizations, seed)
 # west bills from north's Huntress account (its connection, its pool) with a ConnectWise of its own
 # that starts from north's books; north's account allows HUNTRESS_LIMIT requests per window, fewer
@@ -61,6 +70,7 @@ READY_TIMEOUT_S = 180
 RUNS_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 60
 HEARTBEAT_TIMEOUT_S = 20
+BROKER_DOWN_S = 1.0
 RUN_ID = "manual__2026-11-01T00:00:00+00:00"
 LEDGER_TABLES = ("billing_runs", "billing_changes", "billing_quarantine", "billing_organizations_seen")
 
@@ -79,18 +89,9 @@ SETTINGS = {
 }
 
 
-def redis_or_skip() -> None:
-    why = airflow_celery.redis_reachable(REDIS_URL)
-    if why is None:
-        return
-    if os.environ.get("REQUIRE_REDIS") == "1":
-        pytest.fail(f"REQUIRE_REDIS=1 but Redis does not answer at {REDIS_URL}: {why}")
-    pytest.skip(f"Redis does not answer at {REDIS_URL}: {why}")
-
-
-def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
+def test_celery_two_workers_three_tenants_redis_restarted_one_worker_killed(tmp_path):
+    started = time.monotonic()
     base = postgres_base_or_skip()
-    redis_or_skip()
     scenarios = {t: airflow_celery.tenant_scenario(t, n, seed) for t, (n, seed) in TENANTS.items()}
     scenarios["north"]["huntress"].update(
         rate_limit_per_minute=HUNTRESS_LIMIT, rate_limit_window_s=HUNTRESS_WINDOW_S
@@ -99,22 +100,28 @@ def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
         (tmp_path / f"{t}.json").write_text(json.dumps(scenario))
     scenarios.update({t: scenarios[owner] for t, owner in SHARING.items()})
     prefix = f"billing-test-{uuid.uuid4().hex[:10]}:"
-    with metadata_database(base) as metadata_url, password_database(base) as (billing_uri, _):
-        args = script_args(tmp_path, metadata_url, billing_uri, prefix)
-        try:
-            with ScriptRun(args, script_env(tmp_path), tmp_path / "airflow_celery.log") as cluster:
-                tenants = cluster.ready["tenants"]
-                dag_ids = [info["dag_id"] for info in tenants.values()]
-                victim, killed = kill_a_worker_mid_task(cluster, dag_ids)
-                states = wait_for_runs(cluster, dag_ids)
-                quantities = {t: cw_quantities(info["connectwise_url"]) for t, info in tenants.items()}
-                refused = huntress_refusals(tenants["north"]["huntress_url"])
-        finally:
-            airflow_celery.purge_redis(REDIS_URL, prefix)
+    with (
+        private_redis() as broker,
+        metadata_database(base) as metadata_url,
+        password_database(base) as (billing_uri, _),
+    ):
+        args = script_args(tmp_path, metadata_url, billing_uri, broker.url, prefix)
+        with ScriptRun(args, script_env(tmp_path), tmp_path / "airflow_celery.log") as cluster:
+            tenants = cluster.ready["tenants"]
+            dag_ids = [info["dag_id"] for info in tenants.values()]
+            in_flight = restart_the_broker_mid_runs(cluster, broker, dag_ids)
+            victim, killed = kill_a_worker_mid_task(cluster, dag_ids)
+            states = wait_for_runs(cluster, dag_ids)
+            quantities = {t: cw_quantities(info["connectwise_url"]) for t, info in tenants.items()}
+            audits = {t: audit_trail(info["connectwise_url"]) for t, info in tenants.items()}
+            refused = huntress_refusals(tenants["north"]["huntress_url"])
 
         assert states == dict.fromkeys(dag_ids, "success"), states
         check_both_workers_ran_each_run(metadata_url, dag_ids)
         check_the_killed_task_was_retried(metadata_url, killed, victim)
+        again = check_no_task_succeeded_twice(metadata_url, dag_ids)
+        for t, audit in audits.items():
+            assert all(n == 1 for n in audit.values()), f"tenant {t}: an addition was written twice"
         check_one_account_one_caller_at_a_time(metadata_url, tenants, refused)
         for t, scenario in scenarios.items():
             want, _ = expected_state(scenario, date.fromisoformat(tenants[t]["billing_date"]))
@@ -124,12 +131,20 @@ def test_celery_two_workers_three_tenants_one_worker_killed(tmp_path):
             check_billing(billing, scenarios, tenants, Path(cluster.ready["reports"]))
         finally:
             billing.dispose()
+    print(
+        f"\ncelery: Redis restarted once ({BROKER_DOWN_S:g} s down) with {in_flight} task(s) queued or "
+        f"running, one worker killed; {len(dag_ids)} runs succeeded; "
+        f"{sum(len(a) for a in audits.values())} additions written, duplicates 0; "
+        f"{again} task(s) tried again; {time.monotonic() - started:.0f} s"
+    )
 
 
 # --- the cluster -----------------------------------------------------------------------------------
 
 
-def script_args(tmp_path: Path, metadata_url: str, billing_uri: str, prefix: str) -> list[str]:
+def script_args(
+    tmp_path: Path, metadata_url: str, billing_uri: str, redis_url: str, prefix: str
+) -> list[str]:
     return [
         "--json",
         "--home",
@@ -144,7 +159,7 @@ def script_args(tmp_path: Path, metadata_url: str, billing_uri: str, prefix: str
         "--billing-url",
         billing_uri,
         "--redis",
-        REDIS_URL,
+        redis_url,
         "--redis-prefix",
         prefix,
         "--port",
@@ -290,6 +305,24 @@ def run_states(metadata_url: str, dag_ids: list[str]) -> dict[str, str]:
     return {r.dag_id: r.state for r in rows}
 
 
+def restart_the_broker_mid_runs(cluster: ScriptRun, broker: PrivateRedis, dag_ids: list[str]) -> int:
+    """Restart Redis once every run has finished a task and has another queued or running: messages
+    are in the broker or unacknowledged by a worker, and most of each run is still to be sent.
+    Returns how many tasks were queued or running."""
+    deadline = time.monotonic() + RUNS_TIMEOUT_S
+    while time.monotonic() < deadline:
+        rows = tries(cluster.metadata_url, dag_ids)
+        done = {r.dag_id for r in rows if r.state == "success"}
+        busy = {(r.dag_id, r.task_id, r.map_index) for r in rows if r.state in ("queued", "running")}
+        if done == set(dag_ids) and busy:
+            broker.restart(down_s=BROKER_DOWN_S)
+            return len(busy)
+        if finished(run_states(cluster.metadata_url, dag_ids), dag_ids):
+            raise AssertionError(f"the runs finished before the broker could be restarted: {rows}")
+        time.sleep(0.2)
+    raise AssertionError(f"no moment with a task done in every run and one in flight:\n{cluster.tail()}")
+
+
 def kill_a_worker_mid_task(cluster: ScriptRun, dag_ids: list[str]) -> tuple[str, tuple]:
     """Kill a worker that finished a task of every run and is running one now: (its name, that task).
 
@@ -326,6 +359,24 @@ def finished(states: dict[str, str], dag_ids: list[str]) -> bool:
 
 
 # --- the checks ------------------------------------------------------------------------------------
+
+
+def audit_trail(connectwise_url: str) -> Counter:
+    """How many times ConnectWise changed each addition (the sandbox's audit trail)."""
+    return Counter(e["id"] for e in admin(connectwise_url, "state")["audit_trail"])
+
+
+def check_no_task_succeeded_twice(metadata_url: str, dag_ids: list[str]) -> int:
+    """Each task (map index included) has exactly one successful try, its last: a task tried again
+    (its try lost with the worker, or its message with the broker) never ran twice to an end.
+    Returns how many tasks needed more than one try."""
+    by_task: dict[tuple, list] = {}
+    for r in tries(metadata_url, dag_ids):
+        by_task.setdefault((r.dag_id, r.task_id, r.map_index), []).append(r)
+    for task, rows in by_task.items():
+        wins = [r.try_number for r in rows if r.state == "success"]
+        assert wins == [max(r.try_number for r in rows)], f"{task}: {rows}"
+    return sum(1 for rows in by_task.values() if len(rows) > 1)
 
 
 def huntress_refusals(huntress_url: str) -> int:
