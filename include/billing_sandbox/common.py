@@ -41,6 +41,8 @@ DEFAULT_FAULTS: dict[str, Any] = {
     "retry_after_s": 1,
     "seed": 0,
     "echo_credentials": False,
+    "non_json_rate": 0.0,
+    "error_depth": 0,
 }
 
 FAULTS_SCHEMA: dict[str, Any] = {
@@ -57,6 +59,8 @@ FAULTS_SCHEMA: dict[str, Any] = {
         "retry_after_s": {"type": "integer", "minimum": 0},
         "seed": {"type": "integer"},
         "echo_credentials": {"type": "boolean"},
+        "non_json_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "error_depth": {"type": "integer", "minimum": 0, "maximum": 900},  # json.dumps recurses too
     },
 }
 _faults_validator = jsonschema.Draft202012Validator(FAULTS_SCHEMA)
@@ -93,6 +97,13 @@ class Faults:
     # do, so it is a fault, the less convenient reading, which proves the client scrubs what an API
     # writes before it stores or shows it (docs/contract.md §5).
     echo_credentials: bool = False
+    # Hostile or broken answers, not API behaviour (nothing public says either API sends them; the
+    # less convenient reading): `non_json_rate` of requests get a 200 whose body is no JSON, and
+    # whose Content-Type, with `echo_credentials`, quotes the request's credentials; `error_depth`
+    # nests each injected error's message that many lists deep, as a body built to make a client
+    # that walks it recursively crash.
+    non_json_rate: float = 0.0
+    error_depth: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # the API's own fault keys (FAULT_OPTIONS)
     rng: random.Random = field(init=False, repr=False)
 
@@ -114,9 +125,11 @@ class Faults:
         extra = {k: body.get(k, default) for k, (_, default) in (options or {}).items()}
         merged = {**DEFAULT_FAULTS, **{k: v for k, v in body.items() if k not in extra}}
         merged["status_rate"] = {**DEFAULT_FAULTS["status_rate"], **merged["status_rate"]}
-        total = merged["reset_rate"] + sum(merged["status_rate"].values())
+        total = merged["reset_rate"] + merged["non_json_rate"] + sum(merged["status_rate"].values())
         if total > 1:
-            raise FaultsError(f"reset_rate plus the status rates is {total}, more than 1")
+            raise FaultsError(
+                f"reset_rate, non_json_rate and the status rates add up to {total}, more than 1"
+            )
         return cls(**merged, extra=extra)
 
     def to_json(self) -> dict[str, Any]:
@@ -127,15 +140,20 @@ class Faults:
             "retry_after_s": self.retry_after_s,
             "seed": self.seed,
             "echo_credentials": self.echo_credentials,
+            "non_json_rate": self.non_json_rate,
+            "error_depth": self.error_depth,
             **self.extra,
         }
 
     def draw(self) -> str | None:
-        """'reset', a status code as a string, or None for a normal answer."""
+        """'reset', 'non_json', a status code as a string, or None for a normal answer."""
         roll = self.rng.random()
         edge = self.reset_rate
         if roll < edge:
             return "reset"
+        edge += self.non_json_rate
+        if roll < edge:
+            return "non_json"
         for status in sorted(self.status_rate):
             edge += self.status_rate[status]
             if roll < edge:
@@ -276,7 +294,11 @@ class SandboxMiddleware:
             return
         if outcome is not None:
             entry["fault"] = outcome
-            response = _fault_response(control, int(outcome), scope)
+            response = (
+                _non_json_response(control, scope)
+                if outcome == "non_json"
+                else _fault_response(control, int(outcome), scope)
+            )
             finish(outcome)
             await response(scope, receive, send)
             return
@@ -289,14 +311,31 @@ class SandboxMiddleware:
         await self.app(scope, receive, counting_send)
 
 
+def _echoed(scope: Scope) -> str:
+    """The request's Authorization and clientId headers, quoted (the `echo_credentials` fault)."""
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return ", ".join(
+        f"{name}: {headers.get(name.lower(), '(none)')}" for name in ("Authorization", "clientId")
+    )
+
+
+def _non_json_response(control: SandboxControl, scope: Scope) -> Response:
+    media = "text/html; charset=utf-8"
+    if control.faults.echo_credentials:
+        media += f'; echo="{_echoed(scope)}"'
+    return Response("<html><body>Service temporarily unavailable</body></html>", 200, media_type=media)
+
+
 def _fault_response(control: SandboxControl, status: int, scope: Scope) -> Response:
     message = f"injected fault: HTTP {status}"
     if control.faults.echo_credentials:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        message += "; request headers: " + ", ".join(
-            f"{name}: {headers.get(name.lower(), '(none)')}" for name in ("Authorization", "clientId")
-        )
+        message += "; request headers: " + _echoed(scope)
     body = control.error_body(status, message)
+    if control.faults.error_depth:
+        nested: Any = message
+        for _ in range(control.faults.error_depth):
+            nested = [nested]
+        body["message"] = nested
     # Huntress's `rate_limit_headers: false` (docs/contract.md §5): no 429 carries Retry-After, injected ones neither.
     bare = control.faults.extra.get("rate_limit_headers") is False
     headers = {"Retry-After": str(control.faults.retry_after_s)} if status == 429 and not bare else None
