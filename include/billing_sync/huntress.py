@@ -74,7 +74,10 @@ class HuntressClient:
     def paged(
         self, path: str, key: str, label: str, params: Mapping[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, following `next_page_token` with the same filters."""
+        """Every item of a list endpoint, following `next_page_token` with the same filters.
+
+        `next_page_url` is never requested (it only says whether there is a next page): the token
+        goes as a query parameter to the configured site, so no URL of the answer's is ever sent."""
         query = {**(params or {}), "limit": PAGE_LIMIT}
         seen_tokens: set[str] = set()
         while True:
