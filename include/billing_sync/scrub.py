@@ -119,14 +119,17 @@ def scrubber(secrets: Iterable[str]) -> Scrub:
             variants |= forms(s)
     ordered = sorted((v for v in variants if len(v) >= MIN_SECRET_LENGTH), key=len, reverse=True)
     short = _alternation([v for v in ordered if len(v) < LOOSE_SECRET_LENGTH])
-    long = _alternation([v for v in ordered if len(v) >= LOOSE_SECRET_LENGTH])
     short_re = re.compile(rf"(?<![A-Za-z0-9])(?:{short})(?![A-Za-z0-9])") if short else None
-    long_re = re.compile(long, re.IGNORECASE) if long else None
+    long = sorted({v.lower() for v in ordered if len(v) >= LOOSE_SECRET_LENGTH}, key=len, reverse=True)
+    # Case-insensitive by matching the lower-cased text: re.IGNORECASE would make the engine try
+    # every alternative at every position (a hundred times slower on a long body).
+    long_re = re.compile(_alternation(long)) if long else None
+    long_any_case = re.compile(_alternation(long), re.IGNORECASE) if long else None
 
     def scrub(text: str) -> str:
         text = str(text)
-        if long_re:
-            text = long_re.sub(MASK, text)
+        if long_re and long_any_case:
+            text = _mask_lowered(text, long_re, long_any_case)
         if short_re:
             text = short_re.sub(MASK, text)
         text = _URL_USERINFO.sub(f"{MASK}@", text)
@@ -138,6 +141,19 @@ def scrubber(secrets: Iterable[str]) -> Scrub:
 
 def _alternation(literals: list[str]) -> str:
     return "|".join(re.escape(v) for v in literals)
+
+
+def _mask_lowered(text: str, lowered: re.Pattern[str], any_case: re.Pattern[str]) -> str:
+    """MASK over each match of `lowered` (lower-case literals) in the lower-cased `text`."""
+    low = text.lower()
+    if len(low) != len(text):  # a letter that lower-cases to two ("İ"): positions differ, go slow
+        return any_case.sub(MASK, text)
+    parts: list[str] = []
+    last = 0
+    for m in lowered.finditer(low):
+        parts += (text[last : m.start()], MASK)
+        last = m.end()
+    return "".join(parts) + text[last:] if parts else text
 
 
 def scrub_data(value: Any, scrub: Scrub, depth: int = MAX_DEPTH) -> Any:
@@ -155,19 +171,15 @@ def scrub_data(value: Any, scrub: Scrub, depth: int = MAX_DEPTH) -> Any:
 
 
 def deeper_than(value: Any, depth: int = MAX_DEPTH) -> bool:
-    """Whether a JSON-like value nests containers more than `depth` levels (walked without recursion)."""
-    todo: list[tuple[Any, int]] = [(value, 0)]
+    """Whether decoded JSON nests containers more than `depth` levels (walked without recursion)."""
+    containers = (dict, list, tuple)  # what JSON decodes to (an ABC check is several times slower)
+    todo: list[tuple[Any, int]] = [(value, 0)] if isinstance(value, containers) else []
     while todo:
         item, level = todo.pop()
-        if isinstance(item, Mapping):
-            children: Iterable[Any] = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
         if level >= depth:
             return True
-        todo.extend((child, level + 1) for child in children if isinstance(child, Mapping | list | tuple))
+        children = item.values() if isinstance(item, dict) else item
+        todo.extend((child, level + 1) for child in children if isinstance(child, containers))
     return False
 
 
