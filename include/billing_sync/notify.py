@@ -5,7 +5,9 @@ Channels are Airflow connections, each optional (docs/operations.md):
                         optional `cc`, `from_email`, plus the provider's own (disable_tls, ...)
     billing_sync_slack  Slack incoming-webhook connection of the Slack provider
 With neither, a message is only logged. Sending never raises: an alert that fails to go out must not
-fail (or re-fail) the task it reports on.
+fail (or re-fail) the task it reports on. A channel that fails (the mail server down or restarting)
+is tried again, ALERT_ATTEMPTS times in all over about ALERT_RETRY_WAIT_S × 3; one that still fails is
+logged as an error and reported on the billing run (`billing_runs.checks["alerts"]`).
 
 A message is plain data (`Message`), rendered per medium: log text, HTML mail, Slack mrkdwn. Before
 rendering, every value is scrubbed of the logins and passwords of our connections (an exception's
@@ -20,6 +22,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -57,6 +60,11 @@ DEFAULT_FROM_EMAIL = "billing-sync@localhost"
 MAX_TEXT_CHARS = 2000  # any one value of a message (an error text is the long one)
 MAX_SLACK_CHARS = 3500  # Slack truncates long webhook texts; keep the links in view
 MAX_NEW_ORGANIZATIONS = 25  # new organizations one summary names; the rest are counted
+# A mail server restarting is back within seconds: the channels that failed are tried again after
+# ALERT_RETRY_WAIT_S, then twice that. Longer outages are for the run's record, not the task's time.
+ALERT_ATTEMPTS = 3
+ALERT_RETRY_WAIT_S = 5.0
+MAX_RECORDED_ERROR_CHARS = 500
 
 
 # -- the message ---------------------------------------------------------------------------------
@@ -412,17 +420,34 @@ def dispatch(
     level = logging.ERROR if message.severity == "failure" else logging.WARNING
     log.log(level, "billing sync alert:\n%s", render_text(message))
     results: dict[str, str] = {}
+    pending: dict[str, tuple[str, Any, Callable[..., str]]] = {}
     for name, conn_id, send in (("email", smtp_conn_id, _send_email), ("slack", slack_conn_id, _send_slack)):
         conn = get_connection(conn_id)
         if conn is None:
             results[name] = f"skipped: no connection {conn_id}"
-            continue
-        try:
-            # The task context Airflow passed (or none): what the providers' notifiers take.
-            results[name] = send(conn, conn_id, message, cast("Context", dict(context or {})))
-        except Exception as exc:
-            results[name] = f"failed: {scrub(f'{type(exc).__name__}: {exc}')}"
-            log.warning("billing sync alert: %s channel %s %s", name, conn_id, results[name])
+        else:
+            pending[name] = (conn_id, conn, send)
+    # Rounds, not a loop per channel: a second channel down costs no extra wait.
+    for attempt in range(1, ALERT_ATTEMPTS + 1):
+        if attempt > 1:
+            time.sleep(ALERT_RETRY_WAIT_S * 2 ** (attempt - 2))
+        for name, (conn_id, conn, send) in list(pending.items()):
+            try:
+                # The task context Airflow passed (or none): what the providers' notifiers take.
+                outcome = send(conn, conn_id, message, cast("Context", dict(context or {})))
+            except Exception as exc:
+                error = cut(scrub(f"{type(exc).__name__}: {exc}"), MAX_RECORDED_ERROR_CHARS)
+                results[name] = f"failed after {attempt} attempt(s): {error}"
+                log.warning(
+                    "billing sync alert: %s channel %s, attempt %d: %s", name, conn_id, attempt, error
+                )
+                continue
+            results[name] = outcome if attempt == 1 or outcome != "sent" else f"sent on attempt {attempt}"
+            del pending[name]
+        if not pending:
+            break
+    for name, (conn_id, _, _) in pending.items():
+        log.error("billing sync alert NOT delivered through %s (%s): %s", name, conn_id, results[name])
     if all(r.startswith("skipped: no connection") for r in results.values()):
         log.info(
             "no notification connection (%s, %s) configured: the alert was only logged",
@@ -488,12 +513,14 @@ class BillingSyncNotifier(BaseNotifier):
         *,
         smtp_conn_id: str = SMTP_CONN_ID,
         slack_conn_id: str = SLACK_CONN_ID,
+        run: tuple[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.message = message
         self.smtp_conn_id = smtp_conn_id
         self.slack_conn_id = slack_conn_id
+        self.run = run  # (run id, tenant) of the billing run to report an undelivered alert on
         self.results: dict[str, str] = {}
 
     def notify(self, context: Mapping[str, Any]) -> None:
@@ -505,6 +532,48 @@ class BillingSyncNotifier(BaseNotifier):
                 subject=f"Billing sync FAILED ({type(exc).__name__} building the alert)", severity="failure"
             )
         self.results = dispatch(message, context, self.smtp_conn_id, self.slack_conn_id)
+        if any(r.startswith("failed") for r in self.results.values()):
+            report_on_run(self.run or _run_of(context), self.results)
+
+
+def _run_of(context: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(run id, tenant) of the task context's billing run, when it names one."""
+    ti = context.get("ti") or context.get("task_instance")
+    run_id = context.get("run_id") or getattr(ti, "run_id", None)
+    if not run_id:
+        return None
+    return str(run_id), tenants.of_dag(getattr(ti, "dag_id", None) or DAG_ID)
+
+
+def report_on_run(run: tuple[str, str] | None, results: Mapping[str, str]) -> bool:
+    """Put what became of an alert that did not go out on its billing run (`checks["alerts"]`, the
+    run's other checks kept), so that its page and records say nobody was told. Only a closed run:
+    a running one is closed by its own tasks. Never raises (the billing DB may be what failed);
+    True when recorded."""
+    if run is None:
+        return False
+    run_id, tenant = run
+    try:
+        from . import runtime, store
+
+        eng = store.engine_for(runtime.database_url())
+        record = store.get_run(eng, run_id, tenant=tenant)
+        if record is None or record["status"] == "running":
+            return False
+        checks = {**(record["checks"] or {}), "alerts": dict(results)}
+        store.finish_run(
+            eng,
+            run_id,
+            record["status"],
+            record["counts"] or {},
+            checks,
+            record["report_path"],
+            tenant=tenant,
+        )
+        return True
+    except Exception as exc:
+        log.warning("the undelivered alert was not recorded on run %s: %s", run_id, type(exc).__name__)
+        return False
 
 
 def notify_run_summary(
@@ -522,7 +591,8 @@ def notify_run_summary(
         if message is None:
             log.info("run %s: nothing to review, no summary sent", ref.get("run_id"))
             return {}
-        notifier = BillingSyncNotifier(message)
+        run = (str(ref["run_id"]), str(ref.get("tenant") or tenants.DEFAULT_TENANT))
+        notifier = BillingSyncNotifier(message, run=run)
         notifier.notify(dict(context or {}))
         return notifier.results
     except Exception:
