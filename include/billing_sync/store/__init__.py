@@ -21,12 +21,13 @@ timezone-aware UTC and JSON columns come back decoded.
     override_rules   `billing_overrides`
     first_sightings  `billing_organizations_seen`: new organizations
     call_window      `billing_api_calls`: an API account's rate-limit window, shared by its tasks
+    decisions        `billing_decisions`: every decision a person made, append-only
     values           helpers they share
 
 The modules of the tables are not named after them: `store.quarantine`, `store.runs`,
-`store.changes`, `store.org_map`, `store.approvals`, `store.overrides`, `store.organizations_seen`
-and `store.api_calls` are the Table objects callers select from. Callers import this package, never
-its modules.
+`store.changes`, `store.org_map`, `store.approvals`, `store.overrides`, `store.organizations_seen`,
+`store.api_calls` and `store.decision_history` are the Table objects callers select from. Callers
+import this package, never its modules.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ from .approval_rows import (
 )
 from .call_window import recent_api_calls, record_api_calls
 from .database import engine_for, ensure_schema, make_engine
+from .decisions import (
+    DECISION_COLUMNS,
+    DecisionNotRecorded,
+    iter_decisions,
+    list_decisions,
+    record_settings_change,
+)
 from .first_sightings import (
     invoice_organizations,
     list_organizations_seen,
@@ -78,6 +86,7 @@ from .schema import (
     ACTIONS,
     APPROVAL_KINDS,
     APPROVAL_STATUSES,
+    DECISION_KINDS,
     DEFAULT_TENANT,
     MODES,
     OVERRIDE_RULES,
@@ -93,12 +102,15 @@ from .schema import (
     runs,
     staging_table,
 )
+from .schema import decisions as decision_history  # `store.decisions` is the module of its functions
 from .staging import newest_staged_run, purge_staging, read_frame, write_frame
 
 __all__ = [
     "ACTIONS",
     "APPROVAL_KINDS",
     "APPROVAL_STATUSES",
+    "DECISION_COLUMNS",
+    "DECISION_KINDS",
     "DEFAULT_TENANT",
     "MODES",
     "OVERRIDE_RULES",
@@ -107,6 +119,7 @@ __all__ = [
     "ROW_COLUMN",
     "ApprovalConflict",
     "ApprovalNotFound",
+    "DecisionNotRecorded",
     "OverrideConflict",
     "OverrideNotFound",
     "QuarantineNotFound",
@@ -119,6 +132,7 @@ __all__ = [
     "changes",
     "changes_for_run",
     "count_quarantine",
+    "decision_history",
     "default_url",
     "delete_org_map",
     "engine_for",
@@ -129,9 +143,11 @@ __all__ = [
     "get_run",
     "held_totals",
     "invoice_organizations",
+    "iter_decisions",
     "ledger_count",
     "list_approvals",
     "list_changes",
+    "list_decisions",
     "list_org_map",
     "list_organizations_seen",
     "list_overrides",
@@ -154,6 +170,7 @@ __all__ = [
     "recent_api_calls",
     "record_api_calls",
     "record_changes",
+    "record_settings_change",
     "record_organizations_seen",
     "resolve_superseded",
     "resolve_synced",

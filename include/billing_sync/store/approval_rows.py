@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
+from .decisions import append_decision
 from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, DEFAULT_TENANT, approvals
 from .values import (
     _as_date,
@@ -83,7 +84,9 @@ def add_approval(
         with _writing(engine) as conn:
             _refuse_second_pending(conn, row)
             new_id = conn.execute(approvals.insert().values(**row).returning(approvals.c.id)).scalar_one()
-            return dict(conn.execute(sa.select(approvals).where(approvals.c.id == new_id)).one()._mapping)
+            added = dict(conn.execute(sa.select(approvals).where(approvals.c.id == new_id)).one()._mapping)
+            _append(conn, "approve" if kind == "change" else "create", None, added, user, user_id, note)
+            return added
     except sa.exc.IntegrityError as exc:  # a concurrent approval of the same key won the race
         raise ApprovalConflict(_pending_message(row)) from exc
 
@@ -161,13 +164,19 @@ def set_approval_status(
     *,
     run_id: str | None = None,
     note: str | None = None,
+    user: str | None = None,
+    user_id: str | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """Close a pending approval; returns the row.
 
     `applied`: a run pushed exactly the approved change (`run_id` required; recorded with the time
     in applied_run_id / applied_at). `stale`: a run found it no longer matches what it computes.
     `revoked`: a person withdrew it. Only a pending approval changes (`ApprovalConflict` otherwise).
-    `note`, when given, replaces the note (who revoked it and why, say).
+    `note`, when given, replaces the note (who revoked it and why, say). A revocation is a person's
+    decision: kept in the decision history as `revoke` by `user` (`user_id`), noted `reason` (the
+    person's own words), in the same transaction. A run's `applied` / `stale` is no person's: the
+    ledger and the row record those.
     """
     if status not in APPROVAL_STATUSES or status == "pending":
         closing = [s for s in APPROVAL_STATUSES if s != "pending"]
@@ -179,10 +188,40 @@ def set_approval_status(
         values["note"] = note
     a = approvals
     with _writing(engine) as conn:
+        before = conn.execute(sa.select(a).where(a.c.id == int(approval_id))).first()
         pending = (a.c.id == int(approval_id), a.c.status == "pending")
         if conn.execute(a.update().where(*pending).values(**values)).rowcount == 0:
             found = conn.execute(sa.select(a.c.status).where(a.c.id == int(approval_id))).scalar()
             if found is None:
                 raise ApprovalNotFound(f"no approval {approval_id}")
             raise ApprovalConflict(f"approval {approval_id} is {found}, not pending")
-        return dict(conn.execute(sa.select(a).where(a.c.id == int(approval_id))).one()._mapping)
+        closed = dict(conn.execute(sa.select(a).where(a.c.id == int(approval_id))).one()._mapping)
+        if status == "revoked" and before is not None:
+            _append(conn, "revoke", dict(before._mapping), closed, user, user_id, reason)
+        return closed
+
+
+def _append(
+    conn: sa.Connection,
+    kind: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    user: str | None,
+    user_id: str | None,
+    note: str | None,
+) -> None:
+    """The decision's entry in the history, on the decision's own connection and transaction."""
+    append_decision(
+        conn,
+        kind,
+        tenant=after["tenant"],
+        user=user,
+        user_id=user_id,
+        before=before,
+        after=after,
+        note=note,
+        sync_key=after["sync_key"],
+        cw_company_id=after["cw_company_id"],
+        product=after["product"],
+        approval_id=after["id"],
+    )

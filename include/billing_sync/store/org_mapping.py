@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from .. import frames
 from .database import _reading, _writing
+from .decisions import append_decision
 from .schema import DEFAULT_TENANT, org_map
 from .values import _clean, _now, _rows, _tenant_id, _upsert
 
@@ -69,7 +70,12 @@ def set_org_map(
         "created_at": _now(),
         "created_by_id": user_id,
     }
+    stmt = sa.select(org_map).where(
+        org_map.c.tenant == row["tenant"],
+        org_map.c.huntress_organization_id == row["huntress_organization_id"],
+    )
     with _writing(engine) as conn:
+        before = conn.execute(stmt).first()
         _upsert(
             conn,
             org_map,
@@ -77,21 +83,53 @@ def set_org_map(
             [row],
             ("cw_company_id", "note", "created_by", "created_at", "created_by_id"),
         )
-        stmt = sa.select(org_map).where(
-            org_map.c.tenant == row["tenant"],
-            org_map.c.huntress_organization_id == row["huntress_organization_id"],
+        after = dict(conn.execute(stmt).one()._mapping)
+        # The earlier mapping and its creator survive in the history (same transaction).
+        append_decision(
+            conn,
+            "map",
+            tenant=after["tenant"],
+            user=user,
+            user_id=user_id,
+            before=None if before is None else dict(before._mapping),
+            after=after,
+            note=note,
+            huntress_organization_id=row["huntress_organization_id"],
+            cw_company_id=row["cw_company_id"],
         )
-        return dict(conn.execute(stmt).one()._mapping)
+        return after
 
 
-def delete_org_map(engine: Engine, organization_id: int, *, tenant: str = DEFAULT_TENANT) -> bool:
-    """Remove the tenant's mapping of an organization; False when there was none."""
-    stmt = org_map.delete().where(
+def delete_org_map(
+    engine: Engine,
+    organization_id: int,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    user: str | None = None,
+    user_id: str | None = None,
+) -> bool:
+    """Remove the tenant's mapping of an organization; False when there was none. The removed
+    mapping is kept in the decision history (`unmap`, by `user`), in the same transaction."""
+    this = (
         org_map.c.tenant == _tenant_id(tenant),
         org_map.c.huntress_organization_id == _as_id(organization_id, "organization_id"),
     )
     with _writing(engine) as conn:
-        return conn.execute(stmt).rowcount > 0
+        gone = conn.execute(sa.select(org_map).where(*this)).first()
+        if gone is None or conn.execute(org_map.delete().where(*this)).rowcount == 0:
+            return False
+        append_decision(
+            conn,
+            "unmap",
+            tenant=gone.tenant,
+            user=user,
+            user_id=user_id,
+            before=dict(gone._mapping),
+            after=None,
+            huntress_organization_id=gone.huntress_organization_id,
+            cw_company_id=gone.cw_company_id,
+        )
+        return True
 
 
 def _as_id(value: Any, field: str) -> int:

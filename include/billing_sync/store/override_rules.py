@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from .. import frames
 from .database import _reading, _writing
+from .decisions import append_decision
 from .schema import DEFAULT_TENANT, OVERRIDE_RULES, overrides
 from .values import _id, _now, _optional_quantity, _rows, _tenant_id, _text, _user
 
@@ -79,7 +80,9 @@ def add_override(
             if existing is not None:
                 raise OverrideConflict(f"{conflict} ({existing}): retire it first")
             new_id = conn.execute(o.insert().values(**row).returning(o.c.id)).scalar_one()
-            return dict(conn.execute(sa.select(o).where(o.c.id == new_id)).one()._mapping)
+            added = dict(conn.execute(sa.select(o).where(o.c.id == new_id)).one()._mapping)
+            _append(conn, "override_added", None, added, user, user_id, note)
+            return added
     except sa.exc.IntegrityError as exc:  # a concurrent add for the same company and product won
         raise OverrideConflict(conflict) from exc
 
@@ -128,7 +131,8 @@ def retire_override(
 ) -> dict[str, Any]:
     """Make an override inactive (kept for the record); returns the row. Retiring a retired one
     changes nothing. With `user` (and `user_id`), who retired it and when is appended to the note:
-    the table keeps who set a rule in its columns, and who ended it in the note."""
+    the table keeps who set a rule in its columns, and who ended it in the note. Retiring is kept in
+    the decision history too (`override_ended`, before and after), in the same transaction."""
     o = overrides
     with _writing(engine) as conn:
         row = conn.execute(sa.select(o).where(o.c.id == int(override_id))).first()
@@ -141,5 +145,31 @@ def retire_override(
                 said = f"retired by {who} {_now().strftime('%Y-%m-%d %H:%M UTC')}"
                 values["note"] = f"{row.note}; {said}" if row.note else said
             conn.execute(o.update().where(o.c.id == row.id).values(**values))
-            row = conn.execute(sa.select(o).where(o.c.id == row.id)).one()
+            before, row = row, conn.execute(sa.select(o).where(o.c.id == row.id)).one()
+            _append(conn, "override_ended", dict(before._mapping), dict(row._mapping), user, user_id, None)
     return dict(row._mapping)
+
+
+def _append(
+    conn: sa.Connection,
+    kind: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    user: str | None,
+    user_id: str | None,
+    note: str | None,
+) -> None:
+    """The decision's entry in the history, on the decision's own connection and transaction."""
+    append_decision(
+        conn,
+        kind,
+        tenant=after["tenant"],
+        user=user,
+        user_id=user_id,
+        before=before,
+        after=after,
+        note=note,
+        cw_company_id=after["cw_company_id"],
+        product=after["product"],
+        override_id=after["id"],
+    )

@@ -14,6 +14,7 @@ from .. import money
 from ..money import ZERO
 from ..names import reason_rank
 from .database import _reading, _writing
+from .decisions import QUARANTINE_DECIDED, append_decision
 from .schema import DEFAULT_TENANT, QUARANTINE_STATUSES, REASON_CODES, quarantine
 from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows, _tenant_id
 
@@ -378,7 +379,27 @@ def set_quarantine_status(
             if note is not None:
                 values["note"] = note
         conn.execute(q.update().where(q.c.id == row.id).values(**values))
-        return dict(conn.execute(sa.select(q).where(q.c.id == row.id)).one()._mapping)
+        after = dict(conn.execute(sa.select(q).where(q.c.id == row.id)).one()._mapping)
+        # Kept in the history with the row's decision columns before and after (same transaction).
+        append_decision(
+            conn,
+            _DECISION_OF[status],
+            tenant=row.tenant,
+            user=user,
+            user_id=user_id,
+            before={k: row._mapping[k] for k in QUARANTINE_DECIDED},
+            after={k: after[k] for k in QUARANTINE_DECIDED},
+            note=note,
+            quarantine_id=row.id,
+            sync_key=row.sync_key,
+            huntress_organization_id=row.huntress_organization_id,
+            cw_company_id=row.cw_company_id,
+            product=row.product,
+        )
+        return after
+
+
+_DECISION_OF = {"dismissed": "dismiss", "resolved": "resolve", "open": "reopen"}
 
 
 def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | None) -> dict[str, Any]:

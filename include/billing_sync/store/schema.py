@@ -27,6 +27,20 @@ MODES = ("push", "dry_run", "report_only")
 APPROVAL_KINDS = ("change", "create_addition")
 APPROVAL_STATUSES = ("pending", "applied", "stale", "revoked")
 OVERRIDE_RULES = ("minimum", "fixed", "exclude")
+# Revision 0008: what a person decided (billing_decisions); `create` is an approval of a new addition.
+DECISION_KINDS = (
+    "dismiss",
+    "resolve",
+    "reopen",
+    "map",
+    "unmap",
+    "approve",
+    "create",
+    "revoke",
+    "override_added",
+    "override_ended",
+    "settings_changed",
+)
 DEFAULT_TENANT = "default"  # the single-tenant form's tenant (docs/contract.md §1 Tenants)
 # One list of reason codes for the whole package: the contract's nine and its extensions.
 REASON_CODES = tuple(names.REASON_CODES)
@@ -331,6 +345,64 @@ api_calls = sa.Table(
     sa.Column("calls", sa.Integer, nullable=False, server_default="1"),
     sa.PrimaryKeyConstraint("api", "account", "started_epoch", name="pk_billing_api_calls"),
 )
+
+
+# Revision 0008: every decision a person made, append-only (docs/contract.md §4 billing_decisions).
+# A few subject columns to find an entry by (the rest of the subject is in `before` / `after`); who
+# decided may be null only when a script called the store without naming anyone.
+decisions = sa.Table(
+    "billing_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.Text, nullable=False),  # no default: an entry always says whose it is
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("decided_at", UTCDateTime, nullable=False),
+    sa.Column("decided_by", sa.Text),
+    sa.Column("decided_by_id", sa.Text),
+    sa.Column("quarantine_id", sa.Integer),
+    sa.Column("sync_key", sa.Text),
+    sa.Column("huntress_organization_id", sa.BigInteger),
+    sa.Column("cw_company_id", sa.BigInteger),
+    sa.Column("product", sa.Text),
+    sa.Column("approval_id", sa.Integer),
+    sa.Column("override_id", sa.Integer),
+    sa.Column("before", JSONText),
+    sa.Column("after", JSONText),
+    sa.Column("note", sa.Text),
+    _one_of("kind", DECISION_KINDS, "billing_decisions"),
+    sa.Index("ix_billing_decisions_tenant_row", "tenant", "quarantine_id"),
+    sa.Index("ix_billing_decisions_tenant_company", "tenant", "cw_company_id"),
+    sa.Index("ix_billing_decisions_tenant_org", "tenant", "huntress_organization_id"),
+)
+
+# The database itself refuses to change or remove a decision, whoever asks. The same statements as
+# revision 0008 runs (a test compares both databases' triggers), fired when the table is created.
+# No '%' nor ':' in them: a DB-API driver formats with '%', and Alembic's op.execute binds ':name'.
+DECISIONS_TRIGGERS = {
+    "sqlite": (
+        "CREATE TRIGGER billing_decisions_no_update BEFORE UPDATE ON billing_decisions "
+        "BEGIN SELECT RAISE(ABORT, 'billing_decisions is append-only, UPDATE refused'); END",
+        "CREATE TRIGGER billing_decisions_no_delete BEFORE DELETE ON billing_decisions "
+        "BEGIN SELECT RAISE(ABORT, 'billing_decisions is append-only, DELETE refused'); END",
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION billing_decisions_append_only() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'integrity_constraint_violation', "
+        "MESSAGE = 'billing_decisions is append-only, ' || TG_OP || ' refused'; END $$",
+        "CREATE TRIGGER billing_decisions_append_only BEFORE UPDATE OR DELETE ON billing_decisions "
+        "FOR EACH ROW EXECUTE FUNCTION billing_decisions_append_only()",
+        "CREATE TRIGGER billing_decisions_no_truncate BEFORE TRUNCATE ON billing_decisions "
+        "FOR EACH STATEMENT EXECUTE FUNCTION billing_decisions_append_only()",
+    ),
+}
+
+
+def _append_only(_table: sa.Table, connection: Connection, **_: Any) -> None:
+    for statement in DECISIONS_TRIGGERS.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
+
+
+sa.event.listen(decisions, "after_create", _append_only)
 
 
 def _staging(name: str, schema: Mapping[str, str]) -> sa.Table:

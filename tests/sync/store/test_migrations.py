@@ -53,6 +53,10 @@ CONTRACT_COLUMNS = {
         "tenant huntress_organization_id name first_billing_date first_run_id first_seen_at"
     ),
     "billing_api_calls": "api account started_epoch calls",
+    "billing_decisions": (
+        "id tenant kind decided_at decided_by decided_by_id quarantine_id sync_key huntress_organization_id "
+        "cw_company_id product approval_id override_id before after note"
+    ),
 }
 TENANT_TABLES = ("billing_quarantine", "billing_changes", "billing_runs", "billing_org_map")
 
@@ -89,7 +93,31 @@ def shape(engine: sa.Engine) -> dict[str, Any]:
             ),
             "checks": sorted((c["name"], c["sqltext"]) for c in insp.get_check_constraints(table)),
         }
+    out["(triggers)"] = triggers(engine)
     return out
+
+
+def triggers(engine: sa.Engine) -> list[tuple[str, ...]]:
+    """The triggers on the billing tables with their definitions, and (PostgreSQL) the functions
+    beside them: the reflection above does not see them (billing_decisions is append-only by one)."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.execute(
+                sa.text("SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'")
+            )
+            return sorted(tuple(r) for r in rows)
+        rows = conn.execute(
+            sa.text(
+                "SELECT t.tgname, c.relname, pg_get_triggerdef(t.oid) FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
+                "AND c.relnamespace = current_schema()::regnamespace "
+                "UNION ALL SELECT p.proname, '(function)', p.prosrc FROM pg_proc p "
+                "WHERE p.pronamespace = current_schema()::regnamespace"
+            )
+        ).all()
+        # Each database is a schema of its own: its name is no part of the shape.
+        prefix = conn.execute(sa.text("SELECT current_schema()")).scalar_one() + "."
+        return sorted(tuple(str(v).replace(prefix, "") for v in r) for r in rows)
 
 
 def canonical(row: dict[str, Any]) -> str:
@@ -155,6 +183,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0008",
         "0007",
         "0006",
         "0005",
@@ -305,6 +334,7 @@ def test_a_new_database_is_built_at_head_exactly_as_every_revision_builds_it(
     replay_every_revision(replayed)
     assert revision(engine) == revision(replayed) == migrations.HEAD
     assert canonical(shape(engine)) == canonical(shape(replayed))
+    assert any("billing_decisions" in t[1] for t in shape(replayed)["(triggers)"])  # compared, not absent
     assert version_table(engine) == version_table(replayed)
     replayed.dispose()
 

@@ -228,7 +228,15 @@ def revoke(
     )
     earlier = (found.get("note") or "").strip()
     try:
-        store.set_approval_status(eng, ident, "revoked", note=f"{earlier}\n{said}" if earlier else said)
+        store.set_approval_status(
+            eng,
+            ident,
+            "revoked",
+            note=f"{earlier}\n{said}" if earlier else said,
+            user=reviewer.name,  # the decision history's who and why (store.decisions)
+            user_id=reviewer.user_id,
+            reason=note.strip() or None,
+        )
     except store.ApprovalConflict:
         return context.redirect(request, "/approvals", {"approval": "not_pending", "id": ident})
     return context.redirect(request, "/approvals", {"approval": "revoked", "id": ident})

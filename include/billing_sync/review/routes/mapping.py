@@ -126,13 +126,14 @@ def bulk_mapping(
 def delete_mapping(
     request: Request,
     organization_id: str,
-    _: MapperDep,
+    reviewer: MapperDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
-    removed = store.delete_org_map(eng, org, tenant=tenant.id)
+    # Who removed it goes into the decision history with the mapping as it stood.
+    removed = store.delete_org_map(eng, org, tenant=tenant.id, user=reviewer.name, user_id=reviewer.user_id)
     return _back(request, context, org, "unmapped" if removed else "no_mapping")
 
 

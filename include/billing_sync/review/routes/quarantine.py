@@ -25,6 +25,7 @@ from billing_sync.review import airflow_runs, data, picker
 from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
+from billing_sync.review.routes.history import describe
 from billing_sync.review.security import Reviewer
 from billing_sync.review.tenancy import PageTenant
 
@@ -139,7 +140,13 @@ def quarantine_row(
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {ident}")
     companies = data.company_names(eng, tenant=tenant.id)
-    return context.render(request, reviewer, "quarantine_row.html", row=row, companies=companies, back="row")
+    # Every decision on the row, newest first: who dismissed it before it was reopened, and why.
+    entries = [
+        describe(e) for e in store.list_decisions(eng, tenant=tenant.id, quarantine_id=ident, limit=None)
+    ]
+    return context.render(
+        request, reviewer, "quarantine_row.html", row=row, companies=companies, back="row", entries=entries
+    )
 
 
 def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] | None:

@@ -13,6 +13,8 @@
                      r0005_organizations_seen 0005  billing_organizations_seen (new organizations)
                      r0006_runs_per_tenant    0006  runs, ledger keys and staging per tenant
                      r0007_api_calls          0007  billing_api_calls (the shared rate-limit window)
+                     r0008_decision_history   0008  billing_decisions (every decision kept) and the
+                                                    triggers that refuse its UPDATE and DELETE
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0007"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0008"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 

@@ -1,0 +1,188 @@
+"""Issue 19 §5: every decision made on the pages is kept in the decision history, shown on a
+quarantine row's page and a company's history page, and exported as CSV by any reader.
+
+Through the real app (FastAPI's TestClient, the real store on SQLite): each action appends exactly one
+entry, by the signed-in user, with the subject before and after.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from billing_sync import store
+from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, Client, site  # noqa: F401 (the fixture)
+from tests.ui.test_review_app import DAY, EVIL
+
+HELD_ROW = 2  # company:10:sat, change_exceeds_limit (test_review_app.fill)
+
+
+def entries(site: Client, tenant: str = "default") -> list[dict[str, Any]]:  # noqa: F811
+    return store.list_decisions(site.engine, tenant=tenant, limit=None)
+
+
+def new_since(site: Client, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:  # noqa: F811
+    known = {e["id"] for e in seen}
+    return [e for e in entries(site) if e["id"] not in known]
+
+
+def act(site: Client, path: str, data: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:  # noqa: F811
+    """POST the form; exactly one new entry, which is returned."""
+    seen = entries(site)
+    assert site.post(path, data, who).status_code == 303
+    [entry] = new_since(site, seen)
+    assert (entry["tenant"], entry["decided_at"].tzinfo is not None) == ("default", True)
+    return entry
+
+
+def get(site: Client, path: str, who: dict[str, str] = VIEWER) -> str:  # noqa: F811
+    response = site.client.get(f"/billing-review{path}", headers=who)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  # noqa: F811
+    e = act(site, f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": "duplicate"}, EDITOR)
+    assert (e["kind"], e["decided_by"], e["decided_by_id"], e["note"], e["quarantine_id"]) == (
+        "dismiss",
+        "Erin Editor",
+        "11",
+        "duplicate",
+        HELD_ROW,
+    )
+    assert (e["before"]["status"], e["after"]["status"], e["cw_company_id"]) == ("open", "dismissed", 10)
+    e = act(site, f"/quarantine/{HELD_ROW}", {"action": "reopen", "note": "not one", "back": "row"}, MAPPER)
+    assert (e["kind"], e["decided_by"], e["before"]["resolved_by"], e["before"]["note"]) == (
+        "reopen",
+        "Max Mapper",
+        "Erin Editor",
+        "duplicate",
+    )
+    e = act(site, f"/quarantine/{HELD_ROW}", {"action": "resolve"}, EDITOR)
+    assert (e["kind"], e["after"]["status"]) == ("resolve", "resolved")
+
+    e = act(site, "/mapping", {"organization_id": "1", "company_id": "10", "note": "billing contact"}, MAPPER)
+    assert (e["kind"], e["huntress_organization_id"], e["cw_company_id"], e["before"]) == ("map", 1, 10, None)
+    e = act(site, "/mapping", {"organization_id": "1", "company_id": "20"}, MAPPER)
+    assert (e["before"]["cw_company_id"], e["before"]["created_by"], e["after"]["cw_company_id"]) == (
+        10,
+        "Max Mapper",
+        20,
+    )
+    seen = entries(site)
+    bulk = {"organization_id": ["1", "3"], "company_id": "21"}
+    assert site.post("/mapping/bulk", bulk, MAPPER).status_code == 303  # type: ignore[arg-type]
+    assert sorted((e["kind"], e["huntress_organization_id"]) for e in new_since(site, seen)) == [
+        ("map", 1),
+        ("map", 3),
+    ]
+    e = act(site, "/mapping/1/delete", {}, MAPPER)
+    assert (e["kind"], e["decided_by"], e["before"]["cw_company_id"], e["after"]) == (
+        "unmap",
+        "Max Mapper",
+        21,
+        None,
+    )
+
+    add = {"company_id": "10", "product": "edr", "rule": "fixed", "quantity": "7", "note": "contract"}
+    e = act(site, "/overrides", add, MAPPER)
+    assert (e["kind"], e["after"]["quantity"], e["after"]["active"], e["note"]) == (
+        "override_added",
+        7.0,
+        True,
+        "contract",
+    )
+    e = act(site, f"/overrides/{e['override_id']}/retire", {}, MAPPER)
+    assert (e["kind"], e["before"]["active"], e["after"]["active"]) == ("override_ended", True, False)
+
+    approval = store.add_approval(
+        site.engine,
+        billing_date=DAY,
+        sync_key="company:10:sat",
+        cw_company_id=10,
+        product="sat",
+        kind="change",
+        addition_id=9,
+        from_quantity=40,
+        to_quantity=4,
+        user="Jane",
+        tenant="default",
+    )
+    e = act(site, f"/approvals/{approval['id']}/revoke", {"note": "numbers look wrong"}, MAPPER)
+    assert (e["kind"], e["decided_by"], e["decided_by_id"], e["note"], e["approval_id"]) == (
+        "revoke",
+        "Max Mapper",
+        "12",
+        "numbers look wrong",
+        approval["id"],
+    )
+    assert (e["before"]["status"], e["after"]["status"]) == ("pending", "revoked")
+
+    # What was refused, or decided nothing, is no decision.
+    seen = entries(site)
+    site.post(
+        f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": ""}, EDITOR
+    )  # a dismissal needs a note
+    site.post("/mapping", {"organization_id": "2", "company_id": "10"}, EDITOR)  # 403
+    site.post("/mapping/1/delete", {}, MAPPER)  # no mapping left
+    site.post(f"/approvals/{approval['id']}/revoke", {}, MAPPER)  # no longer pending
+    assert entries(site) == seen
+
+
+def test_a_rows_page_shows_every_decision_on_it(site: Client) -> None:  # noqa: F811
+    site.post(f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": EVIL}, EDITOR)
+    site.post(f"/quarantine/{HELD_ROW}", {"action": "reopen", "note": "wrong call", "back": "row"}, MAPPER)
+    html = get(site, f"/quarantine/{HELD_ROW}")
+    history = html[html.index('data-testid="history"') :]
+    # Newest first: the reopening, then the dismissal the row itself no longer shows.
+    assert history.index('data-kind="reopen"') < history.index('data-kind="dismiss"')
+    assert "Erin Editor" in history and "Max Mapper" in history and "wrong call" in history
+    assert "<script>alert" not in html and "&lt;script&gt;" in history
+    assert 'href="/billing-review/history?company=10"' in html
+    assert 'data-testid="no-history"' in get(site, "/quarantine/1")
+
+
+def test_a_companys_history_page(site: Client) -> None:  # noqa: F811
+    site.post("/mapping", {"organization_id": "1", "company_id": "10"}, MAPPER)
+    site.post("/mapping", {"organization_id": "1", "company_id": "20"}, MAPPER)  # mapped away from 10
+    site.post("/overrides", {"company_id": "10", "product": "edr", "rule": "exclude"}, MAPPER)
+    site.post(f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": "seen"}, EDITOR)
+    store.set_org_map(site.engine, 1, 10, None, "Other Tenant", tenant="north")
+    html = get(site, "/history?company=10")
+    assert "Decision history" in html and "Acme Corp #10" in html
+    kinds = [k for k in ("dismiss", "override_added", "map") if f'data-kind="{k}"' in html]
+    assert kinds == ["dismiss", "override_added", "map"]
+    assert html.count('data-kind="map"') == 2 and "Other Tenant" not in html
+    # The company names on the overrides and mapping pages lead here.
+    assert 'href="/billing-review/history?company=10"' in get(site, "/overrides")
+    assert 'href="/billing-review/history?company=20"' in get(site, "/mapping")  # organization 1's company
+    assert 'data-testid="no-history"' in get(site, "/history?company=30")
+
+
+def test_any_reader_exports_the_history_as_streamed_csv(site: Client) -> None:  # noqa: F811
+    site.post(f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": '=HYPERLINK("x")'}, EDITOR)
+    site.post("/mapping", {"organization_id": "1", "company_id": "10"}, MAPPER)
+    response = site.client.get("/billing-review/history/export.csv?company=10", headers=VIEWER)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "content-length" not in response.headers  # streamed, not built whole first
+    assert response.headers["content-disposition"].startswith(
+        'attachment; filename="billing-decisions-company10-'
+    )
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert tuple(rows[0]) == store.DECISION_COLUMNS
+    by_kind = {r[2]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert set(by_kind) == {"dismiss", "map"}
+    assert by_kind["dismiss"]["note"] == '\'=HYPERLINK("x")'  # a formula defused
+    assert by_kind["dismiss"]["decided_by"] == "Erin Editor"
+    assert '"status": "dismissed"' in by_kind["dismiss"]["after"]
+    only_row = site.client.get(f"/billing-review/history/export.csv?row={HELD_ROW}", headers=VIEWER)
+    assert [r[2] for r in csv.reader(io.StringIO(only_row.text))][1:] == ["dismiss"]
+
+
+def test_the_history_takes_no_writes_and_no_bad_filters(site: Client) -> None:  # noqa: F811
+    assert site.client.get("/billing-review/history?company=acme", headers=VIEWER).status_code == 400
+    assert site.client.get("/billing-review/history/export.csv?row=-1", headers=VIEWER).status_code == 400
+    assert site.client.get("/billing-review/history").status_code == 401
+    assert site.post("/history", {}, MAPPER).status_code == 405
