@@ -103,7 +103,10 @@ def run_steps(concurrency: int, source: str, until: str) -> dict[str, Any]:
     eng = steps.engine()  # schema creation: once per database, not part of any task
     variable = json.dumps({"connectwise_concurrency": concurrency, "invoice_source": source})
     ref = timer(
-        "resolve", lambda: steps.resolve(eng, RUN_ID, date.fromisoformat(benchlib.BILLING_DATE), variable, {})
+        "resolve",
+        lambda: steps.resolve(
+            eng, RUN_ID, date.fromisoformat(benchlib.BILLING_DATE), variable, {}, "default"
+        ),
     )
     ref = timer("find_invoice", lambda: steps.find_invoice(eng, ref, clients.huntress()))
     if ref is None:

@@ -266,7 +266,7 @@ def airflow_env(urls: dict, scenario: dict, host: str, port: int) -> dict[str, s
 def has_runs() -> bool:
     from billing_sync import steps, store
 
-    return bool(store.list_runs(steps.engine(), limit=1))
+    return bool(store.list_runs(steps.engine(), limit=1, tenant="default"))
 
 
 def seed(sup: Supervisor, env: dict[str, str], billing_date: str) -> None:

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"DAG run finished; full log: {log_path}\n")
         from billing_sync import report, steps
 
-        print(report.run_summary_text(steps.engine(), billing_date))
+        print(report.run_summary_text(steps.engine(), billing_date, tenant="default"))
         return 0
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -38,7 +38,7 @@ def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) ->
     out, stale = reconcile.apply_approvals(outcomes, pending, agreements, billing_date, types)
     if ref["mode"] == "push":
         for approval_id in stale:
-            _close_approval(eng, approval_id, "stale")
+            _close_approval(eng, approval_id, "stale", tenant=ref["tenant"])
     log.info(
         "approvals of %s: %d pending, %d applied to this run's keys, %d stale%s",
         billing_date,
@@ -51,7 +51,7 @@ def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) ->
 
 
 def approvals_in_force(
-    eng: Engine, run_id: str, changes: list[dict[str, Any]]
+    eng: Engine, run_id: str, changes: list[dict[str, Any]], *, tenant: str
 ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], PushResult]]]:
     """(changes to push, approved ones withdrawn since reconcile with the result to record).
 
@@ -62,7 +62,7 @@ def approvals_in_force(
     ready, withdrawn = [], []
     for change in changes:
         approval_id = change.get("approval_id")
-        approval = None if approval_id is None else store.get_approval(eng, int(approval_id))
+        approval = None if approval_id is None else store.get_approval(eng, int(approval_id), tenant=tenant)
         status = None if approval is None else approval["status"]
         if (
             approval_id is None
@@ -76,7 +76,9 @@ def approvals_in_force(
     return ready, withdrawn
 
 
-def settle_approval(eng: Engine, run_id: str, change: Mapping[str, Any], result: PushResult) -> PushResult:
+def settle_approval(
+    eng: Engine, run_id: str, change: Mapping[str, Any], result: PushResult, *, tenant: str
+) -> PushResult:
     """Close the approval of an approved change by what the push did: written → `applied` (this run,
     now); ConnectWise no longer holding what was approved (`changed_since_read`) → `stale`, and the
     key stays held under its reason. Any other failure leaves it pending for the next run."""
@@ -84,9 +86,9 @@ def settle_approval(eng: Engine, run_id: str, change: Mapping[str, Any], result:
     if approval_id is None:
         return result
     if result.action in ("updated", "created"):
-        _close_approval(eng, int(approval_id), "applied", run_id=run_id)
+        _close_approval(eng, int(approval_id), "applied", tenant=tenant, run_id=run_id)
     elif result.reason_code == "changed_since_read":
-        _close_approval(eng, int(approval_id), "stale")
+        _close_approval(eng, int(approval_id), "stale", tenant=tenant)
         detail = f"approval {approval_id} is stale, so the key stays held: {result.detail}"
         return replace(result, reason_code=_held(change), detail=detail)
     return result
@@ -97,9 +99,11 @@ def _held(change: Mapping[str, Any]) -> str:
     return reconcile.HELD_REASON["create_addition" if change.get("outcome") == "create" else "change"]
 
 
-def _close_approval(eng: Engine, approval_id: int, status: str, run_id: str | None = None) -> None:
+def _close_approval(
+    eng: Engine, approval_id: int, status: str, *, tenant: str, run_id: str | None = None
+) -> None:
     try:
-        store.set_approval_status(eng, approval_id, status, run_id=run_id)
+        store.set_approval_status(eng, approval_id, status, tenant=tenant, run_id=run_id)
     except (store.ApprovalConflict, store.ApprovalNotFound) as exc:
         # Applied by this run already (a retry), or revoked by a person meanwhile: logged, kept.
         log.warning("approval %s not marked %s: %s", approval_id, status, exc)

@@ -353,7 +353,7 @@ def _new_lines(new: list[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def chart_links(run_id: str, tenant: str = tenants.DEFAULT_TENANT) -> list[tuple[str, str]]:
+def chart_links(run_id: str, tenant: str) -> list[tuple[str, str]]:
     """The charts of the billing-review pages: this run's (its page) and the one over billing dates."""
     return [
         ("Chart of this run", review_url(f"/runs/{quote(run_id, safe='')}", tenant) + "#chart"),

@@ -25,6 +25,7 @@ from typing import Any
 
 from .connectwise import CONNECTWISE_RETRYABLE, ConnectWiseClient
 from .errors import ApiError
+from .scrub import cut
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult
             key,
             "failed",
             "changed_since_read",
-            f"quantity is {current!r} in ConnectWise, {old:g} when read; not overwritten",
+            f"quantity is {cut(client.api.scrub(repr(current)), 100)} in ConnectWise, {old:g} when read; "
+            "not overwritten",
             current,
         )
     try:

@@ -66,7 +66,7 @@ READABLE_MAX = 80  # characters of the run id kept readable in its folder name
 DIGEST_CHARS = 12  # hex characters of the run id's SHA-256 in its folder name
 
 
-def run_directory(billing_date: str, run_id: str, tenant: str = store.DEFAULT_TENANT) -> Path:
+def run_directory(billing_date: str, run_id: str, tenant: str) -> Path:
     """The report directory of a run (created): <reports root>/<billing date>/<run_folder_name>; a
     tenant's other than the default's folder name starts `<tenant>__` (every tenant's DAG has the
     same run ids).
@@ -395,9 +395,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_summary_text(
-    eng: Engine, billing_date: str, run_id: str | None = None, tenant: str = store.DEFAULT_TENANT
-) -> str:
+def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, *, tenant: str) -> str:
     """The tenant's newest run of `billing_date` (or `run_id`): outcomes, reasons, changes, checks."""
     if run_id:
         run = store.get_run(eng, run_id, tenant=tenant)

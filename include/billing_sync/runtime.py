@@ -74,18 +74,18 @@ def task_url(run_id: str, task_id: str, map_index: int | None = None, dag_id: st
     return f"{run_url(run_id, dag_id)}/tasks/{quote(task_id, safe='')}{mapped}"
 
 
-def review_url(path: str, tenant: str = DEFAULT_TENANT) -> str:
+def review_url(path: str, tenant: str) -> str:
     """A billing-review page (`path` from the mount, e.g. "/mapping"); the pages of a tenant other
     than the default take it as the `tenant` query parameter."""
     query = "" if tenant == DEFAULT_TENANT else f"?tenant={quote(tenant, safe='')}"
     return f"{airflow_base_url()}{REVIEW_MOUNT_PATH}{path}{query}"
 
 
-def report_page_url(run_id: str, tenant: str = DEFAULT_TENANT) -> str:
+def report_page_url(run_id: str, tenant: str) -> str:
     """The billing-review plugin's page of the run's report."""
     return review_url(f"/runs/{quote(run_id, safe='')}/report", tenant)
 
 
-def run_links(run_id: str, tenant: str = DEFAULT_TENANT) -> dict[str, str]:
+def run_links(run_id: str, tenant: str) -> dict[str, str]:
     """The run in Airflow's UI (its tenant's DAG) and its report page."""
     return {"airflow_run": run_url(run_id, dag_id_of(tenant)), "report_page": report_page_url(run_id, tenant)}

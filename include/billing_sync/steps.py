@@ -36,6 +36,7 @@ from .push import PushResult, push_changes
 from .rows import ledger_row, quarantine_row
 from .rows import records as _records
 from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
+from .scrub import cut
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +61,18 @@ def reports_dir(ref: RunRef) -> Path:
     return report.run_directory(ref["billing_date"], ref["run_id"], ref["tenant"])
 
 
+def run_store(eng: Engine, ref: RunRef) -> store.RunStore:
+    """The run's rows, bound to its tenant, run id and billing date (store.handle)."""
+    return store.TenantStore(eng, ref["tenant"]).run(ref["run_id"], ref["billing_date"])
+
+
 def _staged(eng: Engine, ref: RunRef, name: str) -> pd.DataFrame:
     """The run's staged frame `name` (staging is keyed by tenant and run id)."""
-    return store.read_frame(eng, ref["run_id"], name, tenant=ref["tenant"])
+    return run_store(eng, ref).read_frame(name)
 
 
 def _stage(eng: Engine, ref: RunRef, name: str, df: pd.DataFrame) -> int:
-    return store.write_frame(eng, ref["run_id"], name, df, tenant=ref["tenant"])
+    return run_store(eng, ref).write_frame(name, df)
 
 
 def settings_of(ref: RunRef) -> Settings:
@@ -106,7 +112,7 @@ def resolve(
     billing_date: date,
     variable: Any,
     params: Mapping[str, Any],
-    tenant: str = store.DEFAULT_TENANT,
+    tenant: str,
 ) -> RunRef:
     settings = load_settings(variable, params)
     pinned = params.get("invoice_id")
@@ -119,9 +125,7 @@ def resolve(
         "force_historical_push": bool(params.get("force_historical_push")),
         "invoice_id": int(pinned) if pinned not in (None, "") else None,
     }
-    store.start_run(
-        eng, run_id, billing_date, ref["invoice_id"], ref["mode"], ref["settings"], tenant=ref["tenant"]
-    )
+    run_store(eng, ref).start(ref["invoice_id"], ref["mode"], ref["settings"])
     return ref
 
 
@@ -164,10 +168,9 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
         return None
     if isinstance(invoice.get("id"), bool) or not isinstance(invoice.get("id"), int):
         # Its lines cannot be read without an id; one sent as text is not taken as a number either.
-        raise ApiError(
-            f"Huntress invoice created {invoice.get('created_at')!r} has no integer id "
-            f"(got {invoice.get('id')!r})"
-        )
+        # What the API echoed is scrubbed and cut, as every ApiError the client itself makes.
+        said = huntress.api.scrub(f"created {invoice.get('created_at')!r}, id {invoice.get('id')!r}")
+        raise ApiError(f"Huntress invoice {cut(said, 200)} has no integer id")
     mode = ref["mode"]
     created = created_date(invoice)
     # An invoice of an older day than the newest standing one: never overwrite newer quantities by
@@ -185,9 +188,7 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
         plan=invoice.get("plan"),
     )
     out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
-    store.start_run(
-        eng, ref["run_id"], billing_date, invoice["id"], mode, ref["settings"], tenant=ref["tenant"]
-    )
+    run_store(eng, ref).start(invoice["id"], mode, ref["settings"])
     return out
 
 
@@ -299,14 +300,14 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
 def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
     """Reconcile the staged frames, applying the tenant's active overrides (staged with the run, so
     its record shows which applied) and pricing each key from the additions and the catalog."""
-    overrides = store.overrides_frame(eng, tenant=ref["tenant"])
+    overrides = store.TenantStore(eng, ref["tenant"]).overrides_frame()
     _stage(eng, ref, "overrides", overrides)
     outcomes = reconcile.reconcile(
         _staged(eng, ref, "usage"),
         _staged(eng, ref, "organizations"),
         _staged(eng, ref, "companies"),
         _staged(eng, ref, "additions"),
-        store.org_map_frame(eng, tenant=ref["tenant"]),
+        store.TenantStore(eng, ref["tenant"]).org_map_frame(),
         settings_of(ref),
         date.fromisoformat(ref["billing_date"]),
         overrides=overrides,
@@ -320,22 +321,15 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
 # -- 6. quarantine + ledger of what needs no write ------------------------------------------------
 def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
     """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
-    run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = _staged(eng, ref, "outcomes")
+    db = run_store(eng, ref)
+    outcomes = db.read_frame("outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
-    store.upsert_quarantine(
-        eng, run_id, billing_date, [quarantine_row(r) for r in _records(held)], tenant=ref["tenant"]
-    )
-    store.resolve_superseded(
-        eng,
-        run_id,
-        billing_date,
-        dict(zip(held["sync_key"], held["reason_code"], strict=True)),
-        seen_keys=outcomes["sync_key"].tolist(),
-        tenant=ref["tenant"],
+    db.upsert_quarantine([quarantine_row(r) for r in _records(held)])
+    db.resolve_superseded(
+        dict(zip(held["sync_key"], held["reason_code"], strict=True)), seen_keys=outcomes["sync_key"].tolist()
     )
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
-    store.resolve_synced(eng, run_id, billing_date, in_step["sync_key"].tolist(), tenant=ref["tenant"])
+    db.resolve_synced(in_step["sync_key"].tolist())
 
     with_addition = outcomes[outcomes["outcome"].isin(["unchanged", *TO_PUSH])]
     pushing = ref["mode"] == "push"
@@ -344,7 +338,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
         for r in _records(with_addition)
         if r["outcome"] == "unchanged" or not pushing
     ]
-    store.record_changes(eng, run_id, billing_date, ledger, tenant=ref["tenant"])
+    db.record_changes(ledger)
 
     n_changes = int(outcomes["outcome"].isin(TO_PUSH).sum()) if pushing else 0
     n_batches = math.ceil(n_changes / PUSH_BATCH_SIZE)
@@ -352,33 +346,27 @@ def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
 
 
 def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
-    run_id, billing_date = ref["run_id"], date.fromisoformat(ref["billing_date"])
-    outcomes = _staged(eng, ref, "outcomes")
+    run_id, db = ref["run_id"], run_store(eng, ref)
+    outcomes = db.read_frame("outcomes")
     changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
     mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
     recorded = ("updated", "created", "failed")
-    done = {
-        r["sync_key"]
-        for r in store.changes_for_run(eng, run_id, tenant=ref["tenant"])
-        if r["action"] in recorded
-    }
+    done = {r["sync_key"] for r in db.changes() if r["action"] in recorded}
     todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
     for c in todo:
         c["effective_date"] = ref["billing_date"]  # a new addition bills from the billing date
 
     def record(change: Mapping[str, Any], result: PushResult) -> None:
-        result = settle_approval(eng, run_id, change, result)
+        result = settle_approval(eng, run_id, change, result, tenant=ref["tenant"])
         change = {**change, "addition_id": result.addition_id or change.get("addition_id")}
-        store.record_changes(
-            eng, run_id, billing_date, [ledger_row(change, result.action)], tenant=ref["tenant"]
-        )
+        db.record_changes([ledger_row(change, result.action)])
         if result.action in ("updated", "created"):
-            store.resolve_synced(eng, run_id, billing_date, [change["sync_key"]], tenant=ref["tenant"])
+            db.resolve_synced([change["sync_key"]])
         else:
             row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
-            store.upsert_quarantine(eng, run_id, billing_date, [row], tenant=ref["tenant"])
+            db.upsert_quarantine([row])
 
-    todo, withdrawn = approvals_in_force(eng, run_id, todo)
+    todo, withdrawn = approvals_in_force(eng, run_id, todo, tenant=ref["tenant"])
     for change, result in withdrawn:  # revoked (or gone stale) since reconcile: nothing is sent
         record(change, result)
     results = [r for _, r in withdrawn] + push_changes(cw, todo, record)
@@ -392,15 +380,15 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
 # -- 7. record -----------------------------------------------------------------------------------
 def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
-    run_id = ref["run_id"]
-    outcomes = _staged(eng, ref, "outcomes")
-    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, run_id, tenant=ref["tenant"])}
+    db = run_store(eng, ref)
+    outcomes = db.read_frame("outcomes")
+    ledger = {r["sync_key"]: r for r in db.changes()}
     # What the push quarantined: its own reasons, and the held reason an approval that did not
     # apply leaves its key in (push-time reasons first, when a key has both).
     failed = {
         q["sync_key"]: q
         for q in sorted(
-            store.list_quarantine(eng, run_id=run_id, limit=None, tenant=ref["tenant"]),
+            db.quarantine_rows(),
             key=lambda q: q["reason_code"] in ("changed_since_read", "push_rejected"),
         )
         if q["reason_code"] in ("changed_since_read", "push_rejected", *reconcile.HELD_REASON.values())
@@ -492,7 +480,7 @@ def money_totals(
             connectwise_units_before=counted.get("connectwise_before"),
             connectwise_units_after=counted.get("connectwise_after"),
         )
-    held = store.held_totals(eng, run_id=ref["run_id"], status="open", tenant=ref["tenant"])
+    held = run_store(eng, ref).held_totals()
     out["held"] = {
         "reasons": [{**r, "amount": money.text(r["amount"])} for r in held["reasons"]],
         "rows": held["rows"],
@@ -510,12 +498,13 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     result_checks = run_checks(eng, ref, final)
     result_checks["money"] = money_totals(eng, ref, final, result_checks["products"])
     # On the invoice and recorded by no other run (store.first_sightings): what a retry answers too.
-    new = store.new_organizations(eng, ref["run_id"], tenant=ref["tenant"])
+    db = run_store(eng, ref)
+    new = db.new_organizations()
     result_checks["new_organizations"] = new
     path = reports_dir(ref)
     csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
     # Finish first: the report shows the run's row as the database now holds it (status, times).
-    store.finish_run(eng, ref["run_id"], "success", counts, result_checks, str(path), tenant=ref["tenant"])
+    db.finish("success", counts, result_checks, str(path))
     page = report.write_report(
         eng,
         ref,
@@ -529,7 +518,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     if ref["mode"] == "push":
         # Last, so that an organization is recorded only by a run that got this far; a dry run or
         # report-only run changes nothing outside its own run (docs/contract.md §4).
-        store.record_organizations_seen(eng, ref["run_id"], ref["billing_date"], tenant=ref["tenant"])
+        db.record_organizations_seen()
     return {
         "counts": counts,
         "checks": result_checks,
@@ -573,7 +562,7 @@ def new_organizations_event(ref: RunRef, result: Mapping[str, Any]) -> dict[str,
     }
 
 
-def mark_run_failed(run_id: str, task_id: str, tenant: str = store.DEFAULT_TENANT) -> None:
+def mark_run_failed(run_id: str, task_id: str, tenant: str) -> None:
     """Close a billing run whose task failed for good, so no run stays "running" forever.
 
     Called from the failure callback: it must never raise (the alert comes next). The error text is

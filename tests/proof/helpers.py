@@ -123,7 +123,7 @@ def run_steps(
         run.ref = step(
             "resolve",
             lambda: steps.resolve(
-                eng, run_id, date.fromisoformat(billing_date), variable, dict(params or {})
+                eng, run_id, date.fromisoformat(billing_date), variable, dict(params or {}), "default"
             ),
         )
         run.failed_step = "find_invoice"

@@ -548,10 +548,10 @@ def data_run(served_data, tmp_path_factory) -> DataRun:
             mp.setenv(k, v)
         run = run_steps(eng, "bad-input-data", before={"push": before_push})
     assert run.error is None, run.describe()
-    outcomes = store.read_frame(eng, "bad-input-data", "outcomes")
+    outcomes = store.read_frame(eng, "bad-input-data", "outcomes", tenant="default")
     final = steps.final_outcomes(eng, run.ref)
     quarantine: dict[str, list[dict[str, Any]]] = {}
-    for row in store.list_quarantine(eng, status="open", limit=None):
+    for row in store.list_quarantine(eng, status="open", limit=None, tenant="default"):
         quarantine.setdefault(row["sync_key"], []).append(row)
     assert len(outcomes) == len(final)
     return DataRun(
@@ -862,13 +862,15 @@ def test_broken_answer_fails_clearly_or_quarantines(
 
 def check_finished_run(case: RunCase, run, eng, before: dict[int, Any], after: dict[int, Any]) -> None:
     counts = run.result["counts"]
-    held = store.list_quarantine(eng, status="open", limit=None)
+    held = store.list_quarantine(eng, status="open", limit=None, tenant="default")
     if case.id == "invoice_without_lines":
         assert after == before
         assert {r["reason_code"] for r in held} == {"missing_from_invoice"}
         assert counts["missing_from_invoice"] == RUN_CUSTOMERS
         return
-    ledger = {r["sync_key"]: r["action"] for r in store.changes_for_run(eng, run.ref["run_id"])}
+    ledger = {
+        r["sync_key"]: r["action"] for r in store.changes_for_run(eng, run.ref["run_id"], tenant="default")
+    }
     assert len(ledger) == RUN_CUSTOMERS
     if case.action == "html":
         # The write happened and only its answer was spoiled: the re-read after it says so, and the

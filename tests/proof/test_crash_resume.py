@@ -59,7 +59,7 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
     eng = store.make_engine(db_url)
     run = run_steps(eng, "crash-run", stop_before="push")
     assert run.error is None, run.describe()
-    changes = store.read_frame(eng, "crash-run", "outcomes").query("outcome == 'change'")
+    changes = store.read_frame(eng, "crash-run", "outcomes", tenant="default").query("outcome == 'change'")
     assert len(changes) > 3 * KILL_AFTER_PATCHES, "the scenario must need many writes"
     ref_file = tmp_path / "ref.json"
     ref_file.write_text(json.dumps(run.ref))
@@ -85,7 +85,9 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
     time.sleep(0.3)
     written = served(sb.connectwise_url, "PATCH")
     recorded = {
-        r["sync_key"] for r in store.changes_for_run(eng, "crash-run") if r["action"] in ("updated", "failed")
+        r["sync_key"]
+        for r in store.changes_for_run(eng, "crash-run", tenant="default")
+        if r["action"] in ("updated", "failed")
     }
     assert written < len(changes), "killed part-way, not after the last write"
     assert len(recorded) < written, "some writes were in ConnectWise but not in the ledger when it died"
@@ -106,7 +108,7 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
     audit = audit_entries(sb.connectwise_url)
     assert set(audit.values()) == {1} and set(audit) == set(changes["addition_id"].astype(int))
 
-    ledger = store.changes_for_run(eng, "crash-run")
+    ledger = store.changes_for_run(eng, "crash-run", tenant="default")
     keys = [r["sync_key"] for r in ledger]
     assert len(keys) == len(set(keys)), "one ledger row per key"
     quantities = cw_quantities(sb.connectwise_url)
@@ -115,4 +117,6 @@ def test_push_killed_part_way_then_retried(sandbox_factory, db_url, monkeypatch,
             assert quantities[row["addition_id"]] == row["new_quantity"], row
     assert {r["sync_key"] for r in ledger if r["action"] == "updated"} == set(changes["sync_key"])
     assert result["counts"]["updated"] == len(changes) and result["counts"]["push_rejected"] == 0
-    assert not store.list_quarantine(eng, run_id="crash-run", reason_code="changed_since_read")
+    assert not store.list_quarantine(
+        eng, run_id="crash-run", reason_code="changed_since_read", tenant="default"
+    )

@@ -24,5 +24,5 @@ def test_an_approved_addition_carries_its_money(sb: Any, eng: Any) -> None:  # n
     row = ledger(eng, "r2")[MISSING]
     assert row["action"] == "created"
     assert (row["unit_price"], row["monthly_amount_delta"]) == (Decimal("4.5"), Decimal("54"))  # 4.5 × 12
-    money = store.get_run(eng, "r2")["checks"]["money"]
+    money = store.get_run(eng, "r2", tenant="default")["checks"]["money"]
     assert Decimal(money["products"]["edr"]["recovered"]) == Decimal("54")

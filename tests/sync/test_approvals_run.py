@@ -104,7 +104,7 @@ def additions_of(sb: Any, agreement_id: int) -> list[dict[str, Any]]:
 
 
 def held_row(eng: Any, key: str, reason: str) -> dict[str, Any]:
-    (row,) = store.list_quarantine(eng, status="open", sync_key=key, reason_code=reason)
+    (row,) = store.list_quarantine(eng, status="open", sync_key=key, reason_code=reason, tenant="default")
     return row
 
 
@@ -114,7 +114,7 @@ def approve_change(eng: Any, day: str = DAY, **overrides: Any) -> dict[str, Any]
         addition_id=HELD_ADDITION, agreement_id=HELD_AGREEMENT, from_quantity=40, to_quantity=5,
         user="Alice Example", user_id="alice", note="customer left 35 seats",
     )  # fmt: skip
-    return store.add_approval(eng, **{**fields, **overrides})
+    return store.add_approval(eng, **{**fields, **overrides}, tenant="default")
 
 
 def approve_creation(eng: Any, day: str = DAY, **overrides: Any) -> dict[str, Any]:
@@ -122,11 +122,11 @@ def approve_creation(eng: Any, day: str = DAY, **overrides: Any) -> dict[str, An
         billing_date=day, sync_key=MISSING, cw_company_id=252, product="edr", kind="create_addition",
         agreement_id=NEW_AGREEMENT, to_quantity=12, user="Bob Example", user_id="bob",
     )  # fmt: skip
-    return store.add_approval(eng, **{**fields, **overrides})
+    return store.add_approval(eng, **{**fields, **overrides}, tenant="default")
 
 
 def ledger(eng: Any, run_id: str) -> dict[str, dict[str, Any]]:
-    return {r["sync_key"]: r for r in store.changes_for_run(eng, run_id)}
+    return {r["sync_key"]: r for r in store.changes_for_run(eng, run_id, tenant="default")}
 
 
 # -- §1 a held change ---------------------------------------------------------------------------------
@@ -145,9 +145,9 @@ def test_an_approved_held_change_is_pushed_once_and_named_in_the_ledger(sb, eng)
     entry = ledger(eng, "r2")[HELD]
     assert (entry["action"], entry["approval_id"]) == ("updated", approval["id"])
     assert (entry["previous_quantity"], entry["new_quantity"]) == (40, 5)
-    after = store.get_approval(eng, approval["id"])
+    after = store.get_approval(eng, approval["id"], tenant="default")
     assert (after["status"], after["applied_run_id"]) == ("applied", "r2") and after["applied_at"]
-    resolved = store.get_quarantine(eng, row["id"])
+    resolved = store.get_quarantine(eng, row["id"], tenant="default")
     assert (resolved["status"], resolved["resolved_by"]) == ("resolved", "sync:r2")
     counts = second.result["counts"]
     assert counts["updated"] == 1 and counts["change_exceeds_limit"] == 0, counts
@@ -165,7 +165,9 @@ def test_a_held_change_an_override_decides_is_approved_for_the_overrides_quantit
     naming both the approval and the override."""
     from billing_sync import reconcile
 
-    rule = store.add_override(eng, cw_company_id=251, product="edr", rule="minimum", quantity=10, user="Dan")
+    rule = store.add_override(
+        eng, cw_company_id=251, product="edr", rule="minimum", quantity=10, user="Dan", tenant="default"
+    )
     run(eng, "r1")
     assert quantities(sb)[HELD_ADDITION] == 40
     offered = reconcile.proposal(
@@ -178,7 +180,7 @@ def test_a_held_change_an_override_decides_is_approved_for_the_overrides_quantit
     entry = ledger(eng, "r2")[HELD]
     assert (entry["action"], entry["new_quantity"]) == ("updated", 10)
     assert (entry["approval_id"], entry["override_id"]) == (approval["id"], rule["id"])
-    assert store.get_approval(eng, approval["id"])["status"] == "applied"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "applied"
 
 
 def test_an_approval_made_stale_by_an_edit_in_connectwise_writes_nothing(sb, eng) -> None:
@@ -191,7 +193,7 @@ def test_an_approval_made_stale_by_an_edit_in_connectwise_writes_nothing(sb, eng
     done = run(eng, "r2")
 
     assert quantities(sb)[HELD_ADDITION] == 41, "the approval was for 40 → 5, never for 41"
-    assert store.get_approval(eng, approval["id"])["status"] == "stale"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "stale"
     row = held_row(eng, HELD, "change_exceeds_limit")
     assert row["run_id"] == "r2", "still held, refreshed by the run"
     assert HELD not in ledger(eng, "r2") or ledger(eng, "r2")[HELD]["action"] != "updated"
@@ -213,12 +215,14 @@ def test_an_edit_between_the_read_and_the_write_makes_the_approval_stale_and_kee
     assert done.error is None, done.describe()
 
     assert quantities(sb)[HELD_ADDITION] == 39, "the concurrent edit is never overwritten"
-    assert store.get_approval(eng, approval["id"])["status"] == "stale"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "stale"
     entry = ledger(eng, "r2")[HELD]
     assert (entry["action"], entry["approval_id"]) == ("failed", approval["id"])
     row = held_row(eng, HELD, "change_exceeds_limit")
     assert f"approval {approval['id']} is stale" in row["detail"] and "39" in row["detail"]
-    assert not store.list_quarantine(eng, status="open", sync_key=HELD, reason_code="changed_since_read")
+    assert not store.list_quarantine(
+        eng, status="open", sync_key=HELD, reason_code="changed_since_read", tenant="default"
+    )
     counts = done.result["counts"]
     assert (counts["change_exceeds_limit"], counts["changed_since_read"], counts["updated"]) == (1, 0, 0)
 
@@ -227,12 +231,14 @@ def test_an_approval_never_carries_over_to_other_numbers_or_another_billing_date
     run(eng, "r1")
     other_numbers = approve_change(eng, to_quantity=6)  # Huntress counts 5
     run(eng, "r2")
-    assert store.get_approval(eng, other_numbers["id"])["status"] == "stale"
+    assert store.get_approval(eng, other_numbers["id"], tenant="default")["status"] == "stale"
     assert quantities(sb)[HELD_ADDITION] == 40
 
     other_date = approve_change(eng, day="2026-10-01")
     run(eng, "r3")
-    assert store.get_approval(eng, other_date["id"])["status"] == "pending", "not this run's date"
+    assert store.get_approval(eng, other_date["id"], tenant="default")["status"] == "pending", (
+        "not this run's date"
+    )
     assert quantities(sb)[HELD_ADDITION] == 40
     held_row(eng, HELD, "change_exceeds_limit")
 
@@ -245,7 +251,9 @@ def test_a_dry_run_applies_nothing_and_leaves_approvals_pending(sb, eng) -> None
     done = run(eng, "r2", dry_run=True)
 
     assert quantities(sb)[HELD_ADDITION] == 40 and len(additions_of(sb, NEW_AGREEMENT)) == 1
-    statuses = {store.get_approval(eng, a["id"])["status"] for a in (change, creation, stale)}
+    statuses = {
+        store.get_approval(eng, a["id"], tenant="default")["status"] for a in (change, creation, stale)
+    }
     assert statuses == {"pending"}, "a dry run marks nothing stale or applied"
     entries = ledger(eng, "r2")
     assert (entries[HELD]["action"], entries[HELD]["approval_id"]) == ("planned", change["id"])
@@ -258,12 +266,12 @@ def test_a_revoked_approval_is_not_applied(sb, eng) -> None:
     approval = approve_change(eng)
 
     def revoke(_ref: Any) -> None:  # after reconcile released the key, before the push
-        store.set_approval_status(eng, approval["id"], "revoked")
+        store.set_approval_status(eng, approval["id"], "revoked", tenant="default")
 
     done = run_steps(eng, "r2", DAY, variable=VARIABLE, before={"push": revoke})
     assert done.error is None, done.describe()
     assert quantities(sb)[HELD_ADDITION] == 40
-    assert store.get_approval(eng, approval["id"])["status"] == "revoked"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "revoked"
     assert "revoked" in held_row(eng, HELD, "change_exceeds_limit")["detail"]
     assert done.result["counts"]["change_exceeds_limit"] == 1
 
@@ -302,8 +310,8 @@ def test_an_approved_addition_is_created_once(sb, eng) -> None:
         12,
         None,
     )
-    assert store.get_approval(eng, approval["id"])["status"] == "applied"
-    assert store.get_quarantine(eng, row["id"])["status"] == "resolved"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "applied"
+    assert store.get_quarantine(eng, row["id"], tenant="default")["status"] == "resolved"
     counts = done.result["counts"]
     assert (counts["created"], counts["no_live_addition"]) == (1, 0), counts
     totals = done.result["checks"]["products"]["edr"]
@@ -333,7 +341,7 @@ def test_a_lost_answer_after_the_post_is_settled_by_reading_not_by_a_second_post
         assert len(new) == 1
         entry = ledger(eng, "r2")[MISSING]
         assert (entry["action"], entry["addition_id"]) == ("created", new[0]["id"])
-        assert store.get_approval(eng, approval["id"])["status"] == "applied"
+        assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "applied"
 
         proxy.set()
         run(eng, "r3")
@@ -361,7 +369,7 @@ def test_a_create_without_an_answer_is_read_before_it_is_sent_again(sb, eng, mon
         assert rule.hits == CREATE_ATTEMPTS
         assert served(sb.connectwise_url, "GET", "/additions") - reads_before >= CREATE_ATTEMPTS + 1
         assert served(sb.connectwise_url, "POST") == 0
-        assert store.get_approval(eng, approval["id"])["status"] == "pending"
+        assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "pending"
         assert ledger(eng, "r2")[MISSING]["action"] == "failed"
         assert held_row(eng, MISSING, "push_rejected")["detail"].startswith("no addition created after")
         assert done.result["counts"]["push_rejected"] == 1
@@ -370,8 +378,8 @@ def test_a_create_without_an_answer_is_read_before_it_is_sent_again(sb, eng, mon
         run(eng, "r3")
         assert ledger(eng, "r3")[MISSING]["action"] == "created"
         assert served(sb.connectwise_url, "POST") == 1
-        assert store.get_approval(eng, approval["id"])["applied_run_id"] == "r3"
-        assert not store.list_quarantine(eng, status="open", sync_key=MISSING)
+        assert store.get_approval(eng, approval["id"], tenant="default")["applied_run_id"] == "r3"
+        assert not store.list_quarantine(eng, status="open", sync_key=MISSING, tenant="default")
     finally:
         proxy.stop()
 
@@ -389,7 +397,10 @@ def test_a_retried_push_finds_the_addition_it_made(sb, eng) -> None:
     ref = first.ref
     client = ConnectWiseClient.from_connection(codebase="v4_6_release/")
     client.create_addition(
-        NEW_AGREEMENT, "HUNTRESS-EDR", 12, store.get_approval(eng, approval["id"])["billing_date"]
+        NEW_AGREEMENT,
+        "HUNTRESS-EDR",
+        12,
+        store.get_approval(eng, approval["id"], tenant="default")["billing_date"],
     )
 
     steps.push_batch(eng, ref, 0, client)  # the retry
@@ -398,14 +409,14 @@ def test_a_retried_push_finds_the_addition_it_made(sb, eng) -> None:
     assert served(sb.connectwise_url, "POST") == 1
     entry = ledger(eng, "r2")[MISSING]
     assert entry["action"] == "created" and entry["approval_id"] == approval["id"]
-    assert store.get_approval(eng, approval["id"])["status"] == "applied"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "applied"
 
 
 def test_an_approval_for_an_agreement_the_company_no_longer_has_goes_stale(sb, eng) -> None:
     run(eng, "r1")
     approval = approve_creation(eng, agreement_id=1578)  # Acme's agreement, not Gamma's
     run(eng, "r2")
-    assert store.get_approval(eng, approval["id"])["status"] == "stale"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "stale"
     assert served(sb.connectwise_url, "POST") == 0
     held_row(eng, MISSING, "no_live_addition")
 
@@ -424,7 +435,7 @@ def test_an_addition_made_by_hand_meanwhile_is_not_duplicated(sb, eng) -> None:
     assert done.error is None, done.describe()
     edr = [a for a in additions_of(sb, NEW_AGREEMENT) if a["product"]["identifier"] == "HUNTRESS-EDR"]
     assert [a["quantity"] for a in edr] == [10], "the sync created nothing beside it"
-    assert store.get_approval(eng, approval["id"])["status"] == "stale"
+    assert store.get_approval(eng, approval["id"], tenant="default")["status"] == "stale"
     assert "stale" in held_row(eng, MISSING, "no_live_addition")["detail"]
 
 

@@ -45,7 +45,7 @@ def test_each_billing_date_finds_its_invoice_on_any_day(clock, sandbox_factory, 
         client = HuntressClient.from_connection()
 
         def find(billing: date) -> dict | None:
-            ref = steps.resolve(eng, f"run-{billing}", billing, None, {})
+            ref = steps.resolve(eng, f"run-{billing}", billing, None, {}, "default")
             return steps.find_invoice(eng, ref, client)
 
         for k, mode in ((2, "report_only"), (1, "report_only"), (0, "push")):

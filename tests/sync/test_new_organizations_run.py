@@ -101,7 +101,7 @@ def event_ids(done: Any) -> list[int]:
 def recorded(eng: Any) -> dict[int, tuple[date, str]]:
     return {
         r["huntress_organization_id"]: (r["first_billing_date"], r["first_run_id"])
-        for r in store.list_organizations_seen(eng)
+        for r in store.list_organizations_seen(eng, tenant="default")
     }
 
 
@@ -112,7 +112,8 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     assert new_ids(nov) == event_ids(nov) == [ACME, BETA]
     assert nov.result["checks"]["new_organizations"][0] == {"id": ACME, "name": "Acme Corp"}
     assert (
-        store.get_run(eng, "nov")["checks"]["new_organizations"] == nov.result["checks"]["new_organizations"]
+        store.get_run(eng, "nov", tenant="default")["checks"]["new_organizations"]
+        == nov.result["checks"]["new_organizations"]
     )
     assert recorded(eng) == {ACME: (date(2026, 11, 1), "nov"), BETA: (date(2026, 11, 1), "nov")}
 

@@ -89,11 +89,22 @@ def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
 
 def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     minimum = store.add_override(
-        eng, cw_company_id=251, product="edr", rule="minimum", quantity=38, user="Jane Doe", user_id="42"
+        eng,
+        cw_company_id=251,
+        product="edr",
+        rule="minimum",
+        quantity=38,
+        user="Jane Doe",
+        user_id="42",
+        tenant="default",
     )
-    exclude = store.add_override(eng, cw_company_id=254, product="edr", rule="exclude", user="Bob")
-    retired = store.add_override(eng, cw_company_id=250, product="edr", rule="fixed", quantity=1, user="Old")
-    store.retire_override(eng, retired["id"], user="Jane Doe")
+    exclude = store.add_override(
+        eng, cw_company_id=254, product="edr", rule="exclude", user="Bob", tenant="default"
+    )
+    retired = store.add_override(
+        eng, cw_company_id=250, product="edr", rule="fixed", quantity=1, user="Old", tenant="default"
+    )
+    store.retire_override(eng, retired["id"], user="Jane Doe", tenant="default")
 
     done = run_steps(eng, "r1", DAY, variable=VARIABLE)
     assert done.error is None, done.describe()
@@ -101,7 +112,7 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     quantities = {a["id"]: a["quantity"] for a in admin(sb.connectwise_url, "state")["additions"]}
     assert quantities == {501: 40, 502: 38, 504: 10, 505: 3}  # the minimum decided 502; 505 untouched
 
-    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, "r1")}
+    ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, "r1", tenant="default")}
     acme, beta, eps = ledger["company:250:edr"], ledger["company:251:edr"], ledger["company:254:edr"]
     assert (acme["action"], acme["unit_price"], acme["monthly_amount_delta"], acme["override_id"]) == (
         "updated",
@@ -118,11 +129,13 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     assert beta["monthly_amount_delta"] == Decimal("-25.98")  # 12.99 × (38 − 40), exactly
     assert (eps["action"], eps["override_id"], eps["monthly_amount_delta"]) == ("unchanged", exclude["id"], 0)
 
-    held = {q["sync_key"]: q for q in store.list_quarantine(eng, run_id="r1", status="open")}
+    held = {
+        q["sync_key"]: q for q in store.list_quarantine(eng, run_id="r1", status="open", tenant="default")
+    }
     assert held["company:252:edr"]["amount_at_stake"] == Decimal("54")  # catalog 4.5 × 12
     assert held["company:253:edr"]["amount_at_stake"] == Decimal("180")  # 2 × |100 − 10|
 
-    money = store.get_run(eng, "r1")["checks"]["money"]
+    money = store.get_run(eng, "r1", tenant="default")["checks"]["money"]
     assert Decimal(money["recovered"]) == Decimal("-12.98")  # 13 − 25.98: net
     assert Decimal(money["products"]["edr"]["connectwise_amount_before"]) == Decimal("813.6")
     assert Decimal(money["products"]["edr"]["connectwise_amount_after"]) == Decimal("800.62")
@@ -131,14 +144,18 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
         "no_live_addition": Decimal("54"),
         "change_exceeds_limit": Decimal("180"),
     }
-    assert "(2 key(s) under an override)" in " ".join(store.get_run(eng, "r1")["checks"]["mismatches"])
+    assert "(2 key(s) under an override)" in " ".join(
+        store.get_run(eng, "r1", tenant="default")["checks"]["mismatches"]
+    )
 
-    page = (Path(store.get_run(eng, "r1")["report_path"]) / report.REPORT_FILE).read_text(encoding="utf-8")
+    page = (Path(store.get_run(eng, "r1", tenant="default")["report_path"]) / report.REPORT_FILE).read_text(
+        encoding="utf-8"
+    )
     assert page.index("Money: Huntress vs ConnectWise") < page.index("<h2>Outcomes</h2>")
     assert "Recovered by this run: −12.98" in page and "Still held: 234.00" in page
     assert f"minimum 38 by Jane Doe (override {minimum['id']})" in page
 
-    text = report.run_summary_text(eng, DAY)
+    text = report.run_summary_text(eng, DAY, tenant="default")
     tail = text.splitlines()[-4:]
     assert tail == [
         "Recovered by this run: −12.98 per month",
@@ -152,7 +169,7 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
 def test_a_dry_run_plans_the_money(sb: Any, eng: Any) -> None:
     done = run_steps(eng, "r1", DAY, variable={**VARIABLE, "dry_run": True})
     assert done.error is None, done.describe()
-    money = store.get_run(eng, "r1")["checks"]["money"]
+    money = store.get_run(eng, "r1", tenant="default")["checks"]["money"]
     assert Decimal(money["recovered"]) == 0
     assert Decimal(money["planned"]) == Decimal("13") + Decimal("9") * 4  # Acme +2 at 6.5, Epsilon 3 → 7 at 9
-    assert "Planned, not written: +49.00 per month" in report.run_summary_text(eng, DAY)
+    assert "Planned, not written: +49.00 per month" in report.run_summary_text(eng, DAY, tenant="default")

@@ -52,7 +52,7 @@ COUNTS = {
 def eng(tmp_path: Path):
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     store.ensure_schema(engine)
-    store.start_run(engine, RUN_ID, DAY, 5001, "push", REF["settings"])
+    store.start_run(engine, RUN_ID, DAY, 5001, "push", REF["settings"], tenant="default")
     store.write_frame(
         engine,
         RUN_ID,
@@ -63,6 +63,7 @@ def eng(tmp_path: Path):
                 {"id": 251, "identifier": "beta", "name": "Beta GmbH"},
             ]
         ),
+        tenant="default",
     )
     store.record_changes(
         engine,
@@ -92,6 +93,7 @@ def eng(tmp_path: Path):
                 "action": "unchanged",
             },
         ],
+        tenant="default",
     )
     store.upsert_quarantine(
         engine,
@@ -117,8 +119,9 @@ def eng(tmp_path: Path):
                 "payload": None,
             },
         ],
+        tenant="default",
     )
-    store.finish_run(engine, RUN_ID, "success", COUNTS, CHECKS, "/somewhere")
+    store.finish_run(engine, RUN_ID, "success", COUNTS, CHECKS, "/somewhere", tenant="default")
     yield engine
     engine.dispose()
 
@@ -195,7 +198,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def test_changes_csv_matches_the_ledger(eng, written: Path) -> None:
     rows = _csv(written.parent / "changes.csv")
-    db = store.changes_for_run(eng, RUN_ID)
+    db = store.changes_for_run(eng, RUN_ID, tenant="default")
     assert len(rows) == len(db) == 2
     for got, want in zip(rows, db, strict=True):
         assert int(got["id"]) == want["id"] and got["sync_key"] == want["sync_key"]
@@ -208,7 +211,7 @@ def test_changes_csv_matches_the_ledger(eng, written: Path) -> None:
 
 def test_quarantine_csv_matches_the_db_and_defuses_formulas(eng, written: Path) -> None:
     rows = {r["sync_key"]: r for r in _csv(written.parent / "quarantine.csv")}
-    db = {q["sync_key"]: q for q in store.list_quarantine(eng, run_id=RUN_ID, limit=None)}
+    db = {q["sync_key"]: q for q in store.list_quarantine(eng, run_id=RUN_ID, limit=None, tenant="default")}
     assert set(rows) == set(db)
     for key, want in db.items():
         got = rows[key]
@@ -235,7 +238,7 @@ def test_totals_csv_matches_the_checks(written: Path) -> None:
 
 def test_run_with_nothing_to_show_still_renders(tmp_path: Path) -> None:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    store.start_run(engine, "r1", DAY, None, "dry_run", {})
+    store.start_run(engine, "r1", DAY, None, "dry_run", {}, tenant="default")
     out = tmp_path / "r1"
     out.mkdir()
     page = report.write_report(
@@ -253,7 +256,7 @@ def test_run_with_nothing_to_show_still_renders(tmp_path: Path) -> None:
 def test_text_summary_names_the_report_and_what_to_do(eng, written: Path) -> None:
     with eng.begin() as c:
         c.execute(sa.text("update billing_runs set report_path = :p"), {"p": str(written.parent)})
-    text = report.run_summary_text(eng, "2026-11-01")
+    text = report.run_summary_text(eng, "2026-11-01", tenant="default")
     assert str(written) in text
     assert REASON_HELP["no_live_addition"] in text
 

@@ -40,17 +40,17 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # -- folder names ----------------------------------------------------------------------------------
 def test_run_ids_that_read_alike_get_their_own_folders(root: Path) -> None:
-    folders = [report.run_directory(DAY, r) for r in HOSTILE_RUN_IDS]
+    folders = [report.run_directory(DAY, r, "default") for r in HOSTILE_RUN_IDS]
     assert len(set(folders)) == len(HOSTILE_RUN_IDS), "one folder per run id"
-    assert report.run_directory(DAY, "a:b") != report.run_directory(DAY, "a_b")
-    assert report.run_directory(DAY, "a:b") == report.run_directory(DAY, "a:b"), (
+    assert report.run_directory(DAY, "a:b", "default") != report.run_directory(DAY, "a_b", "default")
+    assert report.run_directory(DAY, "a:b", "default") == report.run_directory(DAY, "a:b", "default"), (
         "the same run, the same folder"
     )
 
 
 @pytest.mark.parametrize("run_id", HOSTILE_RUN_IDS)
 def test_no_run_id_writes_outside_its_billing_date_folder(root: Path, run_id: str) -> None:
-    folder = report.run_directory(DAY, run_id)
+    folder = report.run_directory(DAY, run_id, "default")
     assert folder.is_dir()
     assert folder.resolve().parent == (root / DAY).resolve(), "a child of <root>/<billing date>"
     assert folder.name not in ("", ".", "..") and not folder.name.startswith(".")
@@ -68,7 +68,7 @@ def test_folder_names_keep_the_run_id_readable() -> None:
 def test_a_billing_date_that_is_not_a_date_is_refused(root: Path) -> None:
     for bad in ("..", "../2026-11-01", "2026-11-01/..", ""):
         with pytest.raises(ValueError):
-            report.run_directory(bad, "r1")
+            report.run_directory(bad, "r1", "default")
     assert not root.exists() or list(root.iterdir()) == []
 
 
@@ -114,8 +114,8 @@ def test_every_csv_of_a_run_is_safe_to_open(sandbox_factory, monkeypatch, tmp_pa
     assert run.error is None, run.describe()
 
     folder = Path(run.result["report_dir"])
-    assert folder == report.run_directory(DAY, RUN_ID)
-    record = store.get_run(eng, RUN_ID)
+    assert folder == report.run_directory(DAY, RUN_ID, "default")
+    record = store.get_run(eng, RUN_ID, tenant="default")
     assert record["report_path"] == str(folder)
     assert report_dir(record, root) == folder.resolve(), "the review pages find the folder"
 

@@ -95,7 +95,7 @@ def test_money_text_ends_with_what_is_held() -> None:
 
 def test_the_report_leads_with_the_money(tmp_path: Path) -> None:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    store.start_run(engine, "r1", "2026-11-01", 5001, "push", {})
+    store.start_run(engine, "r1", "2026-11-01", 5001, "push", {}, tenant="default")
     ref = {
         "tenant": "default",
         "run_id": "r1",

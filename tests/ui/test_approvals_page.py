@@ -26,7 +26,7 @@ RUN, DAY = "manual__2026-11-01T00:00:00+00:00", "2026-11-01"
 
 def fill(engine: Any) -> dict[str, int]:
     """One run that held a change, found a missing addition and an unmapped organization."""
-    store.start_run(engine, RUN, DAY, 5001, "push", {"agreement_types": []})
+    store.start_run(engine, RUN, DAY, 5001, "push", {"agreement_types": []}, tenant="default")
     store.write_frame(
         engine,
         RUN,
@@ -34,6 +34,7 @@ def fill(engine: Any) -> dict[str, int]:
         frames.companies_frame(
             [{"id": 251, "identifier": "beta", "name": "Beta Dental"}, {"id": 252, "name": "Gamma"}]
         ),
+        tenant="default",
     )
     active = {"agreementStatus": "Active", "cancelledFlag": False, "startDate": "2025-01-01T00:00:00Z"}
     store.write_frame(
@@ -53,6 +54,7 @@ def fill(engine: Any) -> dict[str, int]:
                 {**active, "id": 1579, "name": "Beta MSA", "company": {"id": 251}},
             ]
         ),
+        tenant="default",
     )
     if "catalog" in frames.SCHEMAS:
         store.write_frame(
@@ -60,6 +62,7 @@ def fill(engine: Any) -> dict[str, int]:
             RUN,
             "catalog",
             frames.catalog_frame([{"id": 752, "identifier": "HUNTRESS-EDR", "price": 4.5}]),
+            tenant="default",
         )
     held = {
         "sync_key": "company:251:edr", "company_id": 251, "product": "edr", "catalog_identifier": "HUNTRESS-EDR",
@@ -80,7 +83,7 @@ def fill(engine: Any) -> dict[str, int]:
              "product": "edr", "detail": "no live addition", "payload": missing},
             {"sync_key": "organization:9:edr", "reason_code": "unmapped_organization",
              "huntress_organization_id": 9, "product": "edr", "payload": {"huntress_quantity": 3}},
-        ],
+        ], tenant="default"
     )  # fmt: skip
     store.finish_run(engine, RUN, "success", {}, {}, None, tenant="default")
     return {q["reason_code"]: q["id"] for q in store.list_quarantine(engine, status="open", tenant="default")}
@@ -223,7 +226,7 @@ def test_only_a_mapper_may_approve_or_revoke(site: Site) -> None:
     (approval,) = site.approvals()
     assert site.post(f"/approvals/{approval['id']}/revoke", {}, VIEWER).status_code == 403
     assert site.post(f"/approvals/{approval['id']}/revoke", {}, EDITOR).status_code == 403
-    assert store.get_approval(site.engine, approval["id"])["status"] == "pending"
+    assert store.get_approval(site.engine, approval["id"], tenant="default")["status"] == "pending"
 
 
 def test_a_pending_approval_is_revoked_by_name(site: Site) -> None:
@@ -231,7 +234,7 @@ def test_a_pending_approval_is_revoked_by_name(site: Site) -> None:
     (approval,) = site.approvals()
     done = site.post(f"/approvals/{approval['id']}/revoke", {"note": "wrong customer"})
     assert done.headers["location"].endswith(f"approval=revoked&id={approval['id']}")
-    after = store.get_approval(site.engine, approval["id"])
+    after = store.get_approval(site.engine, approval["id"], tenant="default")
     assert after["status"] == "revoked"
     assert after["note"] == "first look\nRevoked by Max Mapper (id 12): wrong customer"
     again = site.post(f"/approvals/{approval['id']}/revoke", {})
@@ -248,7 +251,9 @@ def test_rows_that_offer_nothing_are_not_approved(site: Site) -> None:
     unmapped = str(site.rows["unmapped_organization"])
     assert "approval=not_approvable" in site.post("/approvals", {"row_id": unmapped}).headers["location"]
     assert 'data-testid="not-approvable"' in site.get(f"/approvals/new?row={unmapped}").text
-    store.set_quarantine_status(site.engine, site.rows["change_exceeds_limit"], "dismissed", "x", "known")
+    store.set_quarantine_status(
+        site.engine, site.rows["change_exceeds_limit"], "dismissed", "x", "known", tenant="default"
+    )
     held = str(site.rows["change_exceeds_limit"])
     assert "approval=not_approvable" in site.post("/approvals", {"row_id": held}).headers["location"]
     assert site.approvals() == []

@@ -73,14 +73,14 @@ def test_crafted_row_id_in_the_path(app: App, ident: str) -> None:
 def test_crafted_organization_id(app: App, ident: str) -> None:
     _plain_400(app.post("/mapping", {"organization_id": ident, "company_id": "10"}))
     _plain_400(app.post(f"/mapping/{quote(ident, safe='')}/delete", {}))
-    assert store.list_org_map(app.engine) == []
+    assert store.list_org_map(app.engine, tenant="default") == []
 
 
 @pytest.mark.parametrize("ident", [SUPERSCRIPT_TWO, HUGE, PAST_INT64, "١٢"])
 def test_crafted_company_id(app: App, ident: str) -> None:
     """A typo ("abc") gets the form's message; a crafted id gets a 400."""
     _plain_400(app.post("/mapping", {"organization_id": "2", "company_id": ident}))
-    assert store.list_org_map(app.engine) == []
+    assert store.list_org_map(app.engine, tenant="default") == []
 
 
 @pytest.mark.parametrize(
@@ -123,14 +123,14 @@ def test_file_name_with_nul_is_not_found(app: App) -> None:
 
 def test_back_filter_with_crafted_company_id(app: App) -> None:
     _plain_400(app.post("/quarantine/1", {"action": "resolve", "back": f"company_id={SUPERSCRIPT_TWO}"}))
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
 
 @pytest.mark.parametrize("token", ["é" * 64, "²" * 64, "\u0660" * 64, "a" * 5000, "0" * 63, "Z" * 64])
 def test_malformed_csrf_token(app: App, token: str) -> None:
     done = app.post("/quarantine/1", {"action": "resolve", "csrf_token": token}, token=False)
     assert "token" in _plain_400(done)
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
 
 def test_non_ascii_origin_or_unparsable_origin_is_refused(app: App) -> None:
@@ -142,22 +142,22 @@ def test_non_ascii_origin_or_unparsable_origin_is_refused(app: App) -> None:
             follow_redirects=False,
         )
         assert done.status_code == 403, origin
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
 
 @pytest.mark.parametrize("field", ["note", "back"])
 def test_oversized_text_fields(app: App, field: str) -> None:
     form = {"action": "dismiss", "note": "ok", "back": "status=open", field: "x" * 2001}
     assert "2000" in _plain_400(app.post("/quarantine/1", form))
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
     big_note = {"organization_id": "2", "company_id": "10", "note": "n" * 2001}
     assert "2000" in _plain_400(app.post("/mapping", big_note))
-    assert store.list_org_map(app.engine) == []
+    assert store.list_org_map(app.engine, tenant="default") == []
 
 
 def test_a_note_of_exactly_the_limit_is_kept(app: App) -> None:
     assert app.post("/quarantine/1", {"action": "dismiss", "note": "x" * 2000}).status_code == 303
-    assert store.get_quarantine(app.engine, 1)["note"] == "x" * 2000
+    assert store.get_quarantine(app.engine, 1, tenant="default")["note"] == "x" * 2000
 
 
 def test_missing_or_repeated_form_fields(app: App) -> None:
@@ -183,7 +183,7 @@ def test_oversized_body_is_refused_before_it_is_read(app: App) -> None:
         follow_redirects=False,
     )
     assert streamed.status_code == 413
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
 
 def test_html_clients_get_the_message_as_a_page(app: App) -> None:

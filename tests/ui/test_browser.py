@@ -33,7 +33,7 @@ PAGES = ["/", "/quarantine", "/quarantine/1", "/runs", "/mapping"]
 
 
 def _newest_run(site: Site) -> dict:
-    runs = store.list_runs(site.engine, limit=1)
+    runs = store.list_runs(site.engine, limit=1, tenant="default")
     assert runs, "the DAG run recorded no billing run"
     return runs[0]
 
@@ -43,7 +43,11 @@ def test_pages_after_login(page, site: Site) -> None:
 
     expect(page.get_by_test_id("user")).to_have_text("reviewer")
     expect(page.locator("h1")).to_have_text("Billing quarantine")
-    assert page.locator("tr[data-row-id]").count() == store.count_quarantine(site.engine, status="open") > 0
+    assert (
+        page.locator("tr[data-row-id]").count()
+        == store.count_quarantine(site.engine, status="open", tenant="default")
+        > 0
+    )
     screenshot(page, "quarantine")
 
     row_id = page.locator("tr[data-row-id]").first.get_attribute("data-row-id")
@@ -82,7 +86,7 @@ def test_dismiss_leaves_open_list_and_records_user(page, site: Site) -> None:
     expect(page.get_by_role("status")).to_have_text(f"Row {row_id} dismissed.")
     assert "reason_code=change_exceeds_limit" in page.url, "the filters survive the action"
     expect(page.locator(f"#row-{row_id}")).to_have_count(0)
-    saved = store.get_quarantine(site.engine, row_id)
+    saved = store.get_quarantine(site.engine, row_id, tenant="default")
     assert saved["status"] == "dismissed"
     assert saved["resolved_by"] == "reviewer"
     assert saved["note"] == "Confirmed with the customer: seasonal staff"
@@ -107,13 +111,17 @@ def test_map_unmapped_organization(page, site: Site) -> None:
     row = page.locator(f"#org-{UNMAPPED_ORG}")
     expect(row.get_by_test_id("status")).to_have_text("matched")
     expect(row.get_by_test_id("rule")).to_have_text("org_map")
-    mapped = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine)}[UNMAPPED_ORG]
+    mapped = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine, tenant="default")}[
+        UNMAPPED_ORG
+    ]
     assert (mapped["cw_company_id"], mapped["created_by"]) == (INTENDED_COMPANY, "reviewer")
     screenshot(page, "mapping-added")
 
     row.get_by_role("button", name="Remove").click()
     expect(page.locator(f"#org-{UNMAPPED_ORG}").get_by_test_id("status")).to_have_text("unmapped")
-    assert UNMAPPED_ORG not in {r["huntress_organization_id"] for r in store.list_org_map(site.engine)}
+    assert UNMAPPED_ORG not in {
+        r["huntress_organization_id"] for r in store.list_org_map(site.engine, tenant="default")
+    }
 
 
 def test_open_run_report(page, site: Site) -> None:
@@ -185,7 +193,7 @@ def test_viewer_reads_but_cannot_act(site: Site) -> None:
         assert client.get(site.page("/quarantine")).status_code == 200
         refused = client.post(site.page("/quarantine/1"), data={"action": "resolve"})
         assert refused.status_code == 403
-    assert store.get_quarantine(site.engine, 1)["status"] != "resolved"
+    assert store.get_quarantine(site.engine, 1, tenant="default")["status"] != "resolved"
 
 
 def test_cross_site_post_is_refused(browser, site: Site) -> None:
@@ -205,7 +213,7 @@ def test_cross_site_post_is_refused(browser, site: Site) -> None:
             headers={"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
         )
         assert cross.status == 403
-        assert store.get_quarantine(site.engine, int(open_id))["status"] == "open"
+        assert store.get_quarantine(site.engine, int(open_id), tenant="default")["status"] == "open"
     finally:
         context.close()
 
@@ -220,13 +228,15 @@ def _form_token(client: httpx.Client, site: Site) -> str:
 
 
 def _an_open_row(site: Site) -> int:
-    rows = store.list_quarantine(site.engine, status="open", limit=None)
+    rows = store.list_quarantine(site.engine, status="open", limit=None, tenant="default")
     assert rows, "the DAG run quarantined nothing"
     return rows[-1]["id"]
 
 
 def _state(site: Site) -> tuple[list, list]:
-    return store.list_quarantine(site.engine, status=None, limit=None), store.list_org_map(site.engine)
+    return store.list_quarantine(site.engine, status=None, limit=None, tenant="default"), store.list_org_map(
+        site.engine, tenant="default"
+    )
 
 
 def test_viewer_with_a_valid_form_token_is_refused_on_every_action(browser, site: Site) -> None:
@@ -277,7 +287,7 @@ def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, sit
     admin = {"Authorization": f"Bearer {site.token('reviewer')}"}
 
     def mapped_by() -> tuple[str, str] | None:
-        rows = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine)}
+        rows = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine, tenant="default")}
         row = rows.get(UNMAPPED_ORG)
         return None if row is None else (row["created_by"], row["created_by_id"])
 
@@ -329,7 +339,7 @@ def test_who_may_map_user_decides_rows_op_maps_named_roles_override(browser, sit
         clerk.get_by_label(f"Note for row {row_id}").fill("clerk checked")
         clerk.get_by_role("button", name="Dismiss").click()
         expect(clerk.get_by_role("status")).to_have_text(f"Row {row_id} dismissed.")
-        saved = store.get_quarantine(site.engine, row_id)
+        saved = store.get_quarantine(site.engine, row_id, tenant="default")
         assert (saved["status"], saved["resolved_by"], saved["resolved_by_id"]) == (
             "dismissed",
             "clerk",
@@ -552,8 +562,10 @@ def test_map_from_the_queue_with_the_type_ahead(page, site: Site) -> None:
         expect(page.get_by_role("status")).to_have_text(f"Organization {UNMAPPED_ORG} mapped.")
         assert "reason_code=unmapped_organization" in page.url, "back to the queue, filters kept"
         expect(page.get_by_test_id(f"now-matched-{UNMAPPED_ORG}")).to_contain_text(f"#{INTENDED_COMPANY}")
-        mapped = {r["huntress_organization_id"]: r for r in store.list_org_map(site.engine)}[UNMAPPED_ORG]
+        mapped = {
+            r["huntress_organization_id"]: r for r in store.list_org_map(site.engine, tenant="default")
+        }[UNMAPPED_ORG]
         assert (mapped["cw_company_id"], mapped["created_by"]) == (INTENDED_COMPANY, "reviewer")
         assert refused == []
     finally:
-        store.delete_org_map(site.engine, UNMAPPED_ORG)
+        store.delete_org_map(site.engine, UNMAPPED_ORG, tenant="default")

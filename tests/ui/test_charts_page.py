@@ -47,13 +47,19 @@ def app(tmp_path: Path) -> Iterator[App]:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     directory = fill(engine, tmp_path / "reports")
     store.finish_run(
-        engine, RUN, "success", {"updated": 3, "quarantined": 2, "total": 5}, CHECKS, str(directory)
+        engine,
+        RUN,
+        "success",
+        {"updated": 3, "quarantined": 2, "total": 5},
+        CHECKS,
+        str(directory),
+        tenant="default",
     )
-    store.start_run(engine, OLDER, "2026-10-01", 4001, "push", {})
+    store.start_run(engine, OLDER, "2026-10-01", 4001, "push", {}, tenant="default")
     older = {"products": {"edr": {"huntress": 40, "connectwise_before": 40.0, "connectwise_after": 40.0}}}
-    store.finish_run(engine, OLDER, "success", {"unchanged": 1, "total": 1}, older)
-    store.start_run(engine, BARE, "2026-12-01", None, "push", {})
-    store.finish_run(engine, BARE, "failed", {}, {"failed_task": "extract_huntress"})
+    store.finish_run(engine, OLDER, "success", {"unchanged": 1, "total": 1}, older, tenant="default")
+    store.start_run(engine, BARE, "2026-12-01", None, "push", {}, tenant="default")
+    store.finish_run(engine, BARE, "failed", {}, {"failed_task": "extract_huntress"}, tenant="default")
     auth = ReviewAuth(reader=reader, editor=editor)
     root = FastAPI()
     root.mount(

@@ -183,8 +183,8 @@ def fill_more(engine: Any, reports: Path) -> None:
         {"id": 50, "identifier": "BB-1", "name": "Blue-Bird Dental"},
         *({"id": 100 + i, "identifier": f"fill{i:02d}", "name": f"Filler {i:02d}"} for i in range(FILLERS)),
     ]
-    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs))
-    store.write_frame(engine, RUN, "companies", frames.companies_frame(companies))
+    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs), tenant="default")
+    store.write_frame(engine, RUN, "companies", frames.companies_frame(companies), tenant="default")
 
     def org_row(org: int, name: str, reason: str, product: str) -> dict[str, Any]:
         return {
@@ -225,6 +225,7 @@ def fill_more(engine: Any, reports: Path) -> None:
                 "payload": {},
             },
         ],
+        tenant="default",
     )
 
 
@@ -252,7 +253,7 @@ def group(html: str, key: str) -> str:
 def org_map(site: Site) -> dict[int, tuple[int, str, str]]:
     return {
         r["huntress_organization_id"]: (r["cw_company_id"], r["created_by"], r["created_by_id"])
-        for r in store.list_org_map(site.engine)
+        for r in store.list_org_map(site.engine, tenant="default")
     }
 
 
@@ -429,7 +430,7 @@ def test_bulk_maps_several_organizations_recording_the_user(site: Site) -> None:
     assert done.status_code == 303
     assert done.headers["location"] == "/billing-review/quarantine?status=open&done=mapped_many&id=2#bulk"
     assert org_map(site) == {2: (10, "Alice", "alice-7"), 4: (10, "Alice", "alice-7")}
-    assert {r["note"] for r in store.list_org_map(site.engine)} == {"one customer"}
+    assert {r["note"] for r in store.list_org_map(site.engine, tenant="default")} == {"one customer"}
     assert "2 organizations mapped." in site.get("/quarantine?done=mapped_many&id=2").text
 
     from_mapping = site.post("/mapping/bulk", {"organization_id": ["3", "5"], "company_id": "20"})
@@ -645,7 +646,7 @@ def test_csv_export_honours_the_filters(site: Site) -> None:
     assert [r["id"] for r in export(site, "?company_id=10")] == [
         r["id"] for r in export(site) if r["cw_company_id"] == "10"
     ]
-    store.set_quarantine_status(site.engine, 1, "dismissed", "alice", "known")
+    store.set_quarantine_status(site.engine, 1, "dismissed", "alice", "known", tenant="default")
     assert "1" not in {r["id"] for r in export(site)}, "open rows by default, as the list"
     assert "1" in {r["id"] for r in export(site, "?status=dismissed")}
     assert export(site, "?billing_date=2026-10-01") == []

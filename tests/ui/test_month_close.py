@@ -173,7 +173,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         engine = store.make_engine(f"sqlite:///{tmp / 'billing.db'}")
         try:
             site = Site(url, passwords, engine, proc, log, keys)
-            [first] = store.list_runs(engine, limit=None)
+            [first] = store.list_runs(engine, limit=None, tenant="default")
             yield Desk(site, sb, env, first["run_id"], _connectwise(sb))
         finally:
             stop(proc)
@@ -210,7 +210,9 @@ def _key(row: dict[str, Any]) -> tuple[str, Any, str | None]:
 
 
 def _open_rows(desk: Desk) -> dict[tuple[str, Any, str | None], dict[str, Any]]:
-    rows = store.list_quarantine(desk.site.engine, status="open", billing_date=BILLING_DATE, limit=None)
+    rows = store.list_quarantine(
+        desk.site.engine, status="open", billing_date=BILLING_DATE, limit=None, tenant="default"
+    )
     keyed = {_key(r): r for r in rows}
     assert len(keyed) == len(rows), "two open rows of one key and reason"
     return keyed
@@ -287,7 +289,7 @@ def _run_desk_run(desk: Desk, run_id: str) -> None:
         done = dag.test(logical_date=datetime.fromisoformat(queued["logical_date"].replace("Z", "+00:00")))
     assert done.run_id == run_id
     assert str(done.state).endswith("success"), f"the desk's run ended {done.state}"
-    billing = store.get_run(desk.site.engine, run_id)
+    billing = store.get_run(desk.site.engine, run_id, tenant="default")
     assert billing is not None and billing["status"] == "success" and billing["mode"] == "push", billing
     desk.desk_runs.append(run_id)
 
@@ -549,7 +551,7 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
     # --- the ledger names the approvals and the overrides -----------------------------------------------
     ledger = [
         c
-        for c in store.list_changes(eng, billing_date=BILLING_DATE, limit=None)
+        for c in store.list_changes(eng, billing_date=BILLING_DATE, limit=None, tenant="default")
         if c["run_id"] in desk.desk_runs
     ]
     by_key = {}
@@ -570,20 +572,20 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
 
     # --- every decision records who (name and id) and when -------------------------------------------
     for approval_id in approvals.values():
-        a = store.get_approval(eng, approval_id)
+        a = store.get_approval(eng, approval_id, tenant="default")
         assert (a["status"], a["approved_by"], a["approved_by_id"]) == ("applied", OPERATOR, OPERATOR), a
         assert a["approved_at"] is not None and a["note"] and a["applied_run_id"] in desk.desk_runs
-    for o in store.list_overrides(eng, active=None):
+    for o in store.list_overrides(eng, active=None, tenant="default"):
         assert o["id"] in overrides.values() and o["active"], o
         assert (o["created_by"], o["created_by_id"]) == (OPERATOR, OPERATOR) and o["created_at"] is not None
-    mapped = {m["huntress_organization_id"]: m for m in store.list_org_map(eng)}
+    mapped = {m["huntress_organization_id"]: m for m in store.list_org_map(eng, tenant="default")}
     assert {o: m["cw_company_id"] for o, m in mapped.items()} == {
         CANDIDATE_MAP[0]: CANDIDATE_MAP[1],
         PICKER_MAP[0]: PICKER_MAP[1],
     }
     for m in mapped.values():
         assert (m["created_by"], m["created_by_id"]) == (OPERATOR, OPERATOR) and m["created_at"] is not None
-    decided = store.list_quarantine(eng, billing_date=BILLING_DATE, status=None, limit=None)
+    decided = store.list_quarantine(eng, billing_date=BILLING_DATE, status=None, limit=None, tenant="default")
     assert decided and all(r["status"] != "open" for r in decided)
     for r in decided:
         if r["status"] == "dismissed":
@@ -606,8 +608,8 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
 
 def _viewer_pages(desk: Desk) -> list[str]:
     eng = desk.site.engine
-    rows = store.list_quarantine(eng, status=None, limit=None)
-    run = store.list_runs(eng, limit=1)[0]["run_id"]
+    rows = store.list_quarantine(eng, status=None, limit=None, tenant="default")
+    run = store.list_runs(eng, limit=1, tenant="default")[0]["run_id"]
     held = next((r for r in rows if r["reason_code"] == "no_live_addition"), rows[0])
     return [
         "/quarantine",
@@ -627,12 +629,12 @@ def _viewer_pages(desk: Desk) -> list[str]:
 def _desk_state(desk: Desk) -> dict[str, Any]:
     eng = desk.site.engine
     return {
-        "quarantine": store.list_quarantine(eng, status=None, limit=None),
-        "org_map": store.list_org_map(eng),
-        "overrides": store.list_overrides(eng, active=None),
-        "approvals": store.list_approvals(eng, limit=None),
-        "ledger": store.list_changes(eng, limit=None),
-        "runs": store.list_runs(eng, limit=None),
+        "quarantine": store.list_quarantine(eng, status=None, limit=None, tenant="default"),
+        "org_map": store.list_org_map(eng, tenant="default"),
+        "overrides": store.list_overrides(eng, active=None, tenant="default"),
+        "approvals": store.list_approvals(eng, limit=None, tenant="default"),
+        "ledger": store.list_changes(eng, limit=None, tenant="default"),
+        "runs": store.list_runs(eng, limit=None, tenant="default"),
         "dag_runs": sorted(r["dag_run_id"] for r in _airflow_runs(desk)),
         "connectwise": _connectwise(desk.sandbox)["additions"],
     }
@@ -662,7 +664,9 @@ def test_a_viewer_sees_all_of_it_and_can_do_none_of_it(browser, desk: Desk) -> N
         shown = {
             int(i) for i in page.locator("tr[data-row-id]").evaluate_all("rs => rs.map(r => r.dataset.rowId)")
         }
-        assert shown == {r["id"] for r in store.list_quarantine(eng, status=None, limit=None)}
+        assert shown == {
+            r["id"] for r in store.list_quarantine(eng, status=None, limit=None, tenant="default")
+        }
         screenshot(page, "month-close-viewer-quarantine")
         page.goto(desk.site.page("/approvals?status=all"))
         shown = {
@@ -671,7 +675,7 @@ def test_a_viewer_sees_all_of_it_and_can_do_none_of_it(browser, desk: Desk) -> N
                 "rs => rs.map(r => r.dataset.approvalId)"
             )
         }
-        assert shown == {a["id"] for a in store.list_approvals(eng, limit=None)}
+        assert shown == {a["id"] for a in store.list_approvals(eng, limit=None, tenant="default")}
         screenshot(page, "month-close-viewer-approvals")
         page.goto(desk.site.page("/overrides"))
         shown = {
@@ -680,9 +684,9 @@ def test_a_viewer_sees_all_of_it_and_can_do_none_of_it(browser, desk: Desk) -> N
                 "rs => rs.map(r => r.dataset.overrideId)"
             )
         }
-        assert shown == {o["id"] for o in store.list_overrides(eng, active=None)}
+        assert shown == {o["id"] for o in store.list_overrides(eng, active=None, tenant="default")}
         page.goto(desk.site.page("/mapping"))
-        for org in store.list_org_map(eng):
+        for org in store.list_org_map(eng, tenant="default"):
             expect(
                 page.locator(f"#org-{org['huntress_organization_id']}").get_by_test_id("rule")
             ).to_have_text("org_map")

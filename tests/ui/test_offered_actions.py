@@ -45,7 +45,7 @@ def site(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, int]]]:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     rows = fill_approvals(engine)
     orgs = [{"id": 9, "name": "Nine", "key": "nine"}, {"id": 10, "name": "Zeta", "key": "zeta"}]
-    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs))
+    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs), tenant="default")
     store.upsert_quarantine(
         engine,
         RUN,
@@ -53,9 +53,11 @@ def site(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, int]]]:
         [
             {"sync_key": "organization:10:edr", "reason_code": "unmapped_organization",
              "huntress_organization_id": 10, "product": "edr", "payload": {"huntress_quantity": 2}},
-        ],
+        ], tenant="default"
     )  # fmt: skip
-    store.set_org_map(engine, 77, 251, None, "someone")  # an organization the newest run did not stage
+    store.set_org_map(
+        engine, 77, 251, None, "someone", tenant="default"
+    )  # an organization the newest run did not stage
     auth = ReviewAuth(reader=reader, editor=editor, mapper=mapper)
     root = FastAPI()
     root.mount("/billing-review", create_app(engine=engine, auth=auth, csrf_secret=b"k"))

@@ -24,7 +24,7 @@ def page(site: Client, path: str, headers: dict[str, str] = MAPPER) -> str:  # n
 def test_a_mapper_adds_an_override_recorded_by_name_and_id(site: Client) -> None:  # noqa: F811
     done = site.post("/overrides", ADD, MAPPER)
     assert done.status_code == 303
-    [row] = store.list_overrides(site.engine)
+    [row] = store.list_overrides(site.engine, tenant="default")
     assert (
         done.headers["location"]
         == f"/billing-review/overrides?done=override_added&id={row['id']}#override-{row['id']}"
@@ -45,11 +45,11 @@ def test_a_mapper_adds_an_override_recorded_by_name_and_id(site: Client) -> None
 
 def test_retiring_keeps_the_row_and_who_retired_it(site: Client) -> None:  # noqa: F811
     site.post("/overrides", ADD, MAPPER)
-    [row] = store.list_overrides(site.engine)
+    [row] = store.list_overrides(site.engine, tenant="default")
     done = site.post(f"/overrides/{row['id']}/retire", {}, MAPPER)
     assert "done=override_retired" in done.headers["location"]
-    assert store.list_overrides(site.engine) == []
-    [retired] = store.list_overrides(site.engine, active=False)
+    assert store.list_overrides(site.engine, tenant="default") == []
+    [retired] = store.list_overrides(site.engine, active=False, tenant="default")
     assert retired["note"].startswith("contract floor; retired by Max Mapper (id 12) ")
     html = page(site, "/overrides")
     assert 'data-testid="retired-overrides"' in html and "No active override" in html
@@ -66,7 +66,7 @@ def test_one_active_override_per_company_and_product(site: Client) -> None:  # n
     again = site.post("/overrides", {**ADD, "rule": "fixed"}, MAPPER)
     assert "error=override_conflict" in again.headers["location"]
     assert "retire it first" in page(site, "/overrides?error=override_conflict")
-    assert len(store.list_overrides(site.engine)) == 1
+    assert len(store.list_overrides(site.engine, tenant="default")) == 1
 
 
 def test_what_an_override_must_say(site: Client) -> None:  # noqa: F811
@@ -83,21 +83,23 @@ def test_what_an_override_must_say(site: Client) -> None:  # noqa: F811
     for rule, quantity in [("minimum", ""), ("fixed", "-1"), ("exclude", "3")]:
         answer = site.post("/overrides", {**ADD, "rule": rule, "quantity": quantity}, MAPPER)
         assert "error=override_bad_quantity" in answer.headers["location"], rule
-    assert store.list_overrides(site.engine, active=None) == []
+    assert store.list_overrides(site.engine, active=None, tenant="default") == []
 
 
 def test_viewers_and_editors_may_read_but_not_change_overrides(site: Client) -> None:  # noqa: F811
     assert "Add an override" in page(site, "/overrides", VIEWER)
     for who in (VIEWER, EDITOR):
         assert site.post("/overrides", ADD, who).status_code == 403
-    row = store.add_override(site.engine, cw_company_id=10, product="edr", rule="exclude", user="Jane")
+    row = store.add_override(
+        site.engine, cw_company_id=10, product="edr", rule="exclude", user="Jane", tenant="default"
+    )
     for who in (VIEWER, EDITOR):
         assert site.post(f"/overrides/{row['id']}/retire", {}, who).status_code == 403
-    assert [r["id"] for r in store.list_overrides(site.engine)] == [row["id"]]
+    assert [r["id"] for r in store.list_overrides(site.engine, tenant="default")] == [row["id"]]
     # And the form needs its CSRF token, like every other.
     bare = site.client.post("/billing-review/overrides", data=ADD, headers=MAPPER, follow_redirects=False)
     assert bare.status_code == 403
-    assert len(store.list_overrides(site.engine)) == 1
+    assert len(store.list_overrides(site.engine, tenant="default")) == 1
 
 
 def test_the_overrides_page_escapes_what_people_typed(site: Client) -> None:  # noqa: F811
@@ -130,9 +132,15 @@ MONEY = {
 
 
 def test_the_runs_pages_lead_with_the_money(site: Client) -> None:  # noqa: F811
-    run = store.get_run(site.engine, RUN)
+    run = store.get_run(site.engine, RUN, tenant="default")
     store.finish_run(
-        site.engine, RUN, "success", run["counts"], {"mismatches": [], "money": MONEY}, run["report_path"]
+        site.engine,
+        RUN,
+        "success",
+        run["counts"],
+        {"mismatches": [], "money": MONEY},
+        run["report_path"],
+        tenant="default",
     )
     with site.engine.begin() as conn:  # what is held now: the open rows' amounts (row 2: 1234.5)
         conn.execute(

@@ -77,19 +77,19 @@ def site(tmp_path: Path) -> Iterator[Client]:
 
 def test_an_editor_decides_quarantine_rows_but_not_who_pays(site: Client) -> None:
     assert site.post("/quarantine/1", {"action": "dismiss", "note": "ok"}, EDITOR).status_code == 303
-    row = store.get_quarantine(site.engine, 1)
+    row = store.get_quarantine(site.engine, 1, tenant="default")
     assert (row["resolved_by"], row["resolved_by_id"]) == ("Erin Editor", "11")
 
     assert site.post("/mapping", {"organization_id": "2", "company_id": "10"}, EDITOR).status_code == 403
-    store.set_org_map(site.engine, 2, 10, None, "someone")
+    store.set_org_map(site.engine, 2, 10, None, "someone", tenant="default")
     assert site.post("/mapping/2/delete", {}, EDITOR).status_code == 403
-    assert [r["created_by"] for r in store.list_org_map(site.engine)] == ["someone"]
+    assert [r["created_by"] for r in store.list_org_map(site.engine, tenant="default")] == ["someone"]
 
 
 def test_a_mapper_changes_who_pays_and_is_recorded_by_id(site: Client) -> None:
     done = site.post("/mapping", {"organization_id": "2", "company_id": "10"}, MAPPER)
     assert done.headers["location"].endswith("done=mapped&id=2#org-2")
-    [row] = store.list_org_map(site.engine)
+    [row] = store.list_org_map(site.engine, tenant="default")
     assert (row["created_by"], row["created_by_id"]) == ("Max Mapper", "12")
     assert "(id 12)" in site.client.get("/billing-review/mapping", headers=MAPPER).text
     assert "done=unmapped" in site.post("/mapping/2/delete", {}, MAPPER).headers["location"]
@@ -100,7 +100,7 @@ def test_mapping_forms_need_the_csrf_token_too(site: Client) -> None:
         "/billing-review/mapping", data={"organization_id": "2", "company_id": "10"}, headers=MAPPER
     )
     assert bare.status_code == 403
-    assert store.list_org_map(site.engine) == []
+    assert store.list_org_map(site.engine, tenant="default") == []
 
 
 def test_a_viewer_is_refused_everything_but_reading(site: Client) -> None:

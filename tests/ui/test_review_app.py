@@ -60,7 +60,7 @@ class App:
 
 
 def fill(engine, reports: Path) -> Path:
-    store.start_run(engine, RUN, DAY, 5001, "push", {"dry_run": False})
+    store.start_run(engine, RUN, DAY, 5001, "push", {"dry_run": False}, tenant="default")
     orgs = [
         {"id": 1, "name": "Acme", "key": "acme"},
         {"id": 2, "name": EVIL, "key": "evil"},
@@ -72,8 +72,8 @@ def fill(engine, reports: Path) -> Path:
         {"id": 21, "identifier": "y", "name": "twin"},
         {"id": 30, "identifier": "z", "name": f"Co {EVIL}"},
     ]
-    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs))
-    store.write_frame(engine, RUN, "companies", frames.companies_frame(companies))
+    store.write_frame(engine, RUN, "organizations", frames.organizations_frame(orgs), tenant="default")
+    store.write_frame(engine, RUN, "companies", frames.companies_frame(companies), tenant="default")
     store.upsert_quarantine(
         engine,
         RUN,
@@ -97,6 +97,7 @@ def fill(engine, reports: Path) -> Path:
                 "payload": {"old": 40},
             },
         ],
+        tenant="default",
     )
     directory = reports / DAY / "run"
     directory.mkdir(parents=True)
@@ -113,6 +114,7 @@ def fill(engine, reports: Path) -> Path:
         {"updated": 3, "quarantined": 2, "total": 5},
         {"mismatches": []},
         str(directory),
+        tenant="default",
     )
     return directory
 
@@ -164,7 +166,7 @@ def test_quarantine_filters(app: App) -> None:
 def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     refused = app.post("/quarantine/1", {"action": "dismiss", "back": "status=open"})
     assert refused.headers["location"].endswith("error=note_required&id=1")
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
     done = app.post(
         "/quarantine/1", {"action": "dismiss", "note": "known", "back": "status=open&reason_code=x"}
@@ -173,14 +175,14 @@ def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     assert (
         done.headers["location"] == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1"
     )
-    row = store.get_quarantine(app.engine, 1)
+    row = store.get_quarantine(app.engine, 1, tenant="default")
     assert (row["status"], row["resolved_by"], row["note"]) == ("dismissed", "alice", "known")
     assert "Row 1 dismissed." in app.get("/quarantine?done=dismissed&id=1").text
 
     app.post("/quarantine/1", {"action": "reopen", "back": "row"})
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
     app.post("/quarantine/2", {"action": "resolve"})
-    assert store.get_quarantine(app.engine, 2)["resolved_by"] == "alice"
+    assert store.get_quarantine(app.engine, 2, tenant="default")["resolved_by"] == "alice"
 
 
 def test_redirect_stays_inside_the_app(app: App) -> None:
@@ -219,7 +221,7 @@ def test_csrf(app: App) -> None:
     assert app.post("/quarantine/1", {"action": "resolve"}, headers=cross).status_code == 403
     other = {**ALICE, "Origin": "https://evil.example"}
     assert app.post("/quarantine/1", {"action": "resolve"}, headers=other).status_code == 403
-    assert store.get_quarantine(app.engine, 1)["status"] == "open"
+    assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
     same = {**ALICE, "Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     assert app.post("/quarantine/1", {"action": "resolve"}, headers=same).status_code == 303
 
@@ -239,24 +241,24 @@ def test_mapping_add_change_remove(app: App) -> None:
         "error=unknown_organization"
         in app.post("/mapping", {"organization_id": "9", "company_id": "10"}).headers["location"]
     )
-    assert store.list_org_map(app.engine) == []
+    assert store.list_org_map(app.engine, tenant="default") == []
 
     done = app.post("/mapping", {"organization_id": "2", "company_id": "10", "note": "same customer"})
     assert done.headers["location"] == "/billing-review/mapping?done=mapped&id=2#org-2"
-    [row] = store.list_org_map(app.engine)
+    [row] = store.list_org_map(app.engine, tenant="default")
     assert (row["huntress_organization_id"], row["cw_company_id"], row["created_by"]) == (2, 10, "alice")
     html = app.get("/mapping").text
     assert re.search(r'id="org-2"[^>]*data-status="matched"', html)
 
     app.post("/mapping", {"organization_id": "2", "company_id": "30"})
-    assert store.list_org_map(app.engine)[0]["cw_company_id"] == 30
+    assert store.list_org_map(app.engine, tenant="default")[0]["cw_company_id"] == 30
     assert "error=no_mapping" in app.post("/mapping/3/delete", {}).headers["location"]
     assert "done=unmapped" in app.post("/mapping/2/delete", {}).headers["location"]
-    assert store.list_org_map(app.engine) == []
+    assert store.list_org_map(app.engine, tenant="default") == []
 
 
 def test_stale_mapping_listed_for_removal(app: App) -> None:
-    store.set_org_map(app.engine, 777, 10, None, "carol")
+    store.set_org_map(app.engine, 777, 10, None, "carol", tenant="default")
     html = app.get("/mapping").text
     assert 'id="org-777"' in html and "/billing-review/mapping/777/delete" in html
 
@@ -298,7 +300,7 @@ def test_report_dir_outside_root_is_not_served(app: App, tmp_path: Path) -> None
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "report.html").write_text("not ours")
-    store.finish_run(app.engine, RUN, "success", {"total": 0}, None, str(elsewhere))
+    store.finish_run(app.engine, RUN, "success", {"total": 0}, None, str(elsewhere), tenant="default")
     assert "missing or outside" in app.get(f"/runs/{quote(RUN, safe='')}").text
     assert app.get(f"/runs/{quote(RUN, safe='')}/files/report.html").status_code == 404
 
@@ -327,7 +329,7 @@ def test_alert_report_link_leads_to_the_report(app: App) -> None:
 
     from billing_sync import notify
 
-    path = urlsplit(notify.report_page_url(RUN)).path.removeprefix("/billing-review")
+    path = urlsplit(notify.report_page_url(RUN, "default")).path.removeprefix("/billing-review")
     response = app.get(path, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].endswith(f"/runs/{quote(RUN, safe='')}/files/report.html")

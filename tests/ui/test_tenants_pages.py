@@ -30,7 +30,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
 from billing_sync import charts, frames, store, tenants
-from billing_sync.review import airflow_runs, deps
+from billing_sync.review import airflow_runs, deps, tenancy
 from billing_sync.review.app import create_app
 from billing_sync.review.security import (
     AirflowRights,
@@ -74,6 +74,9 @@ def reader(request: Request, tenant: Annotated[PageTenant, Depends(deps.current_
     user = request.headers.get("x-user")
     if not user:
         raise HTTPException(401, "Not authenticated")
+    # As airflow_auth does: the tenants this user may read, for the switcher and the 403 page.
+    read = (request.headers.get("x-read") or "").split(",")
+    tenancy.remember_readable(request, tuple(c for c in tenant.choices if c.dag_id in read))
     if not _listed(request, "x-read", tenant):
         raise HTTPException(403, "Forbidden")
     may_act = _listed(request, "x-act", tenant)
@@ -231,7 +234,7 @@ def test_without_the_tenants_file_the_default_comes_first_and_the_others_stay_re
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(tenants.TENANTS_FILE_ENV)
-    store.start_run(site.engine, RUN, DAY, 7000, "push", {})
+    store.start_run(site.engine, RUN, DAY, 7000, "push", {}, tenant="default")
     everyone = {**BOTH, "X-Read": f"{DAG},{EVERY_DAG}"}
     html = site.page("/runs", everyone)
     assert ">7000<" in html and not names(html)
@@ -341,9 +344,15 @@ def test_links_and_forms_keep_the_tenant(site: Site) -> None:
 def test_an_action_on_another_tenants_row_is_refused(site: Site) -> None:
     north = site.ids["north"]
     dismiss = {"action": "dismiss", "note": "not ours", "back": "row"}
-    assert site.post(f"/quarantine/{north['unmapped_organization']}?tenant=south", dismiss).status_code == 404
+    # Answered exactly as a row that does not exist: nothing tells south that north has one.
+    theirs = site.post(f"/quarantine/{north['unmapped_organization']}?tenant=south", dismiss)
+    nobodys = site.post("/quarantine/999999?tenant=south", dismiss)
+    assert theirs.status_code == nobodys.status_code == 303
+    assert "error=not_found" in theirs.headers["location"] and "error=not_found" in nobodys.headers["location"]
     assert site.get(f"/quarantine/{north['unmapped_organization']}?tenant=south").status_code == 404
-    assert store.get_quarantine(site.engine, north["unmapped_organization"])["status"] == "open"
+    assert (
+        store.get_quarantine(site.engine, north["unmapped_organization"], tenant="north")["status"] == "open"
+    )
 
     approve = {"row_id": str(north["change_exceeds_limit"])}
     assert site.post("/approvals?tenant=south", approve).status_code == 404
@@ -447,7 +456,9 @@ def test_a_user_of_one_tenants_dag_is_refused_the_others_pages(site: Site) -> No
         ("/rerun?tenant=south", {"billing_date": DAY}),
     ]:
         assert site.post(path, form, NORTH_ONLY).status_code == 403, path
-    assert store.get_quarantine(site.engine, south["unmapped_organization"])["status"] == "open"
+    assert (
+        store.get_quarantine(site.engine, south["unmapped_organization"], tenant="south")["status"] == "open"
+    )
     # Refused on the tenant chosen for them, a browser is offered the others.
     refused = site.get("/runs?tenant=south", {**NORTH_ONLY, "Accept": "text/html"})
     assert refused.status_code == 403
@@ -536,6 +547,31 @@ def test_airflow_rights_are_asked_about_the_tenants_dag(airflow_site: tuple[Site
     page = site.page("/quarantine?tenant=north", ulla)
     assert 'data-testid="read-only"' in page and "changing who is billed" in page
     assert 'data-testid="read-only"' not in site.page("/quarantine?tenant=south", ulla)
+
+
+def switcher_of(html: str) -> list[str]:
+    found = re.search(r'<form [^>]*data-testid="tenant-switcher">.*?</form>', html, re.S)
+    return re.findall(r'<option value="(\w+)"', found.group(0)) if found else []
+
+
+def test_the_switcher_and_the_403_page_name_only_the_tenants_the_user_may_read(
+    airflow_site: tuple[Site, PerDagAuthManager],
+) -> None:
+    """Issue 19 §4: a tenant a user may not read is not even named to them."""
+    site, _ = airflow_site
+    nils, ulla = {"X-User": "nils"}, {"X-User": "ulla"}
+    # nils reads north alone: no switcher at all, and his 403 on south offers north only.
+    assert switcher_of(site.page("/quarantine?tenant=north", nils)) == []
+    refused = site.get("/runs?tenant=south", {**nils, "Accept": "text/html"})
+    assert refused.status_code == 403
+    assert "tenant=north" in refused.text
+    assert "tenant=south" not in refused.text.split("Other tenants", 1)[-1] and "gone" not in refused.text
+    # ulla reads north and south, not the former tenant "gone".
+    assert switcher_of(site.page("/quarantine?tenant=south", ulla)) == ["north", "south"]
+    refused = site.get("/runs?tenant=gone", {**ulla, "Accept": "text/html"})
+    assert refused.status_code == 403
+    others = re.search(r'data-testid="other-tenants">(.*?)</p>', refused.text, re.S)
+    assert others and re.findall(r"tenant=(\w+)", others.group(1)) == ["north", "south"]
 
 
 def test_mapping_roles_come_from_the_tenants_variable(

@@ -139,10 +139,11 @@ class ReviewContext:
         return HTMLResponse(html, exc.status_code, headers={**page_headers(""), **(exc.headers or {})})
 
     def _other_tenants(self, request: Request) -> list[tuple[str, str]]:
-        """(tenant, its quarantine page) for each other tenant: a page refused on one tenant's DAG
-        (the one chosen without asking, say) is no dead end for a user of another's."""
+        """(tenant, its quarantine page) for each other tenant the user may read: a page refused on
+        one tenant's DAG (the one chosen without asking, say) is no dead end for a user of another's,
+        and names no tenant the user may not see."""
         chosen = tenancy.of_request(request)
-        others = [c.id for c in chosen.choices if c.id != chosen.id] if chosen else []
+        others = [c.id for c in tenancy.readable(request) if chosen and c.id != chosen.id]
         return [(t, self.url(request, "/quarantine", {tenancy.PARAM: t})) for t in others]
 
     async def validation_error(self, request: Request, exc: Exception) -> Response:
@@ -186,6 +187,7 @@ def _tenant_values(request: Request) -> dict[str, Any]:
     chosen = tenancy.of_request(request)
     return {
         "tenant": chosen,
+        "tenant_choices": tenancy.readable(request),
         "dag_id": chosen.dag_id if chosen else tenants.DEFAULT.dag_id,
         "app_root": request.scope.get("root_path", ""),
         "tenant_param": tenancy.PARAM,

@@ -35,6 +35,7 @@ from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
 from billing_sync.names import VARIABLE_KEY
+from billing_sync.review import tenancy
 from billing_sync.review.tenancy import PageTenant, current_tenant, require_active
 
 CSRF_COOKIE = "billing_review_csrf"
@@ -150,17 +151,25 @@ def airflow_auth(rights: AirflowRights | None = None) -> ReviewAuth:
     # before the tenant, so an anonymous request is a 401 whatever tenant it names.
     UserDep = Annotated[BaseUser, Depends(get_user)]
 
-    def reader(user: UserDep, tenant: TenantDep) -> Reviewer:
+    def remember_readable(request: Request, user: Any, tenant: PageTenant) -> None:
+        """Before any refusal: the 403 page offers the other tenants this user may read."""
+        ids = tuple(c for c in tenant.choices if ask.may_dag(user, "GET", c.dag_id))
+        tenancy.remember_readable(request, ids)
+
+    def reader(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
+        remember_readable(request, user, tenant)
         _require(ask.may_read(user, tenant))
         # What the pages offer: the same rules as `editor` and `mapper`, asked without raising.
         may_act = tenant.active and ask.may_run(user, tenant)
         return _reviewer(user, may_act=may_act, may_map=may_act and ask.may_map(user, tenant))
 
-    def editor(user: UserDep, tenant: TenantDep) -> Reviewer:
+    def editor(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
+        remember_readable(request, user, tenant)
         _require(ask.may_run(user, tenant))
         return _reviewer(user)
 
-    def mapper(user: UserDep, tenant: TenantDep) -> Reviewer:
+    def mapper(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
+        remember_readable(request, user, tenant)
         _require(ask.may_run(user, tenant))
         ask.require_mapping(user, tenant)
         return _reviewer(user)

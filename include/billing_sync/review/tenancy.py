@@ -10,6 +10,11 @@ URLs carry the parameter for every tenant but ``default``: a link of the single-
 as it always did, and the run-report link of the alerts (``…/report?tenant=<id>``, none for the
 default) lands on its own tenant's run.
 
+The switcher and the 403 page offer only the tenants the signed-in user may read: the auth
+dependencies ask the auth manager about each tenant's DAG and leave the answer with the request
+(`remember_readable`); until they have, `readable` offers the chosen tenant alone, so a page that
+forgets to ask shows no other tenant, rather than all of them.
+
 `choose` is behind the dependency `deps.current_tenant`: the auth dependencies ask it which DAG's
 rights apply, the routes which rows to read; FastAPI resolves it once per request. It also leaves the
 tenant in ``request.state`` for `pages.ReviewContext.url`, so every link and redirect keeps it.
@@ -25,6 +30,7 @@ from billing_sync import store, tenants
 
 PARAM = "tenant"
 _STATE = "billing_tenant"
+_READABLE = "billing_readable_tenants"
 ID_MAX = 100  # longer than any id a person names; a longer one is refused without being echoed
 
 
@@ -32,6 +38,7 @@ ID_MAX = 100  # longer than any id a person names; a longer one is refused witho
 class Choice:
     id: str
     active: bool
+    dag_id: str  # the DAG whose read right lets a user see this tenant's pages
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,21 @@ def query_of(request: Request) -> dict[str, str]:
     return chosen.query() if chosen else {}
 
 
+def remember_readable(request: Request, choices: tuple[Choice, ...]) -> None:
+    """The tenants the request's user may read, as the auth dependency found them."""
+    setattr(request.state, _READABLE, choices)
+
+
+def readable(request: Request) -> tuple[Choice, ...]:
+    """The tenants to offer this request's user: those `remember_readable` recorded, else only the
+    chosen one (never a tenant nobody asked the auth manager about)."""
+    found = getattr(request.state, _READABLE, None)
+    if isinstance(found, tuple):
+        return found
+    chosen = of_request(request)
+    return tuple(c for c in chosen.choices if c.id == chosen.id) if chosen else ()
+
+
 def require_active(tenant: PageTenant) -> None:
     """Refuse an action on a tenant that only has history left."""
     if not tenant.active:
@@ -98,7 +120,7 @@ def require_active(tenant: PageTenant) -> None:
 
 def _choices(engine: Engine) -> tuple[Choice, ...]:
     try:
-        configured = [t.id for t in tenants.configured()]
+        configured = {t.id: t.dag_id for t in tenants.configured()}
     except tenants.TenantsFileError as exc:  # the DAG file shows the same error as an import error
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"The tenants file is unusable: {exc}"
@@ -106,7 +128,9 @@ def _choices(engine: Engine) -> tuple[Choice, ...]:
     with engine.connect() as conn:
         recorded = conn.execute(sa.select(store.runs.c.tenant).distinct()).scalars().all()
     former = sorted(set(recorded) - set(configured))
-    return tuple(Choice(i, True) for i in configured) + tuple(Choice(i, False) for i in former)
+    return tuple(Choice(i, True, dag) for i, dag in configured.items()) + tuple(
+        Choice(i, False, former_dag_id(i)) for i in former
+    )
 
 
 def _implicit(choices: tuple[Choice, ...]) -> str:

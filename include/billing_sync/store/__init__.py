@@ -56,6 +56,7 @@ from .first_sightings import (
     new_organizations,
     record_organizations_seen,
 )
+from .handle import RunStore, TenantStore
 from .ledger import changes_for_run, ledger_count, list_changes, record_changes
 from .migrations import SchemaVersionError
 from .org_mapping import delete_org_map, list_org_map, org_map_frame, org_map_rows_frame, set_org_map
@@ -124,7 +125,9 @@ __all__ = [
     "OverrideNotFound",
     "QuarantineNotFound",
     "RunNotFound",
+    "RunStore",
     "SchemaVersionError",
+    "TenantStore",
     "add_approval",
     "add_override",
     "api_calls",

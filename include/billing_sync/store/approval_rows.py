@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
 from .decisions import append_decision
-from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, DEFAULT_TENANT, approvals
+from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, approvals
 from .values import (
     _as_date,
     _id,
@@ -53,7 +53,7 @@ def add_approval(
     addition_id: int | None = None,
     agreement_id: int | None = None,
     note: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> dict[str, Any]:
     """Record a pending approval; returns the row.
 
@@ -125,16 +125,18 @@ def _pending_message(row: dict[str, Any]) -> str:
     )
 
 
-def get_approval(engine: Engine, approval_id: int) -> dict[str, Any] | None:
+def get_approval(engine: Engine, approval_id: int, *, tenant: str) -> dict[str, Any] | None:
+    """The tenant's approval of that id; another tenant's is as absent as one that does not exist."""
+    a = approvals
     with _reading(engine) as conn:
-        row = conn.execute(sa.select(approvals).where(approvals.c.id == int(approval_id))).first()
+        row = conn.execute(sa.select(a).where(a.c.id == int(approval_id), a.c.tenant == tenant)).first()
     return None if row is None else dict(row._mapping)
 
 
 def list_approvals(
     engine: Engine,
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     billing_date: date | datetime | str | None = None,
     status: str | None = None,
     sync_key: str | None = None,
@@ -162,13 +164,14 @@ def set_approval_status(
     approval_id: int,
     status: str,
     *,
+    tenant: str,
     run_id: str | None = None,
     note: str | None = None,
     user: str | None = None,
     user_id: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    """Close a pending approval; returns the row.
+    """Close one of the tenant's pending approvals; returns the row.
 
     `applied`: a run pushed exactly the approved change (`run_id` required; recorded with the time
     in applied_run_id / applied_at). `stale`: a run found it no longer matches what it computes.
@@ -188,10 +191,10 @@ def set_approval_status(
         values["note"] = note
     a = approvals
     with _writing(engine) as conn:
-        before = conn.execute(sa.select(a).where(a.c.id == int(approval_id))).first()
-        pending = (a.c.id == int(approval_id), a.c.status == "pending")
-        if conn.execute(a.update().where(*pending).values(**values)).rowcount == 0:
-            found = conn.execute(sa.select(a.c.status).where(a.c.id == int(approval_id))).scalar()
+        this = (a.c.id == int(approval_id), a.c.tenant == tenant)
+        before = conn.execute(sa.select(a).where(*this)).first()
+        if conn.execute(a.update().where(*this, a.c.status == "pending").values(**values)).rowcount == 0:
+            found = conn.execute(sa.select(a.c.status).where(*this)).scalar()
             if found is None:
                 raise ApprovalNotFound(f"no approval {approval_id}")
             raise ApprovalConflict(f"approval {approval_id} is {found}, not pending")

@@ -21,13 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .database import _reading, _writing
-from .schema import DEFAULT_TENANT, ROW_COLUMN, organizations_seen, staging_table
+from .schema import ROW_COLUMN, organizations_seen, staging_table
 from .values import _as_date, _chunks, _now, _rows, _tenant_id
 
 
-def invoice_organizations(
-    engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT
-) -> list[dict[str, Any]]:
+def invoice_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
     """The organizations the run's invoice names (its staged `usage` lines), each once, in invoice
     order: `id` and `name` (the line's, else the staged organization's; None when neither has one).
     Lines without an organization id name none. Empty once the run's staging is purged."""
@@ -64,7 +62,7 @@ def _invoice_organizations(conn: Connection, tenant: str, run_id: str) -> list[d
     return [{"id": o, "name": n} for o, n in found.items()]
 
 
-def new_organizations(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+def new_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
     """The organizations of the run's invoice (`invoice_organizations`) that are new in it: not
     recorded by any other run of the tenant. In invoice order."""
     tenant = _tenant_id(tenant)
@@ -75,7 +73,7 @@ def new_organizations(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENA
 
 
 def record_organizations_seen(
-    engine: Engine, run_id: str, billing_date: date | datetime | str, *, tenant: str = DEFAULT_TENANT
+    engine: Engine, run_id: str, billing_date: date | datetime | str, *, tenant: str
 ) -> int:
     """Record the organizations of the run's invoice as seen (a push run does, at its end): a row
     for each one without one (`first_run_id` this run, `first_billing_date` the billing date), and
@@ -119,7 +117,7 @@ def record_organizations_seen(
 
 
 def list_organizations_seen(
-    engine: Engine, *, tenant: str = DEFAULT_TENANT, organization_ids: Iterable[int] | None = None
+    engine: Engine, *, tenant: str, organization_ids: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
     """The tenant's rows (only those of `organization_ids` when given), by organization id."""
     t = organizations_seen

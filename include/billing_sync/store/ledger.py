@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
-from .schema import ACTIONS, DEFAULT_TENANT, changes
+from .schema import ACTIONS, changes
 from .values import _amount, _as_date, _clean, _now, _required_text, _rows, _tenant_id, _upsert
 
 _CHANGE_FIELDS = (
@@ -34,7 +34,7 @@ def record_changes(
     billing_date: date | datetime | str,
     rows: Iterable[Mapping[str, Any]],
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> int:
     """Write ledger rows, one per (tenant, run_id, sync_key): recording a key again (a retried push task)
     updates its row instead of adding one. applied_at is now unless the row gives it."""
@@ -72,7 +72,7 @@ def list_changes(
     action: str | None = None,
     limit: int | None = 500,
     offset: int = 0,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> list[dict[str, Any]]:
     """The tenant's ledger rows matching every given filter, in the order they were first recorded."""
     c, where = changes, [changes.c.tenant == tenant]
@@ -89,11 +89,11 @@ def list_changes(
         return _rows(conn.execute(stmt))
 
 
-def changes_for_run(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+def changes_for_run(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
     return list_changes(engine, run_id=run_id, limit=None, tenant=tenant)
 
 
-def ledger_count(engine: Engine, run_id: str | None = None, *, tenant: str = DEFAULT_TENANT) -> int:
+def ledger_count(engine: Engine, run_id: str | None = None, *, tenant: str) -> int:
     stmt = sa.select(sa.func.count()).select_from(changes).where(changes.c.tenant == tenant)
     if run_id is not None:
         stmt = stmt.where(changes.c.run_id == run_id)

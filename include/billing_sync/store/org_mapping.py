@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from .. import frames
 from .database import _reading, _writing
 from .decisions import append_decision
-from .schema import DEFAULT_TENANT, org_map
+from .schema import org_map
 from .values import _clean, _now, _rows, _tenant_id, _upsert
 
 
-def org_map_frame(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
+def org_map_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
     """The tenant's manual organization → company map as the `org_map` frame (matching rule 1)."""
     return org_map_rows_frame(list_org_map(engine, tenant=tenant))
 
@@ -33,7 +33,7 @@ def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frames.conform(df, "org_map")
 
 
-def list_org_map(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> list[dict[str, Any]]:
+def list_org_map(engine: Engine, *, tenant: str) -> list[dict[str, Any]]:
     stmt = (
         sa.select(org_map)
         .where(org_map.c.tenant == _tenant_id(tenant))
@@ -51,7 +51,7 @@ def set_org_map(
     user: str,
     *,
     user_id: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> dict[str, Any]:
     """Map an organization to a company, replacing the tenant's earlier mapping of it; returns the row.
 
@@ -104,7 +104,7 @@ def delete_org_map(
     engine: Engine,
     organization_id: int,
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     user: str | None = None,
     user_id: str | None = None,
 ) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from .. import frames
 from .database import _reading, _writing
 from .decisions import append_decision
-from .schema import DEFAULT_TENANT, OVERRIDE_RULES, overrides
+from .schema import OVERRIDE_RULES, overrides
 from .values import _id, _now, _optional_quantity, _rows, _tenant_id, _text, _user
 
 
@@ -38,7 +38,7 @@ def add_override(
     quantity: float | None = None,
     note: str | None = None,
     user_id: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> dict[str, Any]:
     """Record an active override; returns the row. `minimum` and `fixed` need a quantity, `exclude`
     takes none. At most one active override per tenant, company and product (`OverrideConflict`:
@@ -90,7 +90,7 @@ def add_override(
 def list_overrides(
     engine: Engine,
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     active: bool | None = True,
     cw_company_id: int | None = None,
     product: str | None = None,
@@ -108,7 +108,7 @@ def list_overrides(
         return _rows(conn.execute(sa.select(o).where(*where).order_by(o.c.id)))
 
 
-def overrides_frame(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
+def overrides_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
     """The tenant's active overrides as the `overrides` frame that reconcile applies."""
     rows = list_overrides(engine, tenant=tenant, active=True)
     frame = pd.DataFrame(
@@ -127,7 +127,7 @@ def overrides_frame(engine: Engine, *, tenant: str = DEFAULT_TENANT) -> pd.DataF
 
 
 def retire_override(
-    engine: Engine, override_id: int, *, user: str | None = None, user_id: str | None = None
+    engine: Engine, override_id: int, *, tenant: str, user: str | None = None, user_id: str | None = None
 ) -> dict[str, Any]:
     """Make an override inactive (kept for the record); returns the row. Retiring a retired one
     changes nothing. With `user` (and `user_id`), who retired it and when is appended to the note:
@@ -135,7 +135,7 @@ def retire_override(
     the decision history too (`override_ended`, before and after), in the same transaction."""
     o = overrides
     with _writing(engine) as conn:
-        row = conn.execute(sa.select(o).where(o.c.id == int(override_id))).first()
+        row = conn.execute(sa.select(o).where(o.c.id == int(override_id), o.c.tenant == tenant)).first()
         if row is None:
             raise OverrideNotFound(f"no override {override_id}")
         if row.active:

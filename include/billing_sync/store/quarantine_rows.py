@@ -15,7 +15,7 @@ from ..money import ZERO
 from ..names import reason_rank
 from .database import _reading, _writing
 from .decisions import QUARANTINE_DECIDED, append_decision
-from .schema import DEFAULT_TENANT, QUARANTINE_STATUSES, REASON_CODES, quarantine
+from .schema import QUARANTINE_STATUSES, REASON_CODES, quarantine
 from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows, _tenant_id
 
 
@@ -32,7 +32,7 @@ def upsert_quarantine(
     billing_date: date | datetime | str,
     rows: Iterable[Mapping[str, Any]],
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> int:
     """Record this run's quarantined keys; returns the number of open rows inserted or refreshed.
 
@@ -120,7 +120,7 @@ def resolve_synced(
     billing_date: date | datetime | str,
     sync_keys: Iterable[str],
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> int:
     """Resolve open rows of these keys for this billing date and earlier ones: the key is now in step.
 
@@ -150,7 +150,7 @@ def resolve_superseded(
     current: Mapping[str, str],
     seen_keys: Iterable[str] | None = None,
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> int:
     """Resolve the tenant's open rows of this billing date that this run's picture contradicts.
 
@@ -234,7 +234,7 @@ def list_quarantine(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
     limit: int | None = 500,
     offset: int = 0,
     order: str = "seen",
@@ -292,7 +292,7 @@ def held_totals(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> dict[str, Any]:
     """The money held in the quarantine rows matching the filters (by default the open ones), by
     reason: ``{"reasons": [{"reason_code", "rows", "priced_rows", "amount"}, ...], "rows",
@@ -331,7 +331,7 @@ def count_quarantine(
     company_id: int | None = None,
     run_id: str | None = None,
     sync_key: str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> int:
     """How many rows `list_quarantine` would return without limit/offset (for paging)."""
     where = _quarantine_filters(tenant, status, billing_date, reason_code, company_id, run_id, sync_key)
@@ -339,9 +339,11 @@ def count_quarantine(
         return conn.execute(sa.select(sa.func.count()).select_from(quarantine).where(*where)).scalar_one()
 
 
-def get_quarantine(engine: Engine, quarantine_id: int) -> dict[str, Any] | None:
+def get_quarantine(engine: Engine, quarantine_id: int, *, tenant: str) -> dict[str, Any] | None:
+    """The tenant's row of that id; another tenant's row is as absent as one that does not exist."""
+    q = quarantine
     with _reading(engine) as conn:
-        row = conn.execute(sa.select(quarantine).where(quarantine.c.id == int(quarantine_id))).first()
+        row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id), q.c.tenant == tenant)).first()
     return None if row is None else dict(row._mapping)
 
 
@@ -352,9 +354,10 @@ def set_quarantine_status(
     user: str,
     note: str | None = None,
     *,
+    tenant: str,
     user_id: str | None = None,
 ) -> dict[str, Any]:
-    """A reviewer's decision on one row; returns the updated row.
+    """A reviewer's decision on one of the tenant's rows; returns the updated row.
 
     dismissed/resolved record resolved_by = user (the display name), resolved_by_id = user_id (the
     auth manager's id of that user) and resolved_at = now (and `note` when given). open (reopen)
@@ -369,7 +372,7 @@ def set_quarantine_status(
         raise ValueError("user is required")
     q = quarantine
     with _writing(engine) as conn:
-        row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id))).first()
+        row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id), q.c.tenant == tenant)).first()
         if row is None:
             raise QuarantineNotFound(f"no quarantine row with id {quarantine_id}")
         if status == "open":
@@ -407,6 +410,7 @@ def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | No
     if row.status != "open":
         twin = conn.execute(
             sa.select(q.c.id).where(
+                q.c.tenant == row.tenant,  # another tenant's open row is neither a conflict nor news
                 q.c.billing_date == row.billing_date,
                 q.c.sync_key == row.sync_key,
                 q.c.reason_code == row.reason_code,

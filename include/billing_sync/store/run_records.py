@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
-from .schema import DEFAULT_TENANT, MODES, runs
+from .schema import MODES, runs
 from .values import _as_date, _clean, _now, _rows, _tenant_id, _upsert
 
 
@@ -27,7 +27,7 @@ def start_run(
     mode: str,
     settings: Mapping[str, Any],
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> None:
     """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
     restarts its record: started_at now, and the previous attempt's results cleared."""
@@ -59,7 +59,7 @@ def finish_run(
     checks: Mapping[str, Any] | None = None,
     report_path: str | None = None,
     *,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> None:
     """Close a run with its final status, outcome counts, reconciliation checks and report path."""
     values = {
@@ -75,7 +75,7 @@ def finish_run(
             raise RunNotFound(f"no billing run {run_id!r} of tenant {tenant!r} (start_run was not called)")
 
 
-def get_run(engine: Engine, run_id: str, *, tenant: str = DEFAULT_TENANT) -> dict[str, Any] | None:
+def get_run(engine: Engine, run_id: str, *, tenant: str) -> dict[str, Any] | None:
     with _reading(engine) as conn:
         row = conn.execute(sa.select(runs).where(runs.c.tenant == tenant, runs.c.run_id == run_id)).first()
     return None if row is None else dict(row._mapping)
@@ -87,7 +87,7 @@ def list_runs(
     offset: int = 0,
     *,
     billing_date: date | datetime | str | None = None,
-    tenant: str = DEFAULT_TENANT,
+    tenant: str,
 ) -> list[dict[str, Any]]:
     """The tenant's runs, newest start first."""
     stmt = (

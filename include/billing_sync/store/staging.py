@@ -16,13 +16,11 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import frames
 from .database import _reading, _writing
-from .schema import DEFAULT_TENANT, ROW_COLUMN, STAGING, runs, staging_table
+from .schema import ROW_COLUMN, STAGING, runs, staging_table
 from .values import _chunks, _tenant_id
 
 
-def write_frame(
-    engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, tenant: str = DEFAULT_TENANT
-) -> int:
+def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, tenant: str) -> int:
     """Replace this run's rows of frame `name` with `df` (one transaction). Returns the row count.
 
     Columns missing from `df` are an error rather than silently NULL; extra columns are ignored.
@@ -93,7 +91,7 @@ def _column_values(series: pd.Series) -> list[Any]:
     return values
 
 
-def read_frame(engine: Engine, run_id: str, name: str, *, tenant: str = DEFAULT_TENANT) -> pd.DataFrame:
+def read_frame(engine: Engine, run_id: str, name: str, *, tenant: str) -> pd.DataFrame:
     """This run's frame `name`, conformed to its schema, in the order it was written."""
     table = staging_table(name)
     names = list(frames.SCHEMAS[name])
@@ -110,7 +108,7 @@ def read_frame(engine: Engine, run_id: str, name: str, *, tenant: str = DEFAULT_
     return frames.conform(pd.DataFrame(data, dtype=object), name)
 
 
-def newest_staged_run(engine: Engine, name: str, *, tenant: str = DEFAULT_TENANT) -> str | None:
+def newest_staged_run(engine: Engine, name: str, *, tenant: str) -> str | None:
     """The tenant's newest recorded run (by start) that staged rows of frame `name`, or None.
 
     One query, however many runs staged nothing (a run that failed before extracting).

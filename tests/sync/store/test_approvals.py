@@ -27,7 +27,7 @@ CHANGE: dict[str, Any] = {
 
 
 def test_an_approval_is_recorded_pending_with_who_and_when(engine: sa.Engine) -> None:
-    row = store.add_approval(engine, **CHANGE)
+    row = store.add_approval(engine, **CHANGE, tenant="default")
     assert row["status"] == "pending" and row["tenant"] == "default"
     assert (row["approved_by"], row["approved_by_id"], row["note"]) == (
         "Jane Doe",
@@ -37,8 +37,8 @@ def test_an_approval_is_recorded_pending_with_who_and_when(engine: sa.Engine) ->
     assert (row["from_quantity"], row["to_quantity"], row["addition_id"]) == (38.0, 90.0, 501)
     assert row["approved_at"].tzinfo is not None
     assert (row["applied_run_id"], row["applied_at"]) == (None, None)
-    assert store.get_approval(engine, row["id"]) == row
-    assert store.list_approvals(engine, billing_date=DAY, status="pending") == [row]
+    assert store.get_approval(engine, row["id"], tenant="default") == row
+    assert store.list_approvals(engine, billing_date=DAY, status="pending", tenant="default") == [row]
 
 
 def test_a_new_addition_is_approved_on_an_agreement(engine: sa.Engine) -> None:
@@ -52,6 +52,7 @@ def test_a_new_addition_is_approved_on_an_agreement(engine: sa.Engine) -> None:
         agreement_id=1579,
         to_quantity=30,
         user="Jane",
+        tenant="default",
     )
     assert (row["kind"], row["addition_id"], row["from_quantity"], row["agreement_id"]) == (
         "create_addition",
@@ -84,44 +85,48 @@ def test_a_new_addition_is_approved_on_an_agreement(engine: sa.Engine) -> None:
 )
 def test_what_an_approval_must_say(engine: sa.Engine, change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        store.add_approval(engine, **{**CHANGE, **change})
-    assert store.list_approvals(engine) == []
+        store.add_approval(engine, **{"tenant": "default", **CHANGE, **change})
+    assert store.list_approvals(engine, tenant="default") == []
 
 
 def test_one_pending_approval_per_key_and_billing_date(engine: sa.Engine) -> None:
-    first = store.add_approval(engine, **CHANGE)
+    first = store.add_approval(engine, **CHANGE, tenant="default")
     with pytest.raises(store.ApprovalConflict, match="already has a pending approval"):
-        store.add_approval(engine, **{**CHANGE, "to_quantity": 95})
+        store.add_approval(engine, **{**CHANGE, "to_quantity": 95}, tenant="default")
     # Another billing date, another tenant: their own.
-    store.add_approval(engine, **{**CHANGE, "billing_date": "2026-12-01"})
+    store.add_approval(engine, **{**CHANGE, "billing_date": "2026-12-01"}, tenant="default")
     store.add_approval(engine, **{**CHANGE, "tenant": "north"})
-    assert [a["id"] for a in store.list_approvals(engine)] == [first["id"], first["id"] + 1]
+    assert [a["id"] for a in store.list_approvals(engine, tenant="default")] == [first["id"], first["id"] + 1]
     assert len(store.list_approvals(engine, tenant="north")) == 1
     # Revoked, it no longer blocks a new one.
-    store.set_approval_status(engine, first["id"], "revoked")
-    assert store.add_approval(engine, **{**CHANGE, "to_quantity": 95})["status"] == "pending"
+    store.set_approval_status(engine, first["id"], "revoked", tenant="default")
+    assert (
+        store.add_approval(engine, **{**CHANGE, "to_quantity": 95}, tenant="default")["status"] == "pending"
+    )
 
 
 def test_a_run_applies_an_approval_once(engine: sa.Engine) -> None:
-    approval = store.add_approval(engine, **CHANGE)
+    approval = store.add_approval(engine, **CHANGE, tenant="default")
     with pytest.raises(ValueError, match="run_id is required"):
-        store.set_approval_status(engine, approval["id"], "applied")
-    applied = store.set_approval_status(engine, approval["id"], "applied", run_id="scheduled__2026-11-01")
+        store.set_approval_status(engine, approval["id"], "applied", tenant="default")
+    applied = store.set_approval_status(
+        engine, approval["id"], "applied", run_id="scheduled__2026-11-01", tenant="default"
+    )
     assert (applied["status"], applied["applied_run_id"]) == ("applied", "scheduled__2026-11-01")
     assert applied["applied_at"] is not None
     with pytest.raises(store.ApprovalConflict, match="is applied, not pending"):
-        store.set_approval_status(engine, approval["id"], "stale")
-    assert store.list_approvals(engine, status="pending") == []
+        store.set_approval_status(engine, approval["id"], "stale", tenant="default")
+    assert store.list_approvals(engine, status="pending", tenant="default") == []
 
 
 def test_closing_statuses(engine: sa.Engine) -> None:
-    stale = store.add_approval(engine, **CHANGE)
-    assert store.set_approval_status(engine, stale["id"], "stale")["status"] == "stale"
+    stale = store.add_approval(engine, **CHANGE, tenant="default")
+    assert store.set_approval_status(engine, stale["id"], "stale", tenant="default")["status"] == "stale"
     for bad in ("pending", "done"):
         with pytest.raises(ValueError, match="status must be one of"):
-            store.set_approval_status(engine, stale["id"], bad)
+            store.set_approval_status(engine, stale["id"], bad, tenant="default")
     with pytest.raises(store.ApprovalNotFound):
-        store.set_approval_status(engine, 999, "revoked")
+        store.set_approval_status(engine, 999, "revoked", tenant="default")
     with pytest.raises(ValueError, match="status must be one of"):
-        store.list_approvals(engine, status="done")
-    assert store.get_approval(engine, 999) is None
+        store.list_approvals(engine, status="done", tenant="default")
+    assert store.get_approval(engine, 999, tenant="default") is None

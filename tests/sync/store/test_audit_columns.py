@@ -22,23 +22,27 @@ ROW = {
 
 
 def test_decisions_record_name_and_id(engine: sa.Engine) -> None:
-    store.upsert_quarantine(engine, "r1", DAY, [ROW])
-    [row] = store.list_quarantine(engine)
-    done = store.set_quarantine_status(engine, row["id"], "dismissed", "Jane Doe", "known", user_id="42")
+    store.upsert_quarantine(engine, "r1", DAY, [ROW], tenant="default")
+    [row] = store.list_quarantine(engine, tenant="default")
+    done = store.set_quarantine_status(
+        engine, row["id"], "dismissed", "Jane Doe", "known", user_id="42", tenant="default"
+    )
     assert (done["resolved_by"], done["resolved_by_id"]) == ("Jane Doe", "42")
-    reopened = store.set_quarantine_status(engine, row["id"], "open", "Jane Doe", user_id="42")
+    reopened = store.set_quarantine_status(
+        engine, row["id"], "open", "Jane Doe", user_id="42", tenant="default"
+    )
     assert (reopened["resolved_by"], reopened["resolved_by_id"]) == (None, None)
 
-    mapped = store.set_org_map(engine, 7, 10, None, "Jane Doe", user_id="42")
+    mapped = store.set_org_map(engine, 7, 10, None, "Jane Doe", user_id="42", tenant="default")
     assert (mapped["created_by"], mapped["created_by_id"]) == ("Jane Doe", "42")
-    changed = store.set_org_map(engine, 7, 11, None, "Raj", user_id="43")
+    changed = store.set_org_map(engine, 7, 11, None, "Raj", user_id="43", tenant="default")
     assert (changed["created_by"], changed["created_by_id"]) == ("Raj", "43")
 
 
 def test_the_sync_records_itself_in_both_columns(engine: sa.Engine) -> None:
-    store.upsert_quarantine(engine, "r1", DAY, [ROW])
-    store.resolve_synced(engine, "r2", DAY, [ROW["sync_key"]])
-    [row] = store.list_quarantine(engine)
+    store.upsert_quarantine(engine, "r1", DAY, [ROW], tenant="default")
+    store.resolve_synced(engine, "r2", DAY, [ROW["sync_key"]], tenant="default")
+    [row] = store.list_quarantine(engine, tenant="default")
     assert (row["resolved_by"], row["resolved_by_id"]) == ("sync:r2", "sync:r2")
 
 
@@ -95,10 +99,10 @@ def test_older_databases_gain_the_id_columns_in_place(db_url: str) -> None:
     assert "resolved_by_id" in columns["billing_quarantine"]
     assert "created_by_id" in columns["billing_org_map"]
 
-    [kept] = store.list_quarantine(eng)
+    [kept] = store.list_quarantine(eng, tenant="default")
     assert (kept["resolved_by"], kept["resolved_by_id"], kept["status"]) == ("carol", None, "dismissed")
-    assert store.list_org_map(eng)[0]["created_by_id"] is None
-    store.set_quarantine_status(eng, kept["id"], "resolved", "Dan", user_id="7")
-    assert store.get_quarantine(eng, kept["id"])["resolved_by_id"] == "7"
-    assert store.set_org_map(eng, 1, 11, None, "Dan", user_id="7")["created_by_id"] == "7"
+    assert store.list_org_map(eng, tenant="default")[0]["created_by_id"] is None
+    store.set_quarantine_status(eng, kept["id"], "resolved", "Dan", user_id="7", tenant="default")
+    assert store.get_quarantine(eng, kept["id"], tenant="default")["resolved_by_id"] == "7"
+    assert store.set_org_map(eng, 1, 11, None, "Dan", user_id="7", tenant="default")["created_by_id"] == "7"
     eng.dispose()

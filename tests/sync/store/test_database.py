@@ -26,10 +26,12 @@ def test_concurrent_tasks_neither_fail_nor_duplicate(db_url: str) -> None:
         barrier.wait()
         try:
             for _ in range(2):
-                store.write_frame(eng, f"run-{i}", "usage", df)
-                store.upsert_quarantine(eng, f"run-{i}", DAY, [q_row()])  # the same key from every task
-                store.record_changes(eng, f"run-{i}", DAY, [change()])
-                assert len(store.read_frame(eng, f"run-{i}", "usage")) == len(df)
+                store.write_frame(eng, f"run-{i}", "usage", df, tenant="default")
+                store.upsert_quarantine(
+                    eng, f"run-{i}", DAY, [q_row()], tenant="default"
+                )  # the same key from every task
+                store.record_changes(eng, f"run-{i}", DAY, [change()], tenant="default")
+                assert len(store.read_frame(eng, f"run-{i}", "usage", tenant="default")) == len(df)
         except Exception as exc:  # collected, asserted below
             errors.append(exc)
 
@@ -39,8 +41,8 @@ def test_concurrent_tasks_neither_fail_nor_duplicate(db_url: str) -> None:
     for t in threads:
         t.join(timeout=120)
     assert errors == []
-    assert store.count_quarantine(engines[0], status="open") == 1
-    assert store.ledger_count(engines[0]) == len(engines)
+    assert store.count_quarantine(engines[0], status="open", tenant="default") == 1
+    assert store.ledger_count(engines[0], tenant="default") == len(engines)
     for e in engines:
         e.dispose()
 

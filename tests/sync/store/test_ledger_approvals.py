@@ -29,7 +29,7 @@ def ledger_row(key: str, action: str, **more: object) -> dict[str, object]:
 def test_a_created_row_names_its_approval(engine: sa.Engine) -> None:
     approval = store.add_approval(
         engine, billing_date=DAY, sync_key="company:252:edr", cw_company_id=252, product="edr",
-        kind="create_addition", agreement_id=1580, to_quantity=12, user="Bob", user_id="7",
+        kind="create_addition", agreement_id=1580, to_quantity=12, user="Bob", user_id="7", tenant="default"
     )  # fmt: skip
     store.record_changes(
         engine,
@@ -40,13 +40,14 @@ def test_a_created_row_names_its_approval(engine: sa.Engine) -> None:
                 "company:252:edr", "created", agreement_id=1580, addition_id=900, approval_id=approval["id"]
             )
         ],  # fmt: skip
+        tenant="default",
     )
-    (row,) = store.changes_for_run(engine, "r1")
+    (row,) = store.changes_for_run(engine, "r1", tenant="default")
     assert (row["action"], row["approval_id"], row["addition_id"], row["previous_quantity"]) == (
         "created", approval["id"], 900, None,
     )  # fmt: skip
-    store.record_changes(engine, "r2", DAY, [ledger_row("company:1:edr", "unchanged")])
-    assert store.changes_for_run(engine, "r2")[0]["approval_id"] is None
+    store.record_changes(engine, "r2", DAY, [ledger_row("company:1:edr", "unchanged")], tenant="default")
+    assert store.changes_for_run(engine, "r2", tenant="default")[0]["approval_id"] is None
 
 
 def test_an_unknown_action_is_still_refused_by_the_database(engine: sa.Engine) -> None:
@@ -72,15 +73,17 @@ def test_a_database_at_0002_keeps_its_ledger_and_gains_approvals(engine: sa.Engi
     store.ensure_schema(engine)
     with engine.connect() as conn:
         assert migrations.current_revision(conn) == migrations.HEAD
-    (kept,) = store.changes_for_run(engine, "old")
+    (kept,) = store.changes_for_run(engine, "old", tenant="default")
     assert (kept["action"], kept["new_quantity"], kept["approval_id"], kept["tenant"]) == (
         "updated",
         40,
         None,
         "default",
     )
-    store.record_changes(engine, "new", DAY, [ledger_row("company:252:edr", "created", approval_id=3)])
-    assert store.changes_for_run(engine, "new")[0]["action"] == "created"
+    store.record_changes(
+        engine, "new", DAY, [ledger_row("company:252:edr", "created", approval_id=3)], tenant="default"
+    )
+    assert store.changes_for_run(engine, "new", tenant="default")[0]["action"] == "created"
     inspector = sa.inspect(engine)
     assert {"ix_billing_changes_tenant_date", "ix_billing_changes_company"} <= {
         i["name"] for i in inspector.get_indexes("billing_changes")
@@ -108,13 +111,15 @@ def test_a_database_at_0002_keeps_its_ledger_and_gains_approvals(engine: sa.Engi
 def test_closing_an_approval_may_record_who_and_why_in_its_note(engine: sa.Engine) -> None:
     approval = store.add_approval(
         engine, billing_date=DAY, sync_key="company:251:edr", cw_company_id=251, product="edr", kind="change",
-        addition_id=502, from_quantity=40, to_quantity=5, user="Alice", user_id="1", note="first",
+        addition_id=502, from_quantity=40, to_quantity=5, user="Alice", user_id="1", note="first", tenant="default"
     )  # fmt: skip
-    closed = store.set_approval_status(engine, approval["id"], "revoked", note="first\nRevoked by Bob (id 2)")
+    closed = store.set_approval_status(
+        engine, approval["id"], "revoked", note="first\nRevoked by Bob (id 2)", tenant="default"
+    )
     assert (closed["status"], closed["note"], closed["applied_run_id"]) == (
         "revoked",
         "first\nRevoked by Bob (id 2)",
         None,
     )
     with pytest.raises(store.ApprovalConflict):
-        store.set_approval_status(engine, approval["id"], "applied", run_id="r9")
+        store.set_approval_status(engine, approval["id"], "applied", run_id="r9", tenant="default")

@@ -234,8 +234,10 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
         assert as_written == sorted(map(canonical, written)), table
         if table in TENANT_TABLES:
             assert {r["tenant"] for r in kept} == {"default"}, table
-    assert all(r["amount_at_stake"] is None for r in store.list_quarantine(eng))
-    assert [(c["unit_price"], c["monthly_amount_delta"]) for c in store.list_changes(eng)] == [(None, None)]
+    assert all(r["amount_at_stake"] is None for r in store.list_quarantine(eng, tenant="default"))
+    assert [
+        (c["unit_price"], c["monthly_amount_delta"]) for c in store.list_changes(eng, tenant="default")
+    ] == [(None, None)]
 
     # Upgraded is the same as new.
     fresh = store.make_engine(other_url)
@@ -244,20 +246,22 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
     fresh.dispose()
 
     # The store works on it: keys per tenant, the open-row index, the new tables.
-    assert store.set_org_map(eng, 1, 300, None, "Dan", user_id="8")["cw_company_id"] == 300
-    assert [(m["huntress_organization_id"], m["tenant"]) for m in store.list_org_map(eng)] == [
+    assert store.set_org_map(eng, 1, 300, None, "Dan", user_id="8", tenant="default")["cw_company_id"] == 300
+    assert [
+        (m["huntress_organization_id"], m["tenant"]) for m in store.list_org_map(eng, tenant="default")
+    ] == [
         (1, "default"),
         (2, "default"),
     ]
     row = {"sync_key": "company:250:edr", "reason_code": "change_exceeds_limit", "detail": "again"}
-    assert store.upsert_quarantine(eng, "manual__2", pre_alembic.DAY, [row]) == 1
-    assert len(store.list_quarantine(eng)) == 2  # the open row refreshed, not doubled
-    store.add_override(eng, cw_company_id=250, product="edr", rule="exclude", user="Dan")
-    assert len(store.list_overrides(eng)) == 1
+    assert store.upsert_quarantine(eng, "manual__2", pre_alembic.DAY, [row], tenant="default") == 1
+    assert len(store.list_quarantine(eng, tenant="default")) == 2  # the open row refreshed, not doubled
+    store.add_override(eng, cw_company_id=250, product="edr", rule="exclude", user="Dan", tenant="default")
+    assert len(store.list_overrides(eng, tenant="default")) == 1
 
     # Runs per tenant (0006): another tenant's DAG has the same run ids, and its rows stay its own.
     old_run = "scheduled__2026-11-01"
-    staged = store.read_frame(eng, old_run, "organizations")
+    staged = store.read_frame(eng, old_run, "organizations", tenant="default")
     assert staged["organization_id"].tolist() == [
         r["organization_id"] for r in rows["billing_stg_organizations"]
     ]
@@ -270,11 +274,11 @@ def test_a_database_made_before_alembic_is_upgraded_in_place_with_every_row(old:
         [{"sync_key": "company:250:edr", "action": "unchanged"}],
         tenant="north",
     )
-    assert store.get_run(eng, old_run)["tenant"] == "default"
+    assert store.get_run(eng, old_run, tenant="default")["tenant"] == "default"
     assert store.get_run(eng, old_run, tenant="north")["tenant"] == "north"
-    assert len(store.read_frame(eng, old_run, "organizations")) == len(staged)
+    assert len(store.read_frame(eng, old_run, "organizations", tenant="default")) == len(staged)
     assert len(store.read_frame(eng, old_run, "organizations", tenant="north")) == 1
-    assert store.ledger_count(eng, old_run) == len(rows["billing_changes"])
+    assert store.ledger_count(eng, old_run, tenant="default") == len(rows["billing_changes"])
     assert store.ledger_count(eng, old_run, tenant="north") == 1
 
     # The shared rate-limit window (0007): the account's recent calls are kept.
@@ -367,7 +371,7 @@ def test_upgrades_of_an_old_database_race_safely(old: Any, db_url: str) -> None:
         t.join(timeout=60)
     assert errors == []
     assert revision(engines[0]) == migrations.HEAD
-    assert len(store.list_org_map(engines[0])) == 2
+    assert len(store.list_org_map(engines[0], tenant="default")) == 2
     for e in engines:
         e.dispose()
 
@@ -395,23 +399,25 @@ def test_a_database_of_a_newer_version_is_refused(engine: sa.Engine, db_url: str
 
 
 def test_org_map_is_keyed_per_tenant(engine: sa.Engine) -> None:
-    store.set_org_map(engine, 7, 10, None, "Jane")
+    store.set_org_map(engine, 7, 10, None, "Jane", tenant="default")
     store.set_org_map(engine, 7, 20, "north's", "Jane", tenant="north")
-    assert [m["cw_company_id"] for m in store.list_org_map(engine)] == [10]
+    assert [m["cw_company_id"] for m in store.list_org_map(engine, tenant="default")] == [10]
     assert [m["cw_company_id"] for m in store.list_org_map(engine, tenant="north")] == [20]
     assert store.delete_org_map(engine, 7, tenant="north")
-    assert [m["cw_company_id"] for m in store.list_org_map(engine)] == [10]
+    assert [m["cw_company_id"] for m in store.list_org_map(engine, tenant="default")] == [10]
     with pytest.raises(ValueError, match="tenant"):
         store.list_org_map(engine, tenant="North Site")
 
 
 def test_money_columns_keep_decimals(engine: sa.Engine) -> None:
-    store.record_changes(engine, "r1", "2026-11-01", [{"sync_key": "company:1:edr", "action": "updated"}])
+    store.record_changes(
+        engine, "r1", "2026-11-01", [{"sync_key": "company:1:edr", "action": "updated"}], tenant="default"
+    )
     with engine.begin() as conn:
         conn.execute(
             store.changes.update().values(unit_price=Decimal("4.75"), monthly_amount_delta=Decimal("-23.75"))
         )
-    [row] = store.list_changes(engine)
+    [row] = store.list_changes(engine, tenant="default")
     assert (row["unit_price"], row["monthly_amount_delta"], row["tenant"]) == (
         Decimal("4.75"),
         Decimal("-23.75"),

@@ -21,17 +21,19 @@ MINIMUM: dict[str, Any] = {
 
 
 def test_an_override_is_recorded_active_with_who_and_when(engine: sa.Engine) -> None:
-    row = store.add_override(engine, **MINIMUM)
+    row = store.add_override(engine, **MINIMUM, tenant="default")
     assert (row["rule"], row["quantity"], row["active"], row["tenant"]) == ("minimum", 25.0, True, "default")
     assert (row["created_by"], row["created_by_id"], row["note"]) == ("Jane Doe", "42", "contract floor")
     assert row["created_at"].tzinfo is not None
-    assert store.list_overrides(engine) == [row]
-    assert store.list_overrides(engine, cw_company_id=250, product="edr") == [row]
-    assert store.list_overrides(engine, product="sat") == []
+    assert store.list_overrides(engine, tenant="default") == [row]
+    assert store.list_overrides(engine, cw_company_id=250, product="edr", tenant="default") == [row]
+    assert store.list_overrides(engine, product="sat", tenant="default") == []
 
 
 def test_exclude_takes_no_quantity(engine: sa.Engine) -> None:
-    row = store.add_override(engine, cw_company_id=251, product="siem", rule="exclude", user="Jane")
+    row = store.add_override(
+        engine, cw_company_id=251, product="siem", rule="exclude", user="Jane", tenant="default"
+    )
     assert (row["rule"], row["quantity"]) == ("exclude", None)
 
 
@@ -51,28 +53,32 @@ def test_exclude_takes_no_quantity(engine: sa.Engine) -> None:
 )
 def test_what_an_override_must_say(engine: sa.Engine, change: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        store.add_override(engine, **{**MINIMUM, **change})
-    assert store.list_overrides(engine, active=None) == []
+        store.add_override(engine, **{"tenant": "default", **MINIMUM, **change})
+    assert store.list_overrides(engine, active=None, tenant="default") == []
 
 
 def test_one_active_override_per_company_and_product(engine: sa.Engine) -> None:
-    first = store.add_override(engine, **MINIMUM)
+    first = store.add_override(engine, **MINIMUM, tenant="default")
     with pytest.raises(store.OverrideConflict, match="retire it first"):
-        store.add_override(engine, **{**MINIMUM, "rule": "fixed", "quantity": 30})
-    store.add_override(engine, **{**MINIMUM, "product": "itdr"})
+        store.add_override(engine, **{**MINIMUM, "rule": "fixed", "quantity": 30}, tenant="default")
+    store.add_override(engine, **{**MINIMUM, "product": "itdr"}, tenant="default")
     store.add_override(engine, **{**MINIMUM, "tenant": "north"})
-    assert len(store.list_overrides(engine)) == 2
+    assert len(store.list_overrides(engine, tenant="default")) == 2
     assert len(store.list_overrides(engine, tenant="north")) == 1
 
-    retired = store.retire_override(engine, first["id"])
+    retired = store.retire_override(engine, first["id"], tenant="default")
     assert retired["active"] is False
-    assert store.retire_override(engine, first["id"]) == retired  # again: nothing changes
-    fixed = store.add_override(engine, **{**MINIMUM, "rule": "fixed", "quantity": 30})
-    assert [o["id"] for o in store.list_overrides(engine, product="edr")] == [fixed["id"]]
-    assert [o["id"] for o in store.list_overrides(engine, product="edr", active=False)] == [first["id"]]
-    assert len(store.list_overrides(engine, active=None)) == 3  # the default tenant's, retired too
+    assert store.retire_override(engine, first["id"], tenant="default") == retired  # again: nothing changes
+    fixed = store.add_override(engine, **{**MINIMUM, "rule": "fixed", "quantity": 30}, tenant="default")
+    assert [o["id"] for o in store.list_overrides(engine, product="edr", tenant="default")] == [fixed["id"]]
+    assert [o["id"] for o in store.list_overrides(engine, product="edr", active=False, tenant="default")] == [
+        first["id"]
+    ]
+    assert (
+        len(store.list_overrides(engine, active=None, tenant="default")) == 3
+    )  # the default tenant's, retired too
 
 
 def test_retiring_an_unknown_override(engine: sa.Engine) -> None:
     with pytest.raises(store.OverrideNotFound):
-        store.retire_override(engine, 999)
+        store.retire_override(engine, 999, tenant="default")

@@ -14,17 +14,21 @@ from tests.sync.store import DAY, INJECTION
 
 def test_run_lifecycle(engine: sa.Engine) -> None:
     settings = {"dry_run": False, "products": {"edr": "HUNTRESS-EDR"}, "note": INJECTION}
-    store.start_run(engine, "manual__1", DAY, 5001, "push", settings)
-    store.finish_run(engine, "manual__1", "failed", {"updated": 1})
+    store.start_run(engine, "manual__1", DAY, 5001, "push", settings, tenant="default")
+    store.finish_run(engine, "manual__1", "failed", {"updated": 1}, tenant="default")
     time.sleep(0.002)
-    store.start_run(engine, "manual__1", DAY, 5001, "push", settings)  # retried: no error, fresh record
-    run = store.get_run(engine, "manual__1")
+    store.start_run(
+        engine, "manual__1", DAY, 5001, "push", settings, tenant="default"
+    )  # retried: no error, fresh record
+    run = store.get_run(engine, "manual__1", tenant="default")
     assert run["status"] == "running" and run["finished_at"] is None and run["counts"] is None
     assert run["settings"] == settings and run["billing_date"] == DAY and run["invoice_id"] == 5001
     counts = {"updated": 3, "unchanged": 5, "quarantined": 2, "no_live_addition": 2}
     checks = {"totals": {"edr": {"huntress": 40, "connectwise": 40}}, "mismatches": []}
-    store.finish_run(engine, "manual__1", "success", counts, checks, "/reports/2026-11-01.html")
-    run = store.get_run(engine, "manual__1")
+    store.finish_run(
+        engine, "manual__1", "success", counts, checks, "/reports/2026-11-01.html", tenant="default"
+    )
+    run = store.get_run(engine, "manual__1", tenant="default")
     assert (
         run["counts"] == counts
         and run["checks"] == checks
@@ -32,12 +36,14 @@ def test_run_lifecycle(engine: sa.Engine) -> None:
     )
     assert run["finished_at"] >= run["started_at"] and run["started_at"].utcoffset() == timedelta(0)
     time.sleep(0.002)
-    store.start_run(engine, "scheduled__2", DAY + timedelta(days=30), None, "dry_run", {})
-    assert [r["run_id"] for r in store.list_runs(engine)] == ["scheduled__2", "manual__1"]
-    assert [r["run_id"] for r in store.list_runs(engine, limit=1, offset=1)] == ["manual__1"]
-    assert [r["run_id"] for r in store.list_runs(engine, billing_date=DAY)] == ["manual__1"]
-    assert store.get_run(engine, "nope") is None
+    store.start_run(engine, "scheduled__2", DAY + timedelta(days=30), None, "dry_run", {}, tenant="default")
+    assert [r["run_id"] for r in store.list_runs(engine, tenant="default")] == ["scheduled__2", "manual__1"]
+    assert [r["run_id"] for r in store.list_runs(engine, limit=1, offset=1, tenant="default")] == [
+        "manual__1"
+    ]
+    assert [r["run_id"] for r in store.list_runs(engine, billing_date=DAY, tenant="default")] == ["manual__1"]
+    assert store.get_run(engine, "nope", tenant="default") is None
     with pytest.raises(store.RunNotFound):
-        store.finish_run(engine, "nope", "success", {})
+        store.finish_run(engine, "nope", "success", {}, tenant="default")
     with pytest.raises(ValueError, match="mode"):
-        store.start_run(engine, "x", DAY, None, "yolo", {})
+        store.start_run(engine, "x", DAY, None, "yolo", {}, tenant="default")

@@ -34,7 +34,7 @@ def test_ensure_schema_concurrently_from_several_engines(db_url: str) -> None:
     for t in threads:
         t.join(timeout=60)
     assert errors == []
-    assert store.ledger_count(engines[0]) == 0
+    assert store.ledger_count(engines[0], tenant="default") == 0
     for e in engines:
         e.dispose()
 
@@ -61,7 +61,7 @@ def test_staging_tables_of_an_older_version_gain_new_columns(db_url: str) -> Non
         )
     store.ensure_schema(eng)
     orgs = frames.organizations_frame([{"id": 2, "name": "B", "key": "b", "account_id": 7}])
-    store.write_frame(eng, "new", "organizations", orgs)
-    assert store.read_frame(eng, "new", "organizations")["account_id"].tolist() == [7]
-    assert store.read_frame(eng, "old", "organizations")["account_id"].isna().all()
+    store.write_frame(eng, "new", "organizations", orgs, tenant="default")
+    assert store.read_frame(eng, "new", "organizations", tenant="default")["account_id"].tolist() == [7]
+    assert store.read_frame(eng, "old", "organizations", tenant="default")["account_id"].isna().all()
     eng.dispose()

@@ -15,8 +15,8 @@ from tests.sync.store import DAY, sample_frame
 @pytest.mark.parametrize("name", sorted(frames.SCHEMAS))
 def test_frame_round_trip_keeps_dtypes_and_na(engine: sa.Engine, name: str) -> None:
     df = sample_frame(name)
-    assert store.write_frame(engine, "run-1", name, df) == 4
-    back = store.read_frame(engine, "run-1", name)
+    assert store.write_frame(engine, "run-1", name, df, tenant="default") == 4
+    back = store.read_frame(engine, "run-1", name, tenant="default")
     pd.testing.assert_frame_equal(back, df)
     assert dict(back.dtypes.astype(str)) == frames.SCHEMAS[name]
     assert back.iloc[2].isna().all()
@@ -24,15 +24,15 @@ def test_frame_round_trip_keeps_dtypes_and_na(engine: sa.Engine, name: str) -> N
 
 def test_rewriting_a_run_replaces_only_that_run(engine: sa.Engine) -> None:
     df = sample_frame("usage")
-    store.write_frame(engine, "run-a", "usage", df)
-    store.write_frame(engine, "run-b", "usage", df.iloc[:2])
-    store.write_frame(engine, "run-a", "usage", df.iloc[[3, 0]])
+    store.write_frame(engine, "run-a", "usage", df, tenant="default")
+    store.write_frame(engine, "run-b", "usage", df.iloc[:2], tenant="default")
+    store.write_frame(engine, "run-a", "usage", df.iloc[[3, 0]], tenant="default")
     pd.testing.assert_frame_equal(
-        store.read_frame(engine, "run-a", "usage"), df.iloc[[3, 0]].reset_index(drop=True)
+        store.read_frame(engine, "run-a", "usage", tenant="default"), df.iloc[[3, 0]].reset_index(drop=True)
     )
-    pd.testing.assert_frame_equal(store.read_frame(engine, "run-b", "usage"), df.iloc[:2])
-    store.write_frame(engine, "run-a", "usage", frames.empty("usage"))
-    assert store.read_frame(engine, "run-a", "usage").empty
+    pd.testing.assert_frame_equal(store.read_frame(engine, "run-b", "usage", tenant="default"), df.iloc[:2])
+    store.write_frame(engine, "run-a", "usage", frames.empty("usage"), tenant="default")
+    assert store.read_frame(engine, "run-a", "usage", tenant="default").empty
 
 
 def test_escape_like_strings_are_data_not_markers(engine: sa.Engine) -> None:
@@ -41,23 +41,23 @@ def test_escape_like_strings_are_data_not_markers(engine: sa.Engine) -> None:
         pd.DataFrame({"company_id": range(6), "identifier": tricky, "name": list(reversed(tricky))}),
         "companies",
     )
-    store.write_frame(engine, "r", "companies", df)
-    back = store.read_frame(engine, "r", "companies")
+    store.write_frame(engine, "r", "companies", df, tenant="default")
+    back = store.read_frame(engine, "r", "companies", tenant="default")
     pd.testing.assert_frame_equal(back, df)
     assert back["identifier"].isna().tolist() == [False] * 5 + [True]
 
 
 def test_missing_frame_reads_as_empty_with_dtypes(engine: sa.Engine) -> None:
-    back = store.read_frame(engine, "never", "additions")
+    back = store.read_frame(engine, "never", "additions", tenant="default")
     assert back.empty
     assert dict(back.dtypes.astype(str)) == frames.SCHEMAS["additions"]
 
 
 def test_write_frame_refuses_unknown_frames_and_missing_columns(engine: sa.Engine) -> None:
     with pytest.raises(ValueError, match="unknown frame"):
-        store.write_frame(engine, "r", "nope", pd.DataFrame())
+        store.write_frame(engine, "r", "nope", pd.DataFrame(), tenant="default")
     with pytest.raises(ValueError, match="missing column"):
-        store.write_frame(engine, "r", "companies", pd.DataFrame({"company_id": [1]}))
+        store.write_frame(engine, "r", "companies", pd.DataFrame({"company_id": [1]}), tenant="default")
 
 
 def test_100k_usage_rows_write_and_read_in_batches(engine: sa.Engine) -> None:
@@ -81,8 +81,8 @@ def test_100k_usage_rows_write_and_read_in_batches(engine: sa.Engine) -> None:
     # depends on the machine's speed; `make bench` times it).
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    store.write_frame(engine, "big", "usage", df)
-    back = store.read_frame(engine, "big", "usage")
+    store.write_frame(engine, "big", "usage", df, tenant="default")
+    back = store.read_frame(engine, "big", "usage", tenant="default")
     pd.testing.assert_frame_equal(back, df)
     assert len(statements) < 200, f"{len(statements)} statements for {n} rows"
 
@@ -90,13 +90,13 @@ def test_100k_usage_rows_write_and_read_in_batches(engine: sa.Engine) -> None:
 def test_purge_staging_keeps_newest_and_running_runs(engine: sa.Engine) -> None:
     df = sample_frame("companies")
     for i in range(4):
-        store.start_run(engine, f"r{i}", DAY, 1, "push", {})
-        store.write_frame(engine, f"r{i}", "companies", df)
+        store.start_run(engine, f"r{i}", DAY, 1, "push", {}, tenant="default")
+        store.write_frame(engine, f"r{i}", "companies", df, tenant="default")
         if i != 0:
-            store.finish_run(engine, f"r{i}", "success", {})
+            store.finish_run(engine, f"r{i}", "success", {}, tenant="default")
         time.sleep(0.002)  # distinct started_at
-    store.write_frame(engine, "unrecorded", "companies", df)
+    store.write_frame(engine, "unrecorded", "companies", df, tenant="default")
     assert store.purge_staging(engine, keep_runs=2) == 4  # r1 only: r0 is still running
-    assert store.read_frame(engine, "r1", "companies").empty
+    assert store.read_frame(engine, "r1", "companies", tenant="default").empty
     for run_id in ("r0", "r2", "r3", "unrecorded"):
-        assert len(store.read_frame(engine, run_id, "companies")) == 4
+        assert len(store.read_frame(engine, run_id, "companies", tenant="default")) == 4

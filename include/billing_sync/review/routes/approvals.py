@@ -220,8 +220,8 @@ def revoke(
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
 ) -> RedirectResponse:
     ident = parse_id(approval_id, "approval id")
-    found = store.get_approval(eng, ident)
-    if found is None or found["tenant"] != tenant.id:
+    found = store.get_approval(eng, ident, tenant=tenant.id)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No approval {ident}")
     said = f"Revoked by {reviewer.name} (id {reviewer.user_id})" + (
         f": {note.strip()}" if note.strip() else ""
@@ -232,6 +232,7 @@ def revoke(
             eng,
             ident,
             "revoked",
+            tenant=tenant.id,
             note=f"{earlier}\n{said}" if earlier else said,
             user=reviewer.name,  # the decision history's who and why (store.decisions)
             user_id=reviewer.user_id,

@@ -120,7 +120,7 @@ def retire_override(
     # Only this tenant's rules are this page's to end (another tenant's is "not found", as unseen).
     if not any(r["id"] == ident for r in store.list_overrides(eng, tenant=tenant.id, active=None)):
         return _back(request, context, "override_not_found", ident)
-    store.retire_override(eng, ident, user=reviewer.name, user_id=reviewer.user_id)
+    store.retire_override(eng, ident, tenant=tenant.id, user=reviewer.name, user_id=reviewer.user_id)
     return _back(request, context, "override_retired", ident)
 
 

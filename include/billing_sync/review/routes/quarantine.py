@@ -151,8 +151,7 @@ def quarantine_row(
 
 def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] | None:
     """The quarantine row, if it is the tenant's: ids are shared by every tenant's rows."""
-    row = store.get_quarantine(eng, row_id)
-    return row if row is not None and row["tenant"] == tenant.id else None
+    return store.get_quarantine(eng, row_id, tenant=tenant.id)
 
 
 @router.post("/{row_id}")
@@ -172,20 +171,21 @@ def quarantine_action(
         raise bad_request("action must be dismiss, resolve or reopen")
     # Parsed before acting: a bad filter refuses the whole request, nothing is written.
     filters = None if back == "row" else parse_back(back)
-    found = store.get_quarantine(eng, ident)
-    if found is not None and found["tenant"] != tenant.id:  # a gone row is the "not_found" below
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {ident}")
-    outcome = apply_action(eng, ident, ACTIONS[action], note.strip(), reviewer)
+    # Another tenant's row is "not found" exactly as a row that never was: the answer tells no one
+    # that another tenant has a row of that id.
+    outcome = apply_action(eng, tenant.id, ident, ACTIONS[action], note.strip(), reviewer)
     return _back(request, context, filters, ident, outcome)
 
 
-def apply_action(eng: Engine, row_id: int, new_status: str, note: str, reviewer: Reviewer) -> str:
+def apply_action(
+    eng: Engine, tenant: str, row_id: int, new_status: str, note: str, reviewer: Reviewer
+) -> str:
     """The message code of what happened."""
     if new_status == "dismissed" and not note:
         return "note_required"
     try:
         store.set_quarantine_status(
-            eng, row_id, new_status, reviewer.name, note or None, user_id=reviewer.user_id
+            eng, row_id, new_status, reviewer.name, note or None, tenant=tenant, user_id=reviewer.user_id
         )
     except store.QuarantineNotFound:
         return "not_found"
