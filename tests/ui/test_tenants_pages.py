@@ -348,7 +348,9 @@ def test_an_action_on_another_tenants_row_is_refused(site: Site) -> None:
     theirs = site.post(f"/quarantine/{north['unmapped_organization']}?tenant=south", dismiss)
     nobodys = site.post("/quarantine/999999?tenant=south", dismiss)
     assert theirs.status_code == nobodys.status_code == 303
-    assert "error=not_found" in theirs.headers["location"] and "error=not_found" in nobodys.headers["location"]
+    assert (
+        "error=not_found" in theirs.headers["location"] and "error=not_found" in nobodys.headers["location"]
+    )
     assert site.get(f"/quarantine/{north['unmapped_organization']}?tenant=south").status_code == 404
     assert (
         store.get_quarantine(site.engine, north["unmapped_organization"], tenant="north")["status"] == "open"
