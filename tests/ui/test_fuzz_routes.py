@@ -32,8 +32,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
+import schemathesis
 import sqlalchemy as sa
 from fastapi import FastAPI, Form, HTTPException, Request, Response
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.python import asgi
 
 from billing_sandbox.generate import generate
 from billing_sync import names, store
@@ -44,10 +49,6 @@ from billing_sync.scrub import forms
 from tests.conftest import ROOT, _postgres_available, _postgres_base_url, start_sandbox
 from tests.proof.helpers import connection_env, run_steps
 from tests.ui.test_bad_input import CRAFTED_IDS
-
-schemathesis = pytest.importorskip("schemathesis")  # requirements-dev.txt; `make install` brings it
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from schemathesis import GenerationMode  # noqa: E402
 
 pytestmark = pytest.mark.integration  # a whole billing run, then about 2,000 requests
 
@@ -113,7 +114,6 @@ class Site:
     csrf: Csrf
     secrets: dict[str, str]  # what must never appear in a response, by name
     hints: dict[str, list[str]]  # values of this database, by parameter name
-    readers: list[User] = field(default_factory=list)
 
     def token(self, user: User) -> str:
         return self.csrf.token(NONCE, Reviewer(user.name, user.user_id))
@@ -452,8 +452,6 @@ def fuzz(
     """Every operation of the schema, `positive` + `negative` cases as `user`, each POST twice."""
     schema = schemathesis.openapi.from_dict(fuzz_schema(site.root.routes[-1].app, site.hints))
     wanted = needles(site.secrets)
-    from schemathesis.python import asgi
-
     with asgi.get_client(site.root) as client:
         for result in schema.get_all_operations():
             op = result.ok()
@@ -482,9 +480,8 @@ def fuzz(
 
                 try:
                     one()
-                except Exception as exc:  # noqa: BLE001 (a mode no case can be drawn for: say so)
-                    if "Unsatisfiable" not in type(exc).__name__:
-                        raise
+                except Unsatisfiable:  # nothing outside the schema to draw (a route without input)
+                    pass
             if after_each_route is not None:
                 after_each_route(label)
             tally.seconds[label] = tally.seconds.get(label, 0.0) + time.monotonic() - started
@@ -504,7 +501,7 @@ def _send(client: Any, case: Any, user: User, signed: bool, wanted: dict[str, st
         return
     tally.statuses[(label, user.name, signed, response.status_code)] += 1
     tally.named += user.name in response.text
-    if response.status_code >= 500 and response.status_code != 502:
+    if response.status_code >= 500:  # any server error (the stand-in Airflow refuses, never fails)
         tally.failures.append(f"{how}: {response.status_code} {response.text[:200]!r}\n{_curl(case, user)}")
     found = leaks(response, wanted)
     if found:
@@ -519,14 +516,11 @@ def _curl(case: Any, user: User) -> str:
 
 
 # -- the tests ---------------------------------------------------------------------------------------------
-READER = User("Rita Reader", "21", "", "")
-MAPPER = User("Max Mapper", "22", "mapper", "")
-
-
 def _users(site: Site) -> tuple[User, User]:
+    """The reader and the mapper, each with the token the site's secrets hold for them."""
     return (
-        User(READER.name, READER.user_id, "", site.secrets["reader token"]),
-        User(MAPPER.name, MAPPER.user_id, "mapper", site.secrets["mapper token"]),
+        User("Rita Reader", "21", "", site.secrets["reader token"]),
+        User("Max Mapper", "22", "mapper", site.secrets["mapper token"]),
     )
 
 
