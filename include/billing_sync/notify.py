@@ -557,20 +557,7 @@ def report_on_run(run: tuple[str, str] | None, results: Mapping[str, str]) -> bo
         from . import runtime, store
 
         eng = store.engine_for(runtime.database_url())
-        record = store.get_run(eng, run_id, tenant=tenant)
-        if record is None or record["status"] == "running":
-            return False
-        checks = {**(record["checks"] or {}), "alerts": dict(results)}
-        store.finish_run(
-            eng,
-            run_id,
-            record["status"],
-            record["counts"] or {},
-            checks,
-            record["report_path"],
-            tenant=tenant,
-        )
-        return True
+        return store.add_run_checks(eng, run_id, {"alerts": dict(results)}, tenant=tenant)
     except Exception as exc:
         log.warning("the undelivered alert was not recorded on run %s: %s", run_id, type(exc).__name__)
         return False

@@ -82,12 +82,13 @@ from .quarantine_rows import (
     set_quarantine_status,
     upsert_quarantine,
 )
-from .run_records import RunNotFound, finish_run, get_run, list_runs, start_run
+from .run_records import RunNotFound, add_run_checks, finish_run, get_run, list_runs, start_run
 from .schema import (
     ACTIONS,
     APPROVAL_KINDS,
     APPROVAL_STATUSES,
     DECISION_KINDS,
+    DECISION_SUBJECTS,
     DEFAULT_TENANT,
     MODES,
     OVERRIDE_RULES,
@@ -112,6 +113,7 @@ __all__ = [
     "APPROVAL_STATUSES",
     "DECISION_COLUMNS",
     "DECISION_KINDS",
+    "DECISION_SUBJECTS",
     "DEFAULT_TENANT",
     "MODES",
     "OVERRIDE_RULES",
@@ -130,6 +132,7 @@ __all__ = [
     "TenantStore",
     "add_approval",
     "add_override",
+    "add_run_checks",
     "api_calls",
     "approvals",
     "changes",

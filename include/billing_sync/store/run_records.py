@@ -75,6 +75,20 @@ def finish_run(
             raise RunNotFound(f"no billing run {run_id!r} of tenant {tenant!r} (start_run was not called)")
 
 
+def add_run_checks(engine: Engine, run_id: str, extra: Mapping[str, Any], *, tenant: str) -> bool:
+    """Add keys to a closed run's `checks` (an alert's fate, learnt after the run closed), its other
+    checks, status, counts and times as they were. Only a closed run (a running one is closed by its
+    own tasks); False when there is none."""
+    this_run = (runs.c.tenant == tenant, runs.c.run_id == run_id, runs.c.status != "running")
+    with _writing(engine) as conn:
+        found = conn.execute(sa.select(runs.c.checks).where(*this_run).with_for_update()).first()
+        if found is None:
+            return False
+        checks = {**(found.checks or {}), **dict(extra)}
+        conn.execute(runs.update().where(*this_run).values(checks=checks))
+    return True
+
+
 def get_run(engine: Engine, run_id: str, *, tenant: str) -> dict[str, Any] | None:
     with _reading(engine) as conn:
         row = conn.execute(sa.select(runs).where(runs.c.tenant == tenant, runs.c.run_id == run_id)).first()

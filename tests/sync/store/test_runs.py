@@ -47,3 +47,20 @@ def test_run_lifecycle(engine: sa.Engine) -> None:
         store.finish_run(engine, "nope", "success", {}, tenant="default")
     with pytest.raises(ValueError, match="mode"):
         store.start_run(engine, "x", DAY, None, "yolo", {}, tenant="default")
+
+
+def test_checks_added_after_a_run_closed_change_nothing_else(engine: sa.Engine) -> None:
+    """An alert's fate is learnt after the run closed: it joins `checks`, and the run keeps its
+    status, counts, other checks and finished_at (it did not finish again)."""
+    store.start_run(engine, "r1", DAY, 7000, "push", {}, tenant="north")
+    assert not store.add_run_checks(engine, "r1", {"alerts": {"email": "x"}}, tenant="north")  # running
+    store.finish_run(engine, "r1", "success", {"updated": 3}, {"mismatches": []}, "/r", tenant="north")
+    before = store.get_run(engine, "r1", tenant="north")
+    assert not store.add_run_checks(engine, "r1", {"alerts": {}}, tenant="south")  # not south's run
+    assert store.add_run_checks(engine, "r1", {"alerts": {"email": "failed after 3"}}, tenant="north")
+    after = store.get_run(engine, "r1", tenant="north")
+    assert before is not None and after is not None
+    assert after["checks"] == {"mismatches": [], "alerts": {"email": "failed after 3"}}
+    assert {k: v for k, v in after.items() if k != "checks"} == {
+        k: v for k, v in before.items() if k != "checks"
+    }
