@@ -32,7 +32,7 @@ def act(site: Client, path: str, data: dict[str, Any], who: dict[str, str]) -> d
     seen = entries(site)
     assert site.post(path, data, who).status_code == 303
     [entry] = new_since(site, seen)
-    assert (entry["tenant"], entry["decided_at"].tzinfo is not None) == ("default", True)
+    assert (entry["tenant"], entry["at"].tzinfo is not None) == ("default", True)
     return entry
 
 
@@ -44,16 +44,17 @@ def get(site: Client, path: str, who: dict[str, str] = VIEWER) -> str:  # noqa: 
 
 def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  # noqa: F811
     e = act(site, f"/quarantine/{HELD_ROW}", {"action": "dismiss", "note": "duplicate"}, EDITOR)
-    assert (e["kind"], e["decided_by"], e["decided_by_id"], e["note"], e["quarantine_id"]) == (
+    assert (e["kind"], e["actor_name"], e["actor_id"], e["note"], e["quarantine_id"]) == (
         "dismiss",
         "Erin Editor",
         "11",
         "duplicate",
         HELD_ROW,
     )
+    assert (e["subject"], e["subject_id"]) == ("quarantine", str(HELD_ROW))
     assert (e["before"]["status"], e["after"]["status"], e["cw_company_id"]) == ("open", "dismissed", 10)
     e = act(site, f"/quarantine/{HELD_ROW}", {"action": "reopen", "note": "not one", "back": "row"}, MAPPER)
-    assert (e["kind"], e["decided_by"], e["before"]["resolved_by"], e["before"]["note"]) == (
+    assert (e["kind"], e["actor_name"], e["before"]["resolved_by"], e["before"]["note"]) == (
         "reopen",
         "Max Mapper",
         "Erin Editor",
@@ -64,6 +65,7 @@ def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  #
 
     e = act(site, "/mapping", {"organization_id": "1", "company_id": "10", "note": "billing contact"}, MAPPER)
     assert (e["kind"], e["huntress_organization_id"], e["cw_company_id"], e["before"]) == ("map", 1, 10, None)
+    assert (e["subject"], e["subject_id"]) == ("mapping", "1")
     e = act(site, "/mapping", {"organization_id": "1", "company_id": "20"}, MAPPER)
     assert (e["before"]["cw_company_id"], e["before"]["created_by"], e["after"]["cw_company_id"]) == (
         10,
@@ -78,7 +80,7 @@ def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  #
         ("map", 3),
     ]
     e = act(site, "/mapping/1/delete", {}, MAPPER)
-    assert (e["kind"], e["decided_by"], e["before"]["cw_company_id"], e["after"]) == (
+    assert (e["kind"], e["actor_name"], e["before"]["cw_company_id"], e["after"]) == (
         "unmap",
         "Max Mapper",
         21,
@@ -88,13 +90,14 @@ def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  #
     add = {"company_id": "10", "product": "edr", "rule": "fixed", "quantity": "7", "note": "contract"}
     e = act(site, "/overrides", add, MAPPER)
     assert (e["kind"], e["after"]["quantity"], e["after"]["active"], e["note"]) == (
-        "override_added",
+        "override_add",
         7.0,
         True,
         "contract",
     )
     e = act(site, f"/overrides/{e['override_id']}/retire", {}, MAPPER)
-    assert (e["kind"], e["before"]["active"], e["after"]["active"]) == ("override_ended", True, False)
+    assert (e["kind"], e["before"]["active"], e["after"]["active"]) == ("override_end", True, False)
+    assert (e["subject"], e["subject_id"]) == ("override", str(e["override_id"]))
 
     approval = store.add_approval(
         site.engine,
@@ -110,7 +113,7 @@ def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  #
         tenant="default",
     )
     e = act(site, f"/approvals/{approval['id']}/revoke", {"note": "numbers look wrong"}, MAPPER)
-    assert (e["kind"], e["decided_by"], e["decided_by_id"], e["note"], e["approval_id"]) == (
+    assert (e["kind"], e["actor_name"], e["actor_id"], e["note"], e["approval_id"]) == (
         "revoke",
         "Max Mapper",
         "12",
@@ -118,6 +121,7 @@ def test_every_decision_on_the_pages_appends_one_entry(site: Client) -> None:  #
         approval["id"],
     )
     assert (e["before"]["status"], e["after"]["status"]) == ("pending", "revoked")
+    assert (e["subject"], e["subject_id"]) == ("approval", str(approval["id"]))
 
     # What was refused, or decided nothing, is no decision.
     seen = entries(site)
@@ -151,8 +155,8 @@ def test_a_companys_history_page(site: Client) -> None:  # noqa: F811
     store.set_org_map(site.engine, 1, 10, None, "Other Tenant", tenant="north")
     html = get(site, "/history?company=10")
     assert "Decision history" in html and "Acme Corp #10" in html
-    kinds = [k for k in ("dismiss", "override_added", "map") if f'data-kind="{k}"' in html]
-    assert kinds == ["dismiss", "override_added", "map"]
+    kinds = [k for k in ("dismiss", "override_add", "map") if f'data-kind="{k}"' in html]
+    assert kinds == ["dismiss", "override_add", "map"]
     assert html.count('data-kind="map"') == 2 and "Other Tenant" not in html
     # The company names on the overrides and mapping pages lead here.
     assert 'href="/billing-review/history?company=10"' in get(site, "/overrides")
@@ -172,13 +176,19 @@ def test_any_reader_exports_the_history_as_streamed_csv(site: Client) -> None:  
     )
     rows = list(csv.reader(io.StringIO(response.text)))
     assert tuple(rows[0]) == store.DECISION_COLUMNS
-    by_kind = {r[2]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    # The contract's columns in its order, then the extensions (docs/contract.md §4).
+    assert (
+        rows[0][:11] == "id tenant at actor_id actor_name kind subject subject_id before after note".split()
+    )
+    by_kind = {r[5]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
     assert set(by_kind) == {"dismiss", "map"}
     assert by_kind["dismiss"]["note"] == '\'=HYPERLINK("x")'  # a formula defused
-    assert by_kind["dismiss"]["decided_by"] == "Erin Editor"
+    assert by_kind["dismiss"]["actor_name"] == "Erin Editor"
+    assert (by_kind["dismiss"]["subject"], by_kind["dismiss"]["subject_id"]) == ("quarantine", str(HELD_ROW))
+    assert (by_kind["map"]["subject"], by_kind["map"]["subject_id"]) == ("mapping", "1")
     assert '"status": "dismissed"' in by_kind["dismiss"]["after"]
     only_row = site.client.get(f"/billing-review/history/export.csv?row={HELD_ROW}", headers=VIEWER)
-    assert [r[2] for r in csv.reader(io.StringIO(only_row.text))][1:] == ["dismiss"]
+    assert [r[5] for r in csv.reader(io.StringIO(only_row.text))][1:] == ["dismiss"]
 
 
 def test_the_history_takes_no_writes_and_no_bad_filters(site: Client) -> None:  # noqa: F811
@@ -186,3 +196,18 @@ def test_the_history_takes_no_writes_and_no_bad_filters(site: Client) -> None:  
     assert site.client.get("/billing-review/history/export.csv?row=-1", headers=VIEWER).status_code == 400
     assert site.client.get("/billing-review/history").status_code == 401
     assert site.post("/history", {}, MAPPER).status_code == 405
+
+
+def test_a_settings_entry_names_its_variable_on_the_history_page(site: Client) -> None:  # noqa: F811
+    store.record_settings_change(
+        site.engine,
+        tenant="default",
+        variable="huntress_cw_billing_config",
+        user="Dan",
+        user_id="3",
+        before={"change_limit": 25},
+        after={"change_limit": 40},
+    )
+    html = get(site, "/history")
+    assert 'data-kind="settings" data-subject="settings" data-subject-id="huntress_cw_billing_config"' in html
+    assert "settings (huntress_cw_billing_config)" in html and "Dan" in html

@@ -218,6 +218,8 @@ def _append(
         conn,
         kind,
         tenant=after["tenant"],
+        subject="approval",
+        subject_id=after["id"],
         user=user,
         user_id=user_id,
         before=before,

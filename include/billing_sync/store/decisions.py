@@ -6,7 +6,13 @@ a decision (`set_quarantine_status`, `set_org_map`, `delete_org_map`, `add_appro
 `set_approval_status` when revoking, `add_override`, `retire_override`) append its entry with
 `append_decision` on their own connection, inside their own transaction: the decision and its entry
 commit together or not at all. A settings change is recorded by whoever makes it
-(`record_settings_change`: the settings page, issue 21).
+(`record_settings_change`: the settings page, issue 21). `apply` (the desk's Apply-now, issue 20) is
+a kind the table accepts and nothing records yet.
+
+Each entry names its `subject` and `subject_id` (docs/contract.md §4): the quarantine row's id, the
+organization id of a mapping, the approval's or override's id, the settings' Variable key, a run's
+id. The extension columns (quarantine row, sync key, organization, company, product, approval,
+override) repeat the subject's keys so a row's or a company's history is one indexed query.
 
 `before` and `after` are the subject as it stood (JSON; None where there was none, e.g. before a
 first mapping): the decision's columns of a quarantine row, the whole row of a mapping, approval or
@@ -22,10 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from .database import _reading, _writing
-from .schema import DECISION_KINDS, decisions
+from .schema import DECISION_KINDS, DECISION_SUBJECTS, decisions
 from .values import _clean, _now, _optional_id, _rows, _tenant_id, _user
 
-# The subject columns an entry may name, besides who, when, kind, before, after and note.
+# The extension columns an entry may fill, besides the contract's (docs/contract.md **Extension**).
 SUBJECT_COLUMNS = (
     "quarantine_id",
     "sync_key",
@@ -35,18 +41,20 @@ SUBJECT_COLUMNS = (
     "approval_id",
     "override_id",
 )
-# The columns of a CSV export, in order.
+# The columns of a CSV export, in order: the contract's, then the extensions.
 DECISION_COLUMNS = (
     "id",
     "tenant",
+    "at",
+    "actor_id",
+    "actor_name",
     "kind",
-    "decided_at",
-    "decided_by",
-    "decided_by_id",
-    *SUBJECT_COLUMNS,
-    "note",
+    "subject",
+    "subject_id",
     "before",
     "after",
+    "note",
+    *SUBJECT_COLUMNS,
 )
 # A quarantine row's columns that a decision on it changes: what its entry keeps before and after.
 QUARANTINE_DECIDED = ("status", "resolved_at", "resolved_by", "resolved_by_id", "note")
@@ -63,32 +71,42 @@ def append_decision(
     kind: str,
     *,
     tenant: str,
+    subject: str,
+    subject_id: object,
     user: str | None,
     user_id: str | None,
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     note: str | None = None,
-    **subject: Any,
+    **keys: Any,
 ) -> int:
-    """Append one entry on `conn`, in the caller's transaction; returns its id. `subject` takes the
-    columns of SUBJECT_COLUMNS (ids as integers or digits, the key and product as text)."""
+    """Append one entry on `conn`, in the caller's transaction; returns its id. `subject` is one of
+    DECISION_SUBJECTS and `subject_id` which one (kept as text); `keys` takes the extension columns of
+    SUBJECT_COLUMNS (ids as integers or digits, the key and product as text)."""
     if kind not in DECISION_KINDS:
         raise ValueError(f"kind must be one of {list(DECISION_KINDS)}, not {kind!r}")
-    unknown = set(subject) - set(SUBJECT_COLUMNS)
+    if subject not in DECISION_SUBJECTS:
+        raise ValueError(f"subject must be one of {list(DECISION_SUBJECTS)}, not {subject!r}")
+    named = "" if _clean(subject_id) is None else str(subject_id).strip()
+    if not named:
+        raise ValueError(f"a {kind} decision names its {subject}: subject_id is empty")
+    unknown = set(keys) - set(SUBJECT_COLUMNS)
     if unknown:
-        raise ValueError(f"not a subject column of a decision: {sorted(unknown)}")
+        raise ValueError(f"not an extension column of a decision: {sorted(unknown)}")
     row: dict[str, Any] = {
         "tenant": _tenant_id(tenant),
+        "at": _now(),
+        "actor_id": user_id,
+        "actor_name": None if user is None else _user(user),
         "kind": kind,
-        "decided_at": _now(),
-        "decided_by": None if user is None else _user(user),
-        "decided_by_id": user_id,
+        "subject": subject,
+        "subject_id": named,
         "before": None if before is None else dict(before),
         "after": None if after is None else dict(after),
         "note": note,
     }
     for column in SUBJECT_COLUMNS:
-        value = _clean(subject.get(column))
+        value = _clean(keys.get(column))
         text = column in ("sync_key", "product")
         row[column] = value if text or value is None else _optional_id(value, column)
     try:
@@ -101,21 +119,25 @@ def record_settings_change(
     engine: Engine,
     *,
     tenant: str,
+    variable: str,
     user: str,
     user_id: str | None,
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any],
     note: str | None = None,
 ) -> dict[str, Any]:
-    """Record that `user` changed the tenant's settings from `before` to `after` (kind
-    `settings_changed`); returns the entry. For the settings page (issue 21), which calls it where it
+    """Record that `user` changed the tenant's settings, the Airflow Variable `variable` (the
+    tenant's `variable` key), from `before` to `after` (kind and subject `settings`, subject_id the
+    Variable key); returns the entry. For the settings page (issue 21), which calls it where it
     writes the settings; no page changes settings today. Never pass secrets: settings hold none
     (credentials live in Airflow connections)."""
     with _writing(engine) as conn:
         new_id = append_decision(
             conn,
-            "settings_changed",
+            "settings",
             tenant=tenant,
+            subject="settings",
+            subject_id=variable,
             user=user,
             user_id=user_id,
             before=before,

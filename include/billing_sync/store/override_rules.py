@@ -81,7 +81,7 @@ def add_override(
                 raise OverrideConflict(f"{conflict} ({existing}): retire it first")
             new_id = conn.execute(o.insert().values(**row).returning(o.c.id)).scalar_one()
             added = dict(conn.execute(sa.select(o).where(o.c.id == new_id)).one()._mapping)
-            _append(conn, "override_added", None, added, user, user_id, note)
+            _append(conn, "override_add", None, added, user, user_id, note)
             return added
     except sa.exc.IntegrityError as exc:  # a concurrent add for the same company and product won
         raise OverrideConflict(conflict) from exc
@@ -132,7 +132,7 @@ def retire_override(
     """Make an override inactive (kept for the record); returns the row. Retiring a retired one
     changes nothing. With `user` (and `user_id`), who retired it and when is appended to the note:
     the table keeps who set a rule in its columns, and who ended it in the note. Retiring is kept in
-    the decision history too (`override_ended`, before and after), in the same transaction."""
+    the decision history too (`override_end`, before and after), in the same transaction."""
     o = overrides
     with _writing(engine) as conn:
         row = conn.execute(sa.select(o).where(o.c.id == int(override_id), o.c.tenant == tenant)).first()
@@ -146,7 +146,7 @@ def retire_override(
                 values["note"] = f"{row.note}; {said}" if row.note else said
             conn.execute(o.update().where(o.c.id == row.id).values(**values))
             before, row = row, conn.execute(sa.select(o).where(o.c.id == row.id)).one()
-            _append(conn, "override_ended", dict(before._mapping), dict(row._mapping), user, user_id, None)
+            _append(conn, "override_end", dict(before._mapping), dict(row._mapping), user, user_id, None)
     return dict(row._mapping)
 
 
@@ -164,6 +164,8 @@ def _append(
         conn,
         kind,
         tenant=after["tenant"],
+        subject="override",
+        subject_id=after["id"],
         user=user,
         user_id=user_id,
         before=before,

@@ -388,6 +388,8 @@ def set_quarantine_status(
             conn,
             _DECISION_OF[status],
             tenant=row.tenant,
+            subject="quarantine",
+            subject_id=row.id,
             user=user,
             user_id=user_id,
             before={k: row._mapping[k] for k in QUARANTINE_DECIDED},

@@ -27,7 +27,8 @@ MODES = ("push", "dry_run", "report_only")
 APPROVAL_KINDS = ("change", "create_addition")
 APPROVAL_STATUSES = ("pending", "applied", "stale", "revoked")
 OVERRIDE_RULES = ("minimum", "fixed", "exclude")
-# Revision 0008: what a person decided (billing_decisions); `create` is an approval of a new addition.
+# Revision 0008: what a person decided (billing_decisions), the contract's kinds in its order;
+# `create` is an approval of a new addition, `apply` the desk's Apply-now (issue 20, not recorded yet).
 DECISION_KINDS = (
     "dismiss",
     "resolve",
@@ -35,12 +36,15 @@ DECISION_KINDS = (
     "map",
     "unmap",
     "approve",
-    "create",
     "revoke",
-    "override_added",
-    "override_ended",
-    "settings_changed",
+    "create",
+    "override_add",
+    "override_end",
+    "settings",
+    "apply",
 )
+# What a decision is about; `subject_id` names which one (docs/contract.md §4 billing_decisions).
+DECISION_SUBJECTS = ("quarantine", "mapping", "approval", "override", "settings", "run")
 DEFAULT_TENANT = "default"  # the single-tenant form's tenant (docs/contract.md §1 Tenants)
 # One list of reason codes for the whole package: the contract's nine and its extensions.
 REASON_CODES = tuple(names.REASON_CODES)
@@ -348,17 +352,24 @@ api_calls = sa.Table(
 
 
 # Revision 0008: every decision a person made, append-only (docs/contract.md §4 billing_decisions).
-# A few subject columns to find an entry by (the rest of the subject is in `before` / `after`); who
-# decided may be null only when a script called the store without naming anyone.
+# The contract's columns, then the extensions that make a row's or a company's history one indexed
+# query (the rest of the subject is in `before` / `after`); who decided may be null only when a
+# script called the store without naming anyone.
 decisions = sa.Table(
     "billing_decisions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("tenant", sa.Text, nullable=False),  # no default: an entry always says whose it is
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor_id", sa.Text),
+    sa.Column("actor_name", sa.Text),
     sa.Column("kind", sa.Text, nullable=False),
-    sa.Column("decided_at", UTCDateTime, nullable=False),
-    sa.Column("decided_by", sa.Text),
-    sa.Column("decided_by_id", sa.Text),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("subject_id", sa.Text, nullable=False),
+    sa.Column("before", JSONText),
+    sa.Column("after", JSONText),
+    sa.Column("note", sa.Text),
+    # Extensions (docs/contract.md): the subject's keys, for "a row's / a company's history".
     sa.Column("quarantine_id", sa.Integer),
     sa.Column("sync_key", sa.Text),
     sa.Column("huntress_organization_id", sa.BigInteger),
@@ -366,10 +377,8 @@ decisions = sa.Table(
     sa.Column("product", sa.Text),
     sa.Column("approval_id", sa.Integer),
     sa.Column("override_id", sa.Integer),
-    sa.Column("before", JSONText),
-    sa.Column("after", JSONText),
-    sa.Column("note", sa.Text),
     _one_of("kind", DECISION_KINDS, "billing_decisions"),
+    _one_of("subject", DECISION_SUBJECTS, "billing_decisions"),
     sa.Index("ix_billing_decisions_tenant_row", "tenant", "quarantine_id"),
     sa.Index("ix_billing_decisions_tenant_company", "tenant", "cw_company_id"),
     sa.Index("ix_billing_decisions_tenant_org", "tenant", "huntress_organization_id"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,17 @@ from billing_sync.store import migrations
 DAY = "2026-11-01"
 T = "north"  # not the default tenant: nothing may fall back to it
 PACKAGE = Path(store.__file__).resolve().parents[1]
+# /work/shared/CONTRACTS.md §4 `billing_decisions`, word for word, and the extensions docs/contract.md names.
+CONTRACT_COLUMNS = "id tenant at actor_id actor_name kind subject subject_id before after note".split()
+EXTENSION_COLUMNS = (
+    "quarantine_id sync_key huntress_organization_id cw_company_id product approval_id override_id".split()
+)
+CONTRACT_KINDS = (
+    "dismiss|resolve|reopen|map|unmap|approve|revoke|create|override_add|override_end|settings|apply".split(
+        "|"
+    )
+)
+CONTRACT_SUBJECTS = "quarantine|mapping|approval|override|settings|run".split("|")
 
 
 def build(engine: sa.Engine, how: str) -> None:
@@ -53,13 +65,60 @@ def quarantine_row(engine: sa.Engine, key: str = "company:250:edr") -> dict[str,
 
 
 @pytest.mark.parametrize("how", ["at_head", "replayed"])
+def test_the_table_is_the_contracts_with_its_named_extensions(engine: sa.Engine, how: str) -> None:
+    build(engine, how)
+    insp = sa.inspect(engine)
+    columns = {c["name"]: c for c in insp.get_columns("billing_decisions")}
+    assert sorted(columns) == sorted(CONTRACT_COLUMNS + EXTENSION_COLUMNS)
+    # Every entry says whose, when, what kind and about what; who may be unnamed (a script).
+    required = {name for name, c in columns.items() if not c["nullable"]}
+    assert required == {"id", "tenant", "at", "kind", "subject", "subject_id"}
+    checks = {c["name"]: c["sqltext"] for c in insp.get_check_constraints("billing_decisions")}
+    listed = {name: set(re.findall(r"'([a-z_]+)'", text)) for name, text in checks.items()}
+    assert listed == {
+        "ck_billing_decisions_kind": set(CONTRACT_KINDS),
+        "ck_billing_decisions_subject": set(CONTRACT_SUBJECTS),
+    }
+    assert (list(store.DECISION_KINDS), list(store.DECISION_SUBJECTS)) == (CONTRACT_KINDS, CONTRACT_SUBJECTS)
+    # The database enforces them: `apply` on a run (issue 20, recorded by nobody yet) is accepted, a
+    # kind or subject the contract does not list is refused.
+    entry = {"tenant": T, "at": "2026-11-01 10:00:00", "actor_name": "Jane", "kind": "apply"}
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO billing_decisions (tenant, at, actor_name, kind, subject, subject_id) "
+                "VALUES (:tenant, :at, :actor_name, :kind, 'run', 'manual__1')"
+            ),
+            entry,
+        )
+    # Today's names before the contract's: override_added, settings_changed; an organization subject.
+    for kind, subject in (("override_added", "override"), ("settings_changed", "settings"), ("map", "org")):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO billing_decisions (tenant, at, actor_name, kind, subject, subject_id) "
+                    "VALUES (:tenant, :at, :actor_name, :kind, :subject, '1')"
+                ),
+                {**entry, "kind": kind, "subject": subject},
+            )
+    [e] = entries(engine)
+    assert (e["kind"], e["subject"], e["subject_id"], e["actor_name"], e["at"].tzinfo is not None) == (
+        "apply",
+        "run",
+        "manual__1",
+        "Jane",
+        True,
+    )
+
+
+@pytest.mark.parametrize("how", ["at_head", "replayed"])
 def test_the_database_refuses_to_update_or_delete_an_entry(engine: sa.Engine, how: str) -> None:
     build(engine, how)
     store.set_org_map(engine, 7, 250, "first", "Jane", user_id="42", tenant=T)
     [entry] = entries(engine)
     d = store.decision_history
     attempts = [
-        d.update().where(d.c.id == entry["id"]).values(note="rewritten", decided_by="Mallory"),
+        d.update().where(d.c.id == entry["id"]).values(note="rewritten", actor_name="Mallory"),
         d.update().values(after=None),
         d.delete().where(d.c.id == entry["id"]),
         d.delete(),
@@ -78,7 +137,7 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     seen = entries(engine)
     store.set_quarantine_status(engine, row["id"], "dismissed", "Jane", "duplicate", tenant=T, user_id="42")
     e = one_new(engine, seen)
-    assert (e["kind"], e["decided_by"], e["decided_by_id"], e["note"], e["tenant"]) == (
+    assert (e["kind"], e["actor_name"], e["actor_id"], e["note"], e["tenant"]) == (
         "dismiss",
         "Jane",
         "42",
@@ -97,12 +156,13 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
         "Jane",
         "duplicate",
     )
-    assert e["decided_at"].tzinfo is not None
+    assert e["at"].tzinfo is not None
+    assert (e["subject"], e["subject_id"]) == ("quarantine", str(row["id"]))
 
     seen = entries(engine)
     store.set_quarantine_status(engine, row["id"], "open", "Bob", "not a duplicate", tenant=T, user_id="7")
     e = one_new(engine, seen)
-    assert (e["kind"], e["decided_by"], e["note"]) == ("reopen", "Bob", "not a duplicate")
+    assert (e["kind"], e["actor_name"], e["note"]) == ("reopen", "Bob", "not a duplicate")
     assert (e["before"]["status"], e["before"]["resolved_by"], e["before"]["resolved_by_id"]) == (
         "dismissed",
         "Jane",
@@ -136,6 +196,7 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
         None,
     )
     assert (e["after"]["cw_company_id"], e["after"]["created_by"]) == (250, "Jane")
+    assert (e["subject"], e["subject_id"]) == ("mapping", "7")  # the organization's id
     seen = entries(engine)
     store.set_org_map(engine, 7, 260, "moved", "Bob", user_id="7", tenant=T)
     e = one_new(engine, seen)
@@ -149,7 +210,8 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     seen = entries(engine)
     assert store.delete_org_map(engine, 7, tenant=T, user="Carol", user_id="9")
     e = one_new(engine, seen)
-    assert (e["kind"], e["decided_by"], e["after"], e["cw_company_id"]) == ("unmap", "Carol", None, 260)
+    assert (e["kind"], e["actor_name"], e["after"], e["cw_company_id"]) == ("unmap", "Carol", None, 260)
+    assert (e["subject"], e["subject_id"]) == ("mapping", "7")
     assert (e["before"]["cw_company_id"], e["before"]["created_by"], e["before"]["note"]) == (
         260,
         "Bob",
@@ -214,7 +276,8 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
         reason="wrong",
     )
     e = one_new(engine, seen)
-    assert (e["kind"], e["decided_by"], e["note"]) == ("revoke", "Bob", "wrong")
+    assert (e["kind"], e["actor_name"], e["note"]) == ("revoke", "Bob", "wrong")
+    assert (e["subject"], e["subject_id"]) == ("approval", str(change["id"]))
     assert (e["before"]["status"], e["after"]["status"], e["after"]["note"]) == (
         "pending",
         "revoked",
@@ -238,7 +301,7 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     )
     e = one_new(engine, seen)
     assert (e["kind"], e["override_id"], e["before"], e["after"]["quantity"], e["note"]) == (
-        "override_added",
+        "override_add",
         rule["id"],
         None,
         10.0,
@@ -247,12 +310,13 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     seen = entries(engine)
     store.retire_override(engine, rule["id"], tenant=T, user="Bob", user_id="7")
     e = one_new(engine, seen)
-    assert (e["kind"], e["decided_by"], e["before"]["active"], e["after"]["active"]) == (
-        "override_ended",
+    assert (e["kind"], e["actor_name"], e["before"]["active"], e["after"]["active"]) == (
+        "override_end",
         "Bob",
         True,
         False,
     )
+    assert (e["subject"], e["subject_id"], e["override_id"]) == ("override", str(rule["id"]), rule["id"])
     seen = entries(engine)
     store.retire_override(engine, rule["id"], tenant=T, user="Bob")
     assert entries(engine) == seen
@@ -262,6 +326,7 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     store.record_settings_change(
         engine,
         tenant=T,
+        variable="huntress_cw_billing_config_north",
         user="Dan",
         user_id="3",
         before={"change_limit": 25},
@@ -270,13 +335,16 @@ def test_every_decision_path_appends_exactly_one_entry_with_before_and_after(eng
     )
     e = one_new(engine, seen)
     assert (e["kind"], e["before"], e["after"], e["note"]) == (
-        "settings_changed",
+        "settings",
         {"change_limit": 25},
         {"change_limit": 40},
         "Q4",
     )
+    assert (e["subject"], e["subject_id"]) == ("settings", "huntress_cw_billing_config_north")
 
-    assert {x["kind"] for x in entries(engine)} == set(store.DECISION_KINDS)
+    # Every kind but `apply` (the desk's Apply-now, issue 20: allowed, recorded by nothing yet).
+    assert {x["kind"] for x in entries(engine)} == set(store.DECISION_KINDS) - {"apply"}
+    assert {x["subject"] for x in entries(engine)} == set(store.DECISION_SUBJECTS) - {"run"}
     assert entries(engine, "default") == []  # another tenant's history has none of it
 
 
@@ -334,7 +402,7 @@ def test_a_companys_history_follows_an_organization_mapped_away_from_it(engine: 
     assert [(e["kind"], e["cw_company_id"]) for e in was_250] == [("map", 260), ("map", 250)]
     is_260 = store.list_decisions(engine, tenant=T, company_id=260)
     assert [(e["kind"], e["cw_company_id"]) for e in is_260] == [
-        ("override_added", 260),
+        ("override_add", 260),
         ("map", 260),
         ("map", 250),
     ]
@@ -360,7 +428,14 @@ def test_bad_entries_are_refused(engine: sa.Engine) -> None:
     with pytest.raises(ValueError, match="kind"):
         store.list_decisions(engine, tenant=T, kind="erase")
     with pytest.raises(ValueError, match="user"):
-        store.record_settings_change(engine, tenant=T, user=" ", user_id=None, before=None, after={})
+        store.record_settings_change(
+            engine, tenant=T, variable="v", user=" ", user_id=None, before=None, after={}
+        )
+    with pytest.raises(ValueError, match="subject_id"):
+        store.record_settings_change(
+            engine, tenant=T, variable=" ", user="Dan", user_id=None, before=None, after={}
+        )
+    assert entries(engine) == []
 
 
 def test_nothing_in_the_package_updates_or_deletes_an_entry() -> None:

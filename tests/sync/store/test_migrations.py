@@ -54,8 +54,8 @@ CONTRACT_COLUMNS = {
     ),
     "billing_api_calls": "api account started_epoch calls",
     "billing_decisions": (
-        "id tenant kind decided_at decided_by decided_by_id quarantine_id sync_key huntress_organization_id "
-        "cw_company_id product approval_id override_id before after note"
+        "id tenant at actor_id actor_name kind subject subject_id before after note quarantine_id sync_key "
+        "huntress_organization_id cw_company_id product approval_id override_id"
     ),
 }
 TENANT_TABLES = ("billing_quarantine", "billing_changes", "billing_runs", "billing_org_map")

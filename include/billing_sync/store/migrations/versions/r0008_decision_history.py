@@ -1,10 +1,12 @@
 """The decision history (docs/contract.md §4 `billing_decisions`): every decision a person made, kept.
 
-- New table billing_decisions: one row per decision (dismiss, resolve, reopen, map, unmap, approve,
-  create, revoke, override_added, override_ended, settings_changed) with who (display name and user
-  id), when (UTC), the tenant, a few columns naming what it was about (quarantine row, sync key,
-  organization, company, product, approval, override), the subject before and after (JSON text)
-  and the person's note. Indexed for a row's, a company's and an organization's history.
+- New table billing_decisions (docs/contract.md §4): one row per decision, with the tenant, when
+  (`at`, UTC), who (`actor_id`, `actor_name`), the `kind` (dismiss, resolve, reopen, map, unmap,
+  approve, revoke, create, override_add, override_end, settings; apply, reserved for the desk's
+  Apply-now), the `subject` (quarantine, mapping, approval, override, settings, run) and its
+  `subject_id`, the subject before and after (JSON text) and the person's note; and, as extensions,
+  the subject's keys (quarantine row, sync key, organization, company, product, approval, override)
+  indexed for a row's, a company's and an organization's history.
 - Triggers that refuse every UPDATE and DELETE of it (PostgreSQL: TRUNCATE too), so nothing, the
   application included, rewrites or removes a decision once it is recorded.
 
@@ -22,6 +24,7 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+# Spelled out here, not imported from schema.py: a revision keeps what it shipped with.
 KINDS = (
     "dismiss",
     "resolve",
@@ -29,12 +32,14 @@ KINDS = (
     "map",
     "unmap",
     "approve",
-    "create",
     "revoke",
-    "override_added",
-    "override_ended",
-    "settings_changed",
+    "create",
+    "override_add",
+    "override_end",
+    "settings",
+    "apply",
 )
+SUBJECTS = ("quarantine", "mapping", "approval", "override", "settings", "run")
 # The very statements schema.DECISIONS_TRIGGERS fires for a new database (a test compares them).
 TRIGGERS = {
     "sqlite": (
@@ -56,15 +61,21 @@ TRIGGERS = {
 
 
 def upgrade() -> None:
-    listed = ", ".join(f"'{k}'" for k in KINDS)
+    kinds = ", ".join(f"'{k}'" for k in KINDS)
+    subjects = ", ".join(f"'{s}'" for s in SUBJECTS)
     op.create_table(
         "billing_decisions",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_id", sa.Text()),
+        sa.Column("actor_name", sa.Text()),
         sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("decided_by", sa.Text()),
-        sa.Column("decided_by_id", sa.Text()),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("subject_id", sa.Text(), nullable=False),
+        sa.Column("before", sa.Text()),
+        sa.Column("after", sa.Text()),
+        sa.Column("note", sa.Text()),
         sa.Column("quarantine_id", sa.Integer()),
         sa.Column("sync_key", sa.Text()),
         sa.Column("huntress_organization_id", sa.BigInteger()),
@@ -72,10 +83,8 @@ def upgrade() -> None:
         sa.Column("product", sa.Text()),
         sa.Column("approval_id", sa.Integer()),
         sa.Column("override_id", sa.Integer()),
-        sa.Column("before", sa.Text()),
-        sa.Column("after", sa.Text()),
-        sa.Column("note", sa.Text()),
-        sa.CheckConstraint(f"kind IN ({listed})", name="ck_billing_decisions_kind"),
+        sa.CheckConstraint(f"kind IN ({kinds})", name="ck_billing_decisions_kind"),
+        sa.CheckConstraint(f"subject IN ({subjects})", name="ck_billing_decisions_subject"),
     )
     op.create_index("ix_billing_decisions_tenant_row", "billing_decisions", ["tenant", "quarantine_id"])
     op.create_index("ix_billing_decisions_tenant_company", "billing_decisions", ["tenant", "cw_company_id"])
