@@ -168,6 +168,20 @@ def test_the_create_form_lists_the_companys_live_agreements_and_the_price(site: 
         assert "<strong>4.50</strong> each, 54.00 a month" in page
 
 
+def test_the_rows_history_shows_its_approval_and_revocation(site: Site) -> None:
+    """Issue 19 §5: a row's history names what was decided on it, approvals included (an approval is
+    recorded on its own table, yet approved from the row)."""
+    row = site.rows["change_exceeds_limit"]
+    assert site.post("/approvals", {"row_id": str(row), "note": "35 seats left"}).status_code == 303
+    (approval,) = site.approvals()
+    site.post(f"/approvals/{approval['id']}/revoke", {"note": "asked twice"})
+    history = site.get(f"/quarantine/{row}").text.split('data-testid="history"', 1)[1]
+    assert history.index('data-kind="revoke"') < history.index('data-kind="approve"')  # newest first
+    assert "35 seats left" in history and "asked twice" in history
+    other = site.rows["no_live_addition"]
+    assert 'data-kind="approve"' not in site.get(f"/quarantine/{other}").text
+
+
 def test_a_mapper_approves_a_held_change_recorded_with_name_and_id(site: Site) -> None:
     row = site.rows["change_exceeds_limit"]
     # A stray number changes nothing: what is approved is what the row holds and the form showed.

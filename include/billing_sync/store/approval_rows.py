@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from .database import _reading, _writing
 from .decisions import append_decision
 from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, approvals
+from .schema import decisions as decision_history
 from .values import (
     _as_date,
     _id,
@@ -53,9 +54,13 @@ def add_approval(
     addition_id: int | None = None,
     agreement_id: int | None = None,
     note: str | None = None,
+    quarantine_id: int | None = None,
     tenant: str,
 ) -> dict[str, Any]:
     """Record a pending approval; returns the row.
+
+    `quarantine_id`: the held row it was approved from, named by its history entry (and by a later
+    revocation's), so the row's history shows it.
 
     `change`: exactly this change of an existing addition, `addition_id` from `from_quantity` to
     `to_quantity`. `create_addition`: a new addition of `to_quantity` on `agreement_id` (no
@@ -85,7 +90,10 @@ def add_approval(
             _refuse_second_pending(conn, row)
             new_id = conn.execute(approvals.insert().values(**row).returning(approvals.c.id)).scalar_one()
             added = dict(conn.execute(sa.select(approvals).where(approvals.c.id == new_id)).one()._mapping)
-            _append(conn, "approve" if kind == "change" else "create", None, added, user, user_id, note)
+            kind_of = "approve" if kind == "change" else "create"
+            _append(
+                conn, kind_of, None, added, user, user_id, note, _optional_id(quarantine_id, "quarantine_id")
+            )
             return added
     except sa.exc.IntegrityError as exc:  # a concurrent approval of the same key won the race
         raise ApprovalConflict(_pending_message(row)) from exc
@@ -200,8 +208,29 @@ def set_approval_status(
             raise ApprovalConflict(f"approval {approval_id} is {found}, not pending")
         closed = dict(conn.execute(sa.select(a).where(a.c.id == int(approval_id))).one()._mapping)
         if status == "revoked" and before is not None:
-            _append(conn, "revoke", dict(before._mapping), closed, user, user_id, reason)
+            _append(
+                conn,
+                "revoke",
+                dict(before._mapping),
+                closed,
+                user,
+                user_id,
+                reason,
+                _approved_from(conn, closed),
+            )
         return closed
+
+
+def _approved_from(conn: sa.Connection, approval: dict[str, Any]) -> int | None:
+    """The quarantine row the approval was made from, as its own history entry names it."""
+    d = decision_history
+    return conn.execute(
+        sa.select(d.c.quarantine_id).where(
+            d.c.tenant == approval["tenant"],
+            d.c.approval_id == approval["id"],
+            d.c.kind.in_(("approve", "create")),
+        )
+    ).scalar()
 
 
 def _append(
@@ -212,6 +241,7 @@ def _append(
     user: str | None,
     user_id: str | None,
     note: str | None,
+    quarantine_id: int | None,
 ) -> None:
     """The decision's entry in the history, on the decision's own connection and transaction."""
     append_decision(
@@ -229,4 +259,5 @@ def _append(
         cw_company_id=after["cw_company_id"],
         product=after["product"],
         approval_id=after["id"],
+        quarantine_id=quarantine_id,
     )

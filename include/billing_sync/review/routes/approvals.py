@@ -264,6 +264,7 @@ def record_approval(
             user=reviewer.name,
             user_id=reviewer.user_id,
             note=note or None,
+            quarantine_id=row["id"],
             tenant=row["tenant"],
             **fields,
         )
