@@ -3,12 +3,15 @@ frames as plain records for JSON and SQL."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
 import pandas as pd
 
 from . import money
+
+log = logging.getLogger(__name__)
 
 
 def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,13 +39,28 @@ def amount_at_stake(r: Mapping[str, Any]) -> str | None:
     return None if delta is None else money.text(abs(delta))
 
 
+# Ledger actions that move money (written, or planned by a dry run): each carries its monthly amount.
+MONEY_ACTIONS = ("updated", "created", "planned")
+
+
 def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
+    """A key's outcome (after the push: `action`) as its ledger row.
+
+    The guard on the ledger's money (issue 20 §3): a row of MONEY_ACTIONS whose price is known never
+    goes without its monthly amount. Reconcile prices every key it lets through, and an approval
+    prices the key it releases; a row that still arrives without one is priced here from its own
+    unit price and quantities (previous 0 for a created addition) and logged as a warning, because
+    some step upstream missed it. It is never refused: the write already happened, and its record
+    matters more. A row with no price anywhere keeps a NULL amount."""
     unit, delta = r.get("unit_price"), r.get("monthly_amount_delta")
     if r.get("outcome") == "create" and unit is None:
         # An approved new addition is created without a unitPrice, so ConnectWise bills it at the
-        # catalog item's price (as read with the run); all of its units are new.
+        # catalog item's price (as read with the run).
         unit = r.get("catalog_price")
-        delta = money.text(money.times(unit, r.get("new_quantity")))
+    if action in MONEY_ACTIONS and money.amount(delta) is None and money.amount(unit) is not None:
+        delta = _amount_moved(r, unit, action)
+        if delta is not None:
+            log.warning("%s: ledger row without its monthly amount; priced as %s", r["sync_key"], delta)
     return {
         "sync_key": r["sync_key"],
         "cw_company_id": r.get("company_id"),
@@ -58,6 +76,16 @@ def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
         "override_id": r.get("override_id"),
         "approval_id": r.get("approval_id"),
     }
+
+
+def _amount_moved(r: Mapping[str, Any], unit: Any, action: str) -> str | None:
+    """unit × (new − previous) as Decimal text; a created addition's previous is 0."""
+    new, old = money.amount(r.get("new_quantity")), money.amount(r.get("previous_quantity"))
+    if old is None and (action == "created" or r.get("outcome") == "create"):
+        old = money.ZERO
+    if new is None or old is None:
+        return None
+    return money.text(money.times(unit, new - old))
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:

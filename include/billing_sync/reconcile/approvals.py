@@ -32,6 +32,8 @@ from typing import Any
 
 import pandas as pd
 
+from billing_sync import money
+
 from .live import _billing_day, _type_filter
 from .text import _qty, _text
 
@@ -130,8 +132,31 @@ def apply_approvals(
         out.at[i, "approval_id"] = int(approval["id"])
         if kind == "create_addition":
             out.at[i, "agreement_id"] = int(approval["agreement_id"])
+        _price_released(out, i)
         out.at[i, "detail"] = _detail(approval)
     return out, stale
+
+
+def _price_released(out: pd.DataFrame, i: Any) -> None:
+    """The monthly amount of a released key, at the quantity approved. Reconcile priced the key while
+    it was held (no amount: nothing was to be written), so without this an approved change reached
+    the ledger with `monthly_amount_delta` NULL and `recovered` left it out (issue 20 §3).
+
+    A new addition is created without a unitPrice, so ConnectWise bills it at the catalog item's
+    price (as read with the run), and all its units are new. No price anywhere: the amount stays NA
+    and the write goes ahead (a missing price never blocks a write)."""
+    row = out.loc[i]
+    if out.at[i, "outcome"] == "create":
+        unit = row.get("unit_price")
+        unit = row.get("catalog_price") if _missing(unit) else unit
+        out.at[i, "unit_price"] = pd.NA if _missing(unit) else unit
+        moved = money.amount(out.at[i, "new_quantity"])
+    else:
+        unit = row.get("unit_price")
+        new, old = money.amount(out.at[i, "new_quantity"]), money.amount(row.get("previous_quantity"))
+        moved = None if new is None or old is None else new - old
+    delta = None if _missing(unit) else money.text(money.times(unit, moved))
+    out.at[i, "monthly_amount_delta"] = pd.NA if delta is None else delta
 
 
 def _matches(
