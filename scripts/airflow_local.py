@@ -7,7 +7,9 @@ and the billing review pages.
    scenario's billing date with `airflow dags test`, so the pages have something to show;
 3. runs `airflow standalone` (scheduler, DAG processor, triggerer, API server) on
    http://127.0.0.1:8080 with SimpleAuthManager and two users: `admin` (role admin) and `viewer`
-   (read only); prints their passwords once the API server answers.
+   (read only); prints their passwords once the API server answers. With --host/--port every
+   process, task runners included, reaches the API server there (`[api] base_url`, `[core]
+   execution_api_server_url`), and the links runs write name it.
 
 Ctrl+C, `kill` (SIGTERM) and any exit stop everything: each child runs in its own process group,
 and `Supervisor` stops every group (SIGTERM, a grace period, SIGKILL), then whatever else of the
@@ -260,7 +262,22 @@ def airflow_env(urls: dict, scenario: dict, host: str, port: int) -> dict[str, s
     env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
     env["AIRFLOW__API__HOST"] = host
     env["AIRFLOW__API__PORT"] = str(port)
+    # Without these two, Airflow assumes http://localhost:8080 (airflow/executors/base_executor.py
+    # get_execution_api_server_url; [api] base_url in config.yml): on any other port every task process
+    # called nothing, was retried and failed with an empty log, and the links runs write (reports,
+    # alerts) pointed at :8080.
+    env["AIRFLOW__API__BASE_URL"] = api_url(host, port)
+    env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{api_url(host, port)}/execution/"
     return env
+
+
+def api_url(host: str, port: int) -> str:
+    """Where this machine's processes and browser reach the API server (listening on `host`)."""
+    if host in ("0.0.0.0", "::", ""):  # every address: this machine's own is one of them
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def has_runs() -> bool:
@@ -338,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             env = airflow_env(urls, scenario, args.host, args.port)
             if not args.no_seed and not has_runs():
                 seed(sup, env, billing_date)
-            host = "127.0.0.1" if args.host == "0.0.0.0" else args.host
-            return run_standalone(sup, env, f"http://{host}:{args.port}")
+            return run_standalone(sup, env, api_url(args.host, args.port))
     except Stop as stop:
         print(f"\nStopped ({stop}): Airflow and the sandbox are down.", flush=True)
         return 0  # stopped on request
