@@ -132,7 +132,9 @@ SCHEMAS: dict[str, dict[str, Dtype]] = {
         # Money, as Decimal text (billing_sync.money): exact whatever the database does with floats.
         "unit_price": "string",  # the live addition's unitPrice, as read
         "catalog_price": "string",  # the catalog item's price, as read
-        "monthly_amount_delta": "string",  # change / unchanged: unit_price × (new − previous)
+        # change / unchanged: unit_price × (new − previous); an approved key priced at its approved
+        # quantity, a created addition at the catalog price × its quantity (reconcile/approvals.py)
+        "monthly_amount_delta": "string",
         "amount_at_stake": "string",  # quarantined: price × |aimed-for − ConnectWise|, price known
         # The billing_approvals row a person approved this change or new addition with; <NA> when none.
         "approval_id": "Int64",

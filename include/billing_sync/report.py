@@ -2,10 +2,11 @@
 
 `write_report` fills the run's report directory (`run_directory`):
     report.html      one self-contained page (inline CSS, no scripts, no external assets)
-    changes.csv      the ledger rows of the run (billing_changes) + company name
+    changes.csv      the ledger rows of the run (billing_changes) + company name, the override as it
+                     reads, and `decided_by` (the approval or override behind the change: decided_by.py)
     quarantine.csv   the quarantine rows this run recorded (billing_quarantine) + company name, what to do
     totals.csv       Huntress vs ConnectWise totals per product, before and after the push
-    outcomes.csv     one row per sync key (written by steps.record_run; linked here)
+    outcomes.csv     one row per sync key with its `decided_by` (written by steps.record_run; linked here)
     validation.json  the GX results (written by steps.validate; linked here)
 Everything comes from the billing database, which holds no connection data, so neither can the
 report. Every value is HTML-escaped by Jinja's autoescape: names come from Huntress and ConnectWise.
@@ -29,6 +30,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from . import charts, csvfile, money, runtime, store, tenants
+from .decided_by import decided_by
 from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
 from .runref import InvoicedRunRef
 
@@ -110,13 +112,15 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
     counts = dict(summary.get("counts") or run.get("counts") or {})
     checks = dict(summary.get("checks") or run.get("checks") or {})
     overrides = _override_texts(eng, run_id, tenant)
+    ledger = store.changes_for_run(eng, run_id, tenant=tenant)
     changes = [
         {
             **_exact(c, LEDGER_MONEY),
             "company_name": companies.get(c["cw_company_id"]),
             "override": overrides.get(c["sync_key"]),
+            "decided_by": who,
         }
-        for c in store.changes_for_run(eng, run_id, tenant=tenant)
+        for c, who in zip(ledger, decided_by(eng, ledger, tenant=tenant), strict=True)
     ]
     quarantine = [
         {
@@ -295,7 +299,9 @@ def write_report(
         directory = run_directory(ref["billing_date"], ref["run_id"], ref["tenant"])
     data = collect(eng, ref, summary)
     csvfile.write_rows(
-        directory / CHANGES_CSV, data["changes"], [*_columns(store.changes), "company_name", "override"]
+        directory / CHANGES_CSV,
+        data["changes"],
+        [*_columns(store.changes), "company_name", "override", "decided_by"],
     )
     csvfile.write_rows(
         directory / QUARANTINE_CSV,
@@ -415,12 +421,22 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
     changes = [
         c for c in store.changes_for_run(eng, run["run_id"], tenant=tenant) if c["action"] != "unchanged"
     ]
+    deciders = decided_by(eng, changes, tenant=tenant)
     if changes:
         out += [
             "",
             "Changes:",
             _table(
-                ["company", "product", "addition", "previous", "new", "action", "monthly amount"],
+                [
+                    "company",
+                    "product",
+                    "addition",
+                    "previous",
+                    "new",
+                    "action",
+                    "monthly amount",
+                    "decided by",
+                ],
                 [
                     [
                         c["cw_company_id"],
@@ -430,8 +446,9 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
                         _num(c["new_quantity"]),
                         c["action"],
                         money.signed(c.get("monthly_amount_delta")),
+                        who,
                     ]
-                    for c in changes
+                    for c, who in zip(changes, deciders, strict=True)
                 ],
             ),
         ]

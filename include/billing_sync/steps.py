@@ -23,6 +23,7 @@ from . import checks, csvfile, frames, money, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
+from .decided_by import decided_by
 from .errors import ApiError, NoInvoiceError
 from .huntress import (
     STANDING_STATUSES,
@@ -502,7 +503,10 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     new = db.new_organizations()
     result_checks["new_organizations"] = new
     path = reports_dir(ref)
-    csvfile.write_frame(path / report.OUTCOMES_CSV, final)  # formulas defused, like every report CSV
+    # Formulas defused, like every report CSV; each key names the approval or override behind it.
+    who = decided_by(eng, _records(final[["approval_id", "override_id"]]), tenant=ref["tenant"])
+    named = final.assign(decided_by=pd.Series(who, index=final.index, dtype="string"))
+    csvfile.write_frame(path / report.OUTCOMES_CSV, named)
     # Finish first: the report shows the run's row as the database now holds it (status, times).
     db.finish("success", counts, result_checks, str(path))
     page = report.write_report(

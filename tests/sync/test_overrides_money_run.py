@@ -153,7 +153,7 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     )
     assert page.index("Money: Huntress vs ConnectWise") < page.index("<h2>Outcomes</h2>")
     assert "Recovered by this run: −12.98" in page and "Still held: 234.00" in page
-    assert f"minimum 38 by Jane Doe (override {minimum['id']})" in page
+    assert f"override #{minimum['id']}: minimum 38 by Jane Doe" in page  # the Changes table's "decided by"
 
     text = report.run_summary_text(eng, DAY, tenant="default")
     tail = text.splitlines()[-4:]

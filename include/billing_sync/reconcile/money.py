@@ -5,7 +5,9 @@ Per key (`_price_keys`, columns of the outcomes frame, Decimal text):
     unit_price            the key's one live addition's unitPrice, as read (no extra request:
                           `unitPrice` comes with the additions)
     catalog_price         the mapped catalog item's price, as read with the catalog item
-    monthly_amount_delta  change / unchanged: unit_price × (new − previous); NA without a unit_price
+    monthly_amount_delta  change / unchanged: unit_price × (new − previous); NA without a unit_price.
+                          A held key a person approves is priced again when released, at the
+                          approved quantity (approvals.py); a created addition at its catalog price
     amount_at_stake       quarantined: price × |aimed-for − ConnectWise|, the price the addition's,
                           else the catalog item's; NA when no price or either quantity is unknown
 
