@@ -159,7 +159,11 @@ def test_names_spelled_outside_the_package_agree_with_names():
     of ours either: they spell a few names again."""
     from billing_sync import names, runtime, tenants
 
-    assert (tenants.DAG_ID, tenants.VARIABLE_KEY) == (names.DAG_ID, names.VARIABLE_KEY)
+    assert (tenants.DAG_ID, tenants.APPLY_DAG_ID, tenants.VARIABLE_KEY) == (
+        names.DAG_ID,
+        names.APPLY_DAG_ID,
+        names.VARIABLE_KEY,
+    )
     assert (tenants.HUNTRESS_CONN_ID, tenants.CONNECTWISE_CONN_ID) == (
         names.HUNTRESS_CONN_ID,
         names.CONNECTWISE_CONN_ID,

@@ -7,6 +7,8 @@ it; the DAG file still spells its own DAG id, because it imports nothing of ours
 from __future__ import annotations
 
 DAG_ID = "huntress_connectwise_billing_sync"
+# The desk's Apply now (docs/contract.md §1): one per tenant, `<APPLY_DAG_ID>__<id>` with a tenants file.
+APPLY_DAG_ID = "huntress_connectwise_billing_apply"
 VARIABLE_KEY = "huntress_cw_billing_config"
 
 HUNTRESS_CONN_ID = "huntress_default"

@@ -23,6 +23,7 @@ DEFAULT_TENANT = "default"
 # = names.DAG_ID, names.VARIABLE_KEY and the connection ids; spelled here so this module stays alone
 # at the bottom of the import graph (tests/test_imports.py holds them equal).
 DAG_ID = "huntress_connectwise_billing_sync"
+APPLY_DAG_ID = "huntress_connectwise_billing_apply"  # = names.APPLY_DAG_ID: the desk's Apply now
 VARIABLE_KEY = "huntress_cw_billing_config"
 HUNTRESS_CONN_ID = "huntress_default"
 CONNECTWISE_CONN_ID = "connectwise_default"
@@ -51,6 +52,11 @@ class Tenant:
     @property
     def dag_id(self) -> str:
         return DAG_ID if self.single_tenant_form else f"{DAG_ID}__{self.id}"
+
+    @property
+    def apply_dag_id(self) -> str:
+        """The tenant's apply DAG (the desk's Apply now; docs/contract.md §1)."""
+        return APPLY_DAG_ID if self.single_tenant_form else f"{APPLY_DAG_ID}__{self.id}"
 
     @property
     def huntress_pool(self) -> str | None:
@@ -83,10 +89,19 @@ def dag_id_of(tenant_id: str) -> str:
         return DAG_ID if tenant_id == DEFAULT_TENANT else f"{DAG_ID}__{check_id(tenant_id)}"
 
 
+def apply_dag_id_of(tenant_id: str) -> str:
+    """The apply DAG of a tenant, as `dag_id_of` names its monthly DAG."""
+    monthly = dag_id_of(tenant_id)
+    return APPLY_DAG_ID + monthly[len(DAG_ID) :]
+
+
 def of_dag(dag_id: str) -> str:
-    """The tenant a DAG id belongs to (`default` for the single-tenant DAG)."""
-    prefix = f"{DAG_ID}__"
-    return dag_id[len(prefix) :] if dag_id.startswith(prefix) else DEFAULT_TENANT
+    """The tenant a DAG id belongs to (`default` for the single-tenant DAGs), monthly or apply."""
+    for base in (DAG_ID, APPLY_DAG_ID):
+        prefix = f"{base}__"
+        if dag_id.startswith(prefix):
+            return dag_id[len(prefix) :]
+    return DEFAULT_TENANT
 
 
 def check_id(value: Any) -> str:
