@@ -7,7 +7,7 @@ into an `InvoicedRunRef`, which every later task takes. Settings travel as `Sett
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from .config import SettingsDict
 
@@ -22,6 +22,8 @@ class RunRef(TypedDict):
     mode: Mode  # report_only only once the invoice is known (an older invoice than the newest)
     force_historical_push: bool
     invoice_id: int | None  # pinned by the invoice_id param; the chosen invoice's id once found
+    # An apply's conf (billing_sync.apply; billing_runs.scope): absent or None for a full run.
+    scope: NotRequired[dict[str, Any] | None]
 
 
 class InvoiceSummary(TypedDict):

@@ -126,7 +126,7 @@ def resolve(
         "force_historical_push": bool(params.get("force_historical_push")),
         "invoice_id": int(pinned) if pinned not in (None, "") else None,
     }
-    run_store(eng, ref).start(ref["invoice_id"], ref["mode"], ref["settings"])
+    run_store(eng, ref).start(ref["invoice_id"], ref["mode"], ref["settings"], ref.get("scope"))
     return ref
 
 
@@ -189,7 +189,7 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
         plan=invoice.get("plan"),
     )
     out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
-    run_store(eng, ref).start(invoice["id"], mode, ref["settings"])
+    run_store(eng, ref).start(invoice["id"], mode, ref["settings"], ref.get("scope"))
     return out
 
 

@@ -105,7 +105,7 @@ from .schema import (
     staging_table,
 )
 from .schema import decisions as decision_history  # `store.decisions` is the module of its functions
-from .staging import newest_staged_run, purge_staging, read_frame, write_frame
+from .staging import newest_reconciled_run, newest_staged_run, purge_staging, read_frame, write_frame
 
 __all__ = [
     "ACTIONS",
@@ -161,6 +161,7 @@ __all__ = [
     "list_runs",
     "make_engine",
     "new_organizations",
+    "newest_reconciled_run",
     "newest_staged_run",
     "org_map",
     "org_map_frame",

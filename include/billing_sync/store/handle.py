@@ -82,8 +82,23 @@ class RunStore:
         return self.of.tenant
 
     # -- the run record -------------------------------------------------------------------------
-    def start(self, invoice_id: int | None, mode: str, settings: Mapping[str, Any]) -> None:
-        start_run(self.engine, self.run_id, self.billing_date, invoice_id, mode, settings, tenant=self.tenant)
+    def start(
+        self,
+        invoice_id: int | None,
+        mode: str,
+        settings: Mapping[str, Any],
+        scope: Mapping[str, Any] | None = None,
+    ) -> None:
+        start_run(
+            self.engine,
+            self.run_id,
+            self.billing_date,
+            invoice_id,
+            mode,
+            settings,
+            tenant=self.tenant,
+            scope=scope,
+        )
 
     def finish(
         self,
@@ -108,9 +123,14 @@ class RunStore:
     def upsert_quarantine(self, rows: Iterable[Mapping[str, Any]]) -> int:
         return upsert_quarantine(self.engine, self.run_id, self.billing_date, rows, tenant=self.tenant)
 
-    def resolve_superseded(self, current: Mapping[str, str], seen_keys: Iterable[str] | None = None) -> int:
+    def resolve_superseded(
+        self,
+        current: Mapping[str, str],
+        seen_keys: Iterable[str] | None = None,
+        within: Iterable[str] | None = None,
+    ) -> int:
         return resolve_superseded(
-            self.engine, self.run_id, self.billing_date, current, seen_keys, tenant=self.tenant
+            self.engine, self.run_id, self.billing_date, current, seen_keys, tenant=self.tenant, within=within
         )
 
     def resolve_synced(self, sync_keys: Iterable[str]) -> int:

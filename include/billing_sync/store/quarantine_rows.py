@@ -151,6 +151,7 @@ def resolve_superseded(
     seen_keys: Iterable[str] | None = None,
     *,
     tenant: str,
+    within: Iterable[str] | None = None,
 ) -> int:
     """Resolve the tenant's open rows of this billing date that this run's picture contradicts.
 
@@ -162,9 +163,13 @@ def resolve_superseded(
     after the organization got mapped: its usage now syncs under a company key). Rows of other
     billing dates are untouched. Keys not in `current` but seen are left to `resolve_synced`, so
     push-time reasons survive until the key really syncs.
+
+    `within` (a scoped run, billing_sync.apply): only open rows of these keys are considered; a
+    scoped run saw only its own keys, so every other key's row is none of its business.
     """
     day, now, by = _as_date(billing_date), _now(), f"sync:{run_id}"
     seen = None if seen_keys is None else set(seen_keys) | set(current)
+    only = None if within is None else set(within)
     q = quarantine
     with _writing(engine) as conn:
         open_rows = conn.execute(
@@ -174,6 +179,8 @@ def resolve_superseded(
         ).all()
         updates = []
         for row_id, key, reason, note in open_rows:
+            if only is not None and key not in only:
+                continue
             if key in current and current[key] != reason:
                 why = f"superseded by {current[key]}"
             elif seen is not None and key not in seen:

@@ -28,9 +28,13 @@ def start_run(
     settings: Mapping[str, Any],
     *,
     tenant: str,
+    scope: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
-    restarts its record: started_at now, and the previous attempt's results cleared."""
+    restarts its record: started_at now, and the previous attempt's results cleared.
+
+    `scope`: None for a full run of the billing date; the apply DAG's conf for a scoped run
+    (docs/contract.md §4 `billing_runs.scope`)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, not {mode!r}")
     row = {
@@ -46,6 +50,7 @@ def start_run(
         "checks": None,
         "report_path": None,
         "settings": dict(settings),
+        "scope": None if scope is None else dict(scope),
     }
     with _writing(engine) as conn:
         _upsert(conn, runs, ("tenant", "run_id"), [row], [c for c in row if c not in ("tenant", "run_id")])

@@ -234,6 +234,9 @@ runs = sa.Table(
     sa.Column("report_path", sa.Text),
     sa.Column("settings", JSONText),
     _tenant(),
+    # Revision 0009: null for a full run of the billing date; the apply DAG's conf for a scoped run
+    # (docs/contract.md §4), which reads nothing but the keys it names.
+    sa.Column("scope", JSONText),
     # Revision 0006: every tenant's DAG has the same run ids, so a run is (tenant, run_id).
     sa.PrimaryKeyConstraint("tenant", "run_id"),
     _one_of("mode", MODES, "billing_runs"),

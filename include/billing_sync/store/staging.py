@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from .. import frames
 from .database import _reading, _writing
 from .schema import ROW_COLUMN, STAGING, runs, staging_table
-from .values import _chunks, _tenant_id
+from .values import _as_date, _chunks, _tenant_id
 
 
 def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, tenant: str) -> int:
@@ -108,8 +108,14 @@ def read_frame(engine: Engine, run_id: str, name: str, *, tenant: str) -> pd.Dat
     return frames.conform(pd.DataFrame(data, dtype=object), name)
 
 
+# A full run of its billing date (not an apply's subset, docs/contract.md §4 `scope`) that no task
+# is writing any more: what the pages and an apply read staged frames from.
+_COMPLETE_FULL_RUN = (runs.c.scope.is_(None), runs.c.status != "running")
+
+
 def newest_staged_run(engine: Engine, name: str, *, tenant: str) -> str | None:
-    """The tenant's newest recorded run (by start) that staged rows of frame `name`, or None.
+    """The tenant's newest recorded full run (by start), finished, that staged rows of frame `name`,
+    or None: never a run still staging (its frames half written) nor an apply's few keys.
 
     One query, however many runs staged nothing (a run that failed before extracting).
     """
@@ -117,12 +123,31 @@ def newest_staged_run(engine: Engine, name: str, *, tenant: str) -> str | None:
     staged = sa.exists().where(table.c.tenant == runs.c.tenant, table.c.run_id == runs.c.run_id)
     stmt = (
         sa.select(runs.c.run_id)
-        .where(runs.c.tenant == tenant, staged)
+        .where(runs.c.tenant == tenant, staged, *_COMPLETE_FULL_RUN)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(1)
     )
     with _reading(engine) as conn:
         return conn.execute(stmt).scalar()
+
+
+def newest_reconciled_run(
+    engine: Engine, billing_date: date | datetime | str, *, tenant: str
+) -> dict[str, Any] | None:
+    """The billing date's newest finished full run that got as far as its outcomes (so its usage is
+    staged and validated, its organizations and companies staged), as its billing_runs row; None."""
+    table = staging_table("outcomes")
+    staged = sa.exists().where(table.c.tenant == runs.c.tenant, table.c.run_id == runs.c.run_id)
+    stmt = (
+        sa.select(runs)
+        .where(runs.c.tenant == tenant, runs.c.billing_date == _as_date(billing_date), staged)
+        .where(*_COMPLETE_FULL_RUN)
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+    )
+    with _reading(engine) as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
 
 
 def purge_staging(engine: Engine, keep_runs: int = 30) -> int:

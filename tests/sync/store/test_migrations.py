@@ -39,7 +39,7 @@ CONTRACT_COLUMNS = {
     ),
     "billing_runs": (
         "run_id billing_date invoice_id mode started_at finished_at status counts checks report_path "
-        "settings tenant"
+        "settings tenant scope"
     ),
     "billing_org_map": "huntress_organization_id cw_company_id note created_by created_at created_by_id tenant",
     "billing_approvals": (
@@ -183,6 +183,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0009",
         "0008",
         "0007",
         "0006",
@@ -309,8 +310,9 @@ def test_a_database_older_than_the_baseline_is_caught_up_first(db_url: str) -> N
     have = shape(eng)
     assert "resolved_by_id" in [c[0] for c in have["billing_quarantine"]["columns"]]
     assert "account_id" in [c[0] for c in have["billing_stg_organizations"]["columns"]]
-    # billing_runs was created at the baseline, so revision 0006 added its tenant column last.
-    assert [c["name"] for c in sa.inspect(eng).get_columns("billing_runs")][-1] == "tenant"
+    # billing_runs was created at the baseline, so revision 0006 added its tenant column after its
+    # own, and revision 0009 its scope after that.
+    assert [c["name"] for c in sa.inspect(eng).get_columns("billing_runs")][-2:] == ["tenant", "scope"]
     eng.dispose()
 
 

@@ -100,3 +100,34 @@ def test_purge_staging_keeps_newest_and_running_runs(engine: sa.Engine) -> None:
     assert store.read_frame(engine, "r1", "companies", tenant="default").empty
     for run_id in ("r0", "r2", "r3", "unrecorded"):
         assert len(store.read_frame(engine, run_id, "companies", tenant="default")) == 4
+
+
+def test_pages_and_applies_read_only_finished_full_runs(engine: sa.Engine) -> None:
+    """Issue 20 §2: the newest *complete* staging. A full run still staging (its companies not yet
+    written) and an apply's subset (billing_runs.scope set) are passed over; so is a finished full
+    run that never reached its outcomes, for an apply that needs them."""
+    store.ensure_schema(engine)
+    df = sample_frame("organizations")
+    store.start_run(engine, "full", DAY, 1, "push", {}, tenant="default")
+    for name in ("organizations", "outcomes"):
+        store.write_frame(engine, "full", name, sample_frame(name), tenant="default")
+    store.finish_run(engine, "full", "success", {}, tenant="default")
+    scope = {"billing_date": str(DAY), "companies": [1], "organizations": []}
+    store.start_run(engine, "apply", DAY, 1, "push", {}, tenant="default", scope=scope)
+    for name in ("organizations", "outcomes"):
+        store.write_frame(engine, "apply", name, sample_frame(name), tenant="default")
+    store.finish_run(engine, "apply", "success", {}, tenant="default")
+    store.start_run(engine, "half", DAY, 1, "push", {}, tenant="default")
+    store.write_frame(engine, "half", "organizations", df, tenant="default")
+    store.start_run(engine, "failed_early", DAY, 1, "push", {}, tenant="default")
+    store.write_frame(engine, "failed_early", "organizations", df, tenant="default")
+    store.finish_run(engine, "failed_early", "failed", {}, tenant="default")
+
+    assert store.get_run(engine, "apply", tenant="default")["scope"] == scope
+    assert store.get_run(engine, "full", tenant="default")["scope"] is None
+    # The pages: the newest finished full run that staged organizations (a failed one did).
+    assert store.newest_staged_run(engine, "organizations", tenant="default") == "failed_early"
+    # The apply: the newest finished full run that reconciled.
+    assert store.newest_reconciled_run(engine, DAY, tenant="default")["run_id"] == "full"
+    assert store.newest_reconciled_run(engine, "2020-01-01", tenant="default") is None
+    assert store.newest_reconciled_run(engine, DAY, tenant="other") is None
