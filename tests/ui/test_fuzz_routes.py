@@ -345,7 +345,7 @@ def hints_of(engine: sa.Engine) -> dict[str, list[str]]:
 QUERY = (
     "tenant", "status", "billing_date", "reason_code", "company_id", "run_id", "view", "order", "page",
     "pick", "q", "form", "id", "row", "done", "error", "approval", "rerun", "date", "run",
-    "company", "organization",
+    "company", "organization", "behind",
 )  # fmt: skip
 HEADERS = ("Origin", "Sec-Fetch-Site")  # the CSRF check's, on every POST
 EXTRA_ROUTES = {("get", "/")}  # routes FastAPI leaves out of its OpenAPI (include_in_schema=False)

@@ -548,7 +548,10 @@ def test_rerun_forwards_the_ui_cookie_and_says_when_the_dag_is_paused(
     assert [r["path"] for r in airflow.requests if r["method"] == "GET"] == [f"/api/v2/dags/{DAG}"]
     assert done.headers["location"].startswith("/billing-review/mapping?rerun=queued_paused")
     page = site.client.get(done.headers["location"], headers=MAPPER).text
-    assert "The DAG is paused: the run starts once it is unpaused." in page
+    # Blocked: said in the warning colour, never as a success, with the way on (issue 20 §1).
+    assert "cannot start: the DAG is paused. It starts once the DAG is unpaused." in page
+    assert 'class="flash warn"' in page and 'class="flash ok"' not in page
+    assert 'data-testid="unpause"' in page and f"Unpause {DAG}" in page
 
 
 def test_rerun_answers_for_what_airflow_says(site: Site, airflow: FakeAirflow) -> None:

@@ -39,7 +39,8 @@ API_URL_ENV = "BILLING_REVIEW_AIRFLOW_API_URL"
 TOKEN_COOKIE = "_token"  # Airflow's COOKIE_NAME_JWT_TOKEN (not imported: Airflow's API modules load late)
 TIMEOUT_S = 30.0
 RUN_PREFIX = "desk"
-RUN_ID = re.compile(rf"{RUN_PREFIX}__\d{{4}}-\d{{2}}-\d{{2}}__\d{{8}}T\d{{6}}Z")
+APPLY_PREFIX = "apply"  # Apply now: a run of the tenant's apply DAG (docs/contract.md §1)
+RUN_ID = re.compile(rf"(?:{RUN_PREFIX}|{APPLY_PREFIX})__\d{{4}}-\d{{2}}-\d{{2}}__\d{{8}}T\d{{6}}Z")
 NO_TOKEN = "No Airflow login to trigger the run with: sign in to Airflow again"
 
 
@@ -107,12 +108,51 @@ def run_request(billing_date: date, now: datetime) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What one decision touches: the companies and organizations Apply now syncs, nothing else."""
+
+    billing_date: date
+    companies: tuple[int, ...] = ()
+    organizations: tuple[int, ...] = ()
+
+    def conf(self) -> dict[str, Any]:
+        """The apply DAG's conf (docs/contract.md §1 "Apply DAG")."""
+        return {
+            "billing_date": self.billing_date.isoformat(),
+            "companies": sorted(set(self.companies)),
+            "organizations": sorted(set(self.organizations)),
+        }
+
+
+def apply_request(scope: Scope, now: datetime, what: str) -> dict[str, Any]:
+    """The trigger of Apply now: a run of the apply DAG with the decision's scope as its conf."""
+    body = run_request(scope.billing_date, now)
+    day = scope.billing_date.isoformat()
+    return {
+        **body,
+        "dag_run_id": body["dag_run_id"].replace(f"{RUN_PREFIX}__", f"{APPLY_PREFIX}__", 1),
+        "conf": scope.conf(),
+        "note": f"Billing review: apply now ({what}), billing date {day}",
+    }
+
+
+def trigger_apply_run(
+    base: str, token: str, scope: Scope, what: str, now: datetime | None = None, *, dag_id: str
+) -> Triggered:
+    """Trigger the tenant's apply DAG (`dag_id`) for exactly `scope`, as `trigger_billing_run` does."""
+    return _trigger(base, token, apply_request(scope, now or datetime.now(UTC), what), dag_id)
+
+
 def trigger_billing_run(
     base: str, token: str, billing_date: date, now: datetime | None = None, *, dag_id: str
 ) -> Triggered:
     """Trigger a run of `dag_id` (the tenant's DAG); `RunExists` on 409, an HTTPException with one
     plain sentence otherwise."""
-    body = run_request(billing_date, now or datetime.now(UTC))
+    return _trigger(base, token, run_request(billing_date, now or datetime.now(UTC)), dag_id)
+
+
+def _trigger(base: str, token: str, body: dict[str, Any], dag_id: str) -> Triggered:
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     dag = quote(dag_id, safe="")
     try:
@@ -176,40 +216,72 @@ def _detail(answer: httpx.Response) -> str:
 NOTICES = {
     "queued": "DAG run {run} triggered for billing date {date}.",
     "queued_paused": (
-        "DAG run {run} triggered for billing date {date}. The DAG is paused: the run starts once it "
-        "is unpaused."
+        "DAG run {run} triggered for billing date {date}, but it cannot start: the DAG is paused. It "
+        "starts once the DAG is unpaused."
+    ),
+    "queued_behind": (
+        "DAG run {run} triggered for billing date {date}, but it cannot start yet: run {behind} holds "
+        "the DAG's only slot (a scheduled run may wait days for its invoice). It starts when that run ends."
+    ),
+    "applying": "Apply now: run {run} of the apply DAG triggered for billing date {date}.",
+    "applying_paused": (
+        "Apply now: run {run} triggered for billing date {date}, but it cannot start: the apply DAG is "
+        "paused. It starts once the DAG is unpaused."
     ),
     "exists": (
         "Airflow already has a run of billing date {date} at this moment (a second click?): see the "
         "DAG's runs."
     ),
 }
+WARNINGS = ("queued_paused", "queued_behind", "applying_paused")  # triggered, but blocked
+# An Airflow run id shown as the blocking run: the characters Airflow's own run ids use.
+OTHER_RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
 
 
 def notice(request: Request) -> dict[str, str] | None:
     """The re-run's outcome from the redirect's query: chosen by code, its values re-checked, never
     echoed (a crafted link cannot make the page say something else). ``run`` is the DAG run's id
-    (empty when none was made), for the link into the Airflow UI."""
+    (empty when none was made), for the link into the Airflow UI and the live progress; ``apply``
+    is "1" for a run of the apply DAG; ``behind`` the run holding the slot; ``paused`` "1" when the
+    DAG is paused (the page then offers to unpause it)."""
     code = request.query_params.get("rerun", "")
     raw_date = request.query_params.get("date", "")
     run = request.query_params.get("run", "")
+    behind = request.query_params.get("behind", "")
     if code not in NOTICES or not _is_date(raw_date):
         return None
     if code != "exists" and not RUN_ID.fullmatch(run):
         return None
+    if code == "queued_behind" and not OTHER_RUN_ID.fullmatch(behind):
+        return None
+    applying = code.startswith("applying")
+    if applying != run.startswith(f"{APPLY_PREFIX}__") and code != "exists":
+        return None
     return {
-        "text": NOTICES[code].format(run=run, date=raw_date),
-        "kind": "error" if code == "exists" else "ok",
+        "text": NOTICES[code].format(run=run, date=raw_date, behind=behind),
+        "kind": "error" if code == "exists" else "warn" if code in WARNINGS else "ok",
         "run": run if code != "exists" else "",
+        "apply": "1" if applying else "",
+        "behind": behind if code == "queued_behind" else "",
+        "paused": "1" if code.endswith("_paused") else "",
+        "date": raw_date,
     }
 
 
-def outcome_query(triggered: Triggered | None, billing_date: date) -> dict[str, str]:
-    """The redirect's query after a re-run (None: Airflow already had such a run)."""
+def outcome_query(
+    triggered: Triggered | None, billing_date: date, behind: str = "", *, applying: bool = False
+) -> dict[str, str]:
+    """The redirect's query after a re-run or Apply now (None: Airflow already had such a run);
+    `behind`: an other run that holds the DAG's only slot."""
     day = billing_date.isoformat()
     if triggered is None:
         return {"rerun": "exists", "date": day}
-    return {"rerun": "queued_paused" if triggered.paused else "queued", "date": day, "run": triggered.run_id}
+    stem = "applying" if applying else "queued"
+    if triggered.paused:
+        return {"rerun": f"{stem}_paused", "date": day, "run": triggered.run_id}
+    if behind and not applying:
+        return {"rerun": "queued_behind", "date": day, "run": triggered.run_id, "behind": behind}
+    return {"rerun": stem, "date": day, "run": triggered.run_id}
 
 
 def _is_date(value: str) -> bool:

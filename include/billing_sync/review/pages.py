@@ -33,6 +33,7 @@ from billing_sync.review.security import CSRF_FIELD, Csrf, Reviewer
 
 TEMPLATES = Path(__file__).with_name("templates")
 MESSAGES = {
+    "unpaused": "The DAG was unpaused: its queued runs start now (the page below follows yours).",
     "dismissed": "Row {id} dismissed.",
     "resolved": "Row {id} marked resolved.",
     "open": "Row {id} reopened.",
@@ -189,6 +190,7 @@ def _tenant_values(request: Request) -> dict[str, Any]:
         "tenant": chosen,
         "tenant_choices": tenancy.readable(request),
         "dag_id": chosen.dag_id if chosen else tenants.DEFAULT.dag_id,
+        "apply_dag_id": tenants.apply_dag_id_of(chosen.id if chosen else tenants.DEFAULT.id),
         "app_root": request.scope.get("root_path", ""),
         "tenant_param": tenancy.PARAM,
     }

@@ -6,6 +6,7 @@
     mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MapperDep)
                  /mapping/bulk, /mapping/companies              change who pays; read (the picker)
     rerun        /rerun                                         a reader's form; Airflow decides
+    live         /runs/live, /runs/live.js, /unpause            read (a run's state); Airflow decides
     history      /history, /history/export.csv                  read: the decision history
 
 `router` gathers them, plus ``/`` (to the quarantine), for `create_app` to include.
@@ -15,10 +16,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from billing_sync.review.deps import ContextDep, ReaderDep
-from billing_sync.review.routes import history, mapping, quarantine, rerun, runs
+from billing_sync.review.routes import history, live, mapping, quarantine, rerun, runs
 
 router = APIRouter()
 router.include_router(quarantine.router)
+router.include_router(live.router)  # before runs: /runs/live is no run id
 router.include_router(runs.router)
 router.include_router(mapping.router)
 router.include_router(rerun.router)

@@ -3,7 +3,8 @@ DAG applies it, never this process (docs/contract.md §3, §4 `billing_approvals
 
     GET  /approvals                    the approvals (pending first) and the held rows one may approve
     GET  /approvals/new?row=<id>       the form for one open quarantine row
-    POST /approvals                    approve it (MapperDep); ``rerun=1``: then re-run its billing date
+    POST /approvals                    approve it (MapperDep); ``rerun=1``: then re-run its billing date;
+                                       ``rerun=apply``: Apply now (the apply DAG, its company only)
     POST /approvals/{id}/revoke        withdraw a pending approval (MapperDep)
 
 Approving what a customer is billed takes the same permission as changing who is billed
@@ -23,8 +24,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import frames, reconcile, store
-from billing_sync.review import airflow_runs, data, four_eyes, seen
+from billing_sync import frames, reconcile, store, tenants
+from billing_sync.review import airflow_runs, data, four_eyes, picker, seen
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
@@ -55,6 +56,17 @@ MESSAGES = {
     "approved_rerun_failed": (
         "error",
         "Approval {id} recorded, but the run could not be triggered through Airflow: the next run "
+        "applies it.",
+    ),
+    "approved_apply": ("ok", "Approval {id} recorded; applying it now."),
+    "approved_apply_refused": (
+        "error",
+        "Approval {id} recorded, but Airflow refused to apply it now (your login may not trigger runs "
+        "of the apply DAG, or has expired): the next run applies it.",
+    ),
+    "approved_apply_failed": (
+        "error",
+        "Approval {id} recorded, but Apply now could not be triggered through Airflow: the next run "
         "applies it.",
     ),
     "revoked": ("ok", "Approval {id} revoked."),
@@ -105,7 +117,7 @@ def approvals_page(
     refused = _four_eyes(eng, tenant, reviewer, offered) if reviewer.may_map else {}
     for q in held:
         q["four_eyes"] = refused.get(_key(q["proposal"])) if q["proposal"] is not None else None
-    return context.render(
+    page = context.render(
         request,
         reviewer,
         "approvals.html",
@@ -118,6 +130,7 @@ def approvals_page(
         notice=_notice(request),
         rerun_notice=airflow_runs.notice(request),
     )
+    return picker.allow_fetch(page)  # the live progress of a run (static/live.js)
 
 
 @router.get("/new", response_class=HTMLResponse)
@@ -200,6 +213,14 @@ def approve(
     if approval is None:
         return _back_to_form(request, context, ident, outcome)
     query = {"approval": outcome, "id": approval["id"], "billing_date": row["billing_date"].isoformat()}
+    if rerun == "apply":
+        scope = airflow_runs.Scope(row["billing_date"], companies=_companies_of(row, approval))
+        what = f"approval #{approval['id']}"
+        code, run = _apply(request, api, scope, what, tenants.apply_dag_id_of(tenant.id))
+        query.update(approval=code)
+        if run is not None:
+            query.update(airflow_runs.outcome_query(run, row["billing_date"], applying=True))
+        return context.redirect(request, "/approvals", query)
     if rerun != "1":
         return context.redirect(request, "/approvals", query)
     code, run = _rerun(request, api, row["billing_date"], tenant.dag_id)
@@ -354,6 +375,28 @@ def _rerun(
     except HTTPException as exc:
         refused = exc.status_code in (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN)
         return ("approved_rerun_refused" if refused else "approved_rerun_failed"), None
+
+
+def _apply(
+    request: Request, api: str, scope: airflow_runs.Scope, what: str, dag_id: str
+) -> tuple[str, airflow_runs.Triggered | None]:
+    """Apply now: trigger the apply DAG for exactly `scope` as the user (message code, the run)."""
+    token = airflow_runs.user_token(request)
+    if token is None:
+        return "approved_apply_refused", None
+    try:
+        return "approved_apply", airflow_runs.trigger_apply_run(api, token, scope, what, dag_id=dag_id)
+    except airflow_runs.RunExists:
+        return "approved_rerun_exists", None
+    except HTTPException as exc:
+        refused = exc.status_code in (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN)
+        return ("approved_apply_refused" if refused else "approved_apply_failed"), None
+
+
+def _companies_of(row: dict[str, Any], approval: dict[str, Any]) -> tuple[int, ...]:
+    """The company an approval touches: its own, else its held row's."""
+    company = approval.get("cw_company_id") or row.get("cw_company_id")
+    return (int(company),) if company is not None else ()
 
 
 # -- small helpers ----------------------------------------------------------------------------------

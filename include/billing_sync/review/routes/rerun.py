@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
 
-from billing_sync.review import airflow_runs, deps, tenancy
+from billing_sync.review import airflow_live, airflow_runs, deps, tenancy
 from billing_sync.review.deps import ContextDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, QuarantineFilter, parse_billing_date
 from billing_sync.review.routes.quarantine import parse_back
@@ -56,10 +56,18 @@ def rerun(
         )
     except airflow_runs.RunExists:
         triggered = None
-    outcome = airflow_runs.outcome_query(triggered, day)
+    outcome = airflow_runs.outcome_query(triggered, day, _holding(api, token, tenant.dag_id, triggered))
     if filters is None:
         return context.redirect(request, "/mapping", outcome)
     return context.redirect(request, "/quarantine", {**filters.query(), **outcome})
+
+
+def _holding(api: str, token: str, dag_id: str, triggered: airflow_runs.Triggered | None) -> str:
+    """The run that holds the DAG's only slot ahead of the one just triggered ("" if none is known)."""
+    if triggered is None or triggered.paused:
+        return ""
+    found = airflow_live.blockers(api, token, dag_id, triggered.run_id)
+    return found.holding[0]["run_id"] if found and found.holding else ""
 
 
 def _back(back: str) -> QuarantineFilter | None:

@@ -1,0 +1,70 @@
+// The work happening (issue 20 §2): follows a run the page just triggered (a re-run or Apply now).
+//
+// Progressive enhancement: without this file the notice still says the run was triggered and links
+// it in Airflow. With it, every [data-live] element polls its URL (GET /runs/live, JSON, this
+// origin: the page's CSP has connect-src 'self') every 1.5 s and shows the run's state in text
+// (textContent only: nothing Airflow says is parsed as HTML) until the run is done or failed.
+// Loaded by <script src> carrying the page's nonce.
+(function () {
+  "use strict";
+  var EVERY_MS = 1500;
+
+  function link(href, text) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    a.setAttribute("data-airflow-link", "");
+    return a;
+  }
+
+  function show(box, view) {
+    box.setAttribute("data-state", view.state || "");
+    var parts = [document.createTextNode(view.text || view.state || "")];
+    if (view.behind && view.behind.url) {
+      parts.push(document.createTextNode(" "));
+      parts.push(link(view.behind.url, "Open the run holding the slot"));
+    }
+    if (view.log_url) {
+      parts.push(document.createTextNode(" "));
+      parts.push(link(view.log_url, "Open the step's log"));
+    }
+    var result = view.result;
+    if (result) {
+      var said = " Written: " + result.written + "; still held: " + result.held;
+      if (result.recovered) said += "; recovered " + result.recovered + " / month";
+      parts.push(document.createTextNode(said + "."));
+    } else if (view.state === "success") {
+      parts.push(document.createTextNode(" (The billing run's record is not there yet.)"));
+    }
+    box.replaceChildren.apply(box, parts);
+  }
+
+  function follow(box) {
+    var url = box.getAttribute("data-live");
+    if (!url || box.hasAttribute("data-live-ready")) return;
+    box.setAttribute("data-live-ready", "");
+    box.textContent = "Asking Airflow…";
+    function poll() {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) {
+          return response.json().then(function (body) {
+            if (!response.ok) throw new Error(body && body.detail ? String(body.detail) : String(response.status));
+            return body;
+          });
+        })
+        .then(function (view) {
+          show(box, view);
+          // A done run with no billing record yet: ask once more for what it wrote.
+          if (!view.done || (view.state === "success" && !view.result)) setTimeout(poll, EVERY_MS);
+        })
+        .catch(function (error) {
+          box.textContent = "The run's state could not be read (" + error.message + "): trying again.";
+          setTimeout(poll, EVERY_MS * 2);
+        });
+    }
+    poll();
+  }
+
+  var boxes = document.querySelectorAll("[data-live]");
+  for (var i = 0; i < boxes.length; i++) follow(boxes[i]);
+})();
