@@ -7,7 +7,7 @@ approved). The matching itself is pure: reconcile/approvals.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -23,14 +23,21 @@ from .runref import InvoicedRunRef
 log = logging.getLogger(__name__)
 
 
-def apply_approvals(eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame) -> pd.DataFrame:
+def apply_approvals(
+    eng: Engine, ref: InvoicedRunRef, outcomes: pd.DataFrame, within: Collection[str] | None = None
+) -> pd.DataFrame:
     """Release the keys a person approved exactly this run's numbers for (reconcile.apply_approvals):
     the pending approvals of the run's billing date, no other. In a push run the ones that no longer
-    match become `stale`; a dry run or a report-only run leaves every approval as it is."""
+    match become `stale`; a dry run or a report-only run leaves every approval as it is.
+
+    `within` (an apply, billing_sync.apply): only approvals of these keys; the run read nothing of
+    the others, so it cannot judge them stale."""
     billing_date = date.fromisoformat(ref["billing_date"])
     pending = store.list_approvals(
         eng, tenant=ref["tenant"], billing_date=billing_date, status="pending", limit=None
     )
+    if within is not None:
+        pending = [a for a in pending if a["sync_key"] in within]
     if not pending:
         return outcomes
     agreements = store.read_frame(eng, ref["run_id"], "agreements", tenant=ref["tenant"])

@@ -22,6 +22,7 @@ from .http import (
 from .scrub import secrets_of
 
 PAGE_SIZE = 1000  # the API's maximum
+ID_CHUNK = 100  # ids in one `id in (...)` condition: keeps the query string short
 # A released version that public clients pin: ai-connor/connectwise (a Go client generated from
 # ConnectWise's own OpenAPI document) sends `version=2025.1`. ConnectWise answers every version with
 # the models as of that release (developer guide, "PSA Versioning"), so a pinned version keeps the
@@ -160,6 +161,23 @@ class ConnectWiseClient:
             self.paged("company/companies", "/company/companies", "deletedFlag = false", COMPANY_FIELDS)
         )
 
+    def companies_by_id(self, company_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """The companies of these ids (not deleted), as `companies` reads them: an apply's few.
+
+        `id in (...)` with numbers: the conditions grammar of the reference (Conditions) takes a
+        list operator over any value type."""
+        ids = sorted({int(i) for i in company_ids})
+        out: list[dict[str, Any]] = []
+        for at in range(0, len(ids), ID_CHUNK):
+            listed = "(" + ",".join(str(i) for i in ids[at : at + ID_CHUNK]) + ")"
+            out += self.paged(
+                "company/companies",
+                "/company/companies",
+                f"id in {listed} and deletedFlag = false",
+                COMPANY_FIELDS,
+            )
+        return out
+
     def catalog(self, identifiers: Iterable[str]) -> list[dict[str, Any]]:
         return list(
             self.paged(
@@ -170,12 +188,27 @@ class ConnectWiseClient:
             )
         )
 
-    def agreements(self, agreement_types: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """Active, not cancelled agreements (of the given types): the only ones that can be live."""
+    def agreements(
+        self, agreement_types: Sequence[str] = (), company_ids: Iterable[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Active, not cancelled agreements (of the given types): the only ones that can be live.
+        `company_ids`: only those companies' agreements (an apply's; `company/id in (...)`)."""
         cond = 'agreementStatus = "Active" and cancelledFlag = false'
         if agreement_types:
             cond += f" and type/name in {in_list(agreement_types)}"
-        return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
+        if company_ids is None:
+            return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
+        ids = sorted({int(i) for i in company_ids})
+        out: list[dict[str, Any]] = []
+        for at in range(0, len(ids), ID_CHUNK):
+            listed = "(" + ",".join(str(i) for i in ids[at : at + ID_CHUNK]) + ")"
+            out += self.paged(
+                "finance/agreements",
+                "/finance/agreements",
+                f"{cond} and company/id in {listed}",
+                AGREEMENT_FIELDS,
+            )
+        return out
 
     def additions(
         self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -320,14 +320,18 @@ def reconcile_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, int]:
 
 
 # -- 6. quarantine + ledger of what needs no write ------------------------------------------------
-def quarantine(eng: Engine, ref: InvoicedRunRef) -> list[PushBatch]:
-    """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches."""
+def quarantine(eng: Engine, ref: InvoicedRunRef, within: Iterable[str] | None = None) -> list[PushBatch]:
+    """Record quarantined keys, resolve keys that are in step, ledger the rest; return push batches.
+
+    `within` (an apply): the keys the run is about; other keys' open rows are left as they are."""
     db = run_store(eng, ref)
     outcomes = db.read_frame("outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
     db.upsert_quarantine([quarantine_row(r) for r in _records(held)])
     db.resolve_superseded(
-        dict(zip(held["sync_key"], held["reason_code"], strict=True)), seen_keys=outcomes["sync_key"].tolist()
+        dict(zip(held["sync_key"], held["reason_code"], strict=True)),
+        seen_keys=outcomes["sync_key"].tolist(),
+        within=within,
     )
     in_step = outcomes[outcomes["outcome"].isin(["unchanged", "not_applicable"])]
     db.resolve_synced(in_step["sync_key"].tolist())
