@@ -317,3 +317,37 @@ def test_unpause_patches_the_dag_as_the_user(site: Site, airflow: Airflow) -> No
     assert "The DAG was unpaused" in site.client.get(unpaused.headers["location"], headers=TOKEN).text
     airflow.status = 403
     assert site.post("/unpause", {"billing_date": DAY, "back": "status=open"}).status_code == 403
+
+
+# --- the Runs page, as Airflow has them -------------------------------------------------------------
+
+
+def test_the_runs_page_lists_every_run_of_both_dags_as_airflow_has_them(site: Site, airflow: Airflow) -> None:
+    scheduled, desk = "scheduled__2026-12-01T00:00:00+00:00", "desk__2026-12-01__20261207T120000Z"
+    # The record still says running (the task was killed); Airflow marked the run failed.
+    store.start_run(site.engine, scheduled, "2026-12-01", None, "push", {}, tenant="default")
+    airflow.runs[DAG_ID] = {
+        scheduled: {"dag_run_id": scheduled, "state": "failed", "start_date": "2026-12-01T00:00:05Z"},
+        desk: {"dag_run_id": desk, "state": "failed", "start_date": "2026-12-07T12:00:01Z"},
+    }
+    apply = f"apply__{DAY}__20261207T130000Z"
+    airflow.runs[APPLY_DAG_ID] = {
+        apply: {"dag_run_id": apply, "state": "running", "start_date": "2026-12-07T13:00:01Z"}
+    }
+
+    html = site.get("/runs").text
+    table = re.search(r'<table data-testid="airflow-runs">(.*?)</table>', html, re.S).group(1)
+    rows = dict(
+        re.findall(r'<tr data-run="([^"]+)">.*?<td class="status-[a-z_]+">([a-z_]+)</td>', table, re.S)
+    )
+    assert rows == {scheduled: "failed", desk: "failed", apply: "running"}, "failed and running ones included"
+    assert list(rows) == [apply, desk, scheduled], "newest first"
+    records = re.search(r'<table data-testid="runs">(.*?)</table>', html, re.S).group(1)
+    row = re.search(rf"<tr>\s*<td><a [^>]*>{re.escape(scheduled)}</a>.*?</tr>", records, re.S).group(0)
+    assert "failed" in row and "(Airflow; recorded: running)" in row, "never shown as running"
+    asked = {r["path"] for r in airflow.sent("GET")}
+    assert asked == {f"/api/v2/dags/{DAG_ID}/dagRuns", f"/api/v2/dags/{APPLY_DAG_ID}/dagRuns"}
+    assert {r["authorization"] for r in airflow.sent("GET")} == {"Bearer alices-airflow-token"}
+
+    without_login = site.get("/runs", MAPPER).text
+    assert "Sign in to Airflow to see its runs here." in without_login

@@ -13,17 +13,17 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import charts, money, store
+from billing_sync import charts, money, store, tenants
 from billing_sync.chart_cache import SvgCache
 from billing_sync.report import REPORT_FILE, money_view
-from billing_sync.review import data
+from billing_sync.review import airflow_live, airflow_runs, data
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import check_run_id, parse_page
 from billing_sync.review.pages import ReviewContext
@@ -31,6 +31,7 @@ from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/runs")
 log = logging.getLogger(__name__)
+AIRFLOW_RUNS = 50  # newest runs of each DAG listed as Airflow has them
 HISTORY_RUNS = 500  # newest runs read for the chart over billing dates (charts.HISTORY_DATES of them)
 # Charts kept drawn (`chart_cache`): a runs list and a page per run each, for many tenants and runs,
 # and no more than a few MiB of SVG in all.
@@ -41,7 +42,12 @@ CHART_FAILED = "The chart could not be drawn (see the API server log); the table
 
 @router.get("", response_class=HTMLResponse)
 def runs_list(
-    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+    request: Request,
+    reviewer: ReaderDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
 ) -> HTMLResponse:
     page = parse_page(request.query_params.get("page"))
     size = context.runs_page_size()
@@ -49,6 +55,11 @@ def runs_list(
     runs = store.list_runs(eng, limit=size, offset=(page - 1) * size, tenant=tenant.id)
     root = context.root()
     items = [_run_view(request, context, r, root, tenant) for r in runs]
+    in_airflow, airflow_error = _in_airflow(request, context, eng, tenant, api) if page == 1 else ([], None)
+    states = {(r["dag"], r["run_id"]): r["state"] for r in in_airflow}
+    for item in items:  # Airflow's word on a run the record still calls running (it failed, or was stopped)
+        dag = tenant.dag_id if item.get("scope") is None else tenants.apply_dag_id_of(tenant.id)
+        item["airflow_state"] = states.get((dag, item["run_id"]), "")
     chart, chart_error = _history_chart(eng, tenant.id, chart_cache(request)) if page == 1 else (None, None)
     newest = next((r for r in items if (r.get("checks") or {}).get("money")), None) if page == 1 else None
     return context.render(
@@ -63,7 +74,47 @@ def runs_list(
         chart_error=chart_error,
         money=_money(eng, newest) if newest else None,
         money_run=newest,
+        in_airflow=in_airflow,
+        airflow_error=airflow_error,
     )
+
+
+def _in_airflow(
+    request: Request, context: ReviewContext, eng: Engine, tenant: PageTenant, api: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every run of the tenant's two DAGs (monthly and apply) as Airflow has them, asked as the user,
+    newest first, each joined with its billing_runs row by run id: ([], a sentence) when Airflow
+    cannot be asked (no login, refused, unreachable)."""
+    token = airflow_runs.user_token(request)
+    if token is None:
+        return [], "Sign in to Airflow to see its runs here."
+    recorded = {r["run_id"]: r for r in store.list_runs(eng, limit=HISTORY_RUNS, tenant=tenant.id)}
+    found: list[dict[str, Any]] = []
+    for kind, dag in (("monthly", tenant.dag_id), ("apply", tenants.apply_dag_id_of(tenant.id))):
+        try:
+            runs = airflow_live.list_runs(api, token, dag, AIRFLOW_RUNS)
+        except HTTPException as exc:
+            if exc.status_code == status.HTTP_404_NOT_FOUND:  # that DAG is not deployed
+                continue
+            return [], f"Airflow's runs could not be read: {exc.detail}"
+        for r in runs:
+            run_id = str(r.get("dag_run_id") or "")
+            record = recorded.get(run_id)
+            path = f"/dags/{quote(dag, safe='')}/runs/{quote(run_id, safe='')}"
+            found.append(
+                {
+                    "dag": dag,
+                    "kind": kind,
+                    "run_id": run_id,
+                    "state": str(r.get("state") or ""),
+                    "at": str(r.get("start_date") or r.get("run_after") or r.get("logical_date") or ""),
+                    "ended": str(r.get("end_date") or ""),
+                    "airflow_url": context.airflow_url(request, path),
+                    "record": _run_view(request, context, record, context.root(), tenant) if record else None,
+                }
+            )
+    found.sort(key=lambda r: r["at"], reverse=True)
+    return found, None
 
 
 @router.get("/{run_id}", response_class=HTMLResponse)
