@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 DAG_ID = "huntress_connectwise_billing_sync"
@@ -45,11 +47,14 @@ def test_dagbag_has_no_import_errors_and_the_contract_dag():
     assert dag.get_task("record_run").trigger_rule == "none_failed"
 
 
-def test_dag_file_imports_nothing_heavy():
+@pytest.mark.parametrize(
+    "module", ["huntress_connectwise_billing_sync", "huntress_connectwise_billing_apply"]
+)
+def test_dag_file_imports_nothing_heavy(module: str):
     """pandas, GX and our package must load only inside tasks; of ours the file reads
     only the tenants (billing_sync.tenants: the standard library)."""
     code = (
-        "import sys; sys.path.insert(0, 'dags'); import huntress_connectwise_billing_sync; "
+        f"import sys; sys.path.insert(0, 'dags'); import {module}; "
         "ours = {'billing_sync', 'billing_sync.tenants'}; "
         "heavy = [m for m in ('pandas', 'great_expectations', 'numpy') if m in sys.modules]; "
         "heavy += sorted(m for m in sys.modules if m.startswith('billing_sync') and m not in ours); "

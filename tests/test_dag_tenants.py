@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 DAG_ID = "huntress_connectwise_billing_sync"
+APPLY = "huntress_connectwise_billing_apply"  # docs/contract.md §1 Apply DAG: one beside each
 CHECK_FILE = "billing_sync_tenants_check.py"
 
 
@@ -49,7 +50,8 @@ def test_each_tenant_gets_its_dag_with_its_day_connections_and_pool(tmp_path, mo
     north, south = entry("north", 1), entry("south", 15, huntress="huntress_north")
     bag = dagbag(monkeypatch, write(tmp_path, [north, south]))
     assert bag.import_errors == {}
-    assert set(bag.dags) == {f"{DAG_ID}__north", f"{DAG_ID}__south"}  # no single-tenant DAG beside them
+    # no single-tenant DAG beside them; each tenant's apply DAG beside its monthly one
+    assert set(bag.dags) == {f"{d}__{t}" for d in (DAG_ID, APPLY) for t in ("north", "south")}
     n, s = bag.dags[f"{DAG_ID}__north"], bag.dags[f"{DAG_ID}__south"]
     assert (n.timetable.expression, s.timetable.expression) == ("0 0 1 * *", "0 0 15 * *")
     # The tasks that call Huntress share their account's pool: south bills from north's account.
@@ -58,19 +60,21 @@ def test_each_tenant_gets_its_dag_with_its_day_connections_and_pool(tmp_path, mo
         assert pools["wait_for_invoice"] == pools["extract_huntress"] == "huntress__huntress_north"
         assert pools["extract_connectwise"] == pools["push"] == "default_pool"
     assert {t.task_id for t in n.tasks} == {t.task_id for t in s.tasks}
+    # The apply never queues behind a monthly run's Huntress extraction in the account's pool.
+    assert {t.pool for t in bag.dags[f"{APPLY}__south"].tasks} == {"default_pool"}
 
 
 def test_without_the_file_the_single_tenant_dag_is_unchanged(monkeypatch) -> None:
     bag = dagbag(monkeypatch, None)
     assert bag.import_errors == {}
-    assert set(bag.dags) == {DAG_ID}
+    assert set(bag.dags) == {DAG_ID, APPLY}
     assert {t.pool for t in bag.dags[DAG_ID].tasks} == {"default_pool"}
 
 
 def test_a_broken_entry_is_an_import_error_naming_its_line_and_the_others_run(tmp_path, monkeypatch) -> None:
     path = write(tmp_path, [entry("north", 1), {**entry("south", 2), "colour": "red"}, entry("east", 3)])
     bag = dagbag(monkeypatch, path)
-    assert set(bag.dags) == {f"{DAG_ID}__north", f"{DAG_ID}__east"}
+    assert set(bag.dags) == {f"{d}__{t}" for d in (DAG_ID, APPLY) for t in ("north", "east")}
     [(file, error)] = bag.import_errors.items()
     assert Path(file).name == CHECK_FILE
     assert f"{path}, line 10: tenant #2: unknown key(s) 'colour'" in error
