@@ -12,6 +12,7 @@ CONFIGURED = 4  # the contract's default connectwise_concurrency
 SPEEDUP_TARGET, LATENCY_RATIO_TARGET, REQUEST_RATIO_TARGET = 6.0, 1.25, 1.05
 PARSE_MS_TARGET, DAGBAG_S_TARGET = 25.0, 2.0  # the DAG file beyond a same-shape no-work DAG
 RECONCILE_S_TARGET, MEMORY_MB_TARGET, THROUGHPUT_TARGET = 2.0, 600.0, 500.0
+APPLY_REQUESTS_TARGET, APPLY_S_TARGET = 10, 30.0  # issue 20 §1: one decision's Apply now
 TENANTS_RATIO_TARGET = 1.2  # Celery's wall time over LocalExecutor's, at the same parallelism
 MIB_TO_MB = 2**20 / 1e6
 
@@ -61,7 +62,16 @@ def _missing(key: str, measure: str, target: str) -> Row:
 # --- rows -----------------------------------------------------------------------------------------
 def rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
-    parts = (request_rows, wall_rows, huntress_rows, parse_rows, reconcile_rows, throughput_rows, tenant_rows)
+    parts = (
+        request_rows,
+        apply_rows,
+        wall_rows,
+        huntress_rows,
+        parse_rows,
+        reconcile_rows,
+        throughput_rows,
+        tenant_rows,
+    )
     for part in parts:
         out.extend(part(results, setup))
     return out
@@ -83,6 +93,31 @@ def request_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
             target,
             ratio <= REQUEST_RATIO_TARGET,
         )
+    ]
+
+
+def apply_rows(results: dict[str, Any], setup: dict[str, Any]) -> list[Row]:
+    """One decision's Apply now beside the full re-run of the billing date (benchmarks/apply_run.py)."""
+    a = results.get("apply")
+    if a is None:
+        return [_missing("1a", "HTTP requests, one Apply now vs full re-run", f"≤ {APPLY_REQUESTS_TARGET}")]
+    apply, full = a["apply"], a["full"]
+    return [
+        Row(
+            "1a",
+            "HTTP requests, one Apply now vs full re-run",
+            f"{apply['requests']['total']} (Huntress {apply['requests']['huntress']}, ConnectWise "
+            f"{apply['requests']['connectwise']}) vs {full['requests']:,}",
+            f"≤ {APPLY_REQUESTS_TARGET}",
+            apply["requests"]["total"] <= APPLY_REQUESTS_TARGET,
+        ),
+        Row(
+            "1b",
+            "Wall, one Apply now (task process: imports → addition written → run recorded) vs full re-run",
+            f"{apply['wall_s']:.1f} s vs {full['wall_s']:.1f} s",
+            f"≤ {APPLY_S_TARGET:g} s",
+            apply["wall_s"] <= APPLY_S_TARGET,
+        ),
     ]
 
 

@@ -6,7 +6,8 @@
 Measured, not asserted: each figure is printed with its target and pass/fail; the exit code is 1
 only when a measurement could not be taken. Each measurement runs in fresh processes (see the
 modules it calls); logs and the raw results (results.json) go to test-artifacts/bench/.
-About 6-7 minutes on 2 cores, most of it the concurrency-1 run, which is the point: 4,600
+Then `apply` (benchmarks/apply_run.py): a full run and one decision's Apply now beside it, about
+80 s. About 6-7 minutes on 2 cores, most of it the concurrency-1 run, which is the point: 4,600
 requests one at a time with 40 ms each; then `tenants` (benchmarks/tenants_executors.py: N tenants
 on CeleryExecutor and on LocalExecutor, PostgreSQL and Redis needed) adds about 8 minutes.
 """
@@ -177,6 +178,8 @@ def run(args: argparse.Namespace) -> tuple[Bench, dict[str, Any], dict[str, Any]
     bench.measure("account_sample", lambda: account_run(bench, account))
     for c in args.concurrency:
         bench.measure(f"sync_c{c}", lambda c=c: sync_run(bench, path, c))
+    # Issue 20 §1: one decision's Apply now, after a full run of its own (benchmarks/apply_run.py).
+    bench.measure("apply", lambda: bench.script(["benchmarks/apply_run.py", "--scenario", str(path)], "sync"))
     if args.tenants:
         bench.measure("tenants", lambda: tenants_run(bench, args.tenants, args.organizations))
     machine["load_average_end"] = benchlib.load_average()
