@@ -351,3 +351,67 @@ def test_the_runs_page_lists_every_run_of_both_dags_as_airflow_has_them(site: Si
 
     without_login = site.get("/runs", MAPPER).text
     assert "Sign in to Airflow to see its runs here." in without_login
+
+
+# --- Apply now beside the other decisions -------------------------------------------------------------
+
+
+def stage_organization(site: Site) -> None:
+    """The run staged organization 9 (its unmapped row): the mapping page's newest staging."""
+    from billing_sync import frames
+
+    run = store.list_runs(site.engine, limit=1, tenant="default")[0]["run_id"]
+    orgs = frames.organizations_frame([{"id": 9, "name": "Delta Dental", "key": "delta"}])
+    store.write_frame(site.engine, run, "organizations", orgs, tenant="default")
+
+
+def applied_conf(airflow: Airflow) -> dict[str, Any]:
+    [post] = airflow.sent("POST")
+    assert post["path"] == f"/api/v2/dags/{APPLY_DAG_ID}/dagRuns"
+    assert post["authorization"] == "Bearer alices-airflow-token"
+    return post["json"]["conf"]
+
+
+def test_a_mapping_applied_now_syncs_the_organization_and_its_company(site: Site, airflow: Airflow) -> None:
+    stage_organization(site)
+    assert 'name="apply" value="1"' in site.get("/mapping").text
+    plain = site.post("/mapping", {"organization_id": "9", "company_id": "252"})
+    assert plain.status_code == 303 and airflow.sent("POST") == [], "no Apply now unless asked"
+    done = site.post("/mapping", {"organization_id": "9", "company_id": "251", "apply": "1"})
+    assert applied_conf(airflow) == {"billing_date": DAY, "companies": [251], "organizations": [9]}
+    assert "rerun=applying" in done.headers["location"]
+    page = site.client.get(done.headers["location"], headers=TOKEN).text
+    assert "Organization 9 mapped." in page and 'data-live="' in page
+
+
+def test_an_override_applied_now_syncs_its_company(site: Site, airflow: Airflow) -> None:
+    stage_organization(site)
+    assert 'data-testid="override-apply"' in site.get("/overrides").text
+    form = {"company_id": "251", "product": "edr", "rule": "minimum", "quantity": "45", "apply": "1"}
+    done = site.post("/overrides", form)
+    assert store.list_overrides(site.engine, tenant="default", active=True)[0]["quantity"] == 45
+    assert applied_conf(airflow) == {"billing_date": DAY, "companies": [251], "organizations": []}
+    page = site.client.get(done.headers["location"], headers=TOKEN)
+    assert "Apply now: run apply__" in page.text and 'data-live="' in page.text
+    assert "connect-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_row_resolved_and_applied_now_syncs_its_organization(site: Site, airflow: Airflow) -> None:
+    row = site.rows["unmapped_organization"]
+    assert f'data-testid="resolve-apply-{row}"' in site.get("/quarantine").text
+    done = site.post(f"/quarantine/{row}", {"action": "resolve_apply", "back": "status=open"})
+    assert store.get_quarantine(site.engine, row, tenant="default")["status"] == "resolved"
+    assert applied_conf(airflow) == {"billing_date": DAY, "companies": [], "organizations": [9]}
+    assert "rerun=applying" in done.headers["location"]
+    assert (
+        site.post(f"/quarantine/{row}", {"action": "reopen_apply", "back": "status=open"}).status_code == 400
+    )
+    airflow.status = 403
+    held = site.rows["change_exceeds_limit"]
+    refused = site.post(f"/quarantine/{held}", {"action": "resolve_apply", "back": "status=all"})
+    assert store.get_quarantine(site.engine, held, tenant="default")["status"] == "resolved", (
+        "the decision stands"
+    )
+    assert (
+        "Airflow refused to apply it now" in site.client.get(refused.headers["location"], headers=TOKEN).text
+    )

@@ -232,7 +232,16 @@ NOTICES = {
         "Airflow already has a run of billing date {date} at this moment (a second click?): see the "
         "DAG's runs."
     ),
+    "apply_refused": (
+        "Recorded, but Airflow refused to apply it now (your login may not trigger runs of the apply "
+        "DAG, or has expired): the next run of billing date {date} applies it."
+    ),
+    "apply_failed": (
+        "Recorded, but Apply now could not be triggered through Airflow: the next run of billing date "
+        "{date} applies it."
+    ),
 }
+NO_RUN = ("exists", "apply_refused", "apply_failed")  # nothing was triggered
 WARNINGS = ("queued_paused", "queued_behind", "applying_paused")  # triggered, but blocked
 # An Airflow run id shown as the blocking run: the characters Airflow's own run ids use.
 OTHER_RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
@@ -250,17 +259,17 @@ def notice(request: Request) -> dict[str, str] | None:
     behind = request.query_params.get("behind", "")
     if code not in NOTICES or not _is_date(raw_date):
         return None
-    if code != "exists" and not RUN_ID.fullmatch(run):
+    if code not in NO_RUN and not RUN_ID.fullmatch(run):
         return None
     if code == "queued_behind" and not OTHER_RUN_ID.fullmatch(behind):
         return None
     applying = code.startswith("applying")
-    if applying != run.startswith(f"{APPLY_PREFIX}__") and code != "exists":
+    if code not in NO_RUN and applying != run.startswith(f"{APPLY_PREFIX}__"):
         return None
     return {
         "text": NOTICES[code].format(run=run, date=raw_date, behind=behind),
-        "kind": "error" if code == "exists" else "warn" if code in WARNINGS else "ok",
-        "run": run if code != "exists" else "",
+        "kind": "error" if code in NO_RUN else "warn" if code in WARNINGS else "ok",
+        "run": run if code not in NO_RUN else "",
         "apply": "1" if applying else "",
         "behind": behind if code == "queued_behind" else "",
         "paused": "1" if code.endswith("_paused") else "",

@@ -12,12 +12,12 @@ Mappings are the page's tenant's (`deps.TenantDep`), checked against that tenant
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request, status
+from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review import airflow_runs, data, picker
+from billing_sync.review import airflow_runs, apply_now, data, picker
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import (
     BACK_MAX,
@@ -89,15 +89,24 @@ def set_mapping(
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
     organization_id: Annotated[str, Form()],
     company_id: Annotated[str, Form()] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
     back: Annotated[str, Form(max_length=BACK_MAX)] = "",
+    apply: Annotated[str, Form(alias=apply_now.FORM_FIELD)] = "",
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
     filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
-    outcome = apply_mapping(eng, org, parse_company(company_id), note.strip(), reviewer, tenant=tenant.id)
-    return _back(request, context, org, outcome, filters)
+    company = parse_company(company_id)
+    outcome = apply_mapping(eng, org, company, note.strip(), reviewer, tenant=tenant.id)
+    day = apply_now.staged_billing_date(eng, tenant=tenant.id) if apply_now.wanted(apply) else None
+    applied: dict[str, str] = {}
+    if outcome == "mapped" and company is not None and day is not None:
+        # Apply now: this organization's usage, billed to the company it now maps to.
+        scope = airflow_runs.Scope(day, companies=(company,), organizations=(org,))
+        applied = apply_now.trigger(request, api, tenant.id, scope, f"mapping of organization {org}")
+    return _back(request, context, org, outcome, filters, extra=applied)
 
 
 @router.post("/bulk")
@@ -194,9 +203,11 @@ def _back(
     outcome: str,
     filters: QuarantineFilter | None = None,
     anchor: str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> RedirectResponse:
-    """Back to the page the form was on: the quarantine list with its filters, else the mapping."""
-    query = outcome_query(outcome, organization_id)
+    """Back to the page the form was on: the quarantine list with its filters, else the mapping;
+    `extra`: Apply now's outcome."""
+    query = {**outcome_query(outcome, organization_id), **(extra or {})}
     if filters is not None:
         target = context.url(request, "/quarantine", {**filters.query(), **query})
         fragment = anchor or f"group-organization-{organization_id}"

@@ -13,13 +13,13 @@ tenant's (`deps.TenantDep`), checked against that tenant's newest run.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.config import Settings
-from billing_sync.review import four_eyes
+from billing_sync.review import airflow_runs, apply_now, four_eyes, picker
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
@@ -69,7 +69,7 @@ def overrides_page(
     rows = store.list_overrides(eng, tenant=tenant.id, active=None)
     for r in rows:
         r["company_name"] = names.get(r["cw_company_id"])
-    return context.render(
+    page = context.render(
         request,
         reviewer,
         "overrides.html",
@@ -80,7 +80,9 @@ def overrides_page(
         rules=RULE_HELP,
         notice=_notice(request),
         note_max=NOTE_MAX,
+        rerun_notice=airflow_runs.notice(request),
     )
+    return picker.allow_fetch(page)  # Apply now's live progress (static/live.js)
 
 
 @router.post("")
@@ -90,11 +92,13 @@ def add_override(
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
     company_id: Annotated[str, Form()] = "",
     product: Annotated[str, Form(max_length=100)] = "",
     rule: Annotated[str, Form(max_length=20)] = "",
     quantity: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+    apply: Annotated[str, Form(alias=apply_now.FORM_FIELD)] = "",
 ) -> RedirectResponse:
     company = parse_company(company_id)
     if company is not None:  # the four-eyes rule: not on a held key of a company this user mapped
@@ -104,7 +108,12 @@ def add_override(
     outcome, ident = apply_override(
         eng, company_id, product, rule, quantity, note.strip(), reviewer, tenant=tenant.id
     )
-    return _back(request, context, outcome, ident)
+    day = apply_now.staged_billing_date(eng, tenant=tenant.id) if apply_now.wanted(apply) else None
+    applied: dict[str, str] = {}
+    if NOTICES[outcome][0] != "error" and company is not None and day is not None:
+        scope = airflow_runs.Scope(day, companies=(company,))
+        applied = apply_now.trigger(request, api, tenant.id, scope, f"override #{ident}")
+    return _back(request, context, outcome, ident, applied)
 
 
 @router.post("/{override_id}/retire")
@@ -208,8 +217,10 @@ def _notice(request: Request) -> dict[str, str] | None:
     return {"kind": kind, "text": text.format(id=ident if is_id(ident) else "")}
 
 
-def _back(request: Request, context: ReviewContext, outcome: str, ident: int) -> RedirectResponse:
+def _back(
+    request: Request, context: ReviewContext, outcome: str, ident: int, extra: dict[str, str] | None = None
+) -> RedirectResponse:
     kind = "error" if NOTICES[outcome][0] == "error" else "done"
-    query: dict[str, Any] = {kind: outcome, "id": ident or None}
+    query: dict[str, Any] = {kind: outcome, "id": ident or None, **(extra or {})}
     anchor = f"#override-{ident}" if ident and kind == "done" else ""
     return RedirectResponse(context.url(request, "/overrides", query) + anchor, status.HTTP_303_SEE_OTHER)

@@ -14,14 +14,14 @@ from itertools import chain
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.engine import Engine
 
 from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
-from billing_sync.review import airflow_runs, data, picker
+from billing_sync.review import airflow_runs, apply_now, data, picker
 from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
@@ -32,6 +32,7 @@ from billing_sync.review.tenancy import PageTenant
 router = APIRouter(prefix="/quarantine")
 
 ACTIONS = {"dismiss": "dismissed", "resolve": "resolved", "reopen": "open"}
+APPLY_SUFFIX = "_apply"  # "resolve_apply": mark resolved, then Apply now (issue 20 §1)
 RERUN_DATES = 5  # re-run buttons offered above the list: the newest billing dates of its open rows
 
 
@@ -162,19 +163,32 @@ def quarantine_action(
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
     action: Annotated[str, Form()],
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
     back: Annotated[str, Form(max_length=BACK_MAX)] = "",
 ) -> RedirectResponse:
     ident = parse_id(row_id, "row id")
-    if action not in ACTIONS:
-        raise bad_request("action must be dismiss, resolve or reopen")
+    # "<action>_apply": the action, then Apply now of the row's company or organization.
+    base, applying = action.removesuffix(APPLY_SUFFIX), action.endswith(APPLY_SUFFIX)
+    if base not in ACTIONS or (applying and base == "reopen"):
+        raise bad_request("action must be dismiss, resolve, resolve_apply or reopen")
     # Parsed before acting: a bad filter refuses the whole request, nothing is written.
     filters = None if back == "row" else parse_back(back)
     # Another tenant's row is "not found" exactly as a row that never was: the answer tells no one
     # that another tenant has a row of that id.
-    outcome = apply_action(eng, tenant.id, ident, ACTIONS[action], note.strip(), reviewer)
-    return _back(request, context, filters, ident, outcome)
+    outcome = apply_action(eng, tenant.id, ident, ACTIONS[base], note.strip(), reviewer)
+    row = tenant_row(eng, ident, tenant) if applying and outcome == ACTIONS[base] else None
+    applied: dict[str, str] = {}
+    if row is not None:
+        org, company = row.get("huntress_organization_id"), row.get("cw_company_id")
+        scope = airflow_runs.Scope(
+            row["billing_date"],
+            companies=(int(company),) if company is not None else (),
+            organizations=(int(org),) if org is not None else (),
+        )
+        applied = apply_now.trigger(request, api, tenant.id, scope, f"quarantine row {ident}")
+    return _back(request, context, filters, ident, outcome, applied)
 
 
 def apply_action(
@@ -195,10 +209,16 @@ def apply_action(
 
 
 def _back(
-    request: Request, context: ReviewContext, filters: QuarantineFilter | None, row_id: int, outcome: str
+    request: Request,
+    context: ReviewContext,
+    filters: QuarantineFilter | None,
+    row_id: int,
+    outcome: str,
+    extra: dict[str, str] | None = None,
 ) -> RedirectResponse:
     """Back to the list with its filters, or to the row page; rebuilt from parsed filters, so the
-    redirect can only ever land inside this app."""
+    redirect can only ever land inside this app. `extra`: Apply now's outcome."""
+    query = {**outcome_query(outcome, row_id), **(extra or {})}
     if filters is None:
-        return context.redirect(request, f"/quarantine/{row_id}", outcome_query(outcome, row_id))
-    return context.redirect(request, "/quarantine", {**filters.query(), **outcome_query(outcome, row_id)})
+        return context.redirect(request, f"/quarantine/{row_id}", query)
+    return context.redirect(request, "/quarantine", {**filters.query(), **query})
