@@ -32,7 +32,11 @@
     if (result) {
       var said = " Written: " + result.written + "; still held: " + result.held;
       if (result.recovered) said += "; recovered " + result.recovered + " / month";
-      parts.push(document.createTextNode(said + "."));
+      parts.push(document.createTextNode(said + ". "));
+      // The lists below were rendered before the run: offer them as they are now.
+      var now = link(window.location.href, "Show the page as it is now");
+      now.removeAttribute("data-airflow-link");
+      parts.push(now);
     } else if (view.state === "success") {
       parts.push(document.createTextNode(" (The billing run's record is not there yet.)"));
     }
