@@ -201,6 +201,17 @@ def test_approve_and_apply_now_triggers_the_apply_dag_for_the_approvals_company_
     assert script.status_code == 200 and "data-live" in script.text
 
 
+def test_a_created_addition_applied_now_syncs_its_company(site: Site, airflow: Airflow) -> None:
+    row = site.rows["no_live_addition"]
+    form = {**seen_fields(site.client, row), "row_id": str(row), "agreement_id": "1580", "rerun": "apply"}
+    done = site.post("/approvals", form)
+    assert done.status_code == 303, done.text
+    [approval] = store.list_approvals(site.engine, tenant="default")
+    assert (approval["kind"], approval["agreement_id"]) == ("create_addition", 1580)
+    [post] = airflow.sent("POST")
+    assert post["json"]["conf"] == {"billing_date": DAY, "companies": [252], "organizations": []}
+
+
 def test_a_refused_apply_keeps_the_approval_and_says_so(site: Site, airflow: Airflow) -> None:
     airflow.status = 403
     done = approve_and_apply(site)
@@ -257,12 +268,12 @@ def test_live_names_the_failing_step_and_its_log(site: Site, airflow: Airflow) -
     airflow.runs[APPLY_DAG_ID][run_id]["state"] = "failed"
     airflow.tasks[run_id] = [
         {"task_id": "read_scope", "state": "success"},
-        {"task_id": "push_changes", "state": "failed"},
+        {"task_id": "push_changes", "state": "failed", "try_number": 3},
         {"task_id": "report", "state": "upstream_failed"},
     ]
     failed = live(site, run_id).json()
     assert (failed["state"], failed["step"], failed["done"]) == ("failed", "push_changes", True)
-    assert failed["text"].startswith("Failed at push_changes: the step failed")
+    assert failed["text"] == "Failed at push_changes: the step failed after 3 tries: its log says why."
     assert failed["log_url"] == f"/dags/{APPLY_DAG_ID}/runs/{run_id}/tasks/push_changes"
 
 

@@ -30,7 +30,7 @@ FAILED_TASK = ("failed", "upstream_failed")
 LIST_LIMIT = 100  # runs of one DAG read for the Runs page and for blockers
 # The plain reason of a failed step, by its task state.
 REASONS = {
-    "failed": "the step failed (after its retries): its log says why",
+    "failed": "the step failed{tries}: its log says why",
     "upstream_failed": "a step before it failed",
 }
 
@@ -168,7 +168,9 @@ def run_state(base: str, token: str, dag_id: str, run_id: str, ui: str) -> dict[
         if broken is None:
             return {**view, "text": "Failed (Airflow marked the run failed; no step failed)."}
         step = str(broken.get("task_id"))
-        reason = REASONS.get(str(broken.get("state")), "the step did not finish")
+        tries = broken.get("try_number")
+        said = f" after {tries} tries" if isinstance(tries, int) and tries > 1 else ""
+        reason = REASONS.get(str(broken.get("state")), "the step did not finish").format(tries=said)
         log_url = f"{view['run_url']}/tasks/{quote(step, safe='')}"
         return {**view, "step": step, "log_url": log_url, "text": f"Failed at {step}: {reason}."}
     if state == "success":
