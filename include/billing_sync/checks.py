@@ -1,8 +1,8 @@
 """Great Expectations (GX Core 1.x) suites for the extracted frames, and failed rows → issues.
 
 Each suite runs in an ephemeral context with the COMPLETE result format, so every failed
-expectation names the exact rows (`unexpected_index_list`). Those rows get an `issue` text naming
-the expectation; reconciliation quarantines them. GX is imported only when a check runs: it costs
+expectation names the exact rows (`unexpected_index_list`). Those rows get an `issue` text: the
+check in plain words (`Check.says`); reconciliation quarantines them. GX is imported only when a check runs: it costs
 seconds to import and must never slow the DAG file's parse.
 """
 
@@ -115,7 +115,9 @@ def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.
             }
         )
         if failed:
-            text = f"failed GX {_snake(check.expectation)}: {check.says}"
+            # Only the clerk's words reach a row's issue (and so a quarantine detail); the
+            # expectation's GX name stays in the validation result for whoever debugs the suite.
+            text = check.says
             positions = df.index[failed]
             issues.loc[positions] = (
                 issues.loc[positions].fillna("").map(lambda old, t=text: f"{old}; {t}" if old else t)

@@ -39,6 +39,17 @@ def test_usage_suite_flags_each_bad_row_and_only_those():
     assert all(x["expectation"].startswith("expect_") for x in result["results"])
 
 
+def test_issue_text_is_the_clerks_words_without_gx_names():
+    """What reaches a quarantine detail is the check in plain words (issue 20 §3): no GX class or
+    expectation name; those stay in the validation result."""
+    lines = [{"id": 1, "organization": {"id": 101, "name": "Bad"}, "actual_usage": {"edr": -1}}]
+    usage = frames.usage_frame(9, lines, PRODUCTS)
+    issues, result = checks.run_suite("usage", usage, checks.usage_checks(PRODUCTS))
+    text = str(issues[0])
+    assert text == f"the usage count, unless absent or null, is a whole number from 0 to {frames.MAX_USAGE:,}"
+    assert "expect_column_values_to_match_regex" in {x["expectation"] for x in result["results"]}
+
+
 def test_live_additions_suite_finds_duplicates_and_bad_quantities():
     live = frames.conform(
         pd.DataFrame(

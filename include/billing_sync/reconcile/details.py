@@ -223,7 +223,7 @@ class _Context:
         if pd.isna(old) or old < 0 or not float(old).is_integer():
             why.append(f"the ConnectWise quantity ({_qty(old)}) is not a whole non-negative number")
         if not pd.isna(k["addition_issue"]):
-            why.append(f"failed check: {k['addition_issue']}")
+            why.append(f"fails the check “{k['addition_issue']}”")
         return (
             f"{self.listing(k)}: {'; '.join(why)}, so no change can be computed "
             f"({k['product']} usage {_text(k['huntress_quantity'], quote=False)})"
@@ -276,7 +276,7 @@ def _row_problem(r: Mapping[str, Any]) -> str:
     if pd.isna(r["quantity"]):
         why.append(_raw_problem(r["raw_quantity"]))
     if r["has_issue"]:
-        why.append(f"failed check: {r['issue']}")
+        why.append(f"fails the check “{r['issue']}”")
     raw = "absent" if pd.isna(r["raw_quantity"]) else r["raw_quantity"]
     return f"{who}, {r['product']} = {raw}" + (f": {', '.join(why)}" if why else "")
 

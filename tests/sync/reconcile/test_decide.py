@@ -105,7 +105,7 @@ def test_addition_issue_column_makes_it_invalid_addition() -> None:
     adds["issue"] = pd.array(["quantity below the agreed floor"], dtype="string")
     row = key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")
     assert (row["reason_code"], row["addition_id"]) == ("invalid_addition", 501)
-    assert "failed check: quantity below the agreed floor" in row["detail"]
+    assert "fails the check “quantity below the agreed floor”" in row["detail"]
     adds["issue"] = pd.array([" "], dtype="string")  # blank names no failed expectation
     assert key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")["outcome"] == "change"
 

@@ -192,12 +192,12 @@ def test_invalid_usage_kinds(value: Any, why: str) -> None:
 def test_issue_column_marks_a_row_invalid() -> None:
     usage = usage_of(line(101, edr=40, itdr=3))
     usage["issue"] = pd.Series([pd.NA] * len(usage), dtype="string")
-    usage.loc[usage["product"] == "edr", "issue"] = "expect_column_values_to_be_between(quantity, 0, 10000)"
+    usage.loc[usage["product"] == "edr", "issue"] = "the usage count is a whole number from 0 to 10,000"
     out = run(usage, additions=additions_of(addition(501, 250, "edr", 38)))
     row = key(out, "company:250:edr")
     assert row["reason_code"] == "invalid_usage"
     assert row["detail"] == (
-        "organization 101 'Acme Corp', edr = 40: failed check: expect_column_values_to_be_between(quantity, 0, 10000)"
+        "organization 101 'Acme Corp', edr = 40: fails the check “the usage count is a whole number from 0 to 10,000”"
     )
     assert key(out, "company:250:itdr")["reason_code"] == "no_live_addition"  # issue NA: row is fine
 
