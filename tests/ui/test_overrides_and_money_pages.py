@@ -77,12 +77,62 @@ def test_what_an_override_must_say(site: Client) -> None:  # noqa: F811
         "override_bad_rule": {"rule": "maximum"},
         "override_bad_quantity": {"quantity": "2.5"},
     }
+    # refused: the page again (400), the message beside the field it is about (issue 20 §3)
     for code, change in cases.items():
         answer = site.post("/overrides", {**ADD, **change}, MAPPER)
-        assert f"error={code}" in answer.headers["location"], code
+        field = code.split("_")[-1]
+        assert answer.status_code == 400 and f'data-testid="error-{field}"' in answer.text, code
     for rule, quantity in [("minimum", ""), ("fixed", "-1"), ("exclude", "3")]:
         answer = site.post("/overrides", {**ADD, "rule": rule, "quantity": quantity}, MAPPER)
-        assert "error=override_bad_quantity" in answer.headers["location"], rule
+        assert answer.status_code == 400 and 'data-testid="error-quantity"' in answer.text, rule
+    assert store.list_overrides(site.engine, active=None, tenant="default") == []
+
+
+def test_an_override_is_for_a_company_picked_by_name(site: Client) -> None:  # noqa: F811
+    """Issue 20 §3: the company is typed by name (or picked, "Name #id"), never a raw id only; the
+    server still checks it is a company of the tenant's newest run."""
+    form = {k: v for k, v in ADD.items() if k != "company_id"}
+    for typed in ("acme corp", "Acme Corp #10"):
+        answer = site.post("/overrides", {**form, "company": typed}, MAPPER)
+        assert "done=override_added" in answer.headers["location"], typed
+        [row] = store.list_overrides(site.engine, tenant="default")
+        assert row["cw_company_id"] == 10
+        store.retire_override(site.engine, row["id"], tenant="default", user="t", user_id="t")
+    html = page(site, "/overrides")
+    assert 'data-fill data-form="add-override"' in html and 'name="company"' in html
+    # the type-ahead's matches for this form pick a company (not map an organization)
+    matches = page(site, "/mapping/companies?q=acme&form=add-override")
+    assert 'form="add-override" name="company_id" value="10"' in matches and "Use this company" in matches
+
+
+def test_a_bad_override_value_is_shown_beside_its_field_with_the_form_kept(site: Client) -> None:  # noqa: F811
+    form = {k: v for k, v in ADD.items() if k != "company_id"}
+    cases = {
+        "company": ({"company": "Acme Widgets <b>"}, "No ConnectWise company of the newest run is"),
+        "company-twin": ({"company": "twin"}, "Several companies are named"),
+        "company-arabic": ({"company": "\u0661\u0662"}, "No ConnectWise company of the newest run is"),
+        "company-unknown-id": ({"company": "99"}, "No ConnectWise company of the newest run is"),
+        "quantity": ({"company": "Acme Corp", "quantity": "2.5"}, "whole number of units"),
+    }
+    for case, (change, said) in cases.items():
+        answer = site.post("/overrides", {**form, **change}, MAPPER)
+        assert answer.status_code == 400, case
+        html = answer.text
+        assert "<!doctype html>" in html.lower() and 'data-testid="add-override"' in html, (
+            case
+        )  # the app's page
+        field = case.split("-")[0]
+        error = re.search(rf'data-testid="error-{field}"[^>]*>([^<]*(?:<[^/][^<]*)*)</', html)
+        assert error is not None and said in error.group(1), (case, html[-3000:])
+        typed = change.get("company", "")
+        assert f'name="company" value="{typed.replace("<", "&lt;").replace(">", "&gt;")}"' in html, case
+        assert (
+            'value="contract floor"' in html
+            and "<b>" not in html.split('data-testid="add-override"')[1][:4000]
+        )
+    # the matches of a name many companies share are offered beside the field
+    answer = site.post("/overrides", {**form, "company": "twin"}, MAPPER)
+    assert 'name="company_id" value="20"' in answer.text and 'name="company_id" value="21"' in answer.text
     assert store.list_overrides(site.engine, active=None, tenant="default") == []
 
 

@@ -25,9 +25,9 @@ from fastapi.responses import HTMLResponse
 from billing_sync.review.inputs import bad_request, is_id, parse_search
 
 SCRIPT = Path(__file__).with_name("static") / "picker.js"
-# The form a match submits: one organization's (quarantine: map-<id>, mapping page: pick-<id>) or
-# the bulk form (bulk-map).
-FORM_ID = re.compile(r"(map|pick)-\d{1,19}|bulk-map")
+# The form a match submits: one organization's (quarantine: map-<id>, mapping page: pick-<id>), the
+# bulk form (bulk-map), or the overrides page's add form (add-override: the match picks the company).
+FORM_ID = re.compile(r"(map|pick)-\d{1,19}|bulk-map|add-override")
 BULK = "bulk"
 
 
@@ -59,7 +59,9 @@ def check_form(value: str | None) -> str | None:
     if not value:
         return None
     if not FORM_ID.fullmatch(value):
-        raise bad_request("form must be map-<organization id>, pick-<organization id> or bulk-map")
+        raise bad_request(
+            "form must be map-<organization id>, pick-<organization id>, bulk-map or add-override"
+        )
     return value
 
 

@@ -7,26 +7,44 @@ column for it). Rules apply from the next run of the DAG (docs/contract.md §3).
 tenant's (`deps.TenantDep`), checked against that tenant's newest run.
 
     GET  /overrides                    active and retired overrides, and the form to add one
-    POST /overrides                    add (company id, product, rule, quantity, note)
+    POST /overrides                    add (company, product, rule, quantity, note)
+
+The company is picked by name (issue 20 §3): the field takes a name, "Name #id" (what the picker's
+type-ahead fills in) or an id, and the server resolves it against the tenant's newest run; a picker
+match without script posts ``company_id``. A value the page cannot take (an unknown or ambiguous
+company, a bad product, rule or quantity) renders the page again, 400, with the message beside its
+field and everything typed kept, and the companies matching what was typed offered under the field.
     POST /overrides/{override_id}/retire
 """
 
+import re
+import unicodedata
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import store
+from billing_sync import reconcile, store
 from billing_sync.config import Settings
-from billing_sync.review import airflow_runs, apply_now, four_eyes, picker
+from billing_sync.review import airflow_runs, apply_now, data, four_eyes, picker
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
-from billing_sync.review.inputs import NOTE_MAX, is_id, parse_company, parse_id
+from billing_sync.review.inputs import NOTE_MAX, SEARCH_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.security import Reviewer
+from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/overrides")
 QUANTITY_MAX = 10_000_000  # as many units as a usage count may carry (frames.MAX_USAGE)
+PICKED = re.compile(r"#\s*(\d{1,19})\s*$")  # "Name #id": what a picker match fills in
+# The add form's fields a refusal is shown beside (the rest are the page's notice).
+FIELD_OF = {
+    "override_bad_company": "company",
+    "override_unknown_company": "company",
+    "override_bad_product": "product",
+    "override_bad_rule": "rule",
+    "override_bad_quantity": "quantity",
+}
 RULE_HELP = {
     "minimum": "bill at least this many (a contract minimum); more when Huntress counts more",
     "fixed": "bill exactly this many, whatever Huntress counts",
@@ -64,6 +82,24 @@ NOTICES = {
 def overrides_page(
     request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
+    return _page(request, reviewer, context, eng, tenant, _notice(request))
+
+
+def _page(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Engine,
+    tenant: PageTenant,
+    notice: dict[str, str] | None,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    search: data.CompanySearch | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    """The page; after a refused add, with what was typed (`form`), the refusal beside its field
+    (`errors`) and the companies matching the typed company (`search`)."""
     companies = _companies(eng, tenant.id)
     names = {c["id"]: c["name"] for c in companies or []}
     rows = store.list_overrides(eng, tenant=tenant.id, active=None)
@@ -73,12 +109,16 @@ def overrides_page(
         request,
         reviewer,
         "overrides.html",
+        status_code=status_code,
+        form=form or {},
+        errors=errors or {},
+        search=search,
         active_rows=[r for r in rows if r["active"]],
         retired_rows=[r for r in reversed(rows) if not r["active"]],
         companies=companies or [],
         products=_products(eng, tenant.id),
         rules=RULE_HELP,
-        notice=_notice(request),
+        notice=notice,
         note_max=NOTE_MAX,
         rerun_notice=airflow_runs.notice(request),
     )
@@ -93,25 +133,37 @@ def add_override(
     eng: EngineDep,
     tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],
-    company_id: Annotated[str, Form()] = "",
+    company_id: Annotated[str, Form()] = "",  # a picker match (its button)
+    company: Annotated[str, Form()] = "",  # what was typed: a name, "Name #id" or an id
     product: Annotated[str, Form(max_length=100)] = "",
     rule: Annotated[str, Form(max_length=20)] = "",
     quantity: Annotated[str, Form(max_length=20)] = "",
     note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
     apply: Annotated[str, Form(alias=apply_now.FORM_FIELD)] = "",
-) -> RedirectResponse:
-    company = parse_company(company_id)
-    if company is not None:  # the four-eyes rule: not on a held key of a company this user mapped
-        refused = four_eyes.override_refusal(eng, tenant, reviewer, company, product)
+) -> Response:
+    typed = _printable(company_id.strip() or company.strip())
+    companies = _companies(eng, tenant.id)
+    picked, company_error = _pick_company(typed, companies)
+    form = {"company": typed, "product": product, "rule": rule, "quantity": quantity, "note": note}
+    if company_error is not None:
+        search = data.search_companies(eng, _query(typed), tenant=tenant.id)
+        errors = {"company": company_error}
+        return _again(request, reviewer, context, eng, tenant, form, errors, search)
+    if picked is not None:  # the four-eyes rule: not on a held key of a company this user mapped
+        refused = four_eyes.override_refusal(eng, tenant, reviewer, picked, product)
         if refused is not None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, refused)
+    company_text = "" if picked is None else str(picked)
     outcome, ident = apply_override(
-        eng, company_id, product, rule, quantity, note.strip(), reviewer, tenant=tenant.id
+        eng, company_text, product, rule, quantity, note.strip(), reviewer, tenant=tenant.id
     )
+    if outcome in FIELD_OF:
+        errors = {FIELD_OF[outcome]: NOTICES[outcome][1]}
+        return _again(request, reviewer, context, eng, tenant, form, errors, None)
     day = apply_now.staged_billing_date(eng, tenant=tenant.id) if apply_now.wanted(apply) else None
     applied: dict[str, str] = {}
-    if NOTICES[outcome][0] != "error" and company is not None and day is not None:
-        scope = airflow_runs.Scope(day, companies=(company,))
+    if NOTICES[outcome][0] != "error" and picked is not None and day is not None:
+        scope = airflow_runs.Scope(day, companies=(picked,))
         applied = apply_now.trigger(request, api, tenant.id, scope, f"override #{ident}")
     return _back(request, context, outcome, ident, applied)
 
@@ -176,6 +228,66 @@ def apply_override(
     except store.OverrideConflict:
         return "override_conflict", 0
     return "override_added", int(row["id"])
+
+
+def _again(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Engine,
+    tenant: PageTenant,
+    form: dict[str, str],
+    errors: dict[str, str],
+    search: data.CompanySearch | None,
+) -> HTMLResponse:
+    """The page again after a refused add: 400, the form as typed, the refusal beside its field."""
+    page = _page(
+        request,
+        reviewer,
+        context,
+        eng,
+        tenant,
+        None,
+        form=form,
+        errors=errors,
+        search=search,
+        status_code=status.HTTP_400_BAD_REQUEST,
+    )
+    return picker.allow_fetch(page)
+
+
+def _pick_company(typed: str, companies: list[dict[str, Any]] | None) -> tuple[int | None, str | None]:
+    """(the company id, None) for a typed name, "Name #id" or id naming exactly one company of the
+    newest run; (None, why not) otherwise; (None, None) when no run has read companies (the page
+    says so)."""
+    if companies is None:
+        return None, None
+    if not typed:
+        return None, "Type the company's name and pick it from the matches."
+    ids = {c["id"] for c in companies}
+    found = PICKED.search(typed)
+    wanted = found.group(1) if found else typed
+    if is_id(wanted):
+        if int(wanted) in ids:
+            return int(wanted), None
+    else:
+        key = reconcile.normalize_name(typed)
+        same = [c["id"] for c in companies if key and reconcile.normalize_name(c["name"]) == key]
+        if len(same) == 1:
+            return same[0], None
+        if same:
+            return None, f"Several companies are named “{typed}”: pick one of the matches."
+    return None, f"No ConnectWise company of the newest run is “{typed}”: pick one of the matches."
+
+
+def _printable(raw: str) -> str:
+    """What was typed, as the page may show it again: no control characters, at most SEARCH_MAX."""
+    return "".join(c for c in raw if unicodedata.category(c) not in ("Cc", "Cs"))[:SEARCH_MAX]
+
+
+def _query(typed: str) -> str:
+    """The search for the matches offered under the field: the typed name without a "#id"."""
+    return PICKED.sub("", typed).strip()
 
 
 def _units(raw: str) -> int | None:

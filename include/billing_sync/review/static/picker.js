@@ -48,6 +48,22 @@
         });
     }
 
+    // data-fill (the overrides form): a match fills the field with "Name #id" instead of submitting,
+    // so the rest of the form is still the person's to finish; the server reads the id after "#".
+    if (input.hasAttribute("data-fill")) {
+      results.addEventListener("click", function (event) {
+        var button = event.target.closest("button[name=company_id]");
+        if (!button) return;
+        event.preventDefault();
+        var item = button.closest("li");
+        var name = item ? item.getAttribute("data-company-name") || "" : "";
+        input.value = (name + " #" + button.value).trim();
+        shown = input.value.trim();
+        results.replaceChildren();
+        input.focus();
+      });
+    }
+
     input.addEventListener("input", function () {
       clearTimeout(timer);
       timer = setTimeout(search, DELAY_MS);
