@@ -168,6 +168,36 @@ def test_the_create_form_lists_the_companys_live_agreements_and_the_price(site: 
         assert "<strong>4.50</strong> each, 54.00 a month" in page
 
 
+def test_the_create_form_preselects_the_agreement_carrying_the_companys_huntress_additions(
+    site: Site,
+) -> None:
+    """Issue 20 §3: of Gamma's two live agreements, the one that already carries its other live
+    Huntress addition (SIEM, a mapped product) is checked and said by name; a cancelled Huntress
+    addition, or a product not mapped, carries nothing."""
+    active = {"agreementStatus": "Active", "cancelledFlag": False, "startDate": "2025-01-01T00:00:00Z"}
+    agreements = {
+        1580: {**active, "id": 1580, "name": "Gamma MSA", "company": {"id": 252}, "type": {"name": "MSA"}},
+        1582: {**active, "id": 1582, "name": "Gamma Security", "company": {"id": 252}},
+    }
+    store.write_frame(
+        site.engine, RUN, "agreements", frames.agreements_frame(list(agreements.values())), tenant="default"
+    )
+    additions = [
+        {"id": 900, "agreementId": 1582, "product": {"identifier": "HUNTRESS-SIEM"}, "quantity": 3},
+        {"id": 901, "agreementId": 1580, "product": {"identifier": "HUNTRESS-EDR"}, "quantity": 9,
+         "cancelledDate": "2025-06-01T00:00:00Z"},
+        {"id": 902, "agreementId": 1580, "product": {"identifier": "OFFICE-365"}, "quantity": 50},
+    ]  # fmt: skip
+    store.write_frame(
+        site.engine, RUN, "additions", frames.additions_frame(agreements, additions), tenant="default"
+    )
+    page = site.get(f"/approvals/new?row={site.rows['no_live_addition']}").text
+    checked = re.findall(r'name="agreement_id" value="(\d+)" checked', page)
+    assert checked == ["1582"], checked
+    assert re.search(r'data-testid="carries-1582"[^>]*>[^<]*Huntress', page)
+    assert 'data-testid="carries-1580"' not in page
+
+
 def test_the_rows_history_shows_its_approval_and_revocation(site: Site) -> None:
     """Issue 19 §5: a row's history names what was decided on it, approvals included (an approval is
     recorded on its own table, yet approved from the row)."""

@@ -25,7 +25,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import frames, reconcile, store, tenants
-from billing_sync.review import airflow_runs, data, four_eyes, picker, seen
+from billing_sync.config import Settings
+from billing_sync.review import airflow_runs, data, flash, four_eyes, picker, seen
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
@@ -127,7 +128,7 @@ def approvals_page(
         statuses=STATUSES,
         billing_date=day,
         companies=data.company_names(eng, tenant=t),
-        notice=_notice(request),
+        notice=_named(_notice(request), request, eng, t),
         rerun_notice=airflow_runs.notice(request),
     )
     return picker.allow_fetch(page)  # the live progress of a run (static/live.js)
@@ -307,6 +308,7 @@ def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
     offer: dict[str, Any] = {"approval": approval, "agreements": [], "price": None, "amount": None}
     if approval["kind"] == "create_addition":
         offer["agreements"] = _agreements(eng, row, approval["cw_company_id"])
+        offer["preselect"] = _preselect(offer["agreements"])
         price = _catalog_price(eng, row, payload.get("catalog_identifier"))
         offer["price"] = price
         offer["amount"] = None if price is None else price * approval["to_quantity"]
@@ -314,19 +316,53 @@ def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[str, Any]]:
-    """The company's live agreements on the row's billing date, as the row's run read them."""
+    """The company's live agreements on the row's billing date, as the row's run read them, each
+    with the Huntress products (catalog identifiers) of its live additions (`carries`)."""
     run = store.get_run(eng, row["run_id"], tenant=row["tenant"])
-    types = ((run or {}).get("settings") or {}).get("agreement_types") or ()
+    settings = (run or {}).get("settings") or {}
+    types = settings.get("agreement_types") or ()
     frame = store.read_frame(eng, row["run_id"], "agreements", tenant=row["tenant"])
     live = reconcile.live_agreements(frame, company_id, row["billing_date"], types)
+    carries = _huntress_additions(eng, row, company_id, types, settings.get("products"))
     return [
         {
             "agreement_id": int(a["agreement_id"]),
             "name": None if pd.isna(a["name"]) else str(a["name"]),
             "type": None if pd.isna(a["type"]) else str(a["type"]),
+            "carries": carries.get(int(a["agreement_id"]), []),
         }
         for a in live.to_dict("records")
     ]
+
+
+def _huntress_additions(
+    eng: Engine, row: dict[str, Any], company_id: int, types: Any, products: Any
+) -> dict[int, list[str]]:
+    """The company's live additions of mapped Huntress products (the run's configured catalog
+    identifiers, else the default ones) as the row's run staged them: agreement id → identifiers."""
+    mapped = set((products if isinstance(products, dict) and products else Settings().products).values())
+    frame = store.read_frame(eng, row["run_id"], "additions", tenant=row["tenant"])
+    if frame.empty:
+        return {}
+    live = reconcile.live_additions(frame, row["billing_date"], types)
+    ours = live.loc[
+        live["company_id"].eq(company_id).fillna(False).to_numpy(dtype=bool)
+        & live["product_identifier"].isin(mapped).to_numpy(dtype=bool)
+    ].dropna(subset=["agreement_id"])
+    found: dict[int, list[str]] = {}
+    for agreement, identifier in zip(ours["agreement_id"], ours["product_identifier"], strict=True):
+        found.setdefault(int(agreement), []).append(str(identifier))
+    return {k: sorted(set(v)) for k, v in found.items()}
+
+
+def _preselect(agreements: list[dict[str, Any]]) -> int | None:
+    """The agreement a new addition goes on unless the person picks another: the only one, or the
+    one agreement that already carries the company's Huntress additions; None when that is not
+    one agreement (the person picks)."""
+    if len(agreements) == 1:
+        return int(agreements[0]["agreement_id"])
+    carrying = [a["agreement_id"] for a in agreements if a["carries"]]
+    return int(carrying[0]) if len(carrying) == 1 else None
 
 
 def _catalog_price(eng: Engine, row: dict[str, Any], identifier: Any) -> float | None:
@@ -407,6 +443,17 @@ def _notice(request: Request) -> dict[str, str] | None:
     ident = request.query_params.get("id", "")
     kind, text = MESSAGES[code]
     return {"kind": kind, "text": text.format(id=ident if is_id(ident) else "")}
+
+
+def _named(
+    notice: dict[str, str] | None, request: Request, eng: Engine, tenant: str
+) -> dict[str, str] | None:
+    """The notice of an approval naming the company (and product) it is for, not only its id."""
+    ident = request.query_params.get("id", "")
+    if notice is None or not is_id(ident):
+        return notice
+    about = flash.about_approval(eng, int(ident), tenant=tenant)
+    return {**notice, "text": f"{notice['text']} ({about})"} if about else notice
 
 
 def _back_to_form(request: Request, context: ReviewContext, row_id: int, code: str) -> RedirectResponse:
