@@ -308,7 +308,7 @@ def test_ambiguous_group_offers_its_candidates_and_one_click_maps(site: Site) ->
     done = site.post("/mapping", {"organization_id": "3", "company_id": "21", "back": "status=open"})
     assert done.status_code == 303
     assert done.headers["location"] == (
-        "/billing-review/quarantine?status=open&done=mapped&id=3#group-organization-3"
+        "/billing-review/quarantine?status=open&done=mapped&id=3&undo_to=21#group-organization-3"
     )
     assert org_map(site)[3] == (21, "Alice", "alice-7")
 
@@ -392,7 +392,7 @@ def test_picker_works_without_script_inside_the_queue(site: Site) -> None:
     # The search form is a GET back to the list, keeping its filters.
     assert re.search(r'action="/billing-review/quarantine#group-organization-4"', delta)
     done = site.post("/mapping", {"organization_id": "4", "company_id": "10", "back": "status=open"})
-    assert "done=mapped&id=4#group-organization-4" in done.headers["location"]
+    assert "done=mapped&id=4&undo_to=10#group-organization-4" in done.headers["location"]
     assert org_map(site)[4] == (10, "Alice", "alice-7")
 
 

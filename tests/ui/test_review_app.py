@@ -177,7 +177,7 @@ def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     )
     row = store.get_quarantine(app.engine, 1, tenant="default")
     assert (row["status"], row["resolved_by"], row["note"]) == ("dismissed", "alice", "known")
-    assert "Row 1 dismissed." in app.get("/quarantine?done=dismissed&id=1").text
+    assert "Row 1 dismissed: " in app.get("/quarantine?done=dismissed&id=1").text  # + whom (test_plain_words)
 
     app.post("/quarantine/1", {"action": "reopen", "back": "row"})
     assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
@@ -244,7 +244,7 @@ def test_mapping_add_change_remove(app: App) -> None:
     assert store.list_org_map(app.engine, tenant="default") == []
 
     done = app.post("/mapping", {"organization_id": "2", "company_id": "10", "note": "same customer"})
-    assert done.headers["location"] == "/billing-review/mapping?done=mapped&id=2#org-2"
+    assert done.headers["location"] == "/billing-review/mapping?done=mapped&id=2&undo_to=10#org-2"
     [row] = store.list_org_map(app.engine, tenant="default")
     assert (row["huntress_organization_id"], row["cw_company_id"], row["created_by"]) == (2, 10, "alice")
     html = app.get("/mapping").text

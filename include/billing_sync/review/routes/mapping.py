@@ -8,6 +8,13 @@ or a picker's match), several at once (``POST /mapping/bulk``), and the picker's
 (``GET /mapping/companies``, an HTML fragment) with its type-ahead script (``/mapping/picker.js``).
 
 Mappings are the page's tenant's (`deps.TenantDep`), checked against that tenant's newest run.
+
+A mapping can be undone (issue 20 §3): the redirect after mapping one organization carries the
+company it mapped to before (``undo_was``, absent when none) and now (``undo_to``), and the flash
+offers Undo (``templates/_undo.html``: ``POST /mapping/{organization_id}/undo``), which restores
+the mapping it replaced or removes the new one through the store, so the decision history records
+it as a map or unmap like any other. It changes nothing when the mapping is no longer the one the
+flash was about (``undo_stale``).
 """
 
 from typing import Annotated
@@ -35,6 +42,7 @@ from billing_sync.review.routes.quarantine import parse_back
 from billing_sync.review.security import Reviewer
 
 router = APIRouter(prefix="/mapping")
+UNDO_STALE = "undo_stale"  # said by templates/_undo.html (not among pages.MESSAGES)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -99,9 +107,12 @@ def set_mapping(
     org = parse_id(organization_id, "organization_id")
     filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
     company = parse_company(company_id)
+    before = _mapped_to(eng, org, tenant=tenant.id)
     outcome = apply_mapping(eng, org, company, note.strip(), reviewer, tenant=tenant.id)
     day = apply_now.staged_billing_date(eng, tenant=tenant.id) if apply_now.wanted(apply) else None
     applied: dict[str, str] = {}
+    if outcome == "mapped" and company is not None and before != company:  # what Undo puts back
+        applied.update({"undo_to": str(company), **({"undo_was": str(before)} if before is not None else {})})
     if outcome == "mapped" and company is not None and day is not None:
         # Apply now: this organization's usage, billed to the company it now maps to.
         scope = airflow_runs.Scope(day, companies=(company,), organizations=(org,))
@@ -144,6 +155,42 @@ def delete_mapping(
     # Who removed it goes into the decision history with the mapping as it stood.
     removed = store.delete_org_map(eng, org, tenant=tenant.id, user=reviewer.name, user_id=reviewer.user_id)
     return _back(request, context, org, "unmapped" if removed else "no_mapping")
+
+
+@router.post("/{organization_id}/undo")
+def undo_mapping(
+    request: Request,
+    organization_id: str,
+    reviewer: MapperDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
+    was: Annotated[str, Form()] = "",
+    to: Annotated[str, Form()] = "",
+    back: Annotated[str, Form(max_length=BACK_MAX)] = "",
+) -> RedirectResponse:
+    """Undo the mapping a flash offered it for: back to company `was` (none: the mapping removed),
+    only while the organization still maps to `to`."""
+    org = parse_id(organization_id, "organization_id")
+    filters = parse_back(back) if back else None
+    mapped = parse_id(to, "to")
+    previous = optional_id(was, "was")
+    if _mapped_to(eng, org, tenant=tenant.id) != mapped:
+        return _back(request, context, org, UNDO_STALE, filters)
+    if previous is None:
+        store.delete_org_map(eng, org, tenant=tenant.id, user=reviewer.name, user_id=reviewer.user_id)
+        return _back(request, context, org, "unmapped", filters)
+    note = f"Undo: back from company {mapped} to company {previous}"
+    store.set_org_map(eng, org, previous, note, reviewer.name, user_id=reviewer.user_id, tenant=tenant.id)
+    return _back(request, context, org, "mapped", filters)
+
+
+def _mapped_to(eng: Engine, organization_id: int, *, tenant: str) -> int | None:
+    """The company the organization maps to now, or None."""
+    rows = store.list_org_map(eng, tenant=tenant)
+    return next(
+        (int(r["cw_company_id"]) for r in rows if r["huntress_organization_id"] == organization_id), None
+    )
 
 
 def apply_mapping(
@@ -207,7 +254,8 @@ def _back(
 ) -> RedirectResponse:
     """Back to the page the form was on: the quarantine list with its filters, else the mapping;
     `extra`: Apply now's outcome."""
-    query = {**outcome_query(outcome, organization_id), **(extra or {})}
+    said = {"error": outcome, "id": organization_id} if outcome == UNDO_STALE else None
+    query = {**(said or outcome_query(outcome, organization_id)), **(extra or {})}
     if filters is not None:
         target = context.url(request, "/quarantine", {**filters.query(), **query})
         fragment = anchor or f"group-organization-{organization_id}"
