@@ -101,6 +101,17 @@ def settle_approval(
     return result
 
 
+def resolver(eng: Engine, change: Mapping[str, Any], *, tenant: str) -> str | None:
+    """Who resolved the held row of an approved change that was written, as a person reads it:
+    "approval #1 (admin)", not the run id. None when no approval decided the change."""
+    approval_id = change.get("approval_id")
+    if approval_id is None:
+        return None
+    approval = store.get_approval(eng, int(approval_id), tenant=tenant)
+    who = approval.get("approved_by") if approval else None
+    return f"approval #{int(approval_id)}" + (f" ({who})" if who else "")
+
+
 def _held(change: Mapping[str, Any]) -> str:
     """The reason an approved key is held for when its approval does not apply."""
     return reconcile.HELD_REASON["create_addition" if change.get("outcome") == "create" else "change"]

@@ -56,6 +56,27 @@ REASON_CODES: dict[str, str] = {
     "invalid_addition": "the single live addition's quantity is missing, negative or fractional",
 }
 
+# What a person reads first (issue 20 §3 "plain words first"): the pages and the report show the label,
+# then the code small after it; the code stays the data other tools read.
+REASON_LABELS: dict[str, str] = {
+    "unmapped_organization": "Organization not mapped to a company",
+    "ambiguous_company_match": "More than one company could match",
+    "no_live_addition": "No addition to bill on",
+    "duplicate_addition": "More than one addition for the product",
+    "invalid_usage": "Usage count unreadable",
+    "change_exceeds_limit": "Change too large (needs approval)",
+    "missing_from_invoice": "Billed in ConnectWise, not on the invoice",
+    "changed_since_read": "Changed in ConnectWise during the run",
+    "push_rejected": "ConnectWise refused the write",
+    "invalid_addition": "Addition quantity unreadable",
+}
+
+
+def reason_label(code: str) -> str:
+    """The plain words for a reason code; an unknown code reads as itself."""
+    return REASON_LABELS.get(code, code)
+
+
 REASON_HELP: dict[str, str] = {
     "unmapped_organization": "Add a billing_org_map row for the organization, or give the ConnectWise "
     "company an identifier equal to the organization's key.",

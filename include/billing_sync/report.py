@@ -31,7 +31,15 @@ from sqlalchemy.engine import Engine
 
 from . import charts, csvfile, money, runtime, store, tenants
 from .decided_by import decided_by
-from .names import CONTRACT_OUTCOMES, OUTCOMES, PUSH_OUTCOMES, REASON_CODES, REASON_HELP, reason_rank
+from .names import (
+    CONTRACT_OUTCOMES,
+    OUTCOMES,
+    PUSH_OUTCOMES,
+    REASON_CODES,
+    REASON_HELP,
+    reason_label,
+    reason_rank,
+)
 from .runref import InvoicedRunRef
 
 REPORT_FILE = "report.html"
@@ -231,6 +239,7 @@ def held_view(held: Mapping[str, Any]) -> dict[str, Any]:
         "held": [
             {
                 "reason_code": r["reason_code"],
+                "label": reason_label(r["reason_code"]),
                 "rows": r["rows"],
                 "priced_rows": r["priced_rows"],
                 "unpriced_rows": r["rows"] - r["priced_rows"],
@@ -276,6 +285,7 @@ def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return [
         {
             "code": code,
+            "label": reason_label(code),
             "meaning": REASON_CODES.get(code, ""),
             "help": REASON_HELP.get(code, ""),
             "rows": rows,
@@ -416,7 +426,9 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
         "",
     ]
     rows = [[k, counts.get(k, 0)] for k in CONTRACT_OUTCOMES if counts.get(k)]
-    rows += [[f"  {code}", n] for code, n in counts.items() if code in REASON_CODES and n]
+    rows += [
+        [f"  {reason_label(code)} ({code})", n] for code, n in counts.items() if code in REASON_CODES and n
+    ]
     out.append(_table(["outcome (reason_code)", "sync keys"], rows + [["total", counts.get("total")]]))
     changes = [
         c for c in store.changes_for_run(eng, run["run_id"], tenant=tenant) if c["action"] != "unchanged"
@@ -458,10 +470,10 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
             "",
             "Quarantine (open):",
             _table(
-                ["reason_code", "key", "organization", "detail"],
+                ["reason", "key", "organization", "detail"],
                 [
                     [
-                        q["reason_code"],
+                        f"{reason_label(q['reason_code'])} ({q['reason_code']})",
                         q["sync_key"],
                         (q["huntress_organization_name"] or "")[:30],
                         (q["detail"] or "")[:90],
@@ -470,7 +482,9 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
                 ],
             ),
         ]
-        out += ["", "What to do:"] + [f"  {g['code']}: {g['help']}" for g in reason_groups(held) if g["help"]]
+        out += ["", "What to do:"] + [
+            f"  {g['label']} ({g['code']}): {g['help']}" for g in reason_groups(held) if g["help"]
+        ]
     mismatches = (run.get("checks") or {}).get("mismatches") or []
     out += [
         "",
@@ -524,7 +538,7 @@ def money_text(view: Mapping[str, Any]) -> list[str]:
         lines.append(f"Planned, not written: {view['planned']} per month")
     lines.append(f"Still held: {view['held_amount']} in {view['held_rows']} open quarantine row(s)")
     lines += [
-        f"  {h['reason_code']}: {h['amount']} ({h['rows']} row(s)"
+        f"  {h['label']} ({h['reason_code']}): {h['amount']} ({h['rows']} row(s)"
         + (f", {h['unpriced_rows']} without a known price)" if h["unpriced_rows"] else ")")
         for h in view["held"]
     ]

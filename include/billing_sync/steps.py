@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import checks, csvfile, frames, money, reconcile, report, runtime, store
-from .approving import apply_approvals, approvals_in_force, settle_approval
+from .approving import apply_approvals, approvals_in_force, resolver, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .decided_by import decided_by
@@ -366,7 +366,7 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
         change = {**change, "addition_id": result.addition_id or change.get("addition_id")}
         db.record_changes([ledger_row(change, result.action)])
         if result.action in ("updated", "created"):
-            db.resolve_synced([change["sync_key"]])
+            db.resolve_synced([change["sync_key"]], by=resolver(eng, change, tenant=ref["tenant"]))
         else:
             row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
             db.upsert_quarantine([row])

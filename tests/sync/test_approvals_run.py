@@ -148,7 +148,13 @@ def test_an_approved_held_change_is_pushed_once_and_named_in_the_ledger(sb, eng)
     after = store.get_approval(eng, approval["id"], tenant="default")
     assert (after["status"], after["applied_run_id"]) == ("applied", "r2") and after["applied_at"]
     resolved = store.get_quarantine(eng, row["id"], tenant="default")
-    assert (resolved["status"], resolved["resolved_by"]) == ("resolved", "sync:r2")
+    # A person reads who resolved it as the approval and its approver; the id keeps the run (issue 20 §3).
+    who = f"approval #{approval['id']} ({approval['approved_by']})"
+    assert (resolved["status"], resolved["resolved_by"], resolved["resolved_by_id"]) == (
+        "resolved",
+        who,
+        "sync:r2",
+    )
     counts = second.result["counts"]
     assert counts["updated"] == 1 and counts["change_exceeds_limit"] == 0, counts
     assert served(sb.connectwise_url, "PATCH") == 2, "the small change in r1, the approved one in r2"

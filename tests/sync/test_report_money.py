@@ -88,8 +88,8 @@ def test_money_text_ends_with_what_is_held() -> None:
     assert lines[-4:] == [
         "Recovered by this run: +1,234.57 per month",
         "Still held: 54.00 in 3 open quarantine row(s)",
-        "  no_live_addition: 54.00 (2 row(s), 1 without a known price)",
-        "  duplicate_addition: — (1 row(s), 1 without a known price)",
+        "  No addition to bill on (no_live_addition): 54.00 (2 row(s), 1 without a known price)",
+        "  More than one addition for the product (duplicate_addition): — (1 row(s), 1 without a known price)",
     ]
 
 

@@ -22,12 +22,13 @@ from fastapi import Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing_sync import money, runtime, tenants
-from billing_sync.names import REASON_HELP
-from billing_sync.review import tenancy
+from billing_sync.names import REASON_HELP, reason_label
+from billing_sync.review import flash, tenancy
 from billing_sync.review.inputs import is_id
 from billing_sync.review.security import CSRF_FIELD, Csrf, Reviewer
 
@@ -112,7 +113,7 @@ class ReviewContext:
             "nonce": script_nonce,
             "url": lambda path, **q: self.url(request, path, q),
             "airflow_home_url": self.airflow_url(request, "/"),
-            "message": _message(request),
+            "message": self._message(request),
             **_tenant_values(request),
         }
         html = self.env.get_template(template).render(values)
@@ -120,6 +121,19 @@ class ReviewContext:
         if new:
             self.csrf.set_cookie(response, request, nonce)
         return response
+
+    def _message(self, request: Request) -> dict[str, str] | None:
+        """The flash after an action, naming the organization and company it was about."""
+        message = _message(request)
+        ident = request.query_params.get("id", "")
+        chosen = tenancy.of_request(request)
+        if message is None or chosen is None or not is_id(ident):
+            return message
+        code = request.query_params.get("done") or request.query_params.get("error") or ""
+        about = flash.about(self.db(), code, int(ident), tenant=chosen.id)
+        if about:
+            message["text"] = f"{message['text'].rstrip('.')}: {about}."
+        return message
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Errors as a page for browsers, as ``{"detail": ...}`` for everything else; a browser
@@ -178,8 +192,16 @@ def environment() -> Environment:
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str, ensure_ascii=False)
     env.filters["q"] = lambda v: quote(str(v), safe="")
     env.filters["money"] = money.fmt  # an amount with two decimals ("1,234.50"); '' when unknown
-    env.globals.update(REASON_HELP=REASON_HELP)
+    env.globals.update(REASON_HELP=REASON_HELP, reason=_reason, reason_label=reason_label)
     return env
+
+
+def _reason(code: str) -> Markup:
+    """A reason as a person reads it: the plain label first (its help on hover), the code small after
+    it, since the code is what filters, CSVs and other tools use."""
+    return Markup('<span class="chip" title="{}">{}</span> <code class="muted small">{}</code>').format(
+        REASON_HELP.get(code, ""), reason_label(code), code
+    )
 
 
 def _tenant_values(request: Request) -> dict[str, Any]:

@@ -133,8 +133,10 @@ class RunStore:
             self.engine, self.run_id, self.billing_date, current, seen_keys, tenant=self.tenant, within=within
         )
 
-    def resolve_synced(self, sync_keys: Iterable[str]) -> int:
-        return resolve_synced(self.engine, self.run_id, self.billing_date, sync_keys, tenant=self.tenant)
+    def resolve_synced(self, sync_keys: Iterable[str], by: str | None = None) -> int:
+        return resolve_synced(
+            self.engine, self.run_id, self.billing_date, sync_keys, tenant=self.tenant, by=by
+        )
 
     def quarantine_rows(self) -> list[dict[str, Any]]:
         return list_quarantine(self.engine, run_id=self.run_id, limit=None, tenant=self.tenant)

@@ -121,16 +121,25 @@ def resolve_synced(
     sync_keys: Iterable[str],
     *,
     tenant: str,
+    by: str | None = None,
 ) -> int:
     """Resolve open rows of these keys for this billing date and earlier ones: the key is now in step.
+
+    `by`: what a person reads as the resolver ("approval #1 (admin)" when a write applied an
+    approval); `resolved_by_id` stays "sync:<run_id>" either way, so the run remains traceable.
 
     Call it with keys whose outcome settled the key (updated, unchanged, not_applicable). Later
     billing dates are left alone: an older run succeeding says nothing about a newer invoice.
     """
     day, keys = _as_date(billing_date), sorted(set(sync_keys))
     q, resolved = quarantine, 0
-    by = f"sync:{run_id}"  # the sync is the "user": the same text in both audit columns
-    values = {"status": "resolved", "resolved_at": _now(), "resolved_by": by, "resolved_by_id": by}
+    ident = f"sync:{run_id}"  # the sync is the "user": the same text in both audit columns
+    values = {
+        "status": "resolved",
+        "resolved_at": _now(),
+        "resolved_by": by or ident,
+        "resolved_by_id": ident,
+    }
     with _writing(engine) as conn:
         for chunk in _chunks(keys):
             where = (

@@ -1,0 +1,56 @@
+# ruff: noqa: F811 (the `app` fixture, imported, is each test's argument)
+"""Plain words first (issue 20 §3): a reason reads as a person says it, with the contract's code small
+after it; a flash after an action names the organization and company; a row an approved write
+resolved says "resolved by approval #N (who)" rather than the run id. Through the app's TestClient."""
+
+from __future__ import annotations
+
+import re
+
+from billing_sync import store
+from billing_sync.names import REASON_CODES, REASON_LABELS
+from tests.ui.test_review_app import DAY, RUN, App, app  # noqa: F401 (the fixture)
+
+LABEL = "Change too large (needs approval)"
+
+
+def _label_then_code(html: str, label: str, code: str) -> bool:
+    """The label, then (within the same cell) the code: the code is shown, only after the words."""
+    return (
+        re.search(re.escape(label) + r"</span>\s*<code[^>]*>" + re.escape(code) + "</code>", html) is not None
+    )
+
+
+def test_every_reason_code_has_plain_words() -> None:
+    assert set(REASON_LABELS) == set(REASON_CODES)
+    assert REASON_LABELS["change_exceeds_limit"] == LABEL
+    assert all(label and "_" not in label for label in REASON_LABELS.values())
+
+
+def test_reason_reads_in_words_before_its_code_on_each_page(app: App) -> None:
+    queue = app.get("/quarantine").text
+    assert _label_then_code(queue, LABEL, "change_exceeds_limit")
+    assert _label_then_code(queue, "Organization not mapped to a company", "unmapped_organization")
+    assert f"{LABEL} (change_exceeds_limit)</option>" in queue  # the filter's choices too
+    assert _label_then_code(app.get("/quarantine?view=rows").text, LABEL, "change_exceeds_limit")
+    assert _label_then_code(app.get("/quarantine/2").text, LABEL, "change_exceeds_limit")
+    assert _label_then_code(app.get("/approvals").text, LABEL, "change_exceeds_limit")
+
+
+def test_a_flash_names_the_organization_and_company(app: App) -> None:
+    done = app.post("/quarantine/2", {"action": "dismiss", "note": "known", "back": "status=open"})
+    page = app.get(done.headers["location"].removeprefix("/billing-review")).text
+    assert "Row 2 dismissed: Acme Corp (company #10), sat." in page
+    done = app.post("/quarantine/1", {"action": "resolve"})
+    page = app.get(done.headers["location"].removeprefix("/billing-review")).text
+    # The organization's name is escaped like any other text of the page.
+    assert "Row 1 marked resolved: &lt;script&gt;" in page and "(organization #2), edr." in page
+
+
+def test_a_row_an_approved_write_resolved_names_the_approval_not_the_run(app: App) -> None:
+    store.resolve_synced(app.engine, RUN, DAY, ["company:10:sat"], tenant="default", by="approval #1 (admin)")
+    row = store.get_quarantine(app.engine, 2, tenant="default")
+    assert (row["resolved_by"], row["resolved_by_id"]) == ("approval #1 (admin)", f"sync:{RUN}")
+    page = app.get("/quarantine?status=resolved").text
+    assert "resolved by <strong>approval #1 (admin)</strong>" in page
+    assert f"sync:{RUN}" not in page
