@@ -237,6 +237,6 @@ def test_the_queue_shows_and_sorts_by_amount_at_stake(site: Client) -> None:  # 
         assert newest.index('data-row-id="2"') < newest.index('data-row-id="1"'), view
         assert "2,500.00 at stake" in by_amount and "12.50 at stake" in by_amount
         held = by_amount[by_amount.index('data-testid="held"') :]
-        assert "<strong>2,512.50</strong>" in held and "unmapped_organization 2,500.00" in held
+        assert "<strong>2,512.50</strong>" in held and "Organization not mapped to a company 2,500.00" in held
     assert 'value="amount" selected' in page(site, "/quarantine?order=amount", VIEWER)
     assert site.client.get("/billing-review/quarantine?order=price", headers=VIEWER).status_code == 400
