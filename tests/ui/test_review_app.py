@@ -233,8 +233,24 @@ def test_mapping_page_orders_problems_first(app: App) -> None:
     assert 'id="org-3"' in html and "Twin #20" in html and "twin #21" in html
 
 
+def test_mapping_takes_a_company_by_name(app: App) -> None:
+    """Issue 20 §3: the mapping page's company field takes a name or "Name #id" (its datalist's
+    values), resolved against the newest run; a name with letters past ASCII is no 400."""
+    for typed, company in [("acme corp", 10), (f"Co {EVIL} #30", 30), ("Acme Corp #10", 10)]:
+        done = app.post("/mapping", {"organization_id": "2", "company_id": typed})
+        assert "done=mapped" in done.headers["location"], typed
+        assert store.list_org_map(app.engine, tenant="default")[0]["cw_company_id"] == company, typed
+    refused = app.post("/mapping", {"organization_id": "2", "company_id": "Café Müller"})
+    assert refused.status_code == 303 and "error=unknown_company" in refused.headers["location"]
+    assert 'value="Acme Corp #10"' in app.get("/mapping").text
+
+
 def test_mapping_add_change_remove(app: App) -> None:
-    for company, error in [("99", "unknown_company"), ("abc", "bad_company")]:
+    for company, error in [
+        ("99", "unknown_company"),
+        ("abc", "unknown_company"),
+        ("twin", "unknown_company"),
+    ]:
         refused = app.post("/mapping", {"organization_id": "2", "company_id": company})
         assert f"error={error}" in refused.headers["location"]
     assert (

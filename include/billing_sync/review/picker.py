@@ -15,13 +15,14 @@ mapping): ``connect-src 'self'``, so the script may fetch the fragment from this
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from fastapi.responses import HTMLResponse
 
+from billing_sync import reconcile
 from billing_sync.review.inputs import bad_request, is_id, parse_search
 
 SCRIPT = Path(__file__).with_name("static") / "picker.js"
@@ -29,6 +30,7 @@ SCRIPT = Path(__file__).with_name("static") / "picker.js"
 # bulk form (bulk-map), or the overrides page's add form (add-override: the match picks the company).
 FORM_ID = re.compile(r"(map|pick)-\d{1,19}|bulk-map|add-override")
 BULK = "bulk"
+PICKED = re.compile(r"#\s*(\d{1,19})\s*$")  # "Name #id": what a match fills in (data-fill)
 
 
 @dataclass(frozen=True)
@@ -77,3 +79,27 @@ def allow_fetch(response: HTMLResponse) -> HTMLResponse:
 
 def script() -> str:
     return SCRIPT.read_text(encoding="utf-8")
+
+
+def resolve(typed: str, companies: Sequence[Mapping[str, Any]] | None) -> tuple[int | None, str | None]:
+    """A company as a person typed it (overrides form, mapping page): (its id, None) for a name,
+    "Name #id" or id naming exactly one company of the newest run (names folded as the matching
+    rules fold them); (None, why not) otherwise; (None, None) when no run has read companies."""
+    if companies is None:
+        return None, None
+    if not typed:
+        return None, "Type the company's name and pick it from the matches."
+    ids = {c["id"] for c in companies}
+    found = PICKED.search(typed)
+    wanted = found.group(1) if found else typed
+    if is_id(wanted):
+        if int(wanted) in ids:
+            return int(wanted), None
+    else:
+        key = reconcile.normalize_name(typed)
+        same = [c["id"] for c in companies if key and reconcile.normalize_name(c["name"]) == key]
+        if len(same) == 1:
+            return same[0], None
+        if same:
+            return None, f"Several companies are named “{typed}”: pick one of the matches."
+    return None, f"No ConnectWise company of the newest run is “{typed}”: pick one of the matches."

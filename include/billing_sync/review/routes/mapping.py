@@ -106,9 +106,11 @@ def set_mapping(
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
     filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
-    company = parse_company(company_id)
+    company = _typed_company(eng, company_id, tenant=tenant.id)
     before = _mapped_to(eng, org, tenant=tenant.id)
     outcome = apply_mapping(eng, org, company, note.strip(), reviewer, tenant=tenant.id)
+    if outcome == "bad_company" and company_id.strip():
+        outcome = "unknown_company"  # a name that is no one company of the newest run
     day = apply_now.staged_billing_date(eng, tenant=tenant.id) if apply_now.wanted(apply) else None
     applied: dict[str, str] = {}
     if outcome == "mapped" and company is not None and before != company:  # what Undo puts back
@@ -183,6 +185,15 @@ def undo_mapping(
     note = f"Undo: back from company {mapped} to company {previous}"
     store.set_org_map(eng, org, previous, note, reviewer.name, user_id=reviewer.user_id, tenant=tenant.id)
     return _back(request, context, org, "mapped", filters)
+
+
+def _typed_company(eng: Engine, raw: str, *, tenant: str) -> int | None:
+    """The company the mapping page's field names: an id as before (digits of any script checked
+    by `parse_company`), else a name or "Name #id" resolved against the newest run (`picker.resolve`)."""
+    value = raw.strip()
+    if not value or value.isdigit():
+        return parse_company(value)
+    return picker.resolve(value, data.staged_companies(eng, tenant=tenant)[1])[0]
 
 
 def _mapped_to(eng: Engine, organization_id: int, *, tenant: str) -> int | None:

@@ -17,7 +17,6 @@ field and everything typed kept, and the companies matching what was typed offer
     POST /overrides/{override_id}/retire
 """
 
-import re
 import unicodedata
 from typing import Annotated, Any
 
@@ -25,7 +24,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
-from billing_sync import reconcile, store
+from billing_sync import store
 from billing_sync.config import Settings
 from billing_sync.review import airflow_runs, apply_now, data, four_eyes, picker
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
@@ -36,7 +35,6 @@ from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/overrides")
 QUANTITY_MAX = 10_000_000  # as many units as a usage count may carry (frames.MAX_USAGE)
-PICKED = re.compile(r"#\s*(\d{1,19})\s*$")  # "Name #id": what a picker match fills in
 # The add form's fields a refusal is shown beside (the rest are the page's notice).
 FIELD_OF = {
     "override_bad_company": "company",
@@ -143,7 +141,7 @@ def add_override(
 ) -> Response:
     typed = _printable(company_id.strip() or company.strip())
     companies = _companies(eng, tenant.id)
-    picked, company_error = _pick_company(typed, companies)
+    picked, company_error = picker.resolve(typed, companies)
     form = {"company": typed, "product": product, "rule": rule, "quantity": quantity, "note": note}
     if company_error is not None:
         search = data.search_companies(eng, _query(typed), tenant=tenant.id)
@@ -256,30 +254,6 @@ def _again(
     return picker.allow_fetch(page)
 
 
-def _pick_company(typed: str, companies: list[dict[str, Any]] | None) -> tuple[int | None, str | None]:
-    """(the company id, None) for a typed name, "Name #id" or id naming exactly one company of the
-    newest run; (None, why not) otherwise; (None, None) when no run has read companies (the page
-    says so)."""
-    if companies is None:
-        return None, None
-    if not typed:
-        return None, "Type the company's name and pick it from the matches."
-    ids = {c["id"] for c in companies}
-    found = PICKED.search(typed)
-    wanted = found.group(1) if found else typed
-    if is_id(wanted):
-        if int(wanted) in ids:
-            return int(wanted), None
-    else:
-        key = reconcile.normalize_name(typed)
-        same = [c["id"] for c in companies if key and reconcile.normalize_name(c["name"]) == key]
-        if len(same) == 1:
-            return same[0], None
-        if same:
-            return None, f"Several companies are named “{typed}”: pick one of the matches."
-    return None, f"No ConnectWise company of the newest run is “{typed}”: pick one of the matches."
-
-
 def _printable(raw: str) -> str:
     """What was typed, as the page may show it again: no control characters, at most SEARCH_MAX."""
     return "".join(c for c in raw if unicodedata.category(c) not in ("Cc", "Cs"))[:SEARCH_MAX]
@@ -287,7 +261,7 @@ def _printable(raw: str) -> str:
 
 def _query(typed: str) -> str:
     """The search for the matches offered under the field: the typed name without a "#id"."""
-    return PICKED.sub("", typed).strip()
+    return picker.PICKED.sub("", typed).strip()
 
 
 def _units(raw: str) -> int | None:
