@@ -29,7 +29,7 @@ import jinja2
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from . import charts, csvfile, money, runtime, store, tenants
+from . import billing_gap, charts, csvfile, money, runtime, store, tenants
 from .decided_by import decided_by
 from .names import (
     CONTRACT_OUTCOMES,
@@ -219,8 +219,19 @@ def money_view(
                 if money.amount(t.get("unpriced_units"))
                 else "",
                 "differs": bool(money.amount(t.get("difference"))),
+                **_gap(t.get("difference")),
             }
         )
+    befores = [
+        money.amount(t.get("connectwise_amount_before")) for t in (totals.get("products") or {}).values()
+    ]
+    # A run recorded before `connectwise_amount_before` existed has no "before": none is shown.
+    before = money.total(befores) if befores and None not in befores else None
+    after, huntress = (
+        money.amount(totals.get("connectwise_amount_after")),
+        money.amount(totals.get("huntress_amount")),
+    )
+    difference = after - huntress if after is not None and huntress is not None else None
     return {
         "products": rows,
         "huntress_amount": money.fmt(totals.get("huntress_amount")),
@@ -228,8 +239,18 @@ def money_view(
         "recovered": money.signed(totals.get("recovered"), "0.00"),
         "planned": money.signed(totals.get("planned"), "0.00"),
         "has_planned": bool(money.amount(totals.get("planned"))),
+        # The month before → after the run: what ConnectWise billed, against what Huntress counts.
+        "connectwise_before": money.fmt(before),
+        "difference": money.signed(difference),
+        **_gap(difference),
         **held_view(held),
     }
+
+
+def _gap(difference: Any) -> dict[str, str]:
+    """`gap` (under / over / '') and `gap_label` of ConnectWise − Huntress."""
+    kind = billing_gap.of_difference(difference)
+    return {"gap": kind, "gap_label": billing_gap.LABELS.get(kind, "")}
 
 
 def held_view(held: Mapping[str, Any]) -> dict[str, Any]:

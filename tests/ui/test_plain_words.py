@@ -54,3 +54,77 @@ def test_a_row_an_approved_write_resolved_names_the_approval_not_the_run(app: Ap
     page = app.get("/quarantine?status=resolved").text
     assert "resolved by <strong>approval #1 (admin)</strong>" in page
     assert f"sync:{RUN}" not in page
+
+
+def test_the_queue_labels_and_colours_held_money_by_way_and_totals_each_group(app: App) -> None:
+    store.upsert_quarantine(
+        app.engine,
+        RUN,
+        DAY,
+        [
+            {  # ConnectWise bills 40, Huntress counts 5: over-billed
+                "sync_key": "company:10:edr",
+                "reason_code": "change_exceeds_limit",
+                "cw_company_id": 10,
+                "product": "edr",
+                "payload": {"target": 5, "previous_quantity": 40},
+                "amount_at_stake": "35.00",
+            },
+            {  # no addition: Huntress's count is unbilled
+                "sync_key": "company:10:itdr",
+                "reason_code": "no_live_addition",
+                "cw_company_id": 10,
+                "product": "itdr",
+                "payload": {"target": 5},
+                "amount_at_stake": "12.50",
+            },
+        ],
+        tenant="default",
+    )
+    queue = app.get("/quarantine?company_id=10").text
+    head = queue[queue.index('class="group-head"') : queue.index("</tr>", queue.index('class="group-head"'))]
+    assert 'class="chip gap-under" data-testid="group-gap">under-billed (revenue leak): 12.50 / month' in head
+    assert 'class="chip gap-over" data-testid="group-gap">over-billed (credit risk): 35.00 / month' in head
+    assert '"small gap-over" data-testid="at-stake">35.00 at stake · over-billed (credit risk)' in queue
+    assert '"small gap-under" data-testid="at-stake">12.50 at stake · under-billed (revenue leak)' in queue
+
+
+def test_the_runs_money_says_the_months_before_after_and_which_way_it_is_off(app: App) -> None:
+    money = {
+        "products": {
+            "edr": {
+                "huntress_amount": "338",
+                "connectwise_amount_before": "292.5",
+                "connectwise_amount_after": "305.5",
+                "difference": "-32.5",
+                "recovered": "13",
+            },
+            "sat": {
+                "huntress_amount": "10",
+                "connectwise_amount_before": "20",
+                "connectwise_amount_after": "20",
+                "difference": "10",
+                "recovered": "0",
+            },
+        },
+        "recovered": "13",
+        "huntress_amount": "348",
+        "connectwise_amount_after": "325.5",
+        "held": {"reasons": [], "rows": 0, "priced_rows": 0, "amount": "0"},
+    }
+    run = store.get_run(app.engine, RUN, tenant="default")
+    store.finish_run(
+        app.engine, RUN, "success", run["counts"], {"mismatches": [], "money": money}, None, tenant="default"
+    )
+    page = app.get("/runs").text
+    section = page[
+        page.index('data-testid="money"') : page.index("</section>", page.index('data-testid="money"'))
+    ]
+    assert "ConnectWise this month <strong>312.50 → 325.50</strong> (Huntress 348.00)" in section
+    assert 'class="chip gap-under" data-testid="gap">under-billed (revenue leak): −22.50 / month' in section
+    assert re.search(
+        r'class="num gap-under">−32\.50<br><span class="small">under-billed \(revenue leak\)', section
+    )
+    assert re.search(
+        r'class="num gap-over">\+10\.00<br><span class="small">over-billed \(credit risk\)', section
+    )

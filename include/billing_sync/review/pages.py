@@ -26,7 +26,7 @@ from markupsafe import Markup
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing_sync import money, runtime, tenants
+from billing_sync import billing_gap, money, runtime, tenants
 from billing_sync.names import REASON_HELP, reason_label
 from billing_sync.review import flash, tenancy
 from billing_sync.review.inputs import is_id
@@ -193,6 +193,8 @@ def environment() -> Environment:
     env.filters["q"] = lambda v: quote(str(v), safe="")
     env.filters["money"] = money.fmt  # an amount with two decimals ("1,234.50"); '' when unknown
     env.globals.update(REASON_HELP=REASON_HELP, reason=_reason, reason_label=reason_label)
+    # Which way a held amount runs (under-billed / over-billed), per row and per group of rows.
+    env.globals.update(gap=billing_gap.of_row, gap_totals=billing_gap.totals, GAP_LABELS=billing_gap.LABELS)
     return env
 
 
