@@ -128,3 +128,21 @@ def test_the_runs_money_says_the_months_before_after_and_which_way_it_is_off(app
     assert re.search(
         r'class="num gap-over">\+10\.00<br><span class="small">over-billed \(credit risk\)', section
     )
+
+
+def test_an_approvals_notice_names_its_company(app: App) -> None:
+    approval = store.add_approval(
+        app.engine,
+        billing_date=DAY,
+        sync_key="company:10:sat",
+        cw_company_id=10,
+        product="sat",
+        kind="change",
+        from_quantity=40,
+        to_quantity=4,
+        addition_id=501,
+        user="alice",
+        tenant="default",
+    )
+    page = app.get(f"/approvals?approval=approved&id={approval['id']}").text
+    assert f"Approval {approval['id']} recorded." in page and "(Acme Corp (company #10), sat)" in page
