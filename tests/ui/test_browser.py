@@ -60,7 +60,7 @@ def test_pages_after_login(page, site: Site) -> None:
     expect(page.get_by_test_id("runs")).to_contain_text(run["run_id"])
     screenshot(page, "runs")
 
-    page.get_by_role("link", name=run["run_id"]).click()
+    page.get_by_test_id("runs").get_by_role("link", name=run["run_id"]).click()
     expect(page.locator("h1")).to_have_text(f"Run {run['run_id']}")
     href = page.get_by_test_id("dag-run-link").get_attribute("href")
     assert href == f"/dags/huntress_connectwise_billing_sync/runs/{quote(run['run_id'], safe='')}"
