@@ -21,13 +21,13 @@ def main(ref_file: str, db_url: str, batch: str, record_delay_s: str) -> int:
     from billing_sync.connectwise import ConnectWiseClient
 
     delay = float(record_delay_s)
-    record_changes = store.record_changes
+    record_changes = store.RunStore.record_changes  # the push records through the run's handle
 
-    def slow_record_changes(*args, **kwargs):
+    def slow_record_changes(self: store.RunStore, rows: object) -> int:
         time.sleep(delay)
-        return record_changes(*args, **kwargs)
+        return record_changes(self, rows)  # type: ignore[arg-type]
 
-    store.record_changes = slow_record_changes
+    store.RunStore.record_changes = slow_record_changes  # type: ignore[method-assign]
     ref = json.loads(Path(ref_file).read_text())
     cw = ConnectWiseClient.from_connection(concurrency=ref["settings"]["connectwise_concurrency"])
     print(json.dumps(steps.push_batch(store.make_engine(db_url), ref, int(batch), cw)), flush=True)

@@ -160,8 +160,8 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     assert tail == [
         "Recovered by this run: −12.98 per month",
         "Still held: 234.00 in 2 open quarantine row(s)",
-        "  no_live_addition: 54.00 (1 row(s))",
-        "  change_exceeds_limit: 180.00 (1 row(s))",
+        "  No addition to bill on (no_live_addition): 54.00 (1 row(s))",
+        "  Change too large (needs approval) (change_exceeds_limit): 180.00 (1 row(s))",
     ]
     assert "Money per month" in text
 

@@ -406,7 +406,7 @@ def _add_override(
 
     page.goto(desk.site.page("/overrides"))
     form = page.get_by_test_id("add-override")
-    form.get_by_label("Company id").fill(str(company))
+    form.get_by_label("Company: type a name, then pick").fill(str(company))  # an id is taken too
     form.get_by_label("Product").select_option(product)
     form.get_by_label("Rule").select_option(rule)
     form.get_by_label("Quantity").fill("" if quantity is None else str(quantity))
