@@ -195,8 +195,9 @@ def run(
             if isinstance(a.get("id"), int):
                 agreements[a["id"]] = a
         additions = cw.additions(sorted(agreements), identifiers)
+    fresh_frame = frames.companies_frame(fresh)
     others = staged_companies[~staged_companies["company_id"].isin(list(companies))]
-    company_frame = pd.concat([others, frames.companies_frame(fresh)], ignore_index=True)
+    company_frame = pd.concat([others, fresh_frame], ignore_index=True)
     addition_frame = frames.additions_frame(agreements, additions)
     # The live-addition checks of validate, on these additions only (a full run's suite).
     live = reconcile.live_additions(addition_frame, billing_date, settings.agreement_types)
@@ -206,7 +207,7 @@ def run(
     catalog_frame = frames.catalog_frame(catalog)
     overrides = db.of.overrides_frame()
     for name, df in (
-        ("companies", frames.companies_frame(fresh)),
+        ("companies", fresh_frame),
         ("additions", addition_frame),
         ("catalog", catalog_frame),
         ("agreements", frames.agreements_frame(agreements.values())),

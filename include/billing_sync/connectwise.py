@@ -62,6 +62,13 @@ def quote(value: str) -> str:
     return f'"{text}"'
 
 
+def id_lists(ids: Iterable[int]) -> Iterator[str]:
+    """The distinct ids as `(1,2,3)` lists of at most ID_CHUNK each, in order, for `x in (...)`."""
+    ordered = sorted({int(i) for i in ids})
+    for at in range(0, len(ordered), ID_CHUNK):
+        yield "(" + ",".join(str(i) for i in ordered[at : at + ID_CHUNK]) + ")"
+
+
 def in_list(values: Iterable[str]) -> str:
     return "(" + ",".join(quote(v) for v in values) + ")"
 
@@ -166,10 +173,8 @@ class ConnectWiseClient:
 
         `id in (...)` with numbers: the conditions grammar of the reference (Conditions) takes a
         list operator over any value type."""
-        ids = sorted({int(i) for i in company_ids})
         out: list[dict[str, Any]] = []
-        for at in range(0, len(ids), ID_CHUNK):
-            listed = "(" + ",".join(str(i) for i in ids[at : at + ID_CHUNK]) + ")"
+        for listed in id_lists(company_ids):
             out += self.paged(
                 "company/companies",
                 "/company/companies",
@@ -198,10 +203,8 @@ class ConnectWiseClient:
             cond += f" and type/name in {in_list(agreement_types)}"
         if company_ids is None:
             return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
-        ids = sorted({int(i) for i in company_ids})
         out: list[dict[str, Any]] = []
-        for at in range(0, len(ids), ID_CHUNK):
-            listed = "(" + ",".join(str(i) for i in ids[at : at + ID_CHUNK]) + ")"
+        for listed in id_lists(company_ids):
             out += self.paged(
                 "finance/agreements",
                 "/finance/agreements",

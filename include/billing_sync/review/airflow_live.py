@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import HTTPException, status
 
-from billing_sync.review.airflow_runs import TIMEOUT_S, _json
+from billing_sync.review.airflow_runs import _json, api_client
 
 ACTIVE = ("queued", "running")
 WAITING = ("up_for_reschedule", "deferred")  # a sensor between pokes / a deferred trigger
@@ -48,9 +48,8 @@ class Blockers:
 
 @contextmanager
 def _client(token: str) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
-        with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False, headers=headers) as c:
+        with api_client(token) as c:
             yield c
     except httpx.HTTPError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, "Airflow's API could not be reached") from None

@@ -152,17 +152,22 @@ def trigger_billing_run(
     return _trigger(base, token, run_request(billing_date, now or datetime.now(UTC)), dag_id)
 
 
-def _trigger(base: str, token: str, body: dict[str, Any], dag_id: str) -> Triggered:
+def api_client(token: str) -> httpx.Client:
+    """A client of Airflow's REST API as the user (their token), never redirected, no proxy."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    return httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False, headers=headers)
+
+
+def _trigger(base: str, token: str, body: dict[str, Any], dag_id: str) -> Triggered:
     dag = quote(dag_id, safe="")
     try:
-        with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
-            answer = client.post(f"{base}/api/v2/dags/{dag}/dagRuns", json=body, headers=headers)
+        with api_client(token) as client:
+            answer = client.post(f"{base}/api/v2/dags/{dag}/dagRuns", json=body)
             if answer.status_code in (200, 201):
                 return Triggered(
                     run_id=str(_json(answer).get("dag_run_id") or body["dag_run_id"]),
                     logical_date=body["logical_date"],
-                    paused=_paused(client, f"{base}/api/v2/dags/{dag}", headers),
+                    paused=_paused(client, f"{base}/api/v2/dags/{dag}"),
                 )
     except httpx.HTTPError:
         raise HTTPException(
@@ -186,10 +191,10 @@ def _refusal(answer: httpx.Response, dag_id: str) -> Exception:
     return HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow answered {code} to the trigger")
 
 
-def _paused(client: httpx.Client, url: str, headers: dict[str, str]) -> bool | None:
+def _paused(client: httpx.Client, url: str) -> bool | None:
     """Whether the DAG is paused (its run then only queues), or None when that cannot be read."""
     try:
-        answer = client.get(url, headers=headers)
+        answer = client.get(url)
     except httpx.HTTPError:
         return None
     value = _json(answer).get("is_paused") if answer.status_code == 200 else None
