@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from .conn_settings import connectwise_credentials, extra_of
 from .errors import ApiError, CredentialsError
 from .http import (
     RETRYABLE_STATUS,
@@ -19,7 +20,6 @@ from .http import (
     check_objects,
     hook_session_factory,
 )
-from .scrub import secrets_of
 
 PAGE_SIZE = 1000  # the API's maximum
 ID_CHUNK = 100  # ids in one `id in (...)` condition: keeps the query string short
@@ -82,16 +82,26 @@ class ConnectWiseClient:
 
     @classmethod
     def from_connection(
-        cls, conn_id: str = "connectwise_default", concurrency: int = 4, codebase: str | None = None
+        cls,
+        conn_id: str = "connectwise_default",
+        concurrency: int = 4,
+        codebase: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> ConnectWiseClient:
-        """A client for the connection; `codebase` (e.g. from an earlier task) saves its discovery."""
-        # HttpHook sends the connection's extra as headers: that is how `clientId` goes out.
+        """A client for the connection (the `http` or the `connectwise_manage` form, conn_settings);
+        `codebase` (e.g. from an earlier task) saves its discovery; `retry` replaces the policy
+        (the Test button's quick one)."""
+        from .hooks import ConnectWiseHook
+
+        # ConnectWiseHook sends Basic companyId+publicKey:privateKey and the `clientId` header.
         hook_factory, base_url, conn = hook_session_factory(
-            conn_id, drop_headers=SETTING_EXTRAS, headers={"pagination-type": "forward-only"}
+            conn_id,
+            drop_headers=SETTING_EXTRAS,
+            headers={"pagination-type": "forward-only"},
+            hook=ConnectWiseHook(connectwise_conn_id=conn_id),
         )
-        extra = conn.extra_dejson or {}
-        if not extra.get("clientId"):
-            raise CredentialsError(f"connection {conn_id}: extra.clientId is required by ConnectWise")
+        creds = connectwise_credentials(conn, conn_id)
+        extra = extra_of(conn)
         accept = f"application/vnd.connectwise.com+json; version={api_version(conn_id, extra)}"
 
         def factory() -> requests.Session:
@@ -99,12 +109,12 @@ class ConnectWiseClient:
             session.headers["Accept"] = accept
             return session
 
-        retry = RetryPolicy(attempts=int(extra.get("max_retries", 6)))
-        secrets = secrets_of(conn)
+        retry = retry or RetryPolicy(attempts=int(extra.get("max_retries", 6)))
+        secrets = creds.secrets(extra)
         site = ApiSession(
             "ConnectWise", factory, base_url, retry=retry, retry_status=CONNECTWISE_RETRYABLE, secrets=secrets
         )
-        codebase = codebase or extra.get("codebase") or discover_codebase(site, conn.login or "")
+        codebase = codebase or creds.codebase or discover_codebase(site, creds.login)
         api = ApiSession(
             "ConnectWise",
             factory,
@@ -162,6 +172,13 @@ class ConnectWiseClient:
                 raise ApiError(f"ConnectWise GET {label}: next link repeated; paging stopped")
             seen.add(url)
             params = None  # the next link carries every parameter
+
+    def system_info(self) -> dict[str, Any]:
+        """`GET /system/info` (the site's version): the cheapest authenticated read, for the Test button."""
+        payload = self._request("GET", "system/info", label="/system/info").payload
+        if not isinstance(payload, Mapping):
+            raise ApiError(f"ConnectWise GET /system/info returned {type(payload).__name__}, not an object")
+        return dict(payload)
 
     def companies(self) -> list[dict[str, Any]]:
         return list(
@@ -325,7 +342,8 @@ class ConnectWiseClient:
 
 def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
     """The connection's extra `api_version` (text such as "2025.1"), else API_VERSION."""
-    version = extra.get("api_version", API_VERSION)
+    # The typed form's field may be saved empty: that is the default, as an absent key is.
+    version = extra.get("api_version") or API_VERSION
     # A JSON number would lose digits (2025.10 is 2025.1), so only text is taken.
     if not isinstance(version, str) or not VERSION_FORMAT.fullmatch(version.strip()):
         raise CredentialsError(

@@ -499,21 +499,25 @@ def _message(body: Any) -> str:
 
 
 def hook_session_factory(
-    conn_id: str, drop_headers: tuple[str, ...] = (), headers: Mapping[str, str] | None = None
+    conn_id: str,
+    drop_headers: tuple[str, ...] = (),
+    headers: Mapping[str, str] | None = None,
+    hook: Any = None,
 ) -> tuple[Callable[[], requests.Session], str, Any]:
     """(factory of authenticated sessions, base URL, the Airflow connection) for an HTTP connection.
 
-    HttpHook resolves the connection (any secrets backend), the base URL and Basic auth. It also
-    copies every key of the connection's `extra` into the headers; keys that are settings, not
-    headers, are dropped again here.
+    HttpHook (or `hook`, one of its subclasses for `conn_id`: billing_sync.hooks) resolves the
+    connection (any secrets backend), the base URL and Basic auth. It also copies every key of the
+    connection's `extra` into the headers; keys that are settings, not headers, are dropped again here.
     """
-    from airflow.providers.http.hooks.http import HttpHook
+    if hook is None:
+        from airflow.providers.http.hooks.http import HttpHook
 
-    hook = HttpHook(method="GET", http_conn_id=conn_id)
+        hook = HttpHook(method="GET", http_conn_id=conn_id)
     conn = hook.get_connection(conn_id)
 
     def factory() -> requests.Session:
-        s = hook.get_conn(headers=dict(headers or {}))
+        s: requests.Session = hook.get_conn(headers=dict(headers or {}))
         for h in drop_headers:
             s.headers.pop(h, None)
         return s

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from .conn_settings import extra_of
 from .errors import ApiError, InvoiceChoiceError
 from .http import (
     ApiSession,
@@ -39,15 +40,24 @@ class HuntressClient:
         self.conn_id = conn_id
 
     @classmethod
-    def from_connection(cls, conn_id: str = "huntress_default") -> HuntressClient:
+    def from_connection(
+        cls, conn_id: str = "huntress_default", retry: RetryPolicy | None = None
+    ) -> HuntressClient:
+        """A client for the connection (`http` or `huntress` form: the same fields); `retry`
+        replaces the policy (the Test button's quick one)."""
+        from .hooks import HuntressHook
+
         factory, base_url, conn = hook_session_factory(
-            conn_id, drop_headers=SETTING_EXTRAS, headers={"Accept": "application/json"}
+            conn_id,
+            drop_headers=SETTING_EXTRAS,
+            headers={"Accept": "application/json"},
+            hook=HuntressHook(huntress_conn_id=conn_id),
         )
-        extra = conn.extra_dejson or {}
+        extra = extra_of(conn)
         limiter = SlidingWindowLimiter(
             int(extra.get("rate_limit_per_minute", 60)), float(extra.get("rate_limit_window_s", 60))
         )
-        retry = RetryPolicy(
+        retry = retry or RetryPolicy(
             attempts=int(extra.get("max_retries", 6)),
             max_rate_limit_wait=float(extra.get("max_rate_limit_wait_s", DEFAULT_MAX_RATE_LIMIT_WAIT_S)),
         )
