@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review import airflow_runs, apply_now, data, picker
+from billing_sync.review import airflow_runs, apply_now, data, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import (
     BACK_MAX,
@@ -52,7 +52,9 @@ def mapping(
     focus = optional_id(request.query_params.get("id"), "id")
     pick = picker.Pick.parse(request.query_params)
     t = tenant.id
-    page = data.mapping_page(eng, data.staged(eng, tenant=t), tenant=t)
+    staged = data.staged(eng, tenant=t)
+    page = data.mapping_page(eng, staged, tenant=t)
+    suspicious = suspicious_view.findings(eng, tenant=t, staged=staged)
     run = store.get_run(eng, page.run_id, tenant=t) if page.run_id else None
     response = context.render(
         request,
@@ -65,6 +67,9 @@ def mapping(
         rerun_date=run["billing_date"] if run else None,
         rerun_notice=airflow_runs.notice(request),
         bulk_max=BULK_MAX,
+        suspicious=suspicious,
+        suspicious_orgs=suspicious_view.organization_ids(suspicious),  # their rows offer the picker
+        search_for=suspicious_view.search_for,
     )
     return picker.allow_fetch(response)
 

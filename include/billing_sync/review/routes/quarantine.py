@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
-from billing_sync.review import airflow_runs, apply_now, data, picker
+from billing_sync.review import airflow_runs, apply_now, data, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
@@ -88,6 +88,7 @@ def quarantine_list(
         rerun_dates=rerun_dates[:RERUN_DATES],
         rerun_notice=airflow_runs.notice(request),
         held=held_view(store.held_totals(eng, **filters.store_filters(), tenant=t)),  # what the filters hold
+        suspicious=suspicious_view.findings(eng, tenant=t),  # the mapping page's "Check these matches"
     )
     return picker.allow_fetch(response)
 
