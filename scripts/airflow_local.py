@@ -260,6 +260,9 @@ def airflow_env(urls: dict, scenario: dict, host: str, port: int) -> dict[str, s
     env.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(airflow_home() / PASSWORDS_FILE))
     # LocalExecutor starts one worker process per parallelism slot (32 by default): a few will do here.
     env.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
+    # The connection form's Test button (off by default since Airflow 2.7): the typed connections'
+    # tests make read-only calls (billing_sync.conn_check), here against the sandbox.
+    env.setdefault("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
     env["AIRFLOW__API__HOST"] = host
     env["AIRFLOW__API__PORT"] = str(port)
     # Without these two, Airflow assumes http://localhost:8080 (airflow/executors/base_executor.py
