@@ -21,7 +21,7 @@ from tests.ui.test_approvals_page import fill as fill_approvals
 from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, _reviewer, editor, mapper
 
 POST_FORM = re.compile(r'<form\b[^>]*\bmethod="post"[^>]*\baction="/billing-review([^"]*)"')
-QUARANTINE_ACTIONS = {"/quarantine/<id>", "/rerun"}
+QUARANTINE_ACTIONS = {"/quarantine/<id>", "/quarantine/group", "/rerun"}
 MAPPING_ACTIONS = {
     "/mapping",
     "/mapping/bulk",

@@ -165,7 +165,8 @@ def test_quarantine_filters(app: App) -> None:
 
 def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     refused = app.post("/quarantine/1", {"action": "dismiss", "back": "status=open"})
-    assert refused.headers["location"].endswith("error=note_required&id=1")
+    # Back to the row's card (organization 2's group), where the person was (issue 20 §3).
+    assert refused.headers["location"].endswith("error=note_required&id=1#group-organization-2")
     assert store.get_quarantine(app.engine, 1, tenant="default")["status"] == "open"
 
     done = app.post(
@@ -173,7 +174,8 @@ def test_dismiss_needs_a_note_and_records_the_user(app: App) -> None:
     )
     assert done.status_code == 303
     assert (
-        done.headers["location"] == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1"
+        done.headers["location"]
+        == "/billing-review/quarantine?status=open&reason_code=x&done=dismissed&id=1#group-organization-2"
     )
     row = store.get_quarantine(app.engine, 1, tenant="default")
     assert (row["status"], row["resolved_by"], row["note"]) == ("dismissed", "alice", "known")

@@ -28,6 +28,7 @@ ACTIVE = ("queued", "running")
 WAITING = ("up_for_reschedule", "deferred")  # a sensor between pokes / a deferred trigger
 FAILED_TASK = ("failed", "upstream_failed")
 LIST_LIMIT = 100  # runs of one DAG read for the Runs page and for blockers
+PAGE_TIMEOUT_S = 3.0  # a read that only adds badges to a page: the page is drawn without them after it
 # The plain reason of a failed step, by its task state.
 REASONS = {
     "failed": "the step failed{tries}: its log says why",
@@ -47,9 +48,9 @@ class Blockers:
 
 
 @contextmanager
-def _client(token: str) -> Iterator[httpx.Client]:
+def _client(token: str, timeout: float | None = None) -> Iterator[httpx.Client]:
     try:
-        with api_client(token) as c:
+        with api_client(token) if timeout is None else api_client(token, timeout) as c:
             yield c
     except httpx.HTTPError:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, "Airflow's API could not be reached") from None
@@ -76,6 +77,13 @@ def list_runs(base: str, token: str, dag_id: str, limit: int = LIST_LIMIT) -> li
     """The DAG's runs, newest first, as Airflow has them (every state)."""
     with _client(token) as client:
         return _runs(client, base, dag_id, {"order_by": "-run_after", "limit": limit})
+
+
+def active_runs(base: str, token: str, dag_id: str, timeout: float = PAGE_TIMEOUT_S) -> list[dict[str, Any]]:
+    """The DAG's queued and running runs, in one request and a short wait: what a page marks as
+    "applying…" must not hold the page up when Airflow is slow."""
+    with _client(token, timeout) as client:
+        return _runs(client, base, dag_id, [("state", s) for s in ACTIVE] + [("limit", LIST_LIMIT)])
 
 
 def _runs(client: httpx.Client, base: str, dag_id: str, params: Any) -> list[dict[str, Any]]:

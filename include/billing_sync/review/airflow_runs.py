@@ -152,10 +152,10 @@ def trigger_billing_run(
     return _trigger(base, token, run_request(billing_date, now or datetime.now(UTC)), dag_id)
 
 
-def api_client(token: str) -> httpx.Client:
+def api_client(token: str, timeout: float = TIMEOUT_S) -> httpx.Client:
     """A client of Airflow's REST API as the user (their token), never redirected, no proxy."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    return httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False, headers=headers)
+    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, headers=headers)
 
 
 def _trigger(base: str, token: str, body: dict[str, Any], dag_id: str) -> Triggered:

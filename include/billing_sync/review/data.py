@@ -10,6 +10,7 @@ the store's public tables (`store.quarantine`, `store.staging_table("companies")
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -300,6 +301,22 @@ def _quarantine_where(filters: Mapping[str, Any], tenant: str) -> list[sa.Column
     if filters.get("company_id") is not None:
         where.append(q.c.cw_company_id == int(filters["company_id"]))
     return where
+
+
+GROUP_KEY = re.compile(r"(company|organization):(\d{1,19})|key:(.{1,500})", re.S)
+
+
+def open_group_rows(
+    engine: Engine, key: str, filters: Mapping[str, Any], *, tenant: str
+) -> list[dict[str, Any]]:
+    """The tenant's open rows of one group (`group_key`, e.g. "company:369") that the list's
+    `filters` keep (billing date, reason, run; their status is ignored: only open rows are taken),
+    oldest id first: what a decision on the whole card acts on."""
+    q = store.quarantine
+    kept = {**filters, "status": "open"}
+    stmt = sa.select(q).where(*_quarantine_where(kept, tenant), _group_key() == key).order_by(q.c.id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
 @dataclass

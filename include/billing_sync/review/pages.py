@@ -36,6 +36,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 MESSAGES = {
     "unpaused": "The DAG was unpaused: its queued runs start now (the page below follows yours).",
     "dismissed": "Row {id} dismissed.",
+    "dismissed_group": "Dismissed with your note: {id} open row(s) of the card.",
+    "none_open": "Nothing was dismissed: the card has no open row left that the filters keep.",
     "resolved": "Row {id} marked resolved.",
     "open": "Row {id} reopened.",
     "mapped": "Organization {id} mapped.",
@@ -52,6 +54,7 @@ MESSAGES = {
 }
 ERRORS = {
     "note_required",
+    "none_open",
     "not_found",
     "reopen_conflict",
     "unknown_organization",

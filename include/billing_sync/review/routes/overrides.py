@@ -80,7 +80,25 @@ NOTICES = {
 def overrides_page(
     request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
-    return _page(request, reviewer, context, eng, tenant, _notice(request))
+    return _page(
+        request, reviewer, context, eng, tenant, _notice(request), form=_prefill(request, eng, tenant)
+    )
+
+
+PREFILLED = ("product", "rule", "quantity", "note")
+
+
+def _prefill(request: Request, eng: Engine, tenant: PageTenant) -> dict[str, str]:
+    """The add form filled in by the link that led here (a quarantine card's *Add an override…* or
+    *Adjust…*): ``company`` (an id, shown as "Name #id"), product, rule, quantity, note. Only fills
+    the fields: nothing is added until the person submits, and every value is checked then."""
+    query = request.query_params
+    form = {f: _printable(query.get(f, "")) for f in PREFILLED if query.get(f)}
+    raw = query.get("company", "")
+    if is_id(raw):
+        name = next((c["name"] for c in _companies(eng, tenant.id) or [] if c["id"] == int(raw)), "")
+        form["company"] = f"{name} #{int(raw)}" if name else str(int(raw))
+    return form
 
 
 def _page(

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
-from billing_sync.review import airflow_runs, apply_now, data, picker, suspicious_view
+from billing_sync.review import airflow_runs, apply_now, cards, data, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
@@ -32,13 +32,19 @@ from billing_sync.review.tenancy import PageTenant
 router = APIRouter(prefix="/quarantine")
 
 ACTIONS = {"dismiss": "dismissed", "resolve": "resolved", "reopen": "open"}
+GROUP_ACTIONS = ("dismiss", "dismiss_apply")  # a decision on a whole card (POST /quarantine/group)
 APPLY_SUFFIX = "_apply"  # "resolve_apply": mark resolved, then Apply now (issue 20 §1)
 RERUN_DATES = 5  # re-run buttons offered above the list: the newest billing dates of its open rows
 
 
 @router.get("", response_class=HTMLResponse)
 def quarantine_list(
-    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+    request: Request,
+    reviewer: ReaderDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
 ) -> HTMLResponse:
     filters = QuarantineFilter.parse(request.query_params)
     page = parse_page(request.query_params.get("page"))
@@ -70,6 +76,10 @@ def quarantine_list(
             "total_groups": grouped.total_groups,
             "pages": max(1, -(-grouped.total_rows // size)),  # pages of rows: a big group goes on
         }
+    # The rows' badges: approvals and overrides from the database, apply runs from Airflow (one
+    # request, only when some row could be applying).
+    runs = cards.applying(request, api, t) if any(r["status"] == "open" for r in rows) else []
+    cards.mark(eng, rows, runs, tenant=t)
     rerun_dates = sorted({r["billing_date"] for r in rows if r["status"] == "open"}, reverse=True)
     response = context.render(
         request,
@@ -78,7 +88,7 @@ def quarantine_list(
         **view,
         page=page,
         filters=filters,
-        back=_back_query(filters),
+        back=_back_query(filters, page),
         hidden={**filters.query(), "page": page if page > 1 else None},  # what the picker's GET keeps
         statuses=(*store.QUARANTINE_STATUSES, "all"),
         reasons=list(REASON_CODES),
@@ -88,6 +98,7 @@ def quarantine_list(
         rerun_dates=rerun_dates[:RERUN_DATES],
         rerun_notice=airflow_runs.notice(request),
         held=held_view(store.held_totals(eng, **filters.store_filters(), tenant=t)),  # what the filters hold
+        BADGES=cards.BADGES,
         suspicious=suspicious_view.findings(eng, tenant=t),  # the mapping page's "Check these matches"
     )
     return picker.allow_fetch(response)
@@ -124,13 +135,20 @@ def _export_name(filters: QuarantineFilter, tenant: PageTenant) -> str:
     return "-".join(parts) + ".csv"
 
 
-def _back_query(filters: QuarantineFilter) -> str:
-    return urlencode({k: v for k, v in filters.query().items() if v is not None})
+def _back_query(filters: QuarantineFilter, page: int = 1) -> str:
+    """The list's place a form carries back (its `back` field): its filters and page."""
+    place = {**filters.query(), "page": page if page > 1 else None}
+    return urlencode({k: v for k, v in place.items() if v is not None})
 
 
 def parse_back(back: str) -> QuarantineFilter:
     """The list's filters a form carried back (its `back` field): a bad one is a 400."""
     return QuarantineFilter.parse(dict(parse_qsl(back)))
+
+
+def parse_place(back: str) -> tuple[QuarantineFilter, int]:
+    """The list's filters and page a form carried back: a bad one is a 400."""
+    return parse_back(back), parse_page(dict(parse_qsl(back)).get("page"))
 
 
 @router.get("/{row_id}", response_class=HTMLResponse)
@@ -156,6 +174,61 @@ def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] |
     return store.get_quarantine(eng, row_id, tenant=tenant.id)
 
 
+@router.post("/group")
+def quarantine_group_action(
+    request: Request,
+    reviewer: EditorDep,
+    context: ContextDep,
+    eng: EngineDep,
+    tenant: TenantDep,
+    api: Annotated[str, Depends(airflow_runs.api_base)],
+    group: Annotated[str, Form(max_length=BACK_MAX)],
+    action: Annotated[str, Form()],
+    note: Annotated[str, Form(max_length=NOTE_MAX)] = "",
+    back: Annotated[str, Form(max_length=BACK_MAX)] = "",
+) -> RedirectResponse:
+    """A decision on a whole card: dismiss every open row of the group (``group``: its key, e.g.
+    "company:369") that the list's filters keep, with one note; ``dismiss_apply``: then Apply now of
+    the group's company or organization (the newest billing date of the rows dismissed). Only the
+    tenant's rows: another tenant's group of the same key is not touched."""
+    if data.GROUP_KEY.fullmatch(group) is None:
+        raise bad_request("group must be company:<id>, organization:<id> or key:<sync key>")
+    if action not in GROUP_ACTIONS:
+        raise bad_request(f"action must be {' or '.join(GROUP_ACTIONS)}")
+    filters, page = parse_place(back)  # before acting: a bad filter refuses the request
+    text = note.strip()
+    if not text:
+        return _to_list(request, context, eng, tenant, filters, page, {"error": "note_required"}, group)
+    dismissed = [
+        r
+        for r in data.open_group_rows(eng, group, filters.store_filters(), tenant=tenant.id)
+        if apply_action(eng, tenant.id, r["id"], "dismissed", text, reviewer) == "dismissed"
+    ]
+    outcome = {"done": "dismissed_group", "id": len(dismissed)} if dismissed else {"error": "none_open"}
+    scope = _scope_of(dismissed) if action == "dismiss_apply" else None
+    if scope is not None:
+        what = f"{len(dismissed)} dismissed row{'' if len(dismissed) == 1 else 's'} of {group}"
+        outcome |= apply_now.trigger(request, api, tenant.id, scope, what)
+    return _to_list(request, context, eng, tenant, filters, page, outcome, group)
+
+
+def _scope_of(rows: list[dict[str, Any]]) -> airflow_runs.Scope | None:
+    """What Apply now of a card syncs: its rows' companies and organizations, on the newest billing
+    date among them (an older date's invoice is no longer what a company is billed by); None when
+    the rows name neither (a key group)."""
+    if not rows:
+        return None
+    companies = tuple(sorted({int(r["cw_company_id"]) for r in rows if r["cw_company_id"] is not None}))
+    orgs = tuple(
+        sorted(
+            {int(r["huntress_organization_id"]) for r in rows if r["huntress_organization_id"] is not None}
+        )
+    )
+    if not companies and not orgs:
+        return None
+    return airflow_runs.Scope(max(r["billing_date"] for r in rows), companies=companies, organizations=orgs)
+
+
 @router.post("/{row_id}")
 def quarantine_action(
     request: Request,
@@ -175,7 +248,7 @@ def quarantine_action(
     if base not in ACTIONS or (applying and base == "reopen"):
         raise bad_request("action must be dismiss, resolve, resolve_apply or reopen")
     # Parsed before acting: a bad filter refuses the whole request, nothing is written.
-    filters = None if back == "row" else parse_back(back)
+    place = None if back == "row" else parse_place(back)
     # Another tenant's row is "not found" exactly as a row that never was: the answer tells no one
     # that another tenant has a row of that id.
     outcome = apply_action(eng, tenant.id, ident, ACTIONS[base], note.strip(), reviewer)
@@ -189,7 +262,16 @@ def quarantine_action(
             organizations=(int(org),) if org is not None else (),
         )
         applied = apply_now.trigger(request, api, tenant.id, scope, f"quarantine row {ident}")
-    return _back(request, context, filters, ident, outcome, applied)
+    if place is None:
+        return context.redirect(request, f"/quarantine/{ident}", {**outcome_query(outcome, ident), **applied})
+    filters, page = place
+    about = tenant_row(eng, ident, tenant)
+    # Back to the row's card (its group) in the grouped list, to the row in the flat one (and in a
+    # key group, whose card has no id of its own).
+    key = data.group_key(about) if about is not None and filters.view == "groups" else ""
+    anchor = key if anchor_of(key) else f"row-{ident}"
+    query = {**outcome_query(outcome, ident), **applied}
+    return _to_list(request, context, eng, tenant, filters, page, query, anchor)
 
 
 def apply_action(
@@ -209,17 +291,34 @@ def apply_action(
     return new_status
 
 
-def _back(
+def anchor_of(target: str) -> str:
+    """The element of the list a redirect scrolls to: a group key ("company:369") is its card
+    (``group-company-369``; a key group, which has no id, its first row is not known here: none);
+    anything else is an element id already ("row-5")."""
+    kind, _, ident = target.partition(":")
+    if kind in ("company", "organization") and ident.isdigit():
+        return f"group-{kind}-{ident}"
+    return "" if kind == "key" else target
+
+
+def _to_list(
     request: Request,
     context: ReviewContext,
-    filters: QuarantineFilter | None,
-    row_id: int,
-    outcome: str,
-    extra: dict[str, str] | None = None,
+    eng: Engine,
+    tenant: PageTenant,
+    filters: QuarantineFilter,
+    page: int,
+    query: dict[str, Any],
+    target: str | None,
 ) -> RedirectResponse:
-    """Back to the list with its filters, or to the row page; rebuilt from parsed filters, so the
-    redirect can only ever land inside this app. `extra`: Apply now's outcome."""
-    query = {**outcome_query(outcome, row_id), **(extra or {})}
-    if filters is None:
-        return context.redirect(request, f"/quarantine/{row_id}", query)
-    return context.redirect(request, "/quarantine", {**filters.query(), **query})
+    """Back to where the person was in the queue: the same filters and page (the last page when
+    the decision emptied the one they were on), scrolled to the card or row acted on. Rebuilt from
+    parsed filters, so the redirect can only ever land inside this app."""
+    if page > 1:
+        kept = store.count_quarantine(eng, **filters.store_filters(), tenant=tenant.id)
+        page = min(page, max(1, -(-kept // context.page_size())))
+    url = context.url(
+        request, "/quarantine", {**filters.query(), "page": page if page > 1 else None, **query}
+    )
+    anchor = anchor_of(target) if target else ""
+    return RedirectResponse(url + (f"#{anchor}" if anchor else ""), status.HTTP_303_SEE_OTHER)
