@@ -42,6 +42,9 @@ SCHEMAS: dict[str, dict[str, Dtype]] = {
         "name": "string",
         "key": "string",  # unique within its account only: a reseller's invoice spans accounts
         "account_id": "Int64",
+        # Why the organization's account could not be read (Huntress's 403, huntress.AccountRefused):
+        # the organization is known only as its invoice lines name it. <NA> for listed organizations.
+        "unreadable": "string",
     },
     "companies": {
         "company_id": "Int64",
@@ -205,7 +208,8 @@ def usage_frame(invoice_id: int, lines: Iterable[Mapping[str, Any]], products: I
                     "organization_name": _str_or_none(org.get("name")),
                     "product": product,
                     "raw_quantity": raw_text(value, broken or product in usage),
-                    "quantity": parse_count(value),
+                    # A broken line's value is no product's count, even a whole number (`7`).
+                    "quantity": None if broken else parse_count(value),
                 }
             )
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["usage"])), "usage")
@@ -218,6 +222,7 @@ def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "name": _str_or_none(o.get("name")),
             "key": _str_or_none(o.get("key")),
             "account_id": _int_or_none(o.get("account_id")),
+            "unreadable": _str_or_none(o.get("unreadable")),
         }
         for o in orgs
     ]

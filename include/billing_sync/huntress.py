@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -149,13 +150,17 @@ class HuntressClient:
 
     def account_organizations(self, account_id: int) -> list[dict[str, Any]] | None:
         """The organizations of a managed account (spec tag "Reseller"), each with its account_id;
-        None when Huntress answers 404: not an account these credentials manage (or none at all)."""
+        None when Huntress answers 404: not an account these credentials manage (or none at all).
+        A 403 (the key may not read the account: the one refusal the definition documents for this
+        path) raises AccountRefused."""
         label = "/v1/accounts/{account_id}/organizations"
         try:
             orgs = list(self.paged(f"v1/accounts/{int(account_id)}/organizations", "organizations", label))
         except ApiError as exc:
             if exc.status == 404:
                 return None
+            if exc.status == 403:
+                raise AccountRefused(account_id) from exc
             raise
         return [{**o, "account_id": o.get("account_id", account_id)} for o in orgs]
 
@@ -166,6 +171,9 @@ class HuntressClient:
         one; each other account named on a line (`account.id`) is read once, and no account the
         invoice does not name. An account Huntress will not show (404) is skipped with a warning:
         its organizations then match on the line's name alone, like organizations deleted since.
+        An account the key may not read (403) stops no other: each organization its lines name is
+        returned as the line names it, with `unreadable` saying why, so that reconcile holds its
+        lines (unmapped) rather than match them without the account's keys.
         """
         own = self.organizations()
         own_ids = {o.get("account_id") for o in own}
@@ -173,7 +181,12 @@ class HuntressClient:
         for account_id in invoice_account_ids(lines):
             if account_id in own_ids:
                 continue
-            managed = self.account_organizations(account_id)
+            try:
+                managed = self.account_organizations(account_id)
+            except AccountRefused as refused:
+                log.warning("%s: its invoice lines are held", refused)
+                orgs.extend(refused_organizations(lines, account_id, str(refused)))
+                continue
             if managed is None:
                 log.warning(
                     "Huntress account %s is named on the invoice but its organizations cannot be "
@@ -203,10 +216,48 @@ class HuntressClient:
                 {
                     "id": None,
                     "organization": {"id": org.get("id"), "name": org.get("name")},
-                    "actual_usage": usage_from_actual_usages(detail.get("actual_usages")),
+                    "actual_usage": actual_usage_of(detail.get("actual_usages")),
                 }
             )
         return lines
+
+
+class AccountRefused(ApiError):
+    """Huntress answered 403 to a managed account's organizations: the key may not read it."""
+
+    def __init__(self, account_id: int):
+        super().__init__(
+            f"Huntress refused to list the organizations of account {account_id} (HTTP 403 to "
+            f"GET /v1/accounts/{account_id}/organizations): the API key may not read that account",
+            status=403,
+        )
+        self.account_id = account_id
+
+
+def refused_organizations(lines: list[dict[str, Any]], account_id: int, why: str) -> list[dict[str, Any]]:
+    """The organizations of a refused account as its invoice lines name them, marked `unreadable`."""
+    out: dict[int, dict[str, Any]] = {}
+    for line in lines:
+        account, org = line.get("account"), line.get("organization")
+        if (
+            not isinstance(account, Mapping)
+            or account.get("id") != account_id
+            or not isinstance(org, Mapping)
+        ):
+            continue
+        org_id = org.get("id")
+        if isinstance(org_id, int) and not isinstance(org_id, bool):
+            out.setdefault(
+                org_id,
+                {
+                    "id": org_id,
+                    "name": org.get("name"),
+                    "key": None,
+                    "account_id": account_id,
+                    "unreadable": why,
+                },
+            )
+    return list(out.values())
 
 
 def invoice_account_ids(lines: list[dict[str, Any]]) -> list[int]:
@@ -231,6 +282,27 @@ def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None
             limiter.observe(int(limit), int(remaining))
 
     return track
+
+
+def actual_usage_of(actual: Any) -> Any:
+    """An organization's `actual_usages` → the `actual_usage` of an invoice-shaped line.
+
+    Huntress's definition types `actual_usages` as `string` while its example is an object: both
+    are read (a string holding that JSON object). Absent or null: every product absent, as on an
+    invoice line. Anything else (text that is no JSON object, a number, a list) is passed on as it
+    is, which frames.usage_frame reads as a broken line: each product invalid_usage, never 0.
+    """
+    if isinstance(actual, str):
+        try:
+            parsed = json.loads(actual)
+        except ValueError:
+            return actual
+        if not isinstance(parsed, Mapping):
+            return actual
+        actual = parsed
+    if actual is None or isinstance(actual, Mapping):
+        return usage_from_actual_usages(actual)
+    return actual
 
 
 def usage_from_actual_usages(actual: Any) -> dict[str, Any]:

@@ -208,13 +208,19 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
     usage = frames.usage_frame(invoice_id, lines, settings.products)
     _stage(eng, ref, "usage", usage)
     _stage(eng, ref, "organizations", frames.organizations_frame(orgs))
+    unreadable = sorted({o["account_id"] for o in orgs if o.get("unreadable")})
     log.info(
         "Huntress: %d lines, %d organizations, requests %s",
         len(lines),
         len(orgs),
         huntress.api.stats.as_dict(),
     )
-    return {"lines": len(lines), "organizations": len(orgs), "requests": huntress.api.stats.as_dict()}
+    return {
+        "lines": len(lines),
+        "organizations": len(orgs),
+        "unreadable_accounts": unreadable,
+        "requests": huntress.api.stats.as_dict(),
+    }
 
 
 def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient) -> dict[str, Any]:
@@ -426,7 +432,14 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
     live = reconcile.live_additions(
         additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
     )
-    checks_out: dict[str, Any] = {"products": {}, "mismatches": []}
+    checks_out: dict[str, Any] = {"products": {}, "mismatches": [], "unreadable_accounts": []}
+    orgs = _staged(eng, ref, "organizations")
+    refused = orgs.dropna(subset=["unreadable"]).drop_duplicates("account_id").sort_values("account_id")
+    checks_out["unreadable_accounts"] = [
+        {"account_id": int(a), "detail": str(d)}
+        for a, d in zip(refused["account_id"], refused["unreadable"], strict=True)
+        if not pd.isna(a)
+    ]
     partial: Mapping[str, Any] = ref  # read as possibly without its invoice, like report.collect
     invoice_qty = (partial.get("invoice") or {}).get("quantity")
     edr_lines = usage.loc[usage["product"] == "edr", "quantity"]

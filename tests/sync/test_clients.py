@@ -395,3 +395,32 @@ def test_huntress_rate_limit_wait_is_bounded(sandbox_factory, monkeypatch):
         "Huntress GET /v1/organizations is still rate limited (HTTP 429) after waiting 0s"
     )
     assert "max_rate_limit_wait_s=5" in str(err.value)
+
+
+def test_huntress_an_account_answering_403_stops_no_other(sandbox_factory, monkeypatch, caplog):
+    """Issue 22 §4: the definition documents 200 and 403 for an account's organizations."""
+    data = managed_scenario()
+    data["huntress"]["managed_accounts"][2]["forbidden"] = True  # account 9, organization 9000
+    sb = sandbox_factory(data)
+    use_connections(monkeypatch, sb)
+    client = HuntressClient.from_connection()
+    orgs = client.invoice_organizations(client.usage_lines(5001))
+    by_id = {o["id"]: o for o in orgs}
+    assert len(orgs) == 3 + 600 + 1 and by_id[7599]["key"] == "w599"  # account 7 still read
+    refused = by_id[9000]
+    assert (refused["account_id"], refused["key"], refused["name"]) == (9, None, "N")  # as the line names it
+    assert "account 9 (HTTP 403" in refused["unreadable"] and SECRETS[0] not in refused["unreadable"]
+    assert all("unreadable" not in o for i, o in by_id.items() if i != 9000)
+    assert "Huntress refused to list the organizations of account 9" in caplog.text
+
+
+def test_huntress_account_mode_reads_actual_usages_as_object_or_string(sandbox_factory, monkeypatch):
+    sb = sandbox_factory(scenario(orgs=3))
+    use_connections(monkeypatch, sb)
+    client = HuntressClient.from_connection()
+    orgs = client.organizations()
+    as_object = client.account_usage_lines(orgs)
+    httpx.post(f"{sb.huntress_url}/_sandbox/faults", json={"actual_usages_as_string": True}, timeout=10)
+    as_string = client.account_usage_lines(orgs)
+    assert as_string == as_object
+    assert sorted(line["actual_usage"]["edr"] for line in as_string) == [0, 1, 2]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -134,3 +135,19 @@ def test_invoice_account_ids():
         {},
     ]
     assert invoice_account_ids(lines) == [1, 7]
+
+
+def test_actual_usages_as_object_or_json_string_else_broken() -> None:
+    """Issue 22 §4: Huntress types `actual_usages` as `string`; its example is an object."""
+    from billing_sync.frames import usage_frame
+    from billing_sync.huntress import actual_usage_of
+
+    block = {"edr": {"billable_agents_count": 4}, "sat": {"learners_count": 2}}
+    assert actual_usage_of(block) == actual_usage_of(json.dumps(block)) == {"edr": 4, "sat": 2}
+    assert actual_usage_of(None) == {}  # absent, as on an invoice line
+    for bad in ("not json", "[1, 2]", "null", "7", 7, [block]):
+        usage = actual_usage_of(bad)
+        assert usage == bad
+        line = {"id": None, "organization": {"id": 1, "name": "A"}, "actual_usage": usage}
+        frame = usage_frame(1, [line], ["edr", "sat"])
+        assert frame["quantity"].isna().all() and frame["raw_quantity"].notna().all()  # never a 0

@@ -79,6 +79,9 @@ class HuntressData:
         # provisioned through a reseller are huntress_supported or partner_supported (spec,
         # Account.support_type); the sandbox says partner_supported unless told.
         self.managed = {raw["id"]: self._account(raw, "partner_supported") for raw in managed}
+        # Managed accounts whose organizations these credentials may not read (`forbidden`): the
+        # spec documents only 200 and 403 for GET /v1/accounts/{account_id}/organizations.
+        self.forbidden = {raw["id"] for raw in managed if raw.get("forbidden")}
         # Each organization's own account: what its invoice lines name (reference, "Resellers and
         # their managed accounts"). An organization of no account (deleted since) names the own one.
         self.account_of = {org["id"]: self.account_ref for org in section["organizations"]}

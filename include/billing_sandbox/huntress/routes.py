@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -110,6 +111,10 @@ def _one_account(data: HuntressData, request: Request) -> Response:
 
 def _account_organizations(data: HuntressData, request: Request) -> Response:
     account_id = _managed_account_id(data, request)
+    if account_id in data.forbidden:
+        # Huntress's Swagger 2.0 definition (huntress-openapi.json, this path) documents 200 and 403
+        # ("There was an issue with your API credential or permissions") and nothing else.
+        raise ApiError(403, f"Not permitted to list the organizations of account {account_id}")
     return _organization_list(request, data.managed_organizations[account_id], f"organizations/{account_id}")
 
 
@@ -118,6 +123,9 @@ def _organization(data: HuntressData, request: Request) -> Response:
     org = data.organization_by_id.get(org_id)
     if org is None:
         raise ApiError(404, f"Organization {org_id} not found")
+    if request.app.state.sandbox.actual_usages_as_string and "actual_usages" in org:
+        # The `actual_usages_as_string` fault (sandbox.FAULT_OPTIONS): the definition's `string` type.
+        org = {**org, "actual_usages": json.dumps(org["actual_usages"])}
     return JSONResponse({"organization": org})
 
 

@@ -32,12 +32,17 @@ class HuntressSandbox:
         # Another tool using the same key: its requests fill the same per-account sliding window
         # (reference, "Transport": 60 per minute per account).
         "foreign_requests_per_minute": ({"type": "number", "minimum": 0, "maximum": 100_000}, 0),
+        # Huntress's Swagger 2.0 definition (huntress-openapi.json, OrganizationWithActualProductUsages)
+        # types `actual_usages` as `string` while its example is an object: true serves it as a
+        # string holding that JSON object on GET /v1/organizations/{id}.
+        "actual_usages_as_string": ({"type": "boolean"}, False),
     }
 
     def __init__(self, section: dict[str, Any]) -> None:
         self.section = section
         self.retry_after = section.get("rate_limit_retry_after", False)
         self.rate_limit_headers = True
+        self.actual_usages_as_string = False
         self.data = HuntressData(section)
         self.window = self._new_window()
         self._credentials = f"{section['api_key']}:{section['api_secret']}".encode()
@@ -45,6 +50,7 @@ class HuntressSandbox:
     def apply_fault_options(self, options: dict[str, Any]) -> None:
         self.rate_limit_headers = options["rate_limit_headers"]
         self.window.set_foreign(options["foreign_requests_per_minute"])
+        self.actual_usages_as_string = options["actual_usages_as_string"]
 
     def _new_window(self) -> SlidingWindow:
         return SlidingWindow(

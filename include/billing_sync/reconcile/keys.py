@@ -54,9 +54,10 @@ def _invoice_organizations(rows: pd.DataFrame, organizations: pd.DataFrame) -> p
             "key": known["key"].to_numpy(),
             "account_id": known["account_id"].to_numpy(),
         }
-    ).astype({"name": "string", "key": "string", "account_id": "Int64"})
+    ).astype({"name": "string", "key": "string", "account_id": "Int64", "unreadable": "string"})
 
 
+            "unreadable": known["unreadable"].to_numpy(),
 def _assign_keys(rows: pd.DataFrame, invoice_orgs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
     rows = rows.merge(
         matches[["organization_id", "company_id", "match_rule", "status"]], on="organization_id", how="left"

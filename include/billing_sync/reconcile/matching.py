@@ -150,6 +150,8 @@ def match_organizations(
     - NA/blank keys and names never match; duplicate organization/company ids keep the first row.
     - match_rule is set for ambiguous too (the rule that found the candidates); NA for unmapped
       unless the org_map rule decided.
+    - an organization with `unreadable` set (its account answered 403) is unmapped whatever the
+      rules say, billing_org_map included; the detail says which account refused.
     - keys are unique within a Huntress account only (docs/contract.md §2): a key (as the key rule folds it)
       that organizations of two accounts carry is no key match for any of them; the name rule may
       still decide, and the detail of an unmatched organization names the accounts. `known` is
@@ -194,6 +196,12 @@ def match_organizations(
 
     gone = (rule == "org_map") & (status == "matched") & ~np.isin(company, list(company_ids))
     status[gone] = "unmapped"
+    # An organization of a Huntress account the key may not read (403): without the account's own
+    # record no rule can be checked against never-guess, so nothing decides, not even billing_org_map.
+    unreadable = orgs.get("unreadable", pd.Series(pd.NA, index=orgs.index, dtype="string"))
+    unreadable = unreadable.astype("string").reset_index(drop=True)
+    refused = unreadable.notna().to_numpy(dtype=bool)
+    status[refused], rule[refused], candidates[refused], gone[refused] = "unmapped", None, None, False
     out = pd.DataFrame(
         {
             "organization_id": ids,
@@ -210,6 +218,8 @@ def match_organizations(
         (rule == "name") & ids.isin(name_widened).to_numpy()
     )
     out["detail"] = _match_details(out, orgs.reset_index(drop=True), company, gone, sharing, loose, comps)
+    if refused.any():
+        out.loc[refused, "detail"] = unreadable[refused] + "; its lines are held until the key may read it"
     return out
 
 

@@ -183,6 +183,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0010",
         "0009",
         "0008",
         "0007",

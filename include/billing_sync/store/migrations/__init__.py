@@ -15,6 +15,8 @@
                      r0007_api_calls          0007  billing_api_calls (the shared rate-limit window)
                      r0008_decision_history   0008  billing_decisions (every decision kept) and the
                                                     triggers that refuse its UPDATE and DELETE
+                     r0009_run_scope          0009  billing_runs.scope (an apply's scope)
+                     r0010_unreadable_accounts 0010 staging: organizations.unreadable
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0009"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0010"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 
