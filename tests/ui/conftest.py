@@ -263,3 +263,12 @@ def login(page: Any, site: Site, user: str, start: str) -> None:
 def screenshot(page: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def local_airflow(tmp_path: Path) -> Iterator[Site]:
+    """`make airflow` on a free port (tests/helpers/local_airflow.py), the scheduler's own schedule off."""
+    from tests.helpers.local_airflow import running  # it imports this module
+
+    with running(tmp_path) as site:
+        yield site

@@ -1,7 +1,7 @@
 """Issue 20 §1 on `make airflow` (LocalExecutor, this machine): an approval applied through the apply
 DAG is written within 30 s of the trigger, while the monthly DAG stays paused (Airflow's default).
 
-The real script in a fresh AIRFLOW_HOME (tests/ui/test_make_airflow_port.py's `local_airflow`): its
+The real script in a fresh AIRFLOW_HOME (tests/ui/conftest.py's `local_airflow`): its
 sandbox, its seed run of the demo scenario's billing date. Then a person's approval of a change the
 guard held (Sunrise-style 8 → 22, the demo's `jump_up`), recorded in the billing database as the
 desk records it, and the trigger of `huntress_connectwise_billing_apply` through Airflow's REST API
@@ -20,8 +20,9 @@ import pytest
 
 from billing_sync import store
 from tests.conftest import DEMO_SCENARIO
+from tests.helpers.local_airflow import START_TIMEOUT_S
+from tests.helpers.local_airflow import api as _api
 from tests.ui.conftest import DAG_ID, Site
-from tests.ui.test_make_airflow_port import START_TIMEOUT_S, _api, local_airflow  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.integration]
 
@@ -49,7 +50,7 @@ def _wait_registered(api: httpx.Client) -> dict[str, Any]:
         time.sleep(2)
 
 
-def test_apply_now_writes_an_approval_within_30_s_on_local_executor(local_airflow: Site) -> None:  # noqa: F811
+def test_apply_now_writes_an_approval_within_30_s_on_local_executor(local_airflow: Site) -> None:
     site = local_airflow
     day = json.loads(DEMO_SCENARIO.read_text())["meta"]["billing_date"]
     key = _jump_up(site, day)

@@ -18,8 +18,8 @@ import pytest
 
 from billing_sync import store
 from billing_sync.names import APPLY_DAG_ID
+from tests.helpers.local_airflow import api as _api
 from tests.ui.conftest import DAG_ID, Site, login, screenshot
-from tests.ui.test_make_airflow_port import _api, local_airflow  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -61,7 +61,7 @@ def _wait_for_apply_dag(site: Site) -> None:
 
 def test_an_approval_applied_now_shows_its_run_to_done_without_a_reload(
     browser,
-    local_airflow: Site,  # noqa: F811
+    local_airflow: Site,
 ) -> None:
     from playwright.sync_api import expect
 

@@ -392,7 +392,7 @@ def test_a_mapping_applied_now_syncs_the_organization_and_its_company(site: Site
     assert applied_conf(airflow) == {"billing_date": DAY, "companies": [251], "organizations": [9]}
     assert "rerun=applying" in done.headers["location"]
     page = site.client.get(done.headers["location"], headers=TOKEN).text
-    assert "Organization 9 mapped." in page and 'data-live="' in page
+    assert "Organization 9 mapped" in page and 'data-live="' in page
 
 
 def test_an_override_applied_now_syncs_its_company(site: Site, airflow: Airflow) -> None:

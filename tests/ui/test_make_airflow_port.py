@@ -14,124 +14,25 @@ Airflow, its billing_runs row success, its report linking to the given port.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from billing_sync import store
-from tests.conftest import DEMO_SCENARIO, ROOT
-from tests.ui.conftest import DAG_ID, Site, free_port, login, screenshot
+from tests.conftest import DEMO_SCENARIO
+from tests.helpers.local_airflow import START_TIMEOUT_S
+from tests.helpers.local_airflow import api as _api
+from tests.ui.conftest import DAG_ID, Site, login, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-START_TIMEOUT_S = 240  # seed run + standalone's four components on a loaded 2-core machine
 # The run takes well under a minute here; with the tasks calling the wrong port they retry (2 × 2 min)
 # and never succeed: the bound keeps that failure to a few minutes.
 RUN_TIMEOUT_S = 150
-STOP_TIMEOUT_S = 90  # the script's own stop: SIGTERM to each component, 30 s grace, SIGKILL
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-
-
-def script_env(home: Path) -> dict[str, str]:
-    """What `make airflow` gives the script (the Makefile's exports), in a home of this test's own."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        # nothing of the test process's own Airflow or billing settings
-        if not k.startswith(("AIRFLOW_VAR_", "AIRFLOW_CONN_", "BILLING_SYNC_", "BILLING_REVIEW_"))
-    }
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "GX_ANALYTICS_ENABLED": "false",
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # see the module's docstring
-        }
-    )
-    return env
-
-
-def stop_script(proc: subprocess.Popen) -> None:
-    """SIGTERM, as `kill` would: the script stops its tree; whatever outlives a bounded wait is killed."""
-    tree = [proc.pid]
-    with contextlib.suppress(psutil.Error):
-        tree += [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        pass
-    for pid in tree:
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
-def local_airflow(tmp_path: Path) -> Iterator[Site]:
-    home = tmp_path / "airflow_home"
-    home.mkdir()
-    env = script_env(home)
-    airflow = Path(sys.executable).with_name("airflow")
-    migrated = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True)
-    assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
-
-    port = free_port()
-    assert port != 8080
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "make-airflow.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "scripts" / "airflow_local.py"), "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    engine = None
-    try:
-        passwords = _wait_ready(proc, url, home / PASSWORDS_FILE, log)
-        engine = store.make_engine(f"sqlite:///{home / 'billing_sync.db'}")
-        yield Site(url, passwords, engine, proc, log, {})
-    finally:
-        stop_script(proc)
-        if engine is not None:
-            engine.dispose()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, password_file: Path, log: Path) -> dict[str, str]:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"make airflow exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError, OSError, ValueError):
-            if httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                return json.loads(password_file.read_text())
-        time.sleep(1)
-    pytest.fail(f"make airflow did not answer on {url} in {START_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
-
-
-def _api(site: Site) -> httpx.Client:
-    return httpx.Client(
-        base_url=f"{site.url}/api/v2", headers={"Authorization": f"Bearer {site.token('admin')}"}, timeout=30
-    )
 
 
 def _unpause(api: httpx.Client) -> None:

@@ -313,7 +313,9 @@ def test_ambiguous_group_offers_its_candidates_and_one_click_maps(site: Site) ->
     assert org_map(site)[3] == (21, "Alice", "alice-7")
 
     after = site.get("/quarantine?status=open&done=mapped&id=3").text
-    assert "Organization 3 mapped." in after
+    assert "Organization 3 mapped" in after
+    # The flash names whom it was about (issue 20 §3): the organization and the company it maps to now.
+    assert re.search(r"Organization 3 mapped: .* \(organization #3\) → twin \(company #21\)\.", after), after
     twin = group(after, "organization:3")
     assert re.search(r"Now maps to <strong>twin</strong> #21 by rule org_map \(Alice, id alice-7\)", twin)
     assert 'name="company_id"' not in twin, "no more choices once it maps"

@@ -49,6 +49,21 @@ import pytest
 
 from billing_sync import store
 from tests.conftest import DEMO_SCENARIO, ROOT, Sandbox, migrate_airflow_db, start_sandbox
+from tests.helpers.demo_month import (
+    APPROVE,
+    CANDIDATE_MAP,
+    CREATE,
+    CREATE_AFTER_MAPPING,
+    DISMISS,
+    FIRST_RUN_KEYS,
+    OVERRIDES,
+    PICKER_MAP,
+    RESOLVED_BY_MAPPING,
+    connectwise_state,
+    invoice_usage,
+    live_addition,
+    row_key,
+)
 from tests.ui.conftest import (
     BILLING_DATE,
     DAG_ID,
@@ -65,88 +80,6 @@ pytestmark = pytest.mark.browser
 
 OPERATOR, VIEWER = "operator", "watcher"
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
-
-# --- what the billing person decides, by sync key (company, or organization when unmatched) ---------
-# The demo plants these (scenarios/demo.json meta.planted); the fixture checks the first run finds
-# exactly them, so a regenerated demo fails here by name instead of somewhere below.
-FIRST_RUN_KEYS = {
-    ("unmapped_organization", ("org", 125), "edr"),
-    ("unmapped_organization", ("org", 125), "sat"),
-    ("unmapped_organization", ("org", 133), "siem"),
-    ("unmapped_organization", ("org", 138), "edr"),
-    ("unmapped_organization", ("org", 138), "sat"),
-    *(("ambiguous_company_match", ("org", 160), p) for p in ("edr", "itdr", "sat", "siem")),
-    ("no_live_addition", 282, "sat"),
-    ("no_live_addition", 309, "edr"),
-    ("no_live_addition", 339, "edr"),
-    ("no_live_addition", 353, "edr"),
-    ("no_live_addition", 431, "edr"),
-    ("duplicate_addition", 316, "edr"),
-    ("duplicate_addition", 295, "sat"),
-    ("invalid_usage", 380, "sat"),
-    ("invalid_usage", 380, "itdr"),
-    ("invalid_usage", 317, "edr"),
-    ("invalid_usage", 317, "itdr"),
-    ("invalid_usage", 419, "edr"),
-    ("invalid_usage", 419, "sat"),
-    ("change_exceeds_limit", 280, "itdr"),
-    ("change_exceeds_limit", 446, "itdr"),
-    ("change_exceeds_limit", 362, "sat"),
-    ("change_exceeds_limit", 369, "edr"),
-    ("missing_from_invoice", 374, "edr"),
-    ("missing_from_invoice", 374, "sat"),
-    ("missing_from_invoice", 292, "edr"),
-    ("missing_from_invoice", 329, "edr"),
-}
-# organization → company: 160 "Harborview  Logistics LLP" is ambiguous between 381 and 400 (only 381
-# has a live agreement); 125 "Parkside Physical Therapy" is "Parkside PT LLC" in ConnectWise.
-CANDIDATE_MAP = (160, 381, "Harborview Logistics LLP")
-PICKER_MAP = (125, 374, "Parkside PT LLC", "Parkside")
-# held changes approved as they are: (company, product) → note; the organization whose count it is
-APPROVE = {
-    (280, "itdr"): ("Customer cancelled ITDR at the end of October (ticket 4711)", 161),
-    (362, "sat"): ("New security awareness contract for all 56 staff", 116),
-    (369, "edr"): ("Second office onboarded in October, confirmed with the customer", 113),
-}
-# missing additions to create: (company, product) → (agreement to pick, the organization billed)
-CREATE = {
-    (282, "sat"): (1504, 140),
-    (431, "edr"): (1512, 126),
-    (353, "edr"): (1541, 105),
-    (339, "edr"): (1607, 121),
-}
-CREATE_AFTER_MAPPING = {(381, p): (1583, 160) for p in ("edr", "itdr", "sat", "siem")}
-# standing overrides: (company, product, rule, quantity, note, the organization counted)
-OVERRIDES = [
-    (446, "itdr", "minimum", 25, "Contract minimum of 25 ITDR identities (signed 2026-03)", 156),
-    (317, "edr", "fixed", 50, "Fixed 50 seats on the Fully Managed contract", 139),
-    (316, "edr", "exclude", None, "Billed by hand until the duplicate addition is removed", 158),
-]
-DISMISS = {
-    (
-        "unmapped_organization",
-        ("org", 133),
-        "siem",
-    ): "New customer, not in ConnectWise yet: billed from December",
-    ("unmapped_organization", ("org", 138), "edr"): "Delta Foods left; its ConnectWise company is deleted",
-    ("unmapped_organization", ("org", 138), "sat"): "Delta Foods left; its ConnectWise company is deleted",
-    ("no_live_addition", 309, "edr"): "Addition 20231 starts 2026-12-08: billed from December",
-    ("duplicate_addition", 295, "sat"): "Asked the ConnectWise admin to end one of the two additions",
-    ("invalid_usage", 380, "sat"): "Fractional count: asked Huntress support",
-    ("invalid_usage", 380, "itdr"): "No ITDR count on the line: asked Huntress support",
-    ("invalid_usage", 317, "itdr"): "Implausible count: asked Huntress support",
-    ("invalid_usage", 419, "edr"): "Negative count: asked Huntress support",
-    ("invalid_usage", 419, "sat"): "Count sent as text: asked Huntress support",
-    ("missing_from_invoice", 292, "edr"): "Customer left Huntress: ending the addition in ConnectWise",
-    ("missing_from_invoice", 329, "edr"): "Customer churned: ending the addition in ConnectWise",
-}
-RESOLVED_BY_MAPPING = {
-    *(("ambiguous_company_match", ("org", 160), p) for p in ("edr", "itdr", "sat", "siem")),
-    ("unmapped_organization", ("org", 125), "edr"),
-    ("unmapped_organization", ("org", 125), "sat"),
-    ("missing_from_invoice", 374, "edr"),
-    ("missing_from_invoice", 374, "sat"),
-}
 
 
 @dataclass
@@ -174,7 +107,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
         try:
             site = Site(url, passwords, engine, proc, log, keys)
             [first] = store.list_runs(engine, limit=None, tenant="default")
-            yield Desk(site, sb, env, first["run_id"], _connectwise(sb))
+            yield Desk(site, sb, env, first["run_id"], connectwise_state(sb))
         finally:
             stop(proc)
             engine.dispose()
@@ -185,35 +118,11 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def _connectwise(sb: Sandbox) -> dict[str, Any]:
-    state = httpx.get(f"{sb.connectwise_url}/_sandbox/state", timeout=30)
-    assert state.status_code == 200, state.text
-    return state.json()
-
-
-def _usage(sb: Sandbox) -> dict[tuple[int, str], Any]:
-    """(organization, product) → the count on the billing date's invoice, from Huntress's own state."""
-    state = httpx.get(f"{sb.huntress_url}/_sandbox/state", timeout=30).json()
-    [invoice] = [i for i in state["invoices"] if i["created_at"].startswith(BILLING_DATE)]
-    return {
-        (line["organization"]["id"], product): count
-        for line in invoice["organization_usage_line_items"]
-        for product, count in line["actual_usage"].items()
-    }
-
-
-def _key(row: dict[str, Any]) -> tuple[str, Any, str | None]:
-    who = (
-        row["cw_company_id"] if row["cw_company_id"] is not None else ("org", row["huntress_organization_id"])
-    )
-    return (row["reason_code"], who, row["product"])
-
-
 def _open_rows(desk: Desk) -> dict[tuple[str, Any, str | None], dict[str, Any]]:
     rows = store.list_quarantine(
         desk.site.engine, status="open", billing_date=BILLING_DATE, limit=None, tenant="default"
     )
-    keyed = {_key(r): r for r in rows}
+    keyed = {row_key(r): r for r in rows}
     assert len(keyed) == len(rows), "two open rows of one key and reason"
     return keyed
 
@@ -221,25 +130,6 @@ def _open_rows(desk: Desk) -> dict[tuple[str, Any, str | None], dict[str, Any]]:
 def _quarantine_url(desk: Desk, **query: str) -> str:
     q = "&".join(f"{k}={quote(v)}" for k, v in {"billing_date": BILLING_DATE, **query}.items())
     return desk.site.page(f"/quarantine?{q}")
-
-
-def _live_addition(cw: dict[str, Any], company: int, product: str) -> dict[str, Any]:
-    """The one live Huntress addition of a company and product in ConnectWise's state."""
-    agreements = {
-        a["id"]: a
-        for a in cw["agreements"]
-        if a["company"]["id"] == company and a["agreementStatus"] == "Active" and not a.get("cancelledFlag")
-    }
-    found = [
-        a
-        for a in cw["additions"]
-        if a["agreementId"] in agreements
-        and a["product"]["identifier"] == f"HUNTRESS-{product.upper()}"
-        and not a.get("cancelledDate")
-        and a["effectiveDate"][:10] <= BILLING_DATE
-    ]
-    assert len(found) == 1, (company, product, found)
-    return found[0]
 
 
 def _airflow_run(desk: Desk, run_id: str) -> dict[str, Any]:
@@ -323,7 +213,8 @@ def _map_by_candidate(page: Any, desk: Desk) -> None:
     expect(head.get_by_test_id(f"candidates-{org}")).to_contain_text(name)
     screenshot(page, "month-close-ambiguous")
     head.get_by_role("button", name=f"Map to this company: {name} #{company}", exact=True).click()
-    expect(page.get_by_role("status")).to_have_text(f"Organization {org} mapped.")
+    expect(page.get_by_role("status")).to_contain_text(f"Organization {org} mapped: ")
+    expect(page.get_by_role("status")).to_contain_text(f"→ {name} (company #{company})")
     expect(page.get_by_test_id(f"now-matched-{org}")).to_contain_text(f"#{company}")
 
 
@@ -339,7 +230,8 @@ def _map_by_picker(page: Any, desk: Desk) -> None:
     choice = head.get_by_role("button", name=f"Map to this company: {name} #{company}", exact=True)
     expect(choice).to_be_visible()
     choice.click()
-    expect(page.get_by_role("status")).to_have_text(f"Organization {org} mapped.")
+    expect(page.get_by_role("status")).to_contain_text(f"Organization {org} mapped: ")
+    expect(page.get_by_role("status")).to_contain_text(f"→ {name} (company #{company})")
     expect(page.get_by_test_id(f"now-matched-{org}")).to_contain_text(f"#{company}")
 
 
@@ -424,7 +316,7 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
     from playwright.sync_api import expect
 
     eng = desk.site.engine
-    usage = _usage(desk.sandbox)
+    usage = invoice_usage(desk.sandbox)
     cw0 = desk.connectwise_before
     rows = _open_rows(desk)
     assert set(rows) == FIRST_RUN_KEYS, "the demo no longer plants what this test closes"
@@ -443,7 +335,7 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
         approvals: dict[tuple[int, str], int] = {}
         for (company, product), (note, org) in APPROVE.items():
             row = rows[("change_exceeds_limit", company, product)]
-            before = _live_addition(cw0, company, product)["quantity"]
+            before = live_addition(cw0, company, product)["quantity"]
             approvals[(company, product)] = _approve_change(
                 page, desk, row, note, usage[(org, product)], before
             )
@@ -491,7 +383,7 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
             )
         run_id = _triggered_run(page)  # "Approve and re-run" triggered it, as the operator
         _run_desk_run(desk, run_id)
-        after_round_2 = _connectwise(desk.sandbox)
+        after_round_2 = connectwise_state(desk.sandbox)
 
         # round 3: the month stays closed; a re-run from the mapping page writes nothing ----------------
         assert _open_rows(desk) == {}
@@ -513,21 +405,21 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
         context.close()
 
     # --- ConnectWise holds what the decisions imply (the oracle: scenario + decisions) ----------------
-    cw = _connectwise(desk.sandbox)
+    cw = connectwise_state(desk.sandbox)
     assert cw["additions"] == after_round_2["additions"], "the last re-run wrote nothing"
     before = {a["id"]: a["quantity"] for a in cw0["additions"]}
     after = {a["id"]: a["quantity"] for a in cw["additions"]}
     expected = dict(before)
     for (company, product), (_, org) in APPROVE.items():
-        expected[_live_addition(cw0, company, product)["id"]] = usage[(org, product)]
+        expected[live_addition(cw0, company, product)["id"]] = usage[(org, product)]
     for company, product, rule, quantity, _, org in OVERRIDES:
-        addition = _live_addition(cw0, company, product) if rule != "exclude" else None
+        addition = live_addition(cw0, company, product) if rule != "exclude" else None
         if rule == "minimum":
             expected[addition["id"]] = max(usage[(org, product)], quantity)
         elif rule == "fixed":
             expected[addition["id"]] = quantity
     assert {i: after[i] for i in before} == expected, "only what was decided changed"
-    assert expected[_live_addition(cw0, 446, "itdr")["id"]] == 25  # the minimum, not Huntress's 3
+    assert expected[live_addition(cw0, 446, "itdr")["id"]] == 25  # the minimum, not Huntress's 3
     created = sorted(
         (
             a["agreementId"],
@@ -589,14 +481,14 @@ def test_a_month_closed_at_the_desk(browser, desk: Desk) -> None:
     assert decided and all(r["status"] != "open" for r in decided)
     for r in decided:
         if r["status"] == "dismissed":
-            assert DISMISS[_key(r)] == r["note"], r
+            assert DISMISS[row_key(r)] == r["note"], r
             assert (r["resolved_by"], r["resolved_by_id"]) == (OPERATOR, OPERATOR) and r["resolved_at"], r
         else:
             # A row an approved write resolved names the approval; the id keeps the run (issue 20 §3).
             assert r["resolved_by_id"].removeprefix("sync:") in desk.desk_runs, r
             assert r["resolved_by"] == r["resolved_by_id"] or r["resolved_by"].startswith("approval #"), r
             assert r["resolved_at"] is not None
-    assert {_key(r) for r in decided if r["status"] == "dismissed"} == set(DISMISS)
+    assert {row_key(r) for r in decided if r["status"] == "dismissed"} == set(DISMISS)
     for run_id in desk.desk_runs:
         run = _airflow_run(desk, run_id)
         assert (run["state"], run["triggering_user_name"], run["run_type"]) == ("success", OPERATOR, "manual")
@@ -635,7 +527,7 @@ def _desk_state(desk: Desk) -> dict[str, Any]:
         "ledger": store.list_changes(eng, limit=None, tenant="default"),
         "runs": store.list_runs(eng, limit=None, tenant="default"),
         "dag_runs": sorted(r["dag_run_id"] for r in _airflow_runs(desk)),
-        "connectwise": _connectwise(desk.sandbox)["additions"],
+        "connectwise": connectwise_state(desk.sandbox)["additions"],
     }
 
 

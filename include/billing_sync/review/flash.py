@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 from billing_sync import store
 from billing_sync.review import data
 
-# Outcomes whose id is a quarantine row. (The mapping flashes, "Organization 3 mapped.", belong to the
-# mapping routes and their undo; they are left as they are here.)
+# Outcomes whose id is a quarantine row; those whose id is a Huntress organization (one mapping).
 ROW_OUTCOMES = frozenset({"dismissed", "resolved", "open"})
+ORGANIZATION_OUTCOMES = frozenset({"mapped", "unmapped"})
 
 
 def about_row(engine: Engine, row_id: int, *, tenant: str) -> str:
@@ -46,6 +46,22 @@ def about_approval(engine: Engine, approval_id: int, *, tenant: str) -> str:
     return _subject(None, None, name, company, approval.get("product"))
 
 
+def about_organization(engine: Engine, organization_id: int, *, tenant: str) -> str:
+    """ "Parkside Physical Therapy (organization #125) → Parkside PT LLC (company #374)": the name
+    from the newest staging, the company it maps to now (none after an unmap), or ''."""
+    staged = data.staged(engine, tenant=tenant)
+    orgs = staged.organizations
+    named = orgs.loc[orgs["organization_id"] == organization_id, "name"]
+    mapped = {
+        m["huntress_organization_id"]: m["cw_company_id"] for m in store.list_org_map(engine, tenant=tenant)
+    }
+    company = mapped.get(organization_id)
+    if named.empty and company is None:
+        return ""
+    company_name = staged.company_names().get(int(company)) if company is not None else None
+    return _subject(named.iloc[0] if not named.empty else None, organization_id, company_name, company)
+
+
 def _subject(org_name: Any, org_id: Any, company_name: Any, company_id: Any, product: Any = None) -> str:
     parts = []
     if org_name or org_id is not None:
@@ -64,4 +80,6 @@ def about(engine: Engine, outcome: str, ident: int, *, tenant: str) -> str:
     """Whom the outcome `outcome` of the thing `ident` was about, or '' (an outcome about no one)."""
     if outcome in ROW_OUTCOMES:
         return about_row(engine, ident, tenant=tenant)
+    if outcome in ORGANIZATION_OUTCOMES:
+        return about_organization(engine, ident, tenant=tenant)
     return ""
