@@ -1,5 +1,5 @@
 """A page offers only the actions its user may take (issue 11 §8's viewer "can see all of it and do
-none of it"): the reader's `Reviewer.may_act` / `may_map` decide which forms are rendered, while every
+none of it"): the areas the reader's `Reviewer` holds (`may(area)`) decide which forms are rendered, while every
 POST route still checks the permission itself. Stand-in auth by header, as in test_permissions.py;
 the real Airflow auth deciding the flags is in test_month_close.py's viewer test."""
 
@@ -14,7 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from billing_sync import frames, store
+from billing_sync.config import AreaName
 from billing_sync.review.app import create_app
+from billing_sync.review.powers import EVERY_AREA
 from billing_sync.review.security import ReviewAuth, Reviewer
 from tests.ui.test_approvals_page import RUN, seen_fields
 from tests.ui.test_approvals_page import fill as fill_approvals
@@ -33,11 +35,18 @@ MAPPING_ACTIONS = {
 }
 
 
+def stand_in_powers(maps: bool, acts: bool) -> frozenset[AreaName]:
+    """A stand-in's areas: a mapper holds every one, an editor decides rows and applies."""
+    if maps:
+        return EVERY_AREA
+    return frozenset({"read", "quarantine", "apply"} if acts else {"read"})
+
+
 def reader(request: Request) -> Reviewer:
     """What `security.airflow_auth()`'s reader computes, from the stand-in's role header."""
     found = _reviewer(request)
     role = request.headers.get("x-role")
-    return Reviewer(found.name, found.user_id, may_act=role in ("editor", "mapper"), may_map=role == "mapper")
+    return Reviewer(found.name, found.user_id, powers=stand_in_powers(role == "mapper", role == "editor"))
 
 
 @pytest.fixture
@@ -156,7 +165,7 @@ def test_a_mapper_is_offered_every_action(site: tuple[TestClient, dict[str, int]
 
 
 def test_stand_in_reviewers_without_flags_are_offered_everything() -> None:
-    """Reviewer's flags default to True: a stand-in that does not tell users apart keeps its forms
+    """Reviewer's areas default to every one: a stand-in that does not tell users apart keeps its forms
     (the routes refuse what it may not do)."""
     reviewer = Reviewer("alice", "alice")
     assert (reviewer.may_act, reviewer.may_map) == (True, True)

@@ -18,7 +18,8 @@ from billing_sync import store
 from billing_sync.config import ConfigError, load_settings
 from billing_sync.review import deps
 from billing_sync.review.app import create_app
-from billing_sync.review.security import ReviewAuth, Reviewer, may_map_by_role, role_names
+from billing_sync.review.powers import holds_role
+from billing_sync.review.security import ReviewAuth, Reviewer, role_names
 from tests.ui.test_review_app import fill
 
 EDITOR = {"X-User": "Erin Editor", "X-User-Id": "11", "X-Role": "editor"}
@@ -138,9 +139,9 @@ def test_role_names_of_each_auth_managers_users() -> None:
     assert role_names(fab_like) == {"billing admin", "op"}
     assert role_names(SimpleNamespace(roles=["Admin"])) == {"admin"}
     assert role_names(object()) == set()
-    assert may_map_by_role(("ADMIN", "Billing Admin"), {"billing admin"})
-    assert not may_map_by_role(("ADMIN",), {"op", "user"})
-    assert not may_map_by_role(("ADMIN",), set())
+    assert holds_role(("ADMIN", "Billing Admin"), {"billing admin"})
+    assert not holds_role(("ADMIN",), {"op", "user"})
+    assert not holds_role(("ADMIN",), set())
 
 
 def test_mapping_roles_setting() -> None:
@@ -156,16 +157,16 @@ def test_mapping_roles_setting() -> None:
     assert load_settings(s.to_dict()) == s
 
 
-def test_mapping_roles_are_read_from_the_variable_and_a_broken_one_refuses(
+def test_mapping_roles_are_read_from_the_variable_and_a_broken_one_reads_as_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Through Airflow's own Variable.get (the environment backend answers first)."""
-    from billing_sync.review.security import MAPPING_VARIABLE_BROKEN, _mapping_roles
+    """Through Airflow's own Variable.get (the environment backend answers first); a Variable that
+    does not parse is None, which leaves every power but reading refused (test_powers.py)."""
+    from billing_sync.review.security import tenant_settings
 
     monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", '{"mapping_roles": ["ADMIN"]}')
-    assert _mapping_roles() == ("ADMIN",)
+    found = tenant_settings("huntress_cw_billing_config")
+    assert found is not None and found.mapping_roles == ("ADMIN",)
     for broken in ['{"mapping_roles": "ADMIN"}', "{not json", '{"billing_day": 99}']:
         monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", broken)
-        with pytest.raises(HTTPException) as refused:
-            _mapping_roles()
-        assert (refused.value.status_code, refused.value.detail) == (403, MAPPING_VARIABLE_BROKEN)
+        assert tenant_settings("huntress_cw_billing_config") is None

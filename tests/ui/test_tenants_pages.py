@@ -32,15 +32,10 @@ from fastapi.testclient import TestClient
 from billing_sync import charts, frames, store, tenants
 from billing_sync.review import airflow_runs, deps, tenancy
 from billing_sync.review.app import create_app
-from billing_sync.review.security import (
-    AirflowRights,
-    ReviewAuth,
-    Reviewer,
-    airflow_auth,
-    mapping_needs_config_rights,
-)
+from billing_sync.review.security import AirflowRights, ReviewAuth, Reviewer, airflow_auth
 from billing_sync.review.tenancy import PageTenant
 from tests.ui.test_approvals_page import seen_fields
+from tests.ui.test_offered_actions import stand_in_powers
 from tests.ui.test_review_app import App, app  # noqa: F401 (the fixture: the single-tenant form)
 
 RUN = "scheduled__2026-12-01T00:00:00+00:00"  # both tenants' DAGs have this run
@@ -79,9 +74,9 @@ def reader(request: Request, tenant: Annotated[PageTenant, Depends(deps.current_
     tenancy.remember_readable(request, tuple(c for c in tenant.choices if c.dag_id in read))
     if not _listed(request, "x-read", tenant):
         raise HTTPException(403, "Forbidden")
-    may_act = _listed(request, "x-act", tenant)
+    acts = _listed(request, "x-act", tenant)
     return Reviewer(
-        user, f"{user}-id", may_act=may_act, may_map=may_act and _listed(request, "x-map", tenant)
+        user, f"{user}-id", powers=stand_in_powers(acts and _listed(request, "x-map", tenant), acts)
     )
 
 
@@ -544,7 +539,7 @@ def test_airflow_rights_are_asked_about_the_tenants_dag(airflow_site: tuple[Site
     refused = site.post("/mapping?tenant=north", {"organization_id": "1", "company_id": "10"}, ulla)
     assert (refused.status_code, refused.json()["detail"]) == (
         403,
-        mapping_needs_config_rights("billing_north"),
+        "This needs the Mappings power on tenant north; ask an administrator",
     )
     page = site.page("/quarantine?tenant=north", ulla)
     assert 'data-testid="read-only"' in page and "changing who is billed" in page
@@ -583,7 +578,7 @@ def test_mapping_roles_come_from_the_tenants_variable(
     monkeypatch.setenv("AIRFLOW_VAR_BILLING_SOUTH", '{"mapping_roles": ["ADMIN"]}')
     ulla = {"X-User": "ulla"}  # role "user": south's mapping_roles now refuse her
     refused = site.post("/mapping?tenant=south", {"organization_id": "1", "company_id": "10"}, ulla)
-    assert refused.status_code == 403 and "mapping_roles" in refused.json()["detail"]
+    assert refused.status_code == 403 and "Mappings power on tenant south" in refused.json()["detail"]
     monkeypatch.setenv("AIRFLOW_VAR_BILLING_NORTH", '{"mapping_roles": ["user"]}')
     assert (
         site.post("/mapping?tenant=north", {"organization_id": "1", "company_id": "10"}, ulla).status_code

@@ -245,8 +245,12 @@ NOTICES = {
         "Recorded, but Apply now could not be triggered through Airflow: the next run of billing date "
         "{date} applies it."
     ),
+    "apply_not_allowed": (
+        "Recorded, but applying it now was not allowed: you do not hold the Apply power on this tenant "
+        "(ask an administrator). The next run of billing date {date} applies it."
+    ),
 }
-NO_RUN = ("exists", "apply_refused", "apply_failed")  # nothing was triggered
+NO_RUN = ("exists", "apply_refused", "apply_failed", "apply_not_allowed")  # nothing was triggered
 WARNINGS = ("queued_paused", "queued_behind", "applying_paused")  # triggered, but blocked
 # An Airflow run id shown as the blocking run: the characters Airflow's own run ids use.
 OTHER_RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")

@@ -59,13 +59,7 @@ def create_app(
     )
     app = FastAPI(title="Billing review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = context
-    app.dependency_overrides.update(
-        {
-            deps.current_reader: auth.reader,
-            deps.current_editor: auth.editor,
-            deps.current_mapper: auth.mapper or auth.editor,
-        }
-    )
+    deps.wire(app.dependency_overrides, auth)
     app.add_exception_handler(StarletteHTTPException, context.http_error)
     app.add_exception_handler(RequestValidationError, context.validation_error)
     app.add_middleware(BodyLimit, max_bytes=BODY_MAX)

@@ -1,5 +1,5 @@
 """Apply now (issue 20 §1): after a decision is recorded, trigger the tenant's apply DAG for exactly
-what it touches, as the signed-in user (`airflow_runs.trigger_apply_run`: Airflow decides whether
+what it touches, as the signed-in user holding the ``apply`` power (`airflow_runs.trigger_apply_run`: Airflow decides whether
 they may). The decision stands whatever Airflow answers; the answer goes into the redirect's query,
 read back by `airflow_runs.notice` (codes, never echoed text).
 
@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import store, tenants
 from billing_sync.review import airflow_runs
+from billing_sync.review.security import Reviewer
 
 FORM_FIELD = "apply"  # "1": the decision's "... and apply now" button
 
@@ -31,10 +32,13 @@ def staged_billing_date(eng: Engine, *, tenant: str) -> date | None:
 
 
 def trigger(
-    request: Request, api: str, tenant_id: str, scope: airflow_runs.Scope, what: str
+    request: Request, api: str, tenant_id: str, scope: airflow_runs.Scope, what: str, *, reviewer: Reviewer
 ) -> dict[str, str]:
-    """Trigger the apply DAG for `scope` as the user; the redirect's query saying how it went."""
+    """Trigger the apply DAG for `scope` as the user; the redirect's query saying how it went. A
+    reviewer without the ``apply`` power triggers nothing: the decision stands, the notice says so."""
     day = scope.billing_date.isoformat()
+    if not reviewer.may("apply"):
+        return {"rerun": "apply_not_allowed", "date": day}
     token = airflow_runs.user_token(request)
     if token is None:
         return {"rerun": "apply_refused", "date": day}

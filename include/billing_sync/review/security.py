@@ -7,13 +7,12 @@ app mounted in the API server inherits none of the core API's dependencies, so e
 declares them itself. Billing data is treated as part of the billing DAG's runs, the DAG of the page's
 tenant (`tenancy`: ``huntress_connectwise_billing_sync``, or ``…__<tenant>`` under a tenants file):
 
-- reading a page needs GET on the runs of the tenant's DAG;
-- acting on the quarantine (dismiss, resolve, reopen) needs PUT on them (SimpleAuthManager: role
-  USER and up);
-- changing who is billed (map, change or remove an organization mapping) needs PUT on the runs AND
-  either PUT on the DAG itself and on the tenant's settings Variable (``huntress_cw_billing_config``
-  in the single-tenant form: who may edit the DAG and change its settings, SimpleAuthManager's OP
-  and ADMIN, not USER), or, when that Variable's ``mapping_roles`` names roles, membership in one.
+what a user may do is one power per area (`powers`: read, quarantine, mappings, approvals,
+overrides, settings, apply), granted to roles in the tenant's settings, else by the earlier rule
+(reading: GET on the runs of the tenant's DAG; quarantine and apply: PUT on them, SimpleAuthManager's
+USER and up; mappings, approvals, overrides: PUT on the runs and either a role of ``mapping_roles``
+or PUT on the DAG itself and on the tenant's settings Variable, OP and ADMIN; settings: PUT on the
+DAG and the Variable). `powers.decide` is the rule; the Variable is read once per request.
 
 CSRF: the UI authenticates by cookie, so a form posted from another site would carry it. Every POST
 must carry a token that is an HMAC (key derived from ``[api] secret_key``) of the user id and a
@@ -26,7 +25,7 @@ import hashlib
 import hmac
 import secrets
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -34,9 +33,10 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, status
 from starlette.responses import Response
 
-from billing_sync.names import VARIABLE_KEY
+from billing_sync.config import POWER_AREAS, AreaName, Settings
 from billing_sync.review import tenancy
-from billing_sync.review.tenancy import PageTenant, current_tenant, require_active
+from billing_sync.review.powers import EVERY_AREA, LABELS, Held, decide
+from billing_sync.review.tenancy import PageTenant, current_tenant
 
 CSRF_COOKIE = "billing_review_csrf"
 CSRF_FIELD = "csrf_token"
@@ -48,16 +48,33 @@ _NONCE_CHARS = frozenset(string.ascii_letters + string.digits + "-_")  # token_u
 
 @dataclass(frozen=True)
 class Reviewer:
-    """The signed-in Airflow user, as recorded in resolved_by / created_by, and which actions the
-    pages offer them: `may_act` (the quarantine actions and the re-run button: PUT on the DAG's
-    runs) and `may_map` (mappings, overrides, approvals: the `mapper` rule). The flags only decide
-    what a page shows; every POST route checks the permission itself. `airflow_auth`'s reader sets
-    both; they default to True for stand-ins that do not tell users apart."""
+    """The signed-in Airflow user, as recorded in resolved_by / created_by, and the areas they hold
+    on the page's tenant (`powers`: `may("overrides")`). The areas only decide what a page shows;
+    every POST route checks its area itself (`deps.requires`). `airflow_auth` sets them; they
+    default to every area for stand-ins that do not tell users apart."""
 
     name: str
     user_id: str
-    may_act: bool = True
-    may_map: bool = True
+    powers: frozenset[AreaName] = EVERY_AREA
+
+    def may(self, area: AreaName) -> bool:
+        return area in self.powers
+
+    def held_labels(self) -> list[str]:
+        """The areas held beyond reading, as the pages name them (in `powers`' order)."""
+        return [LABELS[a] for a in POWER_AREAS if a != "read" and a in self.powers]
+
+    def missing_labels(self) -> list[str]:
+        return [LABELS[a] for a in POWER_AREAS if a != "read" and a not in self.powers]
+
+    # The two flags the pages knew before the areas, kept for templates that still say them.
+    @property
+    def may_act(self) -> bool:
+        return self.may("quarantine")
+
+    @property
+    def may_map(self) -> bool:
+        return self.may("mappings")
 
 
 @dataclass(frozen=True)
@@ -65,12 +82,14 @@ class ReviewAuth:
     """FastAPI dependencies returning the Reviewer: `reader` for pages, `editor` for quarantine
     actions, `mapper` for changing organization mappings (None: the same as `editor`, for stand-ins
     that do not tell the two apart), and the login page URL for a given "next" URL (None: anonymous
-    browsers get the plain 401)."""
+    browsers get the plain 401). `holders`: per area, the dependency of a user who holds it
+    (`airflow_auth` gives every area; an area a stand-in leaves out is `deps.stand_in`'s)."""
 
     reader: Callable[..., Any]
     editor: Callable[..., Any]
     login_url: Callable[[str], str] | None = None
     mapper: Callable[..., Any] | None = None
+    holders: Mapping[AreaName, Callable[..., Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,41 +113,23 @@ class AirflowRights:
         )
         return bool(answer)
 
-    def may_read(self, user: Any, tenant: PageTenant) -> bool:
-        return self.may_dag(user, "GET", tenant.dag_id)
-
-    def may_run(self, user: Any, tenant: PageTenant) -> bool:
-        """PUT on the tenant DAG's runs: decide quarantine rows, re-run."""
-        return self.may_dag(user, "PUT", tenant.dag_id)
-
     def may_edit_config(self, user: Any, variable: str) -> bool:
         from airflow.api_fastapi.auth.managers.models.resource_details import VariableDetails
 
         details = VariableDetails(key=variable)
         return bool(self.manager().is_authorized_variable(method="PUT", details=details, user=user))
 
-    def may_map(self, user: Any, tenant: PageTenant) -> bool:
-        """`require_mapping` as a yes or no (asked after `may_run`)."""
-        try:
-            self.require_mapping(user, tenant)
-        except HTTPException:  # a broken Variable, a former tenant: no mapping change either
-            return False
-        return True
-
-    def require_mapping(self, user: Any, tenant: PageTenant) -> None:
-        """Changing who is billed: a role of the tenant's `mapping_roles`, else edit rights on its DAG
-        and its settings Variable (403 otherwise)."""
-        variable = _settings_of(tenant)
-        roles = _mapping_roles(variable)  # read per request: a changed Variable applies at once
-        if roles:
-            if not may_map_by_role(roles, role_names(user)):
-                raise HTTPException(status.HTTP_403_FORBIDDEN, MAPPING_ROLE_REFUSED)
-            return
-        _require(self.may_dag(user, "PUT", tenant.dag_id, on_runs=False))
-        # Editing the DAG is no more than acting on its runs under SimpleAuthManager and FAB; who
-        # pays is billing configuration, so it also takes the right to change the settings.
-        if not self.may_edit_config(user, variable):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, mapping_needs_config_rights(variable))
+    def held(self, user: Any, tenant: PageTenant) -> Held:
+        """The areas `user` holds on `tenant` (`powers.decide`), its Variable read now."""
+        variable = tenant.variable
+        return decide(
+            self,
+            user,
+            role_names(user),
+            dag_id=tenant.dag_id,
+            variable=variable,
+            settings=lambda: tenant_settings(variable) if variable else None,
+        )
 
 
 def airflow_rights() -> AirflowRights:
@@ -156,73 +157,46 @@ def airflow_auth(rights: AirflowRights | None = None) -> ReviewAuth:
         ids = tuple(c for c in tenant.choices if ask.may_dag(user, "GET", c.dag_id))
         tenancy.remember_readable(request, ids)
 
-    def reader(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
-        remember_readable(request, user, tenant)
-        _require(ask.may_read(user, tenant))
-        # What the pages offer: the same rules as `editor` and `mapper`, asked without raising.
-        may_act = tenant.active and ask.may_run(user, tenant)
-        return _reviewer(user, may_act=may_act, may_map=may_act and ask.may_map(user, tenant))
+    def holder(area: AreaName) -> Callable[..., Reviewer]:
+        def holds(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
+            remember_readable(request, user, tenant)
+            # Once per request: the page's reader and an action's area ask the same Variable.
+            held = getattr(request.state, _HELD, None)
+            if not isinstance(held, Held):
+                held = ask.held(user, tenant)
+                setattr(request.state, _HELD, held)
+            if area not in held.areas:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, held.refusal(area, tenant.id))
+            return _reviewer(user, held.areas)
 
-    def editor(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
-        remember_readable(request, user, tenant)
-        _require(ask.may_run(user, tenant))
-        return _reviewer(user)
+        holds.__name__ = f"holds_{area}"
+        return holds
 
-    def mapper(request: Request, user: UserDep, tenant: TenantDep) -> Reviewer:
-        remember_readable(request, user, tenant)
-        _require(ask.may_run(user, tenant))
-        ask.require_mapping(user, tenant)
-        return _reviewer(user)
-
-    return ReviewAuth(reader=reader, editor=editor, login_url=_airflow_login_url, mapper=mapper)
-
-
-def _settings_of(tenant: PageTenant) -> str:
-    """The tenant's settings Variable; a tenant that has none left takes no change (403)."""
-    require_active(tenant)
-    return tenant.variable or VARIABLE_KEY  # require_active passed: never the fallback
-
-
-def _require(allowed: bool) -> None:
-    if not allowed:  # Airflow's own answer to a refused `requires_access_*`
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
-
-
-MAPPING_ROLE_REFUSED = (
-    "Changing who is billed, or for what (mappings, overrides, approvals), needs one of the roles "
-    "named by mapping_roles"
-)
-
-
-def mapping_needs_config_rights(variable: str) -> str:
-    return (
-        "Changing who is billed, or for what (mappings, overrides, approvals), needs the right to edit "
-        f"the DAG and its Variable {variable} "
-        "(SimpleAuthManager: OP or ADMIN), or a role named by mapping_roles"
+    holders = {area: holder(area) for area in EVERY_AREA}
+    return ReviewAuth(
+        reader=holders["read"],
+        editor=holders["quarantine"],
+        login_url=_airflow_login_url,
+        mapper=holders["mappings"],
+        holders=holders,
     )
 
 
-def mapping_variable_broken(variable: str) -> str:
-    return f"Mapping changes are refused until the Variable {variable} is valid JSON with valid settings"
+_HELD = "billing_held_powers"
 
 
-# The single-tenant form's messages, by the names the tests and docs know them.
-MAPPING_NEEDS_CONFIG_RIGHTS = mapping_needs_config_rights(VARIABLE_KEY)
-MAPPING_VARIABLE_BROKEN = mapping_variable_broken(VARIABLE_KEY)
-
-
-def _mapping_roles(variable: str = VARIABLE_KEY) -> tuple[str, ...]:
-    """`mapping_roles` of the tenant's Variable, asked through Airflow's backends (secrets backend,
-    environment, metadata database). A Variable that does not parse refuses every mapping change
-    (fail closed) rather than falling back to a weaker rule."""
+def tenant_settings(variable: str) -> Settings | None:
+    """The tenant's settings, read through Airflow's backends (secrets backend, environment,
+    metadata database) on each request, so a change applies at once; None when the Variable does
+    not parse (every power but reading then fails closed)."""
     from airflow.models.variable import Variable
 
     from billing_sync.config import ConfigError, load_settings
 
     try:
-        return load_settings(Variable.get(variable, default_var=None)).mapping_roles
-    except ConfigError:  # the message quotes the value: the resolve task's log says it, not this page
-        raise HTTPException(status.HTTP_403_FORBIDDEN, mapping_variable_broken(variable)) from None
+        return load_settings(Variable.get(variable, default_var=None))
+    except ConfigError:  # the message quotes the value: the resolve task's log says it, not a page
+        return None
 
 
 def role_names(user: Any) -> set[str]:
@@ -234,21 +208,16 @@ def role_names(user: Any) -> set[str]:
     return {n.casefold() for n in names if isinstance(n, str) and n}
 
 
-def may_map_by_role(configured: Iterable[str], held: set[str]) -> bool:
-    """True when the user holds one of the configured roles (compared case-insensitively)."""
-    return any(r.casefold() in held for r in configured)
-
-
 def _airflow_login_url(next_url: str) -> str:
     from airflow.api_fastapi.app import get_auth_manager
 
     return get_auth_manager().get_url_login(next_url=next_url)
 
 
-def _reviewer(user: Any, *, may_act: bool = True, may_map: bool = True) -> Reviewer:
-    """The Reviewer of an Airflow user; `editor` and `mapper` have passed their checks already."""
+def _reviewer(user: Any, powers: frozenset[AreaName]) -> Reviewer:
+    """The Reviewer of an Airflow user holding `powers` on the page's tenant."""
     user_id = str(user.get_id())
-    return Reviewer(name=str(user.get_name() or user_id), user_id=user_id, may_act=may_act, may_map=may_map)
+    return Reviewer(name=str(user.get_name() or user_id), user_id=user_id, powers=powers)
 
 
 def airflow_secret() -> bytes:

@@ -3,12 +3,13 @@ DAG applies it, never this process (docs/contract.md §3, §4 `billing_approvals
 
     GET  /approvals                    the approvals (pending first) and the held rows one may approve
     GET  /approvals/new?row=<id>       the form for one open quarantine row
-    POST /approvals                    approve it (MapperDep); ``rerun=1``: then re-run its billing date;
+    POST /approvals                    approve it (ApprovalsDep); ``rerun=1``: then re-run its billing date;
                                        ``rerun=apply``: Apply now (the apply DAG, its company only)
-    POST /approvals/{id}/revoke        withdraw a pending approval (MapperDep)
+    POST /approvals/{id}/revoke        withdraw a pending approval (ApprovalsDep)
 
-Approving what a customer is billed takes the same permission as changing who is billed
-(`deps.MapperDep`). What is approved comes from the quarantine row as the newest run of its billing
+Approving what a customer is billed takes the ``approvals`` power (`deps.ApprovalsDep`); the re-run
+or Apply now after it takes ``apply`` too (without it the approval is recorded, and the notice says
+applying was not allowed). What is approved comes from the quarantine row as the newest run of its billing
 date recorded it, never from the form: the form picks only the row, the agreement (a new addition)
 and the note. "Approve and re-run" triggers the run through Airflow's REST API as the signed-in user
 (`airflow_runs`), so Airflow's own permissions and audit apply to the run: the run of the page's
@@ -25,9 +26,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import frames, reconcile, store, tenants
+from billing_sync.catalog import identifiers as catalog_identifiers
 from billing_sync.config import Settings
 from billing_sync.review import airflow_runs, data, flash, four_eyes, picker, seen
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
+from billing_sync.review.deps import ApprovalsDep, ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.routes.quarantine import tenant_row
@@ -69,6 +71,11 @@ MESSAGES = {
         "error",
         "Approval {id} recorded, but Apply now could not be triggered through Airflow: the next run "
         "applies it.",
+    ),
+    "approved_apply_not_allowed": (
+        "error",
+        "Approval {id} recorded, but applying it was not allowed: you do not hold the Apply power on "
+        "this tenant (ask an administrator). The next run applies it.",
     ),
     "revoked": ("ok", "Approval {id} revoked."),
     "not_pending": ("error", "Approval {id} is no longer pending: nothing changed."),
@@ -115,7 +122,7 @@ def approvals_page(
             q["payload"] if isinstance(q["payload"], dict) else {}, q["reason_code"]
         )
     offered = [q["proposal"] for q in held if q["proposal"] is not None]
-    refused = _four_eyes(eng, tenant, reviewer, offered) if reviewer.may_map else {}
+    refused = _four_eyes(eng, tenant, reviewer, offered) if reviewer.may("approvals") else {}
     for q in held:
         q["four_eyes"] = refused.get(_key(q["proposal"])) if q["proposal"] is not None else None
     page = context.render(
@@ -156,7 +163,7 @@ def _form_page(
     was seen (`seen.shown`), and the four-eyes rule's reason when it refuses this reviewer."""
     offer = _offer(eng, row)
     blocked = None
-    if offer is not None and reviewer.may_map:
+    if offer is not None and reviewer.may("approvals"):
         blocked = _four_eyes(eng, tenant, reviewer, [offer["approval"]]).get(_key(offer["approval"]))
     return context.render(
         request,
@@ -183,7 +190,7 @@ def _form_page(
 @router.post("")
 def approve(
     request: Request,
-    reviewer: MapperDep,
+    reviewer: ApprovalsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -214,6 +221,8 @@ def approve(
     if approval is None:
         return _back_to_form(request, context, ident, outcome)
     query = {"approval": outcome, "id": approval["id"], "billing_date": row["billing_date"].isoformat()}
+    if rerun in ("1", "apply") and not reviewer.may("apply"):
+        return context.redirect(request, "/approvals", {**query, "approval": "approved_apply_not_allowed"})
     if rerun == "apply":
         scope = airflow_runs.Scope(row["billing_date"], companies=_companies_of(row, approval))
         what = f"approval #{approval['id']}"
@@ -235,7 +244,7 @@ def approve(
 def revoke(
     request: Request,
     approval_id: str,
-    reviewer: MapperDep,
+    reviewer: ApprovalsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -340,7 +349,9 @@ def _huntress_additions(
 ) -> dict[int, list[str]]:
     """The company's live additions of mapped Huntress products (the run's configured catalog
     identifiers, else the default ones) as the row's run staged them: agreement id → identifiers."""
-    mapped = set((products if isinstance(products, dict) and products else Settings().products).values())
+    # A product may keep several catalog items in step (a list value): each is one of ours.
+    configured = products if isinstance(products, dict) and products else Settings().products
+    mapped = set(catalog_identifiers(configured))
     frame = store.read_frame(eng, row["run_id"], "additions", tenant=row["tenant"])
     if frame.empty:
         return {}

@@ -19,10 +19,9 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import money, store, tenants
 from billing_sync.review import airflow_live, airflow_runs
-from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
+from billing_sync.review.deps import ApplyDep, ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, check_run_id, parse_billing_date
-from billing_sync.review.routes.rerun import _back, form_reader
-from billing_sync.review.security import Reviewer
+from billing_sync.review.routes.rerun import _back
 from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter()
@@ -95,7 +94,7 @@ def live_script(_: ReaderDep) -> Response:
 @router.post("/unpause")
 def unpause(
     request: Request,
-    _: Annotated[Reviewer, Depends(form_reader)],
+    _: ApplyDep,
     context: ContextDep,
     tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],

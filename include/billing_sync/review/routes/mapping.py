@@ -1,6 +1,6 @@
 """Organization mapping: each staged Huntress organization with the company it maps to, and the
-`billing_org_map` rows that decide who pays. Changing them takes `MapperDep`, more than acting on
-the quarantine (docs/ui.md "Auth").
+`billing_org_map` rows that decide who pays. Changing them takes the ``mappings`` power
+(`MappingsDep`), more than acting on the quarantine (docs/ui.md "Auth").
 
 The same forms serve the quarantine list (their ``back`` field carries its filters, and the answer
 goes back there): one organization (``POST /mapping``: a typed id, an ambiguous match's candidate
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.review import airflow_runs, apply_now, data, picker, suspicious_view
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
+from billing_sync.review.deps import ContextDep, EngineDep, MappingsDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import (
     BACK_MAX,
     BULK_MAX,
@@ -98,7 +98,7 @@ def picker_script(_: ReaderDep) -> Response:
 @router.post("")
 def set_mapping(
     request: Request,
-    reviewer: MapperDep,
+    reviewer: MappingsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -123,14 +123,16 @@ def set_mapping(
     if outcome == "mapped" and company is not None and day is not None:
         # Apply now: this organization's usage, billed to the company it now maps to.
         scope = airflow_runs.Scope(day, companies=(company,), organizations=(org,))
-        applied = apply_now.trigger(request, api, tenant.id, scope, f"mapping of organization {org}")
+        applied = apply_now.trigger(
+            request, api, tenant.id, scope, f"mapping of organization {org}", reviewer=reviewer
+        )
     return _back(request, context, org, outcome, filters, extra=applied)
 
 
 @router.post("/bulk")
 def bulk_mapping(
     request: Request,
-    reviewer: MapperDep,
+    reviewer: MappingsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -153,7 +155,7 @@ def bulk_mapping(
 def delete_mapping(
     request: Request,
     organization_id: str,
-    reviewer: MapperDep,
+    reviewer: MappingsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -168,7 +170,7 @@ def delete_mapping(
 def undo_mapping(
     request: Request,
     organization_id: str,
-    reviewer: MapperDep,
+    reviewer: MappingsDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,

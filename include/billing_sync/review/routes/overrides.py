@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from billing_sync import store
 from billing_sync.config import Settings
 from billing_sync.review import airflow_runs, apply_now, data, four_eyes, picker
-from billing_sync.review.deps import ContextDep, EngineDep, MapperDep, ReaderDep, TenantDep
+from billing_sync.review.deps import ContextDep, EngineDep, OverridesDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, SEARCH_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.security import Reviewer
@@ -144,7 +144,7 @@ def _page(
 @router.post("")
 def add_override(
     request: Request,
-    reviewer: MapperDep,
+    reviewer: OverridesDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -180,7 +180,7 @@ def add_override(
     applied: dict[str, str] = {}
     if NOTICES[outcome][0] != "error" and picked is not None and day is not None:
         scope = airflow_runs.Scope(day, companies=(picked,))
-        applied = apply_now.trigger(request, api, tenant.id, scope, f"override #{ident}")
+        applied = apply_now.trigger(request, api, tenant.id, scope, f"override #{ident}", reviewer=reviewer)
     return _back(request, context, outcome, ident, applied)
 
 
@@ -188,7 +188,7 @@ def add_override(
 def retire_override(
     request: Request,
     override_id: str,
-    reviewer: MapperDep,
+    reviewer: OverridesDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,

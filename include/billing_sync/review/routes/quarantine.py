@@ -22,7 +22,7 @@ from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
 from billing_sync.review import airflow_runs, apply_now, cards, data, picker, suspicious_view
-from billing_sync.review.deps import ContextDep, EditorDep, EngineDep, ReaderDep, TenantDep
+from billing_sync.review.deps import ContextDep, EngineDep, QuarantineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
 from billing_sync.review.routes.history import describe
@@ -177,7 +177,7 @@ def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] |
 @router.post("/group")
 def quarantine_group_action(
     request: Request,
-    reviewer: EditorDep,
+    reviewer: QuarantineDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -208,7 +208,7 @@ def quarantine_group_action(
     scope = _scope_of(dismissed) if action == "dismiss_apply" else None
     if scope is not None:
         what = f"{len(dismissed)} dismissed row{'' if len(dismissed) == 1 else 's'} of {group}"
-        outcome |= apply_now.trigger(request, api, tenant.id, scope, what)
+        outcome |= apply_now.trigger(request, api, tenant.id, scope, what, reviewer=reviewer)
     return _to_list(request, context, eng, tenant, filters, page, outcome, group)
 
 
@@ -233,7 +233,7 @@ def _scope_of(rows: list[dict[str, Any]]) -> airflow_runs.Scope | None:
 def quarantine_action(
     request: Request,
     row_id: str,
-    reviewer: EditorDep,
+    reviewer: QuarantineDep,
     context: ContextDep,
     eng: EngineDep,
     tenant: TenantDep,
@@ -261,7 +261,9 @@ def quarantine_action(
             companies=(int(company),) if company is not None else (),
             organizations=(int(org),) if org is not None else (),
         )
-        applied = apply_now.trigger(request, api, tenant.id, scope, f"quarantine row {ident}")
+        applied = apply_now.trigger(
+            request, api, tenant.id, scope, f"quarantine row {ident}", reviewer=reviewer
+        )
     if place is None:
         return context.redirect(request, f"/quarantine/{ident}", {**outcome_query(outcome, ident), **applied})
     filters, page = place

@@ -3,8 +3,8 @@ the review pages. The run is triggered through Airflow's REST API as the signed-
 (`airflow_runs`): Airflow decides who may (POST on the runs of the page's tenant's DAG) and records
 who did.
 
-The page itself only needs a reader and a valid form token; the permission is Airflow's, so a
-viewer's click reaches Airflow and is refused there (403, shown as "you may not trigger runs").
+The button takes the ``apply`` power on the page's tenant (`deps.ApplyDep`: refused here, 403, without
+it) and a valid form token; Airflow then decides the trigger itself, as for any run.
 """
 
 from typing import Annotated
@@ -12,33 +12,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
 
-from billing_sync.review import airflow_live, airflow_runs, deps, tenancy
-from billing_sync.review.deps import ContextDep, TenantDep
+from billing_sync.review import airflow_live, airflow_runs
+from billing_sync.review.deps import ApplyDep, ContextDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, QuarantineFilter, parse_billing_date
 from billing_sync.review.routes.quarantine import parse_back
-from billing_sync.review.security import CSRF_FIELD, Reviewer
 
 router = APIRouter()
-
-
-def form_reader(
-    request: Request,
-    context: ContextDep,
-    reviewer: Annotated[Reviewer, Depends(deps.current_reader)],
-    tenant: TenantDep,
-    csrf_token: Annotated[str, Form(alias=CSRF_FIELD)] = "",
-) -> Reviewer:
-    """A reader who posted one of our forms (the CSRF check of every action), on a tenant that
-    still has a DAG to run."""
-    context.csrf.check(request, csrf_token, reviewer)
-    tenancy.require_active(tenant)
-    return reviewer
 
 
 @router.post("/rerun")
 def rerun(
     request: Request,
-    _: Annotated[Reviewer, Depends(form_reader)],
+    _: ApplyDep,
     context: ContextDep,
     tenant: TenantDep,
     api: Annotated[str, Depends(airflow_runs.api_base)],
