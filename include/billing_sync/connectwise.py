@@ -173,6 +173,10 @@ class ConnectWiseClient:
             seen.add(url)
             params = None  # the next link carries every parameter
 
+    def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
+        """One GET's JSON answer, unpaged (preflight's small reads: types, the member's security)."""
+        return self._request("GET", path, label=label, params=dict(params or {})).payload
+
     def system_info(self) -> dict[str, Any]:
         """`GET /system/info` (the site's version): the cheapest authenticated read, for the Test button."""
         payload = self._request("GET", "system/info", label="/system/info").payload

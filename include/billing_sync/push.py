@@ -63,6 +63,10 @@ def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult
     try:
         written = client.set_quantity(agreement_id, addition_id, new).get("quantity")
     except ApiError as exc:
+        if exc.status == 403:  # the role forbids it: nothing was written, and no retry changes that
+            return PushResult(
+                key, "failed", "push_rejected", refused_by_role("Edit", agreement_id, exc), current
+            )
         return _settle_failed_write(client, change, exc)
     if written is not None and not _same(written, new):
         return PushResult(
@@ -73,6 +77,16 @@ def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult
             written,
         )
     return PushResult(key, "updated", None, f"{old:g} → {new}", new)
+
+
+def refused_by_role(level: str, agreement_id: int, exc: ApiError) -> str:
+    """A 403 to a write, in words: the permission the API member's role lacks, for which agreement
+    (ConnectWise answers a write its security role forbids with 403 `Security`)."""
+    return (
+        f"ConnectWise refused the write on agreement {agreement_id} (HTTP 403, {exc}): the API member's "
+        f"security role lacks Finance → Agreements: {level} for agreement {agreement_id}; set {level} to "
+        f"All, or customize it to include agreement {agreement_id}, and re-run"
+    )
 
 
 def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], exc: ApiError) -> PushResult:
@@ -155,6 +169,10 @@ def create_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResu
         try:
             record = client.create_addition(agreement_id, identifier, new, day)
         except ApiError as exc:
+            if exc.status == 403:
+                return PushResult(
+                    key, "failed", "push_rejected", refused_by_role("Add", agreement_id, exc), None
+                )
             if exc.status is not None and 400 <= exc.status < 500 and exc.status not in CONNECTWISE_RETRYABLE:
                 return PushResult(key, "failed", "push_rejected", str(exc), None)  # refused: nothing made
             lost = exc

@@ -28,6 +28,7 @@ from .responses import (
 from .sandbox import ConnectWiseSandbox
 from .values import (
     ADDITIONS_ROUTE,
+    API_MEMBER,
     INT32_MAX,
     JSON_TYPE,
     PAGE_SIZE_DEFAULT,
@@ -141,6 +142,7 @@ def _guard(sandbox: ConnectWiseSandbox) -> Callable[..., Any]:
         async def run(request: Request) -> Response:
             _check_auth(request, sandbox)
             _check_accept(request)
+            sandbox.security.check(request.method, _api_route(request), request.path_params)
             result = handler(request)
             if hasattr(result, "__await__"):
                 result = await result
@@ -152,19 +154,32 @@ def _guard(sandbox: ConnectWiseSandbox) -> Callable[..., Any]:
     return wrap
 
 
+def _api_route(request: Request) -> str:
+    """The matched route's template after `apis/3.0` (e.g. `/finance/agreements/{id}/additions`)."""
+    route = request.scope.get("route")
+    template = str(getattr(route, "path", request.url.path))
+    return template.partition("apis/3.0")[2] or template
+
+
 def _add_resource(
     router: APIRouter, s: ConnectWiseSandbox, path: str, attr: str, resource: str, what: str
 ) -> None:
     """GET list, /count and /{id} for one top-level collection."""
     guard = _guard(s)
 
+    def visible(coll: Any) -> list[int] | None:
+        # A role whose agreements Inquire is customized lists only those agreements (security.py).
+        return s.security.visible_agreements(coll.ids) if attr == "agreements" else None
+
     def listing(request: Request) -> Response:
         with s.lock:
-            return list_response(request, s, getattr(s, attr), None)
+            coll = getattr(s, attr)
+            return list_response(request, s, coll, visible(coll))
 
     def count(request: Request) -> Response:
         with s.lock:
-            return count_response(request, getattr(s, attr), None)
+            coll = getattr(s, attr)
+            return count_response(request, coll, visible(coll))
 
     def one(request: Request) -> Response:
         rid = _path_id(request, "id", resource, what)
@@ -182,10 +197,36 @@ def _add_resource(
 
 
 def _add_reads(router: APIRouter, s: ConnectWiseSandbox) -> None:
+    guard = _guard(s)
+
+    def agreement_types(request: Request) -> Response:
+        # GET /finance/agreements/types (2026.4 definition, AgreementType): the types the scenario's
+        # agreements name and ConnectWise's usual ones. Before /finance/agreements/{id}, which would
+        # otherwise take "types" for an id.
+        with s.lock:
+            names = dict(s.lookups.agreement_type.names)
+        types = [
+            {
+                "id": ident,
+                "name": name,
+                "defaultFlag": False,
+                "inactiveFlag": False,
+                "prePaymentFlag": False,
+                "_info": {"lastUpdated": "2025-01-01T00:00:00Z", "updatedBy": "sandbox"},
+            }
+            for ident, name in sorted(names.items())
+        ]
+        return JSONResponse(types, media_type=JSON_TYPE)
+
+    def my_security(request: Request) -> Response:
+        # The member's own levels: always readable (security.py names the public clients that call it).
+        return JSONResponse(s.security.my_security({"id": 1, "identifier": API_MEMBER}), media_type=JSON_TYPE)
+
+    router.add_api_route("/finance/agreements/types", guard(agreement_types), methods=["GET"])
+    router.add_api_route("/system/mySecurity", guard(my_security), methods=["GET"])
     _add_resource(router, s, "/company/companies", "companies", "company", "Company")
     _add_resource(router, s, "/procurement/catalog", "catalog", "catalog", "Product")
     _add_resource(router, s, "/finance/agreements", "agreements", "agreement", "Agreement")
-    guard = _guard(s)
 
     def additions(request: Request) -> Response:
         aid = _agreement_id(request)

@@ -19,6 +19,7 @@ from .records import (
     derive_addition,
 )
 from .schemas import ADDITION_SCHEMA, AGREEMENT_SCHEMA, CATALOG_SCHEMA, COMPANY_SCHEMA
+from .security import SecurityRole
 from .values import API_MEMBER, DEFAULT_CODEBASE, _info, _now, _prune
 from .writes import (
     _WRITABLE_LOWER,
@@ -124,6 +125,8 @@ class ConnectWiseSandbox:
         # 401 (default) or 404, as cloud sites sometimes answer bad credentials (see `unauthorized`).
         self.bad_credentials_status = int(self.section.get("bad_credentials_status", 401))
         self.lock = threading.RLock()
+        # The API member's role (security.py); absent: everything allowed.
+        self.security = SecurityRole(self.section.get("security_role"))
         self._load_fixed(self.section)
         self.reset()
 
@@ -135,7 +138,7 @@ class ConnectWiseSandbox:
 
     def _load_fixed(self, section: Mapping[str, Any]) -> None:
         """Companies, catalog and agreements: the API never writes them, so they are built once."""
-        lk = _new_lookups()
+        lk = self.lookups = _new_lookups()
         companies = (build_company(c, lk) for c in section["companies"])
         self.companies = Collection("company", COMPANY_SCHEMA, companies)
         self.catalog = Collection(

@@ -84,6 +84,7 @@ class Names:
 
     def __init__(self, known: Iterable[str]) -> None:
         self.ids: dict[str, int] = {}
+        self.names: dict[int, str] = {}  # id → the name as first given (what a list of them shows)
         for name in known:
             self.id(name)
 
@@ -91,6 +92,7 @@ class Names:
         key = name.casefold()
         if key not in self.ids:
             self.ids[key] = len(self.ids) + 1
+            self.names[self.ids[key]] = name
         return self.ids[key]
 
 
