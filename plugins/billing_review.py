@@ -1,7 +1,7 @@
 """Airflow UI plugin: the billing review pages (quarantine, runs, organization mapping, approvals,
-overrides).
+overrides, settings).
 
-Registers the FastAPI app at ``/billing-review`` in the API server and five nav entries (Plugins
+Registers the FastAPI app at ``/billing-review`` in the API server and six nav entries (Plugins
 menu → Billing) that show its pages inside the Airflow UI. The pages themselves live in
 ``billing_sync.review`` (the same package as the DAG); see docs/ui.md. The entries open the default
 tenant's pages (or the first tenant's, under a tenants file); each page's header switches tenants.
@@ -65,4 +65,5 @@ class BillingReviewPlugin(AirflowPlugin):
         _view("Organization mapping", "mapping"),
         _view("Billing approvals", "approvals"),
         _view("Billing overrides", "overrides"),
+        _view("Billing settings", "settings"),
     ]

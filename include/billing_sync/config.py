@@ -148,7 +148,7 @@ class Settings(BaseModel):
     )
     max_change_units: int = Field(10, ge=0, description=_GUARD)
     max_change_ratio: float = Field(
-        0.5, ge=0, description=_GUARD, json_schema_extra={"row": "max_change_units"}
+        0.5, ge=0, allow_inf_nan=False, description=_GUARD, json_schema_extra={"row": "max_change_units"}
     )
     allow_drop_to_zero: bool = Field(
         False, description="allow a drop from a positive quantity to 0 [{default}]"

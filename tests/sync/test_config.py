@@ -149,6 +149,10 @@ def test_lax_conversions_are_refused():
         with pytest.raises(ConfigError, match=next(iter(raw))):
             load_settings(raw)
     assert load_settings({"max_change_ratio": 1}).max_change_ratio == 1.0
+    # Python's json takes Infinity and NaN; neither is a ratio (nor JSON the run could record).
+    for text in ('{"max_change_ratio": Infinity}', '{"max_change_ratio": NaN}'):
+        with pytest.raises(ConfigError, match="max_change_ratio must be a non-negative number"):
+            load_settings(text)
 
 
 def test_every_bad_key_is_named_in_one_message():

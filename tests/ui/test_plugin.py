@@ -23,8 +23,9 @@ def test_registration() -> None:
         "billing-review/mapping",
         "billing-review/approvals",
         "billing-review/overrides",
+        "billing-review/settings",
     ]
-    assert len({v["url_route"] for v in plugin.external_views}) == 5
+    assert len({v["url_route"] for v in plugin.external_views}) == 6
 
 
 def test_import_is_cheap() -> None:

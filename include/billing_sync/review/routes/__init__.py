@@ -8,6 +8,7 @@
     rerun        /rerun                                         a reader's form; Airflow decides
     live         /runs/live, /runs/live.js, /unpause            read (a run's state); Airflow decides
     history      /history, /history/export.csv                  read: the decision history
+    settings     /settings; /settings/preview, /settings (POST)  read; preview and save (SettingsDep)
 
 `router` gathers them, plus ``/`` (to the quarantine), for `create_app` to include.
 """
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from billing_sync.review.deps import ContextDep, ReaderDep
-from billing_sync.review.routes import history, live, mapping, quarantine, rerun, runs
+from billing_sync.review.routes import history, live, mapping, quarantine, rerun, runs, settings
 
 router = APIRouter()
 router.include_router(quarantine.router)
@@ -25,6 +26,7 @@ router.include_router(runs.router)
 router.include_router(mapping.router)
 router.include_router(rerun.router)
 router.include_router(history.router)
+router.include_router(settings.router)
 
 
 @router.get("/", include_in_schema=False)

@@ -22,8 +22,9 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import charts, money, store, tenants
 from billing_sync.chart_cache import SvgCache
+from billing_sync.config import Settings, load_settings
 from billing_sync.report import REPORT_FILE, money_view
-from billing_sync.review import airflow_live, airflow_runs, data
+from billing_sync.review import airflow_live, airflow_runs, data, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import check_run_id, parse_page
 from billing_sync.review.pages import ReviewContext
@@ -134,7 +135,20 @@ def run_detail(
         chart=chart,
         chart_error=chart_error,
         money=_money(eng, run),
+        run_settings=settings_form.run_rows(run.get("settings"), _settings_now(tenant)),
     )
+
+
+def _settings_now(tenant: PageTenant) -> Settings | None:
+    """The tenant's settings in force, to mark what changed since a run; None when they cannot be
+    read (a former tenant, a broken or unreachable Variable): the run's own table stands alone."""
+    if tenant.variable is None:
+        return None
+    try:
+        return load_settings(settings_variable.read(tenant.variable).text)
+    except Exception:  # the run page never fails for the comparison; the settings page says why
+        log.info("billing review: settings of %s not read for the run page", tenant.id, exc_info=True)
+        return None
 
 
 @router.get("/{run_id}/report")

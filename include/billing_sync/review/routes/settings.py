@@ -1,0 +1,222 @@
+"""The tenant's settings (issue 21 §2): every setting with its meaning and where its value comes
+from; a change previewed as a diff, then saved to the tenant's Variable and recorded as a decision.
+
+    GET  /settings           the settings in force, and the form (editable with the mapping right)
+    POST /settings/preview   the form checked by the model the DAG uses: each bad value beside its
+                             field, the form kept; else the diff, and the save button
+    POST /settings           save what was previewed, if the Variable still holds what the page
+                             showed (else "settings changed meanwhile; review again", nothing saved)
+
+Saving takes the `settings` power (`SettingsDep`; by the earlier rule, edit rights on the DAG and
+on its Variable); reading takes a reader. The Variable is read and written through Airflow's own backends
+(`settings_variable`). A run already going keeps the settings it resolved with (the run page shows
+them); the change applies from the next run's `resolve`.
+"""
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from billing_sync import store, tenants
+from billing_sync.config import POWER_AREAS, ConfigError, Settings, SettingsError, parse_variable
+from billing_sync.review import settings_form, settings_variable
+from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, SettingsDep, TenantDep
+from billing_sync.review.inputs import bad_request
+from billing_sync.review.pages import ReviewContext
+from billing_sync.review.security import Reviewer
+from billing_sync.review.tenancy import PageTenant
+
+router = APIRouter(prefix="/settings")
+PROPOSED_MAX = 32 * 1024  # the previewed Variable: far more than every setting with long lists
+SAVED = "Settings saved. Runs from now on use them; a run already going keeps the settings it started with."
+
+
+@router.get("", response_class=HTMLResponse)
+def settings_page(
+    request: Request, reviewer: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
+    notice = ("ok", SAVED) if request.query_params.get("saved") == "1" else None
+    return _page(request, reviewer, context, eng, tenant, notice=notice)
+
+
+@router.post("/preview", response_class=HTMLResponse)
+async def settings_preview(
+    request: Request, reviewer: SettingsDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> HTMLResponse:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    return await run_in_threadpool(_preview, request, reviewer, context, eng, tenant, form)
+
+
+@router.post("", response_class=HTMLResponse)
+async def settings_save(
+    request: Request, reviewer: SettingsDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
+) -> Response:
+    form = await request.form()
+    proposed, seen = form.get("proposed"), form.get("seen")
+    if not isinstance(proposed, str) or not isinstance(seen, str) or len(proposed) > PROPOSED_MAX:
+        raise bad_request("Form fields proposed and seen are required: preview the change first")
+    return await run_in_threadpool(_save, request, reviewer, context, eng, tenant, proposed, seen)
+
+
+def _preview(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Any,
+    tenant: PageTenant,
+    form: dict[str, str],
+) -> HTMLResponse:
+    state = _state(tenant)
+    if state["problems"] or state["stored"].outside:
+        return _page(request, reviewer, context, eng, tenant, state=state)
+    current, raw = state["settings"], state["raw"]
+    candidate, problems = settings_form.edited(form, current, raw, state["tenant_day"])
+    if problems:
+        return _page(request, reviewer, context, eng, tenant, state=state, form=form, errors=problems)
+    found = settings_form.changes(current, raw, Settings.of(candidate), candidate)
+    if not found:
+        notice = ("ok", "Nothing to save: the form holds the settings in force.")
+        return _page(request, reviewer, context, eng, tenant, state=state, form=form, notice=notice)
+    preview = {
+        "changes": found,
+        "proposed": settings_form.variable_text(candidate),
+        "seen": state["stored"].fingerprint,
+    }
+    return _page(request, reviewer, context, eng, tenant, state=state, form=form, preview=preview)
+
+
+def _save(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Any,
+    tenant: PageTenant,
+    proposed: str,
+    seen: str,
+) -> Response:
+    assert tenant.variable is not None  # SettingsDep refuses a former tenant
+    state = _state(tenant)
+    try:
+        raw = parse_variable(proposed)
+        after = Settings.of(raw)
+    except ConfigError:  # not what a preview offers: preview again
+        raise bad_request("The previewed settings do not validate: preview the change again") from None
+    stale = state["stored"].fingerprint != seen or state["problems"]
+    if stale:
+        return _stale(request, reviewer, context, eng, tenant)
+    found = settings_form.changes(state["settings"], state["raw"], after, raw)
+    if not found:
+        return context.redirect(request, "/settings")
+    before_values, after_values = settings_form.recorded(state["settings"], after, found)
+
+    def record() -> None:
+        store.record_settings_change(
+            eng,
+            tenant=tenant.id,
+            variable=state["stored"].key,
+            user=reviewer.name,
+            user_id=reviewer.user_id,
+            before=before_values,
+            after=after_values,
+        )
+
+    try:
+        settings_variable.save(state["stored"].key, seen, settings_form.variable_text(raw), record)
+    except settings_variable.StaleSettings:
+        return _stale(request, reviewer, context, eng, tenant)
+    except settings_variable.ReadOnlyVariable:
+        return _page(request, reviewer, context, eng, tenant, status_code=status.HTTP_409_CONFLICT)
+    return context.redirect(request, "/settings", {"saved": "1"})
+
+
+def _stale(
+    request: Request, reviewer: Reviewer, context: ReviewContext, eng: Any, tenant: PageTenant
+) -> HTMLResponse:
+    notice = ("error", f"Nothing saved: {settings_variable.STALE}.")
+    return _page(request, reviewer, context, eng, tenant, notice=notice, status_code=status.HTTP_409_CONFLICT)
+
+
+def _state(tenant: PageTenant) -> dict[str, Any]:
+    """The tenant's Variable as runs read it: its text, its JSON object, the settings (or the
+    problems that keep it from being settings), and the tenants file's billing day."""
+    if tenant.variable is None:  # a former tenant: no settings any more
+        return {"stored": None, "raw": {}, "settings": None, "problems": {}, "tenant_day": None}
+    stored = settings_variable.read(tenant.variable)
+    tenant_day = tenants.by_id(tenant.id).billing_day
+    raw: dict[str, Any] = {}
+    settings, problems = None, {}
+    try:
+        raw = parse_variable(stored.text)
+        settings = Settings.of(raw)
+    except SettingsError as exc:
+        problems = dict(exc.problems)
+    except ConfigError as exc:  # not JSON, or not an object: its message quotes no value
+        problems = {"": str(exc)}
+    return {
+        "stored": stored,
+        "raw": raw,
+        "settings": settings,
+        "problems": problems,
+        "tenant_day": tenant_day,
+    }
+
+
+def _page(
+    request: Request,
+    reviewer: Reviewer,
+    context: ReviewContext,
+    eng: Any,
+    tenant: PageTenant,
+    *,
+    state: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    preview: dict[str, Any] | None = None,
+    notice: tuple[str, str] | None = None,
+    status_code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    state = state or _state(tenant)
+    settings: Settings | None = state["settings"]
+    stored = state["stored"]
+    editable = bool(reviewer.may("settings") and tenant.active and settings and stored and not stored.outside)
+    return context.render(
+        request,
+        reviewer,
+        "settings.html",
+        status_code=status_code,
+        stored=stored,
+        rows=settings_form.rows(settings, state["raw"], state["tenant_day"]) if settings else [],
+        problems=state["problems"],
+        form=form if form is not None else (settings_form.form_of(settings) if settings else {}),
+        errors=errors or {},
+        preview=preview,
+        notice={"kind": notice[0], "text": notice[1]} if notice else None,
+        editable=editable,
+        products=settings_form.products_offered(settings) if settings else [],
+        areas=POWER_AREAS,
+        tenant_day=state["tenant_day"],
+        catalog=_catalog(eng, tenant.id),
+        types_seen=_types_seen(eng, tenant.id),
+    )
+
+
+def _catalog(eng: Any, tenant: str) -> list[dict[str, Any]]:
+    """The catalog items the tenant's newest run read (identifier, description, inactive)."""
+    run = store.newest_staged_run(eng, "catalog", tenant=tenant)
+    if run is None:
+        return []
+    frame = store.read_frame(eng, run, "catalog", tenant=tenant)
+    items = json.loads(frame.to_json(orient="records"))
+    return sorted((i for i in items if i.get("identifier")), key=lambda i: str(i["identifier"]))
+
+
+def _types_seen(eng: Any, tenant: str) -> list[str]:
+    """The agreement type names among the agreements the tenant's newest run read."""
+    run = store.newest_staged_run(eng, "agreements", tenant=tenant)
+    if run is None:
+        return []
+    frame = store.read_frame(eng, run, "agreements", tenant=tenant)
+    return sorted({str(t) for t in frame["type"].dropna()})
