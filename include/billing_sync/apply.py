@@ -26,6 +26,8 @@ from sqlalchemy.engine import Engine
 
 from . import checks, frames, reconcile, steps, store
 from .approving import apply_approvals
+from .catalog import Products, lines
+from .catalog import identifiers as catalog_identifiers
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
 from .errors import ConfigError, NoInvoiceError
@@ -96,13 +98,12 @@ def involved(outcomes: pd.DataFrame, scope: Scope) -> tuple[set[int], set[int]]:
     return companies, organizations
 
 
-def scope_keys(
-    companies: Collection[int], organizations: Collection[int], products: Collection[str]
-) -> set[str]:
-    """Every sync key the scope may hold (reconcile/keys.py spells them): the rows an apply may
-    record, resolve or release, and no other."""
-    return {f"company:{c}:{p}" for c in companies for p in products} | {
-        f"organization:{o}:{p}" for o in organizations for p in products
+def scope_keys(companies: Collection[int], organizations: Collection[int], products: Products) -> set[str]:
+    """Every sync key the scope may hold (reconcile/keys.py spells them, one per catalog item of a
+    product that keeps several in step): the rows an apply may record, resolve or release, and no other."""
+    names = [line.name for line in lines(products)]
+    return {f"company:{c}:{n}" for c in companies for n in names} | {
+        f"organization:{o}:{n}" for o in organizations for n in names
     }
 
 
@@ -174,7 +175,6 @@ def run(
     billing_date = date.fromisoformat(iref["billing_date"])
     base = store.TenantStore(eng, tenant).run(base_run, billing_date)
     db = steps.run_store(eng, iref)
-    products = list(settings.products)
 
     # Who is involved, by the full run's companies (matching needs them all: "never guess").
     staged_companies = base.read_frame("companies")
@@ -188,7 +188,7 @@ def run(
     fresh: list[dict[str, Any]] = []
     if companies:
         cw = connectwise()
-        identifiers = sorted(set(settings.products.values()))
+        identifiers = catalog_identifiers(settings.products)
         fresh = cw.companies_by_id(companies)
         catalog = cw.catalog(identifiers)
         for a in cw.agreements(settings.agreement_types, company_ids=companies):
@@ -218,7 +218,7 @@ def run(
     outcomes = _reconcile(
         base, company_frame, addition_frame, catalog_frame, overrides, settings, billing_date
     )
-    keys = scope_keys(companies, organizations, products)
+    keys = scope_keys(companies, organizations, settings.products)
     outcomes = outcomes[outcomes["sync_key"].isin(keys)].reset_index(drop=True)
     outcomes = apply_approvals(eng, iref, outcomes, within=keys)
     db.write_frame("outcomes", outcomes)

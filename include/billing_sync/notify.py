@@ -33,6 +33,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseNotifier
 
 from . import errors, tenants
+from .catalog import Products
 from .names import (
     CONNECTWISE_CONN_ID,
     CONTRACT_OUTCOMES,
@@ -314,7 +315,7 @@ def summary_message(
     return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
 
 
-def _money_lines(recorded: Mapping[str, Any] | None, products: Mapping[str, str] | None) -> tuple[str, ...]:
+def _money_lines(recorded: Mapping[str, Any] | None, products: Products | None) -> tuple[str, ...]:
     """The run's money (`billing_runs.checks.money`) as sentences, in report.money_text's words."""
     if not recorded:
         return ()
@@ -328,7 +329,7 @@ def _money_lines(recorded: Mapping[str, Any] | None, products: Mapping[str, str]
         lines.append(f"Planned, not written: {view['planned']} per month")
     lines.append(f"Still held: {view['held_amount']} in {view['held_rows']} open quarantine row(s)")
     lines += [
-        f"{t['product']}: Huntress {t['huntress_units']} units, {t['huntress_amount'] or '—'}; "
+        f"{t.get('line', t['product'])}: Huntress {t['huntress_units']} units, {t['huntress_amount'] or '—'}; "
         f"ConnectWise {t['connectwise_units']} units, {t['connectwise_amount'] or '—'}; "
         f"difference {t['difference'] or '—'}; recovered {t['recovered'] or '—'}"
         for t in view["products"]

@@ -30,6 +30,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from . import billing_gap, charts, csvfile, money, runtime, store, tenants
+from .catalog import Products, find_line
 from .decided_by import decided_by
 from .names import (
     CONTRACT_OUTCOMES,
@@ -192,23 +193,24 @@ def _exact(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
 
 def money_view(
     totals: Mapping[str, Any] | None,
-    products: Mapping[str, str] | None = None,
+    products: Products | None = None,
     held: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The money of a run for people (every amount with two decimals): per product Huntress vs
-    ConnectWise in units and money, what the run recovered, and what is still held by reason.
+    ConnectWise in units and money, what the run recovered, and what is still held by reason. One row
+    per (product, catalog item) line: `line` its name (billing_sync.catalog), `product` and
+    `catalog_identifier` what it is, by the run's recorded `products`.
     `totals` is what record_run recorded (`billing_runs.checks["money"]`); `held` replaces its
     held part with a fresher one (`store.held_totals`). None when the run recorded no money."""
     if not totals:
         return None
-    products = products or {}
     held = held if held is not None else (totals.get("held") or {})
     rows = []
-    for product, t in (totals.get("products") or {}).items():
+    for name, t in (totals.get("products") or {}).items():
         rows.append(
             {
-                "product": product,
-                "catalog_identifier": products.get(product),
+                "line": name,
+                **_line_of(name, products),
                 "huntress_units": _num(t.get("huntress_units")),
                 "huntress_amount": money.fmt(t.get("huntress_amount")),
                 "connectwise_units": _num(t.get("connectwise_units_after")),
@@ -281,12 +283,22 @@ def _company_names(eng: Engine, run_id: str, tenant: str) -> dict[int, str]:
     return {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"], strict=True)}
 
 
-def totals_rows(checks: Mapping[str, Any], products: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    products = products or {}
+def totals_rows(checks: Mapping[str, Any], products: Products | None = None) -> list[dict[str, Any]]:
+    """The totals check, one row per (product, catalog item) line (keyed by its name in `checks`)."""
     return [
-        {"product": p, "catalog_identifier": products.get(p), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
-        for p, t in (checks.get("products") or {}).items()
+        {**_line_of(name, products), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
+        for name, t in (checks.get("products") or {}).items()
     ]
+
+
+def _line_of(name: str, products: Products | None) -> dict[str, Any]:
+    """`product` and `catalog_identifier` of a totals key, by the run's recorded `products`; a key
+    those products do not name (settings not recorded) reads as a product of unknown item."""
+    line = find_line(name, products)
+    return {
+        "product": line.product if line else name,
+        "catalog_identifier": line.catalog_identifier if line else None,
+    }
 
 
 def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -528,7 +540,7 @@ def money_text(view: Mapping[str, Any]) -> list[str]:
     """The money of `money_view` as lines of text (the CLI summary, `make demo`)."""
     rows = [
         [
-            t["product"],
+            t.get("line", t["product"]),
             t["huntress_units"],
             t["huntress_amount"],
             t["connectwise_units"],

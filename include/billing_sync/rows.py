@@ -23,6 +23,7 @@ def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
         "huntress_organization_name": r.get("organization_names"),
         "cw_company_id": r.get("company_id"),
         "product": r.get("product"),
+        "catalog_identifier": r.get("catalog_identifier"),  # a product may keep several items in step
         "reason_code": r["reason_code"],
         "detail": r.get("detail"),
         "payload": {k: v for k, v in r.items() if k not in ("reason_code", "detail")},
@@ -67,6 +68,7 @@ def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
         "agreement_id": r.get("agreement_id"),
         "addition_id": r.get("addition_id"),
         "product": r.get("product"),
+        "catalog_identifier": r.get("catalog_identifier"),  # the item whose addition this row is about
         "huntress_quantity": r.get("huntress_quantity"),
         "previous_quantity": r.get("previous_quantity"),
         "new_quantity": r.get("new_quantity") if action != "unchanged" else r.get("previous_quantity"),

@@ -19,7 +19,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import checks, csvfile, frames, money, reconcile, report, runtime, store
+from . import catalog, checks, csvfile, frames, money, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, resolver, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
@@ -225,17 +225,17 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
 
 def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient) -> dict[str, Any]:
     settings = settings_of(ref)
-    identifiers = sorted(set(settings.products.values()))
+    identifiers = catalog.identifiers(settings.products)
     companies = cw.companies()
-    catalog = cw.catalog(identifiers)
+    items = cw.catalog(identifiers)
     agreements = {a["id"]: a for a in cw.agreements(settings.agreement_types) if isinstance(a.get("id"), int)}
     additions = cw.additions(sorted(agreements), identifiers)
     _stage(eng, ref, "companies", frames.companies_frame(companies))
     _stage(eng, ref, "additions", frames.additions_frame(agreements, additions))
-    _stage(eng, ref, "catalog", frames.catalog_frame(catalog))  # with its prices
+    _stage(eng, ref, "catalog", frames.catalog_frame(items))  # with its prices
     # What a person may add a missing addition to (the review pages' approvals).
     _stage(eng, ref, "agreements", frames.agreements_frame(agreements.values()))
-    missing = sorted(set(identifiers) - {c.get("identifier") for c in catalog})
+    missing = sorted(set(identifiers) - {c.get("identifier") for c in items})
     if missing:
         log.warning("catalog items not found in ConnectWise: %s", missing)
     log.info(
@@ -456,14 +456,18 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
             )
     updated = final[final["outcome"] == "updated"]
     created = final[final["outcome"] == "created"]  # approved new additions: all new units
-    overridden = final.loc[final["override_id"].notna(), "product"].value_counts().to_dict()
-    for product, identifier in settings.products.items():
+    overridden = final.loc[final["override_id"].notna(), "catalog_identifier"].value_counts().to_dict()
+    # Per (product, catalog item) line: every item of a product aims for the product's one count,
+    # so each is checked against it on its own (keyed by the line's name, billing_sync.catalog).
+    for line in catalog.lines(settings.products):
+        product, identifier = line.product, line.catalog_identifier
         huntress_total = int(usage.loc[usage["product"] == product, "quantity"].sum())
         before = float(live.loc[live["product_identifier"] == identifier, "quantity"].sum())
-        upd = updated[updated["product"] == product]
+        upd = updated[updated["catalog_identifier"] == identifier]
         after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
-        after += float(created.loc[created["product"] == product, "new_quantity"].astype("Float64").sum())
-        checks_out["products"][product] = {
+        mine = created["catalog_identifier"] == identifier
+        after += float(created.loc[mine, "new_quantity"].astype("Float64").sum())
+        checks_out["products"][line.name] = {
             "huntress": huntress_total,
             "connectwise_before": before,
             "connectwise_after": after,
@@ -471,9 +475,11 @@ def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[st
         }
         if after != huntress_total:
             # An override bills other than Huntress counts on purpose: the sentence says so.
-            why = f" ({overridden[product]} key(s) under an override)" if overridden.get(product) else ""
+            why = (
+                f" ({overridden[identifier]} key(s) under an override)" if overridden.get(identifier) else ""
+            )
             checks_out["mismatches"].append(
-                f"{product}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push{why}"
+                f"{line.name}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push{why}"
             )
     return checks_out
 
@@ -482,7 +488,7 @@ def money_totals(
     eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame, units: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The money a billing manager asks for first (reconcile.money_totals, amounts as Decimal text):
-    per product Huntress vs ConnectWise in units (`units`: run_checks' products) and money; what
+    per product line Huntress vs ConnectWise in units (`units`: run_checks' products) and money; what
     the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
     reason (the open quarantine rows of the run)."""
     settings = settings_of(ref)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
 from billing_sync import frames
+from billing_sync.catalog import Products, lines
 from billing_sync.config import ConfigError, Settings
 from billing_sync.names import OUTCOMES, PUSH_OUTCOMES, REASON_CODES
 
@@ -51,8 +51,11 @@ def reconcile(
 
     Decisions:
     - product keys and catalog identifiers compare exactly (they are configuration, not user text).
-      Two configured products with one catalog identifier raise ConfigError: one addition cannot
-      carry two counts.
+      Two configured (product, item) lines with one catalog identifier raise ConfigError: one
+      addition cannot carry two counts.
+    - a product mapped to several catalog items (billing_sync.catalog) gives each item its own keys
+      (`company:<id>:<product>:<ITEM>`): each item's addition is matched, guarded and priced on its
+      own, all aiming for the product's one count (and its override, which is per product).
     - the mapping problem outranks the quantity problem: an unmapped/ambiguous organization with an
       invalid count is quarantined for the mapping (the detail mentions the bad count too).
     - a company with an invoice line but no row for a product (a line without that count) is
@@ -67,7 +70,7 @@ def reconcile(
       when only one of several organizations of the company lacks the count: absence never lowers
       a quantity. An unmapped or ambiguous organization has no company, so no live addition.
     """
-    mapped = _catalog(settings.products)  # product → catalog identifier (`catalog` is the items read)
+    mapped = _catalog(settings.products)  # (product, catalog identifier, line) (`catalog`: the items read)
     adds = _conform_with_issue(additions, "additions")
     comps = frames.conform(companies, "companies").drop_duplicates("company_id")
     rows = _usage_rows(usage, mapped)
@@ -91,15 +94,18 @@ def reconcile(
     return frames.conform(outcomes.sort_values("sync_key", kind="stable"), "outcomes")
 
 
-def _catalog(products: Mapping[str, str]) -> pd.DataFrame:
-    catalog = pd.DataFrame(
-        {"product": list(products), "catalog_identifier": list(products.values())}, dtype="string"
-    )
+def _catalog(products: Products) -> pd.DataFrame:
+    """One row per (product, catalog item) line: `product`, `catalog_identifier`, `line` (its name)."""
+    try:
+        configured = lines(products)
+    except ValueError as exc:
+        raise ConfigError(f"huntress_cw_billing_config.products: {exc}") from None
+    catalog = pd.DataFrame(configured, columns=["product", "catalog_identifier", "line"], dtype="string")
     shared = catalog[catalog.duplicated("catalog_identifier", keep=False)]
     if len(shared):
         raise ConfigError(
             "huntress_cw_billing_config.products maps "
-            f"{', '.join(shared['product'])} to the same catalog identifier; one addition cannot carry two counts"
+            f"{', '.join(shared['line'])} to the same catalog identifier; one addition cannot carry two counts"
         )
     return catalog
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from billing_sync import frames
+from billing_sync.catalog import lines
 from billing_sync.config import Settings
 from billing_sync.names import REASON_CODES
 
@@ -33,8 +34,8 @@ def _describe(
     settings: Settings,
     billing_date: date,
 ) -> pd.DataFrame:
-    """Detail text: vectorized for `change`, per row for quarantined keys (few)."""
-    out["catalog_identifier"] = out["product"].map(settings.products)
+    """Detail text: vectorized for `change`, per row for quarantined keys (few). Each key carries its
+    own `catalog_identifier` (keys.py): a product may keep several items in step."""
     change = out["outcome"].to_numpy(dtype=object) == "change"
     detail = np.full(len(out), None, dtype=object)
     if change.any():
@@ -87,6 +88,7 @@ _DETAIL_COLUMNS = [
     "kind",
     "reason_code",
     "product",
+    "catalog_identifier",
     "company_id",
     "organization_id",
     "organization_names",
@@ -114,7 +116,7 @@ _ROW_COLUMNS = [
     "invalid",
     "absent",
 ]
-_ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product"]
+_ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product", "catalog_identifier"]
 
 
 class _Context:
@@ -149,8 +151,9 @@ class _Context:
         )
         self.live = _group(live.merge(listed))
         catalog = pd.DataFrame(
-            {"product": list(settings.products), "product_identifier": list(settings.products.values())}
-        )
+            [(line.product, line.catalog_identifier) for line in lines(settings.products)],
+            columns=["product", "product_identifier"],
+        ).assign(catalog_identifier=lambda c: c["product_identifier"])
         self.all = _group(adds.merge(catalog).merge(_pairs(held, ("no_live_addition",))))
         missing = _pairs(held, ("invalid_usage",))
         orgs = rows[~rows["no_org"]].merge(missing[["company_id"]].drop_duplicates())
@@ -162,7 +165,7 @@ class _Context:
 
     def detail(self, k: Mapping[str, Any]) -> str:
         code, product = k["reason_code"], k["product"]
-        catalog = self.settings.products[product]
+        catalog = str(k["catalog_identifier"])
         if code in ("unmapped_organization", "ambiguous_company_match"):
             return self._organization_detail(k)
         if code == "invalid_usage":
@@ -208,7 +211,7 @@ class _Context:
     def _no_live_detail(self, k: Mapping[str, Any], catalog: str) -> str:
         product = k["product"]
         text = f"{_qty(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
-        others = self.all.get((k["company_id"], product), [])
+        others = self.all.get((k["company_id"], k["catalog_identifier"]), [])
         if others:
             text += "; not live: " + ", ".join(
                 f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
@@ -233,7 +236,7 @@ class _Context:
         return ", ".join(
             f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
             f"(quantity {_qty(a['quantity'])})"
-            for a in self.live.get((k["company_id"], k["product"]), [])
+            for a in self.live.get((k["company_id"], k["catalog_identifier"]), [])
         )
 
 
@@ -245,21 +248,22 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _pairs(held: list[dict[str, Any]], codes: tuple[str, ...]) -> pd.DataFrame:
-    """(company_id, product) of the held company keys with one of `codes`."""
+    """(company_id, product, catalog_identifier) of the held company keys with one of `codes`."""
     pairs = [
-        (k["company_id"], k["product"])
+        (k["company_id"], k["product"], k["catalog_identifier"])
         for k in held
         if k["reason_code"] in codes and not pd.isna(k["company_id"])
     ]
-    return pd.DataFrame(pairs, columns=["company_id", "product"]).astype(
-        {"company_id": "Int64", "product": "string"}
+    return pd.DataFrame(pairs, columns=["company_id", "product", "catalog_identifier"]).astype(
+        {"company_id": "Int64", "product": "string", "catalog_identifier": "string"}
     )
 
 
 def _group(additions: pd.DataFrame) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    """Additions by (company, catalog identifier): what one key lists."""
     grouped: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for a in _records(additions.sort_values("addition_id")[_ADDITION_COLUMNS]):
-        grouped.setdefault((a["company_id"], a["product"]), []).append(a)
+        grouped.setdefault((a["company_id"], a["catalog_identifier"]), []).append(a)
     return grouped
 
 

@@ -22,7 +22,9 @@ def _conform_with_issue(df: pd.DataFrame, name: str) -> pd.DataFrame:
 
 
 def _usage_rows(usage: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
-    """Configured-product usage rows with validity flags (see `_row_problem` for the reasons)."""
+    """Configured-product usage rows with validity flags (see `_row_problem` for the reasons), one per
+    (row, catalog item) of its product (`catalog`: core._catalog's lines), with `catalog_identifier`
+    and `line`: a product kept in step on several items feeds a key per item."""
     rows = _conform_with_issue(usage, "usage")
     rows = rows[rows["product"].isin(catalog["product"])].reset_index(drop=True)
     has_org = rows["organization_id"].notna()
@@ -35,7 +37,9 @@ def _usage_rows(usage: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
     rows["absent"] = (rows["raw_quantity"].isna() | rows["raw_quantity"].eq("null")).to_numpy(dtype=bool)
     no_count = rows["quantity"].isna().to_numpy(dtype=bool) & ~rows["absent"].to_numpy(dtype=bool)
     rows["invalid"] = rows["no_org"] | (rows["copies"] > 1) | no_count | rows["has_issue"]
-    return rows
+    # After the flags: an invoice line counted once per item is not a line seen twice (`copies`).
+    lines = catalog[["product", "catalog_identifier", "line"]]
+    return rows.merge(lines, on="product", how="inner", sort=False).reset_index(drop=True)
 
 
 def _invoice_organizations(rows: pd.DataFrame, organizations: pd.DataFrame) -> pd.DataFrame:
@@ -53,11 +57,11 @@ def _invoice_organizations(rows: pd.DataFrame, organizations: pd.DataFrame) -> p
             "name": known["name"].fillna(on_invoice).to_numpy(),
             "key": known["key"].to_numpy(),
             "account_id": known["account_id"].to_numpy(),
+            "unreadable": known["unreadable"].to_numpy(),
         }
     ).astype({"name": "string", "key": "string", "account_id": "Int64", "unreadable": "string"})
 
 
-            "unreadable": known["unreadable"].to_numpy(),
 def _assign_keys(rows: pd.DataFrame, invoice_orgs: pd.DataFrame, matches: pd.DataFrame) -> pd.DataFrame:
     rows = rows.merge(
         matches[["organization_id", "company_id", "match_rule", "status"]], on="organization_id", how="left"
@@ -72,7 +76,7 @@ def _assign_keys(rows: pd.DataFrame, invoice_orgs: pd.DataFrame, matches: pd.Dat
         [rows["line_id"].astype("string").fillna("unknown"), rows["company_id"].astype("string")],
         rows["organization_id"].astype("string"),
     )
-    rows["sync_key"] = rows["kind"] + ":" + key_id + ":" + rows["product"].astype(object)
+    rows["sync_key"] = rows["kind"] + ":" + key_id + ":" + rows["line"].astype(object)
     return rows
 
 
@@ -83,6 +87,7 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         company_id=("company_id", "first"),
         organization_id=("organization_id", "first"),
         product=("product", "first"),
+        catalog_identifier=("catalog_identifier", "first"),
         status=("status", "first"),
         n_invalid=("invalid", "sum"),
         n_absent=("absent", "sum"),
@@ -111,25 +116,28 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _add_missing_keys(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
-    """Company keys for (company, product) pairs with live additions but no usage row."""
-    pairs = live[["company_id", "product"]].drop_duplicates()
-    pairs["sync_key"] = "company:" + pairs["company_id"].astype("string") + ":" + pairs["product"]
+    """Company keys for (company, catalog item) pairs with live additions but no usage row."""
+    pairs = live[["company_id", "product", "catalog_identifier", "line"]].drop_duplicates()
+    pairs["sync_key"] = "company:" + pairs["company_id"].astype("string") + ":" + pairs["line"]
     pairs = pairs[~pairs["sync_key"].isin(keys["sync_key"])]
     on_invoice = keys.loc[keys["kind"] == "company", "company_id"]
     pairs["kind"] = np.where(pairs["company_id"].isin(on_invoice), "missing_product", "missing")
     pairs["n_invalid"] = pairs["n_absent"] = 0
-    return pd.concat([keys, pairs], ignore_index=True)
+    return pd.concat([keys, pairs.drop(columns="line")], ignore_index=True)
 
 
 def _attach_additions(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
-    per_pair = live.groupby(["company_id", "product"]).agg(
+    """Each company key's live additions of its catalog item: one is the addition it syncs; none or
+    several are its reason to be held (decide), counted per item, not per product."""
+    pair = ["company_id", "product", "catalog_identifier"]
+    per_pair = live.groupby(pair).agg(
         n_live=("addition_id", "size"),
         addition_id=("addition_id", "first"),
         agreement_id=("agreement_id", "first"),
         previous_quantity=("quantity", "first"),
         addition_issue=("issue", "first"),
     )
-    keys = keys.merge(per_pair.reset_index(), on=["company_id", "product"], how="left")
+    keys = keys.merge(per_pair.reset_index(), on=pair, how="left")
     keys["n_live"] = keys["n_live"].fillna(0).astype("int64")
     several = keys["n_live"] != 1
     keys.loc[several, ["addition_id", "agreement_id", "previous_quantity", "addition_issue"]] = pd.NA

@@ -18,7 +18,8 @@ ConnectWise bills 0; where none of its organizations is on the invoice (`missing
 Huntress counts 0; a key with several live additions has no one quantity, so nothing at stake is
 computed (NA).
 
-Totals (`money_totals`, one run, after the push): per product, what Huntress's units come to (each
+Totals (`money_totals`, one run, after the push): per (product, catalog item) line (keyed by its
+name, billing_sync.catalog: the product alone when it has one item), what Huntress's units come to (each
 key's count × its price) against what ConnectWise bills (each live addition's quantity × its price,
 before the push; after = before + the deltas the run wrote), the units without a price; the run's
 `recovered` amount: the **net** monthly amount the run changed in ConnectWise, the sum of
@@ -38,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from billing_sync import frames, money
+from billing_sync.catalog import Products, lines
 
 
 def _price_keys(out: pd.DataFrame, live: pd.DataFrame, catalog: pd.DataFrame | None) -> pd.DataFrame:
@@ -120,9 +122,9 @@ def money_totals(
     final: pd.DataFrame,
     live: pd.DataFrame,
     catalog: pd.DataFrame | None,
-    products: Mapping[str, str],
+    products: Products,
 ) -> dict[str, Any]:
-    """The money of one run (see the module docstring): `products` (per product `huntress_amount`,
+    """The money of one run (see the module docstring): `products` (per line `huntress_amount`,
     `connectwise_amount_before`, `connectwise_amount_after`, `difference`, `recovered`, `planned`,
     `unpriced_units`) and the run's `recovered`, `planned`, `huntress_amount`,
     `connectwise_amount_after`: Decimal text. `final` is the outcomes frame after the push
@@ -133,6 +135,7 @@ def money_totals(
         final,
         [
             "product",
+            "catalog_identifier",
             "huntress_quantity",
             "unit_price",
             "catalog_price",
@@ -143,8 +146,10 @@ def money_totals(
         ],
     )
     adds = _plain(live, ["product_identifier", "quantity", "unit_price"])
-    for product, identifier in products.items():
-        mine = [r for r in rows if r["product"] == product]
+    for line in lines(products):
+        identifier = line.catalog_identifier
+        # An item priced 0 (an informational item) comes to 0 on both sides: sums only, no division.
+        mine = [r for r in rows if r["product"] == line.product and r["catalog_identifier"] == identifier]
         huntress, unpriced = Decimal(0), Decimal(0)
         for r in mine:
             units = money.amount(r["huntress_quantity"])
@@ -165,7 +170,7 @@ def money_totals(
         recovered = money.total(_delta(r) for r in mine if r["outcome"] in ("updated", "created"))
         planned = money.total(_delta(r) for r in mine if r["outcome"] == "planned")
         after = before + recovered
-        per[product] = {
+        per[line.name] = {
             "huntress_amount": huntress,
             "connectwise_amount_before": before,
             "connectwise_amount_after": after,

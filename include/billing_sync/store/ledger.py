@@ -18,6 +18,7 @@ _CHANGE_FIELDS = (
     "agreement_id",
     "addition_id",
     "product",
+    "catalog_identifier",  # the catalog item of the addition (revision 0011)
     "huntress_quantity",
     "previous_quantity",
     "new_quantity",

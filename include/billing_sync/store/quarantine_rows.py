@@ -23,7 +23,14 @@ class QuarantineNotFound(LookupError):
     """No quarantine row has the given id."""
 
 
-_Q_FIELDS = ("huntress_organization_id", "huntress_organization_name", "cw_company_id", "product", "detail")
+_Q_FIELDS = (
+    "huntress_organization_id",
+    "huntress_organization_name",
+    "cw_company_id",
+    "product",
+    "catalog_identifier",  # revision 0011
+    "detail",
+)
 
 
 def upsert_quarantine(

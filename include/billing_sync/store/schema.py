@@ -174,6 +174,8 @@ quarantine = sa.Table(
     # Revision 0002 (columns added to existing tables come last).
     _tenant(),
     _money("amount_at_stake"),  # unit price × |Huntress − ConnectWise| where a price is known
+    # Revision 0011: the catalog item of the key (a product may keep several in step).
+    sa.Column("catalog_identifier", sa.Text),
     _one_of("status", QUARANTINE_STATUSES, "billing_quarantine"),
     sa.Index("ix_billing_quarantine_sync_key", "sync_key"),
     sa.Index("ix_billing_quarantine_tenant_date_status", "tenant", "billing_date", "status"),
@@ -213,6 +215,8 @@ changes = sa.Table(
     sa.Column("override_id", sa.BigInteger),
     # Revision 0003: the billing_approvals row whose approved change or new addition this row records.
     sa.Column("approval_id", sa.Integer),
+    # Revision 0011: the catalog item of the key's addition (a product may keep several in step).
+    sa.Column("catalog_identifier", sa.Text),
     sa.UniqueConstraint("tenant", "run_id", "sync_key", name="uq_billing_changes_run_key"),  # revision 0006
     _one_of("action", ACTIONS, "billing_changes"),
     sa.Index("ix_billing_changes_tenant_date", "tenant", "billing_date"),

@@ -30,12 +30,12 @@ CONTRACT_COLUMNS = {
     "billing_quarantine": (
         "id run_id billing_date huntress_organization_id huntress_organization_name cw_company_id product "
         "reason_code detail payload status first_seen_at last_seen_at resolved_at resolved_by note "
-        "sync_key resolved_by_id tenant amount_at_stake"
+        "sync_key resolved_by_id tenant amount_at_stake catalog_identifier"
     ),
     "billing_changes": (
         "id run_id billing_date cw_company_id agreement_id addition_id product huntress_quantity "
         "previous_quantity new_quantity action applied_at sync_key tenant unit_price monthly_amount_delta "
-        "approval_id"
+        "approval_id catalog_identifier"
     ),
     "billing_runs": (
         "run_id billing_date invoice_id mode started_at finished_at status counts checks report_path "
@@ -183,6 +183,7 @@ def test_the_head_constant_is_the_newest_revision_of_one_line() -> None:
     script = ScriptDirectory.from_config(migrations.config())
     assert script.get_heads() == [migrations.HEAD]
     assert [s.revision for s in script.walk_revisions()] == [
+        "0011",
         "0010",
         "0009",
         "0008",

@@ -17,6 +17,7 @@
                                                     triggers that refuse its UPDATE and DELETE
                      r0009_run_scope          0009  billing_runs.scope (an apply's scope)
                      r0010_unreadable_accounts 0010 staging: organizations.unreadable
+                     r0011_catalog_items      0011  catalog_identifier on quarantine and ledger rows
 
 `upgrade(conn)` brings a database to the newest revision, inside the caller's transaction
 (`database.ensure_schema`, which every task and page runs once per engine). The revision a database
@@ -65,7 +66,7 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "billing_alembic_version"
 BASELINE = "0001"
-HEAD = "0010"  # the newest revision in versions/ (a test checks they agree)
+HEAD = "0011"  # the newest revision in versions/ (a test checks they agree)
 DIRECTORY = Path(__file__).resolve().parent
 
 
