@@ -45,7 +45,7 @@ def scenario(role: dict[str, Any] | None = None, forbidden_account: bool = False
     }
     lines = [
         {"organization_id": 101, "actual_usage": {"edr": 40, "sat": 0}},
-        {"organization_id": 102, "actual_usage": {"edr": 12, "sat": 0}},
+        {"organization_id": 102, "actual_usage": {"edr": 25, "sat": 0}},
         {"organization_id": 701, "actual_usage": {"edr": 9, "sat": 0}},
     ]
     return {
