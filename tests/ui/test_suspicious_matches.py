@@ -104,6 +104,7 @@ def test_the_mapping_page_lists_the_three_kinds_with_their_actions(app: App) -> 
     listed = {kind: item for item, kind in items(page.text)}
     assert sorted(listed) == ["names_differ", "pairing_suggested", "shared_company"]
     assert len(items(page.text)) == 3  # "ACME, Inc." → "Acme Inc" is no finding
+    assert '<details open data-testid="shared-companies">' in page.text  # few: shown unfolded
 
     pair = listed["pairing_suggested"]
     assert "Map Parkside Physical Therapy to Parkside PT LLC" in pair

@@ -96,12 +96,18 @@ def read_alike(a: Any, b: Any) -> bool:
     """The same name as two people wrote it: equal significant words, a similarity of at least
     `CLOSE_FROM`, or word for word the same with abbreviations ("Parkside PT" / "Parkside Physical
     Therapy", "Delta Eng" / "Delta Engineering") and at least one word spelled out alike."""
-    wa, wb = significant_words(a), significant_words(b)
+    return _alike(significant_words(a), significant_words(b))
+
+
+def _alike(wa: tuple[str, ...], wb: tuple[str, ...]) -> bool:
+    """`read_alike` of two names' significant words."""
     if not wa or not wb:
         return False
-    if wa == wb or similarity(wa, wb) >= CLOSE_FROM:
+    if wa == wb or (set(wa) & set(wb) and _aligned(wa, wb, 0, 0)):
         return True
-    return bool(set(wa) & set(wb)) and _aligned(wa, wb, 0, 0)
+    matcher = difflib.SequenceMatcher(None, " ".join(wa), " ".join(wb), autojunk=False)
+    # quick_ratio bounds ratio from above and is cheap: most pairs of names stop there.
+    return matcher.quick_ratio() >= CLOSE_FROM and matcher.ratio() >= CLOSE_FROM
 
 
 def _abbreviates(short: str, long: str) -> bool:
@@ -135,7 +141,9 @@ def _aligned(a: Sequence[str], b: Sequence[str], i: int, j: int) -> bool:
 def _names(frame: pd.DataFrame, id_column: str) -> dict[int, str]:
     """id → name of a frame (first row of an id wins; a missing name is '')."""
     rows = frame.dropna(subset=[id_column]).drop_duplicates(id_column)
-    return {int(i): "" if pd.isna(n) else str(n) for i, n in zip(rows[id_column], rows["name"], strict=True)}
+    # Plain lists: a pandas item access per row costs more than the rest of the findings.
+    ids = rows[id_column].astype("int64").tolist()
+    return dict(zip(ids, rows["name"].astype("string").fillna("").tolist(), strict=True))
 
 
 def _matched(matches: pd.DataFrame) -> pd.DataFrame:
@@ -150,7 +158,8 @@ def names_differ(
     keyed = _matched(matches)
     keyed = keyed[keyed["match_rule"].eq("key").fillna(False)]
     out: list[Finding] = []
-    for org, company in zip(keyed["organization_id"], keyed["company_id"], strict=True):
+    pairs = zip(keyed["organization_id"].tolist(), keyed["company_id"].tolist(), strict=True)
+    for org, company in pairs:
         org_name, company_name = org_names.get(int(org), ""), company_names.get(int(company), "")
         if share_nothing(org_name, company_name):
             out.append(
@@ -174,14 +183,22 @@ def shared_companies(
     """Companies that two or more matched organizations map to (any rule), ascending by company."""
     org_names, company_names = _names(organizations, "organization_id"), _names(companies, "company_id")
     matched = _matched(matches)
+    matched = matched[matched["company_id"].duplicated(keep=False)]  # few rows: grouped in Python
+    shared: dict[int, list[tuple[int, str | None]]] = {}
+    rows = zip(
+        matched["company_id"].tolist(),
+        matched["organization_id"].tolist(),
+        matched["match_rule"].astype(object).where(matched["match_rule"].notna(), None).tolist(),
+        strict=True,
+    )
+    for company, org, rule in rows:
+        shared.setdefault(int(company), []).append((int(org), rule))
     out: list[Finding] = []
-    for company, group in matched.groupby(matched["company_id"].astype("int64"), sort=True):
-        if len(group) < 2:
-            continue
-        group = group.sort_values("organization_id")
-        ids = tuple(int(o) for o in group["organization_id"])
+    for company, members in sorted(shared.items()):
+        members.sort(key=lambda member: member[0])
+        ids = tuple(o for o, _ in members)
         names = tuple(org_names.get(o, "") for o in ids)
-        used = {str(r) for r in group["match_rule"].dropna()}
+        used = {str(r) for _, r in members if r is not None}
         rules = ",".join(r for r in MATCH_RULES if r in used)
         company_name = company_names.get(int(company), "")
         out.append(
@@ -215,10 +232,12 @@ def suggested_pairings(
             if not pd.isna(product) and str(product) not in found:
                 found.append(str(product))
     unmapped = matches[matches["status"].eq("unmapped").fillna(False)]
+    words = {c: significant_words(company_names[c]) for c in sorted(products)}
     out: list[Finding] = []
     for org in sorted(int(o) for o in unmapped["organization_id"].dropna()):
         org_name = org_names.get(org, "")
-        alike = [c for c in sorted(products) if read_alike(org_name, company_names[c])]
+        own = significant_words(org_name)
+        alike = [c for c, theirs in words.items() if _alike(own, theirs)]
         if len(alike) != 1:
             continue  # none, or several that read alike: nothing to suggest without guessing
         company = alike[0]
