@@ -36,13 +36,18 @@ def _describe(
 ) -> pd.DataFrame:
     """Detail text: vectorized for `change`, per row for quarantined keys (few). Each key carries its
     own `catalog_identifier` (keys.py): a product may keep several items in step."""
+    # How a key's product reads: the product, or "edr HUNTRESS-EDR-INFO" where the product keeps
+    # several items in step, so the two changes of one company's product read apart.
+    single = (out["line"] == out["product"]).fillna(True).to_numpy(dtype=bool)
+    item = out["product"].astype(object) + " " + out["catalog_identifier"].astype(object).fillna("")
+    out["label"] = np.where(single, out["product"].astype(object), item.to_numpy(dtype=object))
     change = out["outcome"].to_numpy(dtype=object) == "change"
     detail = np.full(len(out), None, dtype=object)
     if change.any():
         old = out.loc[change, "previous_quantity"].astype("float64").to_numpy()
         new = out.loc[change, "new_quantity"].astype("int64").to_numpy()  # Huntress's, or an override's
         delta = pd.Series(new - old.astype("int64")).map("{:+d}".format).str.replace("-", "−")
-        product = out.loc[change, "product"].astype(object).to_numpy()
+        product = out.loc[change, "label"].to_numpy(dtype=object)
         detail[change] = (
             product
             + " "
@@ -88,6 +93,7 @@ _DETAIL_COLUMNS = [
     "kind",
     "reason_code",
     "product",
+    "label",
     "catalog_identifier",
     "company_id",
     "organization_id",
@@ -164,7 +170,7 @@ class _Context:
         )
 
     def detail(self, k: Mapping[str, Any]) -> str:
-        code, product = k["reason_code"], k["product"]
+        code = k["reason_code"]
         catalog = str(k["catalog_identifier"])
         if code in ("unmapped_organization", "ambiguous_company_match"):
             return self._organization_detail(k)
@@ -179,7 +185,7 @@ class _Context:
         if code == "missing_from_invoice":
             return f"no organization of this company is on the invoice; live {catalog}: {self.listing(k)}"
         if code == "change_exceeds_limit":
-            return _guard_text(product, k["previous_quantity"], k["target"], self.settings)
+            return _guard_text(k["label"], k["previous_quantity"], k["target"], self.settings)
         return REASON_CODES[code]
 
     def _organization_detail(self, k: Mapping[str, Any]) -> str:

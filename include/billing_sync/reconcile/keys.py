@@ -88,6 +88,7 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
         organization_id=("organization_id", "first"),
         product=("product", "first"),
         catalog_identifier=("catalog_identifier", "first"),
+        line=("line", "first"),
         status=("status", "first"),
         n_invalid=("invalid", "sum"),
         n_absent=("absent", "sum"),
@@ -123,7 +124,7 @@ def _add_missing_keys(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:
     on_invoice = keys.loc[keys["kind"] == "company", "company_id"]
     pairs["kind"] = np.where(pairs["company_id"].isin(on_invoice), "missing_product", "missing")
     pairs["n_invalid"] = pairs["n_absent"] = 0
-    return pd.concat([keys, pairs.drop(columns="line")], ignore_index=True)
+    return pd.concat([keys, pairs], ignore_index=True)
 
 
 def _attach_additions(keys: pd.DataFrame, live: pd.DataFrame) -> pd.DataFrame:

@@ -129,6 +129,8 @@ def test_each_item_is_its_own_key_aiming_for_the_products_count() -> None:
     assert (billable["previous_quantity"], info["previous_quantity"]) == (38, 35)
     assert billable["new_quantity"] == info["new_quantity"] == billable["huntress_quantity"] == 40
     assert info["product"] == "edr" and info["company_name"] == "Acme Corp"
+    # The two changes of one product read apart; a single-item product reads as before.
+    assert (billable["detail"], info["detail"]) == (f"edr {EDR} 38 → 40 (+2)", f"edr {INFO} 35 → 40 (+5)")
     # A single-item product keeps its key as before.
     assert key(out, "company:250:itdr")["reason_code"] == "no_live_addition"
     assert "company:250:edr" not in set(out["sync_key"])
@@ -164,6 +166,7 @@ def test_the_guard_judges_each_item_on_its_own() -> None:
     assert key(out, EDR_KEY)["outcome"] == "change"
     info = key(out, INFO_KEY)
     assert (info["outcome"], info["reason_code"]) == ("quarantined", "change_exceeds_limit")
+    assert info["detail"].startswith(f"edr {INFO} 2 → 40 (+38")
 
 
 def test_a_company_off_the_invoice_has_a_missing_key_per_item() -> None:
