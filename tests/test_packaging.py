@@ -6,11 +6,18 @@ The wheels are built with pip, as a deployment would, from a clean copy of the p
 puts whatever an old build/ folder holds into a wheel, so building in the work tree could hide or
 fake what the configuration says. The build backend (setuptools>=68) comes from the package index,
 as for every pip install here.
+
+The production wheel is a working DAG package (issue 22 §1): it declares its runtime dependencies,
+carries the DAG files (`huntress-cw-billing-dags` copies them into a dags folder) and the provider
+entry point, and a fresh venv with only the wheel and what it requires parses the DAG.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +33,7 @@ INCLUDE = ROOT / "include"
 SANDBOX = INCLUDE / "billing_sandbox"
 SYNC = INCLUDE / "billing_sync"
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+PROJECT_FILES = ("pyproject.toml", "setup.py", "MANIFEST.in")
 
 
 def _sources(package_dir: Path, top: str) -> set[str]:
@@ -38,12 +46,19 @@ def _sources(package_dir: Path, top: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the two wheels are built into (see `wheels`)."""
+    return tmp_path_factory.mktemp("dist")
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory, dist: Path) -> dict[str, set[str]]:
     """{"production": names in the root project's wheel, "sandbox": names in the sandbox's wheel}."""
     src = tmp_path_factory.mktemp("project")
-    shutil.copy2(ROOT / "pyproject.toml", src)
+    for name in PROJECT_FILES:
+        shutil.copy2(ROOT / name, src)
     shutil.copytree(INCLUDE, src / "include", ignore=SKIP)  # the sandbox too: the filter must skip it
-    dist = tmp_path_factory.mktemp("dist")
+    shutil.copytree(ROOT / "dags", src / "dags", ignore=SKIP)  # setup.py puts them into the wheel
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist)]
     result = subprocess.run(
         [*command, str(src), str(src / "include" / "billing_sandbox")],
@@ -89,3 +104,103 @@ def test_dev_install_has_both_distributions_editable() -> None:
     assert importlib.metadata.distribution("huntress-cw-billing").version == "0.1.0"
     assert importlib.metadata.distribution("huntress-cw-billing-sandbox").version == "0.1.0"
     assert Path(billing_sandbox.__file__).resolve().parent == SANDBOX
+
+
+# -- issue 22 §1: the wheel is a working DAG package -------------------------------------------------
+
+DAG_ID = "huntress_connectwise_billing_sync"
+LOCK = ROOT / "requirements.lock"
+UV = Path(sys.executable).with_name("uv")
+
+
+def test_production_wheel_carries_the_dag_files_and_the_provider(wheels: dict[str, set[str]]) -> None:
+    names = wheels["production"]
+    assert {f"billing_sync/dags/{p.name}" for p in (ROOT / "dags").glob("*.py")} <= names
+    assert "huntress_cw_billing-0.1.0.dist-info/entry_points.txt" in names
+
+
+def _requirement_names(lines: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in lines}
+
+
+def test_runtime_dependencies_are_declared_and_the_lock_pins_each() -> None:
+    """Every runtime requirement (requirements.txt) is a dependency; the sandbox never is."""
+    declared = importlib.metadata.requires("huntress-cw-billing") or []
+    runtime = [
+        line.strip()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert _requirement_names(runtime) <= _requirement_names(declared)
+    assert not [d for d in declared if "sandbox" in d]
+    locked = _requirement_names(
+        [line for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    )
+    assert _requirement_names(declared) <= locked
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    """A process environment that knows nothing of the work tree, the dev venv or the test's Airflow."""
+    keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "UV_CACHE_DIR"}
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
+    )
+    return env
+
+
+def _run(command: list[str], env: dict[str, str], cwd: Path, timeout: int = 600) -> str:
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{command}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _json_lines(stdout: str) -> list[dict[str, str]]:
+    """The JSON list an `airflow ... -o json` prints, among the log lines it may print too."""
+    return [row for line in stdout.splitlines() if line.startswith("[") for row in json.loads(line)]
+
+
+def test_the_wheel_installs_into_a_fresh_venv_and_its_dag_parses(
+    wheels: dict[str, set[str]], dist: Path, tmp_path: Path
+) -> None:
+    """`pip install` of the wheel alone, as a deployment would, then Airflow there finds the DAG.
+
+    The fresh venv gets the wheel and what its metadata requires, resolved by uv under
+    requirements.lock as constraints (the lock stands for the deployment's Airflow constraints:
+    the wheel's ranges must admit it). uv installs from its cache (`--offline`: seconds, no
+    network); only where the cache lacks a locked wheel does it ask the package index."""
+    wheel = next(dist.glob("huntress_cw_billing-*.whl"))
+    venv, home = tmp_path / "venv", tmp_path / "home"
+    env = _clean_env(home)
+    _run([str(UV), "venv", "-q", "--python", sys.executable, str(venv)], env, tmp_path)
+    install = [str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "-c", str(LOCK)]
+    done = subprocess.run([*install, "--offline", str(wheel)], env=env, capture_output=True, text=True)
+    if done.returncode != 0:  # a cold cache: the same resolution from the index
+        _run([*install, str(wheel)], env, tmp_path)
+    bin_ = venv / "bin"
+    where = _run(
+        [str(bin_ / "python"), "-c", "import billing_sync; print(billing_sync.__file__)"], env, tmp_path
+    )
+    assert Path(where.strip()).is_relative_to(venv), where  # the wheel's copy, not the work tree's
+    sandbox = subprocess.run(
+        [str(bin_ / "python"), "-c", "import billing_sandbox"], env=env, capture_output=True
+    )
+    assert sandbox.returncode != 0  # the dev-only sandbox did not come along
+
+    copied = _run([str(bin_ / "huntress-cw-billing-dags")], env, tmp_path)  # to [core] dags_folder
+    assert f"{home / 'dags' / DAG_ID}.py" in copied.split()
+    _run([str(bin_ / "airflow"), "db", "migrate"], env, tmp_path)
+    listed = _json_lines(
+        _run([str(bin_ / "airflow"), "dags", "list", "--local", "-o", "json"], env, tmp_path)
+    )
+    dags = {d["dag_id"]: d["fileloc"] for d in listed}
+    assert dags.get(DAG_ID) == str(home / "dags" / f"{DAG_ID}.py"), listed
+    hooks = _json_lines(_run([str(bin_ / "airflow"), "providers", "hooks", "-o", "json"], env, tmp_path))
+    types = {h["connection_type"]: h["class"] for h in hooks}
+    assert types.get("huntress") == "billing_sync.hooks.HuntressHook", types
+    assert types.get("connectwise_manage") == "billing_sync.hooks.ConnectWiseHook", types

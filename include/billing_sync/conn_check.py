@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .conn_settings import HUNTRESS_HOST, ConnectWiseCredentials, connectwise_credentials, extra_of
+from .conn_settings import (
+    HUNTRESS_HOST,
+    ConnectWiseCredentials,
+    connectwise_credentials,
+    extra_of,
+    site_of,
+)
 from .errors import ApiError, CredentialsError
 from .http import RetryPolicy
 from .scrub import scrubber, secrets_of
@@ -117,10 +123,16 @@ def _refused(site: str, creds: ConnectWiseCredentials, codebase: str | None, exc
             f"ConnectWise at {site} took the keys of company {creds.company_id} but refused a read "
             f"(HTTP 403): check the API member's security role ({_detail(exc)})."
         )
+    if exc.status == 404:  # ConnectWise cloud's answer to bad credentials too (reference, Errors)
+        return (
+            f"ConnectWise at {site} refused the credentials for company {creds.company_id} on codebase "
+            f"{codebase} (HTTP 404, its answer to bad credentials or a wrong codebase): check the public "
+            f"key and the private key ({CW_KEYS}) and the codebase if you set one."
+        )
     return (
-        f"ConnectWise at {site} refused the credentials for company {creds.company_id} on codebase "
-        f"{codebase} (HTTP {exc.status}): check the public key and the private key ({CW_KEYS}), "
-        "that the API member is active, and the codebase if you set one."
+        f"ConnectWise at {site} refused the credentials for company {creds.company_id} (HTTP "
+        f"{exc.status}): check the public key and the private key ({CW_KEYS}) and that the API member "
+        "is active."
     )
 
 
@@ -157,7 +169,7 @@ def _huntress(conn_id: str, conn: Any) -> tuple[bool, str]:
 
     if not (conn.login and conn.password):
         return False, "The API key (login) and API secret (password) are both needed."
-    site = shown_site(conn.host or HUNTRESS_HOST)
+    site = shown_site(site_of(conn, HUNTRESS_HOST))
     try:
         account = HuntressClient.from_connection(conn_id, retry=QUICK).get("v1/account", "/v1/account")
     except CredentialsError as exc:

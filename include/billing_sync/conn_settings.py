@@ -55,6 +55,18 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def site_of(conn: Any, default_host: str = "") -> str:
+    """The base URL as HttpHook makes it: the host (a URL, or a name under the schema field's
+    scheme [http]) and the port field, if set."""
+    host = _text(getattr(conn, "host", None)) or default_host
+    if not host:
+        return ""
+    if "://" not in host:
+        host = f"{_text(getattr(conn, 'schema', None)) or 'http'}://{host}"
+    port = getattr(conn, "port", None)
+    return f"{host}:{port}" if port else host
+
+
 def extra_of(conn: Any) -> dict[str, Any]:
     try:
         extra = conn.extra_dejson
@@ -122,7 +134,7 @@ def connectwise_credentials(conn: Any, conn_id: str | None = None) -> ConnectWis
         )
     codebase = _text(extra.get(CW_CODEBASE)) or None
     return ConnectWiseCredentials(
-        site=_text(getattr(conn, "host", None)),
+        site=site_of(conn),
         company_id=company_id,
         public_key=public_key,
         private_key=str(conn.password),

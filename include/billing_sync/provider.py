@@ -15,6 +15,11 @@ from typing import Any
 PACKAGE = "huntress-cw-billing"
 HUNTRESS_HOOK = "billing_sync.hooks.HuntressHook"
 CONNECTWISE_HOOK = "billing_sync.hooks.ConnectWiseHook"
+# The port stays on the forms for Airflow 3.3.2's Test button alone: the connections list posts
+# `port: Number(null)` = 0 for a connection without one, which the API takes for another endpoint
+# and refuses (HTTP 400; apache/airflow#73298, fixed in the API after 3.3.2). With the port filled
+# in (443 for an https site) the button works; the clients need no port.
+PORT_HINT = "443 (only for the Test button of Airflow 3.3.2)"
 
 
 def _text(label: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -26,10 +31,11 @@ HUNTRESS_FORM: dict[str, Any] = {
     "hook-name": "Huntress",
     "connection-type": "huntress",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
+        "hidden-fields": ["schema"],
         "relabeling": {"host": "API URL", "login": "API key", "password": "API secret"},
         "placeholders": {
             "host": "https://api.huntress.io (the default when empty)",
+            "port": PORT_HINT,
             "login": "the API key (hk_…) from Huntress → API Credentials",
             "password": "the API secret shown once when the key was made",
             "extra": '{"rate_limit_per_minute": 60}',
@@ -42,10 +48,11 @@ CONNECTWISE_FORM: dict[str, Any] = {
     "hook-name": "ConnectWise Manage",
     "connection-type": "connectwise_manage",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port", "login"],
+        "hidden-fields": ["schema", "login"],
         "relabeling": {"host": "Site URL", "password": "Private key"},
         "placeholders": {
             "host": "https://api-na.myconnectwise.net",
+            "port": PORT_HINT,
             "password": "the API member's private key",
             "extra": '{"max_retries": 6}',
         },

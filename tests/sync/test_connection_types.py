@@ -102,7 +102,7 @@ def test_airflow_discovers_both_connection_types_with_their_forms() -> None:
     for name in ("company_id", "public_key", "client_id", "api_version", "codebase"):
         assert f"extra__connectwise_manage__{name}" in widgets, name
     behaviour = pm.field_behaviours["connectwise_manage"]
-    assert {"login", "schema", "port"} <= set(behaviour["hidden_fields"])
+    assert {"login", "schema"} <= set(behaviour["hidden_fields"]) and "port" not in behaviour["hidden_fields"]
     assert behaviour["relabeling"] == {"host": "Site URL", "password": "Private key"}
     huntress = pm.field_behaviours["huntress"]
     assert huntress["relabeling"]["login"] == "API key" and huntress["relabeling"]["password"] == "API secret"
