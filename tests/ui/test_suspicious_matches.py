@@ -164,6 +164,12 @@ def test_findings_read_the_tenants_newest_staging(tmp_path: Path) -> None:
     assert suspicious_view.findings(engine, tenant="default") == []  # no run staged anything
     fill(engine)
     assert len(suspicious_view.findings(engine, tenant="default")) == 3
+    assert len(suspicious_view.findings(engine, tenant="default")) == 3  # asked again (cached)
+    # the company's missing_from_invoice rows resolved: nothing suggests the pairing any more
+    for row in store.list_quarantine(engine, reason_code="missing_from_invoice", tenant="default"):
+        store.set_quarantine_status(engine, row["id"], "resolved", "alice", None, tenant="default")
+    kinds = [f.kind for f in suspicious_view.findings(engine, tenant="default")]
+    assert kinds == ["names_differ", "shared_company"]
     assert suspicious_view.findings(engine, tenant="other") == []  # another tenant's frames are not read
     engine.dispose()
     # the review app's own frames ("Acme" → "Acme Corp" by key, "Twin" ambiguous): nothing to check

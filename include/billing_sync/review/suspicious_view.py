@@ -8,6 +8,10 @@ these matches" section and the quarantine page's one-line count (issue 20 §3).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -43,17 +47,50 @@ def missing_from_invoice(engine: Engine, *, tenant: str) -> pd.DataFrame:
     )
 
 
+# Findings of the last few inputs. A complete staging never changes, so (run, billing_org_map rows,
+# open missing_from_invoice pairs) decides them: each page reads those three small things and
+# matches the frames again only when one changed (0.5 s at 2,000 organizations, on every quarantine
+# page otherwise).
+CACHE_SIZE = 16
+_cache: OrderedDict[Hashable, list[Finding]] = OrderedDict()
+_lock = threading.Lock()
+
+
 def findings(engine: Engine, *, tenant: str, staged: data.Staged | None = None) -> list[Finding]:
     """Every finding of the newest staging (`staged`, when the caller read it already); none before
     a run staged organizations."""
-    frames = staged if staged is not None else data.staged(engine, tenant=tenant)
-    if frames.run_id is None:
-        return []
-    org_map = store.org_map_rows_frame(store.list_org_map(engine, tenant=tenant))
-    matches = reconcile.match_organizations(frames.organizations, frames.companies, org_map)
-    return find_suspicious(
-        matches, frames.organizations, frames.companies, missing_from_invoice(engine, tenant=tenant)
+    run_id = (
+        staged.run_id
+        if staged is not None
+        else store.newest_staged_run(engine, "organizations", tenant=tenant)
     )
+    if run_id is None:
+        return []
+    rows = store.list_org_map(engine, tenant=tenant)
+    missing = missing_from_invoice(engine, tenant=tenant)
+    key = (
+        str(engine.url),  # its password masked
+        tenant,
+        run_id,
+        tuple((r["huntress_organization_id"], r["cw_company_id"]) for r in rows),
+        tuple(zip(missing["company_id"].tolist(), missing["product"].tolist(), strict=True)),
+    )
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return list(_cache[key])
+    frames = staged if staged is not None else data.staged(engine, tenant=tenant)
+    matches = reconcile.match_organizations(
+        frames.organizations, frames.companies, store.org_map_rows_frame(rows)
+    )
+    found = find_suspicious(matches, frames.organizations, frames.companies, missing)
+    if frames.run_id != run_id:
+        return found  # a newer run completed meanwhile: what it found is not the key's
+    with _lock:
+        _cache[key] = found
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return list(found)
 
 
 def organization_ids(found: list[Finding]) -> set[int]:
