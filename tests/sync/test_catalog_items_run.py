@@ -101,6 +101,15 @@ def scenario() -> dict[str, Any]:
 
 
 @pytest.fixture
+def eng(db_url: str) -> Any:
+    """SQLite, and PostgreSQL where TEST_DATABASE_URL names one: the new columns on both."""
+    engine = store.make_engine(db_url)
+    store.ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
     sandbox = sandbox_factory(scenario())

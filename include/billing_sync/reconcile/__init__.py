@@ -8,8 +8,10 @@ A sync key is one of
     company:<company_id>:<product>        usage of the organizations matched to a company
     organization:<organization_id>:<product>  usage of an organization no rule maps (or ambiguous)
     line:<line_id>:<product>              a usage line without an organization id
-Every usage row of a configured product feeds exactly one key; a (company, product) with live
-additions but no usage row gets a company key too (`missing_from_invoice`).
+Every usage row of a configured product feeds exactly one key per catalog item of the product; a
+(company, item) with live additions but no usage row gets a company key too (`missing_from_invoice`).
+A product mapped to several catalog items (billing_sync.catalog) has a key per item, `<product>`
+becoming `<product>:<catalog identifier>` in each form; a product with one item keeps the forms above.
 
     matching  organization → company: the rules and the never-guess fold
     live      what bills on a date
