@@ -334,6 +334,7 @@ def hints_of(engine: sa.Engine) -> dict[str, list[str]]:
         "approval": ["approved", "revoked", "not_pending"],
         "date": ["2026-11-01"],
         "run": [RUN_ID],
+        "saved": ["1"],
         CSRF_FIELD: [],
     }
 
@@ -345,7 +346,7 @@ def hints_of(engine: sa.Engine) -> dict[str, list[str]]:
 QUERY = (
     "tenant", "status", "billing_date", "reason_code", "company_id", "run_id", "view", "order", "page",
     "pick", "q", "form", "id", "row", "done", "error", "approval", "rerun", "date", "run",
-    "company", "organization", "behind",
+    "company", "organization", "behind", "saved",
 )  # fmt: skip
 HEADERS = ("Origin", "Sec-Fetch-Site")  # the CSRF check's, on every POST
 EXTRA_ROUTES = {("get", "/")}  # routes FastAPI leaves out of its OpenAPI (include_in_schema=False)
