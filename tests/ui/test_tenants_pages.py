@@ -371,8 +371,9 @@ def test_an_action_on_another_tenants_row_is_refused(site: Site) -> None:
 def test_an_action_lands_on_its_tenants_rows_and_page(site: Site) -> None:
     south = site.ids["south"]
     done = site.post(f"/quarantine/{south['unmapped_organization']}?tenant=south", {"action": "resolve"})
-    assert done.headers["location"] == (
+    assert done.headers["location"] == (  # back to the row's card (issue 20 §3)
         f"/billing-review/quarantine?tenant=south&status=open&done=resolved&id={south['unmapped_organization']}"
+        "#group-organization-1"
     )
     mapped = site.post("/mapping?tenant=south", {"organization_id": str(ORG), "company_id": str(COMPANY)})
     assert "done=mapped" in mapped.headers["location"] and "tenant=south" in mapped.headers["location"]
