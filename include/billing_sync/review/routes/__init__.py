@@ -3,6 +3,7 @@
     quarantine   /quarantine, /quarantine/{row_id}              read; act (EditorDep)
                  /quarantine/export.csv                         read
     runs         /runs, /runs/{run_id}, .../report, .../files/  read
+    preflight    /runs/preflight[?run=1]                        read: read-only checks of the APIs
     mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MapperDep)
                  /mapping/bulk, /mapping/companies              change who pays; read (the picker)
     rerun        /rerun                                         a reader's form; Airflow decides
@@ -17,11 +18,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from billing_sync.review.deps import ContextDep, ReaderDep
-from billing_sync.review.routes import history, live, mapping, quarantine, rerun, runs, settings
+from billing_sync.review.routes import history, live, mapping, preflight, quarantine, rerun, runs, settings
 
 router = APIRouter()
 router.include_router(quarantine.router)
 router.include_router(live.router)  # before runs: /runs/live is no run id
+router.include_router(preflight.router)  # before runs: /runs/preflight is no run id
 router.include_router(runs.router)
 router.include_router(mapping.router)
 router.include_router(rerun.router)
