@@ -452,6 +452,13 @@ def test_a_variable_set_in_the_environment_is_shown_read_only(
     assert f"AIRFLOW_VAR_{key.upper()}" in cell(html, "variable") or "AIRFLOW_VAR_" in html
     assert 'data-testid="read-only-variable"' in html
     assert cell(html, "value-max_change_units") == "7" and 'name="max_change_units"' not in html
+    # A save previewed before the environment took over is refused: the database is not what runs read.
+    monkeypatch.delenv(f"AIRFLOW_VAR_{key.upper()}")
+    shown = site.preview({"max_change_units": "40"})
+    monkeypatch.setenv(f"AIRFLOW_VAR_{key.upper()}", json.dumps({"max_change_units": 7}))
+    refused = site.save(shown.text)
+    assert refused.status_code == 409 and "Nothing saved" in refused.text
+    assert site.decisions() == []
 
 
 def test_a_broken_variable_is_named_without_its_value(site: Site) -> None:

@@ -14,10 +14,12 @@ them); the change applies from the next run's `resolve`.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from billing_sync import store, tenants
@@ -65,15 +67,15 @@ def _preview(
     request: Request,
     reviewer: Reviewer,
     context: ReviewContext,
-    eng: Any,
+    eng: Engine,
     tenant: PageTenant,
     form: dict[str, str],
 ) -> HTMLResponse:
     state = _state(tenant)
-    if state["problems"] or state["stored"].outside:
+    stored, current, raw = state.stored, state.settings, state.raw
+    if stored is None or current is None or stored.outside:  # the page says why
         return _page(request, reviewer, context, eng, tenant, state=state)
-    current, raw = state["settings"], state["raw"]
-    candidate, problems = settings_form.edited(form, current, raw, state["tenant_day"])
+    candidate, problems = settings_form.edited(form, current, raw, state.tenant_day)
     if problems:
         return _page(request, reviewer, context, eng, tenant, state=state, form=form, errors=problems)
     found = settings_form.changes(current, raw, Settings.of(candidate), candidate)
@@ -83,7 +85,7 @@ def _preview(
     preview = {
         "changes": found,
         "proposed": settings_form.variable_text(candidate),
-        "seen": state["stored"].fingerprint,
+        "seen": stored.fingerprint,
     }
     return _page(request, reviewer, context, eng, tenant, state=state, form=form, preview=preview)
 
@@ -92,31 +94,33 @@ def _save(
     request: Request,
     reviewer: Reviewer,
     context: ReviewContext,
-    eng: Any,
+    eng: Engine,
     tenant: PageTenant,
     proposed: str,
     seen: str,
 ) -> Response:
-    assert tenant.variable is not None  # SettingsDep refuses a former tenant
     state = _state(tenant)
+    stored, before = state.stored, state.settings
+    if stored is None:  # a former tenant (SettingsDep refuses it first)
+        raise bad_request("This tenant has no settings any more")
     try:
         raw = parse_variable(proposed)
         after = Settings.of(raw)
     except ConfigError:  # not what a preview offers: preview again
         raise bad_request("The previewed settings do not validate: preview the change again") from None
-    stale = state["stored"].fingerprint != seen or state["problems"]
-    if stale:
+    if before is None or stored.fingerprint != seen:  # a broken Variable was never previewed either
         return _stale(request, reviewer, context, eng, tenant)
-    found = settings_form.changes(state["settings"], state["raw"], after, raw)
+    found = settings_form.changes(before, state.raw, after, raw)
     if not found:
         return context.redirect(request, "/settings")
-    before_values, after_values = settings_form.recorded(state["settings"], after, found)
+    before_values, after_values = settings_form.recorded(before, after, found)
+    key = stored.key
 
     def record() -> None:
         store.record_settings_change(
             eng,
             tenant=tenant.id,
-            variable=state["stored"].key,
+            variable=key,
             user=reviewer.name,
             user_id=reviewer.user_id,
             before=before_values,
@@ -124,26 +128,40 @@ def _save(
         )
 
     try:
-        settings_variable.save(state["stored"].key, seen, settings_form.variable_text(raw), record)
+        settings_variable.save(key, seen, settings_form.variable_text(raw), record)
     except settings_variable.StaleSettings:
         return _stale(request, reviewer, context, eng, tenant)
-    except settings_variable.ReadOnlyVariable:
-        return _page(request, reviewer, context, eng, tenant, status_code=status.HTTP_409_CONFLICT)
+    except settings_variable.ReadOnlyVariable as exc:
+        notice = ("error", f"Nothing saved: the Variable is set in {exc}, which runs read first.")
+        return _page(
+            request, reviewer, context, eng, tenant, notice=notice, status_code=status.HTTP_409_CONFLICT
+        )
     return context.redirect(request, "/settings", {"saved": "1"})
 
 
 def _stale(
-    request: Request, reviewer: Reviewer, context: ReviewContext, eng: Any, tenant: PageTenant
+    request: Request, reviewer: Reviewer, context: ReviewContext, eng: Engine, tenant: PageTenant
 ) -> HTMLResponse:
     notice = ("error", f"Nothing saved: {settings_variable.STALE}.")
     return _page(request, reviewer, context, eng, tenant, notice=notice, status_code=status.HTTP_409_CONFLICT)
 
 
-def _state(tenant: PageTenant) -> dict[str, Any]:
-    """The tenant's Variable as runs read it: its text, its JSON object, the settings (or the
-    problems that keep it from being settings), and the tenants file's billing day."""
+@dataclass(frozen=True)
+class Current:
+    """The tenant's Variable as runs read it: where and what it holds, its JSON object, the
+    settings (None: a former tenant, or `problems` keep it from being settings), and the tenants
+    file's billing day (None in the single-tenant form)."""
+
+    stored: settings_variable.Stored | None
+    raw: dict[str, Any]
+    settings: Settings | None
+    problems: dict[str, str]
+    tenant_day: int | None
+
+
+def _state(tenant: PageTenant) -> Current:
     if tenant.variable is None:  # a former tenant: no settings any more
-        return {"stored": None, "raw": {}, "settings": None, "problems": {}, "tenant_day": None}
+        return Current(None, {}, None, {}, None)
     stored = settings_variable.read(tenant.variable)
     tenant_day = tenants.by_id(tenant.id).billing_day
     raw: dict[str, Any] = {}
@@ -155,23 +173,17 @@ def _state(tenant: PageTenant) -> dict[str, Any]:
         problems = dict(exc.problems)
     except ConfigError as exc:  # not JSON, or not an object: its message quotes no value
         problems = {"": str(exc)}
-    return {
-        "stored": stored,
-        "raw": raw,
-        "settings": settings,
-        "problems": problems,
-        "tenant_day": tenant_day,
-    }
+    return Current(stored, raw, settings, problems, tenant_day)
 
 
 def _page(
     request: Request,
     reviewer: Reviewer,
     context: ReviewContext,
-    eng: Any,
+    eng: Engine,
     tenant: PageTenant,
     *,
-    state: dict[str, Any] | None = None,
+    state: Current | None = None,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     preview: dict[str, Any] | None = None,
@@ -179,8 +191,8 @@ def _page(
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     state = state or _state(tenant)
-    settings: Settings | None = state["settings"]
-    stored = state["stored"]
+    settings: Settings | None = state.settings
+    stored = state.stored
     editable = bool(reviewer.may("settings") and tenant.active and settings and stored and not stored.outside)
     return context.render(
         request,
@@ -188,8 +200,8 @@ def _page(
         "settings.html",
         status_code=status_code,
         stored=stored,
-        rows=settings_form.rows(settings, state["raw"], state["tenant_day"]) if settings else [],
-        problems=state["problems"],
+        rows=settings_form.rows(settings, state.raw, state.tenant_day) if settings else [],
+        problems=state.problems,
         form=form if form is not None else (settings_form.form_of(settings) if settings else {}),
         errors=errors or {},
         preview=preview,
@@ -197,13 +209,13 @@ def _page(
         editable=editable,
         products=settings_form.products_offered(settings) if settings else [],
         areas=POWER_AREAS,
-        tenant_day=state["tenant_day"],
+        tenant_day=state.tenant_day,
         catalog=_catalog(eng, tenant.id),
         types_seen=_types_seen(eng, tenant.id),
     )
 
 
-def _catalog(eng: Any, tenant: str) -> list[dict[str, Any]]:
+def _catalog(eng: Engine, tenant: str) -> list[dict[str, Any]]:
     """The catalog items the tenant's newest run read (identifier, description, inactive)."""
     run = store.newest_staged_run(eng, "catalog", tenant=tenant)
     if run is None:
@@ -213,7 +225,7 @@ def _catalog(eng: Any, tenant: str) -> list[dict[str, Any]]:
     return sorted((i for i in items if i.get("identifier")), key=lambda i: str(i["identifier"]))
 
 
-def _types_seen(eng: Any, tenant: str) -> list[str]:
+def _types_seen(eng: Engine, tenant: str) -> list[str]:
     """The agreement type names among the agreements the tenant's newest run read."""
     run = store.newest_staged_run(eng, "agreements", tenant=tenant)
     if run is None:
