@@ -265,7 +265,9 @@ def test_dismissing_a_card_needs_a_note_and_a_real_card(desk: Desk, airflow: Air
 
 
 def test_every_decision_comes_back_to_the_same_page_and_card(
-    desk: Desk, monkeypatch: pytest.MonkeyPatch
+    desk: Desk,
+    airflow: Airflow,  # noqa: F811 (the re-run's Airflow)
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(review_app, "PAGE_SIZE", 2)
     second = desk.get("/quarantine?page=2", MAPPER).text
@@ -283,6 +285,13 @@ def test_every_decision_comes_back_to_the_same_page_and_card(
     # The flat list: back to the row.
     flat = desk.post(f"/quarantine/{row}", {"action": "reopen", "back": "status=all&view=rows"})
     assert flat.headers["location"].endswith(f"view=rows&done=open&id={row}#row-{row}")
+    # Mapping an organization from its card, and re-running the billing date: the same page too.
+    place = {"back": "status=open&page=2"}
+    mapped = desk.post("/mapping", {"organization_id": "9", "company_id": "252", **place})
+    assert mapped.headers["location"].startswith("/billing-review/quarantine?status=open&page=2&done=mapped")
+    assert mapped.headers["location"].endswith("#group-organization-9")
+    rerun = desk.post("/rerun", {"billing_date": DAY, **place})
+    assert rerun.headers["location"].startswith("/billing-review/quarantine?status=open&page=2&rerun=")
     # A decision that empties the page it was taken on: the last page there is.
     for key in re.findall(r'data-card="([^"]+)"', desk.get("/quarantine?page=2", MAPPER).text):
         done = desk.post(

@@ -104,13 +104,16 @@ def unpause(
 ) -> RedirectResponse:
     """Unpause the tenant's monthly DAG (or, ``dag=apply``, its apply DAG) as the user."""
     day = parse_billing_date(billing_date)
-    filters = _back(back)
+    place = _back(back)
     token = airflow_runs.user_token(request)
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, airflow_runs.NO_TOKEN)
     dag_id = tenants.apply_dag_id_of(tenant.id) if dag == "apply" else tenant.dag_id
     airflow_live.unpause(api, token, dag_id)
     outcome = {"done": "unpaused", "date": day.isoformat()}
-    if filters is None:
+    if place is None:
         return context.redirect(request, "/mapping", outcome)
-    return context.redirect(request, "/quarantine", {**filters.query(), **outcome})
+    filters, page = place  # the same filters and page of the queue
+    return context.redirect(
+        request, "/quarantine", {**filters.query(), "page": page if page > 1 else None, **outcome}
+    )

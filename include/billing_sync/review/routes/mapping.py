@@ -38,7 +38,7 @@ from billing_sync.review.inputs import (
     parse_search,
 )
 from billing_sync.review.pages import ReviewContext, outcome_query
-from billing_sync.review.routes.quarantine import parse_back
+from billing_sync.review.routes.quarantine import parse_place
 from billing_sync.review.security import Reviewer
 
 router = APIRouter(prefix="/mapping")
@@ -110,7 +110,7 @@ def set_mapping(
     apply: Annotated[str, Form(alias=apply_now.FORM_FIELD)] = "",
 ) -> RedirectResponse:
     org = parse_id(organization_id, "organization_id")
-    filters = parse_back(back) if back else None  # before writing: a bad filter writes nothing
+    place = parse_place(back) if back else None  # before writing: a bad filter writes nothing
     company = _typed_company(eng, company_id, tenant=tenant.id)
     before = _mapped_to(eng, org, tenant=tenant.id)
     outcome = apply_mapping(eng, org, company, note.strip(), reviewer, tenant=tenant.id)
@@ -126,7 +126,7 @@ def set_mapping(
         applied = apply_now.trigger(
             request, api, tenant.id, scope, f"mapping of organization {org}", reviewer=reviewer
         )
-    return _back(request, context, org, outcome, filters, extra=applied)
+    return _back(request, context, org, outcome, place, extra=applied)
 
 
 @router.post("/bulk")
@@ -145,10 +145,10 @@ def bulk_mapping(
     (a malformed one, or more than BULK_MAX, is a 400), then every organization and the company
     against the newest run; only when all pass is anything written."""
     orgs = parse_ids(organization_id, "organization_id")
-    filters = parse_back(back) if back else None
+    place = parse_place(back) if back else None
     company = parse_company(company_id)
     outcome, about = apply_bulk_mapping(eng, orgs, company, note.strip(), reviewer, tenant=tenant.id)
-    return _back(request, context, about, outcome, filters, anchor="bulk")
+    return _back(request, context, about, outcome, place, anchor="bulk")
 
 
 @router.post("/{organization_id}/delete")
@@ -181,17 +181,17 @@ def undo_mapping(
     """Undo the mapping a flash offered it for: back to company `was` (none: the mapping removed),
     only while the organization still maps to `to`."""
     org = parse_id(organization_id, "organization_id")
-    filters = parse_back(back) if back else None
+    place = parse_place(back) if back else None
     mapped = parse_id(to, "to")
     previous = optional_id(was, "was")
     if _mapped_to(eng, org, tenant=tenant.id) != mapped:
-        return _back(request, context, org, UNDO_STALE, filters)
+        return _back(request, context, org, UNDO_STALE, place)
     if previous is None:
         store.delete_org_map(eng, org, tenant=tenant.id, user=reviewer.name, user_id=reviewer.user_id)
-        return _back(request, context, org, "unmapped", filters)
+        return _back(request, context, org, "unmapped", place)
     note = f"Undo: back from company {mapped} to company {previous}"
     store.set_org_map(eng, org, previous, note, reviewer.name, user_id=reviewer.user_id, tenant=tenant.id)
-    return _back(request, context, org, "mapped", filters)
+    return _back(request, context, org, "mapped", place)
 
 
 def _typed_company(eng: Engine, raw: str, *, tenant: str) -> int | None:
@@ -266,16 +266,19 @@ def _back(
     context: ReviewContext,
     organization_id: int,
     outcome: str,
-    filters: QuarantineFilter | None = None,
+    place: tuple[QuarantineFilter, int] | None = None,
     anchor: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> RedirectResponse:
-    """Back to the page the form was on: the quarantine list with its filters, else the mapping;
-    `extra`: Apply now's outcome."""
+    """Back to the page the form was on: the quarantine list with its filters and page (`place`),
+    else the mapping; `extra`: Apply now's outcome."""
     said = {"error": outcome, "id": organization_id} if outcome == UNDO_STALE else None
     query = {**(said or outcome_query(outcome, organization_id)), **(extra or {})}
-    if filters is not None:
-        target = context.url(request, "/quarantine", {**filters.query(), **query})
+    if place is not None:
+        filters, page = place
+        target = context.url(
+            request, "/quarantine", {**filters.query(), "page": page if page > 1 else None, **query}
+        )
         fragment = anchor or f"group-organization-{organization_id}"
     else:
         target = context.url(request, "/mapping", query)

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from billing_sync.review import airflow_live, airflow_runs
 from billing_sync.review.deps import ApplyDep, ContextDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, QuarantineFilter, parse_billing_date
-from billing_sync.review.routes.quarantine import parse_back
+from billing_sync.review.routes.quarantine import parse_place
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ def rerun(
     back: Annotated[str, Form(max_length=BACK_MAX)] = "",
 ) -> RedirectResponse:
     day = parse_billing_date(billing_date)
-    filters = _back(back)  # parsed before anything is triggered: a bad filter refuses the request
+    place = _back(back)  # parsed before anything is triggered: a bad filter refuses the request
     token = airflow_runs.user_token(request)
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, airflow_runs.NO_TOKEN)
@@ -42,9 +42,12 @@ def rerun(
     except airflow_runs.RunExists:
         triggered = None
     outcome = airflow_runs.outcome_query(triggered, day, _holding(api, token, tenant.dag_id, triggered))
-    if filters is None:
+    if place is None:
         return context.redirect(request, "/mapping", outcome)
-    return context.redirect(request, "/quarantine", {**filters.query(), **outcome})
+    filters, page = place  # the same filters and page of the queue
+    return context.redirect(
+        request, "/quarantine", {**filters.query(), "page": page if page > 1 else None, **outcome}
+    )
 
 
 def _holding(api: str, token: str, dag_id: str, triggered: airflow_runs.Triggered | None) -> str:
@@ -55,6 +58,6 @@ def _holding(api: str, token: str, dag_id: str, triggered: airflow_runs.Triggere
     return found.holding[0]["run_id"] if found and found.holding else ""
 
 
-def _back(back: str) -> QuarantineFilter | None:
-    """Where the button was: "mapping", or the quarantine list's filters."""
-    return None if back == "mapping" else parse_back(back)
+def _back(back: str) -> tuple[QuarantineFilter, int] | None:
+    """Where the button was: "mapping", or the quarantine list's filters and page."""
+    return None if back == "mapping" else parse_place(back)
