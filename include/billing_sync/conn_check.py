@@ -60,9 +60,9 @@ def _guarded(secrets: list[str], check: Callable[[], tuple[bool, str]]) -> tuple
 
 def check_connectwise(conn_id: str) -> tuple[bool, str]:
     """(success, message) for the ConnectWise connection `conn_id`."""
-    from .hooks import ConnectWiseHook
+    from .api_hooks import ConnectWiseApiHook
 
-    conn = ConnectWiseHook(connectwise_conn_id=conn_id).get_connection(conn_id)
+    conn = ConnectWiseApiHook(connectwise_conn_id=conn_id).get_connection(conn_id)
     try:
         creds = connectwise_credentials(conn, "this connection")
     except CredentialsError as exc:
@@ -158,9 +158,9 @@ def _answered(site: str, creds: ConnectWiseCredentials, codebase: str | None, ex
 
 def check_huntress(conn_id: str) -> tuple[bool, str]:
     """(success, message) for the Huntress connection `conn_id`."""
-    from .hooks import HuntressHook
+    from .api_hooks import HuntressApiHook
 
-    conn: Any = HuntressHook(huntress_conn_id=conn_id).get_connection(conn_id)
+    conn: Any = HuntressApiHook(huntress_conn_id=conn_id).get_connection(conn_id)
     return _guarded(secrets_of(conn), lambda: _huntress(conn_id, conn))
 
 

@@ -91,14 +91,14 @@ class ConnectWiseClient:
         """A client for the connection (the `http` or the `connectwise_manage` form, conn_settings);
         `codebase` (e.g. from an earlier task) saves its discovery; `retry` replaces the policy
         (the Test button's quick one)."""
-        from .hooks import ConnectWiseHook
+        from .api_hooks import ConnectWiseApiHook
 
-        # ConnectWiseHook sends Basic companyId+publicKey:privateKey and the `clientId` header.
+        # ConnectWiseApiHook sends Basic companyId+publicKey:privateKey and the `clientId` header.
         hook_factory, base_url, conn = hook_session_factory(
             conn_id,
             drop_headers=SETTING_EXTRAS,
             headers={"pagination-type": "forward-only"},
-            hook=ConnectWiseHook(connectwise_conn_id=conn_id),
+            hook=ConnectWiseApiHook(connectwise_conn_id=conn_id),
         )
         creds = connectwise_credentials(conn, conn_id)
         extra = extra_of(conn)

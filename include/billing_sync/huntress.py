@@ -46,13 +46,13 @@ class HuntressClient:
     ) -> HuntressClient:
         """A client for the connection (`http` or `huntress` form: the same fields); `retry`
         replaces the policy (the Test button's quick one)."""
-        from .hooks import HuntressHook
+        from .api_hooks import HuntressApiHook
 
         factory, base_url, conn = hook_session_factory(
             conn_id,
             drop_headers=SETTING_EXTRAS,
             headers={"Accept": "application/json"},
-            hook=HuntressHook(huntress_conn_id=conn_id),
+            hook=HuntressApiHook(huntress_conn_id=conn_id),
         )
         extra = extra_of(conn)
         limiter = SlidingWindowLimiter(
