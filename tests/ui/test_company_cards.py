@@ -218,12 +218,12 @@ def test_dismiss_and_apply_now_takes_the_cards_open_rows_only_and_comes_back_to_
     assert (query["status"], query["order"], query["done"], query["id"]) == (
         ["open"],
         ["amount"],
-        ["dismissed_group"],
-        ["2"],
+        ["dismissed_company"],
+        ["251"],
     )
     assert (query["rerun"], query["run"]) == (["applying"], [post["json"]["dag_run_id"]])
     page = desk.client.get(done.headers["location"].split("#")[0], headers=MAPPER).text
-    assert "Dismissed with your note: 2 open row(s) of the card." in page
+    assert "Every open row of the card dismissed with your note: Beta Dental (company #251)." in page
     assert f"Apply now: run {post['json']['dag_run_id']} of the apply DAG triggered" in page
 
     again = desk.post("/quarantine/group", {**form, "back": "status=open"})
@@ -261,7 +261,23 @@ def test_dismissing_a_card_needs_a_note_and_a_real_card(desk: Desk, airflow: Air
 
     # A plain dismiss (no Apply now), by an editor: Airflow is not called.
     done = desk.post("/quarantine/group", {**form, "back": "status=open"}, EDITOR)
-    assert "done=dismissed_group&id=2" in done.headers["location"] and airflow.sent("POST") == []
+    assert "done=dismissed_company&id=251" in done.headers["location"] and airflow.sent("POST") == []
+
+    # A line without organization or company is a card of its own key: dismissed, nothing to apply.
+    store.upsert_quarantine(
+        desk.engine, RUN, DAY,
+        [{"sync_key": "line:77:edr", "reason_code": "invalid_usage", "product": "edr", "payload": {}}],
+        tenant="default",
+    )  # fmt: skip
+    lone = card(desk.get("/quarantine", EDITOR).text, "key:line:77:edr")
+    assert 'value="dismiss"' in lone and "dismiss_apply" not in lone
+    form = {"group": "key:line:77:edr", "action": "dismiss_apply", "note": "test line"}
+    done = desk.post("/quarantine/group", {**form, "back": "status=open"})
+    assert "done=dismissed_group&id=1" in done.headers["location"] and airflow.sent("POST") == []
+    assert (
+        "Dismissed with your note: 1 open row(s) of the card."
+        in desk.client.get(done.headers["location"], headers=MAPPER).text
+    )
 
 
 def test_every_decision_comes_back_to_the_same_page_and_card(
@@ -298,7 +314,7 @@ def test_every_decision_comes_back_to_the_same_page_and_card(
             "/quarantine/group",
             {"group": key, "action": "dismiss", "note": "n", "back": "status=open&page=2"},
         )
-    assert "page=" not in done.headers["location"] and "done=dismissed_group" in done.headers["location"]
+    assert "page=" not in done.headers["location"] and "done=dismissed_" in done.headers["location"]
 
 
 # --- badges ---------------------------------------------------------------------------------------

@@ -80,6 +80,8 @@ def about(engine: Engine, outcome: str, ident: int, *, tenant: str) -> str:
     """Whom the outcome `outcome` of the thing `ident` was about, or '' (an outcome about no one)."""
     if outcome in ROW_OUTCOMES:
         return about_row(engine, ident, tenant=tenant)
-    if outcome in ORGANIZATION_OUTCOMES:
+    if outcome in ORGANIZATION_OUTCOMES or outcome == "dismissed_organization":  # a card's, too
         return about_organization(engine, ident, tenant=tenant)
+    if outcome == "dismissed_company":  # every open row of a company's card
+        return _subject(None, None, data.company_names(engine, tenant=tenant).get(ident), ident)
     return ""

@@ -37,6 +37,8 @@ MESSAGES = {
     "unpaused": "The DAG was unpaused: its queued runs start now (the page below follows yours).",
     "dismissed": "Row {id} dismissed.",
     "dismissed_group": "Dismissed with your note: {id} open row(s) of the card.",
+    "dismissed_company": "Every open row of the card dismissed with your note.",
+    "dismissed_organization": "Every open row of the card dismissed with your note.",
     "none_open": "Nothing was dismissed: the card has no open row left that the filters keep.",
     "resolved": "Row {id} marked resolved.",
     "open": "Row {id} reopened.",

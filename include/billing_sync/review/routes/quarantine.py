@@ -204,7 +204,14 @@ def quarantine_group_action(
         for r in data.open_group_rows(eng, group, filters.store_filters(), tenant=tenant.id)
         if apply_action(eng, tenant.id, r["id"], "dismissed", text, reviewer) == "dismissed"
     ]
-    outcome = {"done": "dismissed_group", "id": len(dismissed)} if dismissed else {"error": "none_open"}
+    # Said by the company or organization (the page names it); a key group by how many rows.
+    kind, _, ident = group.partition(":")
+    done = (
+        {"done": f"dismissed_{kind}", "id": ident}
+        if kind != "key"
+        else {"done": "dismissed_group", "id": len(dismissed)}
+    )
+    outcome: dict[str, Any] = done if dismissed else {"error": "none_open"}
     scope = _scope_of(dismissed) if action == "dismiss_apply" else None
     if scope is not None:
         what = f"{len(dismissed)} dismissed row{'' if len(dismissed) == 1 else 's'} of {group}"
