@@ -102,7 +102,14 @@ def secrets_of(conn: Any) -> list[str]:
         extra = conn.extra_dejson
     except Exception:
         extra = None
-    return connection_secrets(conn.login, conn.password, extra if isinstance(extra, dict) else None)
+    extra = extra if isinstance(extra, dict) else None
+    found = connection_secrets(conn.login, conn.password, extra)
+    typed = extra or {}
+    if not conn.login and typed.get("company_id") and typed.get("public_key"):
+        # A `connectwise_manage` connection (conn_settings) keeps the login's parts as fields; Basic
+        # auth still sends `companyId+publicKey:privateKey`.
+        found += connection_secrets(f"{typed['company_id']}+{typed['public_key']}", conn.password)
+    return found
 
 
 def scrubber(secrets: Iterable[str]) -> Scrub:

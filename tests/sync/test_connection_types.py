@@ -230,3 +230,16 @@ def test_a_huntress_connection_without_host_goes_to_the_public_api(monkeypatch) 
         json.dumps({"conn_type": "huntress", "login": API_KEY, "password": API_SECRET}),
     )
     assert HuntressClient.from_connection("hn_nohost").api.base_url == "https://api.huntress.io"
+
+
+def test_the_typed_form_login_pair_is_a_secret_for_every_scrub() -> None:
+    """Alerts scrub with scrub.secrets_of: Basic auth's `companyId+publicKey:privateKey`, which the
+    typed form never stores as one value, is masked as it travels (base64) too."""
+    import base64
+
+    from billing_sync.scrub import scrubber, secrets_of
+
+    pair = base64.b64encode(f"demomsp+{PUBLIC_KEY}:{PRIVATE_KEY}".encode()).decode()
+    scrub = scrubber(secrets_of(conn(extra=TYPED_EXTRA)))
+    assert scrub(f"the server echoed the header as {pair}") == "the server echoed the header as ***"
+    assert CLIENT_ID not in scrub(f"clientId {CLIENT_ID}")
