@@ -151,16 +151,23 @@ class Desk:
         # In order, never back: queued (maybe missed between two polls), running, success.
         assert states == [s for s in ("queued", "running", "success") if s in states], (what, states)
         assert states[-1] == "success", (what, states)
+        # Then the page's lists are swapped for what they are now (still no reload).
+        expect(self.page.locator("body")).to_have_attribute("data-live-refreshed", "done")
         href = notice.get_by_role("link", name="Open the DAG run").get_attribute("href")
         self.applies.append((what, took, href.rsplit("/", 1)[1]))
         print(f"Apply now, {what}: click → written in {took:.1f} s")
 
     def approve(self, row: dict[str, Any], note: str, agreement: int | None = None) -> None:
+        from playwright.sync_api import expect
+
         self.go(f"/approvals/new?row={row['id']}")
         if agreement is not None:
             self.page.locator(f"input[name=agreement_id][value='{agreement}']").check()
         self.page.get_by_label("Note for the approval").fill(note)
         self.apply_now(f"approval of row {row['id']}", self.page.get_by_test_id("approve-apply").click)
+        # The approvals page it lands on no longer lists the row as held: the write resolved it.
+        held = self.page.locator(f"#approval-lists a[href$='/quarantine/{row['id']}']")
+        expect(held).to_have_count(0)
 
     def override(self, company: int, product: str, rule: str, quantity: int | None, note: str) -> None:
         self.go("/overrides")
@@ -186,6 +193,8 @@ class Desk:
             search.press_sequentially(typed, delay=30)
         choice = head.get_by_role("button", name=f"Map to this company: {name} #{company}", exact=True)
         self.apply_now(f"mapping of organization {org}", choice.click)
+        # The queue below shows the organization's rows resolved: its card is gone from the open ones.
+        expect(self.page.locator(f"#queue #group-organization-{org}")).to_have_count(0)
 
     def dismiss(self, row: dict[str, Any], note: str) -> None:
         from playwright.sync_api import expect

@@ -4,6 +4,9 @@
 // it in Airflow. With it, every [data-live] element polls its URL (GET /runs/live, JSON, this
 // origin: the page's CSP has connect-src 'self') every 1.5 s and shows the run's state in text
 // (textContent only: nothing Airflow says is parsed as HTML) until the run is done or failed.
+// Once it is done, the page's own lists ([data-live-refresh] regions with an id) are fetched again
+// from this page's URL and swapped in place, so they show what the run wrote and resolved (no reload:
+// what was typed elsewhere on the page stays); the pickers inside are attached again (picker.js).
 // Loaded by <script src> carrying the page's nonce.
 (function () {
   "use strict";
@@ -43,6 +46,29 @@
     box.replaceChildren.apply(box, parts);
   }
 
+  // The page as it is now, its [data-live-refresh] regions swapped in; body[data-live-refreshed]
+  // says when it is done (or "failed": the link in the line still offers the page as it is).
+  function refresh() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error(String(response.status));
+        return response.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var regions = document.querySelectorAll("[data-live-refresh][id]");
+        for (var i = 0; i < regions.length; i++) {
+          var now = fresh.getElementById(regions[i].id);
+          if (now) regions[i].replaceWith(document.importNode(now, true));
+        }
+        if (window.billingPickers) window.billingPickers(document);
+        document.body.setAttribute("data-live-refreshed", "done");
+      })
+      .catch(function () {
+        document.body.setAttribute("data-live-refreshed", "failed");
+      });
+  }
+
   function follow(box) {
     var url = box.getAttribute("data-live");
     if (!url || box.hasAttribute("data-live-ready")) return;
@@ -60,6 +86,7 @@
           show(box, view);
           // A done run with no billing record yet: ask once more for what it wrote.
           if (!view.done || (view.state === "success" && !view.result)) setTimeout(poll, EVERY_MS);
+          else refresh();
         })
         .catch(function (error) {
           box.textContent = "The run's state could not be read (" + error.message + "): trying again.";

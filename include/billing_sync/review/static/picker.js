@@ -71,6 +71,10 @@
     input.setAttribute("data-picker-ready", "");
   }
 
-  var inputs = document.querySelectorAll("input[data-picker]");
-  for (var i = 0; i < inputs.length; i++) attach(inputs[i]);
+  // Every picker under `root` not attached yet; live.js calls it after swapping a region in.
+  window.billingPickers = function (root) {
+    var inputs = root.querySelectorAll("input[data-picker]:not([data-picker-ready])");
+    for (var i = 0; i < inputs.length; i++) attach(inputs[i]);
+  };
+  window.billingPickers(document);
 })();
