@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -119,24 +120,35 @@ def test_production_wheel_carries_the_dag_files_and_the_provider(wheels: dict[st
     assert "huntress_cw_billing-0.1.0.dist-info/entry_points.txt" in names
 
 
-def _requirement_names(lines: list[str]) -> set[str]:
-    return {re.split(r"[<>=!~;\[ ]", line, maxsplit=1)[0].lower().replace("_", "-") for line in lines}
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_runtime_dependencies_are_declared_and_the_lock_pins_each() -> None:
-    """Every runtime requirement (requirements.txt) is a dependency; the sandbox never is."""
-    declared = importlib.metadata.requires("huntress-cw-billing") or []
-    runtime = [
-        line.strip()
-        for line in (ROOT / "requirements.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+def _lines(path: Path) -> list[str]:
+    return [
+        line.split("#")[0].strip() for line in path.read_text().splitlines() if line.split("#")[0].strip()
     ]
-    assert _requirement_names(runtime) <= _requirement_names(declared)
-    assert not [d for d in declared if "sandbox" in d]
-    locked = _requirement_names(
-        [line for line in LOCK.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    )
-    assert _requirement_names(declared) <= locked
+
+
+def test_runtime_dependencies_are_declared_and_the_lock_satisfies_each() -> None:
+    """Every runtime requirement (requirements.txt) is a dependency, as a range the lock's pin lies
+    in; the dev-only sandbox never is one."""
+    from packaging.requirements import Requirement
+
+    declared = [
+        Requirement(r)
+        for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
+    by_name = {_name(r.name): r for r in declared}
+    assert {_name(line) for line in _lines(ROOT / "requirements.txt")} <= set(by_name)
+    assert not [name for name in by_name if "sandbox" in name]
+    locked = {_name(line): line.split("==", 1)[1] for line in _lines(LOCK) if "==" in line}
+    outside = {
+        name: locked.get(name)
+        for name, r in by_name.items()
+        if name not in locked or locked[name] not in r.specifier
+    }
+    assert not outside, f"the lock pins these outside the declared ranges (or not at all): {outside}"
 
 
 def _clean_env(home: Path) -> dict[str, str]:
