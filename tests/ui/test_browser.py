@@ -150,7 +150,7 @@ def test_script_names_render_as_text(page, site: Site) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(site.page("/quarantine?reason_code=unmapped_organization"))
-    expect(page.locator("table")).to_contain_text(SCRIPT_NAME)
+    expect(page.get_by_test_id("quarantine")).to_contain_text(SCRIPT_NAME)  # the cards, a table each
     page.goto(site.page("/mapping"))
     expect(page.locator(f"#org-{XSS_ORG}")).to_contain_text(SCRIPT_NAME)
     assert page.evaluate("window.__xss") is None
