@@ -125,7 +125,7 @@ def _wait_ready(proc: subprocess.Popen, url: str, password_file: Path, log: Path
 def api(site: Site) -> httpx.Client:
     """Airflow's REST API as `admin`."""
     return httpx.Client(
-        base_url=f"{site.url}/api/v2", headers={"Authorization": f"Bearer {site.token('admin')}"}, timeout=30
+        base_url=f"{site.url}/api/v2", headers={"Authorization": f"Bearer {site.token('admin')}"}, timeout=60
     )
 
 
