@@ -46,6 +46,9 @@ ADDITION_FIELDS = (
 # `price` is the catalog item's default unit price (pyconnectwise's CatalogItem model, generated from
 # ConnectWise's OpenAPI): the fallback price of a key without an addition price, read with the item.
 CATALOG_FIELDS = "id,identifier,description,inactiveFlag,price"
+# The settings page's picker: what a person chooses an item by (the price is the run's business).
+PICKER_FIELDS = "id,identifier,description,inactiveFlag"
+AGREEMENT_TYPE_FIELDS = "id,name,inactiveFlag"
 CREDENTIALS_HINT = "check the company id / credentials of the connection"
 
 
@@ -212,6 +215,32 @@ class ConnectWiseClient:
                 f"identifier in {in_list(identifiers)}",
                 CATALOG_FIELDS,
             )
+        )
+
+    def catalog_page(self, limit: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], bool]:
+        """The first `limit` catalog items (by id, inactive ones too) and whether they are all of
+        them: the settings page's picker, one request whatever the catalog's size.
+
+        `GET /procurement/catalog` with `fields` and `pageSize` (getProcurementCatalog in
+        ConnectWise's definition, /work/shared/reference/openapi/connectwise-manage-2026.4-get.json);
+        a page with a rel="next" link, or a full one, says there are more."""
+        size = max(1, min(int(limit), PAGE_SIZE))
+        params = {"pageSize": size, "fields": PICKER_FIELDS}
+        resp = self._request("GET", "procurement/catalog", label="/procurement/catalog", params=params)
+        if not isinstance(resp.payload, list):
+            raise ApiError(
+                f"ConnectWise GET /procurement/catalog returned {type(resp.payload).__name__}, not a list"
+            )
+        check_objects(resp.payload, "ConnectWise GET /procurement/catalog")
+        whole = next_link(resp.response) is None and len(resp.payload) < size
+        return list(resp.payload), whole
+
+    def agreement_types(self) -> list[dict[str, Any]]:
+        """Every agreement type (id, name, inactiveFlag): `GET /finance/agreements/types`
+        (getFinanceAgreementsTypes in ConnectWise's definition,
+        /work/shared/reference/openapi/connectwise-manage-2026.4-get.json), paged as every list is."""
+        return list(
+            self.paged("finance/agreements/types", "/finance/agreements/types", None, AGREEMENT_TYPE_FIELDS)
         )
 
     def agreements(

@@ -129,7 +129,8 @@ class FormFields(HTMLParser):
 
     def __init__(self, testid: str) -> None:
         super().__init__()
-        self.testid, self.inside, self.fields = testid, False, {}
+        self.testid, self.inside = testid, False
+        self.fields: dict[str, Any] = {}
         self._select: str | None = None
         self._textarea: str | None = None
 
@@ -140,8 +141,12 @@ class FormFields(HTMLParser):
         if not self.inside or "disabled" in a:
             return
         if tag == "input" and a.get("name"):
-            if a.get("type") != "checkbox" or "checked" in a:
-                self.fields[a["name"]] = a.get("value", "")
+            name = a["name"]
+            if a.get("type") == "checkbox" and "checked" in a and name in self.fields:
+                held = self.fields[name]  # boxes sharing a name: every ticked value is sent
+                self.fields[name] = [*(held if isinstance(held, list) else [held]), a.get("value", "")]
+            elif a.get("type") != "checkbox" or "checked" in a:
+                self.fields[name] = a.get("value", "")
         elif tag == "select":
             self._select = a.get("name")
         elif tag == "option" and self._select and "selected" in a:
@@ -163,7 +168,7 @@ class FormFields(HTMLParser):
             self.fields[self._textarea] += data
 
 
-def form_fields(html: str, testid: str) -> dict[str, str]:
+def form_fields(html: str, testid: str) -> dict[str, Any]:
     parser = FormFields(testid)
     parser.feed(html)
     return parser.fields
@@ -186,7 +191,10 @@ class Site:
         return path if tenant == "default" else f"{path}?tenant={tenant}"
 
     def preview(
-        self, edits: dict[str, str | None], tenant: str = "north", headers: dict[str, str] = MAPPER
+        self,
+        edits: dict[str, str | list[str] | None],
+        tenant: str = "north",
+        headers: dict[str, str] = MAPPER,
     ) -> Any:
         """The settings form as rendered, `edits` typed over it (None: a box unticked), posted."""
         fields = form_fields(self.page(tenant, MAPPER), "settings-form")
@@ -298,7 +306,12 @@ def test_every_setting_shows_its_meaning_and_where_its_value_comes_from(site: Si
     assert 'name="billing_day"' not in html
     assert "the change guard [10]" in html and "the change guard [0.5]" in html  # the model's words
     # The catalog items the newest run read are offered for the products, the inactive one marked.
-    assert '<option value="OLD-EDR">Retired EDR (inactive)</option>' in html
+    # No ConnectWise connection here: the catalog items the newest run read are offered, the
+    # inactive one marked, and the page says why ConnectWise's own were not read.
+    assert '<option value="OLD-EDR">OLD-EDR — Retired EDR (inactive)</option>' in html
+    assert cell(html, "catalog-note").startswith(
+        "Could not read the catalog through connectwise_default: no connection of that id is defined"
+    )
     assert (
         cell(html, "types-seen") == "Types on the agreements of the newest run: Block Time, Managed Services"
     )
@@ -519,3 +532,152 @@ def test_the_run_page_shows_its_settings_as_a_table_marking_what_changed_since(s
     changed = re.search(r'<tr data-key="max_change_units".*?</tr>', table.group(1), re.S)
     assert changed and re.findall(r'<td class="detail">([^<]*)</td>', changed.group(0)) == ["10", "25"]
     assert "max_change_units&#34;" not in html  # no JSON dump of them either
+
+
+# --- ConnectWise's catalog and agreement types, read through the tenant's connection ----------------
+
+CW_SECRET = "cw-private-settings-picker-7f3a"  # the connection's private key: never on a page
+
+
+def picker_scenario() -> dict[str, Any]:
+    """tests/sync/test_preflight's scenario with a catalog of its own: EDR and its informational item,
+    SAT, SIEM, and a retired item marked inactive (ITDR, which north's settings name, is missing)."""
+    from tests.sync.test_preflight import scenario
+
+    data = scenario()
+    data["connectwise"]["private_key"] = CW_SECRET
+    data["connectwise"]["catalog"] = [
+        {"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR", "price": 4.5},
+        {"id": 753, "identifier": "HUNTRESS-EDR-INFO", "description": "EDR (informational)", "price": 0},
+        {"id": 754, "identifier": "HUNTRESS-SAT", "description": "Huntress SAT", "price": 1},
+        {"id": 755, "identifier": "HUNTRESS-SIEM", "description": "Huntress SIEM", "price": 12},
+        {"id": 760, "identifier": "OLD-EDR", "description": "Retired EDR", "price": 4, "inactiveFlag": True},
+    ]
+    return data
+
+
+@pytest.fixture
+def cw(site: Site, sandbox_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Site, Any]:
+    """The site with its tenants' `connectwise_default` pointing at a sandbox."""
+    from tests.sync.test_clients import use_connections
+
+    sb = sandbox_factory(picker_scenario())
+    use_connections(monkeypatch, sb)
+    return site, sb
+
+
+def served(sb: Any) -> dict[str, Any]:
+    import httpx
+
+    return httpx.get(f"{sb.connectwise_url}/_sandbox/requests", timeout=10).json()
+
+
+def requests_to(sb: Any, path: str) -> int:
+    """GETs of an API path, whatever the codebase before it."""
+    return sum(n for route, n in served(sb)["by_route"].items() if route.endswith(f"/apis/3.0{path}"))
+
+
+def options(html: str) -> dict[str, str]:
+    listed = re.search(r'<datalist id="catalog-items"[^>]*>(.*?)</datalist>', html, re.S)
+    assert listed, "the picker's list"
+    return {
+        v: unescape(t) for v, t in re.findall(r'<option value="([^"]*)">([^<]*)</option>', listed.group(1))
+    }
+
+
+def test_the_picker_offers_connectwise_catalog_and_agreement_types(cw: tuple[Site, Any]) -> None:
+    site, sb = cw
+    variable_set(
+        site.variables["north"],
+        json.dumps({"max_change_units": 25, "agreement_types": ["Managed Services", "Retired Type"]}),
+    )
+    html = site.page()
+    assert 'data-testid="catalog-note"' not in html and 'data-testid="types-note"' not in html
+    # The sandbox's catalog, not the run's (HUNTRESS-SIEM was never staged), the inactive item marked.
+    assert options(html) == {
+        "HUNTRESS-EDR": "HUNTRESS-EDR — Huntress Managed EDR",
+        "HUNTRESS-EDR-INFO": "HUNTRESS-EDR-INFO — EDR (informational)",
+        "HUNTRESS-SAT": "HUNTRESS-SAT — Huntress SAT",
+        "HUNTRESS-SIEM": "HUNTRESS-SIEM — Huntress SIEM",
+        "OLD-EDR": "OLD-EDR — Retired EDR (inactive)",
+    }
+    assert cell(html, "flag-products.itdr") == "HUNTRESS-ITDR: not in the catalog"  # configured, missing
+    assert 'data-testid="flag-products.edr"' not in html
+    # Agreement types: ConnectWise's, as boxes; the configured ones ticked, an unknown one flagged.
+    boxes = dict(
+        re.findall(r'<input type="checkbox" name="agreement_types" value="([^"]*)"( checked)?', html)
+    )
+    assert boxes["Managed Services"] == " checked" and boxes["Retired Type"] == " checked"
+    assert len(boxes) > 2 and sum(1 for v in boxes.values() if v) == 2
+    assert cell(html, "type-flag") == "not a ConnectWise agreement type"
+    assert 'name="agreement_types" rows=' not in html  # no free text while the types can be read
+    assert requests_to(sb, "/procurement/catalog") == 1
+
+
+def test_a_viewer_page_reads_nothing_from_connectwise(cw: tuple[Site, Any]) -> None:
+    site, sb = cw
+    site.page(headers=VIEWER)
+    assert served(sb)["total"] == 0
+
+
+def test_an_unknown_or_inactive_identifier_is_refused_beside_its_field(cw: tuple[Site, Any]) -> None:
+    site, _ = cw
+    before = variable_get(site.variables["north"])
+    shown = site.preview({"products.edr": "HUNTRESS-EDR, HUNTRESS-NOPE", "products.sat": "OLD-EDR"})
+    assert shown.status_code == 200
+    html = shown.text
+    assert cell(html, "error-products.edr") == "HUNTRESS-NOPE: not in the catalog"
+    assert cell(html, "error-products.sat") == "OLD-EDR: inactive in the catalog"
+    assert 'aria-invalid="true" aria-describedby="error-products.sat"' in html
+    assert 'data-testid="preview"' not in html and variable_get(site.variables["north"]) == before
+    kept = form_fields(html, "settings-form")
+    assert kept["products.edr"] == "HUNTRESS-EDR, HUNTRESS-NOPE" and kept["products.sat"] == "OLD-EDR"
+
+    # Items the catalog holds, active, and two ticked types: previewed and saved. ITDR, missing but
+    # already in force, is flagged and does not hold the change up.
+    shown = site.preview(
+        {
+            "products.edr": "HUNTRESS-EDR, HUNTRESS-EDR-INFO",
+            "agreement_types": ["Managed Services", "Block Time"],
+        }
+    )
+    assert 'data-testid="preview"' in shown.text, shown.text
+    assert site.save(shown.text).status_code == 303
+    stored = load_settings(json.loads(variable_get(site.variables["north"]) or "{}"))
+    assert stored.catalog_items["edr"] == ("HUNTRESS-EDR", "HUNTRESS-EDR-INFO")
+    assert stored.agreement_types == ("Managed Services", "Block Time")
+
+
+def test_connectwise_unreachable_falls_back_to_the_staged_items_with_a_plain_reason(
+    cw: tuple[Site, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.sync.test_clients import use_connections
+
+    site, sb = cw
+    use_connections(monkeypatch, sb, secret=CW_SECRET)
+    sb.stop()  # the connection now points at a closed port
+    html = site.page()
+    note = cell(html, "catalog-note")
+    assert note.startswith(
+        "Could not read the catalog through connectwise_default: ConnectWise could not be reached"
+    )
+    assert note.endswith("type identifiers by hand (the items offered are those the newest run read).")
+    assert CW_SECRET not in html and "hs_preflight_secret" not in html
+    assert options(html)["OLD-EDR"] == "OLD-EDR — Retired EDR (inactive)"  # the staged catalog
+    assert 'name="agreement_types" rows=' in html  # the types typed by hand again
+    assert cell(html, "types-seen").startswith("Types on the agreements of the newest run")
+    # An identifier nobody can check is accepted, the page still saying why.
+    shown = site.preview({"products.edr": "HUNTRESS-UNCHECKED"})
+    assert 'data-testid="preview"' in shown.text and 'data-testid="catalog-note"' in shown.text
+    assert CW_SECRET not in shown.text
+
+
+def test_connectwise_is_read_a_bounded_number_of_times(cw: tuple[Site, Any]) -> None:
+    site, sb = cw
+    site.page()
+    site.page()  # within the cache's minute: nothing read again
+    site.preview({"products.edr": "HUNTRESS-EDR, HUNTRESS-EDR-INFO"})  # its page and its check
+    log = served(sb)
+    assert requests_to(sb, "/procurement/catalog") == 1
+    assert requests_to(sb, "/finance/agreements/types") == 1
+    assert log["total"] <= 3, log["by_route"]  # the codebase's discovery, the catalog, the types

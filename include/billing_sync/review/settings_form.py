@@ -98,7 +98,7 @@ def edited(
         wanted[key] = _number(form.get(key, ""), integer=key != "max_change_ratio")
     wanted["invoice_source"] = form.get("invoice_source", "").strip()
     wanted |= {k: form.get(k) == "true" for k in FLAGS}
-    wanted["agreement_types"] = _lines(form.get("agreement_types", ""))
+    wanted["agreement_types"] = lines(form.get("agreement_types", ""))
     wanted["mapping_roles"] = _commas(form.get("mapping_roles", ""))
     products = {p: _identifiers(form.get(f"products.{p}", "")) for p in products_offered(current)}
     wanted["products"] = {p: v for p, v in products.items() if v}
@@ -134,12 +134,17 @@ def _number(text: str, *, integer: bool) -> Any:
     return text
 
 
-def _lines(text: str) -> list[str]:
+def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _commas(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def identifiers(text: str) -> list[str]:
+    """A product field's identifiers, in order."""
+    return _commas(text)
 
 
 def _identifiers(text: str) -> str | list[str]:

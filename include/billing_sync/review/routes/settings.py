@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from billing_sync import store, tenants
 from billing_sync.config import POWER_AREAS, ConfigError, Settings, SettingsError, parse_variable
-from billing_sync.review import settings_form, settings_variable
+from billing_sync.review import cw_lists, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, SettingsDep, TenantDep
 from billing_sync.review.inputs import bad_request
 from billing_sync.review.pages import ReviewContext
@@ -48,7 +48,10 @@ def settings_page(
 async def settings_preview(
     request: Request, reviewer: SettingsDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> HTMLResponse:
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    data = await request.form()
+    form = {k: v for k, v in data.items() if isinstance(v, str)}
+    # The types' boxes share one name: every ticked one, a line each (as the text field holds them).
+    form["agreement_types"] = "\n".join(v for v in data.getlist("agreement_types") if isinstance(v, str))
     return await run_in_threadpool(_preview, request, reviewer, context, eng, tenant, form)
 
 
@@ -76,6 +79,8 @@ def _preview(
     if stored is None or current is None or stored.outside:  # the page says why
         return _page(request, reviewer, context, eng, tenant, state=state)
     candidate, problems = settings_form.edited(form, current, raw, state.tenant_day)
+    if not problems:  # the model's words first; then the catalog's, beside each product
+        problems = _refused_items(request, tenant, form, current)
     if problems:
         return _page(request, reviewer, context, eng, tenant, state=state, form=form, errors=problems)
     found = settings_form.changes(current, raw, Settings.of(candidate), candidate)
@@ -194,6 +199,11 @@ def _page(
     settings: Settings | None = state.settings
     stored = state.stored
     editable = bool(reviewer.may("settings") and tenant.active and settings and stored and not stored.outside)
+    form = form if form is not None else (settings_form.form_of(settings) if settings else {})
+    products = settings_form.products_offered(settings) if settings else []
+    configured = {p: settings_form.identifiers(form.get(f"products.{p}", "")) for p in products}
+    # ConnectWise is read only for someone about to edit; the others see the staged items.
+    lists = _lists(request, tenant, [i for v in configured.values() for i in v]) if editable else None
     return context.render(
         request,
         reviewer,
@@ -202,27 +212,93 @@ def _page(
         stored=stored,
         rows=settings_form.rows(settings, state.raw, state.tenant_day) if settings else [],
         problems=state.problems,
-        form=form if form is not None else (settings_form.form_of(settings) if settings else {}),
+        form=form,
         errors=errors or {},
         preview=preview,
         notice={"kind": notice[0], "text": notice[1]} if notice else None,
         editable=editable,
-        products=settings_form.products_offered(settings) if settings else [],
+        products=products,
         areas=POWER_AREAS,
         tenant_day=state.tenant_day,
-        catalog=_catalog(eng, tenant.id),
-        types_seen=_types_seen(eng, tenant.id),
+        **_offered(eng, tenant.id, lists, configured, form.get("agreement_types", "")),
     )
 
 
-def _catalog(eng: Engine, tenant: str) -> list[dict[str, Any]]:
+def _lists(request: Request, tenant: PageTenant, wanted: list[str]) -> cw_lists.Lists:
+    conn_id = tenants.by_id(tenant.id).connectwise_conn_id
+    return cw_lists.cache_of(request.app.state).get(tenant.id, conn_id, wanted)
+
+
+def _refused_items(
+    request: Request, tenant: PageTenant, form: dict[str, str], current: Settings
+) -> dict[str, str]:
+    """Each product's newly typed identifiers the catalog lacks or holds inactive, beside its field.
+    Identifiers already in force are only flagged (a change elsewhere is not held up by them); an
+    unreadable catalog refuses nothing (the page says so)."""
+    in_force = current.catalog_items
+    typed = {
+        p: settings_form.identifiers(form.get(f"products.{p}", ""))
+        for p in settings_form.products_offered(current)
+    }
+    new = {p: [i for i in idents if i not in in_force.get(p, ())] for p, idents in typed.items()}
+    if not any(new.values()):
+        return {}
+    lists = _lists(request, tenant, [i for v in new.values() for i in v])
+    found = {f"products.{p}": lists.flags(idents) for p, idents in new.items()}
+    return {k: "; ".join(v) for k, v in found.items() if v}
+
+
+def _offered(
+    eng: Engine,
+    tenant: str,
+    lists: cw_lists.Lists | None,
+    configured: dict[str, list[str]],
+    types_text: str,
+) -> dict[str, Any]:
+    """What the product and type fields offer: ConnectWise's lists when read, else what the newest
+    run staged, with the plain reason the connection could not be read."""
+    out: dict[str, Any] = {"catalog_note": "", "types_note": "", "type_choices": None, "flags": {}}
+    if lists is not None and lists.items is not None:
+        out["catalog"] = lists.sorted_items()
+        out["flags"] = {p: lists.flags(v) for p, v in configured.items()}
+        if not lists.whole:
+            out["catalog_note"] = (
+                f"The first {len(out['catalog'])} items of the catalog are offered; type any other identifier by hand."
+            )
+    else:
+        out["catalog"] = _catalog(eng, tenant)
+        if lists is not None:
+            out["catalog_note"] = (
+                f"Could not read the catalog through {lists.conn_id}: {lists.catalog_problem}; "
+                "type identifiers by hand"
+                + (" (the items offered are those the newest run read)." if out["catalog"] else ".")
+            )
+    if lists is not None and lists.types is not None:
+        out["type_choices"] = lists.choices(settings_form.lines(types_text))
+        out["types_seen"] = []
+    else:
+        out["types_seen"] = _types_seen(eng, tenant)
+        if lists is not None and lists.items is not None:  # else the catalog's note says why
+            out["types_note"] = (
+                f"Could not read the agreement types through {lists.conn_id}: {lists.types_problem}; "
+                "type them by hand, one per line."
+            )
+    return out
+
+
+def _catalog(eng: Engine, tenant: str) -> list[cw_lists.Item]:
     """The catalog items the tenant's newest run read (identifier, description, inactive)."""
     run = store.newest_staged_run(eng, "catalog", tenant=tenant)
     if run is None:
         return []
     frame = store.read_frame(eng, run, "catalog", tenant=tenant)
     items = json.loads(frame.to_json(orient="records"))
-    return sorted((i for i in items if i.get("identifier")), key=lambda i: str(i["identifier"]))
+    found = (
+        cw_lists.Item(str(i["identifier"]), str(i.get("description") or ""), bool(i.get("inactive")))
+        for i in items
+        if i.get("identifier")
+    )
+    return sorted(found, key=lambda i: i.identifier)
 
 
 def _types_seen(eng: Engine, tenant: str) -> list[str]:
