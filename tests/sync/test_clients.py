@@ -144,6 +144,30 @@ def test_connectwise_forward_only_paging(sandbox_factory, monkeypatch):
     assert served(sb.connectwise_url)["by_route"]["GET /v4_6_release/apis/3.0/company/companies"] == 3
 
 
+def test_connectwise_catalog_page_and_agreement_types_for_the_settings_picker(sandbox_factory, monkeypatch):
+    """One request of the catalog, capped, saying whether it is all of it; the agreement types."""
+    data = scenario()
+    data["connectwise"]["catalog"] = [
+        {"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR"},
+        {"id": 753, "identifier": "HUNTRESS-SAT", "description": "Huntress SAT"},
+        {"id": 760, "identifier": "OLD-EDR", "description": "Retired EDR", "inactiveFlag": True},
+    ]
+    sb = sandbox_factory(data)
+    use_connections(monkeypatch, sb)
+    client = ConnectWiseClient.from_connection()
+    items, whole = client.catalog_page()
+    assert whole and {i["identifier"]: i["inactiveFlag"] for i in items} == {
+        "HUNTRESS-EDR": False,
+        "HUNTRESS-SAT": False,
+        "OLD-EDR": True,
+    }
+    assert set(items[0]) <= {"id", "identifier", "description", "inactiveFlag", "_info"}
+    capped, whole = client.catalog_page(limit=2)
+    assert [i["identifier"] for i in capped] == ["HUNTRESS-EDR", "HUNTRESS-SAT"] and not whole
+    assert served(sb.connectwise_url)["by_route"]["GET /v4_6_release/apis/3.0/procurement/catalog"] == 2
+    assert "Managed Services" in {t["name"] for t in client.agreement_types()}
+
+
 def test_connectwise_429_and_500_are_retried(sandbox_factory, monkeypatch):
     sb = sandbox_factory(scenario(agreements=30))
     httpx.post(
