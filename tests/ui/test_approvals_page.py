@@ -1,5 +1,5 @@
 """The approvals pages with FastAPI's TestClient (issue 11 §1, §4): approving what a customer is billed
-takes the mapping permission (`MapperDep`); what is approved comes from the quarantine row, never the
+takes the approvals power (`ApprovalsDep`); what is approved comes from the quarantine row, never the
 form; the user's name and id are recorded; "Approve and re-run" triggers the run through Airflow as
 the user (`airflow_runs`, stubbed here); a pending approval can be revoked."""
 

@@ -1,5 +1,5 @@
 """Issue 11 §2, §5 at the level of the app: the overrides page (list, add, retire; changing what a
-customer is billed takes MapperDep and records the user's name and id), and the money the runs pages
+customer is billed takes OverridesDep and records the user's name and id), and the money the runs pages
 lead with."""
 
 from __future__ import annotations

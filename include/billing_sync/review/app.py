@@ -64,8 +64,8 @@ def create_app(
     app.add_exception_handler(RequestValidationError, context.validation_error)
     app.add_middleware(BodyLimit, max_bytes=BODY_MAX)
     app.include_router(routes.router)
-    app.include_router(approvals.router)  # approve held changes and new additions (MapperDep)
-    app.include_router(overrides.router)  # standing overrides: list, add, retire (MapperDep)
+    app.include_router(approvals.router)  # approve held changes and new additions (ApprovalsDep)
+    app.include_router(overrides.router)  # standing overrides: list, add, retire (OverridesDep)
     return app
 
 

@@ -140,9 +140,6 @@ ApprovalsDep = Annotated[Reviewer, Depends(requires("approvals"))]
 OverridesDep = Annotated[Reviewer, Depends(requires("overrides"))]
 SettingsDep = Annotated[Reviewer, Depends(requires("settings"))]
 ApplyDep = Annotated[Reviewer, Depends(requires("apply"))]
-# The names the routes knew before the areas (quarantine actions; changing who is billed).
-EditorDep = QuarantineDep
-MapperDep = MappingsDep
 
 
 def wire(overrides: dict[Callable[..., Any], Callable[..., Any]], auth: Any) -> None:

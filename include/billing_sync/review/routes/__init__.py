@@ -1,13 +1,13 @@
 """The routes, one APIRouter per resource (the FastAPI full-stack template's ``api/routes``):
 
-    quarantine   /quarantine, /quarantine/{row_id}              read; act (EditorDep)
+    quarantine   /quarantine, /quarantine/{row_id}              read; act (QuarantineDep)
                  /quarantine/export.csv                         read
     runs         /runs, /runs/{run_id}, .../report, .../files/  read
     preflight    /runs/preflight[?run=1]                        read: read-only checks of the APIs
-    mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MapperDep)
+    mapping      /mapping, /mapping/{organization_id}/delete    read; change who pays (MappingsDep)
                  /mapping/bulk, /mapping/companies              change who pays; read (the picker)
-    rerun        /rerun                                         a reader's form; Airflow decides
-    live         /runs/live, /runs/live.js, /unpause            read (a run's state); Airflow decides
+    rerun        /rerun                                         the apply power (ApplyDep); then Airflow
+    live         /runs/live, /runs/live.js, /unpause            read (a run's state); unpause: ApplyDep
     history      /history, /history/export.csv                  read: the decision history
     settings     /settings; /settings/preview, /settings (POST)  read; preview and save (SettingsDep)
 

@@ -1,7 +1,8 @@
 """Standing overrides (`billing_overrides`): the list, adding one, retiring one.
 
-An override changes what a customer is billed, so adding and retiring one take `MapperDep`, the
-permission that changes who pays (docs/ui.md "Auth"); reading the list takes a reader. Who added a
+An override changes what a customer is billed, so adding and retiring one take the ``overrides``
+power (`OverridesDep`; by default what changing who pays takes, docs/ui.md "Auth"); reading the list
+takes a reader. Who added a
 rule is recorded in `created_by` / `created_by_id`, who retired it in its note (the table has no
 column for it). Rules apply from the next run of the DAG (docs/contract.md §3). Every rule is the page's
 tenant's (`deps.TenantDep`), checked against that tenant's newest run.
