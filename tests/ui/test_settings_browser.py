@@ -49,7 +49,9 @@ def test_change_products_and_guard_see_the_diff_save_and_the_next_run_resolves_w
     page.goto(site.page("/settings"))
     expect(page.locator("h1")).to_have_text("Settings")
     expect(page.get_by_test_id("source-max_change_units")).to_have_text("default")
-    # The catalog items the DAG run read are offered for the products.
+    # The sandbox is gone once the DAG run is done, so ConnectWise cannot be read: the page says so
+    # and the catalog items the DAG run read are offered for the products.
+    expect(page.get_by_test_id("catalog-note")).to_contain_text("type identifiers by hand")
     assert "HUNTRESS-EDR" in page.locator("#catalog-items option").evaluate_all("os => os.map(o => o.value)")
     screenshot(page, "settings")
 
