@@ -16,8 +16,8 @@ import jsonschema
 
 from tests.sandbox import invoice, make_scenario, organizations, usage_lines
 
-# A copy of ../shared/reference/huntress-openapi.json (captured July 2026), so a clone tests alone.
-SPEC_PATH = Path(__file__).parent.parent / "data" / "huntress-openapi.json"
+# Huntress's definition as vendored for the contract tests (provenance: tests/contract/specs/README.md).
+SPEC_PATH = Path(__file__).parents[2] / "contract" / "specs" / "huntress-openapi.json"
 SERVED_DEFINITIONS = (
     "Account",
     "Invoice",
