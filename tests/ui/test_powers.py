@@ -228,6 +228,13 @@ def test_pages_offer_each_role_its_area_only(site: Site) -> None:
     overrides = site.page("/overrides?tenant=north", {"X-User": "north_overrides"})
     assert "Add override" in overrides and "Add and apply now" not in overrides
     assert "Add override" not in site.page("/overrides?tenant=north", {"X-User": "north_approvals"})
+    # A held change's row: the approver is offered Approve, the overrider Adjust, neither the row's actions.
+    held = site.ids["north"]["change_exceeds_limit"]
+    approver = site.page(f"/quarantine/{held}?tenant=north", {"X-User": "north_approvals"})
+    assert f'data-testid="approve-{held}"' in approver and f'data-testid="adjust-{held}"' not in approver
+    overrider = site.page(f"/quarantine/{held}?tenant=north", {"X-User": "north_overrides"})
+    assert f'data-testid="adjust-{held}"' in overrider and f'data-testid="approve-{held}"' not in overrider
+    assert 'data-testid="actions-' not in approver + overrider
 
 
 def test_a_decision_and_apply_now_without_apply_is_recorded_and_says_so(site: Site) -> None:
