@@ -681,3 +681,23 @@ def test_connectwise_is_read_a_bounded_number_of_times(cw: tuple[Site, Any]) -> 
     assert requests_to(sb, "/procurement/catalog") == 1
     assert requests_to(sb, "/finance/agreements/types") == 1
     assert log["total"] <= 3, log["by_route"]  # the codebase's discovery, the catalog, the types
+
+
+def test_a_catalog_beyond_one_page_is_offered_in_part_and_other_identifiers_asked_for_by_name(
+    cw: tuple[Site, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing_sync.review import cw_lists
+
+    site, sb = cw
+    monkeypatch.setattr(cw_lists, "CATALOG_CAP", 2)  # a page of two stands for ConnectWise's 1,000
+    html = site.page()
+    assert cell(html, "catalog-note") == (
+        "The first 2 items of the catalog are offered; type any other identifier by hand."
+    )
+    # The page's two, and the configured identifiers beyond it, asked for by name: ITDR is missing.
+    assert set(options(html)) == {"HUNTRESS-EDR", "HUNTRESS-EDR-INFO", "HUNTRESS-SAT", "HUNTRESS-SIEM"}
+    assert cell(html, "flag-products.itdr") == "HUNTRESS-ITDR: not in the catalog"
+    assert 'data-testid="flag-products.sat"' not in html and 'data-testid="flag-products.siem"' not in html
+    shown = site.preview({"products.sat": "OLD-EDR"})  # beyond the page, typed: asked for by name
+    assert cell(shown.text, "error-products.sat") == "OLD-EDR: inactive in the catalog"
+    assert requests_to(sb, "/procurement/catalog") == 3  # the page, the configured ones, the typed one

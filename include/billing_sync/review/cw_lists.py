@@ -57,6 +57,7 @@ class Lists:
     conn_id: str
     items: dict[str, Item] | None
     whole: bool = True
+    read_in_page: int = 0  # how many items the one page held (the rest were asked for by name)
     types: list[Item] | None = None
     catalog_problem: str = ""
     types_problem: str = ""
@@ -109,7 +110,7 @@ def _item(raw: Mapping[str, Any], key: str) -> Item:
     return Item(str(raw.get(key) or ""), str(raw.get("description") or ""), bool(raw.get("inactiveFlag")))
 
 
-def read(conn_id: str, wanted: Iterable[str] = (), *, limit: int = CATALOG_CAP) -> Lists:
+def read(conn_id: str, wanted: Iterable[str] = (), *, limit: int | None = None) -> Lists:
     """The catalog (one page) and the agreement types through `conn_id`; `wanted` identifiers beyond
     a full page are looked up by name. Never raises: a failure is a plain, scrubbed reason."""
     secrets: list[str] = []
@@ -129,12 +130,12 @@ def read(conn_id: str, wanted: Iterable[str] = (), *, limit: int = CATALOG_CAP) 
     scrub = scrubber(secrets)
     try:
         client = ConnectWiseClient.from_connection(conn_id, retry=QUICK)
-        page, whole = client.catalog_page(limit)
+        page, whole = client.catalog_page(limit or CATALOG_CAP)
     except Exception as exc:
         reason = scrub(_reason(exc, "the product catalog"))
         return Lists(conn_id, None, types=None, catalog_problem=reason, types_problem=reason)
     items = {i.identifier: i for i in (_item(r, "identifier") for r in page) if i.identifier}
-    lists = Lists(conn_id, items, whole, codebase=client.codebase)
+    lists = Lists(conn_id, items, whole, len(items), codebase=client.codebase)
     try:
         lists.types = [t for t in (_item(r, "name") for r in client.agreement_types()) if t.identifier]
     except Exception as exc:
@@ -175,6 +176,7 @@ class Cache:
         self.seconds = seconds
         self._lock = threading.Lock()
         self._held: dict[tuple[str, str], tuple[float, Lists]] = {}
+        self._looking = threading.Lock()
 
     def get(self, tenant: str, conn_id: str, wanted: Iterable[str]) -> Lists:
         key, now = (tenant, conn_id), time.monotonic()
@@ -182,7 +184,8 @@ class Cache:
             held = self._held.get(key)
         if held is not None and now - held[0] < self.seconds:
             lists = held[1]
-            lookup(lists, wanted)
+            with self._looking:  # the held lists grow by what is asked for: one asker at a time
+                lookup(lists, wanted)
             return lists
         lists = read(conn_id, wanted)
         with self._lock:

@@ -263,7 +263,7 @@ def _offered(
         out["flags"] = {p: lists.flags(v) for p, v in configured.items()}
         if not lists.whole:
             out["catalog_note"] = (
-                f"The first {len(out['catalog'])} items of the catalog are offered; type any other identifier by hand."
+                f"The first {lists.read_in_page} items of the catalog are offered; type any other identifier by hand."
             )
     else:
         out["catalog"] = _catalog(eng, tenant)
