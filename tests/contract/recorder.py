@@ -23,6 +23,7 @@ from tests.contract.definitions import (
     Operation,
     Problem,
     _compile,
+    _Template,
     check,
     operation,
     undeclared,
@@ -107,9 +108,9 @@ class Recorder:
         return verdicts
 
 
-_EXEMPT = {(api, method): [] for api, method, _ in EXEMPT_OPERATIONS}  # type: dict[tuple[str, str], list]
+_EXEMPT: dict[tuple[str, str], list[_Template]] = {}
 for _api, _method, _template in EXEMPT_OPERATIONS:
-    _EXEMPT[(_api, _method)].append(_compile(_template))
+    _EXEMPT.setdefault((_api, _method), []).append(_compile(_template))
 
 
 def _judge(answer: Answer, huntress_url: str, connectwise_url: str, verdicts: Verdicts) -> None:
