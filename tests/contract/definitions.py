@@ -171,25 +171,25 @@ def connectwise() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class _Template:
+class Template:
     template: str
     pattern: re.Pattern[str]
     literals: int
 
 
 @cache
-def _templates(api: str, method: str) -> tuple[_Template, ...]:
+def _templates(api: str, method: str) -> tuple[Template, ...]:
     paths = huntress()[0] if api == "huntress" else connectwise()[0]
     found = [p for p, ops in paths.items() if method.lower() in ops]
     if api == "connectwise":
         found += [p for (m, p) in CW_EXTRA_OPERATIONS if m == method]
-    return tuple(_compile(p) for p in found)
+    return tuple(compile_template(p) for p in found)
 
 
-def _compile(template: str) -> _Template:
+def compile_template(template: str) -> Template:
     parts = template.strip("/").split("/")
     regex = "/".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-    return _Template(template, re.compile(f"/{regex}"), sum(not p.startswith("{") for p in parts))
+    return Template(template, re.compile(f"/{regex}"), sum(not p.startswith("{") for p in parts))
 
 
 def operation(api: str, method: str, path: str) -> Operation | None:

@@ -22,9 +22,9 @@ from tests.contract.definitions import (
     CW_API_ROOT,
     Operation,
     Problem,
-    _compile,
-    _Template,
+    Template,
     check,
+    compile_template,
     operation,
     undeclared,
 )
@@ -108,9 +108,9 @@ class Recorder:
         return verdicts
 
 
-_EXEMPT: dict[tuple[str, str], list[_Template]] = {}
+_EXEMPT: dict[tuple[str, str], list[Template]] = {}
 for _api, _method, _template in EXEMPT_OPERATIONS:
-    _EXEMPT.setdefault((_api, _method), []).append(_compile(_template))
+    _EXEMPT.setdefault((_api, _method), []).append(compile_template(_template))
 
 
 def _judge(answer: Answer, huntress_url: str, connectwise_url: str, verdicts: Verdicts) -> None:
