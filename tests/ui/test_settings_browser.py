@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from billing_sync import steps, store
@@ -24,10 +25,15 @@ from tests.ui.conftest import CONFIG_VARIABLE, Site, login, screenshot
 pytestmark = pytest.mark.browser
 
 
-def variable() -> str | None:
-    from airflow.models.variable import Variable
-
-    return Variable.get(CONFIG_VARIABLE, default_var=None)
+def variable(site: Site) -> str | None:
+    """The Variable as the API server has it, through its REST API (it decrypts with its own Fernet key,
+    which this process may not share: it read its config before the server wrote airflow.cfg)."""
+    admin = {"Authorization": f"Bearer {site.token('reviewer')}"}
+    got = httpx.get(f"{site.url}/api/v2/variables/{CONFIG_VARIABLE}", headers=admin, timeout=30)
+    if got.status_code == 404:
+        return None
+    assert got.status_code == 200, got.text
+    return str(got.json()["value"])
 
 
 @pytest.fixture
@@ -62,7 +68,7 @@ def test_change_products_and_guard_see_the_diff_save_and_the_next_run_resolves_w
     expect(page.get_by_test_id("error-max_change_units")).to_have_text("must be a non-negative integer")
     expect(page.locator('input[name="products.edr"]')).to_have_value("HUNTRESS-EDR, HUNTRESS-EDR-INFO")
     expect(page.get_by_test_id("preview")).to_have_count(0)
-    assert variable() is None
+    assert variable(site) is None
 
     page.locator('input[name="max_change_units"]').fill("40")
     page.get_by_test_id("preview-button").click()
@@ -72,12 +78,12 @@ def test_change_products_and_guard_see_the_diff_save_and_the_next_run_resolves_w
     expect(diff.locator('tr[data-key="products"]')).to_contain_text("edr: HUNTRESS-EDR, HUNTRESS-EDR-INFO")
     expect(diff.locator("tr")).to_have_count(3)  # the header, and the two settings changed
     screenshot(page, "settings-diff")
-    assert variable() is None  # a preview saves nothing
+    assert variable(site) is None  # a preview saves nothing
 
     page.get_by_test_id("save").click()
     expect(page.get_by_test_id("notice")).to_contain_text("Settings saved")
     expect(page.get_by_test_id("source-max_change_units")).to_have_text("Variable")
-    assert json.loads(variable() or "{}") == {
+    assert json.loads(variable(site) or "{}") == {
         "max_change_units": 40,
         "products": {
             "edr": ["HUNTRESS-EDR", "HUNTRESS-EDR-INFO"],
@@ -90,7 +96,9 @@ def test_change_products_and_guard_see_the_diff_save_and_the_next_run_resolves_w
     assert (decision["actor_name"], decision["after"]["max_change_units"]) == ("reviewer", 40)
 
     # The next run's first task reads the Variable as the DAG does and resolves with the new values.
-    ref = steps.resolve(site.engine, "manual__settings_next", date(2026, 12, 1), variable(), {}, "default")
+    ref = steps.resolve(
+        site.engine, "manual__settings_next", date(2026, 12, 1), variable(site), {}, "default"
+    )
     assert ref["settings"]["max_change_units"] == 40
     assert ref["settings"]["products"]["edr"] == ["HUNTRESS-EDR", "HUNTRESS-EDR-INFO"]
     page.goto(site.page("/runs/manual__settings_next"))
