@@ -1,5 +1,5 @@
 """The package's import graph, read from the source (nothing is imported): no cycles, and the layers
-of docs/DESIGN point down only.
+of docs/architecture.md point down only.
 
 Every `import` / `from ... import` counts, wherever it stands (module level, inside a function, under
 `if TYPE_CHECKING`): an import deferred into a function is still a dependency, and a cycle hidden

@@ -1,7 +1,8 @@
 """The names the package shares: DAG id, connection ids, Variable key, outcomes, reason codes.
 
 One spelling for each (docs/contract.md §1 and §3). Imports nothing of ours, so any module may import
-it; the DAG file still spells its own DAG id, because it imports nothing of ours at parse.
+it. At parse the DAG file imports only `tenants` of ours (standard library only), which spells the DAG
+ids and connection ids again; tests/test_imports.py holds the two spellings equal.
 """
 
 from __future__ import annotations
