@@ -112,8 +112,8 @@ def reaches(edges: dict[str, set[str]], start: str) -> set[str]:
 def test_the_walk_sees_imports_inside_functions():
     edges = graph()
     assert len(edges) > 15 and f"{PACKAGE}.steps" in edges
-    # notify loads report only when an alert names the report folder: still an edge.
-    assert f"{PACKAGE}.report" in edges[f"{PACKAGE}.notify"]
+    # notify.build loads report only when an alert names the report folder: still an edge.
+    assert f"{PACKAGE}.report" in edges[f"{PACKAGE}.notify.build"]
 
 
 def test_no_import_cycles():
@@ -141,6 +141,25 @@ def test_report_and_notify_never_import_steps():
     edges = graph()
     for name in ("report", "notify"):
         assert f"{PACKAGE}.steps" not in reaches(edges, f"{PACKAGE}.{name}"), name
+
+
+def test_notify_modules_import_one_way():
+    """model ← render ← build; send knows the model only; the notifier joins them; none of them
+    imports the package, which exposes the notifier only."""
+    edges = graph()
+    notify = f"{PACKAGE}.notify"
+    allowed = {
+        "model": set(),
+        "render": {"model"},
+        "build": {"model", "render"},
+        "send": {"model"},
+        "notifier": {"model", "render", "build", "send"},
+    }
+    for name, may in allowed.items():
+        ours = {m.removeprefix(f"{notify}.") for m in edges[f"{notify}.{name}"] if m.startswith(f"{notify}.")}
+        assert ours <= may, f"notify.{name} imports notify.{sorted(ours - may)}"
+        assert notify not in edges[f"{notify}.{name}"], f"notify.{name} imports its own package"
+    assert edges[notify] == {f"{notify}.notifier"}, "the package exposes the notifier only"
 
 
 def _constants(path: Path) -> dict[str, object]:

@@ -27,7 +27,8 @@ from aiosmtpd.controller import Controller
 
 from billing_sandbox.generate import generate
 from billing_sync import notify
-from billing_sync.reconcile import REASON_HELP
+from billing_sync.names import DAG_ID, REASON_HELP
+from billing_sync.notify import build, render, send
 
 BILLING_DATE = "2026-11-01"
 SLACK_TOKEN = "T0000SECRET/B0000SECRET/slacktokensecret"
@@ -36,8 +37,8 @@ SMTP_PASSWORD = "smtp-pass-never-shown"
 
 @pytest.fixture(autouse=True)
 def quick_alert_retries(monkeypatch):
-    """A channel that fails is still tried notify.ALERT_ATTEMPTS times; only the waits are short."""
-    monkeypatch.setattr(notify, "ALERT_RETRY_WAIT_S", 0.05)
+    """A channel that fails is still tried send.ALERT_ATTEMPTS times; only the waits are short."""
+    monkeypatch.setattr(send, "ALERT_RETRY_WAIT_S", 0.05)
 
 
 # -- local channels ------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def alert_connections(monkeypatch, inbox, slack, tmp_path) -> None:
 def task_context(exc: BaseException, task_id: str = "extract_connectwise") -> dict[str, Any]:
     """What the task runner hands on_failure_callback, as far as the notifier reads it."""
     run_id = f"manual__{BILLING_DATE}T00:00:00+00:00"
-    ti = SimpleNamespace(dag_id=notify.DAG_ID, task_id=task_id, run_id=run_id, try_number=3, map_index=-1)
+    ti = SimpleNamespace(dag_id=DAG_ID, task_id=task_id, run_id=run_id, try_number=3, map_index=-1)
     return {
         "ti": ti,
         "run_id": run_id,
@@ -181,7 +182,7 @@ def test_failure_alert_reaches_mail_and_slack_without_secrets(alert_connections,
     # which a pytest temporary folder like pytest-49 can hold).
     assert "{{ 4096*4099 }}" in body and "16789504" not in body, "exception text is data, never a template"
     assert "&lt;b&gt;bold&lt;/b&gt;" in body
-    assert f"/dags/{notify.DAG_ID}/runs/manual__2026-11-01T00%3A00%3A00%2B00%3A00" in body
+    assert f"/dags/{DAG_ID}/runs/manual__2026-11-01T00%3A00%3A00%2B00%3A00" in body
     assert "/billing-review/runs/manual__2026-11-01T00%3A00%3A00%2B00%3A00/report" in body
     [(path, posted)] = slack.posts
     assert path == f"/services/{SLACK_TOKEN}"
@@ -208,7 +209,7 @@ def test_a_long_error_is_scrubbed_before_it_is_cut(alert_connections, monkeypatc
             }
         ),
     )
-    pad = "x" * (notify.MAX_TEXT_CHARS - len("RuntimeError: ") - 10)
+    pad = "x" * (send.MAX_TEXT_CHARS - len("RuntimeError: ") - 10)
     error = RuntimeError(
         f"{pad}{password} then tok-extra-7788, dbpw-5150, authorization: basic dW5rbm93bjpzZWNyZXQx"
     )
@@ -244,7 +245,7 @@ def test_a_broken_channel_does_not_raise(alert_connections, monkeypatch, inbox, 
     notifier = notify.BillingSyncNotifier()
     notifier(task_context(RuntimeError("boom")))
     assert notifier.results["email"] == "sent"
-    assert notifier.results["slack"].startswith(f"failed after {notify.ALERT_ATTEMPTS} attempt(s): ")
+    assert notifier.results["slack"].startswith(f"failed after {send.ALERT_ATTEMPTS} attempt(s): ")
     assert SLACK_TOKEN not in notifier.results["slack"]
 
 
@@ -255,14 +256,14 @@ def test_summary_only_when_something_needs_review():
         "checks": {"mismatches": []},
         "mode": "push",
     }
-    assert notify.summary_message(ref, clean) is None
+    assert build.summary_message(ref, clean) is None
     held = {**clean, "mode": "report_only", "counts": {"planned": 2, "quarantined": 0, "total": 2}}
-    assert "held" in notify.summary_message(ref, held).subject
-    msg = notify.summary_message(
+    assert "held" in build.summary_message(ref, held).subject
+    msg = build.summary_message(
         ref,
         {**clean, "counts": {"quarantined": 2, "invalid_usage": 2, "total": 5}, "report": "/r/report.html"},
     )
-    text = notify.render_text(msg)
+    text = render.render_text(msg)
     assert "2 key(s) need review" in msg.subject and "invalid_usage: 2" in text
     assert REASON_HELP["invalid_usage"] in text and "/r/report.html" in text
 
@@ -295,7 +296,7 @@ def test_failed_task_mails_billing_date_and_task(
     body = body_of(mail)
     assert "extract_connectwise" in mail["Subject"] and BILLING_DATE in mail["Subject"]
     assert "HTTP 401" in body and BILLING_DATE in body
-    assert f"/dags/{notify.DAG_ID}/runs/" in body and "/billing-review/runs/" in body
+    assert f"/dags/{DAG_ID}/runs/" in body and "/billing-review/runs/" in body
     for secret in (
         "wrong-private-key-4711",
         "cw-private-REAL-9f3a",
@@ -348,7 +349,7 @@ def test_run_with_quarantine_sends_summary_with_reasons_and_report(
     page = Path(run["report_path"]) / "report.html"
     assert page.is_file() and str(page) in body
     assert "/billing-review/runs/" in body and "/report" in body
-    assert f"/dags/{notify.DAG_ID}/runs/" in body
+    assert f"/dags/{DAG_ID}/runs/" in body
     [(_, posted)] = slack.posts
     assert all(f"{code}: {n}" in posted["text"] for code, n in reasons.items())
     assert "Needs review: quarantine" in page.read_text(encoding="utf-8")

@@ -1,7 +1,7 @@
 """The mail server is down when an alert is due.
 
-Decision (the issue leaves it open): both. The alert is retried in the task (notify.ALERT_ATTEMPTS
-tries, waits doubling from notify.ALERT_RETRY_WAIT_S: a mail server restarting is back within
+Decision (the issue leaves it open): both. The alert is retried in the task (send.ALERT_ATTEMPTS
+tries, waits doubling from send.ALERT_RETRY_WAIT_S: a mail server restarting is back within
 them); one still undelivered is logged as an error and reported on the billing run
 (`billing_runs.checks["alerts"]`). Neither changes the run's outcome.
 
@@ -24,6 +24,8 @@ from aiosmtpd.controller import Controller
 
 from billing_sandbox.generate import generate
 from billing_sync import notify, steps, store
+from billing_sync.names import DAG_ID
+from billing_sync.notify import send
 from tests.e2e.test_sync_e2e import expected_state
 from tests.proof.conftest import task_states
 from tests.proof.helpers import BILLING_DATE, cw_quantities, db_connection_env
@@ -62,7 +64,7 @@ class Recorder(logging.Handler):
 @pytest.fixture
 def alert_log() -> Iterator[Recorder]:
     recorder = Recorder()
-    logger = logging.getLogger(notify.__name__)
+    logger = logging.getLogger(notify.__name__)  # the package's: its modules' records reach it
     logger.addHandler(recorder)
     yield recorder
     logger.removeHandler(recorder)
@@ -74,7 +76,7 @@ def mail_down(monkeypatch) -> int:
     port = free_port()
     monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_SMTP", smtp_connection(port))
     monkeypatch.delenv("AIRFLOW_CONN_BILLING_SYNC_SLACK", raising=False)
-    monkeypatch.setattr(notify, "ALERT_RETRY_WAIT_S", 0.05)
+    monkeypatch.setattr(send, "ALERT_RETRY_WAIT_S", 0.05)
     return port
 
 
@@ -105,9 +107,9 @@ def test_mail_down_for_the_run_summary_changes_nothing_and_is_reported_on_the_ru
     assert run["status"] == "success" and run["counts"]["quarantined"] > 0, "a summary was due"
     assert run["checks"]["products"] and "money" in run["checks"], "the run's own checks are kept"
     sent = run["checks"]["alerts"]["email"]
-    assert sent.startswith(f"failed after {notify.ALERT_ATTEMPTS} attempt(s): ConnectionRefusedError"), sent
+    assert sent.startswith(f"failed after {send.ALERT_ATTEMPTS} attempt(s): ConnectionRefusedError"), sent
     warned = [x for x in alert_log.lines(logging.WARNING) if "channel billing_sync_smtp, attempt" in x]
-    assert len(warned) == notify.ALERT_ATTEMPTS, alert_log.lines(logging.WARNING)
+    assert len(warned) == send.ALERT_ATTEMPTS, alert_log.lines(logging.WARNING)
     [error] = [x for x in alert_log.lines(logging.ERROR) if "NOT delivered" in x]
     assert "through email (billing_sync_smtp)" in error
     assert SMTP_PASSWORD not in json.dumps(run["checks"]) + error
@@ -151,7 +153,7 @@ def test_mail_down_when_a_task_fails_for_good_is_reported_on_the_failed_run(
     db = closed_run(monkeypatch, tmp_path, None)
     steps.mark_run_failed("r-mail", "extract_connectwise", TENANT)
     ti = SimpleNamespace(
-        dag_id=notify.DAG_ID, task_id="extract_connectwise", run_id="r-mail", try_number=3, map_index=-1
+        dag_id=DAG_ID, task_id="extract_connectwise", run_id="r-mail", try_number=3, map_index=-1
     )
     context: dict[str, Any] = {
         "ti": ti,
@@ -162,7 +164,7 @@ def test_mail_down_when_a_task_fails_for_good_is_reported_on_the_failed_run(
     notifier = notify.BillingSyncNotifier()
     notifier(context)  # must not raise
 
-    assert notifier.results["email"].startswith(f"failed after {notify.ALERT_ATTEMPTS} attempt(s)")
+    assert notifier.results["email"].startswith(f"failed after {send.ALERT_ATTEMPTS} attempt(s)")
     run = store.get_run(store.make_engine(db), "r-mail", tenant=TENANT)
     assert run["status"] == "failed"
     assert run["checks"] == {"failed_task": "extract_connectwise", "alerts": notifier.results}

@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from billing_sync import charts, notify
+from billing_sync import charts
+from billing_sync.notify import build
 
 EVIL = '<script>alert("x")</script>'
 SVG = "{http://www.w3.org/2000/svg}"
@@ -274,7 +275,7 @@ def test_importing_charts_loads_no_renderer() -> None:
 
 def test_summary_alert_links_the_charts() -> None:
     run_id = "manual__2026-11-01T00:00:00+00:00"
-    message = notify.summary_message(
+    message = build.summary_message(
         {"run_id": run_id, "billing_date": "2026-11-01", "invoice_id": 1, "mode": "push"},
         {"counts": {"quarantined": 1, "no_live_addition": 1}, "checks": {}},
     )

@@ -190,7 +190,7 @@ def test_the_failure_alert_names_the_permanent_error_not_the_wrapper():
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    from billing_sync import notify
+    from billing_sync.notify import build
 
     original = ConfigError("huntress_cw_billing_config is not valid JSON")
     with pytest.raises(AirflowFailException) as failed, errors.failing_fast():
@@ -198,7 +198,7 @@ def test_the_failure_alert_names_the_permanent_error_not_the_wrapper():
     ti = SimpleNamespace(
         dag_id="huntress_connectwise_billing_sync", task_id="resolve", map_index=-1, try_number=1
     )
-    message = notify.failure_message({"ti": ti, "run_id": "", "exception": failed.value})
+    message = build.failure_message({"ti": ti, "run_id": "", "exception": failed.value})
     facts = dict(message.facts)
     assert facts["Error"] == "ConfigError: huntress_cw_billing_config is not valid JSON"
     assert facts["Attempt"] == "1" and "task resolve" in message.subject

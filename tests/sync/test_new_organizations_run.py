@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from billing_sync import notify, steps, store
+from billing_sync import steps, store
+from billing_sync.notify import build, render
 from tests.proof.helpers import run_steps
 from tests.sync.test_clients import use_connections
 
@@ -157,7 +158,7 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     # December again: nothing is new any more.
     again = run(eng, "dec-again", DEC)
     assert new_ids(again) == event_ids(again) == []
-    assert not any("new organization" in why for why in notify.attention_reasons(again.result))
+    assert not any("new organization" in why for why in build.attention_reasons(again.result))
 
 
 def test_a_retried_record_run_answers_as_its_first_attempt(sb, eng) -> None:
@@ -172,7 +173,7 @@ def test_the_summary_leads_with_the_money_and_names_the_new_organizations(sb, en
     dec = run(eng, "dec", DEC)
     assert dec.result["counts"]["quarantined"] == 0, "clean: the new organization alone makes a summary"
 
-    message = notify.summary_message(dec.ref, dec.result)
+    message = build.summary_message(dec.ref, dec.result)
     assert message is not None
     assert message.subject == f"Billing sync {DEC}: 1 new organization(s) on the invoice"
     sections = dict(message.sections)
@@ -188,25 +189,23 @@ def test_the_summary_leads_with_the_money_and_names_the_new_organizations(sb, en
     assert money[-1] == "total: Huntress 387.00, ConnectWise 387.00"
     assert sections["New organizations (on an invoice for the first time)"] == ("Gamma Law (#103)",)
     assert dict(message.links)["Organization mapping"].endswith("/billing-review/mapping")
-    text = notify.render_text(message)
+    text = render.render_text(message)
     assert "Gamma Law (#103)" in text and "Recovered by this run: +4.50 per month" in text
 
     # Once recorded, Gamma is new no more: a clean dry run of the date sends nothing.
     dry = run(eng, "dec-dry", DEC, dry_run=True)
-    assert notify.summary_message(dry.ref, dry.result) is None  # nothing new, nothing held
+    assert build.summary_message(dry.ref, dry.result) is None  # nothing new, nothing held
 
 
 def test_a_long_list_of_new_organizations_is_cut() -> None:
     ref = {"run_id": "r1", "billing_date": NOV, "invoice_id": 1, "mode": "push"}
     new = [{"id": i, "name": f"Org {i}"} for i in range(1, 31)]
-    message = notify.summary_message(
-        ref, {"counts": {}, "checks": {"new_organizations": new}, "mode": "push"}
-    )
+    message = build.summary_message(ref, {"counts": {}, "checks": {"new_organizations": new}, "mode": "push"})
     assert message is not None
     lines = dict(message.sections)["New organizations (on an invoice for the first time)"]
-    assert len(lines) == notify.MAX_NEW_ORGANIZATIONS + 1
+    assert len(lines) == build.MAX_NEW_ORGANIZATIONS + 1
     assert lines[-1] == "… and 5 more: see the organization mapping page"
-    from_checks = notify.summary_message(
+    from_checks = build.summary_message(
         ref, {"counts": {}, "checks": {"new_organizations": new[:1]}, "mode": "dry_run"}
     )
     assert from_checks is not None

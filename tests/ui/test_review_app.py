@@ -342,12 +342,12 @@ def test_quarantine_paging_keeps_filters(app: App, monkeypatch: pytest.MonkeyPat
 
 
 def test_alert_report_link_leads_to_the_report(app: App) -> None:
-    """The "report page" URL every alert carries (notify.report_page_url) must resolve."""
+    """The "report page" URL every alert carries (runtime.report_page_url) must resolve."""
     from urllib.parse import urlsplit
 
-    from billing_sync import notify
+    from billing_sync import runtime
 
-    path = urlsplit(notify.report_page_url(RUN, "default")).path.removeprefix("/billing-review")
+    path = urlsplit(runtime.report_page_url(RUN, "default")).path.removeprefix("/billing-review")
     response = app.get(path, follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].endswith(f"/runs/{quote(RUN, safe='')}/files/report.html")
