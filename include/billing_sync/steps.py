@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import catalog, checks, csvfile, frames, money, reconcile, report, runtime, store
+from . import catalog, checks, csvfile, frames, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, resolver, settle_approval
 from .config import Settings, load_settings
 from .connectwise import ConnectWiseClient
@@ -34,6 +34,9 @@ from .huntress import (
     undated_invoices,
 )
 from .push import PushResult, push_changes
+from .reconcile import totals
+from .reconcile.live import live_additions
+from .reconcile.totals import TO_PUSH
 from .rows import ledger_row, quarantine_row
 from .rows import records as _records
 from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
@@ -42,19 +45,12 @@ from .scrub import cut
 log = logging.getLogger(__name__)
 
 PUSH_BATCH_SIZE = 250
-TO_PUSH = ("change", "create")  # outcomes the push acts on: a quantity to write, an approved addition
 HUNTRESS_API = "huntress"  # billing_api_calls.api of the Huntress accounts
 
 
 # -- environment ---------------------------------------------------------------------------------
-# Where things live is runtime's; these names stay here for the DAG, scripts and tests that call them.
-airflow_home = runtime.airflow_home
-database_url = runtime.database_url
-reports_root = runtime.reports_root
-
-
 def engine() -> Engine:
-    return store.engine_for(database_url())
+    return store.engine_for(runtime.database_url())
 
 
 def reports_dir(ref: RunRef) -> Path:
@@ -277,9 +273,7 @@ def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     _stage(eng, ref, "usage", usage)
 
     additions = _staged(eng, ref, "additions")
-    live = reconcile.live_additions(
-        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
-    )
+    live = live_additions(additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types)
     live_issues, additions_result = checks.run_suite("live_additions", live, checks.live_addition_checks())
     additions["issue"] = pd.Series(pd.NA, index=additions.index, dtype="string")
     additions.loc[live_issues.index, "issue"] = live_issues
@@ -390,128 +384,42 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClie
 
 # -- 7. record -----------------------------------------------------------------------------------
 def final_outcomes(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
-    """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason)."""
+    """Outcomes after the push (reconcile.totals.after_push of the run's ledger and quarantine)."""
     db = run_store(eng, ref)
-    outcomes = db.read_frame("outcomes")
-    ledger = {r["sync_key"]: r for r in db.changes()}
-    # What the push quarantined: its own reasons, and the held reason an approval that did not
-    # apply leaves its key in (push-time reasons first, when a key has both).
-    failed = {
-        q["sync_key"]: q
-        for q in sorted(
-            db.quarantine_rows(),
-            key=lambda q: q["reason_code"] in ("changed_since_read", "push_rejected"),
-        )
-        if q["reason_code"] in ("changed_since_read", "push_rejected", *reconcile.HELD_REASON.values())
-    }
-    out = outcomes.copy()
-    approved = out["approval_id"].notna()
-    for i in out.index[out["outcome"].isin(TO_PUSH)]:
-        key = cast(str, out.at[i, "sync_key"])  # a "string" column (frames.SCHEMAS)
-        action = ledger.get(key, {}).get("action")
-        if action in ("updated", "planned", "created"):
-            out.at[i, "outcome"] = action
-        elif action == "failed" and key not in failed and approved[i]:
-            # Its held row was dismissed meanwhile (a dismissed row keeps its run): still held.
-            held = "no_live_addition" if out.at[i, "outcome"] == "create" else "change_exceeds_limit"
-            out.at[i, "outcome"], out.at[i, "reason_code"] = "quarantined", held
-        elif key in failed:
-            out.at[i, "outcome"] = "quarantined"
-            out.at[i, "reason_code"] = failed[key]["reason_code"]
-            out.at[i, "detail"] = failed[key]["detail"]
-        else:
-            raise RuntimeError(f"{key}: a change with no recorded result; the push did not finish")
-    return out
+    return totals.after_push(db.read_frame("outcomes"), db.changes(), db.quarantine_rows())
+
+
+def _live(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
+    """The run's staged additions that are live on its billing date."""
+    types = settings_of(ref).agreement_types
+    return live_additions(_staged(eng, ref, "additions"), date.fromisoformat(ref["billing_date"]), types)
 
 
 def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[str, Any]:
-    """The promise users care about: what Huntress bills equals what ConnectWise bills."""
-    settings = settings_of(ref)
-    usage = _staged(eng, ref, "usage")
-    additions = _staged(eng, ref, "additions")
-    live = reconcile.live_additions(
-        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
-    )
-    checks_out: dict[str, Any] = {"products": {}, "mismatches": [], "unreadable_accounts": []}
-    orgs = _staged(eng, ref, "organizations")
-    refused = orgs.dropna(subset=["unreadable"]).drop_duplicates("account_id").sort_values("account_id")
-    checks_out["unreadable_accounts"] = [
-        {"account_id": int(a), "detail": str(d)}
-        for a, d in zip(refused["account_id"], refused["unreadable"], strict=True)
-        if not pd.isna(a)
-    ]
+    """The run's totals check (reconcile.totals.totals_check) on its staged frames."""
     partial: Mapping[str, Any] = ref  # read as possibly without its invoice, like report.collect
-    invoice_qty = (partial.get("invoice") or {}).get("quantity")
-    edr_lines = usage.loc[usage["product"] == "edr", "quantity"]
-    if invoice_qty is not None and "edr" in settings.products:
-        lines_edr = int(edr_lines.sum())
-        checks_out["invoice_quantity"] = {
-            "invoice": invoice_qty,
-            "sum_of_line_edr": lines_edr,
-            "invalid_edr_lines": int(edr_lines.isna().sum()),
-        }
-        if invoice_qty != lines_edr:
-            checks_out["mismatches"].append(
-                f"invoice quantity {invoice_qty} ≠ sum of its lines' edr {lines_edr}"
-            )
-    updated = final[final["outcome"] == "updated"]
-    created = final[final["outcome"] == "created"]  # approved new additions: all new units
-    overridden = final.loc[final["override_id"].notna(), "catalog_identifier"].value_counts().to_dict()
-    # Per (product, catalog item) line: every item of a product aims for the product's one count,
-    # so each is checked against it on its own (keyed by the line's name, billing_sync.catalog).
-    for line in catalog.lines(settings.products):
-        product, identifier = line.product, line.catalog_identifier
-        huntress_total = int(usage.loc[usage["product"] == product, "quantity"].sum())
-        before = float(live.loc[live["product_identifier"] == identifier, "quantity"].sum())
-        upd = updated[updated["catalog_identifier"] == identifier]
-        after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
-        mine = created["catalog_identifier"] == identifier
-        after += float(created.loc[mine, "new_quantity"].astype("Float64").sum())
-        checks_out["products"][line.name] = {
-            "huntress": huntress_total,
-            "connectwise_before": before,
-            "connectwise_after": after,
-            "difference": after - huntress_total,
-        }
-        if after != huntress_total:
-            # An override bills other than Huntress counts on purpose: the sentence says so.
-            why = (
-                f" ({overridden[identifier]} key(s) under an override)" if overridden.get(identifier) else ""
-            )
-            checks_out["mismatches"].append(
-                f"{line.name}: Huntress bills {huntress_total}, ConnectWise bills {after:g} after the push{why}"
-            )
-    return checks_out
+    return totals.totals_check(
+        final,
+        _staged(eng, ref, "usage"),
+        _live(eng, ref),
+        _staged(eng, ref, "organizations"),
+        settings_of(ref).products,
+        (partial.get("invoice") or {}).get("quantity"),
+    )
 
 
 def money_totals(
     eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame, units: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The money a billing manager asks for first (reconcile.money_totals, amounts as Decimal text):
-    per product line Huntress vs ConnectWise in units (`units`: run_checks' products) and money; what
-    the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
-    reason (the open quarantine rows of the run)."""
-    settings = settings_of(ref)
-    additions = _staged(eng, ref, "additions")
-    live = reconcile.live_additions(
-        additions, date.fromisoformat(ref["billing_date"]), settings.agreement_types
+    """The run's money (reconcile.totals.run_money) on its staged frames and open quarantine rows."""
+    return totals.run_money(
+        final,
+        _live(eng, ref),
+        _staged(eng, ref, "catalog"),
+        settings_of(ref).products,
+        units,
+        run_store(eng, ref).held_totals(),
     )
-    out = reconcile.money_totals(final, live, _staged(eng, ref, "catalog"), settings.products)
-    for product, totals in out["products"].items():
-        counted = units.get(product) or {}
-        totals.update(
-            huntress_units=counted.get("huntress"),
-            connectwise_units_before=counted.get("connectwise_before"),
-            connectwise_units_after=counted.get("connectwise_after"),
-        )
-    held = run_store(eng, ref).held_totals()
-    out["held"] = {
-        "reasons": [{**r, "amount": money.text(r["amount"])} for r in held["reasons"]],
-        "rows": held["rows"],
-        "priced_rows": held["priced_rows"],
-        "amount": money.text(held["amount"]),
-    }
-    return out
 
 
 def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:

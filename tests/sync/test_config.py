@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from billing_sync.config import DEFAULT_PRODUCTS, ConfigError, Settings, load_settings
+from billing_sync.config import DEFAULT_PRODUCTS, Settings, load_settings
+from billing_sync.errors import ConfigError
 
 
 def test_defaults_when_variable_absent():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from billing_sync import steps
+from billing_sync import runtime
 
 
 @pytest.mark.parametrize(
@@ -27,10 +27,10 @@ from billing_sync import steps
 )
 def test_connection_forms(monkeypatch, conn, url):
     monkeypatch.setenv("AIRFLOW_CONN_BILLING_SYNC_DB", conn)
-    assert steps.database_url() == url
+    assert runtime.database_url() == url
 
 
 def test_default_is_sqlite_in_airflow_home(monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_CONN_BILLING_SYNC_DB", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    assert steps.database_url() == f"sqlite:///{tmp_path / 'billing_sync.db'}"
+    assert runtime.database_url() == f"sqlite:///{tmp_path / 'billing_sync.db'}"

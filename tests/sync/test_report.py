@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing_sync import frames, report, store
-from billing_sync.reconcile import REASON_HELP
+from billing_sync.names import REASON_HELP
 
 RUN_ID = "manual__2026-11-01T00:00:00+00:00"
 DAY = date(2026, 11, 1)

@@ -5,129 +5,74 @@ manager deciding these is in test_browser.py."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.testclient import TestClient
+from fastapi import HTTPException
 
 from billing_sync import store
-from billing_sync.config import ConfigError, load_settings
+from billing_sync.config import load_settings
+from billing_sync.errors import ConfigError
 from billing_sync.review import deps
-from billing_sync.review.app import create_app
 from billing_sync.review.powers import holds_role
-from billing_sync.review.security import ReviewAuth, Reviewer, role_names
-from tests.ui.test_review_app import fill
-
-EDITOR = {"X-User": "Erin Editor", "X-User-Id": "11", "X-Role": "editor"}
-MAPPER = {"X-User": "Max Mapper", "X-User-Id": "12", "X-Role": "mapper"}
-VIEWER = {"X-User": "Vic Viewer", "X-User-Id": "13"}
+from billing_sync.review.security import Reviewer, role_names
+from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, Client
 
 
-def _reviewer(request: Request) -> Reviewer:
-    user = request.headers.get("x-user")
-    if not user:
-        raise HTTPException(401, "Not authenticated")
-    return Reviewer(user, request.headers.get("x-user-id") or user)
-
-
-def reader(request: Request) -> Reviewer:
-    return _reviewer(request)
-
-
-def editor(request: Request) -> Reviewer:  # acts on runs: editors and mappers
-    if request.headers.get("x-role") not in ("editor", "mapper"):
-        raise HTTPException(403, "Forbidden")
-    return _reviewer(request)
-
-
-def mapper(request: Request) -> Reviewer:  # may also change who pays
-    if request.headers.get("x-role") != "mapper":
-        raise HTTPException(403, "Forbidden")
-    return _reviewer(request)
-
-
-class Client:
-    def __init__(self, client: TestClient, sub: FastAPI, engine: object) -> None:
-        self.client, self.sub, self.engine = client, sub, engine
-
-    def token(self, headers: dict[str, str]) -> str:
-        html = self.client.get("/billing-review/quarantine", headers=headers).text
-        return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
-
-    def post(self, path: str, data: dict[str, str], headers: dict[str, str]):  # noqa: ANN201
-        form = {**data, "csrf_token": self.token(headers)}
-        return self.client.post(f"/billing-review{path}", data=form, headers=headers, follow_redirects=False)
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Client]:
-    engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
-    fill(engine, tmp_path / "reports")
-    auth = ReviewAuth(reader=reader, editor=editor, mapper=mapper)
-    sub = create_app(engine=engine, auth=auth, csrf_secret=b"k", reports_root=tmp_path / "reports")
-    root = FastAPI()
-    root.mount("/billing-review", sub)
-    with TestClient(root) as client:
-        yield Client(client, sub, engine)
-    engine.dispose()
-
-
-def test_an_editor_decides_quarantine_rows_but_not_who_pays(site: Client) -> None:
-    assert site.post("/quarantine/1", {"action": "dismiss", "note": "ok"}, EDITOR).status_code == 303
-    row = store.get_quarantine(site.engine, 1, tenant="default")
+def test_an_editor_decides_quarantine_rows_but_not_who_pays(roles_site: Client) -> None:
+    assert roles_site.post("/quarantine/1", {"action": "dismiss", "note": "ok"}, EDITOR).status_code == 303
+    row = store.get_quarantine(roles_site.engine, 1, tenant="default")
     assert (row["resolved_by"], row["resolved_by_id"]) == ("Erin Editor", "11")
 
-    assert site.post("/mapping", {"organization_id": "2", "company_id": "10"}, EDITOR).status_code == 403
-    store.set_org_map(site.engine, 2, 10, None, "someone", tenant="default")
-    assert site.post("/mapping/2/delete", {}, EDITOR).status_code == 403
-    assert [r["created_by"] for r in store.list_org_map(site.engine, tenant="default")] == ["someone"]
+    assert (
+        roles_site.post("/mapping", {"organization_id": "2", "company_id": "10"}, EDITOR).status_code == 403
+    )
+    store.set_org_map(roles_site.engine, 2, 10, None, "someone", tenant="default")
+    assert roles_site.post("/mapping/2/delete", {}, EDITOR).status_code == 403
+    assert [r["created_by"] for r in store.list_org_map(roles_site.engine, tenant="default")] == ["someone"]
 
 
-def test_a_mapper_changes_who_pays_and_is_recorded_by_id(site: Client) -> None:
-    done = site.post("/mapping", {"organization_id": "2", "company_id": "10"}, MAPPER)
+def test_a_mapper_changes_who_pays_and_is_recorded_by_id(roles_site: Client) -> None:
+    done = roles_site.post("/mapping", {"organization_id": "2", "company_id": "10"}, MAPPER)
     location = done.headers["location"]
     assert "done=mapped&id=2" in location and location.endswith("#org-2")  # (and the undo's fields)
-    [row] = store.list_org_map(site.engine, tenant="default")
+    [row] = store.list_org_map(roles_site.engine, tenant="default")
     assert (row["created_by"], row["created_by_id"]) == ("Max Mapper", "12")
-    assert "(id 12)" in site.client.get("/billing-review/mapping", headers=MAPPER).text
-    assert "done=unmapped" in site.post("/mapping/2/delete", {}, MAPPER).headers["location"]
+    assert "(id 12)" in roles_site.client.get("/billing-review/mapping", headers=MAPPER).text
+    assert "done=unmapped" in roles_site.post("/mapping/2/delete", {}, MAPPER).headers["location"]
 
 
-def test_mapping_forms_need_the_csrf_token_too(site: Client) -> None:
-    bare = site.client.post(
+def test_mapping_forms_need_the_csrf_token_too(roles_site: Client) -> None:
+    bare = roles_site.client.post(
         "/billing-review/mapping", data={"organization_id": "2", "company_id": "10"}, headers=MAPPER
     )
     assert bare.status_code == 403
-    assert store.list_org_map(site.engine, tenant="default") == []
+    assert store.list_org_map(roles_site.engine, tenant="default") == []
 
 
-def test_a_viewer_is_refused_everything_but_reading(site: Client) -> None:
-    assert site.client.get("/billing-review/mapping", headers=VIEWER).status_code == 200
+def test_a_viewer_is_refused_everything_but_reading(roles_site: Client) -> None:
+    assert roles_site.client.get("/billing-review/mapping", headers=VIEWER).status_code == 200
     for path, form in [
         ("/quarantine/1", {"action": "resolve"}),
         ("/mapping", {"organization_id": "2", "company_id": "10"}),
         ("/mapping/2/delete", {}),
     ]:
-        assert site.post(path, form, VIEWER).status_code == 403, path
+        assert roles_site.post(path, form, VIEWER).status_code == 403, path
 
 
-def test_the_dependencies_are_overridable_by_their_deps_keys(site: Client) -> None:
+def test_the_dependencies_are_overridable_by_their_deps_keys(roles_site: Client) -> None:
     def nobody() -> Reviewer:
         raise HTTPException(403, "Forbidden by the test")
 
-    site.sub.dependency_overrides[deps.current_mapper] = nobody
-    refused = site.post("/mapping", {"organization_id": "2", "company_id": "10"}, MAPPER)
+    roles_site.sub.dependency_overrides[deps.current_mapper] = nobody
+    refused = roles_site.post("/mapping", {"organization_id": "2", "company_id": "10"}, MAPPER)
     assert (refused.status_code, refused.json()["detail"]) == (403, "Forbidden by the test")
-    assert site.post("/quarantine/1", {"action": "resolve"}, MAPPER).status_code == 303
+    assert roles_site.post("/quarantine/1", {"action": "resolve"}, MAPPER).status_code == 303
 
 
-def test_an_app_without_auth_wiring_lets_nobody_in(site: Client) -> None:
-    site.sub.dependency_overrides.clear()
-    assert site.client.get("/billing-review/quarantine", headers=MAPPER).status_code == 403
+def test_an_app_without_auth_wiring_lets_nobody_in(roles_site: Client) -> None:
+    roles_site.sub.dependency_overrides.clear()
+    assert roles_site.client.get("/billing-review/quarantine", headers=MAPPER).status_code == 403
 
 
 def test_role_names_of_each_auth_managers_users() -> None:

@@ -108,7 +108,7 @@ def test_the_questions_are_asked_only_when_an_area_needs_them() -> None:
 
 
 def test_a_broken_variable_leaves_reading_alone_and_says_why() -> None:
-    from billing_sync.config import ConfigError
+    from billing_sync.errors import ConfigError
 
     def broken() -> None:
         try:

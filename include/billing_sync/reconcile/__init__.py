@@ -22,22 +22,13 @@ becoming `<product>:<catalog identifier>` in each form; a product with one item 
     approvals a person's approval of a held change or a new addition, applied when it matches exactly
     money     the money of each key (unit price, monthly amount, amount at stake) and of a run
     core      `reconcile` and `summarize`, which run the above in order
+    totals    a run's close: its outcomes after the push, the totals check, the run's money
     text      how values read in the words
 
 Decisions where docs/contract.md is silent are marked "Decision:" in the docstrings of these modules.
 """
 
 from __future__ import annotations
-
-# Outcomes and reason codes live in names; they stay importable from here for existing importers.
-from billing_sync.names import (
-    CONTRACT_OUTCOMES,
-    OUTCOMES,
-    PUSH_OUTCOMES,
-    REASON_CODES,
-    REASON_HELP,
-    reason_rank,
-)
 
 from .approvals import HELD_REASON, aimed_quantity, apply_approvals, live_agreements, proposal
 from .core import reconcile, summarize
@@ -47,12 +38,7 @@ from .money import money_totals
 
 __all__ = [
     "HELD_REASON",
-    "CONTRACT_OUTCOMES",
     "MATCH_RULES",
-    "OUTCOMES",
-    "PUSH_OUTCOMES",
-    "REASON_CODES",
-    "REASON_HELP",
     "aimed_quantity",
     "apply_approvals",
     "live_additions",
@@ -63,7 +49,6 @@ __all__ = [
     "normalize_name",
     "normalize_names",
     "proposal",
-    "reason_rank",
     "reconcile",
     "summarize",
 ]

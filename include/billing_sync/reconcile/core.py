@@ -9,7 +9,8 @@ import pandas as pd
 
 from billing_sync import frames
 from billing_sync.catalog import Products, lines
-from billing_sync.config import ConfigError, Settings
+from billing_sync.config import Settings
+from billing_sync.errors import ConfigError
 from billing_sync.names import OUTCOMES, PUSH_OUTCOMES, REASON_CODES
 
 from .decide import _decide

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from billing_sync import frames
+from billing_sync import frames, names
 from billing_sync import reconcile as rc
 from billing_sync.config import Settings
 
@@ -125,10 +125,10 @@ def check_shape(out: pd.DataFrame) -> None:
     assert out.dtypes.astype(str).to_dict() == frames.SCHEMAS["outcomes"]
     assert out["sync_key"].is_unique
     assert out["sync_key"].tolist() == sorted(out["sync_key"])
-    assert set(out["outcome"]) <= set(rc.OUTCOMES)
+    assert set(out["outcome"]) <= set(names.OUTCOMES)
     quarantined = out["outcome"] == "quarantined"
     assert out["reason_code"].notna().eq(quarantined).all()
-    assert set(out["reason_code"].dropna()) <= set(rc.REASON_CODES)
+    assert set(out["reason_code"].dropna()) <= set(names.REASON_CODES)
     assert out.loc[quarantined, "detail"].notna().all()
 
 

@@ -13,7 +13,8 @@ import pytest
 from billing_sync import catalog, frames
 from billing_sync import reconcile as rc
 from billing_sync.apply import scope_keys
-from billing_sync.config import ConfigError, Settings
+from billing_sync.config import Settings
+from billing_sync.errors import ConfigError
 from tests.sync.reconcile import (
     ACME,
     ACME_ORG,

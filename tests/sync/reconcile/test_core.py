@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from billing_sync import frames
+from billing_sync import frames, names
 from billing_sync import reconcile as rc
 from billing_sync.config import Settings
 from tests.sync.reconcile import (
@@ -30,11 +30,11 @@ def test_summarize_has_every_outcome_and_reason() -> None:
         usage_of(line(101, edr=40), line(102, "Nobody", edr=1)), additions=additions_of(addition(501, 250))
     )
     counts = rc.summarize(out)
-    assert set(counts) == {*rc.OUTCOMES, *rc.PUSH_OUTCOMES, *rc.REASON_CODES, "total"}
+    assert set(counts) == {*names.OUTCOMES, *names.PUSH_OUTCOMES, *names.REASON_CODES, "total"}
     assert counts["total"] == len(out) == 8
     assert counts["unchanged"] == 1 and counts["unmapped_organization"] == 1 and counts["push_rejected"] == 0
-    assert sum(counts[o] for o in (*rc.OUTCOMES, *rc.PUSH_OUTCOMES)) == counts["total"]
-    assert sum(counts[c] for c in rc.REASON_CODES) == counts["quarantined"]
+    assert sum(counts[o] for o in (*names.OUTCOMES, *names.PUSH_OUTCOMES)) == counts["total"]
+    assert sum(counts[c] for c in names.REASON_CODES) == counts["quarantined"]
     after_push = out.assign(outcome=out["outcome"].replace({"unchanged": "updated"}))
     assert rc.summarize(after_push)["updated"] == 1
 

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from billing_sync import reconcile as rc
+from billing_sync import names
 from billing_sync.config import Settings
 from tests.sync.reconcile import (
     ABSENT,
@@ -193,7 +193,7 @@ def test_change_exceeds_limit() -> None:
 
 
 def test_push_stage_reasons_are_known_with_help() -> None:
-    assert list(rc.REASON_CODES)[:9] == [
+    assert list(names.REASON_CODES)[:9] == [
         "unmapped_organization",
         "ambiguous_company_match",
         "no_live_addition",
@@ -204,8 +204,8 @@ def test_push_stage_reasons_are_known_with_help() -> None:
         "changed_since_read",
         "push_rejected",
     ]
-    assert "invalid_addition" in rc.REASON_CODES
-    assert set(rc.REASON_HELP) == set(rc.REASON_CODES) and all(rc.REASON_HELP.values())
+    assert "invalid_addition" in names.REASON_CODES
+    assert set(names.REASON_HELP) == set(names.REASON_CODES) and all(names.REASON_HELP.values())
 
 
 # --------------------------------------------------------------------------------------------

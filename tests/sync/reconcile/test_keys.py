@@ -9,7 +9,8 @@ import pytest
 
 from billing_sync import frames
 from billing_sync import reconcile as rc
-from billing_sync.config import ConfigError, Settings
+from billing_sync.config import Settings
+from billing_sync.errors import ConfigError
 from tests.sync.reconcile import (
     ABSENT,
     ACME,
