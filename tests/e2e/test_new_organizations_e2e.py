@@ -1,7 +1,7 @@
 """New organizations through the real DAG (issue 11 §7; docs/contract.md §1, §4): `dag.test()` runs
 record them, `record_run` emits the asset event `billing_sync://new_organizations` into Airflow's
 metadata database with their ids in its extra, and the mapping page marks them new (FastAPI's
-TestClient, as tests/ui/test_review_app.py); a re-run of the date finds nothing new."""
+TestClient, as tests/helpers/review_app.py); a re-run of the date finds nothing new."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from billing_sync import store
 from billing_sync.names import NEW_ORGANIZATIONS_ASSET
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_review_app import ALICE, editor, reader
+from tests.helpers.review_app import ALICE, editor, reader
 
 pytestmark = pytest.mark.e2e
 

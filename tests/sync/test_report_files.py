@@ -11,7 +11,7 @@ import pytest
 
 from billing_sandbox.generate import generate
 from billing_sync import csvfile, report, store
-from billing_sync.review.data import report_dir
+from billing_sync.review.queries.reports import report_dir
 from tests.proof.helpers import run_steps
 from tests.sync.test_clients import use_connections
 

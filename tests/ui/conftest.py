@@ -25,6 +25,8 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Sandbox, migrate_airflow_db, start_sandbox
+from tests.helpers.review_app import App, review_app
+from tests.helpers.review_roles import Client, roles_site
 
 DAG_ID = "huntress_connectwise_billing_sync"
 CONFIG_VARIABLE = "huntress_cw_billing_config"
@@ -272,3 +274,20 @@ def local_airflow(tmp_path: Path) -> Iterator[Site]:
 
     with running(tmp_path) as site:
         yield site
+
+
+# --- the review app on TestClient, auth by header (tests/helpers/review_app.py) ---------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    """The review app on the small billing DB of `review_app.fill`, under tmp_path."""
+    with review_app(tmp_path) as client:
+        yield client
+
+
+@pytest.fixture(name="roles_site")
+def _roles_site(tmp_path: Path) -> Iterator[Client]:
+    """The same app and DB with three stand-in roles (tests/helpers/review_roles.py)."""
+    with roles_site(tmp_path) as client:
+        yield client

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from billing_sync import frames, store
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_approvals_page import DAY, RUN, fill
-from tests.ui.test_permissions import MAPPER, editor, mapper, reader
+from tests.helpers.approvals_db import DAY, RUN, fill
+from tests.helpers.review_roles import MAPPER, editor, mapper, reader
 
 T = "default"
 LATER_RUN = "manual__2026-11-01T06:00:00+00:00"  # a later run of the same billing date

@@ -20,26 +20,13 @@ from fastapi.testclient import TestClient
 from billing_sync import store
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_review_app import ALICE, RUN, App, editor, fill, reader
-
-SUPERSCRIPT_TWO = "²"
-HUGE = "9" * 5000
-PAST_INT64 = str(2**63)
-CRAFTED_IDS = [
-    SUPERSCRIPT_TWO,
-    HUGE,
-    PAST_INT64,
-    "-1",
-    "1e3",
-    "0x10",
-    " 1",
-    "١٢",
-]  # last: Arabic-Indic digits
+from tests.helpers.crafted_ids import CRAFTED_IDS, HUGE, PAST_INT64, SUPERSCRIPT_TWO
+from tests.helpers.review_app import ALICE, RUN, App, editor, fill, reader
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[App]:
-    """test_review_app's app: its billing DB and stand-in auth."""
+    """The app of tests/helpers/review_app.py: its billing DB and stand-in auth."""
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     directory = fill(engine, tmp_path / "reports")
     auth = ReviewAuth(reader=reader, editor=editor)

@@ -543,9 +543,9 @@ def test_map_from_the_queue_with_the_type_ahead(page, site: Site) -> None:
     script runs under the pages' strict CSP), one click maps the organization."""
     from playwright.sync_api import expect
 
-    from billing_sync.review import data
+    from billing_sync.review.queries.companies import staged_companies
 
-    _, companies = data.staged_companies(site.engine, tenant="default")
+    _, companies = staged_companies(site.engine, tenant="default")
     name = next(c["name"] for c in companies if c["id"] == INTENDED_COMPANY)
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)

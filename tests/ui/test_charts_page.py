@@ -1,6 +1,6 @@
 """The charts on the runs pages (routes/runs.py): inline SVG under the pages' unchanged, strict CSP.
 
-Same set-up as test_review_app.py (TestClient, auth by header, a billing DB filled through store),
+Same set-up as tests/helpers/review_app.py (TestClient, auth by header, a billing DB filled through store),
 plus product totals on two billing dates. The last test loads the page Chromium-side with its real
 headers and checks that the CSP blocks nothing and the chart is drawn."""
 
@@ -23,8 +23,8 @@ from billing_sync import charts, report, store
 from billing_sync.review.app import create_app
 from billing_sync.review.routes import runs as runs_route
 from billing_sync.review.security import ReviewAuth
+from tests.helpers.review_app import EVIL, RUN, App, editor, fill, reader
 from tests.ui.conftest import ARTIFACTS
-from tests.ui.test_review_app import EVIL, RUN, App, editor, fill, reader
 
 OLDER = "scheduled__2026-10-01T00:00:00+00:00"
 ESCAPED = html.escape(EVIL, quote=False)  # as a text node: &lt;script&gt;alert("x")&lt;/script&gt;
@@ -148,22 +148,22 @@ def test_amount_held_is_read_only_once_quarantine_rows_can_carry_it(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without the column: no query. With rows that carry it, the chart shows it (summed by the
-    database: `data.held_amounts`, never every quarantine row read)."""
+    database: `queries.runs.held_amounts`, never every quarantine row read)."""
     asked: list[dict] = []
-    real = runs_route.data.held_amounts
+    real = runs_route.queries.held_amounts
 
     def spy(*args: Any, **kw: Any) -> dict:
         asked.append(kw)
         return real(*args, **kw)
 
-    monkeypatch.setattr(runs_route.data, "held_amounts", spy)
+    monkeypatch.setattr(runs_route.queries, "held_amounts", spy)
     monkeypatch.setattr(runs_route, "_held_recorded", lambda: False)
     app.get("/runs")
     assert asked == []
     held = {("2026-11-01", "edr"): 321.0, ("edr",): 321.0}
     monkeypatch.setattr(runs_route, "_held_recorded", lambda: True)
     monkeypatch.setattr(
-        runs_route.data,
+        runs_route.queries,
         "held_amounts",
         lambda eng, by, **kw: {k: v for k, v in held.items() if len(k) == len(by)},
     )

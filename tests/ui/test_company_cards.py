@@ -32,11 +32,11 @@ from billing_sync.review import airflow_runs
 from billing_sync.review import app as review_app
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
+from tests.helpers.approvals_db import DAY, RUN, fill
+from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, editor, mapper
 from tests.ui.conftest import Site as BrowserSite
-from tests.ui.test_approvals_page import DAY, RUN, fill
 from tests.ui.test_live_runs import TOKEN, Airflow, airflow  # noqa: F401 (the fixture)
 from tests.ui.test_offered_actions import reader  # the flags a role gives, as Airflow's auth computes them
-from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, editor, mapper
 
 OTHER = "north"  # another tenant with a row of the same company and key
 SHOTS = Path("/tmp/shots")

@@ -47,8 +47,8 @@ from billing_sync.review.app import create_app
 from billing_sync.review.security import CSRF_COOKIE, CSRF_FIELD, Csrf, ReviewAuth, Reviewer
 from billing_sync.scrub import forms
 from tests.conftest import ROOT, _postgres_available, _postgres_base_url, start_sandbox
+from tests.helpers.crafted_ids import CRAFTED_IDS
 from tests.proof.helpers import connection_env, run_steps
-from tests.ui.test_bad_input import CRAFTED_IDS
 
 pytestmark = pytest.mark.integration  # a whole billing run, then about 2,000 requests
 

@@ -10,7 +10,7 @@
   once (the real renderer, wrapped to count), and a change in the data draws it again.
 
 A real SQLite billing database filled through `store`, the app through FastAPI's TestClient (auth by
-header, as test_review_app), and for the export the app called straight as ASGI, so the test sees
+header, as tests/helpers/review_app.py), and for the export the app called straight as ASGI, so the test sees
 each piece of the body as it is sent and no client buffers it.
 """
 
@@ -36,10 +36,10 @@ from fastapi.testclient import TestClient
 
 from billing_sync import csvfile, frames, store
 from billing_sync.names import reason_rank
-from billing_sync.review import data
 from billing_sync.review.app import create_app
+from billing_sync.review.queries import quarantine, staging
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_review_app import EVIL, editor, reader
+from tests.helpers.review_app import EVIL, editor, reader
 
 TENANT = "north"  # not the default tenant: every link must carry it
 USER = {"X-User": "rita"}
@@ -153,14 +153,14 @@ def reference_csv(engine: Any, filters: dict[str, Any]) -> str:
     """The export as it was written before it streamed: every row read, groups newest seen first
     (ties by group key), inside a group by reason, product, billing date, id; formulas defused."""
     rows = store.list_quarantine(engine, **filters, limit=None, tenant=TENANT)
-    names = data.company_names(engine, tenant=TENANT)
+    names = staging.company_names(engine, tenant=TENANT)
     newest: dict[str, Any] = {}
     for r in rows:
-        newest.setdefault(data.group_key(r), r["last_seen_at"])
+        newest.setdefault(quarantine.group_key(r), r["last_seen_at"])
     order = {k: i for i, k in enumerate(sorted(newest, key=lambda k: (-newest[k].timestamp(), k)))}
     rows.sort(
         key=lambda r: (
-            order[data.group_key(r)],
+            order[quarantine.group_key(r)],
             reason_rank(r["reason_code"]),
             r.get("product") or "",
             r["billing_date"],
@@ -170,12 +170,12 @@ def reference_csv(engine: Any, filters: dict[str, Any]) -> str:
     out = [
         {
             **r,
-            "group": data.group_key(r),
+            "group": quarantine.group_key(r),
             "company_name": names.get(r["cw_company_id"], "") if r["cw_company_id"] is not None else "",
         }
         for r in rows
     ]
-    return csvfile.rows_text(out, data.EXPORT_COLUMNS)
+    return csvfile.rows_text(out, quarantine.EXPORT_COLUMNS)
 
 
 def asgi_get(app: Any, path: str, query: str) -> dict[str, Any]:

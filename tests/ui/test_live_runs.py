@@ -30,8 +30,8 @@ from billing_sync.names import APPLY_DAG_ID, DAG_ID
 from billing_sync.review import airflow_runs
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_approvals_page import DAY, fill, seen_fields
-from tests.ui.test_permissions import MAPPER, editor, mapper, reader
+from tests.helpers.approvals_db import DAY, fill, seen_fields
+from tests.helpers.review_roles import MAPPER, editor, mapper, reader
 
 TOKEN = {**MAPPER, "Authorization": "Bearer alices-airflow-token"}
 

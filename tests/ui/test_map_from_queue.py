@@ -2,7 +2,7 @@
 the company picker, several organizations at once), the re-run button through Airflow's REST API
 (a real loopback HTTP server stands in for it), the grouped list and its CSV export.
 
-Auth is replaced by headers as in test_review_app: ``X-User`` reads, ``X-Role: editor`` decides
+Auth is replaced by headers as in tests/helpers/review_app.py: ``X-User`` reads, ``X-Role: editor`` decides
 rows, ``X-Role: mapper`` also maps. The reviewer's display name and user id differ (``alice`` is
 "Alice", id "alice-7"), so a test can tell which one landed where.
 """
@@ -30,7 +30,7 @@ from billing_sync import frames, store
 from billing_sync.review import airflow_runs
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth, Reviewer
-from tests.ui.test_review_app import DAY, EVIL, RUN, fill
+from tests.helpers.review_app import DAY, EVIL, RUN, fill
 
 DAG = "huntress_connectwise_billing_sync"
 MAPPER = {"X-User": "alice", "X-Role": "mapper"}
@@ -163,7 +163,7 @@ class Site:
 
 
 def fill_more(engine: Any, reports: Path) -> None:
-    """test_review_app's DB (orgs 1-3, companies 10, 20, 21, 30; org 2 unmapped, org 3 ambiguous
+    """tests/helpers/review_app.py's DB (orgs 1-3, companies 10, 20, 21, 30; org 2 unmapped, org 3 ambiguous
     between "Twin" #20 and "twin" #21), plus unmapped orgs 4 and 5 (a formula for a name), a
     company named like a formula, fillers, and quarantine rows for all of them."""
     fill(engine, reports)

@@ -18,9 +18,9 @@ from billing_sync.config import AreaName
 from billing_sync.review.app import create_app
 from billing_sync.review.powers import EVERY_AREA
 from billing_sync.review.security import ReviewAuth, Reviewer
-from tests.ui.test_approvals_page import RUN, seen_fields
-from tests.ui.test_approvals_page import fill as fill_approvals
-from tests.ui.test_permissions import EDITOR, MAPPER, VIEWER, _reviewer, editor, mapper
+from tests.helpers.approvals_db import RUN, seen_fields
+from tests.helpers.approvals_db import fill as fill_approvals
+from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, editor, mapper, reviewer
 
 POST_FORM = re.compile(r'<form\b[^>]*\bmethod="post"[^>]*\baction="/billing-review([^"]*)"')
 QUARANTINE_ACTIONS = {"/quarantine/<id>", "/quarantine/group", "/rerun"}
@@ -44,7 +44,7 @@ def stand_in_powers(maps: bool, acts: bool) -> frozenset[AreaName]:
 
 def reader(request: Request) -> Reviewer:
     """What `security.airflow_auth()`'s reader computes, from the stand-in's role header."""
-    found = _reviewer(request)
+    found = reviewer(request)
     role = request.headers.get("x-role")
     return Reviewer(found.name, found.user_id, powers=stand_in_powers(role == "mapper", role == "editor"))
 

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.browser
 def test_an_override_company_is_picked_by_name_with_the_type_ahead(page: Any, site: Site) -> None:
     from playwright.sync_api import expect
 
-    from billing_sync.review import data
+    from billing_sync.review.queries.companies import staged_companies
 
-    _, companies = data.staged_companies(site.engine, tenant="default")
+    _, companies = staged_companies(site.engine, tenant="default")
     name = next(c["name"] for c in companies if c["id"] == INTENDED_COMPANY)
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)

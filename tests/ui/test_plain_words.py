@@ -9,7 +9,7 @@ import re
 
 from billing_sync import store
 from billing_sync.names import REASON_CODES, REASON_LABELS
-from tests.ui.test_review_app import DAY, RUN, App, app  # noqa: F401 (the fixture)
+from tests.helpers.review_app import DAY, RUN, App
 
 LABEL = "Change too large (needs approval)"
 

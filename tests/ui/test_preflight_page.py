@@ -7,9 +7,9 @@ import json
 
 import httpx
 
+from tests.helpers.review_app import App
 from tests.sync.test_clients import use_connections
 from tests.sync.test_preflight import HUNTRESS_ROLE, VARIABLE, scenario
-from tests.ui.test_review_app import App, app  # noqa: F401  (the app fixture)
 
 
 def test_the_runs_page_offers_preflight_and_it_reports_what_to_change(app: App, sandbox_factory, monkeypatch):  # noqa: F811

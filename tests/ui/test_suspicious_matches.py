@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from billing_sync import frames, store
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
-from tests.ui.test_review_app import App, editor, reader
+from tests.helpers.review_app import App, editor, reader
 
 RUN = "manual__2026-11-01T00:00:00+00:00"
 DAY = "2026-11-01"
@@ -158,7 +158,7 @@ def test_the_quarantine_page_points_to_the_section(app: App) -> None:
 
 def test_findings_read_the_tenants_newest_staging(tmp_path: Path) -> None:
     from billing_sync.review import suspicious_view
-    from tests.ui import test_review_app
+    from tests.helpers import review_app
 
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     assert suspicious_view.findings(engine, tenant="default") == []  # no run staged anything
@@ -174,6 +174,6 @@ def test_findings_read_the_tenants_newest_staging(tmp_path: Path) -> None:
     engine.dispose()
     # the review app's own frames ("Acme" → "Acme Corp" by key, "Twin" ambiguous): nothing to check
     other = store.make_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    test_review_app.fill(other, tmp_path / "reports")
+    review_app.fill(other, tmp_path / "reports")
     assert suspicious_view.findings(other, tenant="default") == []
     other.dispose()

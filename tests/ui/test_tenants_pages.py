@@ -34,9 +34,9 @@ from billing_sync.review import airflow_runs, deps, tenancy
 from billing_sync.review.app import create_app
 from billing_sync.review.security import AirflowRights, ReviewAuth, Reviewer, airflow_auth
 from billing_sync.review.tenancy import PageTenant
-from tests.ui.test_approvals_page import seen_fields
+from tests.helpers.approvals_db import seen_fields
+from tests.helpers.review_app import App
 from tests.ui.test_offered_actions import stand_in_powers
-from tests.ui.test_review_app import App, app  # noqa: F401 (the fixture: the single-tenant form)
 
 RUN = "scheduled__2026-12-01T00:00:00+00:00"  # both tenants' DAGs have this run
 DAY = "2026-12-01"
@@ -240,7 +240,7 @@ def test_without_the_tenants_file_the_default_comes_first_and_the_others_stay_re
     assert "(history, read only)" in site.page("/runs?tenant=north", everyone)
 
 
-def test_the_single_tenant_form_has_no_switcher_and_its_links_no_tenant(app: App) -> None:  # noqa: F811
+def test_the_single_tenant_form_has_no_switcher_and_its_links_no_tenant(app: App) -> None:
     for path in ("/quarantine", "/runs", "/mapping", "/approvals", "/overrides"):
         html = app.get(path).text
         assert 'data-testid="tenant-switcher"' not in html and 'data-testid="tenant"' not in html, path

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from billing_sync import store
-from tests.ui.test_review_app import App, app  # noqa: F401 (the fixture)
+from tests.helpers.review_app import App
 
 
 def mapped(app: App) -> dict[int, int]:  # noqa: F811

@@ -8,7 +8,7 @@ defaults to the real thing: the `billing_sync_db` connection, Airflow's auth dep
 The pieces, as in the FastAPI full-stack template: `routes/` (one APIRouter per resource), `deps`
 (the shared dependencies as ``Annotated`` aliases), `pages` (context and rendering), `inputs` (what
 a request may carry), `security` (Airflow auth, CSRF), `tenancy` (which tenant a request is about:
-every page and action is one tenant's), `data` (what the pages show).
+every page and action is one tenant's), `queries/` (what the pages show, one module per page).
 
 Route handlers are plain ``def``: the store is synchronous SQLAlchemy, and FastAPI runs such
 handlers in its thread pool instead of blocking the API server's event loop.
@@ -31,7 +31,6 @@ from billing_sync.review import deps, routes
 from billing_sync.review.bodylimit import BodyLimit
 from billing_sync.review.inputs import BODY_MAX
 from billing_sync.review.pages import ReviewContext, environment
-from billing_sync.review.routes import approvals, overrides
 from billing_sync.review.security import Csrf, ReviewAuth, airflow_auth, airflow_secret
 
 PAGE_SIZE = 100
@@ -63,9 +62,7 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, context.http_error)
     app.add_exception_handler(RequestValidationError, context.validation_error)
     app.add_middleware(BodyLimit, max_bytes=BODY_MAX)
-    app.include_router(routes.router)
-    app.include_router(approvals.router)  # approve held changes and new additions (ApprovalsDep)
-    app.include_router(overrides.router)  # standing overrides: list, add, retire (OverridesDep)
+    app.include_router(routes.router)  # every route: routes/__init__.py registers them all
     return app
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review import data
+from billing_sync.review.queries import staging
 
 # Outcomes whose id is a quarantine row; those whose id is a Huntress organization (one mapping).
 ROW_OUTCOMES = frozenset({"dismissed", "resolved", "open"})
@@ -26,7 +26,7 @@ def about_row(engine: Engine, row_id: int, *, tenant: str) -> str:
     if row is None:
         return ""
     company = row.get("cw_company_id")
-    names = data.company_names(engine, tenant=tenant) if company is not None else {}
+    names = staging.company_names(engine, tenant=tenant) if company is not None else {}
     return _subject(
         row.get("huntress_organization_name"),
         row.get("huntress_organization_id"),
@@ -42,14 +42,14 @@ def about_approval(engine: Engine, approval_id: int, *, tenant: str) -> str:
     if approval is None:
         return ""
     company = approval["cw_company_id"]
-    name = data.company_names(engine, tenant=tenant).get(int(company))
+    name = staging.company_names(engine, tenant=tenant).get(int(company))
     return _subject(None, None, name, company, approval.get("product"))
 
 
 def about_organization(engine: Engine, organization_id: int, *, tenant: str) -> str:
     """ "Parkside Physical Therapy (organization #125) → Parkside PT LLC (company #374)": the name
     from the newest staging, the company it maps to now (none after an unmap), or ''."""
-    staged = data.staged(engine, tenant=tenant)
+    staged = staging.staged(engine, tenant=tenant)
     orgs = staged.organizations
     named = orgs.loc[orgs["organization_id"] == organization_id, "name"]
     mapped = {
@@ -83,5 +83,5 @@ def about(engine: Engine, outcome: str, ident: int, *, tenant: str) -> str:
     if outcome in ORGANIZATION_OUTCOMES or outcome == "dismissed_organization":  # a card's, too
         return about_organization(engine, ident, tenant=tenant)
     if outcome == "dismissed_company":  # every open row of a company's card
-        return _subject(None, None, data.company_names(engine, tenant=tenant).get(ident), ident)
+        return _subject(None, None, staging.company_names(engine, tenant=tenant).get(ident), ident)
     return ""

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
 from billing_sync.reconcile.suspicious import Finding, find_suspicious, significant_words
-from billing_sync.review import data
 from billing_sync.review.inputs import SEARCH_MAX
+from billing_sync.review.queries import staging
 
 MISSING = "missing_from_invoice"
 
@@ -56,7 +56,7 @@ _cache: OrderedDict[Hashable, list[Finding]] = OrderedDict()
 _lock = threading.Lock()
 
 
-def findings(engine: Engine, *, tenant: str, staged: data.Staged | None = None) -> list[Finding]:
+def findings(engine: Engine, *, tenant: str, staged: staging.Staged | None = None) -> list[Finding]:
     """Every finding of the newest staging (`staged`, when the caller read it already); none before
     a run staged organizations."""
     run_id = (
@@ -79,7 +79,7 @@ def findings(engine: Engine, *, tenant: str, staged: data.Staged | None = None) 
         if key in _cache:
             _cache.move_to_end(key)
             return list(_cache[key])
-    frames = staged if staged is not None else data.staged(engine, tenant=tenant)
+    frames = staged if staged is not None else staging.staged(engine, tenant=tenant)
     matches = reconcile.match_organizations(
         frames.organizations, frames.companies, store.org_map_rows_frame(rows)
     )

@@ -10,15 +10,28 @@
     live         /runs/live, /runs/live.js, /unpause            read (a run's state); unpause: ApplyDep
     history      /history, /history/export.csv                  read: the decision history
     settings     /settings; /settings/preview, /settings (POST)  read; preview and save (SettingsDep)
+    approvals    /approvals, /approvals/new, .../{id}/revoke    read; approve held changes, additions (ApprovalsDep)
+    overrides    /overrides, /overrides/{id}/retire              read; add and retire standing overrides (OverridesDep)
 
-`router` gathers them, plus ``/`` (to the quarantine), for `create_app` to include.
+`router` gathers them all, plus ``/`` (to the quarantine): `create_app` includes it and nothing else.
 """
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from billing_sync.review.deps import ContextDep, ReaderDep
-from billing_sync.review.routes import history, live, mapping, preflight, quarantine, rerun, runs, settings
+from billing_sync.review.routes import (
+    approvals,
+    history,
+    live,
+    mapping,
+    overrides,
+    preflight,
+    quarantine,
+    rerun,
+    runs,
+    settings,
+)
 
 router = APIRouter()
 router.include_router(quarantine.router)
@@ -29,6 +42,8 @@ router.include_router(mapping.router)
 router.include_router(rerun.router)
 router.include_router(history.router)
 router.include_router(settings.router)
+router.include_router(approvals.router)
+router.include_router(overrides.router)
 
 
 @router.get("/", include_in_schema=False)

@@ -28,10 +28,11 @@ from sqlalchemy.engine import Engine
 from billing_sync import frames, reconcile, store, tenants
 from billing_sync.catalog import identifiers as catalog_identifiers
 from billing_sync.config import Settings
-from billing_sync.review import airflow_runs, data, flash, four_eyes, picker, seen
+from billing_sync.review import airflow_runs, flash, four_eyes, picker, seen
 from billing_sync.review.deps import ApprovalsDep, ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
+from billing_sync.review.queries import staging
 from billing_sync.review.routes.quarantine import tenant_row
 from billing_sync.review.security import Reviewer
 from billing_sync.review.tenancy import PageTenant
@@ -134,7 +135,7 @@ def approvals_page(
         state=state,
         statuses=STATUSES,
         billing_date=day,
-        companies=data.company_names(eng, tenant=t),
+        companies=staging.company_names(eng, tenant=t),
         notice=_named(_notice(request), request, eng, t),
         rerun_notice=airflow_runs.notice(request),
     )
@@ -174,7 +175,7 @@ def _form_page(
         offer=offer,
         seen=None if offer is None else seen.shown(row, offer),
         four_eyes=blocked,
-        companies=data.company_names(eng, tenant=tenant.id),
+        companies=staging.company_names(eng, tenant=tenant.id),
         pending=store.list_approvals(
             eng,
             billing_date=row["billing_date"],

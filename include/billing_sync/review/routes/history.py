@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 
 from billing_sync import csvfile, store
-from billing_sync.review import data
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import optional_id, parse_page
+from billing_sync.review.queries import staging
 
 router = APIRouter(prefix="/history")
 
@@ -73,7 +73,7 @@ def history_page(
         more=len(entries) > size,
         page=page,
         about=about,
-        companies=data.company_names(eng, tenant=tenant.id),
+        companies=staging.company_names(eng, tenant=tenant.id),
     )
 
 

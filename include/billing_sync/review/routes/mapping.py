@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review import airflow_runs, apply_now, data, picker, suspicious_view
+from billing_sync.review import airflow_runs, apply_now, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EngineDep, MappingsDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import (
     BACK_MAX,
@@ -38,6 +38,9 @@ from billing_sync.review.inputs import (
     parse_search,
 )
 from billing_sync.review.pages import ReviewContext, outcome_query
+from billing_sync.review.queries import mapping as queries
+from billing_sync.review.queries import staging
+from billing_sync.review.queries.companies import search_companies, staged_companies
 from billing_sync.review.routes.quarantine import parse_place
 from billing_sync.review.security import Reviewer
 
@@ -52,8 +55,8 @@ def mapping(
     focus = optional_id(request.query_params.get("id"), "id")
     pick = picker.Pick.parse(request.query_params)
     t = tenant.id
-    staged = data.staged(eng, tenant=t)
-    page = data.mapping_page(eng, staged, tenant=t)
+    staged = staging.staged(eng, tenant=t)
+    page = queries.mapping_page(eng, staged, tenant=t)
     suspicious = suspicious_view.findings(eng, tenant=t, staged=staged)
     run = store.get_run(eng, page.run_id, tenant=t) if page.run_id else None
     response = context.render(
@@ -63,7 +66,7 @@ def mapping(
         page=page,
         focus=focus,
         pick=pick,
-        search=data.search_companies(eng, pick.query, tenant=t) if pick.target else None,
+        search=search_companies(eng, pick.query, tenant=t) if pick.target else None,
         rerun_date=run["billing_date"] if run else None,
         rerun_notice=airflow_runs.notice(request),
         bulk_max=BULK_MAX,
@@ -82,7 +85,7 @@ def companies(
     With ``form``, each match is a button submitting that form with its company id."""
     query = parse_search(request.query_params.get("q"))
     form = picker.check_form(request.query_params.get("form"))
-    search = data.search_companies(eng, query, tenant=tenant.id)
+    search = search_companies(eng, query, tenant=tenant.id)
     return context.render(request, reviewer, "_companies.html", search=search, form=form)
 
 
@@ -200,7 +203,7 @@ def _typed_company(eng: Engine, raw: str, *, tenant: str) -> int | None:
     value = raw.strip()
     if not value or value.isdigit():
         return parse_company(value)
-    return picker.resolve(value, data.staged_companies(eng, tenant=tenant)[1])[0]
+    return picker.resolve(value, staged_companies(eng, tenant=tenant)[1])[0]
 
 
 def _mapped_to(eng: Engine, organization_id: int, *, tenant: str) -> int | None:
@@ -217,7 +220,7 @@ def apply_mapping(
     """Validate against the tenant's newest staged frames, then write; returns the message code."""
     if company is None:
         return "bad_company"
-    staged = data.staged(eng, tenant=tenant)
+    staged = staging.staged(eng, tenant=tenant)
     if organization_id not in staged.organization_ids():
         return "unknown_organization"
     if company not in staged.company_ids():
@@ -243,7 +246,7 @@ def apply_bulk_mapping(
         return "none_selected", 0
     if company is None:
         return "bad_company", 0
-    staged = data.staged(eng, tenant=tenant)
+    staged = staging.staged(eng, tenant=tenant)
     known = staged.organization_ids()
     unknown = [o for o in organization_ids if o not in known]
     if unknown:

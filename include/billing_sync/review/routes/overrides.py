@@ -27,10 +27,11 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import store
 from billing_sync.config import Settings
-from billing_sync.review import airflow_runs, apply_now, data, four_eyes, picker
+from billing_sync.review import airflow_runs, apply_now, four_eyes, picker
 from billing_sync.review.deps import ContextDep, EngineDep, OverridesDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, SEARCH_MAX, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
+from billing_sync.review.queries.companies import CompanySearch, search_companies
 from billing_sync.review.security import Reviewer
 from billing_sync.review.tenancy import PageTenant
 
@@ -112,7 +113,7 @@ def _page(
     *,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
-    search: data.CompanySearch | None = None,
+    search: CompanySearch | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
     """The page; after a refused add, with what was typed (`form`), the refusal beside its field
@@ -163,7 +164,7 @@ def add_override(
     picked, company_error = picker.resolve(typed, companies)
     form = {"company": typed, "product": product, "rule": rule, "quantity": quantity, "note": note}
     if company_error is not None:
-        search = data.search_companies(eng, _query(typed), tenant=tenant.id)
+        search = search_companies(eng, _query(typed), tenant=tenant.id)
         errors = {"company": company_error}
         return _again(request, reviewer, context, eng, tenant, form, errors, search)
     if picked is not None:  # the four-eyes rule: not on a held key of a company this user mapped
@@ -255,7 +256,7 @@ def _again(
     tenant: PageTenant,
     form: dict[str, str],
     errors: dict[str, str],
-    search: data.CompanySearch | None,
+    search: CompanySearch | None,
 ) -> HTMLResponse:
     """The page again after a refused add: 400, the form as typed, the refusal beside its field."""
     page = _page(

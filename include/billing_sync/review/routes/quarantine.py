@@ -21,10 +21,13 @@ from sqlalchemy.engine import Engine
 from billing_sync import csvfile, store
 from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
-from billing_sync.review import airflow_runs, apply_now, cards, data, picker, suspicious_view
+from billing_sync.review import airflow_runs, apply_now, cards, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EngineDep, QuarantineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
 from billing_sync.review.pages import ReviewContext, outcome_query
+from billing_sync.review.queries import quarantine as queries
+from billing_sync.review.queries import staging
+from billing_sync.review.queries.companies import search_companies
 from billing_sync.review.routes.history import describe
 from billing_sync.review.security import Reviewer
 from billing_sync.review.tenancy import PageTenant
@@ -64,10 +67,10 @@ def quarantine_list(
         )
         view = {"rows": rows, "total": total, "pages": max(1, -(-total // size)), "groups": []}
     else:
-        grouped = data.quarantine_groups(
+        grouped = queries.quarantine_groups(
             eng, filters.store_filters(), tenant=t, limit=size, offset=(page - 1) * size, order=filters.order
         )
-        data.describe_groups(eng, grouped.groups, tenant=t)
+        queries.describe_groups(eng, grouped.groups, tenant=t)
         rows = [r for g in grouped.groups for r in g.rows]
         view = {
             "rows": rows,
@@ -92,9 +95,9 @@ def quarantine_list(
         hidden={**filters.query(), "page": page if page > 1 else None},  # what the picker's GET keeps
         statuses=(*store.QUARANTINE_STATUSES, "all"),
         reasons=list(REASON_CODES),
-        companies=data.company_names(eng, tenant=t) if filters.view == "rows" else {},  # groups: their own
+        companies=staging.company_names(eng, tenant=t) if filters.view == "rows" else {},  # groups: their own
         pick=pick,
-        search=data.search_companies(eng, pick.query, tenant=t) if pick.target else None,
+        search=search_companies(eng, pick.query, tenant=t) if pick.target else None,
         rerun_dates=rerun_dates[:RERUN_DATES],
         rerun_notice=airflow_runs.notice(request),
         held=held_view(store.held_totals(eng, **filters.store_filters(), tenant=t)),  # what the filters hold
@@ -109,8 +112,8 @@ def quarantine_export(request: Request, _: ReaderDep, eng: EngineDep, tenant: Te
     """The filtered view (every page of it) as CSV; any reader may export what they may read.
     Streamed: read and written a batch of rows at a time, so memory stays flat however many."""
     filters = QuarantineFilter.parse(request.query_params)
-    rows = data.quarantine_export(eng, filters.store_filters(), tenant=tenant.id)
-    pieces = csvfile.iter_text(rows, data.EXPORT_COLUMNS, batch=data.EXPORT_BATCH)
+    rows = queries.quarantine_export(eng, filters.store_filters(), tenant=tenant.id)
+    pieces = csvfile.iter_text(rows, queries.EXPORT_COLUMNS, batch=queries.EXPORT_BATCH)
     # The first piece before the answer starts: the query runs here, so a failing database is this
     # request's error page, not a 200 with a cut-off file.
     first = next(pieces)
@@ -159,7 +162,7 @@ def quarantine_row(
     row = tenant_row(eng, ident, tenant)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {ident}")
-    companies = data.company_names(eng, tenant=tenant.id)
+    companies = staging.company_names(eng, tenant=tenant.id)
     # Every decision on the row, newest first: who dismissed it before it was reopened, and why.
     entries = [
         describe(e) for e in store.list_decisions(eng, tenant=tenant.id, quarantine_id=ident, limit=None)
@@ -191,7 +194,7 @@ def quarantine_group_action(
     "company:369") that the list's filters keep, with one note; ``dismiss_apply``: then Apply now of
     the group's company or organization (the newest billing date of the rows dismissed). Only the
     tenant's rows: another tenant's group of the same key is not touched."""
-    if data.GROUP_KEY.fullmatch(group) is None:
+    if queries.GROUP_KEY.fullmatch(group) is None:
         raise bad_request("group must be company:<id>, organization:<id> or key:<sync key>")
     if action not in GROUP_ACTIONS:
         raise bad_request(f"action must be {' or '.join(GROUP_ACTIONS)}")
@@ -201,7 +204,7 @@ def quarantine_group_action(
         return _to_list(request, context, eng, tenant, filters, page, {"error": "note_required"}, group)
     dismissed = [
         r
-        for r in data.open_group_rows(eng, group, filters.store_filters(), tenant=tenant.id)
+        for r in queries.open_group_rows(eng, group, filters.store_filters(), tenant=tenant.id)
         if apply_action(eng, tenant.id, r["id"], "dismissed", text, reviewer) == "dismissed"
     ]
     # Said by the company or organization (the page names it); a key group by how many rows.
@@ -277,7 +280,7 @@ def quarantine_action(
     about = tenant_row(eng, ident, tenant)
     # Back to the row's card (its group) in the grouped list, to the row in the flat one (and in a
     # key group, whose card has no id of its own).
-    key = data.group_key(about) if about is not None and filters.view == "groups" else ""
+    key = queries.group_key(about) if about is not None and filters.view == "groups" else ""
     anchor = key if anchor_of(key) else f"row-{ident}"
     query = {**outcome_query(outcome, ident), **applied}
     return _to_list(request, context, eng, tenant, filters, page, query, anchor)

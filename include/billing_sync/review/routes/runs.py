@@ -24,10 +24,12 @@ from billing_sync import charts, money, store, tenants
 from billing_sync.chart_cache import SvgCache
 from billing_sync.config import Settings, load_settings
 from billing_sync.report import REPORT_FILE, money_view
-from billing_sync.review import airflow_live, airflow_runs, data, settings_form, settings_variable
+from billing_sync.review import airflow_live, airflow_runs, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import check_run_id, parse_page
 from billing_sync.review.pages import ReviewContext
+from billing_sync.review.queries import reports
+from billing_sync.review.queries import runs as queries
 from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/runs")
@@ -52,7 +54,7 @@ def runs_list(
 ) -> HTMLResponse:
     page = parse_page(request.query_params.get("page"))
     size = context.runs_page_size()
-    total = data.count_runs(eng, tenant=tenant.id)
+    total = queries.count_runs(eng, tenant=tenant.id)
     runs = store.list_runs(eng, limit=size, offset=(page - 1) * size, tenant=tenant.id)
     root = context.root()
     items = [_run_view(request, context, r, root, tenant) for r in runs]
@@ -159,7 +161,7 @@ def run_report(
     the default tenant): its report.html once the run has recorded one, else the run's page."""
     run = _run(eng, run_id, tenant.id)
     base = f"/runs/{quote(run_id, safe='')}"
-    if data.report_file(data.report_dir(run, context.root()), REPORT_FILE) is not None:
+    if reports.report_file(reports.report_dir(run, context.root()), REPORT_FILE) is not None:
         base += f"/files/{REPORT_FILE}"
     return context.redirect(request, base)
 
@@ -169,10 +171,12 @@ def run_file(
     run_id: str, name: str, _: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> Response:
     run = store.get_run(eng, check_run_id(run_id), tenant=tenant.id)
-    path = data.report_file(data.report_dir(run, context.root()), name) if run else None
+    path = reports.report_file(reports.report_dir(run, context.root()), name) if run else None
     if path is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No such report file")
-    return FileResponse(path, media_type=data.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path))
+    return FileResponse(
+        path, media_type=reports.REPORT_TYPES[path.suffix.lower()], headers=_file_headers(path)
+    )
 
 
 def chart_cache(request: Request) -> SvgCache:
@@ -193,7 +197,7 @@ def _history_chart(eng: Engine, tenant: str, cache: SvgCache) -> tuple[charts.Ch
     def draw() -> charts.Chart | None:
         rows = charts.history_rows(store.list_runs(eng, limit=HISTORY_RUNS, tenant=tenant))
         if rows and _held_recorded():  # summed by the database: not every open row read for it
-            held = data.held_amounts(eng, ("billing_date", "product"), status="open", tenant=tenant)
+            held = queries.held_amounts(eng, ("billing_date", "product"), status="open", tenant=tenant)
             rows = charts.with_held(rows, held)
         return charts.history_chart(rows, cache)
 
@@ -208,7 +212,7 @@ def _run_chart(
     def draw() -> charts.Chart | None:
         rows = charts.product_rows(run.get("checks"))
         if rows and _held_recorded():
-            held = data.held_amounts(eng, ("product",), run_id=run["run_id"], tenant=tenant)
+            held = queries.held_amounts(eng, ("product",), run_id=run["run_id"], tenant=tenant)
             rows = charts.with_held(rows, {k[0]: v for k, v in held.items()})
         return charts.run_chart(rows, cache)
 
@@ -264,11 +268,11 @@ def _run_view(
     request: Request, context: ReviewContext, run: dict[str, Any], root: Path, tenant: PageTenant
 ) -> dict[str, Any]:
     counts = run.get("counts") or {}
-    directory = data.report_dir(run, root)
+    directory = reports.report_dir(run, root)
     base = f"/runs/{quote(run['run_id'], safe='')}"
     files = [
         {**f, "url": context.url(request, f"{base}/files/{quote(f['name'], safe='')}")}
-        for f in data.report_files(directory)
+        for f in reports.report_files(directory)
     ]
     recorded = (run.get("checks") or {}).get("money") or {}
     return {
