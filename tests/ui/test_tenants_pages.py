@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -185,8 +186,9 @@ class Site:
 
 def make_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, auth: ReviewAuth) -> Iterator[Site]:
     monkeypatch.setenv(tenants.TENANTS_FILE_ENV, str(tenants_file(tmp_path / "tenants.json")))
-    for t in TENANTS:  # the tenants' settings, whatever another test left in the metadata database
-        monkeypatch.setenv(f"AIRFLOW_VAR_BILLING_{t.upper()}", "{}")
+    for t in TENANTS:  # the tenants' settings (unless the caller set them), not what another test left
+        if f"AIRFLOW_VAR_BILLING_{t.upper()}" not in os.environ:  # in the metadata database
+            monkeypatch.setenv(f"AIRFLOW_VAR_BILLING_{t.upper()}", "{}")
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     ids = fill(engine, tmp_path / "reports")
     sub = create_app(engine=engine, auth=auth, csrf_secret=b"k", reports_root=tmp_path / "reports")
