@@ -25,6 +25,8 @@ from typing import Any
 
 from .connectwise import CONNECTWISE_RETRYABLE, ConnectWiseClient
 from .errors import ApiError
+from .frames import additions_frame
+from .reconcile.live import live_mask
 from .scrub import cut
 
 log = logging.getLogger(__name__)
@@ -116,8 +118,8 @@ def create_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResu
     """Create an approved new addition (`new_quantity` of `catalog_identifier` on `agreement_id`,
     effective `effective_date`), at most once.
 
-    Read first: the agreement must still be Active, not cancelled, the company's, and not ended
-    before the effective date; a live addition of the product on it that carries the approved
+    Read first: the agreement must still be Active, not cancelled, the company's, started by the
+    effective date and not ended before it; a live addition of the product on it that carries the approved
     quantity and effective date is the one an earlier attempt made (its answer lost, or its task
     killed before recording): created, nothing sent. Any other live addition of the product means
     ConnectWise changed since the approval (`changed_since_read`): nothing is created. A POST that
@@ -143,7 +145,7 @@ def create_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResu
         if lost is not None:  # give a write that did happen the time to show
             time.sleep(client.api.retry.delay(attempt, None))
         try:
-            live = [a for a in client.agreement_additions(agreement_id, identifier) if _live_on(a, day)]
+            live = _in_the_way(agreement, client.agreement_additions(agreement_id, identifier), day)
         except ApiError as exc:
             why = f"the create's answer was lost ({lost}) and " if lost else ""
             return PushResult(
@@ -199,17 +201,25 @@ def _unfit_agreement(agreement: Mapping[str, Any], company_id: int, day: date) -
     ends = _day(agreement.get("endDate"), unreadable=date.min)
     if ends is not None and ends < day:
         return f"ended {agreement.get('endDate')}"
+    starts = _day(agreement.get("startDate"), unreadable=date.max)
+    if starts is not None and starts > day:  # as reconcile.live reads an addition without its own date
+        return f"starts only {agreement.get('startDate')}"
     return None
 
 
-def _live_on(addition: Mapping[str, Any], day: date) -> bool:
-    """Whether a re-read addition bills on `day` (docs/contract.md §2; a date that cannot be read
-    counts as live here: when in doubt, nothing is created)."""
-    if addition.get("agreementStatus") not in (None, "", "Active"):
-        return False
-    cancelled = _day(addition.get("cancelledDate"), unreadable=date.max)
-    effective = _day(addition.get("effectiveDate"), unreadable=date.min)
-    return (cancelled is None or cancelled > day) and (effective is None or effective <= day)
+def _in_the_way(
+    agreement: Mapping[str, Any], additions: Iterable[Mapping[str, Any]], day: date
+) -> list[Mapping[str, Any]]:
+    """The re-read additions (of the agreement just read) a new one may not be created beside: those
+    live on `day` or in doubt, as reconcile.live.live_mask reads them (`doubt_is_live`: when in
+    doubt, nothing is created)."""
+    agreement_id = _id(agreement.get("id"))
+    mine: list[Mapping[str, Any]] = [{**a, "agreementId": agreement_id} for a in additions]
+    if not mine or agreement_id is None:
+        return mine  # nothing to judge them by: each stands in the way
+    frame = additions_frame({agreement_id: agreement}, mine)
+    live = live_mask(frame, day, (), doubt_is_live=True)
+    return [a for a, is_live in zip(mine, live, strict=True) if is_live]
 
 
 def _day(value: Any, unreadable: date | None = None) -> date | None:

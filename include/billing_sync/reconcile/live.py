@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from billing_sync import frames
+
 from .matching import _fold_key
 from .text import _text
 
@@ -29,23 +31,62 @@ def _type_filter(types: pd.Series, agreement_types: Sequence[str]) -> npt.NDArra
     return _fold_key(types).isin(allowed).to_numpy(dtype=bool)
 
 
-def live_mask(
-    additions: pd.DataFrame, billing_date: date, agreement_types: Sequence[str]
-) -> npt.NDArray[np.bool_]:
-    """Boolean mask of the live rows of an `additions` frame (see `live_additions`)."""
-    a = additions
+def _holds(
+    a: pd.DataFrame, billing_date: date, agreement_types: Sequence[str]
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Each condition of `live_mask` but the doubt, per row: True where it holds."""
     day = _billing_day(billing_date)
     next_day = day + pd.Timedelta(days=1)
-    not_cancelled = a["agreement_cancelled"].eq(False).fillna(False)
-    not_ended = a["agreement_end_date"].isna() | (a["agreement_end_date"] >= day).fillna(False)
-    agreement_ok = not_cancelled & a["agreement_status"].eq("Active").fillna(False) & not_ended
-    status_ok = a["addition_status"].isna() | a["addition_status"].eq("Active").fillna(False)
-    cancelled_ok = a["cancelled_date"].isna() | (a["cancelled_date"] >= next_day).fillna(False)
     starts = a["effective_date"].fillna(a["agreement_start_date"])
-    effective_ok = starts.isna() | (starts < next_day).fillna(False)
-    dates_ok = a["unreadable_dates"].isna()
-    mask = agreement_ok & status_ok & cancelled_ok & effective_ok & dates_ok
-    return mask.to_numpy(dtype=bool) & _type_filter(a["agreement_type"], agreement_types)
+    holds = {
+        "agreement_cancelled": a["agreement_cancelled"].eq(False).fillna(False),
+        "agreement_status": a["agreement_status"].eq("Active").fillna(False),
+        "agreement_end_date": a["agreement_end_date"].isna() | (a["agreement_end_date"] >= day).fillna(False),
+        "addition_status": a["addition_status"].isna() | a["addition_status"].eq("Active").fillna(False),
+        "cancelled_date": a["cancelled_date"].isna() | (a["cancelled_date"] >= next_day).fillna(False),
+        "starts": starts.isna() | (starts < next_day).fillna(False),
+    }
+    out = {name: held.to_numpy(dtype=bool) for name, held in holds.items()}
+    out["agreement_type"] = _type_filter(a["agreement_type"], agreement_types)
+    return out
+
+
+def _doubt(a: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Rows with a field the rule reads present but unreadable: a date (`unreadable_dates`), or an
+    addition status that is empty (ConnectWise's enum has no empty status; absent is NA)."""
+    empty = a["addition_status"].eq("").fillna(False)
+    return (a["unreadable_dates"].notna() | empty).to_numpy(dtype=bool)
+
+
+def live_mask(
+    additions: pd.DataFrame,
+    billing_date: date,
+    agreement_types: Sequence[str],
+    *,
+    doubt_is_live: bool = False,
+) -> npt.NDArray[np.bool_]:
+    """Boolean mask of the live rows of an `additions` frame: the one rule of what bills on a date
+    (its conditions: `live_additions`). Whoever asks whether an addition is live asks this: reconcile
+    (`live_additions`), the words of a key held for want of one (`_why_not_live`), and the push's
+    re-read before it creates an addition (push.create_one).
+
+    The doubt rule, the only statement of it: when in doubt, nothing is created or written. A row is
+    in doubt when a field the rule reads is present but cannot be read: a date (`unreadable_dates`:
+    an unreadable date is not an absent one) or an empty addition status. A row in doubt is not live:
+    nothing bills on it and no quantity is written to it. A caller about to create an addition beside
+    it passes `doubt_is_live=True`: a row in doubt then stands in the way as a live one does (its
+    readable fields still rule it out when they say it does not bill), so nothing is created either.
+    """
+    holds = _holds(additions, billing_date, agreement_types)
+    doubt = _doubt(additions)
+    if doubt_is_live:  # an empty status is the doubt, not a status that rules the row out
+        holds["addition_status"] = holds["addition_status"] | additions["addition_status"].eq("").fillna(
+            False
+        ).to_numpy(dtype=bool)
+    live = np.ones(len(additions), dtype=bool)
+    for held in holds.values():
+        live &= held
+    return live if doubt_is_live else live & ~doubt
 
 
 def live_additions(
@@ -57,8 +98,8 @@ def live_additions(
     not ended before the billing date (agreement_end_date NA or on/after it), agreement type allowed,
     addition_status (the addition's own `agreementStatus`) "Active" or NA, cancelled_date NA or on a
     later UTC date than the billing date, and the addition started on or before the billing date:
-    its effective_date, or when that is NA its agreement's start date; both NA = started. A date
-    that is present but unreadable (`unreadable_dates`) = not live: it is not an absent date.
+    its effective_date, or when that is NA its agreement's start date; both NA = started. A row in
+    doubt (an unreadable date, an empty addition status) is not live: see `live_mask`.
     Decisions:
     - agreement_types: case-insensitive, surrounding spaces ignored (operators type them by hand;
       ConnectWise shows the same name in several casings); empty = every type, NA type included.
@@ -72,28 +113,29 @@ def live_additions(
 
 
 def _why_not_live(row: Mapping[str, Any], billing_date: date, agreement_types: Sequence[str]) -> str:
-    """Plain-language reasons an addition is not live (for the detail of `no_live_addition`)."""
-    day = _billing_day(billing_date)
+    """Plain-language reasons an addition is not live (for the detail of `no_live_addition`): the
+    conditions of `live_mask` its row fails, in the rule's own reading."""
+    one = frames.conform(pd.DataFrame([dict(row)]), "additions")
+    r = one.iloc[0]
+    failed = {name for name, held in _holds(one, billing_date, agreement_types).items() if not held[0]}
     reasons = []
-    flag = row["agreement_cancelled"]
-    if pd.isna(flag) or bool(flag):
+    if "agreement_cancelled" in failed:
+        flag = r["agreement_cancelled"]
         reasons.append("agreement cancelled flag unknown" if pd.isna(flag) else "agreement cancelled")
-    if pd.isna(row["agreement_status"]) or row["agreement_status"] != "Active":
-        reasons.append(f"agreement status {_text(row['agreement_status'])}")
-    if not _type_filter(pd.Series([row["agreement_type"]], dtype="string"), agreement_types)[0]:
-        reasons.append(f"agreement type {_text(row['agreement_type'])} not in agreement_types")
-    ended = row["agreement_end_date"]
-    if not pd.isna(ended) and ended.normalize() < day:
-        reasons.append(f"agreement ended {ended.date().isoformat()}")
-    if not (pd.isna(row["addition_status"]) or row["addition_status"] == "Active"):
-        reasons.append(f"addition status {row['addition_status']}")
-    cancelled, effective, start = row["cancelled_date"], row["effective_date"], row["agreement_start_date"]
-    if not pd.isna(cancelled) and cancelled.normalize() <= day:
-        reasons.append(f"cancelled {cancelled.date().isoformat()}")
-    if not pd.isna(effective) and effective.normalize() > day:
-        reasons.append(f"effective only from {effective.date().isoformat()}")
-    elif pd.isna(effective) and not pd.isna(start) and start.normalize() > day:
-        reasons.append(f"no effective date, agreement starts {start.date().isoformat()}")
-    if not pd.isna(row["unreadable_dates"]):
-        reasons.append(f"unreadable {row['unreadable_dates'].replace(',', ', ')}")
+    if "agreement_status" in failed:
+        reasons.append(f"agreement status {_text(r['agreement_status'])}")
+    if "agreement_type" in failed:
+        reasons.append(f"agreement type {_text(r['agreement_type'])} not in agreement_types")
+    if "agreement_end_date" in failed:
+        reasons.append(f"agreement ended {r['agreement_end_date'].date().isoformat()}")
+    if "addition_status" in failed:
+        reasons.append(f"addition status {r['addition_status']}")
+    if "cancelled_date" in failed:
+        reasons.append(f"cancelled {r['cancelled_date'].date().isoformat()}")
+    if "starts" in failed and not pd.isna(r["effective_date"]):
+        reasons.append(f"effective only from {r['effective_date'].date().isoformat()}")
+    elif "starts" in failed:
+        reasons.append(f"no effective date, agreement starts {r['agreement_start_date'].date().isoformat()}")
+    if not pd.isna(r["unreadable_dates"]):
+        reasons.append(f"unreadable {r['unreadable_dates'].replace(',', ', ')}")
     return ", ".join(reasons) or "not live"

@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from billing_sync import push
 from billing_sync import reconcile as rc
 from billing_sync.config import Settings
+from billing_sync.reconcile.live import _why_not_live
 from tests.sync.reconcile import (
     BILLING,
     acme,
@@ -111,3 +113,34 @@ def test_cancelled_addition_next_to_a_live_one_is_ignored() -> None:
     )
     row = key(run(usage_of(line(101, edr=40)), additions=adds), "company:250:edr")
     assert (row["outcome"], row["addition_id"]) == ("change", 501)
+
+
+# -- one rule, asked by every reader: when in doubt, nothing is created or written ---------------------
+IN_DOUBT = [
+    ({"effective": "soon"}, "unreadable effectiveDate"),
+    ({"cancelled": "2026-13-40T00:00:00Z"}, "unreadable cancelledDate"),
+    ({"effective": 20261101}, "unreadable effectiveDate"),  # a number where ConnectWise writes text
+    ({"status": ""}, "addition status "),  # no status of ConnectWise's enum; absent would be null
+]
+
+
+@pytest.mark.parametrize(("changes", "words"), IN_DOUBT)
+def test_every_reader_of_the_rule_writes_nothing_on_an_addition_in_doubt(changes: dict, words: str) -> None:
+    """reconcile bills nothing on it (no quantity is written to it), the held key's words say why,
+    and the push's re-read counts it in the way of a new addition (nothing is created)."""
+    agreement, record = addition(501, 250, **changes)
+    adds = additions_of((agreement, record))
+    assert rc.live_additions(adds, BILLING, ()).empty
+    assert words in _why_not_live(adds.iloc[0].to_dict(), BILLING, ())
+    assert push._in_the_way(agreement, [record], BILLING) == [{**record, "agreementId": 2500}]
+
+
+def test_a_readable_field_still_rules_an_addition_out_when_another_is_in_doubt() -> None:
+    agreement, record = addition(501, 250, status="Cancelled", effective="soon")
+    assert push._in_the_way(agreement, [record], BILLING) == []
+    assert "addition status Cancelled" in _why_not_live(
+        additions_of((agreement, record)).iloc[0].to_dict(), BILLING, ()
+    )
+    agreement, record = addition(501, 250)  # readable and live: live to reconcile, in the way of a create
+    assert len(rc.live_additions(additions_of((agreement, record)), BILLING, ())) == 1
+    assert push._in_the_way(agreement, [record], BILLING) == [{**record, "agreementId": 2500}]
