@@ -157,7 +157,7 @@ def _settings_now(tenant: PageTenant) -> Settings | None:
 def run_report(
     request: Request, run_id: str, _: ReaderDep, context: ContextDep, eng: EngineDep, tenant: TenantDep
 ) -> RedirectResponse:
-    """The "report page" link of the run's alerts (notify.report_page_url, ``?tenant=<id>`` but for
+    """The "report page" link of the run's alerts (runtime.report_page_url, ``?tenant=<id>`` but for
     the default tenant): its report.html once the run has recorded one, else the run's page."""
     run = _run(eng, run_id, tenant.id)
     base = f"/runs/{quote(run_id, safe='')}"
