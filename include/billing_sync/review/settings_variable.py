@@ -43,9 +43,10 @@ class Stored:
 
     @property
     def where(self) -> str:
+        """How the page says where the Variable is: "held in …", or "not set yet: every key at its default"."""
         if self.outside:
-            return self.outside
-        return "Airflow's metadata database" if self.text is not None else "nowhere yet (all defaults)"
+            return f"held in {self.outside}"
+        return "held in Airflow's metadata database" if self.text is not None else "not set yet"
 
 
 def fingerprint(text: str | None) -> str:
