@@ -16,9 +16,7 @@ from typing import Annotated, Any, Literal, TypeAlias, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
-# Explicitly re-exported only while review/ (four_eyes, security, routes/settings) still takes
-# ConfigError from here; everything else imports it from errors. Delete once review/ does too.
-from .errors import ConfigError as ConfigError
+from .errors import ConfigError
 from .names import VARIABLE_KEY
 
 DEFAULT_PRODUCTS = {

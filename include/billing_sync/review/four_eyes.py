@@ -39,7 +39,8 @@ def rule_on(tenant: PageTenant) -> bool:
         return False
     from airflow.models.variable import Variable
 
-    from billing_sync.config import ConfigError, load_settings
+    from billing_sync.config import load_settings
+    from billing_sync.errors import ConfigError
 
     try:
         return load_settings(Variable.get(tenant.variable, default_var=None)).four_eyes

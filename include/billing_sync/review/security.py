@@ -191,7 +191,8 @@ def tenant_settings(variable: str) -> Settings | None:
     not parse (every power but reading then fails closed)."""
     from airflow.models.variable import Variable
 
-    from billing_sync.config import ConfigError, load_settings
+    from billing_sync.config import load_settings
+    from billing_sync.errors import ConfigError
 
     try:
         return load_settings(Variable.get(variable, default_var=None))

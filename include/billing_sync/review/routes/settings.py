@@ -23,7 +23,8 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from billing_sync import store, tenants
-from billing_sync.config import POWER_AREAS, ConfigError, Settings, SettingsError, parse_variable
+from billing_sync.config import POWER_AREAS, Settings, SettingsError, parse_variable
+from billing_sync.errors import ConfigError
 from billing_sync.review import cw_lists, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, SettingsDep, TenantDep
 from billing_sync.review.inputs import bad_request
