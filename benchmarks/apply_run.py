@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -76,57 +74,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--latency-ms", type=float, default=benchlib.LATENCY_MS)
     args = parser.parse_args(argv)
-    scenario = json.loads(args.scenario.read_text())
-    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
-        home = Path(tmp)
-        os.environ.update(benchlib.airflow_env(home))
-        with benchlib.sandbox(args.scenario, home / "sandbox.log") as sb:
-            benchlib.set_latency(sb, args.latency_ms)
-            os.environ.update(benchlib.connection_env(sb, scenario))
-            from billing_sync import steps, store
+    with benchlib.run_against(args.scenario, args.latency_ms) as sb:
+        from billing_sync import steps, store
 
-            started = time.perf_counter()
-            full = sync_run.run_steps(args.concurrency, "reseller", "record_run")
-            full_wall = time.perf_counter() - started
-            full_requests = sum(
-                benchlib.admin(sb.url(api), "requests")["total"] for api in ("huntress", "connectwise")
-            )
-            eng = steps.engine()
-            key = held_change(eng)
-            store.add_approval(
-                eng,
-                billing_date=benchlib.BILLING_DATE,
-                sync_key=str(key["sync_key"]),
-                cw_company_id=int(key["company_id"]),
-                product=str(key["product"]),
-                kind="change",
-                addition_id=int(key["addition_id"]),
-                agreement_id=int(key["agreement_id"]),
-                from_quantity=key["previous_quantity"],
-                to_quantity=int(key["target"]),
-                user="Bench",
-                user_id="bench",
-                tenant="default",
-            )
-            conf = {
-                "billing_date": benchlib.BILLING_DATE,
-                "companies": [int(key["company_id"])],
-                "organizations": [],
-            }
-            variable = json.dumps({"connectwise_concurrency": args.concurrency, "invoice_source": "reseller"})
-            since = time.time()
-            started = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-c", APPLY, APPLY_RUN_ID, json.dumps(conf), variable],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            apply_wall = time.perf_counter() - started
-            if done.returncode != 0:
-                raise RuntimeError(f"the apply failed: {done.stderr[-2000:]}")
-            applied = json.loads(done.stdout.strip().splitlines()[-1])
-            made = requests_since(sb, since)
+        started = time.perf_counter()
+        full = sync_run.run_steps(args.concurrency, "reseller", "record_run")
+        full_wall = time.perf_counter() - started
+        full_requests = sum(
+            benchlib.admin(sb.url(api), "requests")["total"] for api in ("huntress", "connectwise")
+        )
+        eng = steps.engine()
+        key = held_change(eng)
+        store.add_approval(
+            eng,
+            billing_date=benchlib.BILLING_DATE,
+            sync_key=str(key["sync_key"]),
+            cw_company_id=int(key["company_id"]),
+            product=str(key["product"]),
+            kind="change",
+            addition_id=int(key["addition_id"]),
+            agreement_id=int(key["agreement_id"]),
+            from_quantity=key["previous_quantity"],
+            to_quantity=int(key["target"]),
+            user="Bench",
+            user_id="bench",
+            tenant="default",
+        )
+        conf = {
+            "billing_date": benchlib.BILLING_DATE,
+            "companies": [int(key["company_id"])],
+            "organizations": [],
+        }
+        variable = json.dumps({"connectwise_concurrency": args.concurrency, "invoice_source": "reseller"})
+        since = time.time()
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", APPLY, APPLY_RUN_ID, json.dumps(conf), variable],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        apply_wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"the apply failed: {done.stderr[-2000:]}")
+        applied = json.loads(done.stdout.strip().splitlines()[-1])
+        made = requests_since(sb, since)
     benchlib.emit(
         {
             "latency_ms": args.latency_ms,

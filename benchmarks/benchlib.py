@@ -14,6 +14,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -170,6 +171,20 @@ def airflow_env(home: Path) -> dict[str, str]:
             {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{home / 'billing.db'}"}}
         ),
     }
+
+
+@contextmanager
+def run_against(scenario_path: Path, latency_ms: float) -> Iterator[Sandbox]:
+    """A run's setting: a private AIRFLOW_HOME and billing database, a fresh sandbox on the scenario
+    with the latency injected, the two connections pointed at it (this process's environment)."""
+    scenario = json.loads(scenario_path.read_text())
+    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
+        home = Path(tmp)
+        os.environ.update(airflow_env(home))
+        with sandbox(scenario_path, home / "sandbox.log") as sb:
+            set_latency(sb, latency_ms)
+            os.environ.update(connection_env(sb, scenario))
+            yield sb
 
 
 # --- subprocesses ---------------------------------------------------------------------------------

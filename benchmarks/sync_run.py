@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -182,16 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=benchlib.LATENCY_MS)
     args = parser.parse_args(argv)
     scenario = json.loads(args.scenario.read_text())
-    with tempfile.TemporaryDirectory(prefix="billing-bench-") as tmp:
-        home = Path(tmp)
-        os.environ.update(benchlib.airflow_env(home))
-        with benchlib.sandbox(args.scenario, home / "sandbox.log") as sb:
-            benchlib.set_latency(sb, args.latency_ms)
-            os.environ.update(benchlib.connection_env(sb, scenario))
-            started = time.perf_counter()
-            result = run_steps(args.concurrency, args.invoice_source, args.until)
-            result["wall_s"] = round(time.perf_counter() - started, 3)
-            result["served"] = served(sb, scenario)
+    with benchlib.run_against(args.scenario, args.latency_ms) as sb:
+        started = time.perf_counter()
+        result = run_steps(args.concurrency, args.invoice_source, args.until)
+        result["wall_s"] = round(time.perf_counter() - started, 3)
+        result["served"] = served(sb, scenario)
     result.update(
         {
             "concurrency": args.concurrency,

@@ -29,7 +29,7 @@ from fastapi import HTTPException, status
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
-from billing_sync.review.security import Reviewer
+from billing_sync.review.security import Reviewer, tenant_settings
 from billing_sync.review.tenancy import PageTenant
 
 
@@ -37,15 +37,10 @@ def rule_on(tenant: PageTenant) -> bool:
     """The tenant's `four_eyes` setting (403 when its Variable does not parse)."""
     if tenant.variable is None:  # a former tenant: read only, it decides nothing
         return False
-    from airflow.models.variable import Variable
-
-    from billing_sync.config import load_settings
-    from billing_sync.errors import ConfigError
-
-    try:
-        return load_settings(Variable.get(tenant.variable, default_var=None)).four_eyes
-    except ConfigError:  # the message quotes the value: not for this page
-        raise HTTPException(status.HTTP_403_FORBIDDEN, variable_broken(tenant.variable)) from None
+    settings = tenant_settings(tenant.variable)
+    if settings is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, variable_broken(tenant.variable))
+    return settings.four_eyes
 
 
 def variable_broken(variable: str) -> str:
