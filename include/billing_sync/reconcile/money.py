@@ -32,14 +32,17 @@ Decimal text, so it travels as JSON (XCom, `billing_runs.checks`) without losing
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from billing_sync import frames, money
 from billing_sync.catalog import Products, lines
+from billing_sync.results import MoneyTotals, ProductMoney
+
+_Cell = str | int | float | bool | None  # a frame's cell as a Python value (NA → None)
 
 
 def _price_keys(out: pd.DataFrame, live: pd.DataFrame, catalog: pd.DataFrame | None) -> pd.DataFrame:
@@ -123,14 +126,14 @@ def money_totals(
     live: pd.DataFrame,
     catalog: pd.DataFrame | None,
     products: Products,
-) -> dict[str, Any]:
+) -> MoneyTotals:
     """The money of one run (see the module docstring): `products` (per line `huntress_amount`,
     `connectwise_amount_before`, `connectwise_amount_after`, `difference`, `recovered`, `planned`,
     `unpriced_units`) and the run's `recovered`, `planned`, `huntress_amount`,
     `connectwise_amount_after`: Decimal text. `final` is the outcomes frame after the push
     (`steps.final_outcomes`), `live` the live additions as read."""
     listed = _catalog_prices(catalog)
-    per: dict[str, dict[str, Any]] = {}
+    per: dict[str, _LineMoney] = {}
     rows = _plain(
         final,
         [
@@ -170,24 +173,40 @@ def money_totals(
         recovered = money.total(_delta(r) for r in mine if r["outcome"] in ("updated", "created"))
         planned = money.total(_delta(r) for r in mine if r["outcome"] == "planned")
         after = before + recovered
-        per[line.name] = {
-            "huntress_amount": huntress,
-            "connectwise_amount_before": before,
-            "connectwise_amount_after": after,
-            "difference": after - huntress,
-            "recovered": recovered,
-            "planned": planned,
-            "unpriced_units": unpriced,
-        }
-    out: dict[str, Any] = {
-        "products": {p: {k: money.text(v) for k, v in t.items()} for p, t in per.items()},
+        per[line.name] = _LineMoney(huntress, before, after, recovered, planned, unpriced)
+    return {
+        "products": {name: t.as_text() for name, t in per.items()},
+        "recovered": money.text(sum((t.recovered for t in per.values()), Decimal(0))),
+        "planned": money.text(sum((t.planned for t in per.values()), Decimal(0))),
+        "huntress_amount": money.text(sum((t.huntress for t in per.values()), Decimal(0))),
+        "connectwise_amount_after": money.text(sum((t.after for t in per.values()), Decimal(0))),
     }
-    for name in ("recovered", "planned", "huntress_amount", "connectwise_amount_after"):
-        out[name] = money.text(sum((t[name] for t in per.values()), Decimal(0)))
-    return out
 
 
-def _delta(r: Mapping[str, Any]) -> Any:
+@dataclass(frozen=True)
+class _LineMoney:
+    """One line's sums, exact, before they become text."""
+
+    huntress: Decimal
+    before: Decimal
+    after: Decimal
+    recovered: Decimal
+    planned: Decimal
+    unpriced: Decimal
+
+    def as_text(self) -> ProductMoney:
+        return {
+            "huntress_amount": money.text(self.huntress),
+            "connectwise_amount_before": money.text(self.before),
+            "connectwise_amount_after": money.text(self.after),
+            "difference": money.text(self.after - self.huntress),
+            "recovered": money.text(self.recovered),
+            "planned": money.text(self.planned),
+            "unpriced_units": money.text(self.unpriced),
+        }
+
+
+def _delta(r: Mapping[str, _Cell]) -> Decimal | str | float | int | None:
     """A key's monthly amount; for an approved new addition (no unit price of its own: ConnectWise
     bills it at the catalog item's price) the catalog price × its quantity."""
     if r["monthly_amount_delta"] is None and r["unit_price"] is None and r["previous_quantity"] is None:
@@ -195,7 +214,7 @@ def _delta(r: Mapping[str, Any]) -> Any:
     return r["monthly_amount_delta"]
 
 
-def _plain(df: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+def _plain(df: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, _Cell]]:
     """Rows as dicts of Python values, NA → None."""
     cols = list(columns)
     arrays = [df[c].astype(object).where(df[c].notna(), None).to_numpy(dtype=object) for c in cols]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from billing_sync import catalog, money
 from billing_sync.catalog import Products
+from billing_sync.results import HeldTotals, MoneyTotals, ProductCheck, TotalsCheck
 
 from .approvals import HELD_REASON
 from .money import money_totals
@@ -66,22 +67,25 @@ def totals_check(
     live: pd.DataFrame,
     organizations: pd.DataFrame,
     products: Products,
-    invoice_quantity: Any,
-) -> dict[str, Any]:
+    invoice_quantity: object,
+) -> TotalsCheck:
     """The promise users care about: what Huntress bills equals what ConnectWise bills.
 
     `final`: the outcomes after the push; `usage`, `organizations`: the run's staged frames; `live`:
     the live additions as read; `invoice_quantity`: the invoice's own quantity (None when unknown).
     """
-    checks_out: dict[str, Any] = {"products": {}, "mismatches": [], "unreadable_accounts": []}
     refused = (
         organizations.dropna(subset=["unreadable"]).drop_duplicates("account_id").sort_values("account_id")
     )
-    checks_out["unreadable_accounts"] = [
-        {"account_id": int(a), "detail": str(d)}
-        for a, d in zip(refused["account_id"], refused["unreadable"], strict=True)
-        if not pd.isna(a)
-    ]
+    checks_out: TotalsCheck = {
+        "products": {},
+        "mismatches": [],
+        "unreadable_accounts": [
+            {"account_id": int(a), "detail": str(d)}
+            for a, d in zip(refused["account_id"], refused["unreadable"], strict=True)
+            if not pd.isna(a)
+        ],
+    }
     edr_lines = usage.loc[usage["product"] == "edr", "quantity"]
     if invoice_quantity is not None and "edr" in products:
         lines_edr = int(edr_lines.sum())
@@ -107,12 +111,12 @@ def totals_check(
         after = before + float((upd["new_quantity"].astype("Float64") - upd["previous_quantity"]).sum())
         mine = created["catalog_identifier"] == identifier
         after += float(created.loc[mine, "new_quantity"].astype("Float64").sum())
-        checks_out["products"][line.name] = {
-            "huntress": huntress_total,
-            "connectwise_before": before,
-            "connectwise_after": after,
-            "difference": after - huntress_total,
-        }
+        checks_out["products"][line.name] = ProductCheck(
+            huntress=huntress_total,
+            connectwise_before=before,
+            connectwise_after=after,
+            difference=after - huntress_total,
+        )
         if after != huntress_total:
             # An override bills other than Huntress counts on purpose: the sentence says so.
             why = (
@@ -129,23 +133,29 @@ def run_money(
     live: pd.DataFrame,
     catalog_frame: pd.DataFrame | None,
     products: Products,
-    units: Mapping[str, Any],
-    held: Mapping[str, Any],
-) -> dict[str, Any]:
+    units: Mapping[str, ProductCheck],
+    held: HeldTotals,
+) -> MoneyTotals:
     """The money a billing manager asks for first (money.money_totals, amounts as Decimal text):
     per product line Huntress vs ConnectWise in units (`units`: totals_check's products) and money;
     what the run recovered (the net monthly amount it changed in ConnectWise); what is still held, by
     reason (`held`: the run's open quarantine rows, as store.held_totals sums them)."""
     out = money_totals(final, live, catalog_frame, products)
     for product, totals in out["products"].items():
-        counted = units.get(product) or {}
-        totals.update(
-            huntress_units=counted.get("huntress"),
-            connectwise_units_before=counted.get("connectwise_before"),
-            connectwise_units_after=counted.get("connectwise_after"),
-        )
+        counted = units.get(product)
+        totals["huntress_units"] = counted["huntress"] if counted else None
+        totals["connectwise_units_before"] = counted["connectwise_before"] if counted else None
+        totals["connectwise_units_after"] = counted["connectwise_after"] if counted else None
     out["held"] = {
-        "reasons": [{**r, "amount": money.text(r["amount"])} for r in held["reasons"]],
+        "reasons": [
+            {
+                "reason_code": r["reason_code"],
+                "rows": r["rows"],
+                "priced_rows": r["priced_rows"],
+                "amount": money.text(r["amount"]),
+            }
+            for r in held["reasons"]
+        ],
         "rows": held["rows"],
         "priced_rows": held["priced_rows"],
         "amount": money.text(held["amount"]),
