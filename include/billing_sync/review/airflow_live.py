@@ -16,18 +16,20 @@ Task logs are linked in the Airflow UI (``/dags/<dag>/runs/<run>/tasks/<task>``)
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 from urllib.parse import quote
 
 import httpx
 from fastapi import HTTPException, status
 
-from billing_sync.review.airflow_runs import _json, api_client
+from billing_sync.review.airflow_runs import Answer, DAGRun, TaskInstance, _json, api_client
 
 ACTIVE = ("queued", "running")
 WAITING = ("up_for_reschedule", "deferred")  # a sensor between pokes / a deferred trigger
 FAILED_TASK = ("failed", "upstream_failed")
 LIST_LIMIT = 100  # runs of one DAG read for the Runs page and for blockers
+Params = tuple[tuple[str, str | int], ...]  # a request's query, names may repeat (state=…&state=…)
+_ACTIVE_QUERY: Params = (*(("state", s) for s in ACTIVE), ("limit", LIST_LIMIT))
 PAGE_TIMEOUT_S = 3.0  # a read that only adds badges to a page: the page is drawn without them after it
 # The plain reason of a failed step, by its task state.
 REASONS = {
@@ -36,12 +38,36 @@ REASONS = {
 }
 
 
+class Holding(TypedDict):
+    """An other active run of the DAG: its id, state and the task it waits at ("" for none)."""
+
+    run_id: str
+    state: str
+    waiting: str
+
+
+class Behind(Holding):
+    url: str  # the run in the Airflow UI
+
+
+class RunView(TypedDict):
+    """A run as the desk shows it (`run_state`)."""
+
+    state: str  # queued|running|success|failed|... as Airflow says
+    text: str  # one plain sentence
+    run_url: str
+    step: str  # the running or failing task
+    log_url: str
+    paused: NotRequired[bool]  # queued: the DAG is paused
+    behind: NotRequired[Behind]  # queued: the run holding the DAG's only slot
+
+
 @dataclass(frozen=True)
 class Blockers:
     """What keeps a queued run of a DAG from starting (empty: nothing known)."""
 
     paused: bool = False
-    holding: list[dict[str, str]] = field(default_factory=list)  # other active runs: run_id, state, waiting
+    holding: list[Holding] = field(default_factory=list)  # other active runs
 
     def __bool__(self) -> bool:
         return self.paused or bool(self.holding)
@@ -56,7 +82,7 @@ def _client(token: str, timeout: float | None = None) -> Iterator[httpx.Client]:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, "Airflow's API could not be reached") from None
 
 
-def _get(client: httpx.Client, url: str, params: Any = None) -> dict[str, Any]:
+def _get(client: httpx.Client, url: str, params: Params | None = None) -> Answer:
     answer = client.get(url, params=params)
     if answer.status_code == status.HTTP_401_UNAUTHORIZED:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Airflow did not accept your login: sign in again")
@@ -73,38 +99,39 @@ def _dag(base: str, dag_id: str) -> str:
     return f"{base}/api/v2/dags/{quote(dag_id, safe='')}"
 
 
-def list_runs(base: str, token: str, dag_id: str, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
+def list_runs(base: str, token: str, dag_id: str, limit: int = LIST_LIMIT) -> list[DAGRun]:
     """The DAG's runs, newest first, as Airflow has them (every state)."""
     with _client(token) as client:
-        return _runs(client, base, dag_id, {"order_by": "-run_after", "limit": limit})
+        return _runs(client, base, dag_id, (("order_by", "-run_after"), ("limit", limit)))
 
 
-def active_runs(base: str, token: str, dag_id: str, timeout: float = PAGE_TIMEOUT_S) -> list[dict[str, Any]]:
+def active_runs(base: str, token: str, dag_id: str, timeout: float = PAGE_TIMEOUT_S) -> list[DAGRun]:
     """The DAG's queued and running runs, in one request and a short wait: what a page marks as
     "applying…" must not hold the page up when Airflow is slow."""
     with _client(token, timeout) as client:
-        return _runs(client, base, dag_id, [("state", s) for s in ACTIVE] + [("limit", LIST_LIMIT)])
+        return _runs(client, base, dag_id, _ACTIVE_QUERY)
 
 
-def _runs(client: httpx.Client, base: str, dag_id: str, params: Any) -> list[dict[str, Any]]:
+def _runs(client: httpx.Client, base: str, dag_id: str, params: Params) -> list[DAGRun]:
     runs = _get(client, f"{_dag(base, dag_id)}/dagRuns", params).get("dag_runs")
-    return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+    # Every field of a DAGRun is optional and of any type: any JSON object is one.
+    return [cast(DAGRun, r) for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
 
 
-def _tasks(client: httpx.Client, base: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+def _tasks(client: httpx.Client, base: str, dag_id: str, run_id: str) -> list[TaskInstance]:
     url = f"{_dag(base, dag_id)}/dagRuns/{quote(run_id, safe='')}/taskInstances"
     tasks = _get(client, url).get("task_instances")
-    return [t for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
+    return [cast(TaskInstance, t) for t in tasks if isinstance(t, dict)] if isinstance(tasks, list) else []
 
 
 def _blockers(client: httpx.Client, base: str, dag_id: str, run_id: str) -> Blockers:
     paused = _get(client, _dag(base, dag_id)).get("is_paused") is True
     others = [
         r
-        for r in _runs(client, base, dag_id, [("state", s) for s in ACTIVE] + [("limit", LIST_LIMIT)])
+        for r in _runs(client, base, dag_id, _ACTIVE_QUERY)
         if r.get("dag_run_id") != run_id and r.get("state") == "running"
     ]
-    holding = []
+    holding: list[Holding] = []
     for other in others:
         other_id = str(other.get("dag_run_id"))
         waiting = [t for t in _tasks(client, base, dag_id, other_id) if t.get("state") in WAITING]
@@ -140,23 +167,21 @@ def unpause(base: str, token: str, dag_id: str) -> None:
     raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Airflow answered {answer.status_code} to the unpause")
 
 
-def run_state(base: str, token: str, dag_id: str, run_id: str, ui: str) -> dict[str, Any]:
-    """The run as the desk shows it: ``state`` (queued|running|success|failed|...), ``text`` (one
-    plain sentence), ``step`` (the running or failing task), ``log_url`` and ``behind`` (what a
-    queued run waits for). `ui` is the Airflow UI's root path, for links."""
+def run_state(base: str, token: str, dag_id: str, run_id: str, ui: str) -> RunView:
+    """The run as the desk shows it (`RunView`). `ui` is the Airflow UI's root path, for links."""
     run_path = f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
     with _client(token) as client:
         run = _get(client, f"{_dag(base, dag_id)}/dagRuns/{quote(run_id, safe='')}")
         state = str(run.get("state") or "queued")
-        view: dict[str, Any] = {
+        view: RunView = {
             "state": state,
+            "text": "",
             "run_url": ui.rstrip("/") + run_path,
             "step": "",
             "log_url": "",
         }
         if state == "queued":
-            found = _blockers(client, base, dag_id, run_id)
-            return {**view, **_queued(found, dag_id, ui)}
+            return _queued(view, _blockers(client, base, dag_id, run_id), dag_id, ui)
         tasks = _tasks(client, base, dag_id, run_id)
     if state == "running":
         current = _current(tasks)
@@ -185,9 +210,10 @@ def run_state(base: str, token: str, dag_id: str, run_id: str, ui: str) -> dict[
     return {**view, "text": f"Airflow says the run is {state}."}
 
 
-def _queued(found: Blockers, dag_id: str, ui: str) -> dict[str, Any]:
+def _queued(view: RunView, found: Blockers, dag_id: str, ui: str) -> RunView:
     if found.paused:
         return {
+            **view,
             "text": f"Queued: the DAG {dag_id} is paused; the run starts once it is unpaused.",
             "paused": True,
         }
@@ -196,13 +222,14 @@ def _queued(found: Blockers, dag_id: str, ui: str) -> dict[str, Any]:
         why = f", waiting at {first['waiting']}" if first["waiting"] else ""
         url = f"{ui.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(first['run_id'], safe='')}"
         return {
+            **view,
             "text": f"Queued behind run {first['run_id']} ({first['state']}{why}), which holds the DAG's only slot.",
             "behind": {**first, "url": url},
         }
-    return {"text": "Queued: waiting for the scheduler to start it."}
+    return {**view, "text": "Queued: waiting for the scheduler to start it."}
 
 
-def _current(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _current(tasks: list[TaskInstance]) -> TaskInstance | None:
     for wanted in (("running",), WAITING, ("queued", "scheduled")):
         found = [t for t in tasks if t.get("state") in wanted]
         if found:

@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypedDict, cast
 from urllib.parse import quote
 
 import httpx
@@ -49,6 +49,57 @@ def not_allowed(dag_id: str) -> str:
 
 
 NOT_ALLOWED = not_allowed(DAG_ID)  # the single-tenant form's DAG
+
+
+class DAGRun(TypedDict, total=False):
+    """One DAG run as Airflow 3's REST API answers it (`DAGRunResponse`), the fields read here.
+    Airflow's answer is not trusted: each field is checked where it is read."""
+
+    dag_run_id: object
+    state: object
+    conf: object
+
+
+class TaskInstance(TypedDict, total=False):
+    """One task instance of a run as the REST API answers it (`TaskInstanceResponse`), the fields read."""
+
+    task_id: object
+    state: object
+    try_number: object
+
+
+class Answer(TypedDict, total=False):
+    """The fields read of the REST API's JSON answers: `DAGResponse`'s ``is_paused``,
+    `DAGRunCollectionResponse`'s ``dag_runs``, `TaskInstanceCollectionResponse`'s
+    ``task_instances``, a created run's ``dag_run_id``, an error's ``detail``; any of them may be
+    missing or of another type, so each is checked where it is read."""
+
+    is_paused: object
+    dag_runs: object
+    task_instances: object
+    dag_run_id: object
+    detail: object
+
+
+class EmptyConf(TypedDict):
+    """A re-run's conf: nothing, so the Variable's settings apply."""
+
+
+class ApplyConf(TypedDict):
+    """The apply DAG's conf (docs/contract.md §1 "Apply DAG")."""
+
+    billing_date: str
+    companies: list[int]
+    organizations: list[int]
+
+
+class TriggerBody(TypedDict):
+    """The body of a trigger (Airflow 3's `TriggerDAGRunPostBody`)."""
+
+    dag_run_id: str
+    logical_date: str
+    conf: ApplyConf | EmptyConf
+    note: str
 
 
 class RunExists(Exception):
@@ -96,7 +147,7 @@ def user_token(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE) or None
 
 
-def run_request(billing_date: date, now: datetime) -> dict[str, Any]:
+def run_request(billing_date: date, now: datetime) -> TriggerBody:
     """The body of the trigger (Airflow 3's `TriggerDAGRunPostBody`)."""
     now = now.astimezone(UTC).replace(microsecond=0)
     logical = datetime.combine(billing_date, now.time(), UTC)
@@ -116,7 +167,7 @@ class Scope:
     companies: tuple[int, ...] = ()
     organizations: tuple[int, ...] = ()
 
-    def conf(self) -> dict[str, Any]:
+    def conf(self) -> ApplyConf:
         """The apply DAG's conf (docs/contract.md §1 "Apply DAG")."""
         return {
             "billing_date": self.billing_date.isoformat(),
@@ -125,7 +176,7 @@ class Scope:
         }
 
 
-def apply_request(scope: Scope, now: datetime, what: str) -> dict[str, Any]:
+def apply_request(scope: Scope, now: datetime, what: str) -> TriggerBody:
     """The trigger of Apply now: a run of the apply DAG with the decision's scope as its conf."""
     body = run_request(scope.billing_date, now)
     day = scope.billing_date.isoformat()
@@ -158,7 +209,7 @@ def api_client(token: str, timeout: float = TIMEOUT_S) -> httpx.Client:
     return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, headers=headers)
 
 
-def _trigger(base: str, token: str, body: dict[str, Any], dag_id: str) -> Triggered:
+def _trigger(base: str, token: str, body: TriggerBody, dag_id: str) -> Triggered:
     dag = quote(dag_id, safe="")
     try:
         with api_client(token) as client:
@@ -201,12 +252,13 @@ def _paused(client: httpx.Client, url: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _json(answer: httpx.Response) -> dict[str, Any]:
+def _json(answer: httpx.Response) -> Answer:
     try:
         value = answer.json()
     except ValueError:
         return {}
-    return value if isinstance(value, dict) else {}
+    # Every field of an Answer is optional and of any type: any JSON object is one.
+    return cast(Answer, value) if isinstance(value, dict) else {}
 
 
 def _detail(answer: httpx.Response) -> str:

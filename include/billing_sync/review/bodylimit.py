@@ -6,14 +6,9 @@ on the fields alone would come too late. The body is read here first, at most `m
 """
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# ASGI's own types: its scope and messages are open-ended by the spec, keyed by their "type".
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:

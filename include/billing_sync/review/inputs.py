@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Self
+from typing import Self, TypedDict
 
 from fastapi import HTTPException, status
 
@@ -115,6 +115,19 @@ def check_run_id(value: str, name: str = "run_id") -> str:
     return value
 
 
+class StoreFilters(TypedDict):
+    """The quarantine list's filters as the queries take them (None: not filtered on)."""
+
+    status: str | None
+    billing_date: date | None
+    reason_code: str | None
+    company_id: int | None
+    run_id: str | None
+
+
+QueryValue = str | int | None  # a value of a page's query string (None: left out of the URL)
+
+
 @dataclass(frozen=True)
 class QuarantineFilter:
     status: str = "open"
@@ -149,7 +162,7 @@ class QuarantineFilter:
         company = optional_id(q.get("company_id"), "company_id")
         return cls(state, day, reason, company, run_id, view, order)
 
-    def store_filters(self) -> dict[str, Any]:
+    def store_filters(self) -> StoreFilters:
         return {
             "status": None if self.status == "all" else self.status,
             "billing_date": self.billing_date,
@@ -158,7 +171,7 @@ class QuarantineFilter:
             "run_id": self.run_id,
         }
 
-    def query(self) -> dict[str, Any]:
+    def query(self) -> dict[str, QueryValue]:
         return {
             "status": self.status,
             "billing_date": self.billing_date.isoformat() if self.billing_date else None,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlencode
 
 from fastapi import Request, status
@@ -23,13 +23,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from pydantic_core import ErrorDetails
 from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billing_sync import billing_gap, money, runtime, tenants
 from billing_sync.names import REASON_HELP, reason_label
 from billing_sync.review import flash, tenancy
-from billing_sync.review.inputs import is_id
+from billing_sync.review.inputs import QueryValue, is_id
 from billing_sync.review.security import CSRF_FIELD, Csrf, Reviewer
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -86,7 +87,7 @@ class ReviewContext:
         return self.reports_root if self.reports_root is not None else runtime.reports_root()
 
     @staticmethod
-    def url(request: Request, path: str, query: Mapping[str, Any] | None = None) -> str:
+    def url(request: Request, path: str, query: Mapping[str, QueryValue] | None = None) -> str:
         """An absolute path inside this app, with the request's tenant; root_path carries the mount
         point (and base_url)."""
         base: str = request.scope.get("root_path", "")
@@ -101,7 +102,7 @@ class ReviewContext:
         return root.removesuffix(runtime.REVIEW_MOUNT_PATH) + path
 
     def redirect(
-        self, request: Request, path: str, query: Mapping[str, Any] | None = None
+        self, request: Request, path: str, query: Mapping[str, QueryValue] | None = None
     ) -> RedirectResponse:
         return RedirectResponse(self.url(request, path, query), status.HTTP_303_SEE_OTHER)
 
@@ -173,7 +174,7 @@ class ReviewContext:
         return await self.http_error(request, StarletteHTTPException(status.HTTP_400_BAD_REQUEST, detail))
 
 
-def _field_error(error: Mapping[str, Any]) -> str:
+def _field_error(error: ErrorDetails) -> str:
     """ "Form field note: String should have at most 2000 characters" from one pydantic error."""
     loc = [str(p) for p in error.get("loc", ())]
     kind = {"body": "Form field", "query": "Query parameter", "path": "Path parameter"}
@@ -211,7 +212,18 @@ def _reason(code: str) -> Markup:
     )
 
 
-def _tenant_values(request: Request) -> dict[str, Any]:
+class TenantValues(TypedDict):
+    """What every page's header and links read of the request's tenant (`_tenant_values`)."""
+
+    tenant: tenancy.PageTenant | None
+    tenant_choices: tuple[tenancy.Choice, ...]
+    dag_id: str
+    apply_dag_id: str
+    app_root: str
+    tenant_param: str
+
+
+def _tenant_values(request: Request) -> TenantValues:
     """What the header's switcher and the links into Airflow need: `tenant` (None before the tenant
     was chosen), `dag_id` (the single-tenant DAG then) and `app_root`, this app's own path."""
     chosen = tenancy.of_request(request)
@@ -259,6 +271,6 @@ def _message(request: Request) -> dict[str, str] | None:
     }
 
 
-def outcome_query(outcome: str, ident: int) -> dict[str, Any]:
+def outcome_query(outcome: str, ident: int) -> dict[str, QueryValue]:
     """The redirect's query for an action's outcome: `done` or `error`, and the id it was about."""
     return {("error" if outcome in ERRORS else "done"): outcome, "id": ident}

@@ -11,7 +11,7 @@ run of this page (404), so a reader of one tenant never learns of another's runs
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, NotRequired, TypedDict, cast
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -23,6 +23,30 @@ from billing_sync.review.deps import ApplyDep, ContextDep, EngineDep, ReaderDep,
 from billing_sync.review.inputs import BACK_MAX, check_run_id, parse_billing_date
 from billing_sync.review.routes.rerun import _back
 from billing_sync.review.tenancy import PageTenant
+
+
+class RunResult(TypedDict):
+    """What a finished run recorded in billing_runs, as the live view shows it."""
+
+    status: object  # the row's status, as recorded
+    written: int
+    held: int
+    counts: dict[str, int]
+    recovered: str
+
+
+class Unpause(TypedDict):
+    url: str
+    dag: str  # "apply" for the apply DAG, "" for the monthly one
+
+
+class LiveView(airflow_live.RunView):
+    """The JSON static/live.js polls: the run as Airflow tells it, and once it is done its result."""
+
+    done: bool
+    result: NotRequired[RunResult | None]
+    unpause: NotRequired[Unpause]
+
 
 router = APIRouter()
 SCRIPT = Path(__file__).parent.parent / "static" / "live.js"
@@ -52,8 +76,9 @@ def live(
     token = airflow_runs.user_token(request)
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, airflow_runs.NO_TOKEN)
-    view = airflow_live.run_state(api, token, dag, run, context.airflow_url(request, "/"))
-    view["done"] = view["state"] in TERMINAL
+    state = airflow_live.run_state(api, token, dag, run, context.airflow_url(request, "/"))
+    # A RunView holds none of the keys LiveView adds (mypy cannot know that of a ** item).
+    view = cast(LiveView, {**state, "done": state["state"] in TERMINAL})
     if view["state"] == "success":
         view["result"] = _result(eng, run, tenant.id)
     if view.get("paused"):
@@ -64,7 +89,7 @@ def live(
     return JSONResponse(view, headers={"Cache-Control": "no-store"})
 
 
-def _result(eng: Engine, run_id: str, tenant: str) -> dict[str, Any] | None:
+def _result(eng: Engine, run_id: str, tenant: str) -> RunResult | None:
     """What the run wrote, what is still held and the money recovered, from its billing_runs row."""
     row = store.get_run(eng, run_id, tenant=tenant)
     if row is None:

@@ -31,6 +31,7 @@ from billing_sync.review.inputs import (
     BULK_MAX,
     NOTE_MAX,
     QuarantineFilter,
+    QueryValue,
     optional_id,
     parse_company,
     parse_id,
@@ -275,7 +276,9 @@ def _back(
 ) -> RedirectResponse:
     """Back to the page the form was on: the quarantine list with its filters and page (`place`),
     else the mapping; `extra`: Apply now's outcome."""
-    said = {"error": outcome, "id": organization_id} if outcome == UNDO_STALE else None
+    said: dict[str, QueryValue] | None = (
+        {"error": outcome, "id": organization_id} if outcome == UNDO_STALE else None
+    )
     query = {**(said or outcome_query(outcome, organization_id)), **(extra or {})}
     if place is not None:
         filters, page = place
