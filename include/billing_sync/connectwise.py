@@ -6,10 +6,21 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import requests
 
+from .api_records import (
+    Addition,
+    Agreement,
+    AgreementType,
+    CatalogItem,
+    Company,
+    NewAddition,
+    PatchOperation,
+    SecurityLevels,
+    SystemInfo,
+)
 from .conn_settings import connectwise_credentials, extra_of
 from .errors import ApiError, CredentialsError
 from .http import (
@@ -152,15 +163,16 @@ class ConnectWiseClient:
     # -- reads -----------------------------------------------------------------------------------
     def paged(
         self, path: str, label: str, conditions: str | None = None, fields: str | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Any]:
         """Every record of a list, with forward-only paging (follows the `Link` rel="next": only its
-        path and query, joined to the configured site; `ApiSession.link` refuses any other link)."""
-        first: dict[str, Any] = {"pageSize": PAGE_SIZE}
+        path and query, joined to the configured site; `ApiSession.link` refuses any other link).
+        Each is a JSON object (`check_objects`); the method that asked says which record it is."""
+        first: dict[str, str | int] = {"pageSize": PAGE_SIZE}
         if conditions:
             first["conditions"] = conditions
         if fields:
             first["fields"] = fields
-        params: dict[str, Any] | None = first
+        params: dict[str, str | int] | None = first
         url: str | None = path
         seen: set[str | None] = set()
         while url:
@@ -176,28 +188,37 @@ class ConnectWiseClient:
             seen.add(url)
             params = None  # the next link carries every parameter
 
-    def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
-        """One GET's JSON answer, unpaged (preflight's small reads: types, the member's security)."""
+    def get(self, path: str, label: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """One GET's JSON answer, unpaged, as ConnectWise sent it (Any: each reader checks it)."""
         return self._request("GET", path, label=label, params=dict(params or {})).payload
 
-    def system_info(self) -> dict[str, Any]:
+    def system_info(self) -> SystemInfo:
         """`GET /system/info` (the site's version): the cheapest authenticated read, for the Test button."""
         payload = self._request("GET", "system/info", label="/system/info").payload
         if not isinstance(payload, Mapping):
             raise ApiError(f"ConnectWise GET /system/info returned {type(payload).__name__}, not an object")
-        return dict(payload)
+        return cast(SystemInfo, dict(payload))  # an object: every field of the record may be absent
 
-    def companies(self) -> list[dict[str, Any]]:
+    def my_security(self) -> list[SecurityLevels] | None:
+        """`GET /system/mySecurity`: the API member's own levels, one row per module function (the
+        answer's objects); None when it answers no list (preflight then proves what it can by reads)."""
+        payload = self.get("system/mySecurity", "/system/mySecurity", {"pageSize": 1000})
+        if not isinstance(payload, list):
+            return None
+        # An object: every field of the record may be absent, and preflight checks each it reads.
+        return [cast(SecurityLevels, r) for r in payload if isinstance(r, Mapping)]
+
+    def companies(self) -> list[Company]:
         return list(
             self.paged("company/companies", "/company/companies", "deletedFlag = false", COMPANY_FIELDS)
         )
 
-    def companies_by_id(self, company_ids: Iterable[int]) -> list[dict[str, Any]]:
+    def companies_by_id(self, company_ids: Iterable[int]) -> list[Company]:
         """The companies of these ids (not deleted), as `companies` reads them: an apply's few.
 
         `id in (...)` with numbers: the conditions grammar of the reference (Conditions) takes a
         list operator over any value type."""
-        out: list[dict[str, Any]] = []
+        out: list[Company] = []
         for listed in id_lists(company_ids):
             out += self.paged(
                 "company/companies",
@@ -207,7 +228,7 @@ class ConnectWiseClient:
             )
         return out
 
-    def catalog(self, identifiers: Iterable[str]) -> list[dict[str, Any]]:
+    def catalog(self, identifiers: Iterable[str]) -> list[CatalogItem]:
         return list(
             self.paged(
                 "procurement/catalog",
@@ -217,7 +238,7 @@ class ConnectWiseClient:
             )
         )
 
-    def catalog_page(self, limit: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], bool]:
+    def catalog_page(self, limit: int = PAGE_SIZE) -> tuple[list[CatalogItem], bool]:
         """The first `limit` catalog items (by id, inactive ones too) and whether they are all of
         them: the settings page's picker, one request whatever the catalog's size.
 
@@ -225,7 +246,7 @@ class ConnectWiseClient:
         ConnectWise's definition, /work/shared/reference/openapi/connectwise-manage-2026.4-get.json);
         a page with a rel="next" link, or a full one, says there are more."""
         size = max(1, min(int(limit), PAGE_SIZE))
-        params = {"pageSize": size, "fields": PICKER_FIELDS}
+        params: dict[str, str | int] = {"pageSize": size, "fields": PICKER_FIELDS}
         resp = self._request("GET", "procurement/catalog", label="/procurement/catalog", params=params)
         if not isinstance(resp.payload, list):
             raise ApiError(
@@ -235,7 +256,7 @@ class ConnectWiseClient:
         whole = next_link(resp.response) is None and len(resp.payload) < size
         return list(resp.payload), whole
 
-    def agreement_types(self) -> list[dict[str, Any]]:
+    def agreement_types(self) -> list[AgreementType]:
         """Every agreement type (id, name, inactiveFlag): `GET /finance/agreements/types`
         (getFinanceAgreementsTypes in ConnectWise's definition,
         /work/shared/reference/openapi/connectwise-manage-2026.4-get.json), paged as every list is."""
@@ -245,7 +266,7 @@ class ConnectWiseClient:
 
     def agreements(
         self, agreement_types: Sequence[str] = (), company_ids: Iterable[int] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Agreement]:
         """Active, not cancelled agreements (of the given types): the only ones that can be live.
         `company_ids`: only those companies' agreements (an apply's; `company/id in (...)`)."""
         cond = 'agreementStatus = "Active" and cancelledFlag = false'
@@ -253,7 +274,7 @@ class ConnectWiseClient:
             cond += f" and type/name in {in_list(agreement_types)}"
         if company_ids is None:
             return list(self.paged("finance/agreements", "/finance/agreements", cond, AGREEMENT_FIELDS))
-        out: list[dict[str, Any]] = []
+        out: list[Agreement] = []
         for listed in id_lists(company_ids):
             out += self.paged(
                 "finance/agreements",
@@ -263,17 +284,15 @@ class ConnectWiseClient:
             )
         return out
 
-    def additions(
-        self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]
-    ) -> list[dict[str, Any]]:
+    def additions(self, agreement_ids: Iterable[int], catalog_identifiers: Iterable[str]) -> list[Addition]:
         """The additions of mapped products on each agreement, `concurrency` requests in flight.
 
         There is no endpoint across agreements; one list request per agreement is the floor.
         """
         cond = f"product/identifier in {in_list(catalog_identifiers)}"
 
-        def one(agreement_id: int) -> list[dict[str, Any]]:
-            rows = list(
+        def one(agreement_id: int) -> list[Addition]:
+            rows: list[Addition] = list(
                 self.paged(
                     f"finance/agreements/{int(agreement_id)}/additions",
                     "/finance/agreements/{id}/additions",
@@ -288,7 +307,7 @@ class ConnectWiseClient:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return [row for rows in pool.map(one, list(agreement_ids)) for row in rows]
 
-    def addition(self, agreement_id: int, addition_id: int) -> dict[str, Any]:
+    def addition(self, agreement_id: int, addition_id: int) -> Addition:
         resp = self._request(
             "GET",
             f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
@@ -296,9 +315,9 @@ class ConnectWiseClient:
         )
         if not isinstance(resp.payload, Mapping):
             raise ApiError("ConnectWise GET addition returned no object")
-        return dict(resp.payload)
+        return cast(Addition, dict(resp.payload))  # an object: every field of the record may be absent
 
-    def agreement(self, agreement_id: int) -> dict[str, Any]:
+    def agreement(self, agreement_id: int) -> Agreement:
         """One agreement, as `agreements` reads it (status, company, dates)."""
         resp = self._request(
             "GET",
@@ -308,11 +327,11 @@ class ConnectWiseClient:
         )
         if not isinstance(resp.payload, Mapping):
             raise ApiError("ConnectWise GET agreement returned no object")
-        return dict(resp.payload)
+        return cast(Agreement, dict(resp.payload))  # an object: every field of the record may be absent
 
-    def agreement_additions(self, agreement_id: int, catalog_identifier: str) -> list[dict[str, Any]]:
+    def agreement_additions(self, agreement_id: int, catalog_identifier: str) -> list[Addition]:
         """The additions of one product on one agreement, read fresh (before creating one)."""
-        rows = list(
+        rows: list[Addition] = list(
             self.paged(
                 f"finance/agreements/{int(agreement_id)}/additions",
                 "/finance/agreements/{id}/additions",
@@ -332,7 +351,7 @@ class ConnectWiseClient:
         quantity: int,
         effective_date: date,
         bill_customer: str = "Billable",
-    ) -> dict[str, Any]:
+    ) -> Addition:
         """POST a new addition (docs/contract.md §5); returns the record ConnectWise answers with.
 
         The body names only fields of ConnectWise's `AgreementAddition` model, whose required ones are
@@ -346,7 +365,7 @@ class ConnectWiseClient:
         a blind second POST would create another. The caller (push.create_one) settles a failure by
         reading the agreement's additions before it decides to send again.
         """
-        body = {
+        body: NewAddition = {
             "product": {"identifier": product_identifier},
             "quantity": int(quantity),
             "effectiveDate": f"{effective_date.isoformat()}T00:00:00Z",
@@ -361,16 +380,18 @@ class ConnectWiseClient:
         )
         if not isinstance(resp.payload, Mapping):
             raise ApiError("ConnectWise POST addition answered no object")
-        return dict(resp.payload)
+        return cast(Addition, dict(resp.payload))  # an object: every field of the record may be absent
 
-    def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> dict[str, Any]:
+    def set_quantity(self, agreement_id: int, addition_id: int, quantity: int) -> Addition:
+        """PATCH the quantity; the addition ConnectWise answers with (empty when it answers no object)."""
+        patch: list[PatchOperation] = [{"op": "replace", "path": "quantity", "value": int(quantity)}]
         resp = self._request(
             "PATCH",
             f"finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}",
             label="/finance/agreements/{id}/additions/{additionId}",
-            json_body=[{"op": "replace", "path": "quantity", "value": int(quantity)}],
+            json_body=patch,
         )
-        return dict(resp.payload) if isinstance(resp.payload, Mapping) else {}
+        return cast(Addition, dict(resp.payload)) if isinstance(resp.payload, Mapping) else Addition()
 
 
 def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:

@@ -11,9 +11,11 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
+
+from .api_records import Addition, Agreement, CatalogItem, Company, Organization, UsageLine
 
 # Huntress counts above this are treated as invalid rather than billed: no organization has ten
 # million agents, and such a value is a data error that must not reach an invoice.
@@ -167,7 +169,7 @@ def conform(df: pd.DataFrame, name: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def parse_count(value: Any) -> int | None:
+def parse_count(value: object) -> int | None:
     """A Huntress usage count, or None when it is not a plain non-negative integer.
 
     Strings ("12"), floats (2.5, and 12.0 too), booleans and out-of-range numbers are refused:
@@ -178,7 +180,7 @@ def parse_count(value: Any) -> int | None:
     return value if 0 <= value <= MAX_USAGE else None
 
 
-def raw_text(value: Any, present: bool = True) -> str | None:
+def raw_text(value: object, present: bool = True) -> str | None:
     if not present:
         return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -186,7 +188,7 @@ def raw_text(value: Any, present: bool = True) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def usage_frame(invoice_id: int, lines: Iterable[Mapping[str, Any]], products: Iterable[str]) -> pd.DataFrame:
+def usage_frame(invoice_id: int, lines: Iterable[UsageLine], products: Iterable[str]) -> pd.DataFrame:
     """Organization usage line items → the `usage` frame (one row per line × product)."""
     products = list(products)
     rows = []
@@ -215,7 +217,7 @@ def usage_frame(invoice_id: int, lines: Iterable[Mapping[str, Any]], products: I
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["usage"])), "usage")
 
 
-def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def organizations_frame(orgs: Iterable[Organization]) -> pd.DataFrame:
     rows = [
         {
             "organization_id": _int_or_none(o.get("id")),
@@ -231,7 +233,7 @@ def organizations_frame(orgs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return conform(df, "organizations")
 
 
-def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def companies_frame(companies: Iterable[Company]) -> pd.DataFrame:
     rows = [
         {
             "company_id": _int_or_none(c.get("id")),
@@ -244,7 +246,7 @@ def companies_frame(companies: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["companies"])), "companies")
 
 
-def catalog_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def catalog_frame(items: Iterable[CatalogItem]) -> pd.DataFrame:
     """Catalog items (`/procurement/catalog`) → the `catalog` frame."""
     rows = [
         {
@@ -259,14 +261,14 @@ def catalog_frame(items: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["catalog"])), "catalog")
 
 
-def agreements_frame(agreements: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+def agreements_frame(agreements: Iterable[Agreement]) -> pd.DataFrame:
     """Agreements (`/finance/agreements`) → the `agreements` frame."""
     rows = [
         {
             "agreement_id": _int_or_none(a.get("id")),
-            "company_id": _int_or_none(_ref(a, "company", "id")),
+            "company_id": _int_or_none(_ref(a.get("company"), "id")),
             "name": _str_or_none(a.get("name")),
-            "type": _str_or_none(_ref(a, "type", "name")),
+            "type": _str_or_none(_ref(a.get("type"), "name")),
             "status": _str_or_none(a.get("agreementStatus")),
             "cancelled": a.get("cancelledFlag") if isinstance(a.get("cancelledFlag"), bool) else None,
             "start_date": a.get("startDate"),
@@ -277,9 +279,7 @@ def agreements_frame(agreements: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["agreements"])), "agreements")
 
 
-def additions_frame(
-    agreements: Mapping[int, Mapping[str, Any]], additions: Iterable[Mapping[str, Any]]
-) -> pd.DataFrame:
+def additions_frame(agreements: Mapping[int, Agreement], additions: Iterable[Addition]) -> pd.DataFrame:
     """Additions joined with their agreement (`agreements` keyed by agreement id)."""
     rows = []
     for a in additions:
@@ -295,16 +295,16 @@ def additions_frame(
             {
                 "addition_id": _int_or_none(a.get("id")),
                 "agreement_id": agreement_id,
-                "company_id": _int_or_none(_ref(ag, "company", "id")),
+                "company_id": _int_or_none(_ref(ag.get("company"), "id")),
                 "agreement_name": _str_or_none(ag.get("name")),
-                "agreement_type": _str_or_none(_ref(ag, "type", "name")),
+                "agreement_type": _str_or_none(_ref(ag.get("type"), "name")),
                 "agreement_status": _str_or_none(ag.get("agreementStatus")),
                 "agreement_cancelled": ag.get("cancelledFlag")
                 if isinstance(ag.get("cancelledFlag"), bool)
                 else None,
                 "agreement_start_date": ag.get("startDate"),
                 "agreement_end_date": ag.get("endDate"),
-                "product_identifier": _str_or_none(_ref(a, "product", "identifier")),
+                "product_identifier": _str_or_none(_ref(a.get("product"), "identifier")),
                 "quantity": _number_or_none(a.get("quantity")),
                 "unit_price": _number_or_none(a.get("unitPrice")),
                 "effective_date": a.get("effectiveDate"),
@@ -316,7 +316,7 @@ def additions_frame(
     return conform(pd.DataFrame(rows, columns=list(SCHEMAS["additions"])), "additions")
 
 
-def _date_readable(value: Any) -> bool:
+def _date_readable(value: object) -> bool:
     """Absent (None or "") or an ISO 8601 date-time as ConnectWise writes them."""
     if value is None or value == "":
         return True
@@ -329,23 +329,23 @@ def _date_readable(value: Any) -> bool:
     return True
 
 
-def _ref(record: Mapping[str, Any], field: str, key: str) -> Any:
-    ref = record.get(field)
+def _ref(ref: object, key: str) -> object:
+    """A field of a reference (`company`, `type`, `product`): None unless the reference is an object."""
     return ref.get(key) if isinstance(ref, Mapping) else None
 
 
-def _int_or_none(value: Any) -> int | None:
+def _int_or_none(value: object) -> int | None:
     # An id beyond 64 bits fits no staging column (and no real API's ids): absent, not a crash.
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if -(2**63) <= value < 2**63 else None
 
 
-def _str_or_none(value: Any) -> str | None:
+def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _number_or_none(value: Any) -> float | None:
+def _number_or_none(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None

@@ -6,8 +6,11 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+import requests
+
+from .api_records import ActualUsage, Invoice, Organization, OrganizationUsage, UsageLine
 from .conn_settings import extra_of
 from .errors import ApiError, InvoiceChoiceError
 from .http import (
@@ -76,16 +79,18 @@ class HuntressClient:
         )
 
     # -- generic --------------------------------------------------------------------------------
-    def get(self, path: str, label: str, params: Mapping[str, Any] | None = None) -> Any:
+    def get(self, path: str, label: str, params: Mapping[str, str | int] | None = None) -> Any:
+        """One GET's JSON object, as Huntress sent it (Any: each reader checks what it takes)."""
         payload = self.api.request("GET", path, label=label, params=params).payload
         if not isinstance(payload, Mapping):
             raise ApiError(f"Huntress GET {label} returned {type(payload).__name__}, not an object")
         return payload
 
     def paged(
-        self, path: str, key: str, label: str, params: Mapping[str, Any] | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, following `next_page_token` with the same filters.
+        self, path: str, key: str, label: str, params: Mapping[str, str | int] | None = None
+    ) -> Iterator[Any]:
+        """Every item of a list endpoint, following `next_page_token` with the same filters. Each
+        is a JSON object (`check_objects`); the method that asked says which record it is.
 
         `next_page_url` is never requested (it only says whether there is a next page): the token
         goes as a query parameter to the configured site, so no URL of the answer's is ever sent."""
@@ -112,7 +117,7 @@ class HuntressClient:
             query = {**query, "page_token": token}
 
     # -- what billing needs ----------------------------------------------------------------------
-    def invoices(self, source: str) -> list[dict[str, Any]]:
+    def invoices(self, source: str) -> list[Invoice]:
         """Usage invoices, newest first. The reseller list has no has_usage filter: filter here."""
         if source == "reseller":
             items = self.paged("v1/reseller/invoices", "invoices", "/v1/reseller/invoices")
@@ -126,16 +131,16 @@ class HuntressClient:
         invoices = [i for i in items if i.get("has_usage") is not False]
         return sorted(invoices, key=lambda i: _created(i) or datetime.min.replace(tzinfo=UTC), reverse=True)
 
-    def invoice(self, source: str, invoice_id: int) -> dict[str, Any]:
+    def invoice(self, source: str, invoice_id: int) -> Invoice:
         path = (
             f"v1/reseller/invoices/{int(invoice_id)}"
             if source == "reseller"
             else f"v1/invoices/{int(invoice_id)}"
         )
         label = "/v1/reseller/invoices/{id}" if source == "reseller" else "/v1/invoices/{id}"
-        return self.get(path, label).get("invoice") or {}
+        return self.get(path, label).get("invoice") or Invoice()
 
-    def usage_lines(self, invoice_id: int) -> list[dict[str, Any]]:
+    def usage_lines(self, invoice_id: int) -> list[UsageLine]:
         return list(
             self.paged(
                 f"v1/reseller/invoices/{int(invoice_id)}/organization_usage_line_items",
@@ -144,18 +149,20 @@ class HuntressClient:
             )
         )
 
-    def organizations(self) -> list[dict[str, Any]]:
+    def organizations(self) -> list[Organization]:
         """The organizations of the credentials' own account (never those of managed accounts)."""
         return list(self.paged("v1/organizations", "organizations", "/v1/organizations"))
 
-    def account_organizations(self, account_id: int) -> list[dict[str, Any]] | None:
+    def account_organizations(self, account_id: int) -> list[Organization] | None:
         """The organizations of a managed account (spec tag "Reseller"), each with its account_id;
         None when Huntress answers 404: not an account these credentials manage (or none at all).
         A 403 (the key may not read the account: the one refusal the definition documents for this
         path) raises AccountRefused."""
         label = "/v1/accounts/{account_id}/organizations"
         try:
-            orgs = list(self.paged(f"v1/accounts/{int(account_id)}/organizations", "organizations", label))
+            orgs: list[Organization] = list(
+                self.paged(f"v1/accounts/{int(account_id)}/organizations", "organizations", label)
+            )
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -164,7 +171,7 @@ class HuntressClient:
             raise
         return [{**o, "account_id": o.get("account_id", account_id)} for o in orgs]
 
-    def invoice_organizations(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def invoice_organizations(self, lines: list[UsageLine]) -> list[Organization]:
         """The own account's organizations plus those of every other account the invoice lines name.
 
         A reseller invoice spans the accounts it manages, and `/v1/organizations` lists only the own
@@ -197,21 +204,19 @@ class HuntressClient:
             orgs.extend(managed)
         return orgs
 
-    def organization(self, organization_id: int) -> dict[str, Any]:
-        return (
-            self.get(f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}").get("organization")
-            or {}
-        )
+    def organization(self, organization_id: int) -> OrganizationUsage:
+        path, label = f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}"
+        return self.get(path, label).get("organization") or OrganizationUsage()
 
-    def account_usage_lines(self, organizations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def account_usage_lines(self, organizations: list[Organization]) -> list[UsageLine]:
         """Usage as of now from each organization's `actual_usages`, shaped like invoice lines.
 
         Accounts that are not resellers have no per-organization invoice lines; this costs one
         request per organization, paced by the rate limiter.
         """
-        lines = []
+        lines: list[UsageLine] = []
         for org in organizations:
-            detail = self.organization(org["id"])
+            detail = self.organization(json_int(org["id"]))
             lines.append(
                 {
                     "id": None,
@@ -234,9 +239,9 @@ class AccountRefused(ApiError):
         self.account_id = account_id
 
 
-def refused_organizations(lines: list[dict[str, Any]], account_id: int, why: str) -> list[dict[str, Any]]:
+def refused_organizations(lines: list[UsageLine], account_id: int, why: str) -> list[Organization]:
     """The organizations of a refused account as its invoice lines name them, marked `unreadable`."""
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, Organization] = {}
     for line in lines:
         account, org = line.get("account"), line.get("organization")
         if (
@@ -260,7 +265,7 @@ def refused_organizations(lines: list[dict[str, Any]], account_id: int, why: str
     return list(out.values())
 
 
-def invoice_account_ids(lines: list[dict[str, Any]]) -> list[int]:
+def invoice_account_ids(lines: list[UsageLine]) -> list[int]:
     """Distinct integer `account.id`s of invoice lines, ascending (lines without one name none)."""
     ids = set()
     for line in lines:
@@ -271,12 +276,12 @@ def invoice_account_ids(lines: list[dict[str, Any]]) -> list[int]:
     return sorted(ids)
 
 
-def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None]:
+def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[requests.Response], None]:
     """Feed Huntress's call-limit headers to the limiter: the window is per account, and requests
     the limiter was not seeded with (another tool on the key, a task killed before it recorded its
     starts) fill it too. Only an answer tells: the shared record (steps) covers the first request."""
 
-    def track(resp: Any) -> None:
+    def track(resp: requests.Response) -> None:
         limit, remaining = (resp.headers.get(h) for h in (CALL_LIMIT_HEADER, CALL_REMAINING_HEADER))
         if limit and remaining and limit.isdigit() and remaining.isdigit():
             limiter.observe(int(limit), int(remaining))
@@ -284,7 +289,15 @@ def server_window_tracker(limiter: SlidingWindowLimiter) -> Callable[[Any], None
     return track
 
 
-def actual_usage_of(actual: Any) -> Any:
+def json_int(value: object) -> int:
+    """`int(value)` of an id as an answer gave it, as the client always took one (text "12" is 12);
+    a JSON value int() cannot take (null, an object, a list) raises TypeError, as int() does."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError(f"int() argument must be a string or a real number, not '{type(value).__name__}'")
+
+
+def actual_usage_of(actual: object) -> object:
     """An organization's `actual_usages` → the `actual_usage` of an invoice-shaped line.
 
     Huntress's definition types `actual_usages` as `string` while its example is an object: both
@@ -305,7 +318,7 @@ def actual_usage_of(actual: Any) -> Any:
     return actual
 
 
-def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
+def usage_from_actual_usages(actual: object) -> ActualUsage:
     """`actual_usages` → {product: count}, shaped like an invoice line's `actual_usage`.
 
     Absent products are left out and a null count stays null: as on invoice lines (docs/contract.md §2),
@@ -314,14 +327,18 @@ def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
     """
     if not isinstance(actual, Mapping):
         return {}
-    out: dict[str, Any] = {}
-    paths = {"edr": "billable_agents_count", "sat": "learners_count", "siem": "billable_log_sources_count"}
+    out: ActualUsage = {}
+    paths: dict[Literal["edr", "sat", "siem"], str] = {
+        "edr": "billable_agents_count",
+        "sat": "learners_count",
+        "siem": "billable_log_sources_count",
+    }
     for product, key in paths.items():
         block = actual.get(product)
         if isinstance(block, Mapping) and key in block:
             out[product] = block[key]
-    for product in ("itdr", "ispm"):
-        tenants = actual.get(product)
+    for identities in ("itdr", "ispm"):
+        tenants = actual.get(identities)
         if isinstance(tenants, list):
             counts = [t.get("billable_identities_count") if isinstance(t, Mapping) else None for t in tenants]
             # One bad tenant count poisons the sum: pass the bad value on so it is quarantined.
@@ -329,17 +346,17 @@ def usage_from_actual_usages(actual: Any) -> dict[str, Any]:
                 (c for c in counts if c is not None and (isinstance(c, bool) or not isinstance(c, int))), None
             )
             if bad is not None:
-                out[product] = bad
+                out[identities] = bad
             elif None not in counts:
-                out[product] = sum(counts)
+                out[identities] = sum(c for c in counts if c is not None)
             else:
                 # Every tenant without a count: the product's count is null. Some with, some without:
                 # a partial sum would undercount, so the counts go on as they are (not a count).
-                out[product] = None if all(c is None for c in counts) else counts
+                out[identities] = None if all(c is None for c in counts) else counts
     return out
 
 
-def standing(invoice: Mapping[str, Any]) -> bool:
+def standing(invoice: Invoice) -> bool:
     """Whether an invoice's charges stand (docs/contract.md §2, reference "Invoices: which one bills").
 
     Voided, fully refunded and draft invoices never bill. Decision: a status the spec does not list
@@ -349,8 +366,8 @@ def standing(invoice: Mapping[str, Any]) -> bool:
 
 
 def select_invoice(
-    invoices: list[dict[str, Any]], billing_date: date, invoice_id: int | None = None
-) -> dict[str, Any] | None:
+    invoices: list[Invoice], billing_date: date, invoice_id: int | None = None
+) -> Invoice | None:
     """The invoice of a billing date: pinned by id, else the standing one created on that date,
     else the newest standing one created within the INVOICE_LOOKBACK_DAYS before it.
 
@@ -389,23 +406,23 @@ def select_invoice(
     return same_day[0][1] if same_day else None
 
 
-def undated_invoices(invoices: list[dict[str, Any]]) -> list[Any]:
+def undated_invoices(invoices: list[Invoice]) -> list[object]:
     """Ids of invoices whose `created_at` cannot be read: no billing date can ever select them."""
     return [i.get("id") for i in invoices if _created(i) is None]
 
 
-def newest_invoice_date(invoices: list[dict[str, Any]]) -> date | None:
+def newest_invoice_date(invoices: list[Invoice]) -> date | None:
     """The creation date of the newest standing invoice (a voided or draft one proves nothing)."""
     dates = [d.date() for i in invoices if standing(i) and (d := _created(i)) is not None]
     return max(dates) if dates else None
 
 
-def created_date(invoice: Mapping[str, Any]) -> date | None:
+def created_date(invoice: Invoice) -> date | None:
     created = _created(invoice)
     return created.date() if created else None
 
 
-def _created(invoice: Mapping[str, Any]) -> datetime | None:
+def _created(invoice: Invoice) -> datetime | None:
     raw = invoice.get("created_at")
     if not isinstance(raw, str):
         return None

@@ -19,8 +19,9 @@ import calendar
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Literal
 
+from .api_records import Account, SecurityLevels
 from .config import Settings
 from .connectwise import ConnectWiseClient
 from .errors import ApiError, InvoiceChoiceError
@@ -29,6 +30,7 @@ from .huntress import (
     HuntressClient,
     created_date,
     invoice_account_ids,
+    json_int,
     select_invoice,
     standing,
 )
@@ -118,7 +120,7 @@ def _huntress_checks(
 ) -> list[Check]:
     out: list[Check] = []
     try:
-        account = client.get("v1/account", "/v1/account").get("account") or {}
+        account: Account = client.get("v1/account", "/v1/account").get("account") or Account()
         out.append(
             Check(
                 "Huntress account",
@@ -162,7 +164,7 @@ def _huntress_checks(
         out.append(Check("Huntress managed accounts", OK, "account mode: usage is read per organization"))
         return out
     try:
-        lines = client.usage_lines(int(invoice["id"]))
+        lines = client.usage_lines(json_int(invoice["id"]))
         own = {o.get("account_id") for o in client.organizations()}
     except ApiError as exc:
         return [*out, Check("Huntress invoice lines", FAIL, f"could not be read: {exc}")]
@@ -200,7 +202,7 @@ def _managed_account(client: HuntressClient, account_id: int) -> Check:
 # -- ConnectWise -----------------------------------------------------------------------------------
 
 
-def _identifiers(products: Mapping[str, Any]) -> list[str]:
+def _identifiers(products: Mapping[str, str | tuple[str, ...]]) -> list[str]:
     """The catalog identifiers `products` maps to (a value may be one identifier or a list)."""
     found: set[str] = set()
     for value in products.values():
@@ -278,6 +280,8 @@ def _agreement_types(cw: ConnectWiseClient, wanted: Iterable[str]) -> list[Check
 AGREEMENTS = ("Finance → Agreements", "finance", "agreements")
 CATALOG = ("Procurement → Product Catalog", "procurement", "product catalog")
 COMPANIES = ("Companies → Company Maintenance", "compan", "company maintenance")
+# What a row of /system/mySecurity grants, each read from its `<op>Level` field.
+Operation = Literal["inquire", "edit", "add", "delete"]
 _LEVELS = {
     "all": "all",
     "none": "none",
@@ -290,8 +294,7 @@ _LEVELS = {
 
 def _permissions(cw: ConnectWiseClient, catalog_read: bool) -> list[Check]:
     try:
-        payload = cw.get("system/mySecurity", "/system/mySecurity", {"pageSize": 1000})
-        rows = [r for r in payload if isinstance(r, Mapping)] if isinstance(payload, list) else None
+        rows = cw.my_security()
     except ApiError:
         rows = None
     if rows is None:
@@ -307,7 +310,7 @@ def _permissions(cw: ConnectWiseClient, catalog_read: bool) -> list[Check]:
     ]
 
 
-def _row(rows: list[Mapping[str, Any]], area: tuple[str, str, str]) -> Mapping[str, Any] | None:
+def _row(rows: list[SecurityLevels], area: tuple[str, str, str]) -> SecurityLevels | None:
     _, module, function = area
     for r in rows:
         mod = f"{r.get('moduleIdentifier') or ''} {r.get('moduleName') or ''}".casefold()
@@ -316,16 +319,16 @@ def _row(rows: list[Mapping[str, Any]], area: tuple[str, str, str]) -> Mapping[s
     return None
 
 
-def _read_level(row: Mapping[str, Any] | None, op: str) -> str | None:
+def _read_level(row: SecurityLevels | None, op: Operation) -> str | None:
     raw = row.get(f"{op}Level") if row is not None else None
     return _LEVELS.get(str(raw).strip().casefold()) if isinstance(raw, str) else None
 
 
-def _said(row: Mapping[str, Any] | None, op: str) -> str:
+def _said(row: SecurityLevels | None, op: Operation) -> str:
     return repr(row.get(f"{op}Level")) if row is not None else "nothing"
 
 
-def _unverified(area: tuple[str, str, str], op: str, row: Mapping[str, Any] | None, want: str) -> Check:
+def _unverified(area: tuple[str, str, str], op: Operation, row: SecurityLevels | None, want: str) -> Check:
     return Check(
         f"{area[0]}: {op.title()}",
         UNVERIFIED,
@@ -334,7 +337,7 @@ def _unverified(area: tuple[str, str, str], op: str, row: Mapping[str, Any] | No
 
 
 def _level(
-    row: Mapping[str, Any] | None, area: tuple[str, str, str], op: str, good: set[str], want: str
+    row: SecurityLevels | None, area: tuple[str, str, str], op: Operation, good: set[str], want: str
 ) -> Check:
     level = _read_level(row, op)
     if level is None:
@@ -345,7 +348,7 @@ def _level(
     return Check(name, FAIL, f"is {level.title()}: set {area[0]}: {want} ({ROLE_PAGE})")
 
 
-def _edit(row: Mapping[str, Any] | None) -> Check:
+def _edit(row: SecurityLevels | None) -> Check:
     level, name = _read_level(row, "edit"), f"{AGREEMENTS[0]}: Edit"
     if level is None:
         return _unverified(AGREEMENTS, "edit", row, "Edit All (or customized)")
@@ -366,7 +369,7 @@ def _edit(row: Mapping[str, Any] | None) -> Check:
     )
 
 
-def _add(row: Mapping[str, Any] | None) -> Check:
+def _add(row: SecurityLevels | None) -> Check:
     level, name = _read_level(row, "add"), f"{AGREEMENTS[0]}: Add"
     if level is None:
         return _unverified(
@@ -382,7 +385,7 @@ def _add(row: Mapping[str, Any] | None) -> Check:
     return Check(name, OK, f"{level.title()}: approved new additions can be created")
 
 
-def _delete(row: Mapping[str, Any] | None) -> Check:
+def _delete(row: SecurityLevels | None) -> Check:
     level, name = _read_level(row, "delete"), f"{AGREEMENTS[0]}: Delete"
     if level is None:
         return _unverified(AGREEMENTS, "delete", row, "Delete None")
