@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from billing_sync.config import DEFAULT_PRODUCTS, POWER_AREAS, Settings, SettingsError, describe
+from billing_sync.config import DEFAULT_PRODUCTS, POWER_AREAS, Settings, SettingsDict, SettingsError, describe
 
 PRODUCTS = tuple(DEFAULT_PRODUCTS)  # Huntress's products, each offered a field
 FLAGS = ("allow_drop_to_zero", "dry_run", "four_eyes")
@@ -35,13 +35,14 @@ class Row:
     editable: bool
 
 
-def source(key: str, raw: Mapping[str, Any], tenant_day: int | None) -> str:
+def source(key: str, in_variable: Container[str], tenant_day: int | None) -> str:
+    """Where the setting's value comes from; `in_variable`: the keys the tenant's Variable sets."""
     if key == "billing_day" and tenant_day is not None:
         return "tenants file"
-    return "Variable" if key in raw else "default"
+    return "Variable" if key in in_variable else "default"
 
 
-def rows(settings: Settings, raw: Mapping[str, Any], tenant_day: int | None) -> list[Row]:
+def rows(settings: Settings, in_variable: Container[str], tenant_day: int | None) -> list[Row]:
     values = settings.to_dict()
     if tenant_day is not None:  # the schedule's day is the tenants file's; the Variable's is unused
         values["billing_day"] = tenant_day
@@ -50,7 +51,7 @@ def rows(settings: Settings, raw: Mapping[str, Any], tenant_day: int | None) -> 
             key,
             describe(key),
             show(values[key]),
-            source(key, raw, tenant_day),
+            source(key, in_variable, tenant_day),
             not (key == "billing_day" and tenant_day is not None),
         )
         for key in Settings.model_fields
@@ -86,12 +87,12 @@ def products_offered(settings: Settings) -> list[str]:
 
 
 def edited(
-    form: Mapping[str, str], current: Settings, raw: Mapping[str, Any], tenant_day: int | None
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """The Variable's JSON object with the form's changes, and the problems per field (the model's
-    words; `products` and `powers` problems under those keys)."""
+    form: Mapping[str, str], current: Settings, raw: SettingsDict, tenant_day: int | None
+) -> tuple[SettingsDict, dict[str, str]]:
+    """The Variable's JSON object (`raw`) with the form's changes, and the problems per field (the
+    model's words; `products` and `powers` problems under those keys)."""
     now = current.to_dict()
-    wanted: dict[str, Any] = {}
+    wanted: SettingsDict = {}
     for key in NUMBERS:
         if key == "billing_day" and tenant_day is not None:
             continue  # not the Variable's to set under a tenants file
@@ -118,7 +119,7 @@ def edited(
     return out, {}
 
 
-def _number(text: str, *, integer: bool) -> Any:
+def _number(text: str, *, integer: bool) -> int | float | str | None:
     """The typed number, None for an empty field, else the text itself (which the model refuses)."""
     text = text.strip()
     if not text:
@@ -162,11 +163,12 @@ class Change:
 
 def changes(
     before: Settings,
-    before_raw: Mapping[str, Any],
+    before_raw: Container[str],
     after: Settings,
-    after_raw: Mapping[str, Any],
+    after_raw: Container[str],
 ) -> list[Change]:
-    """Each setting whose value, or whether the Variable sets it, differs (a default says so)."""
+    """Each setting whose value, or whether the Variable sets it (`before_raw`, `after_raw`: the keys
+    the Variable sets), differs (a default says so)."""
     old, new = before.to_dict(), after.to_dict()
     found = []
     for key in Settings.model_fields:
@@ -179,13 +181,13 @@ def _shown(value: Any, in_variable: bool) -> str:
     return show(value) if in_variable else f"{show(value)} (default)"
 
 
-def recorded(before: Settings, after: Settings, found: list[Change]) -> tuple[dict[str, Any], dict[str, Any]]:
+def recorded(before: Settings, after: Settings, found: list[Change]) -> tuple[SettingsDict, SettingsDict]:
     """The decision's before and after: the changed settings' JSON values."""
     old, new = before.to_dict(), after.to_dict()
     return {c.key: old[c.key] for c in found}, {c.key: new[c.key] for c in found}
 
 
-def variable_text(raw: Mapping[str, Any]) -> str:
+def variable_text(raw: SettingsDict) -> str:
     return json.dumps(dict(raw), indent=2, ensure_ascii=False)
 
 
@@ -199,7 +201,7 @@ class RunSetting:
     differs: bool
 
 
-def run_rows(recorded: Mapping[str, Any] | None, current: Settings | None) -> list[RunSetting]:
+def run_rows(recorded: SettingsDict | None, current: Settings | None) -> list[RunSetting]:
     """The run's settings (`billing_runs.settings`), every key of the model and any other it
     recorded, each beside the value in force now (when it can be read)."""
     recorded = recorded or {}

@@ -15,7 +15,7 @@ them); the change applies from the next run's `resolve`.
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from billing_sync import store, tenants
-from billing_sync.config import POWER_AREAS, Settings, SettingsError, parse_variable
+from billing_sync.config import POWER_AREAS, Settings, SettingsDict, SettingsError, parse_variable
 from billing_sync.errors import ConfigError
 from billing_sync.review import cw_lists, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, SettingsDep, TenantDep
@@ -88,7 +88,7 @@ def _preview(
     if not found:
         notice = ("ok", "Nothing to save: the form holds the settings in force.")
         return _page(request, reviewer, context, eng, tenant, state=state, form=form, notice=notice)
-    preview = {
+    preview: Preview = {
         "changes": found,
         "proposed": settings_form.variable_text(candidate),
         "seen": stored.fingerprint,
@@ -152,6 +152,26 @@ def _stale(
     return _page(request, reviewer, context, eng, tenant, notice=notice, status_code=status.HTTP_409_CONFLICT)
 
 
+class Preview(TypedDict):
+    """A previewed change: what differs, the Variable as it would be saved, and the Variable's
+    fingerprint when the page read it (a save refuses if it changed since)."""
+
+    changes: list[settings_form.Change]
+    proposed: str
+    seen: str
+
+
+class Offered(TypedDict):
+    """What the product and type fields offer (`_offered`)."""
+
+    catalog: list[cw_lists.Item]
+    catalog_note: str
+    flags: dict[str, list[str]]  # per product, what is wrong with its identifiers
+    type_choices: list[cw_lists.Choice] | None  # None: ConnectWise's types could not be read
+    types_seen: list[str]
+    types_note: str
+
+
 @dataclass(frozen=True)
 class Current:
     """The tenant's Variable as runs read it: where and what it holds, its JSON object, the
@@ -159,7 +179,7 @@ class Current:
     file's billing day (None in the single-tenant form)."""
 
     stored: settings_variable.Stored | None
-    raw: dict[str, Any]
+    raw: SettingsDict
     settings: Settings | None
     problems: dict[str, str]
     tenant_day: int | None
@@ -170,7 +190,7 @@ def _state(tenant: PageTenant) -> Current:
         return Current(None, {}, None, {}, None)
     stored = settings_variable.read(tenant.variable)
     tenant_day = tenants.by_id(tenant.id).billing_day
-    raw: dict[str, Any] = {}
+    raw: SettingsDict = {}
     settings, problems = None, {}
     try:
         raw = parse_variable(stored.text)
@@ -192,7 +212,7 @@ def _page(
     state: Current | None = None,
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
-    preview: dict[str, Any] | None = None,
+    preview: Preview | None = None,
     notice: tuple[str, str] | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
@@ -255,10 +275,17 @@ def _offered(
     lists: cw_lists.Lists | None,
     configured: dict[str, list[str]],
     types_text: str,
-) -> dict[str, Any]:
+) -> Offered:
     """What the product and type fields offer: ConnectWise's lists when read, else what the newest
     run staged, with the plain reason the connection could not be read."""
-    out: dict[str, Any] = {"catalog_note": "", "types_note": "", "type_choices": None, "flags": {}}
+    out: Offered = {
+        "catalog": [],
+        "catalog_note": "",
+        "types_note": "",
+        "type_choices": None,
+        "flags": {},
+        "types_seen": [],
+    }
     if lists is not None and lists.items is not None:
         out["catalog"] = lists.sorted_items()
         out["flags"] = {p: lists.flags(v) for p, v in configured.items()}
