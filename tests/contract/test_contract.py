@@ -27,10 +27,8 @@ from billing_sync.huntress import AccountRefused, HuntressClient
 from tests.conftest import DEMO_SCENARIO
 from tests.contract.definitions import SPECS, Operation, check, operation
 from tests.contract.recorder import EXEMPT_OPERATIONS, Recorder, Verdicts
+from tests.helpers.sandbox_setup import HUNTRESS_ROLE, role_scenario, use_connections
 from tests.proof.helpers import run_steps
-from tests.sync.test_clients import use_connections
-from tests.sync.test_preflight import HUNTRESS_ROLE
-from tests.sync.test_preflight import scenario as refusals_scenario
 
 DAY = "2026-11-01"
 # The fewest distinct operations (with status) the tests below must validate between them (each names
@@ -212,7 +210,7 @@ def test_refusals(sandbox_factory, monkeypatch, recorder: Recorder) -> None:
         },
         "customized_agreements": [1578],
     }
-    data = refusals_scenario(role, forbidden_account=True)
+    data = role_scenario(role, forbidden_account=True)
     readable = {"id": 8, "name": "East Client", "subdomain": "east", "forbidden": False}
     data["huntress"]["managed_accounts"].append(
         readable | {"organizations": [{"id": 801, "name": "East Co", "key": "east"}]}

@@ -14,7 +14,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
 from billing_sync import store
+from billing_sync.config import AreaName
 from billing_sync.review.app import create_app
+from billing_sync.review.powers import EVERY_AREA
 from billing_sync.review.security import ReviewAuth, Reviewer
 from tests.helpers.review_app import fill
 
@@ -44,6 +46,20 @@ def mapper(request: Request) -> Reviewer:  # may also change who pays
     if request.headers.get("x-role") != "mapper":
         raise HTTPException(403, "Forbidden")
     return reviewer(request)
+
+
+def stand_in_powers(maps: bool, acts: bool) -> frozenset[AreaName]:
+    """A stand-in's areas: a mapper holds every one, an editor decides rows and applies."""
+    if maps:
+        return EVERY_AREA
+    return frozenset({"read", "quarantine", "apply"} if acts else {"read"})
+
+
+def powered_reader(request: Request) -> Reviewer:
+    """What `security.airflow_auth()`'s reader computes, from the stand-in's role header."""
+    found = reviewer(request)
+    role = request.headers.get("x-role")
+    return Reviewer(found.name, found.user_id, powers=stand_in_powers(role == "mapper", role == "editor"))
 
 
 class Client:

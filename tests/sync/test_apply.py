@@ -24,8 +24,8 @@ from billing_sync import apply, store
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.errors import ConfigError, NoInvoiceError
 from billing_sync.huntress import HuntressClient
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import admin, run_steps
-from tests.sync.test_clients import use_connections
 
 DAY = "2026-11-01"
 VARIABLE = {"products": {"edr": "HUNTRESS-EDR"}}

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from billing_sync import store
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import admin, cw_api, run_steps, served
 from tests.proof.proxy import CorruptingProxy, Rule
-from tests.sync.test_clients import use_connections
 
 DAY = "2026-11-01"
 VARIABLE = {"products": {"edr": "HUNTRESS-EDR"}}

@@ -15,8 +15,8 @@ import pytest
 from billing_sync import apply, report, store
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.huntress import HuntressClient
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import admin, run_steps
-from tests.sync.test_clients import use_connections
 
 DAY = "2026-11-01"
 EDR, INFO = "HUNTRESS-EDR", "HUNTRESS-EDR-INFO"

@@ -15,83 +15,7 @@ import pytest
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.http import ApiError
 from billing_sync.huntress import HuntressClient
-
-SECRETS = ("hs_secret_value_91", "cw_private_value_77")
-
-
-def scenario(
-    orgs: int = 3, companies: int = 3, agreements: int = 2, rate: int = 60, window: float = 60
-) -> dict:
-    return {
-        "huntress": {
-            "api_key": "hk_key_value",
-            "api_secret": SECRETS[0],
-            "rate_limit_per_minute": rate,
-            "rate_limit_window_s": window,
-            "account": {"id": 1, "name": "Test MSP", "subdomain": "testmsp"},
-            "organizations": [{"id": 1000 + i, "name": f"Org {i}", "key": f"org{i}"} for i in range(orgs)],
-            "invoices": [
-                {
-                    "id": 5001,
-                    "created_at": "2026-11-01T06:00:00Z",
-                    "status": "paid",
-                    "plan": "Huntress Partner",
-                    "currency_type": "usd",
-                    "period_start": "2026-10-01T00:00:00Z",
-                    "period_end": "2026-11-01T00:00:00Z",
-                    "lines": [
-                        {
-                            "organization_id": 1000 + i,
-                            "actual_usage": {"edr": i, "itdr": 0, "sat": 1, "siem": 0},
-                        }
-                        for i in range(orgs)
-                    ],
-                }
-            ],
-        },
-        "connectwise": {
-            "company_id": "testmsp",
-            "public_key": "pub_value",
-            "private_key": SECRETS[1],
-            "client_id": "11111111-2222-3333-4444-555555555555",
-            "companies": [
-                {"id": 10 + i, "identifier": f"org{i}", "name": f"Org {i}"} for i in range(companies)
-            ],
-            "catalog": [{"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR"}],
-            "agreements": [
-                {
-                    "id": 100 + i,
-                    "name": "Managed Security",
-                    "type": "Managed Services",
-                    "company_id": 10 + i,
-                    "agreementStatus": "Active",
-                    "cancelledFlag": False,
-                    "startDate": "2025-01-01T00:00:00Z",
-                    "additions": [
-                        {
-                            "id": 500 + i,
-                            "product_id": 752,
-                            "quantity": 3,
-                            "effectiveDate": "2025-01-01T00:00:00Z",
-                            "cancelledDate": None,
-                        }
-                    ],
-                }
-                for i in range(agreements)
-            ],
-        },
-    }
-
-
-def use_connections(monkeypatch, sb, huntress_extra: dict | None = None, secret: str | None = None) -> None:
-    env = sb.connections(
-        huntress_secret=secret,
-        connectwise_secret=secret,
-        huntress_extra=huntress_extra,
-        connectwise_extra={"max_retries": 8},
-    )
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+from tests.helpers.sandbox_setup import SECRETS, small_scenario, use_connections
 
 
 def served(url: str) -> dict:
@@ -99,7 +23,7 @@ def served(url: str) -> dict:
 
 
 def test_huntress_pages_through_every_organization(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(orgs=1234))
+    sb = sandbox_factory(small_scenario(orgs=1234))
     use_connections(monkeypatch, sb)
     client = HuntressClient.from_connection()
     orgs = client.organizations()
@@ -112,7 +36,7 @@ def test_huntress_429_is_waited_out(sandbox_factory, monkeypatch):
     """Server limit 4 per 1 s window, client told 60 per window: the server's 429s must be absorbed.
 
     The client waits out its own view of the window after each 429, so its window is 1 s here too."""
-    sb = sandbox_factory(scenario(orgs=1300, rate=4, window=1))
+    sb = sandbox_factory(small_scenario(orgs=1300, rate=4, window=1))
     use_connections(
         monkeypatch, sb, {"max_retries": 10, "rate_limit_per_minute": 60, "rate_limit_window_s": 1}
     )
@@ -124,7 +48,7 @@ def test_huntress_429_is_waited_out(sandbox_factory, monkeypatch):
 
 
 def test_huntress_client_limiter_avoids_429(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(orgs=5, rate=5, window=1))
+    sb = sandbox_factory(small_scenario(orgs=5, rate=5, window=1))
     use_connections(monkeypatch, sb, {"rate_limit_per_minute": 5, "rate_limit_window_s": 1})
     client = HuntressClient.from_connection()
     start = time.monotonic()
@@ -135,7 +59,7 @@ def test_huntress_client_limiter_avoids_429(sandbox_factory, monkeypatch):
 
 
 def test_connectwise_forward_only_paging(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(companies=2345, agreements=3))
+    sb = sandbox_factory(small_scenario(companies=2345, agreements=3))
     use_connections(monkeypatch, sb)
     client = ConnectWiseClient.from_connection()
     companies = client.companies()
@@ -146,7 +70,7 @@ def test_connectwise_forward_only_paging(sandbox_factory, monkeypatch):
 
 def test_connectwise_catalog_page_and_agreement_types_for_the_settings_picker(sandbox_factory, monkeypatch):
     """One request of the catalog, capped, saying whether it is all of it; the agreement types."""
-    data = scenario()
+    data = small_scenario()
     data["connectwise"]["catalog"] = [
         {"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR"},
         {"id": 753, "identifier": "HUNTRESS-SAT", "description": "Huntress SAT"},
@@ -169,7 +93,7 @@ def test_connectwise_catalog_page_and_agreement_types_for_the_settings_picker(sa
 
 
 def test_connectwise_429_and_500_are_retried(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(agreements=30))
+    sb = sandbox_factory(small_scenario(agreements=30))
     httpx.post(
         f"{sb.connectwise_url}/_sandbox/faults",
         timeout=10,
@@ -192,7 +116,7 @@ def test_connectwise_429_and_500_are_retried(sandbox_factory, monkeypatch):
 
 @pytest.mark.parametrize("api", ["huntress", "connectwise"])
 def test_auth_failure_is_clear_and_leaks_no_secret(sandbox_factory, monkeypatch, api):
-    sb = sandbox_factory(scenario())
+    sb = sandbox_factory(small_scenario())
     wrong = "wrong_secret_value_123"
     use_connections(monkeypatch, sb, secret=wrong)
     with pytest.raises(ApiError) as err:
@@ -212,7 +136,7 @@ def test_auth_failure_is_clear_and_leaks_no_secret(sandbox_factory, monkeypatch,
 def test_connectwise_pins_a_released_api_version_overridable_per_connection(sandbox_factory, monkeypatch):
     from billing_sync.connectwise import API_VERSION
 
-    sb = sandbox_factory(scenario())
+    sb = sandbox_factory(small_scenario())
     use_connections(monkeypatch, sb)
     session = ConnectWiseClient.from_connection().api.session
     assert API_VERSION == "2025.1"  # released, and pinned by public clients (not the future 2026.11)
@@ -232,7 +156,7 @@ def test_connectwise_pins_a_released_api_version_overridable_per_connection(sand
 
 
 def test_connectwise_requests_the_real_addition_fields(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(agreements=2))
+    sb = sandbox_factory(small_scenario(agreements=2))
     use_connections(monkeypatch, sb)
     adds = ConnectWiseClient.from_connection().additions([100, 101], ["HUNTRESS-EDR"])
     assert [(a["agreementStatus"], a["unitPrice"]) for a in adds] == [("Active", 0), ("Active", 0)]
@@ -242,7 +166,7 @@ def test_connectwise_requests_the_real_addition_fields(sandbox_factory, monkeypa
 
 
 def test_unknown_company_null_companyinfo_names_credentials(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario())
+    sb = sandbox_factory(small_scenario())
     env = sb.connections()
     conn = json.loads(env["AIRFLOW_CONN_CONNECTWISE_DEFAULT"])
     conn["login"] = "nosuchcompany+" + conn["login"].split("+", 1)[1]
@@ -254,7 +178,7 @@ def test_unknown_company_null_companyinfo_names_credentials(sandbox_factory, mon
 
 
 def test_bad_credentials_answered_404_name_credentials_not_not_found(sandbox_factory, monkeypatch):
-    data = scenario()
+    data = small_scenario()
     data["connectwise"]["bad_credentials_status"] = 404  # as cloud ConnectWise sometimes answers
     sb = sandbox_factory(data)
     wrong = "wrong_secret_value_123"
@@ -269,7 +193,7 @@ def test_bad_credentials_answered_404_name_credentials_not_not_found(sandbox_fac
 
 
 def test_a_404_after_a_good_answer_stays_a_404(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario())
+    sb = sandbox_factory(small_scenario())
     use_connections(monkeypatch, sb)
     client = ConnectWiseClient.from_connection()
     client.companies()
@@ -281,7 +205,7 @@ def test_a_404_after_a_good_answer_stays_a_404(sandbox_factory, monkeypatch):
 def test_connectwise_409_is_retried_then_given_up(sandbox_factory, monkeypatch):
     from billing_sync.push import push_one
 
-    sb = sandbox_factory(scenario(agreements=3))
+    sb = sandbox_factory(small_scenario(agreements=3))
     faults = f"{sb.connectwise_url}/_sandbox/faults"
     httpx.post(faults, timeout=10, json={"status_rate": {"409": 0.5}, "seed": 0}).raise_for_status()
     use_connections(monkeypatch, sb)
@@ -320,7 +244,7 @@ def test_huntress_keeps_409_a_refusal():
 def managed_scenario() -> dict:
     """Own organizations 1000..1002; managed account 7 (600 organizations, two pages), 8 (not on the
     invoice) and 9; the invoice has lines of the own account, of 7 and of 9."""
-    data = scenario(orgs=3)
+    data = small_scenario(orgs=3)
     h = data["huntress"]
     h["managed_accounts"] = [
         {
@@ -366,7 +290,7 @@ def test_huntress_reads_the_managed_accounts_the_invoice_names(sandbox_factory, 
 
 
 def test_huntress_skips_an_account_it_cannot_read(sandbox_factory, monkeypatch, caplog):
-    sb = sandbox_factory(scenario(orgs=2))
+    sb = sandbox_factory(small_scenario(orgs=2))
     use_connections(monkeypatch, sb)
     client = HuntressClient.from_connection()
     lines = [{"account": {"id": 1}}, {"account": {"id": 4242}}]  # 4242: not managed by these credentials
@@ -379,7 +303,7 @@ def test_huntress_headerless_429s_from_a_shared_key_lose_nothing(sandbox_factory
     """Another tool eats into the window and 429s carry no headers: the run waits, and finishes.
 
     max_retries 2: a 429 spending a retry (the old behaviour) would fail at the second refusal."""
-    sb = sandbox_factory(scenario(orgs=600, rate=6, window=2))
+    sb = sandbox_factory(small_scenario(orgs=600, rate=6, window=2))
     # 5 of the 6 slots of each 2 s window go to the other tool. The client is told 7 per window, so
     # it cannot read the 200s' call-limit headers (another limit) and knows nothing of that tool:
     # it meets 429s however fast or slow the machine is.
@@ -402,7 +326,7 @@ def test_huntress_headerless_429s_from_a_shared_key_lose_nothing(sandbox_factory
 
 
 def test_huntress_rate_limit_wait_is_bounded(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(rate=5, window=30))
+    sb = sandbox_factory(small_scenario(rate=5, window=30))
     httpx.post(
         f"{sb.huntress_url}/_sandbox/faults",
         timeout=10,
@@ -439,7 +363,7 @@ def test_huntress_an_account_answering_403_stops_no_other(sandbox_factory, monke
 
 
 def test_huntress_account_mode_reads_actual_usages_as_object_or_string(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(scenario(orgs=3))
+    sb = sandbox_factory(small_scenario(orgs=3))
     use_connections(monkeypatch, sb)
     client = HuntressClient.from_connection()
     orgs = client.organizations()

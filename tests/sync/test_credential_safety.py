@@ -22,8 +22,8 @@ from billing_sync import store
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.errors import ApiError
 from billing_sync.http import ApiSession, RetryPolicy
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import needles, run_steps, scan_database, scan_files, set_faults
-from tests.sync.test_clients import use_connections
 
 LOGIN, PASSWORD, CLIENT_ID = "acme+pubKEY77", "privSECRET-9f3", "client-id-5b1e"
 

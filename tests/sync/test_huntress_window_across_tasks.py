@@ -15,7 +15,7 @@ import httpx
 
 from billing_sync import steps, store
 from billing_sync.huntress import HuntressClient
-from tests.sync.test_clients import scenario
+from tests.helpers.sandbox_setup import small_scenario
 
 ACCOUNT = "huntress_north"  # the connection both tenants' entries name
 LIMIT, WINDOW_S = 4, 6  # fewer than the two tenants' Huntress tasks make (3 requests each)
@@ -37,7 +37,7 @@ def huntress_tasks(eng, tenant: str, variable: dict) -> None:
 
 
 def test_tenants_of_one_account_never_get_a_429_back_to_back(sandbox_factory, monkeypatch, eng) -> None:
-    sb = sandbox_factory(scenario(rate=LIMIT, window=WINDOW_S))
+    sb = sandbox_factory(small_scenario(rate=LIMIT, window=WINDOW_S))
     for key, value in sb.connections(huntress_conn_id=ACCOUNT).items():
         monkeypatch.setenv(key, value)
 

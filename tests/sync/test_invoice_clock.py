@@ -17,7 +17,7 @@ import time_machine
 from billing_sandbox.generate import generate
 from billing_sync import steps, store
 from billing_sync.huntress import HuntressClient
-from tests.sync.test_clients import use_connections
+from tests.helpers.sandbox_setup import use_connections
 
 CLOCKS = [
     datetime(2026, 12, 1, 6, 0, 1, tzinfo=UTC),  # a billing day, a second after its invoice

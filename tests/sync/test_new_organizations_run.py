@@ -20,8 +20,8 @@ import pytest
 
 from billing_sync import steps, store
 from billing_sync.notify import build, render
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import run_steps
-from tests.sync.test_clients import use_connections
 
 OCT, NOV, DEC = "2026-10-01", "2026-11-01", "2026-12-01"
 VARIABLE = {"products": {"edr": "HUNTRESS-EDR"}}

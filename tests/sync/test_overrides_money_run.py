@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from billing_sync import report, store
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import admin, run_steps
-from tests.sync.test_clients import use_connections
 
 DAY = "2026-11-01"
 VARIABLE = {"products": {"edr": "HUNTRESS-EDR"}}

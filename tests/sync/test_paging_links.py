@@ -22,8 +22,8 @@ import requests
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.errors import ApiError
 from billing_sync.http import ApiSession
+from tests.helpers.sandbox_setup import small_scenario
 from tests.proof.helpers import set_faults
-from tests.sync.test_clients import scenario
 
 COMPANIES = 1200  # two pages of 1,000: the first one carries a rel="next" link
 
@@ -149,7 +149,7 @@ def recorders() -> Iterator[tuple[Recorder, Recorder]]:
 
 def test_no_hostile_paging_link_sends_anything(sandbox_factory, monkeypatch, recorders):
     elsewhere, other_port = recorders
-    data = scenario(companies=COMPANIES)
+    data = small_scenario(companies=COMPANIES)
     sb = sandbox_factory(data)
     for key, value in sb.connections(connectwise_extra={"max_retries": 1}).items():
         monkeypatch.setenv(key, value)

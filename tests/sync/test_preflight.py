@@ -15,73 +15,9 @@ import httpx
 import pytest
 
 from billing_sync.__main__ import main
-from tests.sync.test_clients import use_connections
+from tests.helpers.sandbox_setup import HUNTRESS_ROLE, ROLE_VARIABLE, role_scenario, use_connections
 
-VARIABLE = {
-    "products": {"edr": "HUNTRESS-EDR", "sat": "HUNTRESS-SAT"},
-    "agreement_types": ["Managed Services"],
-}
 TODAY = "2026-11-20"  # the coming billing date is 2026-12-01: no invoice yet, so the newest (2026-11-01)
-# Huntress's documented role: Finance → Agreements Add None, Edit All, Delete None, Inquire All;
-# Procurement → Product Catalog Inquire All.
-HUNTRESS_ROLE: dict[str, Any] = {
-    "name": "Huntress billing sync",
-    "levels": {
-        "finance/agreements": {"add": "none", "edit": "all", "delete": "none", "inquire": "all"},
-        "procurement/catalog": {"add": "none", "edit": "none", "delete": "none", "inquire": "all"},
-    },
-}
-
-
-def scenario(role: dict[str, Any] | None = None, forbidden_account: bool = False) -> dict[str, Any]:
-    """Own account 1 (Acme, Beta); managed account 7 (West Co, key `west`). Acme, Beta and West Co
-    each have a company and an EDR addition on their own agreement (1578, 1579, 1580)."""
-    start = "2025-01-01T00:00:00Z"
-    agreement = {
-        "type": "Managed Services",
-        "agreementStatus": "Active",
-        "cancelledFlag": False,
-        "startDate": start,
-    }
-    lines = [
-        {"organization_id": 101, "actual_usage": {"edr": 40, "sat": 0}},
-        {"organization_id": 102, "actual_usage": {"edr": 25, "sat": 0}},
-        {"organization_id": 701, "actual_usage": {"edr": 9, "sat": 0}},
-    ]
-    return {
-        "huntress": {
-            "api_key": "hk_preflight",
-            "api_secret": "hs_preflight_secret",
-            "account": {"id": 1, "name": "Demo MSP", "subdomain": "demomsp"},
-            "organizations": [{"id": 101, "name": "Acme Corp", "key": "acme"}, {"id": 102, "name": "Beta Dental", "key": "beta"}],
-            "managed_accounts": [
-                {"id": 7, "name": "West Client", "subdomain": "west", "forbidden": forbidden_account,
-                 "organizations": [{"id": 701, "name": "West Co", "key": "west"}]},
-            ],
-            "invoices": [{"id": 5001, "created_at": "2026-11-01T06:00:00Z", "status": "paid", "lines": lines}],
-        },
-        "connectwise": {
-            "company_id": "demomsp",
-            "public_key": "pub",
-            "private_key": "cw_private_preflight",
-            "client_id": "00000000-0000-0000-0000-000000000000",
-            "companies": [
-                {"id": 250, "identifier": "acme", "name": "Acme Corp"},
-                {"id": 251, "identifier": "beta", "name": "Beta Dental"},
-                {"id": 252, "identifier": "west", "name": "West Co"},
-            ],
-            "catalog": [
-                {"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR", "price": 4.5},
-                {"id": 754, "identifier": "HUNTRESS-SAT", "description": "Huntress SAT", "price": 1},
-            ],
-            "agreements": [
-                {**agreement, "id": 1578 + i, "name": f"MSA {c}", "company_id": c,
-                 "additions": [{"id": 501 + i, "product_id": 752, "quantity": 30, "effectiveDate": start}]}
-                for i, c in enumerate([250, 251, 252])
-            ],
-            **({"security_role": role} if role is not None else {}),
-        },
-    }  # fmt: skip
 
 
 @pytest.fixture
@@ -89,7 +25,7 @@ def start(sandbox_factory, monkeypatch):
     def started(data: dict[str, Any]) -> Any:
         sb = sandbox_factory(data)
         use_connections(monkeypatch, sb)
-        monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", json.dumps(VARIABLE))
+        monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", json.dumps(ROLE_VARIABLE))
         monkeypatch.delenv("BILLING_SYNC_TENANTS_FILE", raising=False)
         return sb
 
@@ -115,7 +51,7 @@ def writes(sb: Any) -> int:
 
 
 def test_the_role_huntress_documents_passes(start, capsys) -> None:
-    sb = start(scenario(HUNTRESS_ROLE))
+    sb = start(role_scenario(HUNTRESS_ROLE))
     code, rows = preflight(capsys)
     assert code == 0, rows
     assert (
@@ -136,7 +72,7 @@ def test_the_role_huntress_documents_passes(start, capsys) -> None:
 def test_without_edit_it_fails_saying_what_to_change(start, capsys) -> None:
     role = json.loads(json.dumps(HUNTRESS_ROLE))
     role["levels"]["finance/agreements"]["edit"] = "none"
-    start(scenario(role))
+    start(role_scenario(role))
     code, rows = preflight(capsys)
     assert code == 1
     status, note = rows["Finance → Agreements: Edit"]
@@ -147,7 +83,7 @@ def test_without_edit_it_fails_saying_what_to_change(start, capsys) -> None:
 def test_without_catalog_inquire_it_fails_saying_what_to_change(start, capsys) -> None:
     role = json.loads(json.dumps(HUNTRESS_ROLE))
     role["levels"]["procurement/catalog"]["inquire"] = "none"
-    start(scenario(role))
+    start(role_scenario(role))
     code, rows = preflight(capsys)
     assert code == 1
     assert rows["Procurement → Product Catalog: Inquire"] == (
@@ -163,9 +99,9 @@ def test_without_catalog_inquire_it_fails_saying_what_to_change(start, capsys) -
 def test_a_refused_account_a_missing_item_and_a_wrong_type_fail_their_lines(
     start, capsys, monkeypatch
 ) -> None:
-    start(scenario(HUNTRESS_ROLE, forbidden_account=True))
+    start(role_scenario(HUNTRESS_ROLE, forbidden_account=True))
     variable = {
-        **VARIABLE,
+        **ROLE_VARIABLE,
         "products": {"edr": "HUNTRESS-EDR", "itdr": "HUNTRESS-ITDR"},
         "agreement_types": ["managed services"],
     }
@@ -179,8 +115,12 @@ def test_a_refused_account_a_missing_item_and_a_wrong_type_fail_their_lines(
 
 def test_the_command_line(sandbox_factory, tmp_path) -> None:
     """`python -m billing_sync preflight` as an operator runs it: exit 0, the table on stdout."""
-    sb = sandbox_factory(scenario(HUNTRESS_ROLE))
-    env = {**os.environ, **sb.connections(), "AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG": json.dumps(VARIABLE)}
+    sb = sandbox_factory(role_scenario(HUNTRESS_ROLE))
+    env = {
+        **os.environ,
+        **sb.connections(),
+        "AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG": json.dumps(ROLE_VARIABLE),
+    }
     env.pop("BILLING_SYNC_TENANTS_FILE", None)
     done = subprocess.run(
         [sys.executable, "-m", "billing_sync", "preflight", "--tenant", "default"],

@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 
 from billing_sync import store
+from tests.helpers.sandbox_setup import HUNTRESS_ROLE, ROLE_VARIABLE, role_scenario, use_connections
 from tests.proof.helpers import run_steps
-from tests.sync.test_clients import use_connections
-from tests.sync.test_preflight import HUNTRESS_ROLE, VARIABLE, scenario
 
 
 def test_customized_role_and_refused_account_sync_what_they_may(
@@ -26,11 +25,11 @@ def test_customized_role_and_refused_account_sync_what_they_may(
         },
         "customized_agreements": [1578],
     }
-    sb = sandbox_factory(scenario(role, forbidden_account=True))
+    sb = sandbox_factory(role_scenario(role, forbidden_account=True))
     use_connections(monkeypatch, sb)
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
 
-    done = run_steps(eng, "customized", "2026-11-01", variable=VARIABLE)
+    done = run_steps(eng, "customized", "2026-11-01", variable=ROLE_VARIABLE)
     assert done.error is None, done.describe()
 
     state = httpx.get(f"{sb.connectwise_url}/_sandbox/state", timeout=10).json()

@@ -12,8 +12,8 @@ import pytest
 from billing_sandbox.generate import generate
 from billing_sync import csvfile, report, store
 from billing_sync.review.queries.reports import report_dir
+from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import run_steps
-from tests.sync.test_clients import use_connections
 
 DAY = "2026-11-01"
 HOSTILE_RUN_IDS = [

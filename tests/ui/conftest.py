@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Sandbox, migrate_airflow_db, start_sandbox
+from tests.helpers.airflow_api import Airflow, serve_airflow
 from tests.helpers.review_app import App, review_app
 from tests.helpers.review_roles import Client, roles_site
 
@@ -291,3 +292,10 @@ def _roles_site(tmp_path: Path) -> Iterator[Client]:
     """The same app and DB with three stand-in roles (tests/helpers/review_roles.py)."""
     with roles_site(tmp_path) as client:
         yield client
+
+
+@pytest.fixture
+def airflow() -> Iterator[Airflow]:
+    """A stand-in for Airflow's REST API on the loopback (tests/helpers/airflow_api.py)."""
+    with serve_airflow() as fake:
+        yield fake

@@ -1,6 +1,6 @@
 """Issue 20 §3 "decisions as a billing person thinks of them": the quarantine as one card per company,
 with FastAPI's TestClient over a real SQLite billing database and the stand-in for Airflow's REST API
-of test_live_runs (a real HTTP server on the loopback):
+of tests/helpers/airflow_api.py (a real HTTP server on the loopback):
 
 - a card leads with the money at stake, then offers the decisions that fit its rows (approve,
   adjust, create, dismiss the card, dismiss and apply now, an override, map) as the user may take them;
@@ -32,11 +32,13 @@ from billing_sync.review import airflow_runs
 from billing_sync.review import app as review_app
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
+from tests.helpers.airflow_api import TOKEN, Airflow
 from tests.helpers.approvals_db import DAY, RUN, fill
 from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, editor, mapper
+from tests.helpers.review_roles import (
+    powered_reader as reader,  # the powers a role gives, as Airflow's auth computes them
+)
 from tests.ui.conftest import Site as BrowserSite
-from tests.ui.test_live_runs import TOKEN, Airflow, airflow  # noqa: F401 (the fixture)
-from tests.ui.test_offered_actions import reader  # the flags a role gives, as Airflow's auth computes them
 
 OTHER = "north"  # another tenant with a row of the same company and key
 SHOTS = Path("/tmp/shots")

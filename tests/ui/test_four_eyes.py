@@ -27,7 +27,7 @@ from billing_sync import frames, store, tenants
 from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
 from tests.helpers.approvals_db import seen_fields
-from tests.ui.test_tenants_pages import EVERY_DAG, editor, mapper, reader, tenants_file
+from tests.helpers.two_tenants import EVERY_DAG, editor, mapper, reader, tenants_file
 
 RUN, DAY = "scheduled__2026-12-01T00:00:00+00:00", "2026-12-01"
 HELD, MISSING = "company:10:edr", "company:11:edr"

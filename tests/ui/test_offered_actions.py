@@ -10,17 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from billing_sync import frames, store
-from billing_sync.config import AreaName
 from billing_sync.review.app import create_app
-from billing_sync.review.powers import EVERY_AREA
 from billing_sync.review.security import ReviewAuth, Reviewer
 from tests.helpers.approvals_db import RUN, seen_fields
 from tests.helpers.approvals_db import fill as fill_approvals
-from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, editor, mapper, reviewer
+from tests.helpers.review_roles import EDITOR, MAPPER, VIEWER, editor, mapper
+from tests.helpers.review_roles import powered_reader as reader
 
 POST_FORM = re.compile(r'<form\b[^>]*\bmethod="post"[^>]*\baction="/billing-review([^"]*)"')
 QUARANTINE_ACTIONS = {"/quarantine/<id>", "/quarantine/group", "/rerun"}
@@ -33,20 +32,6 @@ MAPPING_ACTIONS = {
     "/approvals",
     "/approvals/<id>/revoke",
 }
-
-
-def stand_in_powers(maps: bool, acts: bool) -> frozenset[AreaName]:
-    """A stand-in's areas: a mapper holds every one, an editor decides rows and applies."""
-    if maps:
-        return EVERY_AREA
-    return frozenset({"read", "quarantine", "apply"} if acts else {"read"})
-
-
-def reader(request: Request) -> Reviewer:
-    """What `security.airflow_auth()`'s reader computes, from the stand-in's role header."""
-    found = reviewer(request)
-    role = request.headers.get("x-role")
-    return Reviewer(found.name, found.user_id, powers=stand_in_powers(role == "mapper", role == "editor"))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request
 from billing_sync.config import POWER_AREAS, load_settings
 from billing_sync.review.powers import LABELS, decide
 from billing_sync.review.security import AirflowRights, airflow_auth
-from tests.ui.test_tenants_pages import NORTH_DAG, SOUTH_DAG, PerDagAuthManager, Site, make_site
+from tests.helpers.two_tenants import NORTH_DAG, SOUTH_DAG, PerDagAuthManager, Site, make_site
 
 VARIABLE = "billing_north"
 ACTIONS = ("quarantine", "mappings", "approvals", "overrides", "apply")

@@ -27,8 +27,8 @@ from billing_sync import store, tenants
 from billing_sync.review import airflow_runs
 from billing_sync.review.powers import LABELS
 from tests.conftest import ROOT, migrate_airflow_db
+from tests.helpers.two_tenants import fill, tenants_file
 from tests.ui.conftest import _wait_healthy, billing_env, free_port, login, screenshot, stop
-from tests.ui.test_tenants_pages import fill, tenants_file
 
 pytestmark = pytest.mark.browser
 

@@ -8,16 +8,15 @@ import json
 import httpx
 
 from tests.helpers.review_app import App
-from tests.sync.test_clients import use_connections
-from tests.sync.test_preflight import HUNTRESS_ROLE, VARIABLE, scenario
+from tests.helpers.sandbox_setup import HUNTRESS_ROLE, ROLE_VARIABLE, role_scenario, use_connections
 
 
 def test_the_runs_page_offers_preflight_and_it_reports_what_to_change(app: App, sandbox_factory, monkeypatch):  # noqa: F811
     role = json.loads(json.dumps(HUNTRESS_ROLE))
     role["levels"]["finance/agreements"]["edit"] = "none"
-    sb = sandbox_factory(scenario(role))
+    sb = sandbox_factory(role_scenario(role))
     use_connections(monkeypatch, sb)
-    monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", json.dumps(VARIABLE))
+    monkeypatch.setenv("AIRFLOW_VAR_HUNTRESS_CW_BILLING_CONFIG", json.dumps(ROLE_VARIABLE))
     monkeypatch.delenv("BILLING_SYNC_TENANTS_FILE", raising=False)
 
     assert 'data-testid="preflight-link"' in app.get("/runs").text

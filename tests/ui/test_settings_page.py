@@ -540,11 +540,11 @@ CW_SECRET = "cw-private-settings-picker-7f3a"  # the connection's private key: n
 
 
 def picker_scenario() -> dict[str, Any]:
-    """tests/sync/test_preflight's scenario with a catalog of its own: EDR and its informational item,
+    """tests/helpers/sandbox_setup's role_scenario with a catalog of its own: EDR and its informational item,
     SAT, SIEM, and a retired item marked inactive (ITDR, which north's settings name, is missing)."""
-    from tests.sync.test_preflight import scenario
+    from tests.helpers.sandbox_setup import role_scenario
 
-    data = scenario()
+    data = role_scenario()
     data["connectwise"]["private_key"] = CW_SECRET
     data["connectwise"]["catalog"] = [
         {"id": 752, "identifier": "HUNTRESS-EDR", "description": "Huntress Managed EDR", "price": 4.5},
@@ -559,7 +559,7 @@ def picker_scenario() -> dict[str, Any]:
 @pytest.fixture
 def cw(site: Site, sandbox_factory: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Site, Any]:
     """The site with its tenants' `connectwise_default` pointing at a sandbox."""
-    from tests.sync.test_clients import use_connections
+    from tests.helpers.sandbox_setup import use_connections
 
     sb = sandbox_factory(picker_scenario())
     use_connections(monkeypatch, sb)
@@ -651,7 +651,7 @@ def test_an_unknown_or_inactive_identifier_is_refused_beside_its_field(cw: tuple
 def test_connectwise_unreachable_falls_back_to_the_staged_items_with_a_plain_reason(
     cw: tuple[Site, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.sync.test_clients import use_connections
+    from tests.helpers.sandbox_setup import use_connections
 
     site, sb = cw
     use_connections(monkeypatch, sb, secret=CW_SECRET)
