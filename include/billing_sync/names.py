@@ -1,8 +1,7 @@
 """The names the package shares: DAG id, connection ids, Variable key, outcomes, reason codes.
 
-One spelling for each (docs/contract.md §1 and §3). Imports nothing of ours, so any module may import
-it. At parse the DAG file imports only `tenants` of ours (standard library only), which spells the DAG
-ids and connection ids again; tests/test_imports.py holds the two spellings equal.
+One spelling for each (docs/contract.md §1 and §3). Imports nothing, so any module may import it,
+`tenants` included, which the DAG files read at every parse.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Tenants: several Huntress accounts / ConnectWise sites in one Airflow (docs/contract.md §1 Tenants).
 
 The file named by `BILLING_SYNC_TENANTS_FILE` gives one DAG per tenant. The DAG file reads it at
-every parse, so this module is the standard library only and asks no database. Without the file
+every parse, so this module imports only the standard library and `names` (which imports
+nothing) and asks no database. Without the file
 there is one tenant, `default`, with exactly the single-tenant DAG id, connections and Variable.
 
 A broken entry never hides the others: `load` returns the good tenants and, apart, one problem per
@@ -18,15 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .names import APPLY_DAG_ID, CONNECTWISE_CONN_ID, DAG_ID, HUNTRESS_CONN_ID, VARIABLE_KEY
+
 TENANTS_FILE_ENV = "BILLING_SYNC_TENANTS_FILE"
 DEFAULT_TENANT = "default"
-# = names.DAG_ID, names.VARIABLE_KEY and the connection ids; spelled here so this module stays alone
-# at the bottom of the import graph (tests/test_imports.py holds them equal).
-DAG_ID = "huntress_connectwise_billing_sync"
-APPLY_DAG_ID = "huntress_connectwise_billing_apply"  # = names.APPLY_DAG_ID: the desk's Apply now
-VARIABLE_KEY = "huntress_cw_billing_config"
-HUNTRESS_CONN_ID = "huntress_default"
-CONNECTWISE_CONN_ID = "connectwise_default"
 
 KEYS = ("id", "huntress_conn_id", "connectwise_conn_id", "variable", "billing_day")
 _TENANT_ID = re.compile(r"[a-z0-9_]+")
