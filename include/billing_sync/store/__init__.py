@@ -22,6 +22,7 @@ timezone-aware UTC and JSON columns come back decoded.
     first_sightings  `billing_organizations_seen`: new organizations
     call_window      `billing_api_calls`: an API account's rate-limit window, shared by its tasks
     decisions        `billing_decisions`: every decision a person made, append-only
+    records          the rows they hand out, one TypedDict per table
     values           helpers they share
 
 The modules of the tables are not named after them: `store.quarantine`, `store.runs`,
@@ -82,6 +83,19 @@ from .quarantine_rows import (
     set_quarantine_status,
     upsert_quarantine,
 )
+from .records import (
+    ApprovalRow,
+    DecisionEntry,
+    LedgerRow,
+    OrganizationSeen,
+    OrgMapping,
+    OverrideRow,
+    QuarantineDecided,
+    QuarantineRow,
+    RunAlerts,
+    RunRecord,
+    RunScope,
+)
 from .run_records import RunNotFound, add_run_checks, finish_run, get_run, list_runs, start_run
 from .schema import (
     ACTIONS,
@@ -122,11 +136,22 @@ __all__ = [
     "ROW_COLUMN",
     "ApprovalConflict",
     "ApprovalNotFound",
+    "ApprovalRow",
+    "DecisionEntry",
     "DecisionNotRecorded",
+    "LedgerRow",
+    "OrgMapping",
+    "OrganizationSeen",
     "OverrideConflict",
     "OverrideNotFound",
+    "OverrideRow",
+    "QuarantineDecided",
     "QuarantineNotFound",
+    "QuarantineRow",
     "RunNotFound",
+    "RunAlerts",
+    "RunRecord",
+    "RunScope",
     "RunStore",
     "SchemaVersionError",
     "TenantStore",

@@ -7,13 +7,14 @@ goes stale, is the sync's business (docs/contract.md §3, §4).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
 from .decisions import append_decision
+from .records import ApprovalRow
 from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, approvals
 from .schema import decisions as decision_history
 from .values import (
@@ -23,6 +24,7 @@ from .values import (
     _optional_id,
     _optional_quantity,
     _quantity,
+    _row,
     _rows,
     _tenant_id,
     _text,
@@ -37,6 +39,26 @@ class ApprovalNotFound(LookupError):
 class ApprovalConflict(ValueError):
     """The tenant already has a pending approval for this billing date and sync key, or the approval
     is no longer pending."""
+
+
+class _Pending(TypedDict):
+    """A new approval's columns, checked, as `add_approval` inserts them."""
+
+    tenant: str
+    billing_date: date
+    sync_key: str
+    cw_company_id: int
+    product: str
+    kind: str
+    addition_id: int | None
+    agreement_id: int | None
+    from_quantity: float | None
+    to_quantity: float
+    status: str
+    approved_by: str
+    approved_by_id: str | None
+    approved_at: datetime
+    note: str | None
 
 
 def add_approval(
@@ -56,7 +78,7 @@ def add_approval(
     note: str | None = None,
     quarantine_id: int | None = None,
     tenant: str,
-) -> dict[str, Any]:
+) -> ApprovalRow:
     """Record a pending approval; returns the row.
 
     `quarantine_id`: the held row it was approved from, named by its history entry (and by a later
@@ -67,7 +89,7 @@ def add_approval(
     `addition_id` nor `from_quantity` yet). At most one pending approval per tenant, billing date
     and sync key (`ApprovalConflict`).
     """
-    row = {
+    row: _Pending = {
         "tenant": _tenant_id(tenant),
         "billing_date": _as_date(billing_date),
         "sync_key": _text(sync_key, "sync_key"),
@@ -89,7 +111,9 @@ def add_approval(
         with _writing(engine) as conn:
             _refuse_second_pending(conn, row)
             new_id = conn.execute(approvals.insert().values(**row).returning(approvals.c.id)).scalar_one()
-            added = dict(conn.execute(sa.select(approvals).where(approvals.c.id == new_id)).one()._mapping)
+            added = _row(
+                conn.execute(sa.select(approvals).where(approvals.c.id == new_id)).one(), ApprovalRow
+            )
             kind_of = "approve" if kind == "change" else "create"
             _append(
                 conn, kind_of, None, added, user, user_id, note, _optional_id(quarantine_id, "quarantine_id")
@@ -99,7 +123,7 @@ def add_approval(
         raise ApprovalConflict(_pending_message(row)) from exc
 
 
-def _check_kind(row: dict[str, Any]) -> None:
+def _check_kind(row: _Pending) -> None:
     kind = row["kind"]
     if kind not in APPROVAL_KINDS:
         raise ValueError(f"kind must be one of {list(APPROVAL_KINDS)}, not {kind!r}")
@@ -114,7 +138,7 @@ def _check_kind(row: dict[str, Any]) -> None:
         raise ValueError("a create_addition approval names the agreement_id to add to")
 
 
-def _refuse_second_pending(conn: sa.Connection, row: dict[str, Any]) -> None:
+def _refuse_second_pending(conn: sa.Connection, row: _Pending) -> None:
     a = approvals
     stmt = sa.select(a.c.id).where(
         a.c.tenant == row["tenant"],
@@ -126,19 +150,19 @@ def _refuse_second_pending(conn: sa.Connection, row: dict[str, Any]) -> None:
         raise ApprovalConflict(_pending_message(row))
 
 
-def _pending_message(row: dict[str, Any]) -> str:
+def _pending_message(row: _Pending) -> str:
     return (
         f"{row['sync_key']} already has a pending approval for {row['billing_date']} "
         f"(tenant {row['tenant']}): revoke it first"
     )
 
 
-def get_approval(engine: Engine, approval_id: int, *, tenant: str) -> dict[str, Any] | None:
+def get_approval(engine: Engine, approval_id: int, *, tenant: str) -> ApprovalRow | None:
     """The tenant's approval of that id; another tenant's is as absent as one that does not exist."""
     a = approvals
     with _reading(engine) as conn:
         row = conn.execute(sa.select(a).where(a.c.id == int(approval_id), a.c.tenant == tenant)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else _row(row, ApprovalRow)
 
 
 def list_approvals(
@@ -150,7 +174,7 @@ def list_approvals(
     sync_key: str | None = None,
     limit: int | None = 500,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[ApprovalRow]:
     """The tenant's approvals matching every given filter, oldest first."""
     a = approvals
     where = [a.c.tenant == _tenant_id(tenant)]
@@ -164,7 +188,7 @@ def list_approvals(
         where.append(a.c.sync_key == sync_key)
     stmt = sa.select(a).where(*where).order_by(a.c.id).limit(limit).offset(offset)
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), ApprovalRow)
 
 
 def set_approval_status(
@@ -178,7 +202,7 @@ def set_approval_status(
     user: str | None = None,
     user_id: str | None = None,
     reason: str | None = None,
-) -> dict[str, Any]:
+) -> ApprovalRow:
     """Close one of the tenant's pending approvals; returns the row.
 
     `applied`: a run pushed exactly the approved change (`run_id` required; recorded with the time
@@ -192,26 +216,26 @@ def set_approval_status(
     if status not in APPROVAL_STATUSES or status == "pending":
         closing = [s for s in APPROVAL_STATUSES if s != "pending"]
         raise ValueError(f"status must be one of {closing}, not {status!r}")
-    values: dict[str, Any] = {"status": status}
-    if status == "applied":
-        values.update(applied_run_id=_text(run_id, "run_id"), applied_at=_now())
-    if note is not None:
-        values["note"] = note
     a = approvals
+    this = (a.c.id == int(approval_id), a.c.tenant == tenant)
+    close = a.update().where(*this, a.c.status == "pending").values(status=status)
+    if status == "applied":
+        close = close.values(applied_run_id=_text(run_id, "run_id"), applied_at=_now())
+    if note is not None:
+        close = close.values(note=note)
     with _writing(engine) as conn:
-        this = (a.c.id == int(approval_id), a.c.tenant == tenant)
         before = conn.execute(sa.select(a).where(*this)).first()
-        if conn.execute(a.update().where(*this, a.c.status == "pending").values(**values)).rowcount == 0:
+        if conn.execute(close).rowcount == 0:
             found = conn.execute(sa.select(a.c.status).where(*this)).scalar()
             if found is None:
                 raise ApprovalNotFound(f"no approval {approval_id}")
             raise ApprovalConflict(f"approval {approval_id} is {found}, not pending")
-        closed = dict(conn.execute(sa.select(a).where(a.c.id == int(approval_id))).one()._mapping)
+        closed = _row(conn.execute(sa.select(a).where(a.c.id == int(approval_id))).one(), ApprovalRow)
         if status == "revoked" and before is not None:
             _append(
                 conn,
                 "revoke",
-                dict(before._mapping),
+                _row(before, ApprovalRow),
                 closed,
                 user,
                 user_id,
@@ -221,7 +245,7 @@ def set_approval_status(
         return closed
 
 
-def _approved_from(conn: sa.Connection, approval: dict[str, Any]) -> int | None:
+def _approved_from(conn: sa.Connection, approval: ApprovalRow) -> int | None:
     """The quarantine row the approval was made from, as its own history entry names it."""
     d = decision_history
     return conn.execute(
@@ -236,8 +260,8 @@ def _approved_from(conn: sa.Connection, approval: dict[str, Any]) -> int | None:
 def _append(
     conn: sa.Connection,
     kind: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: ApprovalRow | None,
+    after: ApprovalRow,
     user: str | None,
     user_id: str | None,
     note: str | None,

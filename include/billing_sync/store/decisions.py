@@ -21,15 +21,20 @@ override, the settings as given.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..config import SettingsDict
 from .database import _reading, _writing
+from .records import ApprovalRow, DecisionEntry, OrgMapping, OverrideRow, QuarantineDecided
 from .schema import DECISION_KINDS, DECISION_SUBJECTS, decisions
-from .values import _clean, _now, _optional_id, _rows, _tenant_id, _user
+from .values import _clean, _now, _optional_id, _row, _rows, _tenant_id, _user
+
+# What an entry keeps of its subject before and after (None where there was none): a quarantine row's
+# decided columns, the whole row of a mapping, approval or override, the settings changed.
+Subject = QuarantineDecided | OrgMapping | ApprovalRow | OverrideRow | SettingsDict
 
 # The extension columns an entry may fill, besides the contract's (docs/contract.md **Extension**).
 SUBJECT_COLUMNS = (
@@ -56,8 +61,6 @@ DECISION_COLUMNS = (
     "note",
     *SUBJECT_COLUMNS,
 )
-# A quarantine row's columns that a decision on it changes: what its entry keeps before and after.
-QUARANTINE_DECIDED = ("status", "resolved_at", "resolved_by", "resolved_by_id", "note")
 _BATCH = 500  # entries per read of `iter_decisions`
 
 
@@ -75,10 +78,10 @@ def append_decision(
     subject_id: object,
     user: str | None,
     user_id: str | None,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
+    before: Subject | None,
+    after: Subject | None,
     note: str | None = None,
-    **keys: Any,
+    **keys: int | str | None,
 ) -> int:
     """Append one entry on `conn`, in the caller's transaction; returns its id. `subject` is one of
     DECISION_SUBJECTS and `subject_id` which one (kept as text); `keys` takes the extension columns of
@@ -93,24 +96,26 @@ def append_decision(
     unknown = set(keys) - set(SUBJECT_COLUMNS)
     if unknown:
         raise ValueError(f"not an extension column of a decision: {sorted(unknown)}")
-    row: dict[str, Any] = {
-        "tenant": _tenant_id(tenant),
-        "at": _now(),
-        "actor_id": user_id,
-        "actor_name": None if user is None else _user(user),
-        "kind": kind,
-        "subject": subject,
-        "subject_id": named,
-        "before": None if before is None else dict(before),
-        "after": None if after is None else dict(after),
-        "note": note,
-    }
+    subject_keys: dict[str, int | str | None] = {}
     for column in SUBJECT_COLUMNS:
         value = _clean(keys.get(column))
         text = column in ("sync_key", "product")
-        row[column] = value if text or value is None else _optional_id(value, column)
+        subject_keys[column] = value if text or value is None else _optional_id(value, column)
+    entry = decisions.insert().values(
+        tenant=_tenant_id(tenant),
+        at=_now(),
+        actor_id=user_id,
+        actor_name=None if user is None else _user(user),
+        kind=kind,
+        subject=subject,
+        subject_id=named,
+        before=None if before is None else dict(before),
+        after=None if after is None else dict(after),
+        note=note,
+        **subject_keys,
+    )
     try:
-        return int(conn.execute(decisions.insert().values(**row).returning(decisions.c.id)).scalar_one())
+        return int(conn.execute(entry.returning(decisions.c.id)).scalar_one())
     except sa.exc.IntegrityError as exc:
         raise DecisionNotRecorded(f"the {kind} decision was not recorded, so not made: {exc.orig}") from exc
 
@@ -122,10 +127,10 @@ def record_settings_change(
     variable: str,
     user: str,
     user_id: str | None,
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any],
+    before: SettingsDict | None,
+    after: SettingsDict,
     note: str | None = None,
-) -> dict[str, Any]:
+) -> DecisionEntry:
     """Record that `user` changed the tenant's settings, the Airflow Variable `variable` (the
     tenant's `variable` key), from `before` to `after` (kind and subject `settings`, subject_id the
     Variable key); returns the entry. For the settings page (issue 21), which calls it where it
@@ -144,7 +149,7 @@ def record_settings_change(
             after=after,
             note=note,
         )
-        return dict(conn.execute(sa.select(decisions).where(decisions.c.id == new_id)).one()._mapping)
+        return _row(conn.execute(sa.select(decisions).where(decisions.c.id == new_id)).one(), DecisionEntry)
 
 
 def _filters(
@@ -191,13 +196,13 @@ def list_decisions(
     kind: str | None = None,
     limit: int | None = 500,
     offset: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[DecisionEntry]:
     """The tenant's entries matching every given filter, newest first."""
     where = _filters(tenant, quarantine_id, company_id, organization_id, kind)
     d = decisions
     stmt = sa.select(d).where(*where).order_by(d.c.id.desc()).limit(limit).offset(offset)
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), DecisionEntry)
 
 
 def iter_decisions(
@@ -209,7 +214,7 @@ def iter_decisions(
     organization_id: int | None = None,
     kind: str | None = None,
     batch: int = _BATCH,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[DecisionEntry]:
     """Every matching entry, newest first, read `batch` at a time (by id, each batch its own short
     read), so an export of the whole history holds neither all of it nor a connection for long."""
     where = _filters(tenant, quarantine_id, company_id, organization_id, kind)
@@ -219,7 +224,7 @@ def iter_decisions(
         bound = [] if below is None else [d.c.id < below]
         stmt = sa.select(d).where(*where, *bound).order_by(d.c.id.desc()).limit(batch)
         with _reading(engine) as conn:
-            rows = _rows(conn.execute(stmt))
+            rows = _rows(conn.execute(stmt), DecisionEntry)
         yield from rows
         if len(rows) < batch:
             return

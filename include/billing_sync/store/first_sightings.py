@@ -14,18 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from ..results import NewOrganization
 from .database import _reading, _writing
+from .records import OrganizationSeen
 from .schema import ROW_COLUMN, organizations_seen, staging_table
 from .values import _as_date, _chunks, _now, _rows, _tenant_id
 
 
-def invoice_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
+def invoice_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[NewOrganization]:
     """The organizations the run's invoice names (its staged `usage` lines), each once, in invoice
     order: `id` and `name` (the line's, else the staged organization's; None when neither has one).
     Lines without an organization id name none. Empty once the run's staging is purged."""
@@ -33,7 +34,7 @@ def invoice_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[d
         return _invoice_organizations(conn, tenant, run_id)
 
 
-def _invoice_organizations(conn: Connection, tenant: str, run_id: str) -> list[dict[str, Any]]:
+def _invoice_organizations(conn: Connection, tenant: str, run_id: str) -> list[NewOrganization]:
     usage, orgs = staging_table("usage"), staging_table("organizations")
     lines = conn.execute(
         sa.select(usage.c.organization_id, usage.c.organization_name)
@@ -62,7 +63,7 @@ def _invoice_organizations(conn: Connection, tenant: str, run_id: str) -> list[d
     return [{"id": o, "name": n} for o, n in found.items()]
 
 
-def new_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
+def new_organizations(engine: Engine, run_id: str, *, tenant: str) -> list[NewOrganization]:
     """The organizations of the run's invoice (`invoice_organizations`) that are new in it: not
     recorded by any other run of the tenant. In invoice order."""
     tenant = _tenant_id(tenant)
@@ -118,17 +119,17 @@ def record_organizations_seen(
 
 def list_organizations_seen(
     engine: Engine, *, tenant: str, organization_ids: Iterable[int] | None = None
-) -> list[dict[str, Any]]:
+) -> list[OrganizationSeen]:
     """The tenant's rows (only those of `organization_ids` when given), by organization id."""
     t = organizations_seen
     stmt = sa.select(t).where(t.c.tenant == _tenant_id(tenant)).order_by(t.c.huntress_organization_id)
     with _reading(engine) as conn:
         if organization_ids is None:
-            return _rows(conn.execute(stmt))
+            return _rows(conn.execute(stmt), OrganizationSeen)
         wanted = sorted({int(o) for o in organization_ids})
-        out: list[dict[str, Any]] = []
+        out: list[OrganizationSeen] = []
         for chunk in _chunks(wanted):
-            out += _rows(conn.execute(stmt.where(t.c.huntress_organization_id.in_(chunk))))
+            out += _rows(conn.execute(stmt.where(t.c.huntress_organization_id.in_(chunk))), OrganizationSeen)
         return out
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from ..config import SettingsDict
+from ..results import HeldTotals, NewOrganization, RecordedChecks
+from ..run_rows import LedgerInput, QuarantineInput
 from .approval_rows import get_approval
 from .first_sightings import new_organizations, record_organizations_seen
 from .ledger import changes_for_run, record_changes
@@ -37,6 +39,7 @@ from .quarantine_rows import (
     resolve_synced,
     upsert_quarantine,
 )
+from .records import ApprovalRow, LedgerRow, QuarantineRow, RunRecord, RunScope
 from .run_records import finish_run, get_run, start_run
 from .staging import read_frame, write_frame
 from .values import _as_date, _tenant_id, _text
@@ -61,7 +64,7 @@ class TenantStore:
     def overrides_frame(self) -> pd.DataFrame:
         return overrides_frame(self.engine, tenant=self.tenant)
 
-    def get_approval(self, approval_id: int) -> dict[str, Any] | None:
+    def get_approval(self, approval_id: int) -> ApprovalRow | None:
         return get_approval(self.engine, approval_id, tenant=self.tenant)
 
 
@@ -86,8 +89,8 @@ class RunStore:
         self,
         invoice_id: int | None,
         mode: str,
-        settings: Mapping[str, Any],
-        scope: Mapping[str, Any] | None = None,
+        settings: SettingsDict,
+        scope: RunScope | None = None,
     ) -> None:
         start_run(
             self.engine,
@@ -104,12 +107,12 @@ class RunStore:
         self,
         status: str,
         counts: Mapping[str, int],
-        checks: Mapping[str, Any] | None = None,
+        checks: RecordedChecks | None = None,
         report_path: str | None = None,
     ) -> None:
         finish_run(self.engine, self.run_id, status, counts, checks, report_path, tenant=self.tenant)
 
-    def record(self) -> dict[str, Any] | None:
+    def record(self) -> RunRecord | None:
         return get_run(self.engine, self.run_id, tenant=self.tenant)
 
     # -- staging --------------------------------------------------------------------------------
@@ -120,7 +123,7 @@ class RunStore:
         return write_frame(self.engine, self.run_id, name, df, tenant=self.tenant)
 
     # -- quarantine and ledger ------------------------------------------------------------------
-    def upsert_quarantine(self, rows: Iterable[Mapping[str, Any]]) -> int:
+    def upsert_quarantine(self, rows: Iterable[QuarantineInput]) -> int:
         return upsert_quarantine(self.engine, self.run_id, self.billing_date, rows, tenant=self.tenant)
 
     def resolve_superseded(
@@ -138,20 +141,20 @@ class RunStore:
             self.engine, self.run_id, self.billing_date, sync_keys, tenant=self.tenant, by=by
         )
 
-    def quarantine_rows(self) -> list[dict[str, Any]]:
+    def quarantine_rows(self) -> list[QuarantineRow]:
         return list_quarantine(self.engine, run_id=self.run_id, limit=None, tenant=self.tenant)
 
-    def held_totals(self) -> dict[str, Any]:
+    def held_totals(self) -> HeldTotals:
         return held_totals(self.engine, run_id=self.run_id, status="open", tenant=self.tenant)
 
-    def record_changes(self, rows: Iterable[Mapping[str, Any]]) -> int:
+    def record_changes(self, rows: Iterable[LedgerInput]) -> int:
         return record_changes(self.engine, self.run_id, self.billing_date, rows, tenant=self.tenant)
 
-    def changes(self) -> list[dict[str, Any]]:
+    def changes(self) -> list[LedgerRow]:
         return changes_for_run(self.engine, self.run_id, tenant=self.tenant)
 
     # -- organizations on the invoice -----------------------------------------------------------
-    def new_organizations(self) -> list[dict[str, Any]]:
+    def new_organizations(self) -> list[NewOrganization]:
         return new_organizations(self.engine, self.run_id, tenant=self.tenant)
 
     def record_organizations_seen(self) -> int:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..run_rows import LedgerInput
 from .database import _reading, _writing
+from .records import LedgerRow
 from .schema import ACTIONS, changes
-from .values import _amount, _as_date, _clean, _now, _required_text, _rows, _tenant_id, _upsert
+from .values import _amount, _as_date, _clean, _now, _rows, _tenant_id, _text, _upsert
 
 _CHANGE_FIELDS = (
     "cw_company_id",
@@ -33,35 +34,50 @@ def record_changes(
     engine: Engine,
     run_id: str,
     billing_date: date | datetime | str,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[LedgerInput],
     *,
     tenant: str,
 ) -> int:
     """Write ledger rows, one per (tenant, run_id, sync_key): recording a key again (a retried push task)
     updates its row instead of adding one. applied_at is now unless the row gives it."""
     day, now = _as_date(billing_date), _now()
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, LedgerInput] = {}
     for row in rows:
-        action = _required_text(row, "action")
-        if action not in ACTIONS:
-            raise ValueError(f"action must be one of {list(ACTIONS)}, not {action!r}")
-        key = _required_text(row, "sync_key")
+        change = _ledger_input(row, now)
         # ON CONFLICT cannot touch one row twice in a statement: the last record of a key wins.
-        records[key] = {
-            **{f: _clean(row.get(f)) for f in _CHANGE_FIELDS},
-            **{f: _amount(row.get(f), f) for f in _MONEY_FIELDS},
-            "tenant": _tenant_id(tenant),
-            "run_id": run_id,
-            "billing_date": day,
-            "sync_key": key,
-            "action": action,
-            "applied_at": _clean(row.get("applied_at")) or now,
-        }
+        records[change["sync_key"]] = change
     if records:
         update = (*_CHANGE_FIELDS, *_MONEY_FIELDS, "billing_date", "action", "applied_at")
+        of_run = {"tenant": _tenant_id(tenant), "run_id": run_id, "billing_date": day}
         with _writing(engine) as conn:
-            _upsert(conn, changes, ("tenant", "run_id", "sync_key"), list(records.values()), update)
+            written = [{**change, **of_run} for change in records.values()]
+            _upsert(conn, changes, ("tenant", "run_id", "sync_key"), written, update)
     return len(records)
+
+
+def _ledger_input(row: LedgerInput, now: datetime) -> LedgerInput:
+    """The row checked and cleaned for the driver (a frame's value may be a numpy scalar or NA)."""
+    action = _text(row.get("action"), "action")
+    if action not in ACTIONS:
+        raise ValueError(f"action must be one of {list(ACTIONS)}, not {action!r}")
+    key = _text(row.get("sync_key"), "sync_key")
+    return {
+        "cw_company_id": _clean(row.get("cw_company_id")),
+        "agreement_id": _clean(row.get("agreement_id")),
+        "addition_id": _clean(row.get("addition_id")),
+        "product": _clean(row.get("product")),
+        "catalog_identifier": _clean(row.get("catalog_identifier")),
+        "huntress_quantity": _clean(row.get("huntress_quantity")),
+        "previous_quantity": _clean(row.get("previous_quantity")),
+        "new_quantity": _clean(row.get("new_quantity")),
+        "approval_id": _clean(row.get("approval_id")),
+        "override_id": _clean(row.get("override_id")),
+        "unit_price": _amount(row.get("unit_price"), "unit_price"),
+        "monthly_amount_delta": _amount(row.get("monthly_amount_delta"), "monthly_amount_delta"),
+        "sync_key": key,
+        "action": action,
+        "applied_at": _clean(row.get("applied_at")) or now,
+    }
 
 
 def list_changes(
@@ -74,7 +90,7 @@ def list_changes(
     limit: int | None = 500,
     offset: int = 0,
     tenant: str,
-) -> list[dict[str, Any]]:
+) -> list[LedgerRow]:
     """The tenant's ledger rows matching every given filter, in the order they were first recorded."""
     c, where = changes, [changes.c.tenant == tenant]
     if run_id is not None:
@@ -87,10 +103,10 @@ def list_changes(
         where.append(c.c.action == action)
     stmt = sa.select(c).where(*where).order_by(c.c.id).limit(limit).offset(offset)
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), LedgerRow)
 
 
-def changes_for_run(engine: Engine, run_id: str, *, tenant: str) -> list[dict[str, Any]]:
+def changes_for_run(engine: Engine, run_id: str, *, tenant: str) -> list[LedgerRow]:
     return list_changes(engine, run_id=run_id, limit=None, tenant=tenant)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -12,8 +12,9 @@ from sqlalchemy.engine import Engine
 from .. import frames
 from .database import _reading, _writing
 from .decisions import append_decision
+from .records import OrgMapping
 from .schema import org_map
-from .values import _clean, _now, _rows, _tenant_id, _upsert
+from .values import _clean, _now, _row, _rows, _tenant_id, _upsert
 
 
 def org_map_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
@@ -21,7 +22,7 @@ def org_map_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
     return org_map_rows_frame(list_org_map(engine, tenant=tenant))
 
 
-def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def org_map_rows_frame(rows: Sequence[OrgMapping]) -> pd.DataFrame:
     """`list_org_map` rows as the `org_map` frame, for a caller that already holds them."""
     df = pd.DataFrame(
         {
@@ -33,14 +34,14 @@ def org_map_rows_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frames.conform(df, "org_map")
 
 
-def list_org_map(engine: Engine, *, tenant: str) -> list[dict[str, Any]]:
+def list_org_map(engine: Engine, *, tenant: str) -> list[OrgMapping]:
     stmt = (
         sa.select(org_map)
         .where(org_map.c.tenant == _tenant_id(tenant))
         .order_by(org_map.c.huntress_organization_id)
     )
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), OrgMapping)
 
 
 def set_org_map(
@@ -52,7 +53,7 @@ def set_org_map(
     *,
     user_id: str | None = None,
     tenant: str,
-) -> dict[str, Any]:
+) -> OrgMapping:
     """Map an organization to a company, replacing the tenant's earlier mapping of it; returns the row.
 
     created_by (display name), created_by_id (the auth manager's user id) and created_at describe
@@ -61,7 +62,7 @@ def set_org_map(
     """
     if not isinstance(user, str) or not user.strip():
         raise ValueError("user is required")
-    row = {
+    row: OrgMapping = {
         "tenant": _tenant_id(tenant),
         "huntress_organization_id": _as_id(organization_id, "organization_id"),
         "cw_company_id": _as_id(company_id, "company_id"),
@@ -83,7 +84,7 @@ def set_org_map(
             [row],
             ("cw_company_id", "note", "created_by", "created_at", "created_by_id"),
         )
-        after = dict(conn.execute(stmt).one()._mapping)
+        after = _row(conn.execute(stmt).one(), OrgMapping)
         # The earlier mapping and its creator survive in the history (same transaction).
         append_decision(
             conn,
@@ -93,7 +94,7 @@ def set_org_map(
             subject_id=row["huntress_organization_id"],
             user=user,
             user_id=user_id,
-            before=None if before is None else dict(before._mapping),
+            before=None if before is None else _row(before, OrgMapping),
             after=after,
             note=note,
             huntress_organization_id=row["huntress_organization_id"],
@@ -128,7 +129,7 @@ def delete_org_map(
             subject_id=gone.huntress_organization_id,
             user=user,
             user_id=user_id,
-            before=dict(gone._mapping),
+            before=_row(gone, OrgMapping),
             after=None,
             huntress_organization_id=gone.huntress_organization_id,
             cw_company_id=gone.cw_company_id,

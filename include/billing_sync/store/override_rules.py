@@ -7,8 +7,6 @@ active ones as the frame reconcile applies before the guard (docs/contract.md §
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -16,8 +14,9 @@ from sqlalchemy.engine import Engine
 from .. import frames
 from .database import _reading, _writing
 from .decisions import append_decision
+from .records import OverrideRow
 from .schema import OVERRIDE_RULES, overrides
-from .values import _id, _now, _optional_quantity, _rows, _tenant_id, _text, _user
+from .values import _id, _now, _optional_quantity, _row, _rows, _tenant_id, _text, _user
 
 
 class OverrideNotFound(LookupError):
@@ -39,7 +38,7 @@ def add_override(
     note: str | None = None,
     user_id: str | None = None,
     tenant: str,
-) -> dict[str, Any]:
+) -> OverrideRow:
     """Record an active override; returns the row. `minimum` and `fixed` need a quantity, `exclude`
     takes none. At most one active override per tenant, company and product (`OverrideConflict`:
     retire the old one first)."""
@@ -80,7 +79,7 @@ def add_override(
             if existing is not None:
                 raise OverrideConflict(f"{conflict} ({existing}): retire it first")
             new_id = conn.execute(o.insert().values(**row).returning(o.c.id)).scalar_one()
-            added = dict(conn.execute(sa.select(o).where(o.c.id == new_id)).one()._mapping)
+            added = _row(conn.execute(sa.select(o).where(o.c.id == new_id)).one(), OverrideRow)
             _append(conn, "override_add", None, added, user, user_id, note)
             return added
     except sa.exc.IntegrityError as exc:  # a concurrent add for the same company and product won
@@ -94,7 +93,7 @@ def list_overrides(
     active: bool | None = True,
     cw_company_id: int | None = None,
     product: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[OverrideRow]:
     """The tenant's overrides (by default the active ones; `active=None`: all), oldest first."""
     o = overrides
     where = [o.c.tenant == _tenant_id(tenant)]
@@ -105,7 +104,7 @@ def list_overrides(
     if product is not None:
         where.append(o.c.product == product)
     with _reading(engine) as conn:
-        return _rows(conn.execute(sa.select(o).where(*where).order_by(o.c.id)))
+        return _rows(conn.execute(sa.select(o).where(*where).order_by(o.c.id)), OverrideRow)
 
 
 def overrides_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
@@ -128,7 +127,7 @@ def overrides_frame(engine: Engine, *, tenant: str) -> pd.DataFrame:
 
 def retire_override(
     engine: Engine, override_id: int, *, tenant: str, user: str | None = None, user_id: str | None = None
-) -> dict[str, Any]:
+) -> OverrideRow:
     """Make an override inactive (kept for the record); returns the row. Retiring a retired one
     changes nothing. With `user` (and `user_id`), who retired it and when is appended to the note:
     the table keeps who set a rule in its columns, and who ended it in the note. Retiring is kept in
@@ -139,22 +138,24 @@ def retire_override(
         if row is None:
             raise OverrideNotFound(f"no override {override_id}")
         if row.active:
-            values: dict[str, Any] = {"active": False}
+            retire = o.update().where(o.c.id == row.id).values(active=False)
             if user is not None:
                 who = _user(user) + (f" (id {user_id})" if user_id and user_id != user else "")
                 said = f"retired by {who} {_now().strftime('%Y-%m-%d %H:%M UTC')}"
-                values["note"] = f"{row.note}; {said}" if row.note else said
-            conn.execute(o.update().where(o.c.id == row.id).values(**values))
+                retire = retire.values(note=f"{row.note}; {said}" if row.note else said)
+            conn.execute(retire)
             before, row = row, conn.execute(sa.select(o).where(o.c.id == row.id)).one()
-            _append(conn, "override_end", dict(before._mapping), dict(row._mapping), user, user_id, None)
-    return dict(row._mapping)
+            _append(
+                conn, "override_end", _row(before, OverrideRow), _row(row, OverrideRow), user, user_id, None
+            )
+    return _row(row, OverrideRow)
 
 
 def _append(
     conn: sa.Connection,
     kind: str,
-    before: dict[str, Any] | None,
-    after: dict[str, Any],
+    before: OverrideRow | None,
+    after: OverrideRow,
     user: str | None,
     user_id: str | None,
     note: str | None,

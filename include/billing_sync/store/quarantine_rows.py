@@ -13,10 +13,13 @@ from sqlalchemy.engine import Connection, Engine
 from .. import money
 from ..money import ZERO
 from ..names import reason_rank
+from ..results import HeldReason, HeldTotals
+from ..run_rows import QuarantineInput
 from .database import _reading, _writing
-from .decisions import QUARANTINE_DECIDED, append_decision
+from .decisions import append_decision
+from .records import QuarantineDecided, QuarantineRow
 from .schema import QUARANTINE_STATUSES, REASON_CODES, quarantine
-from .values import _amount, _as_date, _chunks, _clean, _now, _required_text, _rows, _tenant_id
+from .values import _amount, _as_date, _chunks, _clean, _now, _row, _rows, _tenant_id, _text
 
 
 class QuarantineNotFound(LookupError):
@@ -37,7 +40,7 @@ def upsert_quarantine(
     engine: Engine,
     run_id: str,
     billing_date: date | datetime | str,
-    rows: Iterable[Mapping[str, Any]],
+    rows: Iterable[QuarantineInput],
     *,
     tenant: str,
 ) -> int:
@@ -62,18 +65,27 @@ def upsert_quarantine(
             return _upsert_quarantine(conn, tenant, run_id, day, wanted)
 
 
-def _quarantine_input(row: Mapping[str, Any]) -> dict[str, Any]:
-    reason = _required_text(row, "reason_code")
+def _quarantine_input(row: QuarantineInput) -> QuarantineInput:
+    """The row checked and cleaned for the driver (a frame's value may be a numpy scalar or NA)."""
+    reason = _text(row.get("reason_code"), "reason_code")
     if reason not in REASON_CODES:
         raise ValueError(f"unknown reason_code {reason!r}; known: {list(REASON_CODES)}")
-    out = {f: _clean(row.get(f)) for f in _Q_FIELDS}
-    out.update(sync_key=_required_text(row, "sync_key"), reason_code=reason, payload=row.get("payload"))
-    out["amount_at_stake"] = _amount(row.get("amount_at_stake"), "amount_at_stake")
-    return out
+    return {
+        "huntress_organization_id": _clean(row.get("huntress_organization_id")),
+        "huntress_organization_name": _clean(row.get("huntress_organization_name")),
+        "cw_company_id": _clean(row.get("cw_company_id")),
+        "product": _clean(row.get("product")),
+        "catalog_identifier": _clean(row.get("catalog_identifier")),
+        "detail": _clean(row.get("detail")),
+        "sync_key": _text(row.get("sync_key"), "sync_key"),
+        "reason_code": reason,
+        "payload": row.get("payload"),
+        "amount_at_stake": _amount(row.get("amount_at_stake"), "amount_at_stake"),
+    }
 
 
 def _upsert_quarantine(
-    conn: Connection, tenant: str, run_id: str, day: date, wanted: Mapping[tuple[str, str], dict[str, Any]]
+    conn: Connection, tenant: str, run_id: str, day: date, wanted: Mapping[tuple[str, str], QuarantineInput]
 ) -> int:
     q = quarantine
     stmt = sa.select(q.c.id, q.c.sync_key, q.c.reason_code, q.c.status).where(
@@ -261,7 +273,7 @@ def list_quarantine(
     limit: int | None = 500,
     offset: int = 0,
     order: str = "seen",
-) -> list[dict[str, Any]]:
+) -> list[QuarantineRow]:
     """Quarantine rows matching every given filter: most recently seen first, or with
     ``order="amount"`` the largest `amount_at_stake` first (rows without one last; then the most
     recently seen), which is how a billing manager works the queue."""
@@ -275,7 +287,7 @@ def list_quarantine(
         .offset(offset)
     )
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), QuarantineRow)
 
 
 QUARANTINE_ORDERS = ("seen", "amount")
@@ -316,7 +328,7 @@ def held_totals(
     run_id: str | None = None,
     sync_key: str | None = None,
     tenant: str,
-) -> dict[str, Any]:
+) -> HeldTotals:
     """The money held in the quarantine rows matching the filters (by default the open ones), by
     reason: ``{"reasons": [{"reason_code", "rows", "priced_rows", "amount"}, ...], "rows",
     "priced_rows", "amount"}``, reasons in the contract's order. `amount` is the exact sum (Decimal)
@@ -325,7 +337,7 @@ def held_totals(
     where = _quarantine_filters(tenant, status, billing_date, reason_code, company_id, run_id, sync_key)
     q = quarantine
     stmt = sa.select(q.c.reason_code, q.c.amount_at_stake).where(*where)
-    by: dict[str, dict[str, Any]] = {}
+    by: dict[str, HeldReason] = {}
     with _reading(engine) as conn:
         for reason, amount in conn.execute(stmt):
             entry = by.setdefault(
@@ -362,12 +374,12 @@ def count_quarantine(
         return conn.execute(sa.select(sa.func.count()).select_from(quarantine).where(*where)).scalar_one()
 
 
-def get_quarantine(engine: Engine, quarantine_id: int, *, tenant: str) -> dict[str, Any] | None:
+def get_quarantine(engine: Engine, quarantine_id: int, *, tenant: str) -> QuarantineRow | None:
     """The tenant's row of that id; another tenant's row is as absent as one that does not exist."""
     q = quarantine
     with _reading(engine) as conn:
         row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id), q.c.tenant == tenant)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else _row(row, QuarantineRow)
 
 
 def set_quarantine_status(
@@ -379,7 +391,7 @@ def set_quarantine_status(
     *,
     tenant: str,
     user_id: str | None = None,
-) -> dict[str, Any]:
+) -> QuarantineRow:
     """A reviewer's decision on one of the tenant's rows; returns the updated row.
 
     dismissed/resolved record resolved_by = user (the display name), resolved_by_id = user_id (the
@@ -398,14 +410,24 @@ def set_quarantine_status(
         row = conn.execute(sa.select(q).where(q.c.id == int(quarantine_id), q.c.tenant == tenant)).first()
         if row is None:
             raise QuarantineNotFound(f"no quarantine row with id {quarantine_id}")
+        decide = q.update().where(q.c.id == row.id)
         if status == "open":
-            values = _reopen_values(conn, row, user, note)
+            # Who reopened it is kept in the note: "open" clears who resolved it.
+            decide = decide.values(
+                status="open",
+                resolved_at=None,
+                resolved_by=None,
+                resolved_by_id=None,
+                note=_reopen_note(conn, row, user, note),
+            )
         else:
-            values = {"status": status, "resolved_at": _now(), "resolved_by": user, "resolved_by_id": user_id}
+            decide = decide.values(
+                status=status, resolved_at=_now(), resolved_by=user, resolved_by_id=user_id
+            )
             if note is not None:
-                values["note"] = note
-        conn.execute(q.update().where(q.c.id == row.id).values(**values))
-        after = dict(conn.execute(sa.select(q).where(q.c.id == row.id)).one()._mapping)
+                decide = decide.values(note=note)
+        conn.execute(decide)
+        after = _row(conn.execute(sa.select(q).where(q.c.id == row.id)).one(), QuarantineRow)
         # Kept in the history with the row's decision columns before and after (same transaction).
         append_decision(
             conn,
@@ -415,8 +437,8 @@ def set_quarantine_status(
             subject_id=row.id,
             user=user,
             user_id=user_id,
-            before={k: row._mapping[k] for k in QUARANTINE_DECIDED},
-            after={k: after[k] for k in QUARANTINE_DECIDED},
+            before=_decided(_row(row, QuarantineRow)),
+            after=_decided(after),
             note=note,
             quarantine_id=row.id,
             sync_key=row.sync_key,
@@ -430,7 +452,18 @@ def set_quarantine_status(
 _DECISION_OF = {"dismissed": "dismiss", "resolved": "resolve", "open": "reopen"}
 
 
-def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | None) -> dict[str, Any]:
+def _decided(row: QuarantineRow) -> QuarantineDecided:
+    """The row's columns a decision changes (decisions.QUARANTINE_DECIDED)."""
+    return {
+        "status": row["status"],
+        "resolved_at": row["resolved_at"],
+        "resolved_by": row["resolved_by"],
+        "resolved_by_id": row["resolved_by_id"],
+        "note": row["note"],
+    }
+
+
+def _reopen_note(conn: Connection, row: sa.Row[Any], user: str, note: str | None) -> str:
     q = quarantine
     if row.status != "open":
         twin = conn.execute(
@@ -446,5 +479,4 @@ def _reopen_values(conn: Connection, row: sa.Row[Any], user: str, note: str | No
             raise ValueError(
                 f"quarantine row {twin.id} is already open for the same billing date, key and reason"
             )
-    text = f"reopened by {user}" + (f": {note}" if note else "")
-    return {"status": "open", "resolved_at": None, "resolved_by": None, "resolved_by_id": None, "note": text}
+    return f"reopened by {user}" + (f": {note}" if note else "")

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ..config import SettingsDict
+from ..results import RecordedChecks
 from .database import _reading, _writing
+from .records import RunAlerts, RunRecord, RunScope
 from .schema import MODES, runs
-from .values import _as_date, _clean, _now, _rows, _tenant_id, _upsert
+from .values import _as_date, _clean, _now, _row, _rows, _tenant_id, _upsert
 
 
 class RunNotFound(LookupError):
@@ -25,10 +27,10 @@ def start_run(
     billing_date: date | datetime | str,
     invoice_id: int | None,
     mode: str,
-    settings: Mapping[str, Any],
+    settings: SettingsDict,
     *,
     tenant: str,
-    scope: Mapping[str, Any] | None = None,
+    scope: RunScope | None = None,
 ) -> None:
     """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
     restarts its record: started_at now, and the previous attempt's results cleared.
@@ -61,7 +63,7 @@ def finish_run(
     run_id: str,
     status: str,
     counts: Mapping[str, int],
-    checks: Mapping[str, Any] | None = None,
+    checks: RecordedChecks | None = None,
     report_path: str | None = None,
     *,
     tenant: str,
@@ -80,7 +82,7 @@ def finish_run(
             raise RunNotFound(f"no billing run {run_id!r} of tenant {tenant!r} (start_run was not called)")
 
 
-def add_run_checks(engine: Engine, run_id: str, extra: Mapping[str, Any], *, tenant: str) -> bool:
+def add_run_checks(engine: Engine, run_id: str, extra: RunAlerts, *, tenant: str) -> bool:
     """Add keys to a closed run's `checks` (an alert's fate, learnt after the run closed), its other
     checks, status, counts and times as they were. Only a closed run (a running one is closed by its
     own tasks); False when there is none."""
@@ -94,10 +96,10 @@ def add_run_checks(engine: Engine, run_id: str, extra: Mapping[str, Any], *, ten
     return True
 
 
-def get_run(engine: Engine, run_id: str, *, tenant: str) -> dict[str, Any] | None:
+def get_run(engine: Engine, run_id: str, *, tenant: str) -> RunRecord | None:
     with _reading(engine) as conn:
         row = conn.execute(sa.select(runs).where(runs.c.tenant == tenant, runs.c.run_id == run_id)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else _row(row, RunRecord)
 
 
 def list_runs(
@@ -107,7 +109,7 @@ def list_runs(
     *,
     billing_date: date | datetime | str | None = None,
     tenant: str,
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """The tenant's runs, newest start first."""
     stmt = (
         sa.select(runs)
@@ -119,4 +121,4 @@ def list_runs(
     if billing_date is not None:
         stmt = stmt.where(runs.c.billing_date == _as_date(billing_date))
     with _reading(engine) as conn:
-        return _rows(conn.execute(stmt))
+        return _rows(conn.execute(stmt), RunRecord)

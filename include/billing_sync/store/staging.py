@@ -16,8 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import frames
 from .database import _reading, _writing
+from .records import RunRecord
 from .schema import ROW_COLUMN, STAGING, runs, staging_table
-from .values import _as_date, _chunks, _tenant_id
+from .values import _as_date, _chunks, _row, _tenant_id
 
 
 def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, tenant: str) -> int:
@@ -43,7 +44,7 @@ def write_frame(engine: Engine, run_id: str, name: str, df: pd.DataFrame, *, ten
     return len(df)
 
 
-def _records(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+def _records(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:  # any frame's columns
     names = list(columns)
     return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
@@ -133,7 +134,7 @@ def newest_staged_run(engine: Engine, name: str, *, tenant: str) -> str | None:
 
 def newest_reconciled_run(
     engine: Engine, billing_date: date | datetime | str, *, tenant: str
-) -> dict[str, Any] | None:
+) -> RunRecord | None:
     """The billing date's newest finished full run that got as far as its outcomes (so its usage is
     staged and validated, its organizations and companies staged), as its billing_runs row; None."""
     table = staging_table("outcomes")
@@ -147,7 +148,7 @@ def newest_reconciled_run(
     )
     with _reading(engine) as conn:
         row = conn.execute(stmt).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else _row(row, RunRecord)
 
 
 def purge_staging(engine: Engine, keep_runs: int = 30) -> int:

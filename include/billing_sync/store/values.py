@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from .. import money
 from ..tenants import check_id
 
 _IN_CHUNK = 500  # keys per IN (...) list: well under SQLite's bound-variable limit
+R = TypeVar("R")  # a table's record (store.records)
 
 
 def _now() -> datetime:
@@ -48,10 +49,6 @@ def _clean(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         return _clean(value.item())
     return value
-
-
-def _required_text(row: Mapping[str, Any], field: str) -> str:
-    return _text(row.get(field), field)
 
 
 def _text(value: Any, field: str) -> str:
@@ -115,12 +112,23 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[An
         yield items[start : start + size]
 
 
-def _rows(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in result]
+def _rows(result: sa.CursorResult[Any], record: type[R]) -> list[R]:
+    """The result's rows as `record`, the TypedDict of their table (store.records): selected whole
+    from a table of ours, a row holds exactly its columns (tests/sync/store/test_records.py)."""
+    return [_row(row, record) for row in result]
+
+
+def _row(row: sa.Row[Any], record: type[R]) -> R:
+    """One row as `record` (see `_rows`)."""
+    return cast(R, dict(row._mapping))
 
 
 def _upsert(
-    conn: Connection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]], update: Sequence[str]
+    conn: Connection,
+    table: sa.Table,
+    keys: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],  # any table's rows: a helper of every table
+    update: Sequence[str],
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE, batched. Both dialects spell it the same way."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
