@@ -103,6 +103,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     item.add_marker(marker)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.helpers import slow_first
+
+    # Under xdist, the slow tests first in each worker's block (tests/helpers/slow_first.py).
+    config.pluginmanager.register(slow_first, "slow_first")
+
+
 @functools.cache
 def migrate_airflow_db() -> None:
     """`airflow db migrate` of this process's AIRFLOW_HOME (above), once per test process: the e2e,
