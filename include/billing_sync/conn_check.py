@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from .api_records import Account
 from .conn_settings import (
     HUNTRESS_HOST,
     ConnectWiseCredentials,
@@ -184,6 +185,6 @@ def _huntress(conn_id: str, conn: Any) -> tuple[bool, str]:
             f"{site} did not answer as the Huntress API does: check the API URL, normally "
             f"{HUNTRESS_HOST} ({_detail(exc)})."
         )
-    info = account.get("account") if isinstance(account.get("account"), dict) else {}
+    info: Account = account.get("account") if isinstance(account.get("account"), dict) else Account()
     name, subdomain = info.get("name"), info.get("subdomain")
     return True, f"Authenticated to Huntress account {name or '?'} ({subdomain or 'no subdomain'}) at {site}."

@@ -116,7 +116,8 @@ class ConnectWiseClient:
         )
         creds = connectwise_credentials(conn, conn_id)
         extra = extra_of(conn)
-        accept = f"application/vnd.connectwise.com+json; version={api_version(conn_id, extra)}"
+        version = api_version(conn_id, extra.get("api_version"))
+        accept = f"application/vnd.connectwise.com+json; version={version}"
 
         def factory() -> requests.Session:
             session = hook_factory()
@@ -394,10 +395,10 @@ class ConnectWiseClient:
         return cast(Addition, dict(resp.payload)) if isinstance(resp.payload, Mapping) else Addition()
 
 
-def api_version(conn_id: str, extra: Mapping[str, Any]) -> str:
-    """The connection's extra `api_version` (text such as "2025.1"), else API_VERSION."""
+def api_version(conn_id: str, written: object) -> str:
+    """The connection's extra `api_version` as written (text such as "2025.1"), else API_VERSION."""
     # The typed form's field may be saved empty: that is the default, as an absent key is.
-    version = extra.get("api_version") or API_VERSION
+    version = written or API_VERSION
     # A JSON number would lose digits (2025.10 is 2025.1), so only text is taken.
     if not isinstance(version, str) or not VERSION_FORMAT.fullmatch(version.strip()):
         raise CredentialsError(

@@ -32,13 +32,16 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 
 from .errors import CREDENTIAL_STATUSES, ApiError, CredentialsError
 from .links import origin, relative_link
 from .scrub import MAX_DEPTH, Scrub, cut, deeper_than, scrub_data, scrubber
+
+if TYPE_CHECKING:  # the counts' plain form is a run result's; only its type is needed here
+    from . import results
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ class RequestStats:
     def total(self) -> int:
         return sum(self.by_endpoint.values())
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> results.RequestStats:
         return {"total": self.total, "by_endpoint": dict(self.by_endpoint), "retries": dict(self.retries)}
 
 
@@ -297,7 +300,7 @@ class ApiSession:
         path: str,
         *,
         label: str,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         attempts: int | None = None,
@@ -315,7 +318,7 @@ class ApiSession:
         method: str,
         path: str,
         label: str,
-        params: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
         json_body: Any,
         headers: Mapping[str, str] | None,
         attempts: int | None,
@@ -400,7 +403,7 @@ class ApiSession:
         method: str,
         url: str,
         what: str,
-        params: Mapping[str, Any] | None,
+        params: Mapping[str, str | int] | None,
         json_body: Any,
         headers: Mapping[str, str] | None,
     ) -> ApiResponse | _Retryable:

@@ -10,7 +10,7 @@ Imports nothing: Airflow reads this while it lists providers, without importing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NotRequired, TypedDict
 
 PACKAGE = "huntress-cw-billing"
 HUNTRESS_HOOK = "billing_sync.hooks.HuntressHook"
@@ -22,11 +22,56 @@ CONNECTWISE_HOOK = "billing_sync.hooks.ConnectWiseHook"
 PORT_HINT = "443 (only for the Test button of Airflow 3.3.2)"
 
 
-def _text(label: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": {"type": ["string", "null"], **schema}}
+class FieldSchema(TypedDict):
+    """The JSON Schema of one form field (provider_info.schema.json: `conn-fields.*.schema`)."""
+
+    type: list[str]
+    pattern: NotRequired[str]
 
 
-HUNTRESS_FORM: dict[str, Any] = {
+class ConnField(TypedDict):
+    """One field of a connection form, stored in the connection's extra under its name."""
+
+    label: str
+    description: str
+    schema: FieldSchema
+
+
+# provider_info.schema.json spells its keys with hyphens: these take the functional form.
+UiFieldBehaviour = TypedDict(
+    "UiFieldBehaviour",
+    {"hidden-fields": list[str], "relabeling": dict[str, str], "placeholders": dict[str, str]},
+)
+ConnectionType = TypedDict(
+    "ConnectionType",
+    {
+        "hook-class-name": str,
+        "hook-name": str,
+        "connection-type": str,
+        "ui-field-behaviour": UiFieldBehaviour,
+        "conn-fields": NotRequired[dict[str, ConnField]],
+    },
+)
+ProviderInfo = TypedDict(
+    "ProviderInfo",
+    {
+        "package-name": str,
+        "name": str,
+        "description": str,
+        "versions": list[str],
+        "connection-types": list[ConnectionType],
+    },
+)
+
+
+def _text(label: str, description: str, pattern: str | None = None) -> ConnField:
+    schema: FieldSchema = {"type": ["string", "null"]}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return {"label": label, "description": description, "schema": schema}
+
+
+HUNTRESS_FORM: ConnectionType = {
     "hook-class-name": HUNTRESS_HOOK,
     "hook-name": "Huntress",
     "connection-type": "huntress",
@@ -43,7 +88,7 @@ HUNTRESS_FORM: dict[str, Any] = {
     },
 }
 
-CONNECTWISE_FORM: dict[str, Any] = {
+CONNECTWISE_FORM: ConnectionType = {
     "hook-class-name": CONNECTWISE_HOOK,
     "hook-name": "ConnectWise Manage",
     "connection-type": "connectwise_manage",
@@ -76,7 +121,7 @@ CONNECTWISE_FORM: dict[str, Any] = {
 }
 
 
-def get_provider_info() -> dict[str, Any]:
+def get_provider_info() -> ProviderInfo:
     """What Airflow's ProvidersManager reads from the entry point (provider_info.schema.json)."""
     return {
         "package-name": PACKAGE,

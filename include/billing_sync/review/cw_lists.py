@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from billing_sync.api_records import AgreementType, CatalogItem
 from billing_sync.conn_check import QUICK
 from billing_sync.connectwise import PAGE_SIZE, ConnectWiseClient
 from billing_sync.errors import ApiError, CredentialsError
@@ -106,8 +107,15 @@ def _reason(exc: BaseException, area: str) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _item(raw: Mapping[str, Any], key: str) -> Item:
-    return Item(str(raw.get(key) or ""), str(raw.get("description") or ""), bool(raw.get("inactiveFlag")))
+def _catalog_item(raw: CatalogItem) -> Item:
+    return Item(
+        str(raw.get("identifier") or ""), str(raw.get("description") or ""), bool(raw.get("inactiveFlag"))
+    )
+
+
+def _agreement_type(raw: AgreementType) -> Item:
+    """A type as an item named by its name (ConnectWise's AgreementType has no description)."""
+    return Item(str(raw.get("name") or ""), "", bool(raw.get("inactiveFlag")))
 
 
 def read(conn_id: str, wanted: Iterable[str] = (), *, limit: int | None = None) -> Lists:
@@ -134,10 +142,10 @@ def read(conn_id: str, wanted: Iterable[str] = (), *, limit: int | None = None) 
     except Exception as exc:
         reason = scrub(_reason(exc, "the product catalog"))
         return Lists(conn_id, None, types=None, catalog_problem=reason, types_problem=reason)
-    items = {i.identifier: i for i in (_item(r, "identifier") for r in page) if i.identifier}
+    items = {i.identifier: i for i in (_catalog_item(r) for r in page) if i.identifier}
     lists = Lists(conn_id, items, whole, len(items), codebase=client.codebase)
     try:
-        lists.types = [t for t in (_item(r, "name") for r in client.agreement_types()) if t.identifier]
+        lists.types = [t for t in (_agreement_type(r) for r in client.agreement_types()) if t.identifier]
     except Exception as exc:
         lists.types_problem = scrub(_reason(exc, "the agreement types"))
     lookup(lists, wanted, scrub=scrub, client=client)
@@ -165,7 +173,7 @@ def lookup(
         found = client.catalog(missing)
     except (ApiError, ValueError):  # ValueError: an identifier the conditions cannot quote
         return
-    lists.items.update({i.identifier: i for i in (_item(r, "identifier") for r in found)})
+    lists.items.update({i.identifier: i for i in (_catalog_item(r) for r in found)})
     lists.looked_up.update(missing)
 
 
