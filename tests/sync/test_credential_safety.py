@@ -9,9 +9,7 @@ Authorization and clientId headers back, as a careless server or gateway does.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -23,55 +21,8 @@ from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.errors import ApiError
 from billing_sync.http import ApiSession, RetryPolicy
 from tests.helpers.sandbox_setup import use_connections
+from tests.helpers.scripted_server import CLIENT_ID, LOGIN, PASSWORD
 from tests.proof.helpers import needles, run_steps, scan_database, scan_files, set_faults
-
-LOGIN, PASSWORD, CLIENT_ID = "acme+pubKEY77", "privSECRET-9f3", "client-id-5b1e"
-
-Answer = Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str], bytes]]
-
-
-class Server:
-    """A loopback HTTP server answering every GET with `answer`, recording what reached it."""
-
-    def __init__(self, answer: Answer) -> None:
-        self.seen: list[dict[str, str]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                outer.seen.append({"path": self.path, **{k: v for k, v in self.headers.items()}})
-                status, headers, body = answer(self)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def servers() -> Iterator[Callable[[Answer], Server]]:
-    started: list[Server] = []
-
-    def start(answer: Answer) -> Server:
-        started.append(Server(answer))
-        return started[-1]
-
-    yield start
-    for s in started:
-        s.close()
 
 
 def client(base_url: str, **kw: object) -> ConnectWiseClient:

@@ -1,7 +1,7 @@
 """What an API answers never reaches a message, a log, the database or a report unscrubbed, and a body
 built to crash a recursive walk is a clear error (or a `push_rejected` row), never a crash.
 
-Real HTTP servers on loopback: the small scripted `Server` of test_credential_safety, and the
+Real HTTP servers on loopback: the small scripted `Server` of tests/helpers/scripted_server.py, and the
 sandbox with its `non_json_rate`, `error_depth` and `echo_credentials` faults (hostile answers, not
 API behaviour) for whole runs whose pushes meet them.
 """
@@ -21,8 +21,8 @@ from billing_sync import store
 from billing_sync.errors import ApiError, CredentialsError
 from billing_sync.http import ApiSession, RetryPolicy
 from billing_sync.scrub import TOO_DEEP
+from tests.helpers.scripted_server import CLIENT_ID, LOGIN, PASSWORD
 from tests.proof.helpers import connection_env, needles, run_steps, scan_database, scan_files, set_faults
-from tests.sync.test_credential_safety import CLIENT_ID, LOGIN, PASSWORD, servers  # noqa: F401 (fixture)
 
 WANTED = needles({"password": PASSWORD, "client id": CLIENT_ID}, [(LOGIN, PASSWORD)])
 DEPTH = 800  # deep enough that a recursive walk of it fails; shallow enough that json decodes it
