@@ -1,6 +1,7 @@
-"""The settings page's ConnectWise choices: the catalog items and the agreement types, read through
-the tenant's ConnectWise connection (as preflight reads them), bounded, cached briefly per tenant,
-or why they could not be read.
+"""The settings page's ConnectWise choices (catalog items, agreement types), cached briefly.
+
+The catalog items and the agreement types are read through the tenant's ConnectWise connection (as
+preflight reads them), bounded, cached briefly per tenant, or why they could not be read.
 
 Bounded: the catalog is one request of at most `CATALOG_CAP` items (ConnectWise's page maximum),
 the types one paged list (a site has a handful); an identifier beyond a full page is looked up by
