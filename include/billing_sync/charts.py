@@ -5,8 +5,8 @@
     history_chart(rows)       per product, the units over the billing dates (+ amount held)
     run_chart(rows)           one run: grouped bars per product (+ amount held)
 
-Rows are plain dicts: `product`, `huntress`, `connectwise_before`, `connectwise_after`, for the history
-also `billing_date`, and optionally `amount_held` (money). A chart draws the amount held only when some
+Rows are `ChartRow`s (plain dicts): `product`, `huntress`, `connectwise_before`, `connectwise_after`, for
+the history also `billing_date` (and the `run_id` it was read from), and optionally `amount_held` (money). A chart draws the amount held only when some
 row carries one: the quarantine rows' `amount_at_stake` (where a price is known; rows recorded before
 runs priced keys have none), which `held_by_product` / `held_by_date` sum. The caption says which.
 
@@ -44,11 +44,13 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from importlib import metadata
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 from .chart_cache import SvgCache
+from .results import RecordedChecks
 
 VEGA_LITE_VERSION = "6.4"  # the Vega-Lite of Altair 6.3 (alt.SCHEMA_VERSION v6.4.x), bundled in vl-convert
 HISTORY_DATES = 24  # billing dates on the runs page's chart: two years of monthly runs
@@ -80,6 +82,56 @@ _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _QUOTES = "'\""
 
 
+class ChartRow(TypedDict):
+    """A product's units (and the amount held back) as a chart shows them; a history row is dated."""
+
+    product: str
+    huntress: float | None
+    connectwise_before: float | None
+    connectwise_after: float | None
+    amount_held: NotRequired[float | None]
+    billing_date: NotRequired[str]  # a history row's
+    run_id: NotRequired[str | None]  # a history row's: the run it was read from (not drawn)
+
+
+Row = TypeVar("Row", bound=ChartRow)
+
+
+class RecordedRun(TypedDict):
+    """What a history reads of a run record (`store.RunRecord`, which charts do not import)."""
+
+    tenant: str
+    run_id: str
+    billing_date: date
+    checks: RecordedChecks | None
+
+
+class HeldRow(TypedDict):
+    """What the amount held reads of a quarantine row (`store.QuarantineRow`)."""
+
+    tenant: str
+    billing_date: date
+    product: str | None
+    amount_at_stake: Decimal | None
+
+
+class UnitPoint(TypedDict):
+    """One product's units in one series (and billing date): a mark Vega-Lite draws."""
+
+    billing_date: str
+    product: str
+    series: str
+    units: float
+
+
+class HeldPoint(TypedDict):
+    """One product's amount held (on one billing date): a bar Vega-Lite draws."""
+
+    billing_date: str
+    product: str
+    amount_held: float
+
+
 class ChartError(Exception):
     """A chart could not be drawn (renderer missing or failing), or its SVG was refused."""
 
@@ -104,27 +156,35 @@ class Chart:
 
 
 # -- the data ------------------------------------------------------------------------------------
-def product_rows(checks: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    """One row per product of a run's totals check (`checks["products"]`), in its order."""
-    products = (checks or {}).get("products") or {}
+def product_rows(checks: RecordedChecks | None) -> list[ChartRow]:
+    """One row per product of a run's totals check (`checks["products"]`), in its order. Read as
+    stored: a run of an older release, or a failed one, may hold no products or odd values."""
+    products: object = (checks or {}).get("products") or {}  # as stored: checked, not trusted
     if not isinstance(products, Mapping):
         return []
     rows = []
     for product, totals in products.items():
         if not isinstance(totals, Mapping):
             continue
-        row: dict[str, Any] = {"product": str(product), **{k: _number(totals.get(k)) for k in SERIES}}
+        row: ChartRow = {
+            "product": str(product),
+            "huntress": _number(totals.get("huntress")),
+            "connectwise_before": _number(totals.get("connectwise_before")),
+            "connectwise_after": _number(totals.get("connectwise_after")),
+        }
         if _number(totals.get(HELD)) is not None:
-            row[HELD] = _number(totals.get(HELD))
+            row["amount_held"] = _number(totals.get(HELD))
         rows.append(row)
     return rows
 
 
-def history_rows(runs: Iterable[Mapping[str, Any]], dates: int = HISTORY_DATES) -> list[dict[str, Any]]:
+def history_rows(runs: Iterable[RecordedRun], dates: int = HISTORY_DATES) -> list[ChartRow]:
     """Per billing date, the products of its newest run that recorded product totals; the `dates`
     newest billing dates, oldest first. `runs` newest first, as `store.list_runs` returns them."""
-    newest: dict[str, Mapping[str, Any]] = {}
-    for run in _one_tenant(runs, "runs"):
+    runs = list(runs)
+    _one_tenant((r.get("tenant") for r in runs), "runs")
+    newest: dict[str, RecordedRun] = {}
+    for run in runs:
         day = str(run.get("billing_date") or "")
         if day and day not in newest and product_rows(run.get("checks")):
             newest[day] = run
@@ -136,47 +196,51 @@ def history_rows(runs: Iterable[Mapping[str, Any]], dates: int = HISTORY_DATES) 
     ]
 
 
-def held_by_product(quarantine_rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def held_by_product(quarantine_rows: Iterable[HeldRow]) -> dict[str, float]:
     """Sum of `amount_at_stake` per product over the rows that carry one."""
     return {key[0]: v for key, v in _held(quarantine_rows, ("product",)).items()}
 
 
-def held_by_date(quarantine_rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
+def held_by_date(quarantine_rows: Iterable[HeldRow]) -> dict[tuple[str, str], float]:
     """Sum of `amount_at_stake` per (billing date, product) over the rows that carry one."""
     return {(key[0], key[1]): v for key, v in _held(quarantine_rows, ("billing_date", "product")).items()}
 
 
-def _held(rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+def _held(rows: Iterable[HeldRow], by: tuple[str, ...]) -> dict[tuple[str, ...], float]:
     sums: dict[tuple[str, ...], float] = {}
-    for r in _one_tenant(rows, "quarantine rows"):
+    rows = list(rows)
+    _one_tenant((r.get("tenant") for r in rows), "quarantine rows")
+    for r in rows:
         amount = _number(r.get(QUARANTINE_AMOUNT))
         if amount is not None:
-            key = tuple(str(r.get(f) if r.get(f) is not None else "") for f in by)
+            key = tuple(str(value if (value := r.get(f)) is not None else "") for f in by)
             sums[key] = sums.get(key, 0.0) + amount
     return sums
 
 
-def _one_tenant(rows: Iterable[Mapping[str, Any]], what: str) -> list[Mapping[str, Any]]:
-    """`rows` as a list, when they are one tenant's (rows without a `tenant` belong to any)."""
-    rows = list(rows)
-    found = sorted({str(r["tenant"]) for r in rows if r.get("tenant") is not None})
+def _one_tenant(tenants: Iterable[object], what: str) -> None:
+    """Refuses the rows of `tenants` (each row's `tenant`) unless they are one tenant's: rows without
+    a `tenant` belong to any."""
+    found = sorted({str(t) for t in tenants if t is not None})
     if len(found) > 1:
         raise ChartError(f"{what} of several tenants ({', '.join(found)}): a chart shows one tenant's")
-    return rows
 
 
-def with_held(rows: Sequence[Mapping[str, Any]], held: Mapping[Any, float]) -> list[dict[str, Any]]:
+def with_held(rows: Sequence[Row], held: Mapping[Any, float]) -> list[Row]:
     """`rows` with `amount_held` from `held`, keyed by product (a run) or (billing date, product)."""
-    if not held:
-        return [dict(r) for r in rows]
     out = []
     for r in rows:
-        key = (str(r["billing_date"]), str(r["product"])) if "billing_date" in r else str(r["product"])
-        out.append({**r, HELD: held[key]} if key in held else dict(r))
+        row = r.copy()
+        if held:
+            day = row.get("billing_date")
+            key = (str(day), str(row["product"])) if "billing_date" in row else str(row["product"])
+            if key in held:
+                row["amount_held"] = held[key]
+        out.append(row)
     return out
 
 
-def has_held(rows: Iterable[Mapping[str, Any]]) -> bool:
+def has_held(rows: Iterable[ChartRow]) -> bool:
     return any(_number(r.get(HELD)) is not None for r in rows)
 
 
@@ -190,7 +254,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _long(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _long(rows: Sequence[ChartRow]) -> list[UnitPoint]:
     """One record per row and series: what Vega-Lite draws."""
     return [
         {
@@ -200,25 +264,39 @@ def _long(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "units": value,
         }
         for r in rows
-        for field, label in SERIES.items()
-        if (value := _number(r.get(field))) is not None
+        for label, value in _series(r)
+        if value is not None
     ]
 
 
-def _held_records(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _series(row: ChartRow) -> list[tuple[str, float | None]]:
+    """(label, number) of each series of SERIES, in its order."""
+    numbers = {
+        "huntress": row.get("huntress"),
+        "connectwise_before": row.get("connectwise_before"),
+        "connectwise_after": row.get("connectwise_after"),
+    }
+    return [(label, _number(numbers[field])) for field, label in SERIES.items()]
+
+
+def _held_records(rows: Sequence[ChartRow]) -> list[HeldPoint]:
     return [
-        {"billing_date": str(r.get("billing_date") or ""), "product": str(r["product"]), HELD: amount}
+        {
+            "billing_date": str(r.get("billing_date") or ""),
+            "product": str(r["product"]),
+            "amount_held": amount,
+        }
         for r in rows
         if (amount := _number(r.get(HELD))) is not None
     ]
 
 
-def _products(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+def _products(rows: Iterable[ChartRow]) -> list[str]:
     return list(dict.fromkeys(str(r["product"]) for r in rows))
 
 
 # -- the pictures --------------------------------------------------------------------------------
-def history_caption(rows: Sequence[Mapping[str, Any]]) -> str:
+def history_caption(rows: Sequence[ChartRow]) -> str:
     days = sorted({str(r["billing_date"]) for r in rows})
     span = f"{days[0]} to {days[-1]}" if len(days) > 1 else (days[0] if days else "no billing date")
     text = (
@@ -228,18 +306,18 @@ def history_caption(rows: Sequence[Mapping[str, Any]]) -> str:
     return text + " " + _held_caption(rows, "each billing date's open quarantine rows")
 
 
-def run_caption(rows: Sequence[Mapping[str, Any]]) -> str:
+def run_caption(rows: Sequence[ChartRow]) -> str:
     text = "Per product, Huntress units and ConnectWise units before and after this run's push."
     return text + " " + _held_caption(rows, "this run's quarantine rows")
 
 
-def _held_caption(rows: Sequence[Mapping[str, Any]], source: str) -> str:
+def _held_caption(rows: Sequence[ChartRow], source: str) -> str:
     if has_held(rows):
         return f"Amount held: the amount at stake of {source}, per product."
     return "Amount held: not shown, as no quarantine row here carries an amount at stake."
 
 
-def history_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = None) -> Chart | None:
+def history_chart(rows: Sequence[ChartRow], cache: SvgCache | None = None) -> Chart | None:
     """Per product (a panel each), the three unit series over the billing dates; below, when the rows
     carry it, the amount held per billing date. None without rows. With a `cache`, drawn once per
     what it shows (`_drawn`)."""
@@ -249,7 +327,7 @@ def history_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = No
     return Chart(_drawn("history", shown, _history_svg, cache), history_caption(shown))
 
 
-def _history_svg(rows: Sequence[Mapping[str, Any]]) -> str:
+def _history_svg(rows: Sequence[ChartRow]) -> str:
     alt = _altair()
     products = _products(rows)
     columns = min(2, len(products))
@@ -292,7 +370,7 @@ def _history_svg(rows: Sequence[Mapping[str, Any]]) -> str:
     return render_svg(_spec(chart), "history")
 
 
-def run_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = None) -> Chart | None:
+def run_chart(rows: Sequence[ChartRow], cache: SvgCache | None = None) -> Chart | None:
     """One run: per product, bars for Huntress, ConnectWise before and after, each labelled with its
     value; beside them, when the rows carry it, the amount held per product. None without rows. With
     a `cache`, drawn once per what it shows (`_drawn`)."""
@@ -302,7 +380,7 @@ def run_chart(rows: Sequence[Mapping[str, Any]], cache: SvgCache | None = None) 
     return Chart(_drawn("run", shown, _run_svg, cache), run_caption(shown))
 
 
-def _run_svg(rows: Sequence[Mapping[str, Any]]) -> str:
+def _run_svg(rows: Sequence[ChartRow]) -> str:
     alt = _altair()
     products = _products(rows)
     base = alt.Chart(alt.Data(values=_long(rows))).encode(
@@ -333,21 +411,26 @@ def _run_svg(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 # -- drawn once per what it shows ---------------------------------------------------------------------
-def _shown(rows: Sequence[Mapping[str, Any]], *, dated: bool) -> list[dict[str, Any]]:
+def _shown(rows: Sequence[ChartRow], *, dated: bool) -> list[ChartRow]:
     """Exactly what a chart draws of its rows, and nothing else (a history row's run id is not drawn):
     the product, each series' number and the amount held as `_number` reads them, and for the
     history the billing date. The chart is drawn from these, so they are its whole input."""
     shown = []
     for r in rows:
-        row: dict[str, Any] = {"product": str(r["product"]), **{f: _number(r.get(f)) for f in SERIES}}
-        row[HELD] = _number(r.get(HELD))
+        row: ChartRow = {
+            "product": str(r["product"]),
+            "huntress": _number(r.get("huntress")),
+            "connectwise_before": _number(r.get("connectwise_before")),
+            "connectwise_after": _number(r.get("connectwise_after")),
+            "amount_held": _number(r.get(HELD)),
+        }
         if dated:
             row["billing_date"] = str(r["billing_date"])
         shown.append(row)
     return shown
 
 
-def chart_key(kind: str, shown: Sequence[Mapping[str, Any]]) -> str:
+def chart_key(kind: str, shown: Sequence[ChartRow]) -> str:
     """A chart's cache key: a hash of its kind and the data it draws (`_shown`, in order), with the
     versions of Altair, Vega-Lite and the renderer that draw it. Equal data, equal key; any changed
     number, product or date, another key: a cached chart is never a stale one."""
@@ -370,8 +453,8 @@ def _versions() -> list[str]:
 
 def _drawn(
     kind: str,
-    shown: list[dict[str, Any]],
-    draw: Callable[[Sequence[Mapping[str, Any]]], str],
+    shown: list[ChartRow],
+    draw: Callable[[Sequence[ChartRow]], str],
     cache: SvgCache | None,
 ) -> str:
     """`draw(shown)`, or the SVG the cache holds for the same data. The key is made before Altair
@@ -398,7 +481,7 @@ def _altair() -> Any:
     return altair
 
 
-def _spec(chart: Any) -> dict[str, Any]:
+def _spec(chart: Any) -> dict[str, Any]:  # Vega-Lite's JSON, handed to the renderer untouched
     """The chart's Vega-Lite spec, validated by Altair against the schema."""
     try:
         spec: dict[str, Any] = chart.to_dict()
@@ -407,7 +490,7 @@ def _spec(chart: Any) -> dict[str, Any]:
     return spec
 
 
-def render_svg(spec: Mapping[str, Any], id_prefix: str = "chart") -> str:
+def render_svg(spec: Mapping[str, Any], id_prefix: str = "chart") -> str:  # any Vega-Lite spec
     """A Vega-Lite spec as sanitized SVG text. vl-convert may fetch nothing: external data is refused."""
     try:
         import vl_convert
