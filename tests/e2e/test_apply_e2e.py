@@ -11,8 +11,8 @@ import pytest
 
 from billing_sync import steps, store
 from tests.conftest import ROOT
+from tests.helpers.apply_month import DAY, HELD, HELD_ADDITION, HELD_AGREEMENT, VARIABLE, quantities, scenario
 from tests.proof.helpers import run_steps
-from tests.sync.test_apply import DAY, HELD, HELD_ADDITION, HELD_AGREEMENT, VARIABLE, quantities, scenario
 
 APPLY_DAG_ID = "huntress_connectwise_billing_apply"
 MONTHLY_DAG_ID = "huntress_connectwise_billing_sync"

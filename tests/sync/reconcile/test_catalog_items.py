@@ -15,6 +15,7 @@ from billing_sync import reconcile as rc
 from billing_sync.apply import scope_keys
 from billing_sync.config import Settings
 from billing_sync.errors import ConfigError
+from tests.helpers.overrides_frame import overrides_of
 from tests.sync.reconcile import (
     ACME,
     ACME_ORG,
@@ -27,7 +28,6 @@ from tests.sync.reconcile import (
     orgs_of,
     usage_of,
 )
-from tests.sync.reconcile.test_overrides import overrides_of
 
 EDR, INFO = "HUNTRESS-EDR", "HUNTRESS-EDR-INFO"
 BOTH = {"edr": [EDR, INFO], "itdr": "HUNTRESS-ITDR"}

@@ -10,6 +10,7 @@ import pandas as pd
 from billing_sync import frames
 from billing_sync import reconcile as rc
 from billing_sync.config import Settings
+from tests.helpers.overrides_frame import overrides_of
 from tests.sync.reconcile import (
     ACME,
     ACME_ORG,
@@ -21,7 +22,6 @@ from tests.sync.reconcile import (
     orgs_of,
     usage_of,
 )
-from tests.sync.reconcile.test_overrides import overrides_of
 
 CATALOG_ITEMS = [
     {"id": 752, "identifier": "HUNTRESS-EDR", "price": 7.25},

@@ -11,6 +11,7 @@ import pytest
 from billing_sync import frames
 from billing_sync import reconcile as rc
 from billing_sync.config import Settings
+from tests.helpers.overrides_frame import overrides_of
 from tests.sync.reconcile import (
     ABSENT,
     ACME,
@@ -25,23 +26,6 @@ from tests.sync.reconcile import (
     orgs_of,
     usage_of,
 )
-
-
-def overrides_of(*rows: tuple[Any, ...]) -> pd.DataFrame:
-    """(id, company, product, rule, quantity[, by]) rows as the `overrides` frame."""
-    records = [
-        {
-            "override_id": r[0],
-            "company_id": r[1],
-            "product": r[2],
-            "rule": r[3],
-            "quantity": r[4],
-            "created_by": (r + ("Jane Doe",))[5],
-            "note": None,
-        }
-        for r in rows
-    ]
-    return frames.conform(pd.DataFrame(records, columns=list(frames.SCHEMAS["overrides"])), "overrides")
 
 
 def with_override(
