@@ -58,11 +58,13 @@ system-deps:
 # took 601 s). Every worker has its own AIRFLOW_HOME, ports and database schemas (tests/conftest.py).
 # ruff first (seconds); mypy beside pytest at low priority, its verdict printed after the tests':
 # its first, uncached pass takes about 45 s of one CPU, all of which it used to add ahead of the tests.
+# Each worker starts with its share of the slowest tests (tests/helpers/slow_first.py), whose table
+# of seconds the printed --durations keep honest.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 MYPY_LOG := $(VENV)/mypy-last.log
 test: ruff system-deps
 	@nice -n 10 $(MYPY) > $(MYPY_LOG) 2>&1 & types=$$!; \
-	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS); tests=$$?; \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=25 $(PYTEST_ARGS); tests=$$?; \
 	  wait $$types; typed=$$?; echo "$(MYPY):"; cat $(MYPY_LOG); \
 	  [ $$tests -eq 0 ] && [ $$typed -eq 0 ]
 
