@@ -48,7 +48,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ROOT
-from tests.e2e.test_sync_e2e import expected_state, invoice_of
+from tests.helpers.oracle import expected_state, invoice_of
 from tests.proof.conftest import password_database, postgres_base_or_skip
 from tests.proof.helpers import admin, cw_quantities
 from tests.proof.servers import PrivateRedis, private_redis

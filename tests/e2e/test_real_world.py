@@ -3,7 +3,7 @@
 Managed accounts (one key in two accounts), additions without an effective date, agreements ended
 before the billing date, a newer voided invoice with higher counts, products absent or null on
 invoice lines, and another tool eating the Huntress window so that 429s arrive with no headers at
-all. ConnectWise must end exactly as the independent oracle of test_sync_e2e says.
+all. ConnectWise must end exactly as the independent oracle (tests/helpers/oracle.py) says.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
-from tests.e2e.test_sync_e2e import BILLING_DATE, billing_db, cw_quantities, expected_state
+from tests.helpers.oracle import BILLING_DATE, expected_state
+from tests.proof.helpers import cw_quantities
 
 pytestmark = pytest.mark.e2e
 
@@ -47,11 +48,11 @@ def test_reseller_month_as_the_real_services_send_it(sandbox_factory, run_dag, t
     # Let the other tool fill its 5 slots before the run starts.
     time.sleep(scenario["huntress"]["rate_limit_window_s"] + 0.5)
     want, reasons = expected_state(scenario, date.fromisoformat(BILLING_DATE))
-    before = cw_quantities(sb)
+    before = cw_quantities(sb.connectwise_url)
 
     dr = run_dag(sb, BILLING_DATE)
     assert dr.state == "success"
-    after = cw_quantities(sb)
+    after = cw_quantities(sb.connectwise_url)
     wrong = {a: (before[a], after[a], want[a]) for a in want if after[a] != want[a]}
     assert not wrong, f"addition: (before, after, oracle) {wrong}"
     assert want != before, "the scenario must need changes"
@@ -65,7 +66,7 @@ def test_reseller_month_as_the_real_services_send_it(sandbox_factory, run_dag, t
         routes
     )
 
-    with billing_db(tmp_path).connect() as c:
+    with sa.create_engine(f"sqlite:///{tmp_path / 'billing.db'}").connect() as c:
         run = c.execute(sa.text("select * from billing_runs")).mappings().one()
         rows = c.execute(
             sa.text("select sync_key, reason_code, detail from billing_quarantine where status = 'open'")

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
 from tests.conftest import ROOT
-from tests.e2e.test_sync_e2e import BILLING_DATE, cw_quantities, expected_state
+from tests.helpers.oracle import BILLING_DATE, expected_state
+from tests.proof.helpers import cw_quantities
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "huntress_connectwise_billing_sync"
@@ -72,7 +73,7 @@ def test_two_tenants_sync_side_by_side_and_keep_their_rows_apart(
         runs[t] = bag.dags[f"{DAG_ID}__{t}"].test(logical_date=day, run_after=day)
         assert runs[t].state == "success", t
     for t, sb in sandboxes.items():
-        assert cw_quantities(sb) == want[t], t
+        assert cw_quantities(sb.connectwise_url) == want[t], t
     assert runs["north"].run_id == runs["south"].run_id  # the case the (tenant, run_id) keys are for
 
     eng = sa.create_engine(f"sqlite:///{db}")

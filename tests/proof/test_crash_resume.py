@@ -18,7 +18,7 @@ from pathlib import Path
 from billing_sandbox.generate import generate
 from billing_sync import steps, store
 from billing_sync.connectwise import ConnectWiseClient
-from tests.e2e.test_sync_e2e import expected_state
+from tests.helpers.oracle import expected_state
 from tests.proof.helpers import (
     BILLING_DATE,
     admin,

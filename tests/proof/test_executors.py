@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from billing_sandbox.generate import generate
 from billing_sync import store
 from tests.conftest import ROOT
-from tests.e2e.test_sync_e2e import expected_state
+from tests.helpers.oracle import expected_state
 from tests.proof.conftest import DAG_ID, password_database, postgres_base_or_skip
 from tests.proof.helpers import (
     BILLING_DATE,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
 from tests.conftest import Sandbox
-from tests.e2e.test_sync_e2e import expected_state
+from tests.helpers.oracle import expected_state
 from tests.proof.conftest import task_states
 from tests.proof.helpers import BILLING_DATE, admin, cw_quantities, set_faults
 

@@ -26,7 +26,7 @@ from billing_sandbox.generate import generate
 from billing_sync import notify, steps, store
 from billing_sync.names import DAG_ID
 from billing_sync.notify import send
-from tests.e2e.test_sync_e2e import expected_state
+from tests.helpers.oracle import expected_state
 from tests.proof.conftest import task_states
 from tests.proof.helpers import BILLING_DATE, cw_quantities, db_connection_env
 from tests.proof.servers import free_port
