@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
 
 from fastapi import HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store, tenants
 from billing_sync.review import airflow_live, airflow_runs
+from billing_sync.review.queries.quarantine import QueueRow
 
 BADGES = {
     "pending": "approval pending",
@@ -41,11 +40,10 @@ class Applying:
     companies: frozenset[int]
     organizations: frozenset[int]
 
-    def covers(self, row: Mapping[str, Any]) -> bool:
-        day = row.get("billing_date")
-        if isinstance(day, date) and day.isoformat() != self.billing_date:
+    def covers(self, row: store.QuarantineRow) -> bool:
+        if row["billing_date"].isoformat() != self.billing_date:
             return False
-        company, org = row.get("cw_company_id"), row.get("huntress_organization_id")
+        company, org = row["cw_company_id"], row["huntress_organization_id"]
         return (company is not None and int(company) in self.companies) or (
             org is not None and int(org) in self.organizations
         )
@@ -64,19 +62,19 @@ def applying(request: Request, api: str, tenant: str) -> list[Applying]:
     return [s for s in (_scope(r.get("conf")) for r in runs if r.get("state") in airflow_live.ACTIVE) if s]
 
 
-def _scope(conf: Any) -> Applying | None:
+def _scope(conf: object) -> Applying | None:
     if not isinstance(conf, Mapping) or not isinstance(conf.get("billing_date"), str):
         return None
     return Applying(conf["billing_date"], _ids(conf.get("companies")), _ids(conf.get("organizations")))
 
 
-def _ids(value: Any) -> frozenset[int]:
+def _ids(value: object) -> frozenset[int]:
     if not isinstance(value, list):
         return frozenset()
     return frozenset(v for v in value if isinstance(v, int) and not isinstance(v, bool))
 
 
-def mark(engine: Engine, rows: Sequence[dict[str, Any]], runs: Iterable[Applying], *, tenant: str) -> None:
+def mark(engine: Engine, rows: Sequence[QueueRow], runs: Iterable[Applying], *, tenant: str) -> None:
     """Put each row's badges in ``row["badges"]`` (a list of `BADGES` keys, in that order) and, for
     an open held change, the quantity an adjustment starts from in ``row["adjust_to"]``."""
     if not rows:
@@ -90,11 +88,11 @@ def mark(engine: Engine, rows: Sequence[dict[str, Any]], runs: Iterable[Applying
         (o["cw_company_id"], o["product"]) for o in store.list_overrides(engine, active=True, tenant=tenant)
     }
     for row in rows:
-        found = []
+        found: list[str] = []
         if (row["billing_date"], row["sync_key"]) in pending:
             found.append("pending")
-        company = row.get("cw_company_id")
-        if company is not None and (int(company), row.get("product")) in overrides:
+        company = row["cw_company_id"]
+        if company is not None and (int(company), row["product"]) in overrides:
             found.append("override")
         if row["status"] == "open" and any(s.covers(row) for s in scopes):
             found.append("applying")
@@ -102,12 +100,12 @@ def mark(engine: Engine, rows: Sequence[dict[str, Any]], runs: Iterable[Applying
         row["adjust_to"] = adjust_to(row)
 
 
-def adjust_to(row: Mapping[str, Any]) -> int | None:
+def adjust_to(row: store.QuarantineRow) -> int | None:
     """The quantity "Adjust…" fills in for an open held change: the one the sync aimed for (the
     person changes it). None for any other row."""
-    if row.get("status") != "open" or row.get("reason_code") != "change_exceeds_limit":
+    if row["status"] != "open" or row["reason_code"] != "change_exceeds_limit":
         return None
-    payload = row.get("payload")
+    payload = row["payload"]
     try:
         quantity = reconcile.aimed_quantity(payload if isinstance(payload, dict) else {})
     except (TypeError, ValueError):  # a count that is no number: nothing to start from

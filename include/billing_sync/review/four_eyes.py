@@ -23,7 +23,6 @@ A company matched by identifier or name, not by a mapping, was set up by no one 
 """
 
 from collections.abc import Iterable
-from typing import Any
 
 from fastapi import HTTPException, status
 from sqlalchemy.engine import Engine
@@ -51,8 +50,8 @@ def variable_broken(variable: str) -> str:
 
 
 def setters(
-    maps: list[dict[str, Any]],
-    rules: list[dict[str, Any]],
+    maps: list[store.OrgMapping],
+    rules: list[store.OverrideRow],
     company_id: int,
     product: str,
     *,
@@ -67,7 +66,7 @@ def setters(
             f"mapped organization {m['huntress_organization_id']} to company {company_id}",
         )
         for m in maps
-        if m["cw_company_id"] == company_id and m.get("created_by_id")
+        if m["cw_company_id"] == company_id and m["created_by_id"]
     ]
     if with_override:
         found += [
@@ -76,7 +75,7 @@ def setters(
                 f"added override {o['id']} ({o['rule']}) on company {company_id} {product}",
             )
             for o in rules
-            if o["cw_company_id"] == company_id and o["product"] == product and o.get("created_by_id")
+            if o["cw_company_id"] == company_id and o["product"] == product and o["created_by_id"]
         ]
     return found
 

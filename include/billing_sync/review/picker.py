@@ -18,12 +18,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 from fastapi.responses import HTMLResponse
 
 from billing_sync import reconcile
 from billing_sync.review.inputs import bad_request, is_id, parse_search
+from billing_sync.review.queries.staging import Company
 
 SCRIPT = Path(__file__).with_name("static") / "picker.js"
 # The form a match submits: one organization's (quarantine: map-<id>, mapping page: pick-<id>), the
@@ -81,7 +82,7 @@ def script() -> str:
     return SCRIPT.read_text(encoding="utf-8")
 
 
-def resolve(typed: str, companies: Sequence[Mapping[str, Any]] | None) -> tuple[int | None, str | None]:
+def resolve(typed: str, companies: Sequence[Company] | None) -> tuple[int | None, str | None]:
     """A company as a person typed it (overrides form, mapping page): (its id, None) for a name,
     "Name #id" or id naming exactly one company of the newest run (names folded as the matching
     rules fold them); (None, why not) otherwise; (None, None) when no run has read companies."""

@@ -16,9 +16,11 @@ numbers never read the same (unlike ``%g``, which shows 9,999,999 and 9,999,998 
 """
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, NotRequired, TypedDict
 
 from fastapi import Form
+
+from billing_sync import store
 
 REFUSAL = "the numbers changed; review again"
 PREFIX = "seen_"
@@ -36,11 +38,43 @@ FIELDS = (
 VALUE_MAX = 300  # a run id is at most 250 characters (Airflow's column); anything longer is no value of ours
 
 
-def shown(row: dict[str, Any], offer: dict[str, Any]) -> dict[str, str]:
+class Proposal(TypedDict):
+    """What a held key lets a person approve, as `reconcile.proposal` makes it and
+    `store.add_approval` takes it."""
+
+    kind: str  # change | create_addition
+    cw_company_id: int
+    product: str
+    to_quantity: int
+    addition_id: NotRequired[int]  # a change: the addition, its agreement, the quantity it has
+    agreement_id: NotRequired[int | None]
+    from_quantity: NotRequired[float]
+
+
+class Agreement(TypedDict):
+    """A live agreement of the company a new addition may go on, as the row's run read it."""
+
+    agreement_id: int
+    name: str | None
+    type: str | None
+    carries: list[str]  # the catalog identifiers of its live Huntress additions
+
+
+class Offer(TypedDict):
+    """What an open held row offers on the approve form (routes/approvals.py `_offer`)."""
+
+    approval: Proposal
+    agreements: list[Agreement]  # a new addition: the agreements to pick from
+    price: float | None  # a new addition: the catalog item's unit price
+    amount: float | None
+    preselect: NotRequired[int | None]  # a new addition: the agreement picked unless one is chosen
+
+
+def shown(row: store.QuarantineRow, offer: Offer) -> dict[str, str]:
     """The hidden fields of the approve form of `row` (an open quarantine row) and its `offer`
     (routes/approvals.py `_offer`): what the page shows, one text per field."""
     approval = offer["approval"]
-    values = {
+    values: dict[str, str | int | float | None] = {
         "run_id": row["run_id"],
         "kind": approval["kind"],
         "company_id": approval["cw_company_id"],
@@ -71,12 +105,12 @@ def submitted(
     return {PREFIX + name: posted[PREFIX + name] for name in FIELDS}
 
 
-def matches(posted: dict[str, str], row: dict[str, Any], offer: dict[str, Any]) -> bool:
+def matches(posted: dict[str, str], row: store.QuarantineRow, offer: Offer) -> bool:
     """Whether the POST says it saw exactly what the row offers now."""
     return posted == shown(row, offer)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

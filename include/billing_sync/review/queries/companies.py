@@ -5,14 +5,13 @@ values bound.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
+from billing_sync.review.queries.staging import CompanyCard
 
 SEARCH_LIMIT = 20  # companies one search shows; the rest are counted ("type more")
 
@@ -23,11 +22,11 @@ class CompanySearch:
 
     query: str
     run_id: str | None
-    matches: list[dict[str, Any]] = field(default_factory=list)
+    matches: list[CompanyCard] = field(default_factory=list)
     total: int = 0
 
 
-def staged_companies(engine: Engine, *, tenant: str) -> tuple[str | None, list[dict[str, Any]]]:
+def staged_companies(engine: Engine, *, tenant: str) -> tuple[str | None, list[CompanyCard]]:
     """The companies of the run `staged` reads (the newest that staged organizations): the same
     ones a mapping is checked against, so the picker never offers a company the map refuses."""
     run_id = store.newest_staged_run(engine, "organizations", tenant=tenant)
@@ -41,7 +40,7 @@ def staged_companies(engine: Engine, *, tenant: str) -> tuple[str | None, list[d
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    seen: dict[int, dict[str, Any]] = {}
+    seen: dict[int, CompanyCard] = {}
     for company_id, identifier, name in rows:
         seen.setdefault(
             int(company_id), {"id": int(company_id), "name": name or "", "identifier": identifier or ""}
@@ -69,7 +68,7 @@ def search_companies(engine: Engine, query: str, limit: int = SEARCH_LIMIT, *, t
     return found
 
 
-def _search_rank(company: Mapping[str, Any], query: str) -> int | None:
+def _search_rank(company: CompanyCard, query: str) -> int | None:
     if query.isascii() and query.isdigit() and str(company["id"]) == query.lstrip("0"):
         return 0
     text = query.casefold()

@@ -6,23 +6,46 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
-from billing_sync.review.queries.staging import Staged, candidate_ids, card, text
+from billing_sync.review.queries.staging import Company, CompanyCard, Staged, candidate_ids, card, text
 
 _STATUS_ORDER = {"ambiguous": 0, "unmapped": 1, "matched": 2}
+
+
+class MappingRow(TypedDict):
+    """A staged organization as the mapping page lists it: how it matches, and its mapping."""
+
+    organization_id: int
+    name: str
+    key: str
+    status: str  # matched, unmapped, ambiguous
+    match_rule: str | None
+    company_id: int | None
+    company_name: str
+    candidates: list[CompanyCard]  # an ambiguous match's companies
+    detail: str | None
+    mapped: store.OrgMapping | None  # its billing_org_map row, if any
+    mapped_company_name: str
+    new: bool  # on the run's invoice for the first time
+
+
+class StaleMapping(store.OrgMapping):
+    """A billing_org_map row of an organization the newest run did not stage."""
+
+    company_name: str
 
 
 @dataclass
 class MappingPage:
     run_id: str | None
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    companies: list[dict[str, Any]] = field(default_factory=list)
-    stale: list[dict[str, Any]] = field(default_factory=list)  # org_map rows of organizations not staged
+    rows: list[MappingRow] = field(default_factory=list)
+    companies: list[Company] = field(default_factory=list)
+    stale: list[StaleMapping] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     new: int = 0  # organizations new in the run (store.new_organizations): rows with `new` true
 
@@ -45,7 +68,7 @@ def mapping_page(engine: Engine, data: Staged, *, tenant: str) -> MappingPage:
     for m in matches.to_dict("records"):
         org_id = int(m["organization_id"])
         org = cast(pd.Series, orgs.loc[org_id])  # one row: the index is unique (drop_duplicates)
-        page.rows.append({**_mapping_row(m, org, names, cards, mapped.get(org_id)), "new": org_id in new})
+        page.rows.append(_mapping_row(m, org, names, cards, mapped.get(org_id), new=org_id in new))
     page.new = sum(1 for r in page.rows if r["new"])
     page.rows.sort(
         key=lambda r: (_STATUS_ORDER.get(r["status"], 9), r["name"].casefold(), r["organization_id"])
@@ -68,9 +91,11 @@ def _mapping_row(
     m: Mapping[Hashable, Any],
     org: pd.Series,
     names: dict[int, str],
-    cards: Mapping[int, dict[str, Any]],
-    mapped: dict[str, Any] | None,
-) -> dict[str, Any]:
+    cards: Mapping[int, CompanyCard],
+    mapped: store.OrgMapping | None,
+    *,
+    new: bool,
+) -> MappingRow:
     company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
     candidates = candidate_ids(m["candidate_company_ids"])
     return {
@@ -85,4 +110,5 @@ def _mapping_row(
         "detail": None if pd.isna(m["detail"]) else str(m["detail"]),
         "mapped": mapped,
         "mapped_company_name": names.get(mapped["cw_company_id"], "") if mapped else "",
+        "new": new,
     }

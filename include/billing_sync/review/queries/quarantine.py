@@ -7,10 +7,10 @@ One tenant's rows (`tenant` keyword). SQLAlchemy Core over `store.quarantine`, v
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NotRequired, TypedDict, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,7 +18,65 @@ from sqlalchemy.engine import Engine
 
 from billing_sync import reconcile, store
 from billing_sync.names import REASON_CODES, reason_rank
-from billing_sync.review.queries.staging import Staged, candidate_ids, card, company_names, staged
+from billing_sync.review.inputs import StoreFilters
+from billing_sync.review.queries.staging import (
+    CompanyCard,
+    Staged,
+    candidate_ids,
+    card,
+    company_names,
+    staged,
+)
+
+
+class QueueRow(store.QuarantineRow):
+    """A quarantine row as the page lists it: `cards.mark` adds its badges and what "Adjust…"
+    starts from."""
+
+    badges: NotRequired[list[str]]  # `cards.BADGES` keys, in that order
+    adjust_to: NotRequired[int | None]
+
+
+class GroupOrganization(TypedDict):
+    """An organization a group's rows name (id None: a row with a name only)."""
+
+    id: int | None
+    name: str
+
+
+class OrganizationMatch(TypedDict):
+    """How an organization matches with the newest run's frames and today's billing_org_map."""
+
+    staged: bool  # whether the newest run saw it: only those can be mapped here
+    status: str | None  # matched, unmapped, ambiguous (None: not staged)
+    rule: str | None
+    company: CompanyCard | None  # the matched company
+    candidates: list[CompanyCard]  # an ambiguous match's companies
+    mapped: store.OrgMapping | None  # its billing_org_map row, if any
+
+
+class ExportRow(TypedDict):
+    """A row of the CSV export (`EXPORT_COLUMNS`)."""
+
+    group: str
+    id: int
+    billing_date: date
+    status: str
+    reason_code: str
+    product: str | None
+    huntress_organization_id: int | None
+    huntress_organization_name: str | None
+    cw_company_id: int | None
+    company_name: str
+    detail: str | None
+    sync_key: str
+    run_id: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolved_by_id: str | None
+    note: str | None
 
 
 def _group_key() -> sa.ColumnElement[str]:
@@ -38,24 +96,29 @@ def _group_key() -> sa.ColumnElement[str]:
     )
 
 
-def group_key(row: Mapping[str, Any]) -> str:
-    """`_group_key` of a row dict, for rows read without it (the CSV export)."""
-    if row.get("cw_company_id") is not None:
+def group_key(row: store.QuarantineRow) -> str:
+    """`_group_key` of a row, for rows read without it."""
+    if row["cw_company_id"] is not None:
         return f"company:{row['cw_company_id']}"
-    if row.get("huntress_organization_id") is not None:
+    if row["huntress_organization_id"] is not None:
         return f"organization:{row['huntress_organization_id']}"
     return f"key:{row['sync_key']}"
 
 
-def _quarantine_where(filters: Mapping[str, Any], tenant: str) -> list[sa.ColumnElement[bool]]:
+def _quarantine_where(filters: StoreFilters, tenant: str) -> list[sa.ColumnElement[bool]]:
     """The filters of `store.list_quarantine` (`QuarantineFilter.store_filters()`), as Core clauses."""
     q = store.quarantine
     where: list[sa.ColumnElement[bool]] = [q.c.tenant == tenant]
-    for name in ("status", "billing_date", "reason_code", "run_id"):
-        if filters.get(name) is not None:
-            where.append(q.c[name] == filters[name])
-    if filters.get("company_id") is not None:
-        where.append(q.c.cw_company_id == int(filters["company_id"]))
+    wanted = {
+        "status": filters.get("status"),
+        "billing_date": filters.get("billing_date"),
+        "reason_code": filters.get("reason_code"),
+        "run_id": filters.get("run_id"),
+    }
+    where += [q.c[name] == value for name, value in wanted.items() if value is not None]
+    company = filters.get("company_id")
+    if company is not None:
+        where.append(q.c.cw_company_id == int(company))
     return where
 
 
@@ -63,16 +126,17 @@ GROUP_KEY = re.compile(r"(company|organization):(\d{1,19})|key:(.{1,500})", re.S
 
 
 def open_group_rows(
-    engine: Engine, key: str, filters: Mapping[str, Any], *, tenant: str
-) -> list[dict[str, Any]]:
+    engine: Engine, key: str, filters: StoreFilters, *, tenant: str
+) -> list[store.QuarantineRow]:
     """The tenant's open rows of one group (`group_key`, e.g. "company:369") that the list's
     `filters` keep (billing date, reason, run; their status is ignored: only open rows are taken),
     oldest id first: what a decision on the whole card acts on."""
     q = store.quarantine
-    kept = {**filters, "status": "open"}
+    kept: StoreFilters = {**filters, "status": "open"}
     stmt = sa.select(q).where(*_quarantine_where(kept, tenant), _group_key() == key).order_by(q.c.id)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(stmt)]
+        # Selected whole from store.quarantine: each row holds exactly a QuarantineRow's columns.
+        return [cast(store.QuarantineRow, dict(r._mapping)) for r in conn.execute(stmt)]
 
 
 @dataclass
@@ -80,10 +144,10 @@ class QuarantineGroup:
     key: str
     kind: str  # company | organization | key
     ident: int | None  # the company or organization id; None for a key group
-    rows: list[dict[str, Any]]  # the group's rows on this page
-    company: dict[str, Any] | None = None  # company groups: id, name, identifier (as staged)
-    organizations: list[dict[str, Any]] = field(default_factory=list)  # id and name, from the rows
-    match: dict[str, Any] | None = None  # organization groups: see `organization_matches`
+    rows: list[QueueRow]  # the group's rows on this page
+    company: CompanyCard | None = None  # company groups: as staged
+    organizations: list[GroupOrganization] = field(default_factory=list)  # from the rows
+    match: OrganizationMatch | None = None  # organization groups
     total: int = 0  # the group's rows the filters keep, on every page
     continued: bool = False  # its first rows are on the page before
     continues: bool = False  # its last rows are on the page after
@@ -112,7 +176,7 @@ def _text_order(engine: Engine, column: sa.ColumnElement[Any]) -> sa.ColumnEleme
 
 def _grouped_select(
     engine: Engine,
-    filters: Mapping[str, Any],
+    filters: StoreFilters,
     *,
     tenant: str,
     order: str,
@@ -159,7 +223,7 @@ def _grouped_select(
 
 
 def quarantine_groups(
-    engine: Engine, filters: Mapping[str, Any], *, tenant: str, limit: int, offset: int, order: str = "seen"
+    engine: Engine, filters: StoreFilters, *, tenant: str, limit: int, offset: int, order: str = "seen"
 ) -> GroupedQuarantine:
     """One page of at most `limit` rows, grouped (`_grouped_select`'s order). A group larger than
     what is left of the page goes on over the next page, marked so (`continued`, `continues`): a
@@ -179,7 +243,8 @@ def quarantine_groups(
             row.pop(extra)
         if not groups or groups[-1].key != group_key_:
             groups.append(QuarantineGroup(group_key_, "", None, [], total=total, continued=index > 1))
-        groups[-1].rows.append(row)
+        # Selected whole from store.quarantine, the group's columns popped: a QuarantineRow.
+        groups[-1].rows.append(cast(QueueRow, row))
         groups[-1].continues = index < total
     for g in groups:
         _describe_rows(g)
@@ -216,17 +281,12 @@ def describe_groups(engine: Engine, groups: Sequence[QuarantineGroup], *, tenant
 
 def organization_matches(
     engine: Engine, data: Staged, org_ids: Iterable[int], *, tenant: str
-) -> dict[int, dict[str, Any]]:
-    """How each organization matches with the newest run's frames and today's billing_org_map:
-
-    ``staged`` (whether the newest run saw it: only those can be mapped here), ``status``
-    (matched, unmapped, ambiguous), ``rule``, ``company`` (the matched company's card),
-    ``candidates`` (cards of an ambiguous match), ``mapped`` (its billing_org_map row, if any).
-    """
+) -> dict[int, OrganizationMatch]:
+    """How each organization matches with the newest run's frames and today's billing_org_map."""
     wanted = set(org_ids)
     org_map = store.list_org_map(engine, tenant=tenant)
     mapped = {r["huntress_organization_id"]: r for r in org_map if r["huntress_organization_id"] in wanted}
-    out: dict[int, dict[str, Any]] = {
+    out: dict[int, OrganizationMatch] = {
         o: {
             "staged": False,
             "status": None,
@@ -248,13 +308,12 @@ def organization_matches(
     )
     for m in matches.to_dict("records"):
         company_id = None if pd.isna(m["company_id"]) else int(m["company_id"])
-        out[int(m["organization_id"])].update(
-            staged=True,
-            status=str(m["status"]),
-            rule=None if pd.isna(m["match_rule"]) else str(m["match_rule"]),
-            company=card(cards, company_id) if company_id is not None else None,
-            candidates=[card(cards, c) for c in candidate_ids(m["candidate_company_ids"])],
-        )
+        found = out[int(m["organization_id"])]
+        found["staged"] = True
+        found["status"] = str(m["status"])
+        found["rule"] = None if pd.isna(m["match_rule"]) else str(m["match_rule"])
+        found["company"] = card(cards, company_id) if company_id is not None else None
+        found["candidates"] = [card(cards, c) for c in candidate_ids(m["candidate_company_ids"])]
     return out
 
 
@@ -287,8 +346,8 @@ EXPORT_BATCH = 500  # rows fetched from the database at a time (and written per 
 
 
 def quarantine_export(
-    engine: Engine, filters: Mapping[str, Any], *, tenant: str, batch: int = EXPORT_BATCH
-) -> Iterator[dict[str, Any]]:
+    engine: Engine, filters: StoreFilters, *, tenant: str, batch: int = EXPORT_BATCH
+) -> Iterator[ExportRow]:
     """Every row the filters keep (no paging), in the grouped view's order, with its group and the
     company's name as the newest run staged it; for `csvfile`, which defuses formulas.
 
@@ -304,10 +363,14 @@ def quarantine_export(
         try:
             for r in result.mappings():
                 company = r["cw_company_id"]
-                yield {
-                    **r,
-                    "group": r["group_key"],
-                    "company_name": names.get(company, "") if company is not None else "",
-                }
+                # The export's columns as selected, and the group's (which the CSV leaves out).
+                yield cast(
+                    ExportRow,
+                    {
+                        **r,
+                        "group": r["group_key"],
+                        "company_name": names.get(company, "") if company is not None else "",
+                    },
+                )
         finally:
             result.close()

@@ -5,8 +5,9 @@ directory inside the reports root, of the types in `REPORT_TYPES`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
+from billing_sync import store
 from billing_sync.report import REPORT_FILE
 
 REPORT_TYPES = {
@@ -18,7 +19,12 @@ REPORT_TYPES = {
 }
 
 
-def report_dir(run: dict[str, Any], root: Path) -> Path | None:
+class ReportFile(TypedDict):
+    name: str
+    size: int  # bytes
+
+
+def report_dir(run: store.RunRecord, root: Path) -> Path | None:
     """The run's report directory, only if it exists and lies inside the reports root.
 
     report_path comes from the database; refusing anything outside the root keeps a bad or
@@ -33,7 +39,7 @@ def report_dir(run: dict[str, Any], root: Path) -> Path | None:
     return path
 
 
-def report_files(directory: Path | None) -> list[dict[str, Any]]:
+def report_files(directory: Path | None) -> list[ReportFile]:
     """Servable files directly in the directory, report.html first."""
     if directory is None:
         return []

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
+
+
+class Company(TypedDict):
+    """A ConnectWise company as the pages name it."""
+
+    id: int
+    name: str
+
+
+class CompanyCard(Company):
+    """A staged ConnectWise company as the pages show it ("" for a value the run did not stage)."""
+
+    identifier: str
 
 
 @dataclass
@@ -34,7 +47,7 @@ class Staged:
     def organization_ids(self) -> set[int]:
         return {int(i) for i in self.organizations["organization_id"].dropna()}
 
-    def company_cards(self) -> dict[int, dict[str, Any]]:
+    def company_cards(self) -> dict[int, CompanyCard]:
         """Each staged company as the pages show it: id, name, identifier (first row of an id wins)."""
         c = self.companies.dropna(subset=["company_id"]).drop_duplicates("company_id")
         return {
@@ -79,7 +92,7 @@ def candidate_ids(value: Any) -> list[int]:
     return [int(c) for c in str(value).split(",") if c.strip().isdigit()]
 
 
-def card(cards: Mapping[int, dict[str, Any]], company_id: int) -> dict[str, Any]:
+def card(cards: Mapping[int, CompanyCard], company_id: int) -> CompanyCard:
     """The company's card from `Staged.company_cards`, or one with its id only (not staged)."""
     return cards.get(company_id) or {"id": company_id, "name": "", "identifier": ""}
 

@@ -18,7 +18,7 @@ another tenant is no row of this page (404).
 """
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -30,11 +30,12 @@ from billing_sync.catalog import identifiers as catalog_identifiers
 from billing_sync.config import Settings
 from billing_sync.review import airflow_runs, flash, four_eyes, picker, seen
 from billing_sync.review.deps import ApprovalsDep, ContextDep, EngineDep, ReaderDep, TenantDep
-from billing_sync.review.inputs import NOTE_MAX, bad_request, is_id, optional_id, parse_id
+from billing_sync.review.inputs import NOTE_MAX, QueryValue, bad_request, is_id, optional_id, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.queries import staging
 from billing_sync.review.routes.quarantine import tenant_row
 from billing_sync.review.security import Reviewer
+from billing_sync.review.seen import Agreement, Offer, Proposal
 from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/approvals")
@@ -93,6 +94,14 @@ MESSAGES = {
 }
 
 
+class HeldRow(store.QuarantineRow):
+    """An open held row as the approvals page lists it."""
+
+    pending: store.ApprovalRow | None  # the approval of its billing date and key waiting for a run
+    proposal: Proposal | None  # what it offers to approve
+    four_eyes: str | None  # why the four-eyes rule refuses this reviewer, if it does
+
+
 # -- pages ------------------------------------------------------------------------------------------
 @router.get("", response_class=HTMLResponse)
 def approvals_page(
@@ -110,18 +119,20 @@ def approvals_page(
     pending = {
         (a["billing_date"], a["sync_key"]): a for a in store.list_approvals(eng, status="pending", tenant=t)
     }
-    held = [
-        {**q, "pending": pending.get((q["billing_date"], q["sync_key"]))}
+    # What each offers: the quantity aimed for (an override's, when one decides the key).
+    held: list[HeldRow] = [
+        {
+            **q,
+            "pending": pending.get((q["billing_date"], q["sync_key"])),
+            "proposal": _proposal(q),
+            "four_eyes": None,
+        }
         for reason in APPROVABLE
         for q in store.list_quarantine(
             eng, status="open", reason_code=reason, billing_date=day, limit=HELD_LIMIT, tenant=t
         )
     ]
     held.sort(key=lambda q: (q["billing_date"], q["sync_key"]), reverse=True)
-    for q in held:  # what each offers: the quantity aimed for (an override's, when one decides the key)
-        q["proposal"] = reconcile.proposal(
-            q["payload"] if isinstance(q["payload"], dict) else {}, q["reason_code"]
-        )
     offered = [q["proposal"] for q in held if q["proposal"] is not None]
     refused = _four_eyes(eng, tenant, reviewer, offered) if reviewer.may("approvals") else {}
     for q in held:
@@ -156,7 +167,7 @@ def _form_page(
     context: ReviewContext,
     eng: Engine,
     tenant: PageTenant,
-    row: dict[str, Any],
+    row: store.QuarantineRow,
     notice: dict[str, str] | None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
@@ -221,7 +232,11 @@ def approve(
     outcome, approval = record_approval(eng, row, agreement, note.strip(), reviewer)
     if approval is None:
         return _back_to_form(request, context, ident, outcome)
-    query = {"approval": outcome, "id": approval["id"], "billing_date": row["billing_date"].isoformat()}
+    query: dict[str, QueryValue] = {
+        "approval": outcome,
+        "id": approval["id"],
+        "billing_date": row["billing_date"].isoformat(),
+    }
     if rerun in ("1", "apply") and not reviewer.may("apply"):
         return context.redirect(request, "/approvals", {**query, "approval": "approved_apply_not_allowed"})
     if rerun == "apply":
@@ -276,14 +291,14 @@ def revoke(
 
 
 def record_approval(
-    eng: Engine, row: dict[str, Any], agreement_id: int | None, note: str, reviewer: Reviewer
-) -> tuple[str, dict[str, Any] | None]:
+    eng: Engine, row: store.QuarantineRow, agreement_id: int | None, note: str, reviewer: Reviewer
+) -> tuple[str, store.ApprovalRow | None]:
     """(message code, the new approval or None): exactly what the row offers, by this reviewer, for
     the row's tenant."""
     offer = _offer(eng, row)
     if offer is None:
         return "not_approvable", None
-    fields = dict(offer["approval"])
+    fields: Proposal = {**offer["approval"]}
     if fields["kind"] == "create_addition":
         if agreement_id is None or agreement_id not in {a["agreement_id"] for a in offer["agreements"]}:
             return "pick_agreement", None
@@ -306,16 +321,23 @@ def record_approval(
 
 
 # -- what a row offers ------------------------------------------------------------------------------
-def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
+def _proposal(row: store.QuarantineRow) -> Proposal | None:
+    """What the row offers to approve (`reconcile.proposal` of its payload), None: nothing."""
+    payload = row["payload"] if isinstance(row["payload"], dict) else {}
+    # reconcile.proposal builds exactly a Proposal's fields (seen.Proposal names them).
+    return cast(Proposal | None, reconcile.proposal(payload, row["reason_code"]))
+
+
+def _offer(eng: Engine, row: store.QuarantineRow) -> Offer | None:
     """What the open row lets a person approve: the approval's fields and, for a new addition, the
     company's live agreements and the catalog item's price as its run read them. None: nothing."""
     if row["status"] != "open" or row["reason_code"] not in APPROVABLE:
         return None
     payload = row["payload"] if isinstance(row["payload"], dict) else {}
-    approval = reconcile.proposal(payload, row["reason_code"])
+    approval = _proposal(row)
     if approval is None:
         return None
-    offer: dict[str, Any] = {"approval": approval, "agreements": [], "price": None, "amount": None}
+    offer: Offer = {"approval": approval, "agreements": [], "price": None, "amount": None}
     if approval["kind"] == "create_addition":
         offer["agreements"] = _agreements(eng, row, approval["cw_company_id"])
         offer["preselect"] = _preselect(offer["agreements"])
@@ -325,11 +347,11 @@ def _offer(eng: Engine, row: dict[str, Any]) -> dict[str, Any] | None:
     return offer
 
 
-def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[str, Any]]:
+def _agreements(eng: Engine, row: store.QuarantineRow, company_id: int) -> list[Agreement]:
     """The company's live agreements on the row's billing date, as the row's run read them, each
     with the Huntress products (catalog identifiers) of its live additions (`carries`)."""
     run = store.get_run(eng, row["run_id"], tenant=row["tenant"])
-    settings = (run or {}).get("settings") or {}
+    settings = (run["settings"] if run else None) or {}
     types = settings.get("agreement_types") or ()
     frame = store.read_frame(eng, row["run_id"], "agreements", tenant=row["tenant"])
     live = reconcile.live_agreements(frame, company_id, row["billing_date"], types)
@@ -346,7 +368,7 @@ def _agreements(eng: Engine, row: dict[str, Any], company_id: int) -> list[dict[
 
 
 def _huntress_additions(
-    eng: Engine, row: dict[str, Any], company_id: int, types: Any, products: Any
+    eng: Engine, row: store.QuarantineRow, company_id: int, types: Any, products: Any
 ) -> dict[int, list[str]]:
     """The company's live additions of mapped Huntress products (the run's configured catalog
     identifiers, else the default ones) as the row's run staged them: agreement id → identifiers."""
@@ -367,7 +389,7 @@ def _huntress_additions(
     return {k: sorted(set(v)) for k, v in found.items()}
 
 
-def _preselect(agreements: list[dict[str, Any]]) -> int | None:
+def _preselect(agreements: list[Agreement]) -> int | None:
     """The agreement a new addition goes on unless the person picks another: the only one, or the
     one agreement that already carries the company's Huntress additions; None when that is not
     one agreement (the person picks)."""
@@ -377,7 +399,7 @@ def _preselect(agreements: list[dict[str, Any]]) -> int | None:
     return int(carrying[0]) if len(carrying) == 1 else None
 
 
-def _catalog_price(eng: Engine, row: dict[str, Any], identifier: Any) -> float | None:
+def _catalog_price(eng: Engine, row: store.QuarantineRow, identifier: object) -> float | None:
     """The catalog item's price as the row's run read it (`catalog` frame), or None when unknown."""
     if not isinstance(identifier, str) or "catalog" not in frames.SCHEMAS:
         return None
@@ -386,7 +408,7 @@ def _catalog_price(eng: Engine, row: dict[str, Any], identifier: Any) -> float |
     return float(prices.iloc[0]) if len(prices) else None
 
 
-def _row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any]:
+def _row(eng: Engine, row_id: int, tenant: PageTenant) -> store.QuarantineRow:
     row = tenant_row(eng, row_id, tenant)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No quarantine row {row_id}")
@@ -394,12 +416,12 @@ def _row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any]:
 
 
 # -- four eyes -------------------------------------------------------------------------------------
-def _key(approval: dict[str, Any]) -> tuple[int, str]:
+def _key(approval: Proposal) -> tuple[int, str]:
     return int(approval["cw_company_id"]), str(approval["product"])
 
 
 def _four_eyes(
-    eng: Engine, tenant: PageTenant, reviewer: Reviewer, approvals: list[dict[str, Any]]
+    eng: Engine, tenant: PageTenant, reviewer: Reviewer, approvals: list[Proposal]
 ) -> dict[tuple[int, str], str]:
     """The four-eyes rule's refusals of these approvals (`four_eyes.refusals`), by (company, product):
     what an approval or a new addition releases was set up by whoever mapped an organization to the
@@ -441,9 +463,9 @@ def _apply(
         return ("approved_apply_refused" if refused else "approved_apply_failed"), None
 
 
-def _companies_of(row: dict[str, Any], approval: dict[str, Any]) -> tuple[int, ...]:
+def _companies_of(row: store.QuarantineRow, approval: store.ApprovalRow) -> tuple[int, ...]:
     """The company an approval touches: its own, else its held row's."""
-    company = approval.get("cw_company_id") or row.get("cw_company_id")
+    company = approval["cw_company_id"] or row["cw_company_id"]
     return (int(company),) if company is not None else ()
 
 

@@ -14,7 +14,6 @@ import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -124,10 +123,16 @@ def csv_lines(eng: Engine, tenant: str, about: HistoryFilter) -> Iterator[str]:
         yield line([csvfile.cell(entry.get(c)) for c in store.DECISION_COLUMNS])
 
 
-def describe(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry for the page, with `changes`: (field, before, after) for each field that differs
-    (every field of the side there is, when the subject was made or removed)."""
-    before, after = entry.get("before") or {}, entry.get("after") or {}
+class DescribedEntry(store.DecisionEntry):
+    """An entry as the pages show it: with `changes`, (field, before, after) for each field that
+    differs (every field of the side there is, when the subject was made or removed)."""
+
+    changes: list[tuple[str, object, object]]
+
+
+def describe(entry: store.DecisionEntry) -> DescribedEntry:
+    """The entry for the page (`DescribedEntry`)."""
+    before, after = entry["before"] or {}, entry["after"] or {}
     fields = sorted((set(before) | set(after)) - {"tenant"})  # the page's tenant already
     changes = [(f, before.get(f), after.get(f)) for f in fields if before.get(f) != after.get(f)]
     return {**entry, "changes": changes}

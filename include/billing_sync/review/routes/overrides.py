@@ -19,7 +19,7 @@ field and everything typed kept, and the companies matching what was typed offer
 """
 
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,9 +29,10 @@ from billing_sync import store
 from billing_sync.config import Settings
 from billing_sync.review import airflow_runs, apply_now, four_eyes, picker
 from billing_sync.review.deps import ContextDep, EngineDep, OverridesDep, ReaderDep, TenantDep
-from billing_sync.review.inputs import NOTE_MAX, SEARCH_MAX, is_id, parse_company, parse_id
+from billing_sync.review.inputs import NOTE_MAX, SEARCH_MAX, QueryValue, is_id, parse_company, parse_id
 from billing_sync.review.pages import ReviewContext
 from billing_sync.review.queries.companies import CompanySearch, search_companies
+from billing_sync.review.queries.staging import Company
 from billing_sync.review.security import Reviewer
 from billing_sync.review.tenancy import PageTenant
 
@@ -103,6 +104,10 @@ def _prefill(request: Request, eng: Engine, tenant: PageTenant) -> dict[str, str
     return form
 
 
+class NamedOverride(store.OverrideRow):
+    company_name: str | None  # as the newest run staged it (None: not staged)
+
+
 def _page(
     request: Request,
     reviewer: Reviewer,
@@ -120,9 +125,10 @@ def _page(
     (`errors`) and the companies matching the typed company (`search`)."""
     companies = _companies(eng, tenant.id)
     names = {c["id"]: c["name"] for c in companies or []}
-    rows = store.list_overrides(eng, tenant=tenant.id, active=None)
-    for r in rows:
-        r["company_name"] = names.get(r["cw_company_id"])
+    rows: list[NamedOverride] = [
+        {**r, "company_name": names.get(r["cw_company_id"])}
+        for r in store.list_overrides(eng, tenant=tenant.id, active=None)
+    ]
     page = context.render(
         request,
         reviewer,
@@ -294,7 +300,7 @@ def _units(raw: str) -> int | None:
     return int(text)
 
 
-def _companies(eng: Engine, tenant: str) -> list[dict[str, Any]] | None:
+def _companies(eng: Engine, tenant: str) -> list[Company] | None:
     """The ConnectWise companies of the tenant's newest run that read them (id, name), by name; None
     when no run has."""
     run_id = store.newest_staged_run(eng, "companies", tenant=tenant)
@@ -310,7 +316,7 @@ def _companies(eng: Engine, tenant: str) -> list[dict[str, Any]] | None:
 def _products(eng: Engine, tenant: str) -> list[str]:
     """The products the tenant's newest run was configured with (else the default ones)."""
     newest = next(iter(store.list_runs(eng, limit=1, tenant=tenant)), None)
-    configured = ((newest or {}).get("settings") or {}).get("products")
+    configured = ((newest["settings"] if newest else None) or {}).get("products")
     return sorted(configured) if isinstance(configured, dict) and configured else sorted(Settings().products)
 
 
@@ -327,6 +333,6 @@ def _back(
     request: Request, context: ReviewContext, outcome: str, ident: int, extra: dict[str, str] | None = None
 ) -> RedirectResponse:
     kind = "error" if NOTICES[outcome][0] == "error" else "done"
-    query: dict[str, Any] = {kind: outcome, "id": ident or None, **(extra or {})}
+    query: dict[str, QueryValue] = {kind: outcome, "id": ident or None, **(extra or {})}
     anchor = f"#override-{ident}" if ident and kind == "done" else ""
     return RedirectResponse(context.url(request, "/overrides", query) + anchor, status.HTTP_303_SEE_OTHER)

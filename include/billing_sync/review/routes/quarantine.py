@@ -9,9 +9,10 @@ organizations at once (`routes.mapping`), and the re-run button that applies it 
 All of it one tenant's (`deps.TenantDep`): a row of another tenant is no row of this page (404).
 """
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Annotated, Any
+from typing import Annotated, NotRequired, TypedDict, cast
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -23,7 +24,15 @@ from billing_sync.names import REASON_CODES
 from billing_sync.report import held_view
 from billing_sync.review import airflow_runs, apply_now, cards, picker, suspicious_view
 from billing_sync.review.deps import ContextDep, EngineDep, QuarantineDep, ReaderDep, TenantDep
-from billing_sync.review.inputs import BACK_MAX, NOTE_MAX, QuarantineFilter, bad_request, parse_id, parse_page
+from billing_sync.review.inputs import (
+    BACK_MAX,
+    NOTE_MAX,
+    QuarantineFilter,
+    QueryValue,
+    bad_request,
+    parse_id,
+    parse_page,
+)
 from billing_sync.review.pages import ReviewContext, outcome_query
 from billing_sync.review.queries import quarantine as queries
 from billing_sync.review.queries import staging
@@ -40,6 +49,16 @@ APPLY_SUFFIX = "_apply"  # "resolve_apply": mark resolved, then Apply now (issue
 RERUN_DATES = 5  # re-run buttons offered above the list: the newest billing dates of its open rows
 
 
+class QueueView(TypedDict):
+    """The list's rows, flat or grouped (`groups`, empty in the flat view), and their counts."""
+
+    rows: list[queries.QueueRow]
+    groups: list[queries.QuarantineGroup]
+    total: int
+    pages: int
+    total_groups: NotRequired[int]
+
+
 @router.get("", response_class=HTMLResponse)
 def quarantine_list(
     request: Request,
@@ -54,16 +73,21 @@ def quarantine_list(
     pick = picker.Pick.parse(request.query_params)
     size = context.page_size()
     t = tenant.id
-    view: dict[str, Any]
+    view: QueueView
+    rows: list[queries.QueueRow]
     if filters.view == "rows":
         total = store.count_quarantine(eng, **filters.store_filters(), tenant=t)
-        rows = store.list_quarantine(
-            eng,
-            **filters.store_filters(),
-            limit=size,
-            offset=(page - 1) * size,
-            order=filters.order,
-            tenant=t,
+        # A QuarantineRow is a QueueRow before `cards.mark` adds its badges.
+        rows = cast(
+            list[queries.QueueRow],
+            store.list_quarantine(
+                eng,
+                **filters.store_filters(),
+                limit=size,
+                offset=(page - 1) * size,
+                order=filters.order,
+                tenant=t,
+            ),
         )
         view = {"rows": rows, "total": total, "pages": max(1, -(-total // size)), "groups": []}
     else:
@@ -172,7 +196,7 @@ def quarantine_row(
     )
 
 
-def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> dict[str, Any] | None:
+def tenant_row(eng: Engine, row_id: int, tenant: PageTenant) -> store.QuarantineRow | None:
     """The quarantine row, if it is the tenant's: ids are shared by every tenant's rows."""
     return store.get_quarantine(eng, row_id, tenant=tenant.id)
 
@@ -209,12 +233,12 @@ def quarantine_group_action(
     ]
     # Said by the company or organization (the page names it); a key group by how many rows.
     kind, _, ident = group.partition(":")
-    done = (
+    done: dict[str, QueryValue] = (
         {"done": f"dismissed_{kind}", "id": ident}
         if kind != "key"
         else {"done": "dismissed_group", "id": len(dismissed)}
     )
-    outcome: dict[str, Any] = done if dismissed else {"error": "none_open"}
+    outcome: dict[str, QueryValue] = done if dismissed else {"error": "none_open"}
     scope = _scope_of(dismissed) if action == "dismiss_apply" else None
     if scope is not None:
         what = f"{len(dismissed)} dismissed row{'' if len(dismissed) == 1 else 's'} of {group}"
@@ -222,7 +246,7 @@ def quarantine_group_action(
     return _to_list(request, context, eng, tenant, filters, page, outcome, group)
 
 
-def _scope_of(rows: list[dict[str, Any]]) -> airflow_runs.Scope | None:
+def _scope_of(rows: list[store.QuarantineRow]) -> airflow_runs.Scope | None:
     """What Apply now of a card syncs: its rows' companies and organizations, on the newest billing
     date among them (an older date's invoice is no longer what a company is billed by); None when
     the rows name neither (a key group)."""
@@ -320,7 +344,7 @@ def _to_list(
     tenant: PageTenant,
     filters: QuarantineFilter,
     page: int,
-    query: dict[str, Any],
+    query: Mapping[str, QueryValue],
     target: str | None,
 ) -> RedirectResponse:
     """Back to where the person was in the queue: the same filters and page (the last page when
