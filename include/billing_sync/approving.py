@@ -1,16 +1,17 @@
-"""What a person approved, applied by the run (docs/contract.md §3, §4): pending approvals of the
-billing date released where reconcile computed exactly their numbers, withdrawn when revoked since,
-and closed by what the push did (applied, or stale when ConnectWise no longer holds what was
-approved). The matching itself is pure: reconcile/approvals.py.
+"""What a person approved, applied by the run: release, withdraw, close by what the push did.
+
+Pending approvals of the billing date (docs/contract.md §3, §4) are released where reconcile
+computed exactly their numbers, withdrawn when revoked since, and closed by what the push did
+(applied, or stale when ConnectWise no longer holds what was approved). The matching itself is
+pure: reconcile/approvals.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import date
-from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Engine
 from . import reconcile, store
 from .config import load_settings
 from .push import PushResult
+from .rows import OutcomeRecord
 from .runref import InvoicedRunRef
 
 log = logging.getLogger(__name__)
@@ -58,15 +60,16 @@ def apply_approvals(
 
 
 def approvals_in_force(
-    eng: Engine, run_id: str, changes: list[dict[str, Any]], *, tenant: str
-) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], PushResult]]]:
+    eng: Engine, run_id: str, changes: list[OutcomeRecord], *, tenant: str
+) -> tuple[list[OutcomeRecord], list[tuple[OutcomeRecord, PushResult]]]:
     """(changes to push, approved ones withdrawn since reconcile with the result to record).
 
     An approval revoked (or gone stale) after the run's reconcile is not applied: its key stays held.
     One this very run already marked applied is pushed again (a retried task finishing its record:
     the push finds ConnectWise already holds it and writes nothing).
     """
-    ready, withdrawn = [], []
+    ready: list[OutcomeRecord] = []
+    withdrawn: list[tuple[OutcomeRecord, PushResult]] = []
     for change in changes:
         approval_id = change.get("approval_id")
         approval = None if approval_id is None else store.get_approval(eng, int(approval_id), tenant=tenant)
@@ -84,7 +87,7 @@ def approvals_in_force(
 
 
 def settle_approval(
-    eng: Engine, run_id: str, change: Mapping[str, Any], result: PushResult, *, tenant: str
+    eng: Engine, run_id: str, change: OutcomeRecord, result: PushResult, *, tenant: str
 ) -> PushResult:
     """Close the approval of an approved change by what the push did: written → `applied` (this run,
     now); ConnectWise no longer holding what was approved (`changed_since_read`) → `stale`, and the
@@ -101,7 +104,7 @@ def settle_approval(
     return result
 
 
-def resolver(eng: Engine, change: Mapping[str, Any], *, tenant: str) -> str | None:
+def resolver(eng: Engine, change: OutcomeRecord, *, tenant: str) -> str | None:
     """Who resolved the held row of an approved change that was written, as a person reads it:
     "approval #1 (admin)", not the run id. None when no approval decided the change."""
     approval_id = change.get("approval_id")
@@ -112,7 +115,7 @@ def resolver(eng: Engine, change: Mapping[str, Any], *, tenant: str) -> str | No
     return f"approval #{int(approval_id)}" + (f" ({who})" if who else "")
 
 
-def _held(change: Mapping[str, Any]) -> str:
+def _held(change: OutcomeRecord) -> str:
     """The reason an approved key is held for when its approval does not apply."""
     return reconcile.HELD_REASON["create_addition" if change.get("outcome") == "create" else "change"]
 

@@ -1,6 +1,8 @@
-"""Which way a gap between Huntress and ConnectWise runs, as a billing person reads it (issue 20 §3
-"money reads at a glance"): ConnectWise billing less than Huntress counts is **under-billed** (a
-revenue leak), billing more is **over-billed** (a credit risk: the customer is owed it back).
+"""Which way a gap between Huntress and ConnectWise runs, in a billing person's words.
+
+Money reads at a glance (issue 20 §3): ConnectWise billing less than Huntress counts is
+**under-billed** (a revenue leak), billing more is **over-billed** (a credit risk: the customer is
+owed it back).
 
 Amounts at stake are kept unsigned (reconcile/money.py: price × |aimed-for − ConnectWise|); the way
 they run is read here from the held row's own numbers, so the amount and its sign never disagree.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from . import money
 
@@ -28,7 +30,14 @@ def of_difference(value: Any) -> str:
     return UNDER if a < 0 else OVER
 
 
-def of_row(row: Mapping[str, Any]) -> str:
+class HeldRow(Protocol):
+    """A held row (a quarantine row, or one as a page shows it): `reason_code`, `payload` (the
+    outcome row that held the key, as JSON), `amount_at_stake`, read by name."""
+
+    def get(self, key: str, /) -> object: ...
+
+
+def of_row(row: HeldRow) -> str:
     """The way a held row's amount at stake runs: the quantity the sync aimed for against the one
     ConnectWise bills; '' when the row does not say (several additions, an unreadable count)."""
     reason = row.get("reason_code")
@@ -48,7 +57,7 @@ def of_row(row: Mapping[str, Any]) -> str:
     return UNDER if aimed > billed else OVER
 
 
-def totals(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+def totals(rows: Iterable[HeldRow]) -> list[dict[str, str]]:
     """The amounts at stake of `rows` summed per way (under-billed first): kind, label, amount."""
     sums: dict[str, Decimal] = {}
     for r in rows:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import pandas as pd
 
@@ -31,8 +31,29 @@ class Check:
     """One expectation: GX class name, its kwargs, and the words a billing clerk reads."""
 
     expectation: str
-    kwargs: dict[str, Any]
+    kwargs: dict[str, str | int | list[str]]  # column(s), regex, value set, bounds
     says: str
+
+
+class ExpectationResult(TypedDict):
+    """One check's result in a suite's validation result (validation.json)."""
+
+    expectation: str  # the GX class name in snake case
+    kwargs: dict[str, str | int | list[str]]
+    says: str
+    success: bool
+    unexpected_count: int
+    unexpected_rows: list[int]  # positions of the failed rows, at most 1000
+
+
+class SuiteResult(TypedDict):
+    """A suite's validation result, as validation.json keeps it."""
+
+    suite: str
+    success: bool
+    evaluated: int  # checks run
+    rows: NotRequired[int]  # absent for an empty frame, where no check ran
+    results: list[ExpectationResult]
 
 
 def usage_checks(products: Iterable[str]) -> list[Check]:
@@ -90,13 +111,13 @@ def organization_checks() -> list[Check]:
     ]
 
 
-def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.Series, dict[str, Any]]:
+def run_suite(name: str, df: pd.DataFrame, checks: Sequence[Check]) -> tuple[pd.Series, SuiteResult]:
     """Validate `df`; return (issue text per row, NA where every check passed; the JSON result)."""
     issues = pd.Series(pd.NA, index=df.index, dtype="string")
     if df.empty:
         return issues, {"suite": name, "success": True, "evaluated": 0, "results": []}
     result = _validate(name, df.reset_index(drop=True), checks)
-    summary = []
+    summary: list[ExpectationResult] = []
     for check, r in zip(checks, result.results, strict=True):
         failed = list(r.result.get("unexpected_index_list") or []) if not r.success else []
         if r.success is False and not failed and r.exception_info.get("raised_exception"):

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeAlias, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
 from .names import VARIABLE_KEY
@@ -231,7 +232,7 @@ def _error(exc: ValidationError) -> SettingsError:
     return SettingsError("; ".join(parts), problems)
 
 
-def field_problem(key: str, error: Mapping[str, Any]) -> str:
+def field_problem(key: str, error: ErrorDetails) -> str:
     """What the key's value must be, from one pydantic error on it."""
     if error["type"] == "value_error":  # our checks: their words
         return str(error["ctx"]["error"])

@@ -19,16 +19,22 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from numbers import Number
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pandas as pd
 
 # A text cell starting with one of these runs as a formula in Excel, LibreOffice Calc or Sheets.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Record(Protocol):
+    """A row of any kind: a dict, a TypedDict record, anything that gives a column's value by name."""
+
+    def get(self, key: str, /) -> object: ...
 
 
 def defuse(text: str) -> str:
@@ -52,7 +58,7 @@ def cell(value: Any) -> str:
     return defuse(str(value))
 
 
-def write_rows(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+def write_rows(path: Path, rows: Iterable[Record], columns: Sequence[str]) -> None:
     """Write `rows` (mappings; a missing key is an empty cell) as `columns`, UTF-8, to `path`."""
     with path.open("w", newline="", encoding="utf-8") as f:
         _write(f, rows, columns)
@@ -63,14 +69,14 @@ def write_frame(path: Path, frame: pd.DataFrame) -> None:
     write_rows(path, _records(frame), [str(c) for c in frame.columns])
 
 
-def rows_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def rows_text(rows: Iterable[Record], columns: Sequence[str]) -> str:
     """The same CSV as `write_rows`, as text: for a download built in memory."""
     buffer = io.StringIO(newline="")
     _write(buffer, rows, columns)
     return buffer.getvalue()
 
 
-def iter_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], batch: int = 500) -> Iterator[str]:
+def iter_text(rows: Iterable[Record], columns: Sequence[str], batch: int = 500) -> Iterator[str]:
     """The same CSV as `rows_text`, in pieces of `batch` rows (the first with the header): for a
     download streamed from a query, so no more than a batch is ever held."""
     buffer = io.StringIO(newline="")
@@ -90,7 +96,7 @@ def frame_text(frame: pd.DataFrame) -> str:
     return rows_text(_records(frame), [str(c) for c in frame.columns])
 
 
-def _write(f: IO[str], rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+def _write(f: IO[str], rows: Iterable[Record], columns: Sequence[str]) -> None:
     writer = csv.writer(f)
     writer.writerow(_header(columns))
     for row in rows:
@@ -101,11 +107,11 @@ def _header(columns: Sequence[str]) -> list[str]:
     return [defuse(str(c)) for c in columns]
 
 
-def _line(row: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+def _line(row: Record, columns: Sequence[str]) -> list[str]:
     return [cell(row.get(c)) for c in columns]
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _records(frame: pd.DataFrame) -> list[Record]:
     # to_dict boxes numpy and nullable values as Python ones (int, float, None), keeping numbers numbers.
     return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 

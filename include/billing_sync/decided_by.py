@@ -1,7 +1,8 @@
-"""The decision behind a change, as the report and its CSVs name it (issue 20 §3): "approval #3 by
-Alice Example" where a person approved it (`approval_id`), "override #7: minimum 45 by Jane Doe"
-where a standing override decided its quantity (`override_id`), both ("; ") where both did, None
-where the sync alone decided.
+"""Names the approval or override behind a change ("approval #3 by Jane Doe").
+
+The report and its CSVs name it so (issue 20 §3): "approval #3 by Alice Example" where a person
+approved it (`approval_id`), "override #7: minimum 45 by Jane Doe" where a standing override decided
+its quantity (`override_id`), both ("; ") where both did, None where the sync alone decided.
 
 Read from the store by id, not from the run's staged outcomes: the names stay right after staging is
 purged, and an approval or override retired since still names who made it.
@@ -9,28 +10,36 @@ purged, and an approval or override retired since still names who made it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypedDict
 
 from sqlalchemy.engine import Engine
 
 from . import money, store
+from .store.records import ApprovalRow, OverrideRow
 
 SEPARATOR = "; "
 
 
-def approval_text(approval: Mapping[str, Any]) -> str:
+class DecisionIds(TypedDict):
+    """What may have decided a row (a ledger row, an outcome): its approval's id, its override's."""
+
+    approval_id: int | None
+    override_id: int | None
+
+
+def approval_text(approval: ApprovalRow) -> str:
     return f"approval #{int(approval['id'])} by {approval.get('approved_by') or '(unknown)'}"
 
 
-def override_text(override: Mapping[str, Any]) -> str:
+def override_text(override: OverrideRow) -> str:
     rule = str(override["rule"])
     if rule != "exclude":
         rule = f"{rule} {money.text(override.get('quantity')) or '(no quantity)'}"
     return f"override #{int(override['id'])}: {rule} by {override.get('created_by') or '(unknown)'}"
 
 
-def decided_by(engine: Engine, rows: Iterable[Mapping[str, Any]], *, tenant: str) -> list[str | None]:
+def decided_by(engine: Engine, rows: Iterable[DecisionIds], *, tenant: str) -> list[str | None]:
     """For each row (a ledger row or an outcome: `approval_id`, `override_id`) what decided it; an id
     the tenant's store does not hold reads "approval #N" / "override #N" alone."""
     rows = list(rows)

@@ -86,7 +86,8 @@ def failing_fast() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def unwrap(exc: BaseException | None) -> BaseException | None:
-    """The error a person should read: a BillingSyncError that `failing_fast` wrapped, else `exc`."""
+def unwrap(exc: BaseException | str | None) -> BaseException | str | None:
+    """The error a person should read: a BillingSyncError that `failing_fast` wrapped, else `exc` (an
+    Airflow context may carry the error as text)."""
     cause = getattr(exc, "__cause__", None)
     return cause if isinstance(cause, BillingSyncError) else exc

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import jinja2
 import pandas as pd
@@ -41,7 +41,9 @@ from .names import (
     reason_label,
     reason_rank,
 )
-from .runref import InvoicedRunRef
+from .results import HeldTotals, MoneyTotals, RecordedChecks, RecordedHeld, ReportSummary
+from .runref import InvoicedRunRef, InvoiceSummary
+from .store.records import LedgerRow, QuarantineRow
 
 REPORT_FILE = "report.html"
 CHANGES_CSV = "changes.csv"
@@ -113,28 +115,136 @@ def run_folder_name(run_id: str) -> str:
 
 
 # -- the data ------------------------------------------------------------------------------------
-def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dict[str, Any]:
+class ChangeView(LedgerRow):
+    """A ledger row as the report shows it."""
+
+    company_name: str | None
+    override: str | None  # how the override that decided its quantity reads
+    decided_by: str | None
+
+
+class QuarantineView(QuarantineRow):
+    """A quarantine row as the report shows it."""
+
+    company_name: str | None
+    what_to_do: str | None
+
+
+class RunView(TypedDict):
+    """The run's row as the page heads it (from the reference where the row is not recorded yet)."""
+
+    tenant: str
+    run_id: str
+    billing_date: str
+    invoice_id: int | None
+    invoice: InvoiceSummary | dict[str, None]  # {} when the reference has no invoice
+    mode: str | None
+    status: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class LineOf(TypedDict):
+    product: str
+    catalog_identifier: str | None
+
+
+class TotalsRow(LineOf):
+    """One line of the totals check, as totals.csv and the page's table show it."""
+
+    huntress: int | None
+    connectwise_before: float | None
+    connectwise_after: float | None
+    difference: float | None
+
+
+class Gap(TypedDict):
+    gap: str  # under | over | ''
+    gap_label: str
+
+
+class MoneyRow(LineOf, Gap):
+    """One line's money for people (amounts with two decimals)."""
+
+    line: str
+    huntress_units: Any  # `_num`: a count, or '' when unknown
+    huntress_amount: str
+    connectwise_units: Any
+    connectwise_amount: str
+    difference: str
+    recovered: str
+    unpriced_units: Any
+    differs: bool
+
+
+class HeldLine(TypedDict):
+    reason_code: str
+    label: str
+    rows: int
+    priced_rows: int
+    unpriced_rows: int
+    amount: str
+
+
+class HeldView(TypedDict):
+    held: list[HeldLine]
+    held_amount: str
+    held_rows: int
+    held_unpriced: int
+
+
+class MoneyView(Gap, HeldView):
+    """The money of a run for people (`money_view`)."""
+
+    products: list[MoneyRow]
+    huntress_amount: str
+    connectwise_amount: str
+    recovered: str
+    planned: str
+    has_planned: bool
+    connectwise_before: str
+    difference: str
+
+
+class ReportData(TypedDict):
+    """Everything the page and the CSVs show (`collect`)."""
+
+    run: RunView
+    counts: dict[str, int]
+    checks: RecordedChecks
+    totals: list[TotalsRow]
+    money: MoneyView | None
+    changes: list[ChangeView]
+    quarantine: list[QuarantineView]
+    links: dict[str, str]
+
+
+def collect(eng: Engine, ref: InvoicedRunRef, summary: ReportSummary) -> ReportData:
     """Everything the page and the CSVs show, read once."""
     run_id, tenant = ref["run_id"], ref["tenant"]
-    run = store.get_run(eng, run_id, tenant=tenant) or {}
+    run = store.get_run(eng, run_id, tenant=tenant)
     companies = _company_names(eng, run_id, tenant)
-    counts = dict(summary.get("counts") or run.get("counts") or {})
-    checks = dict(summary.get("checks") or run.get("checks") or {})
+    counts = dict(summary.get("counts") or (run["counts"] if run else None) or {})
+    recorded = summary.get("checks") or (run["checks"] if run else None)
+    checks: RecordedChecks = recorded.copy() if recorded else {}
     overrides = _override_texts(eng, run_id, tenant)
     ledger = store.changes_for_run(eng, run_id, tenant=tenant)
-    changes = [
+    changes: list[ChangeView] = [
         {
-            **_exact(c, LEDGER_MONEY),
-            "company_name": companies.get(c["cw_company_id"]),
+            **c,
+            "unit_price": _exact(c["unit_price"]),
+            "monthly_amount_delta": _exact(c["monthly_amount_delta"]),
+            "company_name": _company(companies, c["cw_company_id"]),
             "override": overrides.get(c["sync_key"]),
             "decided_by": who,
         }
         for c, who in zip(ledger, decided_by(eng, ledger, tenant=tenant), strict=True)
     ]
-    quarantine = [
+    quarantine: list[QuarantineView] = [
         {
-            **_exact(q, QUARANTINE_MONEY),
-            "company_name": companies.get(q["cw_company_id"]),
+            **q,
+            "amount_at_stake": _exact(q["amount_at_stake"]),
+            "company_name": _company(companies, q["cw_company_id"]),
             "what_to_do": REASON_HELP.get(q["reason_code"]),
         }
         for q in store.list_quarantine(eng, run_id=run_id, limit=None, tenant=tenant)
@@ -150,19 +260,19 @@ def collect(eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any]) -> dic
         )
     )
     # A report also renders from a partial reference (settings or invoice not there): read it as one.
-    partial: Mapping[str, Any] = ref
-    products = (partial.get("settings") or {}).get("products") or {}
+    products = (ref.get("settings") or {}).get("products") or {}
+    invoice = ref.get("invoice")
     return {
         "run": {
             "tenant": tenant,
             "run_id": run_id,
-            "billing_date": str(run.get("billing_date") or ref["billing_date"]),
-            "invoice_id": run.get("invoice_id", ref.get("invoice_id")),
-            "invoice": partial.get("invoice") or {},
-            "mode": run.get("mode") or ref.get("mode"),
-            "status": run.get("status"),
-            "started_at": run.get("started_at"),
-            "finished_at": run.get("finished_at"),
+            "billing_date": str((run and run["billing_date"]) or ref["billing_date"]),
+            "invoice_id": run["invoice_id"] if run else ref.get("invoice_id"),
+            "invoice": invoice if invoice is not None else {},
+            "mode": (run and run["mode"]) or ref.get("mode"),
+            "status": run["status"] if run else None,
+            "started_at": run["started_at"] if run else None,
+            "finished_at": run["finished_at"] if run else None,
         },
         "counts": counts,
         "checks": checks,
@@ -181,21 +291,22 @@ def _override_texts(eng: Engine, run_id: str, tenant: str) -> dict[str, str]:
     return {str(k): str(t) for k, t in zip(frame["sync_key"], frame["override"], strict=True)}
 
 
-def _exact(row: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """`row` with its amounts as the exact Decimal they are (a NUMERIC read back from SQLite carries
-    trailing zeros: 4.7500000000 reads 4.75 again)."""
-    out = dict(row)
-    for f in fields:
-        text = money.text(out.get(f))
-        out[f] = None if text is None else Decimal(text)
-    return out
+def _exact(amount: Decimal | None) -> Decimal | None:
+    """An amount as the exact Decimal it is (a NUMERIC read back from SQLite carries trailing zeros:
+    4.7500000000 reads 4.75 again)."""
+    text = money.text(amount)
+    return None if text is None else Decimal(text)
+
+
+def _company(companies: Mapping[int, str], company_id: int | None) -> str | None:
+    return None if company_id is None else companies.get(company_id)
 
 
 def money_view(
-    totals: Mapping[str, Any] | None,
+    totals: MoneyTotals | None,
     products: Products | None = None,
-    held: Mapping[str, Any] | None = None,
-) -> dict[str, Any] | None:
+    held: HeldTotals | RecordedHeld | None = None,
+) -> MoneyView | None:
     """The money of a run for people (every amount with two decimals): per product Huntress vs
     ConnectWise in units and money, what the run recovered, and what is still held by reason. One row
     per (product, catalog item) line: `line` its name (billing_sync.catalog), `product` and
@@ -204,8 +315,9 @@ def money_view(
     held part with a fresher one (`store.held_totals`). None when the run recorded no money."""
     if not totals:
         return None
-    held = held if held is not None else (totals.get("held") or {})
-    rows = []
+    if held is None:
+        held = totals.get("held")
+    rows: list[MoneyRow] = []
     for name, t in (totals.get("products") or {}).items():
         rows.append(
             {
@@ -249,15 +361,18 @@ def money_view(
     }
 
 
-def _gap(difference: Any) -> dict[str, str]:
+def _gap(difference: object) -> Gap:
     """`gap` (under / over / '') and `gap_label` of ConnectWise − Huntress."""
     kind = billing_gap.of_difference(difference)
     return {"gap": kind, "gap_label": billing_gap.LABELS.get(kind, "")}
 
 
-def held_view(held: Mapping[str, Any]) -> dict[str, Any]:
+def held_view(held: HeldTotals | RecordedHeld | None) -> HeldView:
     """What is held (`store.held_totals`, or the `held` a run recorded) for people: `held` (per
-    reason: rows, priced and unpriced rows, the amount), `held_amount`, `held_rows`, `held_unpriced`."""
+    reason: rows, priced and unpriced rows, the amount), `held_amount`, `held_rows`, `held_unpriced`.
+    None (a run recorded without it) reads as nothing held."""
+    if held is None:
+        return {"held": [], "held_amount": money.fmt(None, "0.00"), "held_rows": 0, "held_unpriced": 0}
     return {
         "held": [
             {
@@ -283,15 +398,21 @@ def _company_names(eng: Engine, run_id: str, tenant: str) -> dict[int, str]:
     return {int(i): str(n) for i, n in zip(frame["company_id"], frame["name"], strict=True)}
 
 
-def totals_rows(checks: Mapping[str, Any], products: Products | None = None) -> list[dict[str, Any]]:
+def totals_rows(checks: RecordedChecks, products: Products | None = None) -> list[TotalsRow]:
     """The totals check, one row per (product, catalog item) line (keyed by its name in `checks`)."""
     return [
-        {**_line_of(name, products), **{k: t.get(k) for k in TOTALS_COLUMNS[2:]}}
+        {
+            **_line_of(name, products),
+            "huntress": t.get("huntress"),
+            "connectwise_before": t.get("connectwise_before"),
+            "connectwise_after": t.get("connectwise_after"),
+            "difference": t.get("difference"),
+        }
         for name, t in (checks.get("products") or {}).items()
     ]
 
 
-def _line_of(name: str, products: Products | None) -> dict[str, Any]:
+def _line_of(name: str, products: Products | None) -> LineOf:
     """`product` and `catalog_identifier` of a totals key, by the run's recorded `products`; a key
     those products do not name (settings not recorded) reads as a product of unknown item."""
     line = find_line(name, products)
@@ -301,7 +422,13 @@ def _line_of(name: str, products: Products | None) -> dict[str, Any]:
     }
 
 
-def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+class OutcomeRow(TypedDict):
+    outcome: str
+    count: int
+    meaning: str
+
+
+def outcome_rows(counts: Mapping[str, int]) -> list[OutcomeRow]:
     meaning = {**OUTCOMES, **PUSH_OUTCOMES}
     return [
         {"outcome": o, "count": counts[o], "meaning": meaning.get(o, "")}
@@ -310,9 +437,21 @@ def outcome_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
     ]
 
 
-def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+class ReasonGroup(TypedDict):
+    """The quarantine rows of one reason, with what the reason means and what to do about it."""
+
+    code: str
+    label: str
+    meaning: str
+    help: str
+    rows: list[QuarantineRow]
+    shown: list[QuarantineRow]  # at most MAX_HTML_ROWS
+    open: int
+
+
+def reason_groups(quarantine: Sequence[QuarantineRow]) -> list[ReasonGroup]:
     """Quarantine rows grouped by reason, in the contract's order, each with what to do about it."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[str, list[QuarantineRow]] = {}
     for q in quarantine:
         groups.setdefault(q["reason_code"], []).append(q)
     return [
@@ -331,7 +470,7 @@ def reason_groups(quarantine: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
 
 # -- writing -------------------------------------------------------------------------------------
 def write_report(
-    eng: Engine, ref: InvoicedRunRef, summary: Mapping[str, Any], directory: Path | None = None
+    eng: Engine, ref: InvoicedRunRef, summary: ReportSummary, directory: Path | None = None
 ) -> Path:
     """Write the CSVs and report.html of the run into its report directory; returns report.html.
 
@@ -374,7 +513,7 @@ def _missing(value: Any) -> bool:
 
 
 # -- the page ------------------------------------------------------------------------------------
-def render_html(data: Mapping[str, Any], files: Sequence[str] = ()) -> str:
+def render_html(data: ReportData, files: Sequence[str] = ()) -> str:
     changes = data["changes"]
     shown = [c for c in changes if c["action"] != "unchanged"]
     context = {
@@ -391,7 +530,7 @@ def render_html(data: Mapping[str, Any], files: Sequence[str] = ()) -> str:
     return _TEMPLATE.render(**context)
 
 
-def run_chart(data: Mapping[str, Any]) -> tuple[charts.Chart | None, str | None]:
+def run_chart(data: ReportData) -> tuple[charts.Chart | None, str | None]:
     """The run's picture: per product, Huntress units vs ConnectWise before and after the push, and
     the amount held in the run's quarantine rows once they carry one. (None, None) without product
     totals; (None, a fixed message) when drawing failed: a chart never costs the run its report."""
@@ -523,9 +662,9 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
         "",
         "Totals check: " + ("Huntress and ConnectWise agree" if not mismatches else "; ".join(mismatches)),
     ]
-    if run.get("report_path"):
-        page = Path(run["report_path"]) / REPORT_FILE
-        out.append(f"Report: {page if page.exists() else run['report_path']}")
+    if report_path := run["report_path"]:
+        page = Path(report_path) / REPORT_FILE
+        out.append(f"Report: {page if page.exists() else report_path}")
     view = money_view(
         (run.get("checks") or {}).get("money"),
         (run.get("settings") or {}).get("products"),
@@ -536,7 +675,7 @@ def run_summary_text(eng: Engine, billing_date: str, run_id: str | None = None, 
     return "\n".join(out)
 
 
-def money_text(view: Mapping[str, Any]) -> list[str]:
+def money_text(view: MoneyView) -> list[str]:
     """The money of `money_view` as lines of text (the CLI summary, `make demo`)."""
     rows = [
         [

@@ -1,5 +1,6 @@
-"""The typed results of a run: what its steps return, what `billing_runs.checks` holds, what the report
-and the alerts read.
+"""The typed results of a run: what its steps return, what billing_runs.checks holds, what is shown.
+
+What the report and the alerts read is typed here too.
 
 TypedDicts, so each travels as the plain JSON object it always was (XCom, the checks column) while
 every signature says what it holds. Amounts are Decimal text (billing_sync.money), exact in JSON.
@@ -10,9 +11,12 @@ type names, so readers of stored checks keep reading them with `.get`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from .runref import Mode
+
+if TYPE_CHECKING:
+    from typing_extensions import ReadOnly  # typing has it from Python 3.13
 
 
 # -- the totals check (reconcile.totals.totals_check) ----------------------------------------------
@@ -118,13 +122,6 @@ class NewOrganization(TypedDict):
     name: str | None
 
 
-class RunChecks(TotalsCheck):
-    """A full run's checks (steps.record_run): the totals check, the money, the new organizations."""
-
-    money: MoneyTotals
-    new_organizations: list[NewOrganization]
-
-
 class RequestStats(TypedDict):
     """Requests an API client made, by method and endpoint, and its retries (http.RequestStats)."""
 
@@ -138,22 +135,25 @@ class ApplyRequests(TypedDict):
     connectwise: RequestStats | None  # None when no company was involved (no client was built)
 
 
-class ApplyChecks(TypedDict):
-    """An apply's checks (apply.run): the full run it started from, its money, its requests."""
+class RecordedChecks(TypedDict, total=False):
+    """What a billing_runs row's `checks` holds, by how the run ended.
 
-    base_run_id: str
+    A full run (steps.record_run): the totals check (`products`, `mismatches`,
+    `unreadable_accounts`, `invoice_quantity`), `money`, `new_organizations`. An apply (apply.run):
+    `base_run_id`, `money`, `requests`. A run whose task failed for good (steps.mark_run_failed):
+    `failed_task`. None of them yet while a run is running; a run of an older release may lack a
+    key a newer one records.
+    """
+
+    products: dict[str, ProductCheck]
+    mismatches: list[str]
+    unreadable_accounts: list[UnreadableAccount]
+    invoice_quantity: InvoiceQuantityCheck
     money: MoneyTotals
+    new_organizations: list[NewOrganization]
+    base_run_id: str
     requests: ApplyRequests
-
-
-class FailedChecks(TypedDict):
-    """A run whose task failed for good (steps.mark_run_failed): the task."""
-
     failed_task: str
-
-
-# What a billing_runs row's `checks` holds, by how the run ended.
-RecordedChecks = RunChecks | ApplyChecks | FailedChecks
 
 
 # -- what the steps return -------------------------------------------------------------------------
@@ -182,10 +182,20 @@ class RunResult(TypedDict):
     """What steps.record_run returns: the run's counts and checks, where its report is."""
 
     counts: dict[str, int]
-    checks: RunChecks
+    checks: RecordedChecks
     report_dir: str
     mode: Mode
     report: str
+
+
+class FinishedRun(TypedDict, total=False):
+    """What an alert reads of a finished run: record_run's `RunResult`, or any part of it (a caller
+    may know only some of it). Read-only, so a `RunResult` is one."""
+
+    counts: ReadOnly[dict[str, int]]
+    checks: ReadOnly[RecordedChecks]
+    mode: ReadOnly[Mode]
+    report: ReadOnly[str]
 
 
 class RunReference(TypedDict):

@@ -1,22 +1,62 @@
-"""The rows a run writes: a held key as a quarantine row, a key's outcome as a ledger row, and
-frames as plain records for JSON and SQL."""
+"""The rows a run writes: quarantine rows, ledger rows, frames as plain records.
+
+A held key becomes a quarantine row, a key's outcome a ledger row; frames become plain records for
+JSON and SQL."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import pandas as pd
 
 from . import money
+from .run_rows import LedgerInput, QuarantineInput
 
 log = logging.getLogger(__name__)
 
 
-def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
+class OutcomeRecord(TypedDict):
+    """One row of reconcile's outcomes frame (frames.SCHEMAS["outcomes"]) as plain values, NA → None."""
+
+    sync_key: str
+    company_id: int | None
+    company_name: str | None
+    organization_ids: str | None
+    organization_names: str | None
+    match_rule: str | None
+    product: str | None
+    catalog_identifier: str | None
+    agreement_id: int | None
+    addition_id: int | None
+    huntress_quantity: int | None
+    previous_quantity: float | None
+    new_quantity: int | None
+    outcome: str
+    reason_code: str | None
+    detail: str | None
+    override_id: int | None
+    override: str | None
+    unit_price: str | None
+    catalog_price: str | None
+    monthly_amount_delta: str | None
+    amount_at_stake: str | None
+    approval_id: int | None
+    target: int | None
+    effective_date: NotRequired[str]  # a change the push creates an addition for: the billing date
+
+
+def outcome_records(df: pd.DataFrame) -> list[OutcomeRecord]:
+    """An outcomes frame's rows (its columns are frames.SCHEMAS["outcomes"]) as `OutcomeRecord`s."""
+    return cast("list[OutcomeRecord]", records(df))
+
+
+def quarantine_row(r: OutcomeRecord) -> QuarantineInput:
     org_ids = str(r.get("organization_ids") or "")
     single_org = int(org_ids) if org_ids.isdigit() else None
+    reason = r["reason_code"]
+    if reason is None:  # a held key always has one; the store would refuse the row without it
+        raise ValueError(f"{r['sync_key']}: a held key without a reason_code")
     return {
         "sync_key": r["sync_key"],
         "huntress_organization_id": single_org,
@@ -24,14 +64,14 @@ def quarantine_row(r: Mapping[str, Any]) -> dict[str, Any]:
         "cw_company_id": r.get("company_id"),
         "product": r.get("product"),
         "catalog_identifier": r.get("catalog_identifier"),  # a product may keep several items in step
-        "reason_code": r["reason_code"],
+        "reason_code": reason,
         "detail": r.get("detail"),
         "payload": {k: v for k, v in r.items() if k not in ("reason_code", "detail")},
         "amount_at_stake": amount_at_stake(r),
     }
 
 
-def amount_at_stake(r: Mapping[str, Any]) -> str | None:
+def amount_at_stake(r: OutcomeRecord) -> str | None:
     """A held key's amount at stake: reconcile's, or for a change the push could not make
     (changed_since_read, push_rejected) the monthly amount it would have moved."""
     if r.get("amount_at_stake") is not None:
@@ -44,7 +84,7 @@ def amount_at_stake(r: Mapping[str, Any]) -> str | None:
 MONEY_ACTIONS = ("updated", "created", "planned")
 
 
-def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
+def ledger_row(r: OutcomeRecord, action: str) -> LedgerInput:
     """A key's outcome (after the push: `action`) as its ledger row.
 
     The guard on the ledger's money (issue 20 §3): a row of MONEY_ACTIONS whose price is known never
@@ -80,7 +120,7 @@ def ledger_row(r: Mapping[str, Any], action: str) -> dict[str, Any]:
     }
 
 
-def _amount_moved(r: Mapping[str, Any], unit: Any, action: str) -> str | None:
+def _amount_moved(r: OutcomeRecord, unit: str | None, action: str) -> str | None:
     """unit × (new − previous) as Decimal text; a created addition's previous is 0."""
     new, old = money.amount(r.get("new_quantity")), money.amount(r.get("previous_quantity"))
     if old is None and (action == "created" or r.get("outcome") == "create"):
@@ -91,10 +131,11 @@ def _amount_moved(r: Mapping[str, Any], unit: Any, action: str) -> str | None:
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL."""
+    """Rows as dicts of plain Python values (NA → None), safe for JSON and SQL. Any frame's: the
+    record's type is its frame's (`outcome_records` for the outcomes)."""
     return [
-        {k: (None if is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
-        for row in cast("list[dict[str, Any]]", df.to_dict("records"))  # the columns are named by text
+        {str(k): (None if is_na(v) else (v.item() if hasattr(v, "item") else v)) for k, v in row.items()}
+        for row in df.to_dict("records")  # the columns are named by text: str() changes none
     ]
 
 

@@ -14,6 +14,14 @@ from .config import SettingsDict
 Mode = Literal["push", "dry_run", "report_only"]
 
 
+class Scope(TypedDict):
+    """The apply DAG's conf, checked (billing_sync.apply.parse_scope): what billing_runs.scope records."""
+
+    billing_date: str
+    companies: list[int]
+    organizations: list[int]
+
+
 class RunRef(TypedDict):
     tenant: str  # "default" in the single-tenant form; with run_id, names the billing run
     run_id: str
@@ -23,7 +31,7 @@ class RunRef(TypedDict):
     force_historical_push: bool
     invoice_id: int | None  # pinned by the invoice_id param; the chosen invoice's id once found
     # An apply's conf (billing_sync.apply; billing_runs.scope): absent or None for a full run.
-    scope: NotRequired[dict[str, Any] | None]
+    scope: NotRequired[Scope | None]
 
 
 class InvoiceSummary(TypedDict):

@@ -11,22 +11,26 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .. import errors, tenants
 from ..catalog import Products
 from ..names import CONTRACT_OUTCOMES, DAG_ID, REASON_CODES, REASON_HELP, reason_rank
+from ..results import FinishedRun, MoneyTotals, NewOrganization
 from ..runref import RunRef
 from ..runtime import report_page_url, review_url, run_url, task_url
 from .model import Message
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
 MAX_NEW_ORGANIZATIONS = 25  # new organizations one summary names; the rest are counted
 
 
-def failure_message(context: Mapping[str, Any]) -> Message:
+def failure_message(context: Context) -> Message:
     """A task failed for good (retries used up, or at once on a permanent error)."""
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or DAG_ID
@@ -69,7 +73,7 @@ def failure_message(context: Mapping[str, Any]) -> Message:
     )
 
 
-def attention_reasons(result: Mapping[str, Any]) -> list[str]:
+def attention_reasons(result: FinishedRun) -> list[str]:
     """Why a finished run needs a person: quarantined keys, held changes, totals that disagree."""
     counts, checks = result.get("counts") or {}, result.get("checks") or {}
     why = []
@@ -84,14 +88,14 @@ def attention_reasons(result: Mapping[str, Any]) -> list[str]:
     return why
 
 
-def new_organizations(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def new_organizations(result: FinishedRun) -> list[NewOrganization]:
     """The organizations record_run found new (`id`, `name`), from the run's checks."""
     new = (result.get("checks") or {}).get("new_organizations")
     return [o for o in new or () if isinstance(o, Mapping)]
 
 
 def summary_message(
-    ref: RunRef, result: Mapping[str, Any], task_id: str = "record_run", dag_id: str = DAG_ID
+    ref: RunRef, result: FinishedRun, task_id: str = "record_run", dag_id: str = DAG_ID
 ) -> Message | None:
     """The run's summary when something needs review or an organization is new; None when the run
     is clean. Leads with the money; names the new organizations (`MAX_NEW_ORGANIZATIONS` of them)."""
@@ -116,8 +120,8 @@ def summary_message(
     )
     sections = []
     # The money first, as the report leads with it (report.money_view's numbers and words).
-    partial: Mapping[str, Any] = ref  # tests and old callers pass a reference without its settings
-    money = _money_lines(checks.get("money"), (partial.get("settings") or {}).get("products"))
+    # Tests and old callers pass a reference without its settings.
+    money = _money_lines(checks.get("money"), (ref.get("settings") or {}).get("products"))
     if money:
         sections.append(("Money per month (units × unit price; ConnectWise after the push)", money))
     reasons = [(c, int(counts[c])) for c in REASON_CODES if counts.get(c)]
@@ -151,7 +155,7 @@ def summary_message(
     return Message(subject=subject, facts=facts, sections=tuple(sections), links=tuple(links))
 
 
-def _money_lines(recorded: Mapping[str, Any] | None, products: Products | None) -> tuple[str, ...]:
+def _money_lines(recorded: MoneyTotals | None, products: Products | None) -> tuple[str, ...]:
     """The run's money (`billing_runs.checks.money`) as sentences, in report.money_text's words."""
     if not recorded:
         return ()
@@ -182,7 +186,7 @@ def _new_heading(mode: str) -> str:
     return f"New organizations (on no recorded invoice; this {mode} run records none)"
 
 
-def _new_lines(new: list[Mapping[str, Any]]) -> tuple[str, ...]:
+def _new_lines(new: list[NewOrganization]) -> tuple[str, ...]:
     """`Name (#id)` per organization, at most MAX_NEW_ORGANIZATIONS, then how many more."""
     lines = [f"{o.get('name') or 'no name'} (#{o.get('id')})" for o in new[:MAX_NEW_ORGANIZATIONS]]
     if len(new) > MAX_NEW_ORGANIZATIONS:
@@ -203,7 +207,7 @@ def _tenant_fact(tenant: str) -> tuple[tuple[str, str], ...]:
     return () if tenant == tenants.DEFAULT_TENANT else (("Tenant", tenant),)
 
 
-def _billing_date(context: Mapping[str, Any]) -> str:
+def _billing_date(context: Context) -> str:
     """The DAG's billing date: the logical date in UTC, as `resolve` computes it."""
     when = context.get("logical_date")
     if when is None:

@@ -11,10 +11,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import BaseNotifier, Context
 
 from .. import tenants
 from ..names import DAG_ID, SLACK_CONN_ID, SMTP_CONN_ID
+from ..results import FinishedRun
 from ..runref import RunRef
 from .build import failure_message, summary_message
 from .model import Message
@@ -51,7 +52,7 @@ class BillingSyncNotifier(BaseNotifier):
         self.run = run  # (run id, tenant) of the billing run to report an undelivered alert on
         self.results: dict[str, str] = {}
 
-    def notify(self, context: Mapping[str, Any]) -> None:
+    def notify(self, context: Context) -> None:
         try:
             message = self.message or failure_message(context)
         except Exception as exc:  # a broken context must still produce an alert
@@ -64,7 +65,7 @@ class BillingSyncNotifier(BaseNotifier):
             report_on_run(self.run or _run_of(context), self.results)
 
 
-def _run_of(context: Mapping[str, Any]) -> tuple[str, str] | None:
+def _run_of(context: Context) -> tuple[str, str] | None:
     """(run id, tenant) of the task context's billing run, when it names one."""
     ti = context.get("ti") or context.get("task_instance")
     run_id = context.get("run_id") or getattr(ti, "run_id", None)
@@ -91,9 +92,7 @@ def report_on_run(run: tuple[str, str] | None, results: Mapping[str, str]) -> bo
         return False
 
 
-def notify_run_summary(
-    ref: RunRef, result: Mapping[str, Any], context: Mapping[str, Any] | None = None
-) -> dict[str, str]:
+def notify_run_summary(ref: RunRef, result: FinishedRun, context: Context | None = None) -> dict[str, str]:
     """From record_run: tell people when the run left something to review. Never raises."""
     try:
         ti = (context or {}).get("ti")
@@ -108,7 +107,7 @@ def notify_run_summary(
             return {}
         run = (str(ref["run_id"]), str(ref.get("tenant") or tenants.DEFAULT_TENANT))
         notifier = BillingSyncNotifier(message, run=run)
-        notifier.notify(dict(context or {}))
+        notifier.notify(context.copy() if context else Context())
         return notifier.results
     except Exception:
         log.exception("the run summary notification failed")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -109,7 +109,7 @@ def _extra(conn: Any) -> dict[str, Any]:
 def dispatch(
     message: Message,
     media: Media,
-    context: Mapping[str, Any] | None = None,
+    context: Context | None = None,
     smtp_conn_id: str = SMTP_CONN_ID,
     slack_conn_id: str = SLACK_CONN_ID,
 ) -> dict[str, str]:

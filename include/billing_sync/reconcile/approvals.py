@@ -27,8 +27,8 @@ Decisions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NotRequired, TypedDict
 
 import pandas as pd
 
@@ -43,6 +43,34 @@ HELD_REASON = {"change": "change_exceeds_limit", "create_addition": "no_live_add
 APPROVED_OUTCOME = {"change": "change", "create_addition": "create"}
 
 
+class Approval(TypedDict):
+    """What matching reads of an approval (store.records.ApprovalRow, the same types)."""
+
+    id: int
+    sync_key: str
+    kind: str  # change | create_addition
+    cw_company_id: int
+    product: str
+    addition_id: int | None
+    agreement_id: int | None
+    from_quantity: float | None
+    to_quantity: float
+    approved_by: str
+    approved_at: datetime
+
+
+class Proposal(TypedDict):
+    """What a person may approve for a held key, as store.add_approval takes it."""
+
+    cw_company_id: int
+    product: str
+    to_quantity: int
+    kind: str  # change | create_addition
+    addition_id: NotRequired[int]
+    agreement_id: NotRequired[int | None]
+    from_quantity: NotRequired[float]
+
+
 def aimed_quantity(record: Mapping[str, Any] | pd.Series) -> int | None:
     """The quantity the run aims for on a key (an outcome row, or a quarantine row's payload): what
     an approval's `to_quantity` must equal. None when the run has no usable count."""
@@ -54,14 +82,19 @@ def aimed_quantity(record: Mapping[str, Any] | pd.Series) -> int | None:
     return None if _missing(value) else int(value)
 
 
-def proposal(record: Mapping[str, Any], reason_code: str) -> dict[str, Any] | None:
+def proposal(record: Mapping[str, Any], reason_code: str) -> Proposal | None:
     """What a person may approve for a held key (an outcome row or a quarantine row's payload), as
     `store.add_approval` takes it, or None when the row offers nothing to approve."""
     to = aimed_quantity(record)
     company: Any = record.get("company_id")
     if to is None or _missing(company) or _missing(record.get("product")):
         return None
-    base = {"cw_company_id": int(company), "product": str(record["product"]), "to_quantity": to}
+    base: Proposal = {
+        "cw_company_id": int(company),
+        "product": str(record["product"]),
+        "to_quantity": to,
+        "kind": "create_addition",
+    }
     if reason_code == "change_exceeds_limit":
         addition: Any = record.get("addition_id")
         agreement: Any = record.get("agreement_id")
@@ -102,7 +135,7 @@ def live_agreements(
 
 def apply_approvals(
     outcomes: pd.DataFrame,
-    approvals: Iterable[Mapping[str, Any]],
+    approvals: Iterable[Approval],
     agreements: pd.DataFrame,
     billing_date: date,
     agreement_types: Sequence[str] = (),
@@ -131,7 +164,7 @@ def apply_approvals(
         out.at[i, "new_quantity"] = to
         out.at[i, "approval_id"] = int(approval["id"])
         if kind == "create_addition":
-            out.at[i, "agreement_id"] = int(approval["agreement_id"])
+            out.at[i, "agreement_id"] = _given(approval["agreement_id"])
         _price_released(out, i)
         out.at[i, "detail"] = _detail(approval)
     return out, stale
@@ -161,7 +194,7 @@ def _price_released(out: pd.DataFrame, i: Any) -> None:
 
 def _matches(
     row: pd.Series,
-    approval: Mapping[str, Any],
+    approval: Approval,
     agreements: pd.DataFrame,
     billing_date: date,
     agreement_types: Sequence[str],
@@ -181,21 +214,28 @@ def _matches(
             row["previous_quantity"], approval["from_quantity"]
         )
     fits = live_agreements(agreements, int(approval["cw_company_id"]), billing_date, agreement_types)
-    return not _missing(approval["agreement_id"]) and int(approval["agreement_id"]) in set(
-        fits["agreement_id"].dropna().astype(int)
-    )
+    agreement_id = approval["agreement_id"]
+    return agreement_id is not None and agreement_id in set(fits["agreement_id"].dropna().astype(int))
 
 
-def _detail(approval: Mapping[str, Any]) -> str:
+def _detail(approval: Approval) -> str:
     who = _text(approval.get("approved_by"), quote=False)
     when = approval.get("approved_at")
     on = f" on {when:%Y-%m-%d %H:%M} UTC" if hasattr(when, "strftime") else ""
     to = _qty(approval["to_quantity"])
     if approval["kind"] == "create_addition":
-        what = f"new addition of {to} on agreement {int(approval['agreement_id'])}"
+        what = f"new addition of {to} on agreement {_given(approval['agreement_id'])}"
     else:
         what = f"{_qty(approval['from_quantity'])} → {to}"
     return f"{what}: approved by {who}{on} (approval {int(approval['id'])})"
+
+
+def _given(agreement_id: int | None) -> int:
+    """The agreement of a `create_addition` approval, which always names one; TypeError, as
+    int(None) raises, when it does not."""
+    if agreement_id is None:
+        raise TypeError("a create_addition approval without its agreement_id")
+    return int(agreement_id)
 
 
 def _same(value: Any, target: Any) -> bool:

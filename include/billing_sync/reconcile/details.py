@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,7 @@ from billing_sync.catalog import lines
 from billing_sync.config import Settings
 from billing_sync.names import REASON_CODES
 
-from .live import _why_not_live
+from .live import AdditionRecord, _why_not_live
 from .matching import LOOSELY
 from .text import _qty, _text
 
@@ -60,7 +59,7 @@ def _describe(
         )
     held = np.flatnonzero(out["outcome"].to_numpy(dtype=object) == "quarantined")
     if len(held):
-        records = _records(out.iloc[held][_DETAIL_COLUMNS])
+        records = cast("list[_HeldKey]", _records(out.iloc[held][_DETAIL_COLUMNS]))
         ctx = _Context(records, rows, live, adds, matches, comps, settings, billing_date)
         detail[held] = [ctx.detail(k) for k in records]
     if "override" in out.columns:
@@ -125,12 +124,52 @@ _ROW_COLUMNS = [
 _ADDITION_COLUMNS = [*frames.SCHEMAS["additions"], "product", "catalog_identifier"]
 
 
+class _HeldKey(TypedDict):
+    """A quarantined key's `_DETAIL_COLUMNS` as its cells (NA stays pd.NA)."""
+
+    sync_key: str
+    kind: Any
+    reason_code: str
+    product: Any
+    label: Any
+    catalog_identifier: Any
+    company_id: Any
+    organization_id: Any
+    organization_names: Any
+    quantity: Any
+    huntress_quantity: Any
+    previous_quantity: Any
+    n_live: Any
+    addition_issue: Any
+    n_invalid: Any
+    n_absent: Any
+    target: Any
+
+
+class _UsageRow(TypedDict):
+    """A usage row's `_ROW_COLUMNS` as its cells (NA stays pd.NA)."""
+
+    sync_key: str
+    no_org: Any
+    line_id: Any
+    organization_id: Any
+    org_name: Any
+    product: Any
+    copies: Any
+    quantity: Any
+    raw_quantity: Any
+    has_issue: Any
+    issue: Any
+    invalid: Any
+    absent: Any
+
+
 class _Context:
     """Lookups for the detail text of quarantined keys, restricted to those keys."""
 
     def __init__(
         self,
-        held: list[dict[str, Any]],
+        held: list[_HeldKey],
         rows: pd.DataFrame,
         live: pd.DataFrame,
         adds: pd.DataFrame,
@@ -144,7 +183,7 @@ class _Context:
         bad = rows[(rows["invalid"] | rows["absent"]) & rows["sync_key"].isin(keys)]
         self.problems: dict[str, list[str]] = {}  # invalid rows
         self.absent: dict[str, list[str]] = {}  # rows absent or null on the line, valid by themselves
-        for r in _records(bad[_ROW_COLUMNS]):
+        for r in cast("list[_UsageRow]", _records(bad[_ROW_COLUMNS])):
             (self.problems if r["invalid"] else self.absent).setdefault(r["sync_key"], []).append(
                 _row_problem(r)
             )
@@ -169,7 +208,7 @@ class _Context:
             .to_dict()
         )
 
-    def detail(self, k: Mapping[str, Any]) -> str:
+    def detail(self, k: _HeldKey) -> str:
         code = k["reason_code"]
         catalog = str(k["catalog_identifier"])
         if code in ("unmapped_organization", "ambiguous_company_match"):
@@ -188,7 +227,7 @@ class _Context:
             return _guard_text(k["label"], k["previous_quantity"], k["target"], self.settings)
         return REASON_CODES[code]
 
-    def _organization_detail(self, k: Mapping[str, Any]) -> str:
+    def _organization_detail(self, k: _HeldKey) -> str:
         """unmapped_organization / ambiguous_company_match: the match's words (and candidates)."""
         org = k["organization_id"]
         problems = "; ".join(self.problems.get(k["sync_key"], []))
@@ -200,7 +239,7 @@ class _Context:
         usage = f"usage also invalid: {problems}" if problems else f"{k['product']} usage {k['quantity']}"
         return f"{text}; {usage}"
 
-    def _invalid_usage_detail(self, k: Mapping[str, Any], catalog: str) -> str:
+    def _invalid_usage_detail(self, k: _HeldKey, catalog: str) -> str:
         if k["kind"] == "missing_product":
             return (
                 f"organizations {self.orgs_of.get(k['company_id'])} of this company are on the invoice but carry no "
@@ -214,7 +253,7 @@ class _Context:
             )
         return text
 
-    def _no_live_detail(self, k: Mapping[str, Any], catalog: str) -> str:
+    def _no_live_detail(self, k: _HeldKey, catalog: str) -> str:
         product = k["product"]
         text = f"{_qty(k['huntress_quantity'])} {product} units on the invoice, no live {catalog} addition"
         others = self.all.get((k["company_id"], k["catalog_identifier"]), [])
@@ -226,7 +265,7 @@ class _Context:
             )
         return text
 
-    def _invalid_addition_detail(self, k: Mapping[str, Any]) -> str:
+    def _invalid_addition_detail(self, k: _HeldKey) -> str:
         old = k["previous_quantity"]
         why = []
         if pd.isna(old) or old < 0 or not float(old).is_integer():
@@ -238,7 +277,7 @@ class _Context:
             f"({k['product']} usage {_text(k['huntress_quantity'], quote=False)})"
         )
 
-    def listing(self, k: Mapping[str, Any]) -> str:
+    def listing(self, k: _HeldKey) -> str:
         return ", ".join(
             f"addition {a['addition_id']} on agreement {a['agreement_id']} {_text(a['agreement_name'])} "
             f"(quantity {_qty(a['quantity'])})"
@@ -247,13 +286,14 @@ class _Context:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as dicts, much faster than DataFrame.to_dict for extension dtypes (NA stays pd.NA)."""
+    """Rows as dicts, much faster than DataFrame.to_dict for extension dtypes (NA stays pd.NA). Any
+    frame's: its callers name the record (`_HeldKey`, `_UsageRow`, `AdditionRecord`)."""
     columns = list(df.columns)
     arrays = [df[c].to_numpy(dtype=object) for c in columns]
     return [dict(zip(columns, values, strict=True)) for values in zip(*arrays, strict=True)]
 
 
-def _pairs(held: list[dict[str, Any]], codes: tuple[str, ...]) -> pd.DataFrame:
+def _pairs(held: list[_HeldKey], codes: tuple[str, ...]) -> pd.DataFrame:
     """(company_id, product, catalog_identifier) of the held company keys with one of `codes`."""
     pairs = [
         (k["company_id"], k["product"], k["catalog_identifier"])
@@ -265,15 +305,16 @@ def _pairs(held: list[dict[str, Any]], codes: tuple[str, ...]) -> pd.DataFrame:
     )
 
 
-def _group(additions: pd.DataFrame) -> dict[tuple[int, str], list[dict[str, Any]]]:
+def _group(additions: pd.DataFrame) -> dict[tuple[int, str], list[AdditionRecord]]:
     """Additions by (company, catalog identifier): what one key lists."""
-    grouped: dict[tuple[int, str], list[dict[str, Any]]] = {}
-    for a in _records(additions.sort_values("addition_id")[_ADDITION_COLUMNS]):
+    grouped: dict[tuple[int, str], list[AdditionRecord]] = {}
+    records = cast("list[AdditionRecord]", _records(additions.sort_values("addition_id")[_ADDITION_COLUMNS]))
+    for a in records:
         grouped.setdefault((a["company_id"], a["catalog_identifier"]), []).append(a)
     return grouped
 
 
-def _row_problem(r: Mapping[str, Any]) -> str:
+def _row_problem(r: _UsageRow) -> str:
     """Which org, the raw value, and why a usage row is invalid."""
     who = (
         f"line {_text(r['line_id'], quote=False)} has no organization id"

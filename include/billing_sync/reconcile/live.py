@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -112,7 +112,32 @@ def live_additions(
     return additions.loc[live_mask(additions, billing_date, agreement_types)]
 
 
-def _why_not_live(row: Mapping[str, Any], billing_date: date, agreement_types: Sequence[str]) -> str:
+class AdditionRecord(TypedDict):
+    """One row of the additions frame (frames.SCHEMAS["additions"], with the key's `product` and
+    `catalog_identifier`) as its cells: NA stays pd.NA, so each cell reads as what pandas holds."""
+
+    addition_id: Any
+    agreement_id: Any
+    company_id: Any
+    agreement_name: Any
+    agreement_type: Any
+    agreement_status: Any
+    agreement_cancelled: Any
+    agreement_start_date: Any
+    agreement_end_date: Any
+    product_identifier: Any
+    quantity: Any
+    unit_price: Any
+    effective_date: Any
+    cancelled_date: Any
+    addition_status: Any
+    unreadable_dates: Any
+    issue: Any
+    product: Any
+    catalog_identifier: Any
+
+
+def _why_not_live(row: AdditionRecord, billing_date: date, agreement_types: Sequence[str]) -> str:
     """Plain-language reasons an addition is not live (for the detail of `no_live_addition`): the
     conditions of `live_mask` its row fails, in the rule's own reading."""
     one = frames.conform(pd.DataFrame([dict(row)]), "additions")

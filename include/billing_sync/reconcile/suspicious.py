@@ -1,5 +1,7 @@
-"""Suspicious matches: key matches whose names share nothing, companies several organizations map to,
-and an unmapped organization named like a company whose additions went missing from the invoice.
+"""Suspicious matches: names that share nothing, shared companies, missing additions.
+
+Key matches whose names share nothing, companies several organizations map to, and an unmapped
+organization named like a company whose additions went missing from the invoice.
 
 Pure functions on the frames of `matching` (issue 20 §3): `match_organizations`' matches, the
 organizations and companies frames, and the companies with open `missing_from_invoice` rows. Each

@@ -11,7 +11,7 @@ Pure functions on frames and rows the caller read (steps reads them from the run
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from typing import TypedDict, cast
 
 import pandas as pd
 
@@ -26,14 +26,29 @@ TO_PUSH = ("change", "create")  # outcomes the push acts on: a quantity to write
 PUSH_REASONS = ("changed_since_read", "push_rejected")  # the reasons the push itself quarantines with
 
 
+class Recorded(TypedDict):
+    """What after_push reads of a ledger row (store.records.LedgerRow)."""
+
+    sync_key: str
+    action: str
+
+
+class Quarantined(TypedDict):
+    """What after_push reads of a quarantine row (store.records.QuarantineRow)."""
+
+    sync_key: str
+    reason_code: str
+    detail: str | None
+
+
 def after_push(
-    outcomes: pd.DataFrame, ledger: Iterable[Mapping[str, Any]], quarantine: Iterable[Mapping[str, Any]]
+    outcomes: pd.DataFrame, ledger: Iterable[Recorded], quarantine: Iterable[Quarantined]
 ) -> pd.DataFrame:
     """Outcomes after the push: `change` becomes updated / planned / quarantined (with reason).
 
     `ledger`: the run's ledger rows; `quarantine`: its quarantine rows (open or not). Raises
     RuntimeError for a change with no recorded result (the push did not finish)."""
-    recorded = {r["sync_key"]: r for r in ledger}
+    recorded = {r["sync_key"]: r["action"] for r in ledger}
     # What the push quarantined: its own reasons, and the held reason an approval that did not
     # apply leaves its key in (push-time reasons first, when a key has both).
     failed = {
@@ -45,7 +60,7 @@ def after_push(
     approved = out["approval_id"].notna()
     for i in out.index[out["outcome"].isin(TO_PUSH)]:
         key = cast(str, out.at[i, "sync_key"])  # a "string" column (frames.SCHEMAS)
-        action = recorded.get(key, {}).get("action")
+        action = recorded.get(key)
         if action in ("updated", "planned", "created"):
             out.at[i, "outcome"] = action
         elif action == "failed" and key not in failed and approved[i]:
