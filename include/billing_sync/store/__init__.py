@@ -94,7 +94,6 @@ from .records import (
     QuarantineRow,
     RunAlerts,
     RunRecord,
-    RunScope,
 )
 from .run_records import RunNotFound, add_run_checks, finish_run, get_run, list_runs, start_run
 from .schema import (
@@ -151,7 +150,6 @@ __all__ = [
     "RunNotFound",
     "RunAlerts",
     "RunRecord",
-    "RunScope",
     "RunStore",
     "SchemaVersionError",
     "TenantStore",

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from ..config import SettingsDict
 from ..results import HeldTotals, NewOrganization, RecordedChecks
 from ..run_rows import LedgerInput, QuarantineInput
+from ..runref import Scope
 from .approval_rows import get_approval
 from .first_sightings import new_organizations, record_organizations_seen
 from .ledger import changes_for_run, record_changes
@@ -39,7 +40,7 @@ from .quarantine_rows import (
     resolve_synced,
     upsert_quarantine,
 )
-from .records import ApprovalRow, LedgerRow, QuarantineRow, RunRecord, RunScope
+from .records import ApprovalRow, LedgerRow, QuarantineRow, RunRecord
 from .run_records import finish_run, get_run, start_run
 from .staging import read_frame, write_frame
 from .values import _as_date, _tenant_id, _text
@@ -90,7 +91,7 @@ class RunStore:
         invoice_id: int | None,
         mode: str,
         settings: SettingsDict,
-        scope: RunScope | None = None,
+        scope: Scope | None = None,
     ) -> None:
         start_run(
             self.engine,

@@ -15,14 +15,7 @@ from typing import Any, TypedDict
 
 from ..config import SettingsDict
 from ..results import RecordedChecks
-
-
-class RunScope(TypedDict):
-    """A scoped run's `billing_runs.scope` (docs/contract.md §4): the apply DAG's conf, checked."""
-
-    billing_date: str
-    companies: list[int]
-    organizations: list[int]
+from ..runref import Scope
 
 
 class RunRecord(TypedDict):
@@ -42,7 +35,7 @@ class RunRecord(TypedDict):
     checks: RecordedChecks | None
     report_path: str | None
     settings: SettingsDict | None
-    scope: RunScope | None  # None for a full run of the billing date
+    scope: Scope | None  # an apply's conf (docs/contract.md §4); None for a full run of the billing date
 
 
 class RunAlerts(TypedDict):

@@ -11,8 +11,9 @@ from sqlalchemy.engine import Engine
 
 from ..config import SettingsDict
 from ..results import RecordedChecks
+from ..runref import Scope
 from .database import _reading, _writing
-from .records import RunAlerts, RunRecord, RunScope
+from .records import RunAlerts, RunRecord
 from .schema import MODES, runs
 from .values import _as_date, _clean, _now, _row, _rows, _tenant_id, _upsert
 
@@ -30,7 +31,7 @@ def start_run(
     settings: SettingsDict,
     *,
     tenant: str,
-    scope: RunScope | None = None,
+    scope: Scope | None = None,
 ) -> None:
     """Record a run as running. Starting the same run_id again (a retried task, a cleared run)
     restarts its record: started_at now, and the previous attempt's results cleared.
