@@ -1,10 +1,9 @@
-"""The rows a run hands the billing database to write, as types: a held key's quarantine row and a
-key's ledger row.
+"""The rows a run hands the billing database to write, as types: quarantine and ledger rows.
 
-`rows` builds them from reconcile's outcomes, `store` takes them (`upsert_quarantine`,
-`record_changes`) and checks every value again before it writes: a value from a frame may still be a
-numpy scalar or NA, which the store cleans. Below both, so each may import it; imports nothing of ours.
-The rows the store hands back are `store.records`.
+A held key's quarantine row and a key's ledger row: `rows` builds them from reconcile's outcomes,
+`store` takes them (`upsert_quarantine`, `record_changes`) and checks every value again before it
+writes: a value from a frame may still be a numpy scalar or NA, which the store cleans. Below both, so
+each may import it; imports nothing of ours. The rows the store hands back are `store.records`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The billing database: quarantine, ledger, runs, organization map, approvals, overrides, per-run
-staging of frames, and the API accounts' recent calls.
+"""The billing database's public face: the store functions and the rows' types, from their modules.
+
+The billing database holds the quarantine, ledger, runs, organization map, approvals, overrides,
+per-run staging of frames, and the API accounts' recent calls.
 
 SQLAlchemy Core only, and the same on SQLite and PostgreSQL. Nothing here imports Airflow: the DAG
 resolves the URL (`runtime.database_url()`: connection `billing_sync_db`, else

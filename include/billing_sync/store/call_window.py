@@ -1,5 +1,7 @@
-"""The shared rate-limit window (`billing_api_calls`): the request starts of an API account within
-its window, shared by every task of the account whatever its tenant (docs/contract.md §1 Tenants, §4).
+"""The shared rate-limit window (`billing_api_calls`) of an API account.
+
+The request starts of an API account within its window, shared by every task of the account whatever
+its tenant (docs/contract.md §1 Tenants, §4).
 
 A task reads them before its first request (`recent_api_calls`) and merges its own in when it is
 done (`record_api_calls`). The merge is a union, not a sum: a start the record holds already (a task

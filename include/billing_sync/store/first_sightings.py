@@ -1,5 +1,6 @@
-"""New organizations (`billing_organizations_seen`): the organizations push runs found on their
-invoices, once per tenant, and which organizations of a run's invoice are new (docs/contract.md §4).
+"""New organizations (`billing_organizations_seen`): which organizations of a run's invoice are new.
+
+The organizations push runs found on their invoices are recorded once per tenant (docs/contract.md §4).
 
 An organization is *new in a run* when it is on the run's invoice (its staged usage lines) and no
 other run recorded it: it has no row yet, or its row's `first_run_id` is this very run (a retried

@@ -1,5 +1,7 @@
-"""The quarantine: at most one open row per tenant, billing date, key and reason, and the reviewers'
-decisions."""
+"""The quarantine (`billing_quarantine`): open rows and reviewers' decisions.
+
+At most one open row per tenant, billing date, key and reason.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The rows the billing database hands out, one TypedDict per table, with the columns as the newest
-schema revision leaves them (`schema`; tests/sync/store/test_records.py holds them equal).
+"""The rows the billing database hands out, one TypedDict per table.
+
+Each record has the columns as the newest schema revision leaves them (`schema`;
+tests/sync/store/test_records.py holds them equal).
 
 Timestamps are timezone-aware UTC, money columns `Decimal`, JSON columns decoded. A row comes out of
 `values._rows` / `values._row`, which read the result as the record its caller names: the database is

@@ -1,5 +1,7 @@
-"""The run records (`billing_runs`): one per tenant and DAG run, restarted by a retry, closed with its
-counts. Keyed by (tenant, run_id): every tenant's DAG has the same run ids."""
+"""The run records (`billing_runs`): one per tenant and DAG run, restarted by a retry, closed with its counts.
+
+Keyed by (tenant, run_id): every tenant's DAG has the same run ids.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Per-run staging of frames: each extract writes its frame keyed by tenant and run id, later tasks
-read it back. Airflow gives every tenant's DAG the same run ids (`scheduled__<date>`), so a run id
-alone names no run."""
+"""Per-run staging of frames, keyed by tenant and run id.
+
+Each extract writes its frame, later tasks read it back. Airflow gives every tenant's DAG the same run
+ids (`scheduled__<date>`), so a run id alone names no run.
+"""
 
 from __future__ import annotations
 
