@@ -29,10 +29,9 @@ from .approving import apply_approvals
 from .catalog import Products, lines
 from .catalog import identifiers as catalog_identifiers
 from .config import Settings, load_settings
-from .connectwise import ConnectWiseClient
 from .errors import ConfigError, NoInvoiceError
-from .huntress import HuntressClient
 from .runref import InvoicedRunRef, RunRef
+from .sources import ConnectWiseSource, HuntressSource
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +158,8 @@ def run(
     variable: Any,
     *,
     tenant: str,
-    huntress: HuntressClient,
-    connectwise: Callable[[], ConnectWiseClient],
+    huntress: HuntressSource,
+    connectwise: Callable[[], ConnectWiseSource],
 ) -> dict[str, Any]:
     """The whole apply; `connectwise` builds the client only when a company is involved."""
     scope = parse_scope(conf)
@@ -181,7 +180,7 @@ def run(
     first = _reconcile(base, staged_companies, frames.empty("additions"), None, None, settings, billing_date)
     companies, organizations = involved(first, scope)
 
-    cw: ConnectWiseClient | None = None
+    cw: ConnectWiseSource | None = None
     agreements: dict[int, dict[str, Any]] = {}
     additions: list[dict[str, Any]] = []
     catalog: list[dict[str, Any]] = []

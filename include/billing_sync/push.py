@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .connectwise import CONNECTWISE_RETRYABLE, ConnectWiseClient
+from .connectwise import CONNECTWISE_RETRYABLE
 from .errors import ApiError
 from .frames import additions_frame
 from .reconcile.live import live_mask
 from .scrub import cut
+from .sources import ConnectWiseSource
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class PushResult:
     addition_id: int | None = None  # created: the new addition's id
 
 
-def push_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult:
+def push_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResult:
     key, old, new = change["sync_key"], float(change["previous_quantity"]), int(change["new_quantity"])
     agreement_id, addition_id = int(change["agreement_id"]), int(change["addition_id"])
     try:
@@ -91,7 +92,7 @@ def refused_by_role(level: str, agreement_id: int, exc: ApiError) -> str:
     )
 
 
-def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], exc: ApiError) -> PushResult:
+def _settle_failed_write(client: ConnectWiseSource, change: Mapping[str, Any], exc: ApiError) -> PushResult:
     """A write without a usable answer (a body that is not JSON, retries used up) may still have
     happened: a re-read settles it, so the ledger says what ConnectWise holds."""
     key, new = change["sync_key"], int(change["new_quantity"])
@@ -114,7 +115,7 @@ def _settle_failed_write(client: ConnectWiseClient, change: Mapping[str, Any], e
 CREATE_ATTEMPTS = 3  # POSTs of one new addition at most, each after a read that found none
 
 
-def create_one(client: ConnectWiseClient, change: Mapping[str, Any]) -> PushResult:
+def create_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResult:
     """Create an approved new addition (`new_quantity` of `catalog_identifier` on `agreement_id`,
     effective `effective_date`), at most once.
 
@@ -238,7 +239,7 @@ def _id(value: Any) -> int | None:
 
 
 def push_changes(
-    client: ConnectWiseClient,
+    client: ConnectWiseSource,
     changes: Iterable[Mapping[str, Any]],
     on_result: Callable[[Mapping[str, Any], PushResult], None],
 ) -> list[PushResult]:

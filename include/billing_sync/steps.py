@@ -22,12 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import catalog, checks, csvfile, frames, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, resolver, settle_approval
 from .config import Settings, load_settings
-from .connectwise import ConnectWiseClient
 from .decided_by import decided_by
 from .errors import ApiError, NoInvoiceError
 from .huntress import (
     STANDING_STATUSES,
-    HuntressClient,
     created_date,
     newest_invoice_date,
     select_invoice,
@@ -41,6 +39,7 @@ from .rows import ledger_row, quarantine_row
 from .rows import records as _records
 from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
 from .scrub import cut
+from .sources import ConnectWiseSource, HuntressSource
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ def settings_of(ref: RunRef) -> Settings:
 
 
 @contextmanager
-def _huntress_window(eng: Engine, huntress: HuntressClient) -> Iterator[None]:
+def _huntress_window(eng: Engine, huntress: HuntressSource) -> Iterator[None]:
     """Requests made in the block share the Huntress account's rate-limit window with every other
     task of the account (docs/contract.md §1 Tenants): the client's limiter starts from the request
     starts its earlier tasks recorded, whatever their tenant or run, and its own are merged into
@@ -127,7 +126,7 @@ def resolve(
 
 
 # -- 2. wait for the invoice ---------------------------------------------------------------------
-def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> InvoicedRunRef | None:
+def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressSource) -> InvoicedRunRef | None:
     """The run reference completed with its invoice, or None while the invoice is not out yet.
 
     Raises NoInvoiceError (a permanent error) when no invoice will ever bill the date; its subclass
@@ -190,7 +189,7 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressClient) -> Invoiced
 
 
 # -- 3. extract ----------------------------------------------------------------------------------
-def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient) -> dict[str, Any]:
+def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressSource) -> dict[str, Any]:
     settings = settings_of(ref)
     invoice_id = ref["invoice_id"]
     assert invoice_id is not None  # find_invoice sets it to the chosen invoice's integer id
@@ -219,7 +218,7 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressClient)
     }
 
 
-def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseClient) -> dict[str, Any]:
+def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseSource) -> dict[str, Any]:
     settings = settings_of(ref)
     identifiers = catalog.identifiers(settings.products)
     companies = cw.companies()
@@ -350,7 +349,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef, within: Iterable[str] | None = 
     return [PushBatch(batch=i, batches=n_batches) for i in range(n_batches)]
 
 
-def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseClient) -> dict[str, int]:
+def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseSource) -> dict[str, int]:
     run_id, db = ref["run_id"], run_store(eng, ref)
     outcomes = db.read_frame("outcomes")
     changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
