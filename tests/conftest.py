@@ -58,11 +58,9 @@ PLACE_MARKERS: dict[str, tuple[str, ...]] = {
     "ui/test_month_close.py": ("e2e", "integration"),  # a month closed at the desk: DAG runs, Chromium
     "test_packaging.py": ("integration",),  # builds the wheels with pip
     "test_airflow_local.py": ("integration",),  # `make airflow`'s process trees, stopped by signals
-    # whole billing runs, every step against a sandbox, several per test (about a minute together)
+    # whole billing runs, every step against a sandbox over HTTP, several per test; the runs that are
+    # about their data (money, new organizations, overrides) are served in memory and stay fast
     "sync/test_approvals_run.py": ("integration",),
-    "sync/test_approvals_money.py": ("integration",),
-    "sync/test_new_organizations_run.py": ("integration",),
-    "sync/test_overrides_money_run.py": ("integration",),
 }
 
 # Tests that assert on time, import cost or scale, or wait out real rate-limit windows, by name (they

@@ -15,13 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 import sqlalchemy as sa
 
 from billing_sandbox.connections import airflow_connections
+
+if TYPE_CHECKING:
+    from billing_sandbox.memory import MemorySources
 
 BILLING_DATE = "2026-11-01"
 SCENARIO_TIMEOUT_S = 30
@@ -88,8 +91,12 @@ def run_steps(
     params: Mapping[str, Any] | None = None,
     before: Mapping[str, Hook] | None = None,
     stop_before: str | None = None,
+    sources: MemorySources | None = None,
 ) -> StepsRun:
     """One run through every step; stops at the first exception (what a failing task would raise).
+
+    `sources`: the scenario served in memory (billing_sandbox.memory) instead of clients built from
+    the connections, for tests about the run's data rather than the wire.
 
     `before[step](ref)` runs just before that step: the place to edit ConnectWise "between reads".
     `stop_before="push"` leaves the run where the push tasks would take over.
@@ -97,13 +104,19 @@ def run_steps(
     from billing_sync import steps
     from billing_sync.connectwise import ConnectWiseClient
     from billing_sync.huntress import HuntressClient
+    from billing_sync.sources import ConnectWiseSource, HuntressSource
 
     run = StepsRun()
     hooks = dict(before or {})
 
     extracted: dict[str, Any] = {}
 
-    def cw(ref: Mapping[str, Any]) -> ConnectWiseClient:
+    def huntress() -> HuntressSource:
+        return HuntressClient.from_connection() if sources is None else sources.huntress
+
+    def cw(ref: Mapping[str, Any]) -> ConnectWiseSource:
+        if sources is not None:
+            return sources.connectwise
         # As the DAG's push tasks: the codebase extract_connectwise discovered, not a new discovery.
         return ConnectWiseClient.from_connection(
             concurrency=ref["settings"]["connectwise_concurrency"], codebase=extracted.get("codebase")
@@ -127,16 +140,14 @@ def run_steps(
             ),
         )
         run.failed_step = "find_invoice"
-        found = step(
-            "find_invoice", lambda: steps.find_invoice(eng, run.ref, HuntressClient.from_connection())
-        )
+        found = step("find_invoice", lambda: steps.find_invoice(eng, run.ref, huntress()))
         if found is None:
             raise LookupError("no invoice for the billing date yet (the sensor would keep waiting)")
         run.ref = found
         for name, fn in (
             (
                 "extract_huntress",
-                lambda: steps.extract_huntress(eng, run.ref, HuntressClient.from_connection()),
+                lambda: steps.extract_huntress(eng, run.ref, huntress()),
             ),
             (
                 "extract_connectwise",

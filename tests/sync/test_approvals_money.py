@@ -5,24 +5,35 @@ or wrote counts in what it recovered."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from billing_sandbox.memory import MemorySources
 from billing_sync import store
-from tests.sync.test_approvals_run import (  # noqa: F401 (the fixtures)
+from tests.helpers.approvals_month import (
     HELD,
     MISSING,
     approve_change,
     approve_creation,
     ledger,
-    run,
-    sb,
+    run_in_memory,
+    scenario,
 )
 
 
-def test_an_approved_addition_carries_its_money(sb: Any, eng: Any) -> None:  # noqa: F811
-    run(eng, "r1")
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MemorySources:
+    """The approvals month served in memory: these tests are about the run's data, not the wire."""
+    monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
+    return MemorySources(scenario())
+
+
+def test_an_approved_addition_carries_its_money(sb: Any, eng: Any) -> None:
+    run_in_memory(sb, eng, "r1")
     approve_creation(eng)
-    run(eng, "r2")
+    run_in_memory(sb, eng, "r2")
     row = ledger(eng, "r2")[MISSING]
     assert row["action"] == "created"
     assert (row["unit_price"], row["monthly_amount_delta"]) == (Decimal("4.5"), Decimal("54"))  # 4.5 × 12
@@ -30,14 +41,14 @@ def test_an_approved_addition_carries_its_money(sb: Any, eng: Any) -> None:  # n
     assert Decimal(money["products"]["edr"]["recovered"]) == Decimal("54")
 
 
-def test_every_written_row_carries_its_monthly_amount(sb: Any, eng: Any) -> None:  # noqa: F811
+def test_every_written_row_carries_its_monthly_amount(sb: Any, eng: Any) -> None:
     """Issue 20 §3: an approved change was written with `monthly_amount_delta` NULL, so the run's
     `recovered` left it out. A run with an approved change (40 → 5) and an approved new addition
     (12): every updated/created row has unit price × (new − previous) (previous 0 for a creation),
     and the run's money is their sum."""
-    run(eng, "r1")
+    run_in_memory(sb, eng, "r1")
     change, creation = approve_change(eng), approve_creation(eng)
-    run(eng, "r2")
+    run_in_memory(sb, eng, "r2")
     rows = ledger(eng, "r2")
     assert (rows[HELD]["action"], rows[HELD]["approval_id"]) == ("updated", change["id"])
     assert (rows[MISSING]["action"], rows[MISSING]["approval_id"]) == ("created", creation["id"])

@@ -1,5 +1,5 @@
-"""A product kept in step on a billable and an informational catalog item, end to end against the
-sandbox (issue 21 §2; docs/contract.md, Variable `products`): a run of the steps, then an apply of
+"""A product kept in step on a billable and an informational catalog item, end to end on the
+sandbox's data served in memory (issue 21 §2; docs/contract.md, Variable `products`): a run of the steps, then an apply of
 the desk, and every addition ends at the invoice's count, each with its own ledger row, outcome,
 quarantine row and totals, and the informational item (price 0) coming to 0 in the money."""
 
@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
+from billing_sandbox.memory import MemorySources
 from billing_sync import apply, report, store
-from billing_sync.connectwise import ConnectWiseClient
-from billing_sync.huntress import HuntressClient
-from tests.helpers.sandbox_setup import use_connections
-from tests.proof.helpers import admin, run_steps
+from tests.proof.helpers import run_steps
 
 DAY = "2026-11-01"
 EDR, INFO = "HUNTRESS-EDR", "HUNTRESS-EDR-INFO"
@@ -110,16 +108,15 @@ def eng(db_url: str) -> Any:
 
 
 @pytest.fixture
-def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
+def sb(monkeypatch, tmp_path: Path) -> MemorySources:
+    """The scenario served in memory: these tests are about the run's data, not the wire."""
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
-    sandbox = sandbox_factory(scenario())
-    use_connections(monkeypatch, sandbox)
-    return sandbox
+    return MemorySources(scenario())
 
 
 def quantities(sb: Any) -> dict[tuple[int, str], list[float]]:
     """(company, catalog identifier) → the quantities of its additions in ConnectWise now."""
-    state = admin(sb.connectwise_url, "state")
+    state = sb.connectwise_state.snapshot()
     company_of = {a["id"]: a["company"]["id"] for a in state["agreements"]}
     out: dict[tuple[int, str], list[float]] = {}
     for a in state["additions"]:
@@ -128,7 +125,7 @@ def quantities(sb: Any) -> dict[tuple[int, str], list[float]]:
 
 
 def test_both_items_end_at_the_invoice_count(sb: Any, eng: Any) -> None:
-    done = run_steps(eng, "r1", DAY, variable=VARIABLE)
+    done = run_steps(eng, "r1", DAY, variable=VARIABLE, sources=sb)
     assert done.error is None, done.describe()
 
     now = quantities(sb)
@@ -194,8 +191,8 @@ def test_both_items_end_at_the_invoice_count(sb: Any, eng: Any) -> None:
         {"billing_date": DAY, "companies": [252], "organizations": []},
         VARIABLE,
         tenant="default",
-        huntress=HuntressClient.from_connection(),
-        connectwise=lambda: ConnectWiseClient.from_connection(),
+        huntress=sb.huntress,
+        connectwise=sb.connectwise_factory(),
     )
     assert applied["keys"] == [key(252, EDR), key(252, INFO)]
     assert (applied["counts"]["created"], applied["counts"]["unchanged"]) == (1, 1)

@@ -1,5 +1,5 @@
 """New organizations across runs (issue 11 §7; docs/contract.md §1, §4): the steps of a run
-(tests/proof/helpers.run_steps) against the Huntress and ConnectWise sandbox, over three invoices.
+(tests/proof/helpers.run_steps) on the Huntress and ConnectWise sandbox's data served in memory, over three invoices.
 
 - the first push run finds every organization of its invoice new and records them;
 - the next month's run finds only the organization added since;
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from billing_sandbox.memory import MemorySources
 from billing_sync import steps, store
 from billing_sync.notify import build, render
-from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import run_steps
 
 OCT, NOV, DEC = "2026-10-01", "2026-11-01", "2026-12-01"
@@ -78,15 +78,14 @@ def scenario() -> dict[str, Any]:
 
 
 @pytest.fixture
-def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
+def sb(monkeypatch, tmp_path: Path) -> MemorySources:
+    """The scenario served in memory: these tests are about the run's data, not the wire."""
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
-    sandbox = sandbox_factory(scenario())
-    use_connections(monkeypatch, sandbox)
-    return sandbox
+    return MemorySources(scenario())
 
 
-def run(eng: Any, run_id: str, day: str, **params: Any) -> Any:
-    done = run_steps(eng, run_id, day, variable=VARIABLE, params=params)
+def run(sb: MemorySources, eng: Any, run_id: str, day: str, **params: Any) -> Any:
+    done = run_steps(eng, run_id, day, variable=VARIABLE, params=params, sources=sb)
     assert done.error is None, done.describe()
     return done
 
@@ -108,7 +107,7 @@ def recorded(eng: Any) -> dict[int, tuple[date, str]]:
 
 def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     # The first run (November, pushed although December's invoice is out): everything is new.
-    nov = run(eng, "nov", NOV, force_historical_push=True)
+    nov = run(sb, eng, "nov", NOV, force_historical_push=True)
     assert nov.result["mode"] == "push"
     assert new_ids(nov) == event_ids(nov) == [ACME, BETA]
     assert nov.result["checks"]["new_organizations"][0] == {"id": ACME, "name": "Acme Corp"}
@@ -119,12 +118,12 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     assert recorded(eng) == {ACME: (date(2026, 11, 1), "nov"), BETA: (date(2026, 11, 1), "nov")}
 
     # A dry run of December: Gamma is new relative to the record, and nothing is recorded or announced.
-    dry = run(eng, "dec-dry", DEC, dry_run=True)
+    dry = run(sb, eng, "dec-dry", DEC, dry_run=True)
     assert (dry.result["mode"], new_ids(dry), event_ids(dry)) == ("dry_run", [GAMMA], [])
     assert GAMMA not in recorded(eng)
 
     # December, pushed: only the organization added since November.
-    dec = run(eng, "dec", DEC)
+    dec = run(sb, eng, "dec", DEC)
     assert dec.result["mode"] == "push"
     assert new_ids(dec) == event_ids(dec) == [GAMMA]
     extra = steps.new_organizations_event(dec.ref, dec.result)
@@ -139,14 +138,14 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
 
     # October afterwards (report only: an older invoice). Gamma, seen in December, is not new again;
     # Zeta, on no recorded invoice, is reported new but neither recorded nor announced.
-    octo = run(eng, "oct", OCT)
+    octo = run(sb, eng, "oct", OCT)
     assert octo.result["mode"] == "report_only"
     assert (new_ids(octo), event_ids(octo)) == ([ZETA], [])
     assert ZETA not in recorded(eng) and recorded(eng)[GAMMA] == (date(2026, 12, 1), "dec")
 
     # October pushed on purpose: Zeta is recorded (and announced) once; Gamma's first billing date
     # moves back to October, the run that saw it first stays December's.
-    forced = run(eng, "oct-forced", OCT, force_historical_push=True)
+    forced = run(sb, eng, "oct-forced", OCT, force_historical_push=True)
     assert new_ids(forced) == event_ids(forced) == [ZETA]
     assert recorded(eng) == {
         ACME: (date(2026, 10, 1), "nov"),
@@ -156,21 +155,21 @@ def test_new_organizations_over_months_backfills_and_modes(sb, eng) -> None:
     }
 
     # December again: nothing is new any more.
-    again = run(eng, "dec-again", DEC)
+    again = run(sb, eng, "dec-again", DEC)
     assert new_ids(again) == event_ids(again) == []
     assert not any("new organization" in why for why in build.attention_reasons(again.result))
 
 
 def test_a_retried_record_run_answers_as_its_first_attempt(sb, eng) -> None:
-    nov = run(eng, "nov", NOV, force_historical_push=True)
+    nov = run(sb, eng, "nov", NOV, force_historical_push=True)
     retried = steps.record_run(eng, nov.ref)  # the task again, after the first attempt recorded
     assert retried["checks"]["new_organizations"] == nov.result["checks"]["new_organizations"]
     assert steps.new_organizations_event(nov.ref, retried)["organization_ids"] == [ACME, BETA]
 
 
 def test_the_summary_leads_with_the_money_and_names_the_new_organizations(sb, eng) -> None:
-    run(eng, "nov", NOV, force_historical_push=True)
-    dec = run(eng, "dec", DEC)
+    run(sb, eng, "nov", NOV, force_historical_push=True)
+    dec = run(sb, eng, "dec", DEC)
     assert dec.result["counts"]["quarantined"] == 0, "clean: the new organization alone makes a summary"
 
     message = build.summary_message(dec.ref, dec.result)
@@ -193,7 +192,7 @@ def test_the_summary_leads_with_the_money_and_names_the_new_organizations(sb, en
     assert "Gamma Law (#103)" in text and "Recovered by this run: +4.50 per month" in text
 
     # Once recorded, Gamma is new no more: a clean dry run of the date sends nothing.
-    dry = run(eng, "dec-dry", DEC, dry_run=True)
+    dry = run(sb, eng, "dec-dry", DEC, dry_run=True)
     assert build.summary_message(dry.ref, dry.result) is None  # nothing new, nothing held
 
 

@@ -1,5 +1,5 @@
-"""Overrides and money through the steps of a run, against the sandbox (issue 11 §2, §5;
-docs/contract.md §3, §4): the run reads the tenant's active overrides, applies them before the guard,
+"""Overrides and money through the steps of a run, served in memory (billing_sandbox.memory; issue 11
+§2, §5; docs/contract.md §3, §4): the run reads the tenant's active overrides, applies them before the guard,
 and every ledger row, quarantine row, the run record, the report and the text summary (what
 `make demo` prints) carry the money, exactly.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from billing_sandbox.memory import MemorySources
 from billing_sync import report, store
-from tests.helpers.sandbox_setup import use_connections
-from tests.proof.helpers import admin, run_steps
+from tests.proof.helpers import run_steps
 
 DAY = "2026-11-01"
 VARIABLE = {"products": {"edr": "HUNTRESS-EDR"}}
@@ -80,11 +80,10 @@ def scenario() -> dict[str, Any]:
 
 
 @pytest.fixture
-def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
+def sb(monkeypatch, tmp_path: Path) -> MemorySources:
+    """The scenario served in memory: these tests are about the run's data, not the wire."""
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
-    sandbox = sandbox_factory(scenario())
-    use_connections(monkeypatch, sandbox)
-    return sandbox
+    return MemorySources(scenario())
 
 
 def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
@@ -106,10 +105,10 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
     )
     store.retire_override(eng, retired["id"], user="Jane Doe", tenant="default")
 
-    done = run_steps(eng, "r1", DAY, variable=VARIABLE)
+    done = run_steps(eng, "r1", DAY, variable=VARIABLE, sources=sb)
     assert done.error is None, done.describe()
 
-    quantities = {a["id"]: a["quantity"] for a in admin(sb.connectwise_url, "state")["additions"]}
+    quantities = {a["id"]: a["quantity"] for a in sb.connectwise_state.snapshot()["additions"]}
     assert quantities == {501: 40, 502: 38, 504: 10, 505: 3}  # the minimum decided 502; 505 untouched
 
     ledger = {r["sync_key"]: r for r in store.changes_for_run(eng, "r1", tenant="default")}
@@ -167,7 +166,7 @@ def test_overrides_and_money_through_a_run(sb: Any, eng: Any) -> None:
 
 
 def test_a_dry_run_plans_the_money(sb: Any, eng: Any) -> None:
-    done = run_steps(eng, "r1", DAY, variable={**VARIABLE, "dry_run": True})
+    done = run_steps(eng, "r1", DAY, variable={**VARIABLE, "dry_run": True}, sources=sb)
     assert done.error is None, done.describe()
     money = store.get_run(eng, "r1", tenant="default")["checks"]["money"]
     assert Decimal(money["recovered"]) == 0

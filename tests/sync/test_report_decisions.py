@@ -1,7 +1,8 @@
 """The report names the decision behind each change (issue 20 §3): "approval #N by <name>" for a
 change or addition a person approved, "override #N: minimum 10 by Jane Doe" for a quantity an
 override decided, both where both did; in the page's Changes table, changes.csv and outcomes.csv.
-A real run (tests/proof/helpers.run_steps) against the sandbox, as tests/sync/test_approvals_run.py."""
+A real run (tests/proof/helpers.run_steps) of the approvals month, served in memory
+(tests/helpers/approvals_month.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,26 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from billing_sandbox.memory import MemorySources
 from billing_sync import report, store
-from tests.sync.test_approvals_run import (  # noqa: F401 (the fixtures)
+from tests.helpers.approvals_month import (
     HELD,
     MISSING,
     SMALL,
     approve_change,
     approve_creation,
-    run,
-    sb,
+    run_in_memory,
+    scenario,
 )
+
+
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MemorySources:
+    """The approvals month served in memory: these tests are about the run's data, not the wire."""
+    monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
+    return MemorySources(scenario())
 
 
 def _csv(path: Path) -> dict[str, dict[str, str]]:
@@ -34,14 +45,14 @@ def _change_rows(page: str) -> list[str]:
     return [" ".join(re.sub(r"<[^>]+>", " ", r).split()) for r in rows]
 
 
-def test_the_report_names_the_approval_or_override_behind_each_change(sb: Any, eng: Any) -> None:  # noqa: F811
+def test_the_report_names_the_approval_or_override_behind_each_change(sb: Any, eng: Any) -> None:
     rule = store.add_override(
         eng, cw_company_id=251, product="edr", rule="minimum", quantity=10, user="Jane Doe", tenant="default"
     )
-    run(eng, "r1")
+    run_in_memory(sb, eng, "r1")
     change = approve_change(eng, to_quantity=10)  # 40 → 10 (the override's aim), by Alice Example
     creation = approve_creation(eng)  # 12 on Gamma, by Bob Example
-    run(eng, "r2")
+    run_in_memory(sb, eng, "r2")
 
     by_approval = f"approval #{change['id']} by Alice Example"
     by_override = f"override #{rule['id']}: minimum 10 by Jane Doe"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from billing_sandbox.generate import generate
+from billing_sandbox.memory import MemorySources
 from billing_sync import csvfile, report, store
 from billing_sync.review.queries.reports import report_dir
-from tests.helpers.sandbox_setup import use_connections
 from tests.proof.helpers import run_steps
 
 DAY = "2026-11-01"
@@ -105,12 +105,11 @@ def _cells(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_every_csv_of_a_run_is_safe_to_open(sandbox_factory, monkeypatch, tmp_path: Path, root: Path) -> None:
-    sb = sandbox_factory(_hostile_scenario())
-    use_connections(monkeypatch, sb)
+def test_every_csv_of_a_run_is_safe_to_open(tmp_path: Path, root: Path) -> None:
+    sources = MemorySources(_hostile_scenario())  # the run's data, not the wire
     eng = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     store.ensure_schema(eng)
-    run = run_steps(eng, RUN_ID, DAY)
+    run = run_steps(eng, RUN_ID, DAY, sources=sources)
     assert run.error is None, run.describe()
 
     folder = Path(run.result["report_dir"])
