@@ -1,5 +1,6 @@
-"""Apply now (docs/contract.md §1 Apply DAG): the keys one decision touches, synced by the rules of a
-full run, reading only what those keys need.
+"""Apply now: the keys one decision touches, synced by a full run's rules.
+
+Apply now (docs/contract.md §1 Apply DAG) reads only what those keys need.
 
 What a full run of the billing date staged (its validated invoice lines, organizations and companies)
 stands: an invoice that stands does not change, so one Huntress request confirms it still does.
@@ -19,32 +20,26 @@ import logging
 import re
 from collections.abc import Callable, Collection, Mapping
 from datetime import date
-from typing import Any, TypedDict
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Engine
 
 from . import checks, frames, reconcile, steps, store
+from .api_records import Addition, Agreement, CatalogItem, Company
 from .approving import apply_approvals
 from .catalog import Products, lines
 from .catalog import identifiers as catalog_identifiers
 from .config import Settings, load_settings
 from .errors import ConfigError, NoInvoiceError
-from .runref import InvoicedRunRef, RunRef
+from .results import ApplyResult, RecordedChecks
+from .runref import InvoicedRunRef, RunRef, Scope
 from .sources import ConnectWiseSource, HuntressSource
 
 log = logging.getLogger(__name__)
 
 MAX_IDS = 500  # a decision names a few; a conf naming more is not a decision
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class Scope(TypedDict):
-    """The apply DAG's conf, checked: what billing_runs.scope records."""
-
-    billing_date: str
-    companies: list[int]
-    organizations: list[int]
 
 
 def parse_scope(conf: Any) -> Scope:
@@ -145,7 +140,7 @@ def start(eng: Engine, run_id: str, scope: Scope, variable: Any, *, tenant: str)
         "mode": "dry_run" if settings.dry_run else "push",
         "force_historical_push": False,
         "invoice_id": base["invoice_id"],  # pinned: the invoice whose lines are staged
-        "scope": dict(scope),
+        "scope": scope.copy(),
     }
     steps.run_store(eng, ref).start(ref["invoice_id"], ref["mode"], ref["settings"], ref["scope"])
     return ref, str(base["run_id"])
@@ -160,7 +155,7 @@ def run(
     tenant: str,
     huntress: HuntressSource,
     connectwise: Callable[[], ConnectWiseSource],
-) -> dict[str, Any]:
+) -> ApplyResult:
     """The whole apply; `connectwise` builds the client only when a company is involved."""
     scope = parse_scope(conf)
     ref, base_run = start(eng, run_id, scope, variable, tenant=tenant)
@@ -181,18 +176,18 @@ def run(
     companies, organizations = involved(first, scope)
 
     cw: ConnectWiseSource | None = None
-    agreements: dict[int, dict[str, Any]] = {}
-    additions: list[dict[str, Any]] = []
-    catalog: list[dict[str, Any]] = []
-    fresh: list[dict[str, Any]] = []
+    agreements: dict[int, Agreement] = {}
+    additions: list[Addition] = []
+    catalog: list[CatalogItem] = []
+    fresh: list[Company] = []
     if companies:
         cw = connectwise()
         identifiers = catalog_identifiers(settings.products)
         fresh = cw.companies_by_id(companies)
         catalog = cw.catalog(identifiers)
         for a in cw.agreements(settings.agreement_types, company_ids=companies):
-            if isinstance(a.get("id"), int):
-                agreements[a["id"]] = a
+            if isinstance(agreement_id := a.get("id"), int):
+                agreements[agreement_id] = a
         additions = cw.additions(sorted(agreements), identifiers)
     fresh_frame = frames.companies_frame(fresh)
     others = staged_companies[~staged_companies["company_id"].isin(list(companies))]
@@ -231,7 +226,7 @@ def run(
 
     final = steps.final_outcomes(eng, iref)
     counts = reconcile.summarize(final)
-    result_checks: dict[str, Any] = {
+    result_checks: RecordedChecks = {
         "base_run_id": base_run,
         "money": steps.money_totals(eng, iref, final, {}),
         "requests": {

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
+from .api_records import Addition, Agreement
 from .connectwise import CONNECTWISE_RETRYABLE
 from .errors import ApiError
 from .frames import additions_frame
 from .reconcile.live import live_mask
+from .rows import OutcomeRecord
 from .scrub import cut
 from .sources import ConnectWiseSource
 
@@ -39,13 +41,26 @@ class PushResult:
     action: str  # updated | created | failed
     reason_code: str | None  # changed_since_read | push_rejected when failed
     detail: str
-    quantity_now: float | None  # what ConnectWise holds after this step, when known
+    quantity_now: object  # what ConnectWise holds after this step, as it answered; None when unknown
     addition_id: int | None = None  # created: the new addition's id
 
 
-def push_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResult:
-    key, old, new = change["sync_key"], float(change["previous_quantity"]), int(change["new_quantity"])
-    agreement_id, addition_id = int(change["agreement_id"]), int(change["addition_id"])
+_Needed = Literal["agreement_id", "addition_id", "company_id", "previous_quantity", "new_quantity"]
+
+
+def _needed(change: OutcomeRecord, field: _Needed) -> float:
+    """A number every change to push carries (reconcile sets it); TypeError, as int(None) raises,
+    when it does not."""
+    value = change[field]
+    if value is None:
+        raise TypeError(f"{change['sync_key']}: a change to push without its {field}")
+    return value
+
+
+def push_one(client: ConnectWiseSource, change: OutcomeRecord) -> PushResult:
+    key, old = change["sync_key"], float(_needed(change, "previous_quantity"))
+    new = int(_needed(change, "new_quantity"))
+    agreement_id, addition_id = int(_needed(change, "agreement_id")), int(_needed(change, "addition_id"))
     try:
         current = client.addition(agreement_id, addition_id).get("quantity")
     except ApiError as exc:
@@ -92,12 +107,14 @@ def refused_by_role(level: str, agreement_id: int, exc: ApiError) -> str:
     )
 
 
-def _settle_failed_write(client: ConnectWiseSource, change: Mapping[str, Any], exc: ApiError) -> PushResult:
+def _settle_failed_write(client: ConnectWiseSource, change: OutcomeRecord, exc: ApiError) -> PushResult:
     """A write without a usable answer (a body that is not JSON, retries used up) may still have
     happened: a re-read settles it, so the ledger says what ConnectWise holds."""
-    key, new = change["sync_key"], int(change["new_quantity"])
+    key, new = change["sync_key"], int(_needed(change, "new_quantity"))
     try:
-        now = client.addition(int(change["agreement_id"]), int(change["addition_id"])).get("quantity")
+        now = client.addition(int(_needed(change, "agreement_id")), int(_needed(change, "addition_id"))).get(
+            "quantity"
+        )
     except ApiError:
         return PushResult(key, "failed", "push_rejected", str(exc), None)
     if _same(now, new):
@@ -106,7 +123,7 @@ def _settle_failed_write(client: ConnectWiseSource, change: Mapping[str, Any], e
             key,
             "updated",
             None,
-            f"{float(change['previous_quantity']):g} → {new} (applied; its answer was lost)",
+            f"{_needed(change, 'previous_quantity'):g} → {new} (applied; its answer was lost)",
             new,
         )
     return PushResult(key, "failed", "push_rejected", str(exc), now)
@@ -115,7 +132,7 @@ def _settle_failed_write(client: ConnectWiseSource, change: Mapping[str, Any], e
 CREATE_ATTEMPTS = 3  # POSTs of one new addition at most, each after a read that found none
 
 
-def create_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResult:
+def create_one(client: ConnectWiseSource, change: OutcomeRecord) -> PushResult:
     """Create an approved new addition (`new_quantity` of `catalog_identifier` on `agreement_id`,
     effective `effective_date`), at most once.
 
@@ -127,8 +144,8 @@ def create_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResu
     fails without a refusal (dropped connection, 5xx, 429, an answer that is no JSON) is settled by
     reading again before anything is sent again.
     """
-    key, new = change["sync_key"], int(change["new_quantity"])
-    agreement_id, identifier = int(change["agreement_id"]), str(change["catalog_identifier"])
+    key, new = change["sync_key"], int(_needed(change, "new_quantity"))
+    agreement_id, identifier = int(_needed(change, "agreement_id")), str(change["catalog_identifier"])
     day = date.fromisoformat(str(change["effective_date"]))
     try:
         agreement = client.agreement(agreement_id)
@@ -136,7 +153,7 @@ def create_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResu
         return PushResult(
             key, "failed", "push_rejected", f"re-read of agreement {agreement_id} failed: {exc}", None
         )
-    unfit = _unfit_agreement(agreement, int(change["company_id"]), day)
+    unfit = _unfit_agreement(agreement, int(_needed(change, "company_id")), day)
     if unfit:
         return PushResult(
             key, "failed", "changed_since_read", f"agreement {agreement_id} {unfit}; nothing created", None
@@ -191,7 +208,7 @@ def create_one(client: ConnectWiseSource, change: Mapping[str, Any]) -> PushResu
     )
 
 
-def _unfit_agreement(agreement: Mapping[str, Any], company_id: int, day: date) -> str | None:
+def _unfit_agreement(agreement: Agreement, company_id: int, day: date) -> str | None:
     """Why a new addition may not go on this agreement any more (None: it may)."""
     company = agreement.get("company")
     owner = company.get("id") if isinstance(company, Mapping) else None
@@ -208,14 +225,12 @@ def _unfit_agreement(agreement: Mapping[str, Any], company_id: int, day: date) -
     return None
 
 
-def _in_the_way(
-    agreement: Mapping[str, Any], additions: Iterable[Mapping[str, Any]], day: date
-) -> list[Mapping[str, Any]]:
+def _in_the_way(agreement: Agreement, additions: Iterable[Addition], day: date) -> list[Addition]:
     """The re-read additions (of the agreement just read) a new one may not be created beside: those
     live on `day` or in doubt, as reconcile.live.live_mask reads them (`doubt_is_live`: when in
     doubt, nothing is created)."""
     agreement_id = _id(agreement.get("id"))
-    mine: list[Mapping[str, Any]] = [{**a, "agreementId": agreement_id} for a in additions]
+    mine: list[Addition] = [{**a, "agreementId": agreement_id} for a in additions]
     if not mine or agreement_id is None:
         return mine  # nothing to judge them by: each stands in the way
     frame = additions_frame({agreement_id: agreement}, mine)
@@ -240,8 +255,8 @@ def _id(value: Any) -> int | None:
 
 def push_changes(
     client: ConnectWiseSource,
-    changes: Iterable[Mapping[str, Any]],
-    on_result: Callable[[Mapping[str, Any], PushResult], None],
+    changes: Iterable[OutcomeRecord],
+    on_result: Callable[[OutcomeRecord, PushResult], None],
 ) -> list[PushResult]:
     """Push with `client.concurrency` changes in flight; `on_result` runs in this thread, in
     completion order, so recording needs no locks.

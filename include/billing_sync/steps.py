@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from sqlalchemy.engine import Engine
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import catalog, checks, csvfile, frames, reconcile, report, runtime, store
 from .approving import apply_approvals, approvals_in_force, resolver, settle_approval
 from .config import Settings, load_settings
-from .decided_by import decided_by
+from .decided_by import DecisionIds, decided_by
 from .errors import ApiError, NoInvoiceError
 from .huntress import (
     STANDING_STATUSES,
@@ -35,7 +35,19 @@ from .push import PushResult, push_changes
 from .reconcile import totals
 from .reconcile.live import live_additions
 from .reconcile.totals import TO_PUSH
-from .rows import ledger_row, quarantine_row
+from .results import (
+    ConnectWiseExtract,
+    HuntressExtract,
+    MoneyTotals,
+    NewOrganizationsEvent,
+    ProductCheck,
+    RecordedChecks,
+    RunReference,
+    RunResult,
+    TotalsCheck,
+    ValidationSummary,
+)
+from .rows import OutcomeRecord, ledger_row, outcome_records, quarantine_row
 from .rows import records as _records
 from .runref import InvoicedRunRef, InvoiceSummary, PushBatch, RunRef
 from .scrub import cut
@@ -162,10 +174,11 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressSource) -> Invoiced
                 "Pin one with the invoice_id param."
             )
         return None
-    if isinstance(invoice.get("id"), bool) or not isinstance(invoice.get("id"), int):
+    invoice_id = invoice.get("id")
+    if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
         # Its lines cannot be read without an id; one sent as text is not taken as a number either.
         # What the API echoed is scrubbed and cut, as every ApiError the client itself makes.
-        said = huntress.api.scrub(f"created {invoice.get('created_at')!r}, id {invoice.get('id')!r}")
+        said = huntress.api.scrub(f"created {invoice.get('created_at')!r}, id {invoice_id!r}")
         raise ApiError(f"Huntress invoice {cut(said, 200)} has no integer id")
     mode = ref["mode"]
     created = created_date(invoice)
@@ -176,20 +189,20 @@ def find_invoice(eng: Engine, ref: RunRef, huntress: HuntressSource) -> Invoiced
     if mode == "push" and older and not ref["force_historical_push"]:
         mode = "report_only"
     summary = InvoiceSummary(
-        id=invoice["id"],
+        id=invoice_id,
         created_at=invoice.get("created_at"),
         quantity=invoice.get("quantity"),
         amount=invoice.get("amount"),
         status=invoice.get("status"),
         plan=invoice.get("plan"),
     )
-    out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice["id"], "invoice": summary}
-    run_store(eng, ref).start(invoice["id"], mode, ref["settings"], ref.get("scope"))
+    out: InvoicedRunRef = {**ref, "mode": mode, "invoice_id": invoice_id, "invoice": summary}
+    run_store(eng, ref).start(invoice_id, mode, ref["settings"], ref.get("scope"))
     return out
 
 
 # -- 3. extract ----------------------------------------------------------------------------------
-def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressSource) -> dict[str, Any]:
+def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressSource) -> HuntressExtract:
     settings = settings_of(ref)
     invoice_id = ref["invoice_id"]
     assert invoice_id is not None  # find_invoice sets it to the chosen invoice's integer id
@@ -203,7 +216,10 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressSource)
     usage = frames.usage_frame(invoice_id, lines, settings.products)
     _stage(eng, ref, "usage", usage)
     _stage(eng, ref, "organizations", frames.organizations_frame(orgs))
-    unreadable = sorted({o["account_id"] for o in orgs if o.get("unreadable")})
+    # Each unreadable organization carries the account read (an int: huntress.refused_organizations).
+    unreadable = sorted(
+        {a for o in orgs if o.get("unreadable") and isinstance(a := o.get("account_id"), int)}
+    )
     log.info(
         "Huntress: %d lines, %d organizations, requests %s",
         len(lines),
@@ -218,12 +234,12 @@ def extract_huntress(eng: Engine, ref: InvoicedRunRef, huntress: HuntressSource)
     }
 
 
-def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseSource) -> dict[str, Any]:
+def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseSource) -> ConnectWiseExtract:
     settings = settings_of(ref)
     identifiers = catalog.identifiers(settings.products)
     companies = cw.companies()
     items = cw.catalog(identifiers)
-    agreements = {a["id"]: a for a in cw.agreements(settings.agreement_types) if isinstance(a.get("id"), int)}
+    agreements = {i: a for a in cw.agreements(settings.agreement_types) if isinstance(i := a.get("id"), int)}
     additions = cw.additions(sorted(agreements), identifiers)
     _stage(eng, ref, "companies", frames.companies_frame(companies))
     _stage(eng, ref, "additions", frames.additions_frame(agreements, additions))
@@ -251,7 +267,7 @@ def extract_connectwise(eng: Engine, ref: InvoicedRunRef, cw: ConnectWiseSource)
 
 
 # -- 4. validate ---------------------------------------------------------------------------------
-def validate(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
+def validate(eng: Engine, ref: InvoicedRunRef) -> ValidationSummary:
     """Run the GX suites; failed rows get an `issue` (quarantined by reconcile)."""
     import json
 
@@ -326,7 +342,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef, within: Iterable[str] | None = 
     db = run_store(eng, ref)
     outcomes = db.read_frame("outcomes")
     held = outcomes[outcomes["outcome"] == "quarantined"]
-    db.upsert_quarantine([quarantine_row(r) for r in _records(held)])
+    db.upsert_quarantine([quarantine_row(r) for r in outcome_records(held)])
     db.resolve_superseded(
         dict(zip(held["sync_key"], held["reason_code"], strict=True)),
         seen_keys=outcomes["sync_key"].tolist(),
@@ -339,7 +355,7 @@ def quarantine(eng: Engine, ref: InvoicedRunRef, within: Iterable[str] | None = 
     pushing = ref["mode"] == "push"
     ledger = [
         ledger_row(r, "unchanged" if r["outcome"] == "unchanged" else "planned")
-        for r in _records(with_addition)
+        for r in outcome_records(with_addition)
         if r["outcome"] == "unchanged" or not pushing
     ]
     db.record_changes(ledger)
@@ -353,22 +369,22 @@ def push_batch(eng: Engine, ref: InvoicedRunRef, batch: int, cw: ConnectWiseSour
     run_id, db = ref["run_id"], run_store(eng, ref)
     outcomes = db.read_frame("outcomes")
     changes = outcomes[outcomes["outcome"].isin(TO_PUSH)].sort_values("sync_key")
-    mine = _records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
+    mine = outcome_records(changes.iloc[batch * PUSH_BATCH_SIZE : (batch + 1) * PUSH_BATCH_SIZE])
     recorded = ("updated", "created", "failed")
     done = {r["sync_key"] for r in db.changes() if r["action"] in recorded}
     todo = [c for c in mine if c["sync_key"] not in done]  # a retried batch skips what it recorded
     for c in todo:
         c["effective_date"] = ref["billing_date"]  # a new addition bills from the billing date
 
-    def record(change: Mapping[str, Any], result: PushResult) -> None:
-        result = settle_approval(eng, run_id, change, result, tenant=ref["tenant"])
-        change = {**change, "addition_id": result.addition_id or change.get("addition_id")}
+    def record(pushed: OutcomeRecord, result: PushResult) -> None:
+        result = settle_approval(eng, run_id, pushed, result, tenant=ref["tenant"])
+        change: OutcomeRecord = {**pushed, "addition_id": result.addition_id or pushed.get("addition_id")}
         db.record_changes([ledger_row(change, result.action)])
         if result.action in ("updated", "created"):
             db.resolve_synced([change["sync_key"]], by=resolver(eng, change, tenant=ref["tenant"]))
         else:
-            row = quarantine_row({**change, "reason_code": result.reason_code, "detail": result.detail})
-            db.upsert_quarantine([row])
+            held: OutcomeRecord = {**change, "reason_code": result.reason_code, "detail": result.detail}
+            db.upsert_quarantine([quarantine_row(held)])
 
     todo, withdrawn = approvals_in_force(eng, run_id, todo, tenant=ref["tenant"])
     for change, result in withdrawn:  # revoked (or gone stale) since reconcile: nothing is sent
@@ -394,22 +410,23 @@ def _live(eng: Engine, ref: InvoicedRunRef) -> pd.DataFrame:
     return live_additions(_staged(eng, ref, "additions"), date.fromisoformat(ref["billing_date"]), types)
 
 
-def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> dict[str, Any]:
+def run_checks(eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame) -> TotalsCheck:
     """The run's totals check (reconcile.totals.totals_check) on its staged frames."""
-    partial: Mapping[str, Any] = ref  # read as possibly without its invoice, like report.collect
+    # Read as possibly without its invoice (an XCom of an older release), like report.collect.
+    invoice = ref.get("invoice")
     return totals.totals_check(
         final,
         _staged(eng, ref, "usage"),
         _live(eng, ref),
         _staged(eng, ref, "organizations"),
         settings_of(ref).products,
-        (partial.get("invoice") or {}).get("quantity"),
+        invoice["quantity"] if invoice else None,
     )
 
 
 def money_totals(
-    eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame, units: Mapping[str, Any]
-) -> dict[str, Any]:
+    eng: Engine, ref: InvoicedRunRef, final: pd.DataFrame, units: Mapping[str, ProductCheck]
+) -> MoneyTotals:
     """The run's money (reconcile.totals.run_money) on its staged frames and open quarantine rows."""
     return totals.run_money(
         final,
@@ -421,20 +438,27 @@ def money_totals(
     )
 
 
-def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
+def record_run(eng: Engine, ref: InvoicedRunRef) -> RunResult:
     """Close the run (counts, totals check, money, new organizations) and write its report; the DAG
     task notifies and emits the new-organizations asset event after."""
     final = final_outcomes(eng, ref)
     counts = reconcile.summarize(final)
-    result_checks = run_checks(eng, ref, final)
-    result_checks["money"] = money_totals(eng, ref, final, result_checks["products"])
-    # On the invoice and recorded by no other run (store.first_sightings): what a retry answers too.
+    checked = run_checks(eng, ref, final)
     db = run_store(eng, ref)
-    new = db.new_organizations()
-    result_checks["new_organizations"] = new
+    result_checks: RecordedChecks = {
+        "products": checked["products"],
+        "mismatches": checked["mismatches"],
+        "unreadable_accounts": checked["unreadable_accounts"],
+    }
+    if "invoice_quantity" in checked:
+        result_checks["invoice_quantity"] = checked["invoice_quantity"]
+    result_checks["money"] = money_totals(eng, ref, final, checked["products"])
+    # On the invoice and recorded by no other run (store.first_sightings): what a retry answers too.
+    result_checks["new_organizations"] = db.new_organizations()
     path = reports_dir(ref)
     # Formulas defused, like every report CSV; each key names the approval or override behind it.
-    who = decided_by(eng, _records(final[["approval_id", "override_id"]]), tenant=ref["tenant"])
+    ids = cast("list[DecisionIds]", _records(final[["approval_id", "override_id"]]))
+    who = decided_by(eng, ids, tenant=ref["tenant"])
     named = final.assign(decided_by=pd.Series(who, index=final.index, dtype="string"))
     csvfile.write_frame(path / report.OUTCOMES_CSV, named)
     # Finish first: the report shows the run's row as the database now holds it (status, times).
@@ -462,7 +486,7 @@ def record_run(eng: Engine, ref: InvoicedRunRef) -> dict[str, Any]:
     }
 
 
-def run_reference(result: Mapping[str, Any]) -> dict[str, Any]:
+def run_reference(result: RunResult) -> RunReference:
     """What record_run's task returns as its XCom: a reference to the recorded run, never its data
     (the checks, money and new organizations are in billing_runs and the report; a first run names
     every organization as new)."""
@@ -477,7 +501,7 @@ def run_reference(result: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def new_organizations_event(ref: RunRef, result: Mapping[str, Any]) -> dict[str, Any]:
+def new_organizations_event(ref: RunRef, result: RunResult) -> NewOrganizationsEvent:
     """The extra of the run's `billing_sync://new_organizations` asset event (docs/contract.md §1).
 
     `organization_ids`: the organizations the run recorded as new, in invoice order; always empty
@@ -485,7 +509,7 @@ def new_organizations_event(ref: RunRef, result: Mapping[str, Any]) -> dict[str,
     on an invoice nobody billed. The event itself is emitted on every successful run (Airflow
     emits one whenever a task with outlets succeeds): a consumer does nothing when the list is empty.
     """
-    mode = str(result.get("mode") or ref.get("mode"))
+    mode: str = result["mode"]
     new = result["checks"].get("new_organizations") or []
     return {
         "organization_ids": [int(o["id"]) for o in new] if mode == "push" else [],
