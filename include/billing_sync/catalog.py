@@ -1,5 +1,6 @@
-"""Huntress product → the ConnectWise catalog items it keeps in step, and the name of each
-(product, catalog item) line: the tail of its sync keys and the key of its totals.
+"""Huntress product → the ConnectWise catalog items it keeps in step, and each line's name.
+
+A line is a (product, catalog item); its name is the tail of its sync keys and the key of its totals.
 
 `products` (docs/contract.md, Variable `products`) maps a product to one catalog identifier or to a
 list of them (the billable item and the informational, non-billable one Huntress recommends keeping

@@ -1,5 +1,6 @@
-"""Baseline: the billing database as 0.1.0 made it (quarantine, ledger, runs, organization map,
-staging), before Alembic.
+"""Baseline: the billing database as 0.1.0 made it, before Alembic.
+
+Its tables: the quarantine, the ledger, the runs, the organization map and staging.
 
 A database made by 0.1.0 is not run through this revision: it is caught up to it and stamped
 (`billing_sync.store.migrations.upgrade`).

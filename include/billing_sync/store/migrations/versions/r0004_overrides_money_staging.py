@@ -1,5 +1,7 @@
-"""Overrides and money in the runs (docs/contract.md §3, §4). After 0003 (approvals), whose SQLite
-copy of billing_changes starts from the 0002 shape: this revision only adds columns.
+"""Overrides and money in the runs (docs/contract.md §3, §4).
+
+After 0003 (approvals), whose SQLite copy of billing_changes starts from the 0002 shape: this
+revision only adds columns.
 
 - billing_changes.override_id (nullable): the billing_overrides row that decided the ledger row's
   quantity. The ledger has no free-text column; the id names the rule, its quantity and who set it

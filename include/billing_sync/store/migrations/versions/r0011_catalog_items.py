@@ -1,5 +1,6 @@
-"""A product kept in step on several catalog items (docs/contract.md, Variable `products`): each row
-names its item.
+"""Each quarantine and ledger row names its catalog item: a product may have several.
+
+A product is kept in step on several catalog items (docs/contract.md, Variable `products`).
 
 - billing_quarantine.catalog_identifier, billing_changes.catalog_identifier (text, nullable): the
   ConnectWise catalog identifier of the row's key. A product mapped to one item keeps its keys
