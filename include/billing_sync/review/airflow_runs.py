@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 from fastapi import HTTPException, Request, status
 
-from billing_sync import runtime
+from billing_sync import runref, runtime
 from billing_sync.names import DAG_ID
 
 API_URL_ENV = "BILLING_REVIEW_AIRFLOW_API_URL"
@@ -58,6 +58,10 @@ class DAGRun(TypedDict, total=False):
     dag_run_id: object
     state: object
     conf: object
+    run_after: object
+    logical_date: object
+    start_date: object
+    end_date: object
 
 
 class TaskInstance(TypedDict, total=False):
@@ -85,20 +89,12 @@ class EmptyConf(TypedDict):
     """A re-run's conf: nothing, so the Variable's settings apply."""
 
 
-class ApplyConf(TypedDict):
-    """The apply DAG's conf (docs/contract.md §1 "Apply DAG")."""
-
-    billing_date: str
-    companies: list[int]
-    organizations: list[int]
-
-
 class TriggerBody(TypedDict):
     """The body of a trigger (Airflow 3's `TriggerDAGRunPostBody`)."""
 
     dag_run_id: str
     logical_date: str
-    conf: ApplyConf | EmptyConf
+    conf: runref.Scope | EmptyConf  # the apply DAG's conf, or a re-run's
     note: str
 
 
@@ -167,7 +163,7 @@ class Scope:
     companies: tuple[int, ...] = ()
     organizations: tuple[int, ...] = ()
 
-    def conf(self) -> ApplyConf:
+    def conf(self) -> runref.Scope:
         """The apply DAG's conf (docs/contract.md §1 "Apply DAG")."""
         return {
             "billing_date": self.billing_date.isoformat(),

@@ -21,6 +21,7 @@ from typing import Annotated, NotRequired, TypedDict
 from fastapi import Form
 
 from billing_sync import store
+from billing_sync.reconcile.approvals import Proposal
 
 REFUSAL = "the numbers changed; review again"
 PREFIX = "seen_"
@@ -38,19 +39,6 @@ FIELDS = (
 VALUE_MAX = 300  # a run id is at most 250 characters (Airflow's column); anything longer is no value of ours
 
 
-class Proposal(TypedDict):
-    """What a held key lets a person approve, as `reconcile.proposal` makes it and
-    `store.add_approval` takes it."""
-
-    kind: str  # change | create_addition
-    cw_company_id: int
-    product: str
-    to_quantity: int
-    addition_id: NotRequired[int]  # a change: the addition, its agreement, the quantity it has
-    agreement_id: NotRequired[int | None]
-    from_quantity: NotRequired[float]
-
-
 class Agreement(TypedDict):
     """A live agreement of the company a new addition may go on, as the row's run read it."""
 
@@ -63,7 +51,7 @@ class Agreement(TypedDict):
 class Offer(TypedDict):
     """What an open held row offers on the approve form (routes/approvals.py `_offer`)."""
 
-    approval: Proposal
+    approval: Proposal  # what the row lets a person approve (`reconcile.proposal`)
     agreements: list[Agreement]  # a new addition: the agreements to pick from
     price: float | None  # a new addition: the catalog item's unit price
     amount: float | None

@@ -1,4 +1,4 @@
-"""The runs pages' queries: how many runs a tenant has, and the amounts held for their charts."""
+"""The runs pages' queries: run counts, the amounts held for their charts, a run's recorded money."""
 
 from __future__ import annotations
 
@@ -6,6 +6,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from billing_sync import store
+from billing_sync.results import MoneyTotals
+
+
+def recorded_money(run: store.RunRecord) -> MoneyTotals | None:
+    """The money the run recorded in its checks; None for a run that recorded none (it failed, or
+    has not finished)."""
+    checks = run["checks"]
+    found = checks.get("money") if checks else None
+    # Only a failed run's checks (results.FailedChecks) lack the money.
+    return found if isinstance(found, dict) and found else None
 
 
 def count_runs(engine: Engine, *, tenant: str) -> int:

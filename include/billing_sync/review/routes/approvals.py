@@ -18,7 +18,7 @@ another tenant is no row of this page (404).
 """
 
 from datetime import date
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from billing_sync import frames, reconcile, store, tenants
 from billing_sync.catalog import identifiers as catalog_identifiers
 from billing_sync.config import Settings
+from billing_sync.reconcile.approvals import Proposal
 from billing_sync.review import airflow_runs, flash, four_eyes, picker, seen
 from billing_sync.review.deps import ApprovalsDep, ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import NOTE_MAX, QueryValue, bad_request, is_id, optional_id, parse_id
@@ -35,7 +36,7 @@ from billing_sync.review.pages import ReviewContext
 from billing_sync.review.queries import staging
 from billing_sync.review.routes.quarantine import tenant_row
 from billing_sync.review.security import Reviewer
-from billing_sync.review.seen import Agreement, Offer, Proposal
+from billing_sync.review.seen import Agreement, Offer
 from billing_sync.review.tenancy import PageTenant
 
 router = APIRouter(prefix="/approvals")
@@ -324,8 +325,7 @@ def record_approval(
 def _proposal(row: store.QuarantineRow) -> Proposal | None:
     """What the row offers to approve (`reconcile.proposal` of its payload), None: nothing."""
     payload = row["payload"] if isinstance(row["payload"], dict) else {}
-    # reconcile.proposal builds exactly a Proposal's fields (seen.Proposal names them).
-    return cast(Proposal | None, reconcile.proposal(payload, row["reason_code"]))
+    return reconcile.proposal(payload, row["reason_code"])
 
 
 def _offer(eng: Engine, row: store.QuarantineRow) -> Offer | None:

@@ -21,6 +21,7 @@ from billing_sync import money, store, tenants
 from billing_sync.review import airflow_live, airflow_runs
 from billing_sync.review.deps import ApplyDep, ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import BACK_MAX, check_run_id, parse_billing_date
+from billing_sync.review.queries.runs import recorded_money
 from billing_sync.review.routes.rerun import _back
 from billing_sync.review.tenancy import PageTenant
 
@@ -28,7 +29,7 @@ from billing_sync.review.tenancy import PageTenant
 class RunResult(TypedDict):
     """What a finished run recorded in billing_runs, as the live view shows it."""
 
-    status: object  # the row's status, as recorded
+    status: str
     written: int
     held: int
     counts: dict[str, int]
@@ -95,15 +96,15 @@ def _result(eng: Engine, run_id: str, tenant: str) -> RunResult | None:
     if row is None:
         return None
     counts = {k: v for k, v in (row.get("counts") or {}).items() if k != "total" and v}
-    recorded = (row.get("checks") or {}).get("money") or {}
+    recorded = recorded_money(row)
     held = store.count_quarantine(eng, run_id=run_id, status="open", tenant=tenant)
     written = sum(int(counts.get(k) or 0) for k in ("updated", "created"))
     return {
-        "status": row.get("status"),
+        "status": row["status"],
         "written": written,
         "held": held,
         "counts": counts,
-        "recovered": money.signed(recorded.get("recovered")) if recorded else "",
+        "recovered": money.signed(recorded["recovered"]) if recorded else "",
     }
 
 

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, TypedDict
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from billing_sync import charts, money, store, tenants
 from billing_sync.chart_cache import SvgCache
 from billing_sync.config import Settings, load_settings
-from billing_sync.report import REPORT_FILE, money_view
+from billing_sync.report import REPORT_FILE, MoneyView, money_view
 from billing_sync.review import airflow_live, airflow_runs, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, TenantDep
 from billing_sync.review.inputs import check_run_id, parse_page
@@ -31,6 +31,38 @@ from billing_sync.review.pages import ReviewContext
 from billing_sync.review.queries import reports
 from billing_sync.review.queries import runs as queries
 from billing_sync.review.tenancy import PageTenant
+
+
+class FileLink(reports.ReportFile):
+    url: str
+
+
+class RunView(store.RunRecord):
+    """A run as the runs pages show it: its record, its money and outcome in words, its files."""
+
+    recovered: str  # the money it recovered, signed ("" when it recorded none)
+    held_then: str  # the money it held when it ran
+    outcome_counts: dict[str, int]  # keys written by outcome, the empty ones left out
+    total: int | None
+    files: list[FileLink]
+    report_missing: bool  # it recorded a report directory that is not there (or not servable)
+    url: str
+    dag_run_url: str
+    airflow_state: str  # what Airflow says of it ("" unknown): the list reads it beside `status`
+
+
+class AirflowRun(TypedDict):
+    """A run of the tenant's DAGs as Airflow has it, with its billing_runs record if any."""
+
+    dag: str
+    kind: str  # monthly | apply
+    run_id: str
+    state: str
+    at: str
+    ended: str
+    airflow_url: str
+    record: RunView | None
+
 
 router = APIRouter(prefix="/runs")
 log = logging.getLogger(__name__)
@@ -64,7 +96,7 @@ def runs_list(
         dag = tenant.dag_id if item.get("scope") is None else tenants.apply_dag_id_of(tenant.id)
         item["airflow_state"] = states.get((dag, item["run_id"]), "")
     chart, chart_error = _history_chart(eng, tenant.id, chart_cache(request)) if page == 1 else (None, None)
-    newest = next((r for r in items if (r.get("checks") or {}).get("money")), None) if page == 1 else None
+    newest = next((r for r in items if queries.recorded_money(r)), None) if page == 1 else None
     return context.render(
         request,
         reviewer,
@@ -84,7 +116,7 @@ def runs_list(
 
 def _in_airflow(
     request: Request, context: ReviewContext, eng: Engine, tenant: PageTenant, api: str
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[AirflowRun], str | None]:
     """Every run of the tenant's two DAGs (monthly and apply) as Airflow has them, asked as the user,
     newest first, each joined with its billing_runs row by run id: ([], a sentence) when Airflow
     cannot be asked (no login, refused, unreachable)."""
@@ -92,7 +124,7 @@ def _in_airflow(
     if token is None:
         return [], "Sign in to Airflow to see its runs here."
     recorded = {r["run_id"]: r for r in store.list_runs(eng, limit=HISTORY_RUNS, tenant=tenant.id)}
-    found: list[dict[str, Any]] = []
+    found: list[AirflowRun] = []
     for kind, dag in (("monthly", tenant.dag_id), ("apply", tenants.apply_dag_id_of(tenant.id))):
         try:
             runs = airflow_live.list_runs(api, token, dag, AIRFLOW_RUNS)
@@ -205,12 +237,12 @@ def _history_chart(eng: Engine, tenant: str, cache: SvgCache) -> tuple[charts.Ch
 
 
 def _run_chart(
-    eng: Engine, run: dict[str, Any], tenant: str, cache: SvgCache
+    eng: Engine, run: store.RunRecord, tenant: str, cache: SvgCache
 ) -> tuple[charts.Chart | None, str | None]:
     """One run's units per product, and the amount held in its quarantine rows once those carry one."""
 
     def draw() -> charts.Chart | None:
-        rows = charts.product_rows(run.get("checks"))
+        rows = charts.product_rows(run["checks"])
         if rows and _held_recorded():
             held = queries.held_amounts(eng, ("product",), run_id=run["run_id"], tenant=tenant)
             rows = charts.with_held(rows, {k[0]: v for k, v in held.items()})
@@ -219,12 +251,12 @@ def _run_chart(
     return _draw(draw)
 
 
-def _money(eng: Engine, run: dict[str, Any]) -> dict[str, Any] | None:
+def _money(eng: Engine, run: store.RunRecord) -> MoneyView | None:
     """The run's money as record_run recorded it, with what is still held now (its open rows)."""
-    recorded = (run.get("checks") or {}).get("money")
+    recorded = queries.recorded_money(run)
     if not recorded:
         return None
-    products = (run.get("settings") or {}).get("products")
+    products = (run["settings"] or {}).get("products")
     held = store.held_totals(eng, run_id=run["run_id"], status="open", tenant=run["tenant"])
     return money_view(recorded, products, held)
 
@@ -244,7 +276,7 @@ def _draw(draw: Callable[[], charts.Chart | None]) -> tuple[charts.Chart | None,
         return None, CHART_FAILED
 
 
-def _run(eng: Engine, run_id: str, tenant: str) -> dict[str, Any]:
+def _run(eng: Engine, run_id: str, tenant: str) -> store.RunRecord:
     run = store.get_run(eng, check_run_id(run_id), tenant=tenant)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No billing run with that id")
@@ -265,24 +297,26 @@ def _file_headers(path: Path) -> dict[str, str]:
 
 
 def _run_view(
-    request: Request, context: ReviewContext, run: dict[str, Any], root: Path, tenant: PageTenant
-) -> dict[str, Any]:
-    counts = run.get("counts") or {}
+    request: Request, context: ReviewContext, run: store.RunRecord, root: Path, tenant: PageTenant
+) -> RunView:
+    counts = run["counts"] or {}
     directory = reports.report_dir(run, root)
     base = f"/runs/{quote(run['run_id'], safe='')}"
-    files = [
+    files: list[FileLink] = [
         {**f, "url": context.url(request, f"{base}/files/{quote(f['name'], safe='')}")}
         for f in reports.report_files(directory)
     ]
-    recorded = (run.get("checks") or {}).get("money") or {}
+    recorded = queries.recorded_money(run)
+    held = recorded.get("held") if recorded else None
     return {
         **run,
-        "recovered": money.signed(recorded.get("recovered")) if recorded else "",
-        "held_then": money.fmt((recorded.get("held") or {}).get("amount")) if recorded else "",
+        "recovered": money.signed(recorded["recovered"]) if recorded else "",
+        "held_then": money.fmt(held.get("amount") if held else None) if recorded else "",
         "outcome_counts": {k: v for k, v in counts.items() if k != "total" and v},
         "total": counts.get("total"),
         "files": files,
-        "report_missing": bool(run.get("report_path")) and directory is None,
+        "report_missing": bool(run["report_path"]) and directory is None,
         "url": context.url(request, base),
         "dag_run_url": context.airflow_url(request, f"/dags/{quote(tenant.dag_id, safe='')}{base}"),
+        "airflow_state": "",
     }
