@@ -1,4 +1,6 @@
-"""Apply now (issue 20 §1): after a decision is recorded, trigger the tenant's apply DAG for exactly
+"""Triggers the tenant's apply DAG after a decision.
+
+Apply now (issue 20 §1): after a decision is recorded, trigger the tenant's apply DAG for exactly
 what it touches, as the signed-in user holding the ``apply`` power (`airflow_runs.trigger_apply_run`: Airflow decides whether
 they may). The decision stands whatever Airflow answers; the answer goes into the redirect's query,
 read back by `airflow_runs.notice` (codes, never echoed text).

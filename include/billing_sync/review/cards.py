@@ -1,4 +1,6 @@
-"""What the quarantine's company cards say beside their rows (issue 20 §3): each row's badges, and
+"""The quarantine's company cards: badges and links.
+
+What the quarantine's company cards say beside their rows (issue 20 §3): each row's badges, and
 what a card's decisions link to.
 
 A row's badges, where true:

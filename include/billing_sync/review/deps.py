@@ -1,5 +1,7 @@
-"""The dependencies every route shares, as ``Annotated`` aliases (the FastAPI full-stack template's
-``deps.py``): routes say ``reviewer: ReaderDep`` or ``eng: EngineDep`` and nothing more.
+"""The dependencies every route shares, as `Annotated` aliases.
+
+As in the FastAPI full-stack template's ``deps.py``: routes say ``reviewer: ReaderDep`` or
+``eng: EngineDep`` and nothing more.
 
 Who the user is and what they may do is Airflow's to say, and Airflow's security module may only be
 imported in the API server; so `current_reader`, `current_editor` and `current_mapper` are keys, not

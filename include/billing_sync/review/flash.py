@@ -1,4 +1,6 @@
-"""Whom a flash after an action is about, in names (issue 20 §3 "flashes that name the organization
+"""Flash messages that name the organization and company.
+
+Whom a flash after an action is about, in names (issue 20 §3 "flashes that name the organization
 and company rather than ids").
 
 The redirect after an action carries only the outcome and an id (`?done=dismissed&id=5`): names are

@@ -1,5 +1,7 @@
-"""What the pages accept: ids, page numbers, run ids, list filters and text fields, checked before
-anything reaches the database.
+"""What the pages accept: ids, pages, filters, text, checked before use.
+
+Ids, page numbers, run ids, list filters and text fields are checked before anything reaches the
+database.
 
 Anything else is a 400 with one plain sentence, never a 500 (issue 10 §4): `str.isdigit()` accepts
 `²` and Arabic-Indic digits that `int()` refuses or reads, and SQLite and PostgreSQL refuse integers

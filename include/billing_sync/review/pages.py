@@ -1,5 +1,6 @@
-"""What every route shares: the app's context (billing DB, CSRF, reports root, templates) and how a
-page or an error is rendered.
+"""The app's context (DB, CSRF, templates) and how a page or error renders.
+
+What every route shares: the billing DB, CSRF, the reports root and the templates.
 
 `create_app` puts one `ReviewContext` in ``app.state.review``; routes reach it through
 `deps.ContextDep`. Messages after an action are picked by code from the redirect's query string,

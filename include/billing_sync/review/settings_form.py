@@ -1,5 +1,6 @@
-"""The settings page's form: `Settings` ↔ the form's text fields, where each value comes from, and
-the differences between two settings, as people read them.
+"""The settings form ↔ `Settings`, and where each value comes from.
+
+The form's text fields, and the differences between two settings, as people read them.
 
 The form never builds settings itself: it turns text into JSON values and hands the tenant's
 Variable, edited, to `Settings.of` (the model the DAG uses), whose problems come back per field.

@@ -1,5 +1,6 @@
-"""A tenant's settings Variable as the settings page reads and writes it, through Airflow's own
-Variable model (the API server's backends: secrets backends, environment, metadata database).
+"""Reads and writes a tenant's settings Variable through Airflow's Variable model.
+
+The API server's backends decide where it is: secrets backends, environment, metadata database.
 
 Runs read the Variable through the same chain, where a secrets backend or an ``AIRFLOW_VAR_*``
 environment variable answers before the metadata database. A value written to the database under

@@ -1,4 +1,6 @@
-"""The suspicious matches of the tenant's newest complete staging, for the mapping page's "Check
+"""The mapping page's suspicious matches of the newest staging.
+
+The suspicious matches of the tenant's newest complete staging, for the mapping page's "Check
 these matches" section and the quarantine page's one-line count (issue 20 §3).
 
 `reconcile.suspicious` judges; this reads what it judges: the staged organizations and companies of

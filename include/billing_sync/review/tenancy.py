@@ -1,5 +1,7 @@
-"""Which tenant a page is about (docs/contract.md §1 Tenants): every page and action shows and
-changes one tenant's rows, named by the ``tenant`` query parameter.
+"""Which tenant a page is about.
+
+docs/contract.md §1 Tenants: every page and action shows and changes one tenant's rows, named by
+the ``tenant`` query parameter.
 
 The tenants offered are the configured ones (`tenants.configured()`, in the file's order) and then
 any other tenant that has runs in `billing_runs`, so the history of a tenant removed from the

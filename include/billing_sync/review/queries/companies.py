@@ -1,5 +1,6 @@
-"""The company picker's queries: the companies the newest run staged, and a ranked search of them
-(one tenant's, `tenant` keyword). The query is SQLAlchemy Core over `store.staging_table("companies")`,
+"""The company picker's queries: the newest run's companies and a ranked search.
+
+One tenant's (`tenant` keyword). The query is SQLAlchemy Core over `store.staging_table("companies")`,
 values bound.
 """
 

@@ -1,5 +1,6 @@
-"""The mapping page's query: every staged organization with its company and rule, the stale
-billing_org_map rows, and the counts by match status (one tenant's, `tenant` keyword).
+"""The mapping page's query: each staged organization with its company and rule.
+
+With the stale billing_org_map rows and the counts by match status (one tenant's, `tenant` keyword).
 """
 
 from __future__ import annotations

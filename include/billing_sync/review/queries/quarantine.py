@@ -1,5 +1,7 @@
-"""The quarantine page's queries: its rows grouped by ConnectWise company or Huntress organization,
-one page at a time; the open rows of one group; how each organization matches now; the CSV export.
+"""The quarantine page's queries: rows grouped by company or organization.
+
+Its rows grouped by ConnectWise company or Huntress organization, one page at a time; the open
+rows of one group; how each organization matches now; the CSV export.
 
 One tenant's rows (`tenant` keyword). SQLAlchemy Core over `store.quarantine`, values bound.
 """

@@ -1,5 +1,6 @@
-"""A run's report files, as the run page lists and serves them: only files directly in a report
-directory inside the reports root, of the types in `REPORT_TYPES`.
+"""A run's report files, as the run page lists and serves them.
+
+Only files directly in a report directory inside the reports root, of the types in `REPORT_TYPES`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The newest run's staged frames, shared by the pages' queries: its Huntress organizations and
-ConnectWise companies, company names and cards, and the small value helpers the pages read them with.
+"""The newest run's staged frames, shared by the pages' queries.
+
+Its Huntress organizations and ConnectWise companies, company names and cards, and the small value
+helpers the pages read them with.
 
 Everything is one tenant's: each function that reads rows takes the page's `tenant` (keyword, no
 default, so no caller can forget it and show another tenant's rows).

@@ -1,5 +1,7 @@
-"""Approvals: a person approves exactly one held change, or a missing addition to be created; the
-DAG applies it, never this process (docs/contract.md §3, §4 `billing_approvals`).
+"""Approvals: approve one held change or a missing addition.
+
+A person approves exactly one held change, or a missing addition to be created; the DAG applies
+it, never this process (docs/contract.md §3, §4 `billing_approvals`).
 
     GET  /approvals                    the approvals (pending first) and the held rows one may approve
     GET  /approvals/new?row=<id>       the form for one open quarantine row

@@ -1,4 +1,6 @@
-"""The work happening (issue 20 §2): a run's state as JSON for the page's script, and the way on
+"""A run's live state as JSON for the page's script.
+
+The work happening (issue 20 §2): a run's state as JSON for the page's script, and the way on
 from a paused DAG.
 
     GET  /runs/live?dag_id=…&run_id=…   read: the run as Airflow tells the user, and once it is done

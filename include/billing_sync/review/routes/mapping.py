@@ -1,4 +1,6 @@
-"""Organization mapping: each staged Huntress organization with the company it maps to, and the
+"""Organization mapping and its suspicious-match check.
+
+Organization mapping: each staged Huntress organization with the company it maps to, and the
 `billing_org_map` rows that decide who pays. Changing them takes the ``mappings`` power
 (`MappingsDep`), more than acting on the quarantine (docs/ui.md "Auth").
 

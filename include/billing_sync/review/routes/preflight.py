@@ -1,4 +1,6 @@
-"""Preflight on the runs page: the same read-only checks as `python -m billing_sync preflight`
+"""Preflight on the runs page.
+
+The same read-only checks as `python -m billing_sync preflight`
 (billing_sync.preflight), for the page's tenant, as a table. A reader's page.
 
     GET /runs/preflight          what it checks, and the button

@@ -1,4 +1,6 @@
-"""Re-run a billing date: the button that applies a fix (a mapping, a raised limit) without leaving
+"""The re-run button for a billing date.
+
+Re-run a billing date: the button that applies a fix (a mapping, a raised limit) without leaving
 the review pages. The run is triggered through Airflow's REST API as the signed-in user
 (`airflow_runs`): Airflow decides who may (POST on the runs of the page's tenant's DAG) and records
 who did.

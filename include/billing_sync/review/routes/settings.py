@@ -1,4 +1,6 @@
-"""The tenant's settings (issue 21 §2): every setting with its meaning and where its value comes
+"""The tenant's settings page: read, edit, save.
+
+The tenant's settings (issue 21 §2): every setting with its meaning and where its value comes
 from; a change previewed as a diff, then saved to the tenant's Variable and recorded as a decision.
 
     GET  /settings           the settings in force, and the form (editable with the mapping right)
