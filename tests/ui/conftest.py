@@ -123,6 +123,18 @@ def free_port() -> int:
 def start_api_server(
     tmp: Path, env: dict[str, str]
 ) -> tuple[subprocess.Popen, str, dict[str, str], Path, dict[str, str]]:
+    """`airflow api-server` on a free port, once it answers its health check."""
+    server = launch_api_server(tmp, env)
+    proc, url, _, log, _ = server
+    _wait_healthy(proc, url, log)
+    return server
+
+
+def launch_api_server(
+    tmp: Path, env: dict[str, str]
+) -> tuple[subprocess.Popen, str, dict[str, str], Path, dict[str, str]]:
+    """`airflow api-server` started, not yet waited for: its 12-16 s of start-up can overlap a DAG
+    run (the review app opens the billing database on its first request, not at start)."""
     passwords = {user: secrets.token_urlsafe(12) for user in USERS}
     password_file = tmp / "passwords.json"
     password_file.write_text(json.dumps(passwords))
@@ -150,9 +162,7 @@ def start_api_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its worker outlives a SIGTERM to the parent alone: stop the group
         )
-    url = f"http://127.0.0.1:{port}"
-    _wait_healthy(proc, url, log)
-    return proc, url, passwords, log, keys
+    return proc, f"http://127.0.0.1:{port}", passwords, log, keys
 
 
 def _wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
@@ -185,20 +195,21 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """Sandbox → real DAG run → billing DB + reports; then the real API server over them."""
+    """Sandbox → real DAG run → billing DB + reports; the real API server, started meanwhile, over them."""
     from billing_sync import store
 
     tmp = tmp_path_factory.mktemp("ui")
     env = billing_env(tmp)
     migrate_airflow_db()
-    sb = start_sandbox(ui_scenario(), tmp)
-    try:
-        run_billing_dag(sb, env)
-    finally:
-        sb.stop()
-    proc, url, passwords, log, keys = start_api_server(tmp, env)
+    proc, url, passwords, log, keys = launch_api_server(tmp, env)  # starts while the DAG runs
     engine = store.make_engine(f"sqlite:///{tmp / 'billing.db'}")
     try:
+        sb = start_sandbox(ui_scenario(), tmp)
+        try:
+            run_billing_dag(sb, env)
+        finally:
+            sb.stop()
+        _wait_healthy(proc, url, log)
         yield Site(url, passwords, engine, proc, log, keys)
     finally:
         stop(proc)

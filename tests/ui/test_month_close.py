@@ -68,11 +68,12 @@ from tests.ui.conftest import (
     BILLING_DATE,
     DAG_ID,
     Site,
+    _wait_healthy,
     billing_env,
+    launch_api_server,
     login,
     run_billing_dag,
     screenshot,
-    start_api_server,
     stop,
 )
 
@@ -101,10 +102,11 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     migrate_airflow_db()
     sb = start_sandbox(DEMO_SCENARIO, tmp)
     try:
-        run_billing_dag(sb, env)
-        proc, url, passwords, log, keys = start_api_server(tmp, env)
+        proc, url, passwords, log, keys = launch_api_server(tmp, env)  # starts while the DAG runs
         engine = store.make_engine(f"sqlite:///{tmp / 'billing.db'}")
         try:
+            run_billing_dag(sb, env)
+            _wait_healthy(proc, url, log)
             site = Site(url, passwords, engine, proc, log, keys)
             [first] = store.list_runs(engine, limit=None, tenant="default")
             yield Desk(site, sb, env, first["run_id"], connectwise_state(sb))
