@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -121,7 +122,14 @@ def migrate_airflow_db() -> None:
     home_db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
     template = None if os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") else _airflow_db_template()
     if template is not None and template.exists():
-        shutil.copyfile(template, home_db)
+        # Through SQLite, not as a file copy: a connection this process already holds to the empty
+        # database then sees the new tables, as it sees those a migration makes.
+        source, target = sqlite3.connect(template), sqlite3.connect(home_db)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
         return
     airflow = Path(sys.executable).with_name("airflow")
     done = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True)
