@@ -73,6 +73,7 @@ PERF_TESTS = frozenset(
         "test_100k_usage_rows_against_100k_additions",  # reconcile at scale
         "test_scale_5000_organizations",  # the scenario generator at 5,000 organizations
         "test_compiled_predicate_is_fast_over_20k_records",  # the sandbox's conditions
+        "test_export_streams_every_row_in_pieces_in_little_memory",  # an export's memory under tracemalloc
         "test_huntress_client_limiter_avoids_429",  # Huntress's 60-a-minute window, on the clock
         "test_huntress_headerless_429s_from_a_shared_key_lose_nothing",
         "test_huntress_429_is_waited_out",
