@@ -73,8 +73,8 @@ test: ruff system-deps
 # worker per CPU (FAST_WORKERS=0 for one process). Tests about a run's data use the in-memory sources
 # (billing_sandbox.memory), not a sandbox process. Measured 2026-12-08 with 2 workers on this 2-core
 # machine while others ran tests (load 7 to 11): 9 min wall, 5 min of CPU, so 2½ min at best when it
-# is quiet (the heaviest: the 100k-row export, the apply request count, the credential scan, GX in
-# each run's validate). `make test` runs everything.
+# is quiet; the export's memory test (30 s of it) has since gone to perf. The heaviest left: the apply
+# request count, the credential scan, GX in each run's validate. `make test` runs everything.
 FAST_MARKERS := not e2e and not browser and not integration and not perf
 FAST_WORKERS ?= auto
 test-fast: $(STAMP)
