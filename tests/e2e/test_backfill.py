@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 
 from billing_sandbox.generate import generate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, _airflow_db_template, migrate_airflow_db
 from tests.e2e.conftest import DAG_ID
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -73,7 +73,12 @@ def _clock(fake_now: datetime | None) -> tuple[list[str], datetime]:
 @pytest.fixture(scope="module")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A freshly migrated, empty metadata DB, copied into each clock's AIRFLOW_HOME: one migration
-    instead of one per clock (the schema does not depend on the clock)."""
+    instead of one per clock (the schema does not depend on the clock). The one this worker's own
+    migration keeps (tests/conftest.py) when there is one."""
+    migrate_airflow_db()
+    template = _airflow_db_template()
+    if template.exists():
+        return template
     home = tmp_path_factory.mktemp("airflow-template")
     _airflow([], {**os.environ, "AIRFLOW_HOME": str(home)}, "db", "migrate")
     return home / "airflow.db"
