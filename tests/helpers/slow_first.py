@@ -40,6 +40,7 @@ SLOW: dict[str, float] = {
     "proof/test_executors.py": 50,
     "e2e/test_real_world.py::test_reseller_month_as_the_real_services_send_it": 39,
     "proof/test_faults.py": 40,
+    "ui/test_heavy_pages.py": 50,  # the export under tracemalloc alone is 30-50 s
     "sync/reconcile/test_property.py": 30,
     "proof/test_postgres_restart.py": 20,
     "test_packaging.py": 19,
