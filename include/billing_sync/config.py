@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeAlias, get_args
+from typing import Annotated, Any, Literal, TypedDict, cast, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -31,8 +31,26 @@ INVOICE_SOURCES = ("reseller", "account")
 AreaName = Literal["read", "quarantine", "mappings", "approvals", "overrides", "settings", "apply"]
 POWER_AREAS: tuple[AreaName, ...] = get_args(AreaName)
 
-# `Settings.to_dict()`: the JSON form a run reference carries (and `billing_runs.settings`).
-SettingsDict: TypeAlias = dict[str, Any]
+
+class SettingsDict(TypedDict, total=False):
+    """`Settings.to_dict()`: the JSON form a run reference carries and `billing_runs.settings` and a
+    settings decision record. Every key when made by `to_dict`; a run recorded by an older version,
+    or a decision (only the keys it changed), may lack some. tests/sync/test_config.py holds the
+    keys equal to the model's fields."""
+
+    products: dict[str, str | list[str]]
+    invoice_source: str
+    billing_day: int
+    max_change_units: int
+    max_change_ratio: float
+    allow_drop_to_zero: bool
+    agreement_types: list[str]
+    connectwise_concurrency: int
+    dry_run: bool
+    mapping_roles: list[str]
+    four_eyes: bool
+    powers: dict[str, list[str]]
+
 
 # Identifiers and type names go into ConnectWise `conditions` as "..." literals. Nothing public shows
 # ConnectWise accepting backslash escapes there, so a value it cannot carry is refused up front.
@@ -206,7 +224,7 @@ class Settings(BaseModel):
 
     def to_dict(self) -> SettingsDict:
         """The JSON form (every field, in field order): lists for tuples; `load_settings` takes it back."""
-        return self.model_dump(mode="json")
+        return cast(SettingsDict, self.model_dump(mode="json"))
 
 
 class SettingsError(ConfigError):
@@ -292,7 +310,7 @@ def _markdown_default(value: Any) -> str:
     return f"`{text}`" if isinstance(value, str | list | dict) else text
 
 
-_DEFAULTS = Settings().to_dict()
+_DEFAULTS: Mapping[str, object] = Settings().to_dict()  # read by field name
 
 
 def parse_variable(variable: str | Mapping[str, Any] | None) -> dict[str, Any]:

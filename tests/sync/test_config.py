@@ -243,3 +243,12 @@ def test_the_error_carries_each_bad_key_for_a_form():
         load_settings({"billing_day": 0, "products": {"edr": ""}, "zzz": 1})
     assert set(caught.value.problems) == {"", "billing_day", "products"}
     assert caught.value.problems["billing_day"] == "must be an integer from 1 to 28"
+
+
+def test_the_json_form_is_typed_with_every_field_of_the_model():
+    """`SettingsDict` (what a run reference and billing_runs.settings carry) names exactly the
+    model's fields, so mypy checks each reader of the JSON form against the settings there are."""
+    from billing_sync.config import SettingsDict
+
+    assert list(SettingsDict.__annotations__) == list(Settings.model_fields)
+    assert set(Settings().to_dict()) == set(SettingsDict.__annotations__)

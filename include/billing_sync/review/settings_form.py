@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from billing_sync.config import DEFAULT_PRODUCTS, POWER_AREAS, Settings, SettingsDict, SettingsError, describe
 
@@ -44,7 +44,7 @@ def source(key: str, in_variable: Container[str], tenant_day: int | None) -> str
 
 
 def rows(settings: Settings, in_variable: Container[str], tenant_day: int | None) -> list[Row]:
-    values = settings.to_dict()
+    values: dict[str, object] = {**settings.to_dict()}  # read by field name
     if tenant_day is not None:  # the schedule's day is the tenants file's; the Variable's is unused
         values["billing_day"] = tenant_day
     return [
@@ -72,13 +72,13 @@ def show(value: Any) -> str:
 
 def form_of(settings: Settings) -> dict[str, str]:
     """The form's fields filled with these settings."""
-    values = settings.to_dict()
+    values: Mapping[str, object] = settings.to_dict()  # read by field name
     form = {k: str(values[k]) for k in (*NUMBERS, "invoice_source")}
     form |= {k: "true" for k in FLAGS if values[k]}
-    form["agreement_types"] = "\n".join(values["agreement_types"])
-    form["mapping_roles"] = ", ".join(values["mapping_roles"])
+    form["agreement_types"] = "\n".join(settings.agreement_types)
+    form["mapping_roles"] = ", ".join(settings.mapping_roles)
     form |= {f"products.{p}": ", ".join(items) for p, items in settings.catalog_items.items()}
-    form |= {f"powers.{a}": ", ".join(roles) for a, roles in values["powers"].items()}
+    form |= {f"powers.{a}": ", ".join(roles) for a, roles in settings.powers.items()}
     return form
 
 
@@ -88,12 +88,12 @@ def products_offered(settings: Settings) -> list[str]:
 
 
 def edited(
-    form: Mapping[str, str], current: Settings, raw: SettingsDict, tenant_day: int | None
-) -> tuple[SettingsDict, dict[str, str]]:
+    form: Mapping[str, str], current: Settings, raw: Mapping[str, Any], tenant_day: int | None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The Variable's JSON object (`raw`) with the form's changes, and the problems per field (the
     model's words; `products` and `powers` problems under those keys)."""
-    now = current.to_dict()
-    wanted: SettingsDict = {}
+    now: Mapping[str, object] = current.to_dict()  # read by field name
+    wanted: dict[str, object] = {}
     for key in NUMBERS:
         if key == "billing_day" and tenant_day is not None:
             continue  # not the Variable's to set under a tenants file
@@ -170,7 +170,8 @@ def changes(
 ) -> list[Change]:
     """Each setting whose value, or whether the Variable sets it (`before_raw`, `after_raw`: the keys
     the Variable sets), differs (a default says so)."""
-    old, new = before.to_dict(), after.to_dict()
+    old: Mapping[str, object] = before.to_dict()  # read by field name
+    new: Mapping[str, object] = after.to_dict()
     found = []
     for key in Settings.model_fields:
         if old[key] != new[key] or (key in before_raw) != (key in after_raw):
@@ -184,11 +185,16 @@ def _shown(value: Any, in_variable: bool) -> str:
 
 def recorded(before: Settings, after: Settings, found: list[Change]) -> tuple[SettingsDict, SettingsDict]:
     """The decision's before and after: the changed settings' JSON values."""
-    old, new = before.to_dict(), after.to_dict()
-    return {c.key: old[c.key] for c in found}, {c.key: new[c.key] for c in found}
+    old: Mapping[str, object] = before.to_dict()  # read by field name
+    new: Mapping[str, object] = after.to_dict()
+    changed = [c.key for c in found]
+    return (
+        cast(SettingsDict, {k: old[k] for k in changed}),  # the model's own keys and JSON values
+        cast(SettingsDict, {k: new[k] for k in changed}),
+    )
 
 
-def variable_text(raw: SettingsDict) -> str:
+def variable_text(raw: Mapping[str, Any]) -> str:
     return json.dumps(dict(raw), indent=2, ensure_ascii=False)
 
 
@@ -205,15 +211,15 @@ class RunSetting:
 def run_rows(recorded: SettingsDict | None, current: Settings | None) -> list[RunSetting]:
     """The run's settings (`billing_runs.settings`), every key of the model and any other it
     recorded, each beside the value in force now (when it can be read)."""
-    recorded = recorded or {}
-    now = current.to_dict() if current is not None else None
-    keys = [*Settings.model_fields, *(k for k in recorded if k not in Settings.model_fields)]
+    recorded_values: Mapping[str, object] = recorded or {}  # read by field name
+    now: Mapping[str, object] | None = current.to_dict() if current is not None else None
+    keys = [*Settings.model_fields, *(k for k in recorded_values if k not in Settings.model_fields)]
     found = []
     for key in keys:
-        had = key in recorded
-        value = show(recorded[key]) if had else "(not recorded)"
+        had = key in recorded_values
+        value = show(recorded_values[key]) if had else "(not recorded)"
         shown_now = None if now is None else (show(now[key]) if key in now else "(no such setting now)")
-        differs = now is not None and had and now.get(key, _MISSING) != recorded[key]
+        differs = now is not None and had and now.get(key, _MISSING) != recorded_values[key]
         found.append(RunSetting(key, value, shown_now, differs))
     return found
 

@@ -17,7 +17,7 @@ them); the change applies from the next run's `resolve`.
 
 import json
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from billing_sync import store, tenants
-from billing_sync.config import POWER_AREAS, Settings, SettingsDict, SettingsError, parse_variable
+from billing_sync.config import POWER_AREAS, Settings, SettingsError, parse_variable
 from billing_sync.errors import ConfigError
 from billing_sync.review import cw_lists, settings_form, settings_variable
 from billing_sync.review.deps import ContextDep, EngineDep, ReaderDep, SettingsDep, TenantDep
@@ -181,7 +181,7 @@ class Current:
     file's billing day (None in the single-tenant form)."""
 
     stored: settings_variable.Stored | None
-    raw: SettingsDict
+    raw: dict[str, Any]  # the Variable's JSON object, as parse_variable read it
     settings: Settings | None
     problems: dict[str, str]
     tenant_day: int | None
@@ -192,7 +192,7 @@ def _state(tenant: PageTenant) -> Current:
         return Current(None, {}, None, {}, None)
     stored = settings_variable.read(tenant.variable)
     tenant_day = tenants.by_id(tenant.id).billing_day
-    raw: SettingsDict = {}
+    raw: dict[str, Any] = {}
     settings, problems = None, {}
     try:
         raw = parse_variable(stored.text)
