@@ -9,6 +9,7 @@ that way is still a cycle.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -182,3 +183,84 @@ def test_names_spelled_outside_the_package_agree_with_names():
     dag = _constants(ROOT / "dags" / "huntress_connectwise_billing_sync.py")
     assert dag["NEW_ORGANIZATIONS_ASSET"] == names.NEW_ORGANIZATIONS_ASSET
     assert _constants(ROOT / "plugins" / "billing_review.py")["MOUNT_PATH"] == runtime.REVIEW_MOUNT_PATH
+
+
+# -- docs/architecture.md's tables: every module, its job, and the modules of ours it imports ---------
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+TABLE_ROW = re.compile(r"^\| `([\w.]+)` \| (.+?) \| (.+?) \|$")
+# One row covers the Alembic revisions, which Alembic loads by file name.
+REVISIONS = f"{PACKAGE}.store.migrations.versions"
+
+
+def documented() -> dict[str, tuple[str, set[str]]]:
+    """The tables' rows: module → (job, the modules of ours it imports), names resolved as the tables
+    write them: `billing_sync.<name>` where that exists, otherwise within the module's own
+    subpackage (`deps` in a review row is review.deps, `reconcile.money` is reconcile's money)."""
+    known = set(modules()) | {REVISIONS}
+    rows: dict[str, tuple[str, set[str]]] = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        if not (m := TABLE_ROW.match(line)):
+            continue
+        name = PACKAGE if m[1] == PACKAGE else f"{PACKAGE}.{m[1]}"
+        sub = ".".join(name.split(".")[:2])
+        imports: set[str] = set()
+        for word in m[3].split(","):
+            word = word.strip()
+            if word in ("—", ""):
+                continue
+            imports.add(f"{PACKAGE}.{word}" if f"{PACKAGE}.{word}" in known else f"{sub}.{word}")
+        assert name not in rows, f"docs/architecture.md lists `{m[1]}` twice"
+        rows[name] = (m[2], imports)
+    return rows
+
+
+def short(name: str, module: str) -> str:
+    """How a table writes `name` in `module`'s row (the inverse of `documented`'s reading)."""
+    tail = name.removeprefix(f"{PACKAGE}.")
+    sub = ".".join(module.split(".")[:2]) + "."
+    if name.startswith(sub) and f"{PACKAGE}.{name.removeprefix(sub)}" not in modules():
+        return name.removeprefix(sub)
+    return tail
+
+
+def test_architecture_lists_every_module_with_the_imports_it_has():
+    edges = {n: e for n, e in graph().items() if not n.startswith(REVISIONS + ".")}
+    rows = documented()
+    missing = sorted(set(edges) - set(rows))
+    assert not missing, f"modules docs/architecture.md does not list: {missing}"
+    gone = sorted(set(rows) - set(edges) - {REVISIONS})
+    assert not gone, f"docs/architecture.md lists modules that do not exist: {gone}"
+    wrong = {
+        name.removeprefix(f"{PACKAGE}."): ", ".join(sorted(short(t, name) for t in edges[name])) or "—"
+        for name in sorted(edges)
+        if rows[name][1] != edges[name]
+    }
+    assert not wrong, "docs/architecture.md's imports column should read:\n" + "\n".join(
+        f"  `{m}`: {imports}" for m, imports in wrong.items()
+    )
+
+
+def test_each_module_names_its_one_job_in_its_first_line():
+    """PEP 257's summary line: the docstring's first line alone says what the module is for (the
+    job docs/architecture.md's tables repeat); what follows a blank line says why and how."""
+    unsaid = []
+    for name, path in modules().items():
+        lines = (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").splitlines()
+        if not lines or not lines[0].strip() or (len(lines) > 1 and lines[1].strip()):
+            unsaid.append(name)
+    assert not unsaid, f"modules whose docstring has no one-line summary first: {unsaid}"
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/helpers/ and fixtures in conftest files: a test module imported
+    by another runs its fixtures and constants in two places, and moving a test breaks a stranger."""
+    tests = ROOT / "tests"
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [module or ""]
+            for name in names:
+                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
+                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not found, "\n".join(found)

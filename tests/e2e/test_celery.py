@@ -50,9 +50,8 @@ import sqlalchemy as sa
 from tests.conftest import ROOT
 from tests.helpers.oracle import expected_state, invoice_of
 from tests.proof.conftest import password_database, postgres_base_or_skip
-from tests.proof.helpers import admin, cw_quantities
-from tests.proof.servers import PrivateRedis, private_redis
-from tests.proof.test_executors import free_port, metadata_database, metadata_rows
+from tests.proof.helpers import admin, cw_quantities, metadata_database, metadata_rows
+from tests.proof.servers import PrivateRedis, free_port, private_redis
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import airflow_celery  # noqa: E402  (make celery's script: the test runs what a person runs)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -252,3 +254,27 @@ def scan_database(engine: sa.Engine, wanted: dict[str, str]) -> dict[str, list[s
                     if names:
                         hits.setdefault(f"{table}.{column}", []).extend(names)
     return hits
+
+
+@contextmanager
+def metadata_database(base: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for Airflow's metadata; dropped afterwards."""
+    name = f"airflow_e2e_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # a generated name: identifiers cannot be bound
+    try:
+        yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def metadata_rows(url: str, sql: str, **params: Any) -> list[sa.Row]:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            return conn.execute(sa.text(sql), params).all()
+    finally:
+        eng.dispose()

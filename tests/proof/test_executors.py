@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -43,10 +41,13 @@ from tests.proof.helpers import (
     connection_env,
     cw_quantities,
     found_in,
+    metadata_database,
+    metadata_rows,
     needles,
     scan_database,
     scan_files,
 )
+from tests.proof.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -54,27 +55,6 @@ AIRFLOW = Path(sys.executable).with_name("airflow")
 STEP_TIMEOUT_S = 240
 SHUTDOWN_GRACE_S = 20
 XCOM_LIMIT_BYTES = 4096  # references only: a frame would be far bigger
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def metadata_database(base: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for Airflow's metadata; dropped afterwards."""
-    name = f"airflow_e2e_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))  # a generated name: identifiers cannot be bound
-    try:
-        yield sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def airflow_env(home: Path, metadata_url: str, api_port: int, extra: dict[str, str]) -> dict[str, str]:
@@ -178,15 +158,6 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"the API server did not answer {url}")
-
-
-def metadata_rows(url: str, sql: str, **params: Any) -> list[sa.Row]:
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as conn:
-            return conn.execute(sa.text(sql), params).all()
-    finally:
-        eng.dispose()
 
 
 def test_local_executor_runs_each_task_in_its_own_process(sandbox_factory, tmp_path):
