@@ -264,3 +264,19 @@ def test_no_test_module_imports_another():
                 if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
                     found.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not found, "\n".join(found)
+
+
+def test_the_sandbox_server_imports_nothing_of_billing_sync():
+    """The sandbox answers as the vendors do, not as our clients expect: only its in-memory sources
+    (billing_sandbox.memory, an implementation of billing_sync.sources) may import the package."""
+    sandbox = ROOT / "include" / "billing_sandbox"
+    found = []
+    for path in sorted(sandbox.rglob("*.py")):
+        if path == sandbox / "memory.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            found += [f"{path.relative_to(sandbox)}: {n}" for n in names if n.split(".")[0] == PACKAGE]
+    assert not found, found
