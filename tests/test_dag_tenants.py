@@ -107,6 +107,9 @@ print(f"asked {len(asked)}")
 """
 
 
+# A fresh interpreter importing Airflow, as the DAG processor parses: seconds of a CPU each, so
+# `make test` runs it, the fast loop does not.
+@pytest.mark.integration
 @pytest.mark.parametrize(("tenants_file", "asked"), [(True, 0), (False, 1)])
 def test_the_tenants_file_is_read_at_parse_without_any_lookup(tmp_path, tenants_file, asked) -> None:
     """No Variable (so no metadata-database query) where the DAG processor would ask one: the file

@@ -113,6 +113,9 @@ def test_a_refused_account_a_missing_item_and_a_wrong_type_fail_their_lines(
     assert "spells it 'Managed Services'" in rows["Agreement type managed services"][1]
 
 
+# A fresh interpreter and a sandbox, as an operator runs it: seconds of a CPU, so `make test` runs
+# it, the fast loop does not.
+@pytest.mark.integration
 def test_the_command_line(sandbox_factory, tmp_path) -> None:
     """`python -m billing_sync preflight` as an operator runs it: exit 0, the table on stdout."""
     sb = sandbox_factory(role_scenario(HUNTRESS_ROLE))
