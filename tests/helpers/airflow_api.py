@@ -96,7 +96,8 @@ def serve_airflow() -> Iterator[Airflow]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits out serve_forever's poll: at the default 0.5 s, half a second a test.
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         yield fake
     finally:
