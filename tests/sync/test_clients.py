@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,11 +16,28 @@ import pytest
 from billing_sync.connectwise import ConnectWiseClient
 from billing_sync.http import ApiError
 from billing_sync.huntress import HuntressClient
+from tests.conftest import Sandbox, start_sandbox
 from tests.helpers.sandbox_setup import SECRETS, small_scenario, use_connections
 
 
 def served(url: str) -> dict:
     return httpx.get(f"{url}/_sandbox/requests", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def small_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = start_sandbox(small_scenario(), tmp_path_factory.mktemp("clients"))
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def small(small_sandbox: Sandbox) -> Sandbox:
+    """The default small scenario's sandbox, shared by the module (a process costs most of a CPU
+    second to start): reset first, so its data, faults and request counts are this test's alone."""
+    for url in (small_sandbox.huntress_url, small_sandbox.connectwise_url):
+        httpx.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()
+    return small_sandbox
 
 
 def test_huntress_pages_through_every_organization(sandbox_factory, monkeypatch):
@@ -115,8 +133,8 @@ def test_connectwise_429_and_500_are_retried(sandbox_factory, monkeypatch):
 
 
 @pytest.mark.parametrize("api", ["huntress", "connectwise"])
-def test_auth_failure_is_clear_and_leaks_no_secret(sandbox_factory, monkeypatch, api):
-    sb = sandbox_factory(small_scenario())
+def test_auth_failure_is_clear_and_leaks_no_secret(small, monkeypatch, api):
+    sb = small
     wrong = "wrong_secret_value_123"
     use_connections(monkeypatch, sb, secret=wrong)
     with pytest.raises(ApiError) as err:
@@ -133,10 +151,10 @@ def test_auth_failure_is_clear_and_leaks_no_secret(sandbox_factory, monkeypatch,
 # -- ConnectWise as it really is (issue #8 §2) ------------------------------------------------------
 
 
-def test_connectwise_pins_a_released_api_version_overridable_per_connection(sandbox_factory, monkeypatch):
+def test_connectwise_pins_a_released_api_version_overridable_per_connection(small, monkeypatch):
     from billing_sync.connectwise import API_VERSION
 
-    sb = sandbox_factory(small_scenario())
+    sb = small
     use_connections(monkeypatch, sb)
     session = ConnectWiseClient.from_connection().api.session
     assert API_VERSION == "2025.1"  # released, and pinned by public clients (not the future 2026.11)
@@ -155,8 +173,8 @@ def test_connectwise_pins_a_released_api_version_overridable_per_connection(sand
             ConnectWiseClient.from_connection()
 
 
-def test_connectwise_requests_the_real_addition_fields(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(small_scenario(agreements=2))
+def test_connectwise_requests_the_real_addition_fields(small, monkeypatch):
+    sb = small
     use_connections(monkeypatch, sb)
     adds = ConnectWiseClient.from_connection().additions([100, 101], ["HUNTRESS-EDR"])
     assert [(a["agreementStatus"], a["unitPrice"]) for a in adds] == [("Active", 0), ("Active", 0)]
@@ -165,8 +183,8 @@ def test_connectwise_requests_the_real_addition_fields(sandbox_factory, monkeypa
     assert fields and all("additionStatus" not in q and "unitPrice" in q for q in fields)
 
 
-def test_unknown_company_null_companyinfo_names_credentials(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(small_scenario())
+def test_unknown_company_null_companyinfo_names_credentials(small, monkeypatch):
+    sb = small
     env = sb.connections()
     conn = json.loads(env["AIRFLOW_CONN_CONNECTWISE_DEFAULT"])
     conn["login"] = "nosuchcompany+" + conn["login"].split("+", 1)[1]
@@ -192,8 +210,8 @@ def test_bad_credentials_answered_404_name_credentials_not_not_found(sandbox_fac
         assert secret not in text + repr(err.value.body)
 
 
-def test_a_404_after_a_good_answer_stays_a_404(sandbox_factory, monkeypatch):
-    sb = sandbox_factory(small_scenario())
+def test_a_404_after_a_good_answer_stays_a_404(small, monkeypatch):
+    sb = small
     use_connections(monkeypatch, sb)
     client = ConnectWiseClient.from_connection()
     client.companies()
