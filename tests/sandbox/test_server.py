@@ -54,8 +54,11 @@ def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
 
 
 # --- process ----------------------------------------------------------------------------------------------
+# The integration-marked tests start fresh interpreters (most of a CPU second each): `make test` runs
+# them, the fast loop does not; the module's shared sandbox still starts through its JSON line there.
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_prints_one_json_line_and_stops_cleanly(sandbox_factory: Any, sig: signal.Signals) -> None:
     sb = sandbox_factory(make_scenario())
@@ -69,6 +72,7 @@ def test_prints_one_json_line_and_stops_cleanly(sandbox_factory: Any, sig: signa
     assert out == ""  # the JSON line was the only output, already read by the fixture
 
 
+@pytest.mark.integration
 def test_explicit_ports(sandbox_factory: Any) -> None:
     ports = []
     for _ in range(2):
@@ -140,6 +144,7 @@ def test_invalid_scenarios_name_the_field(case: str) -> None:
     assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
 
 
+@pytest.mark.integration
 def test_cli_exits_2_on_a_bad_scenario(tmp_path: Path) -> None:
     mutate, expected = BAD_SCENARIOS["line org id not an integer"]
     path = tmp_path / "bad.json"
@@ -179,6 +184,7 @@ def test_demo_scenario_is_valid() -> None:
     load_scenario(DEMO_SCENARIO)
 
 
+@pytest.mark.integration
 def test_generate_is_delegated() -> None:
     result = run_cli("generate", "--help")
     assert result.returncode == 0 and "--organizations" in result.stdout
