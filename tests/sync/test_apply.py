@@ -52,7 +52,8 @@ def eng(db_url: str) -> Any:
 
 
 @pytest.fixture
-def sb(sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
+def sb(eng: Any, sandbox_factory, monkeypatch, tmp_path: Path) -> Any:
+    # After `eng`: a PostgreSQL case that skips does so before it starts a sandbox process.
     monkeypatch.setenv("BILLING_SYNC_REPORTS_DIR", str(tmp_path / "reports"))
     sandbox = sandbox_factory(scenario())
     use_connections(monkeypatch, sandbox)
