@@ -8,16 +8,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
+from httpx import CookieConflict
 
 from billing_sync import frames, store
 from billing_sync.review.app import create_app
-from billing_sync.review.security import ReviewAuth, Reviewer
+from billing_sync.review.security import CSRF_COOKIE, ReviewAuth, Reviewer
 
 RUN = "manual__2026-11-01T00:00:00+00:00"
 DAY = "2026-11-01"
@@ -44,6 +45,7 @@ class App:
     client: TestClient
     engine: object
     report_dir: Path
+    _tokens: dict[tuple[tuple[tuple[str, str], ...], str], str] = field(default_factory=dict, repr=False)
 
     def get(self, path: str, **kw):
         return self.client.get(f"/billing-review{path}", headers=kw.pop("headers", ALICE), **kw)
@@ -56,8 +58,24 @@ class App:
         )
 
     def token(self, headers: dict) -> str:
+        # A token is a function of who asks (the headers, for the stand-in auth) and this browser's
+        # nonce cookie (review.security.Csrf): the page is rendered once per pair, not before every post.
+        who = tuple(sorted(headers.items()))
+        nonce = self._nonce()
+        if nonce is not None and (who, nonce) in self._tokens:
+            return self._tokens[(who, nonce)]
         html = self.get("/quarantine", headers=headers).text
-        return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+        found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
+        nonce = self._nonce()  # the page sets it when the browser had none
+        if nonce is not None:
+            self._tokens[(who, nonce)] = found
+        return found
+
+    def _nonce(self) -> str | None:
+        try:
+            return self.client.cookies.get(CSRF_COOKIE)
+        except CookieConflict:  # one per path: which one a post sends is not ours to guess
+            return None
 
 
 def fill(engine, reports: Path) -> Path:
