@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import httpx
 import pytest
 import requests
 
@@ -21,6 +23,7 @@ from billing_sync import store
 from billing_sync.errors import ApiError, CredentialsError
 from billing_sync.http import ApiSession, RetryPolicy
 from billing_sync.scrub import TOO_DEEP
+from tests.conftest import Sandbox, start_sandbox
 from tests.helpers.scripted_server import CLIENT_ID, LOGIN, PASSWORD
 from tests.proof.helpers import connection_env, needles, run_steps, scan_database, scan_files, set_faults
 
@@ -112,6 +115,29 @@ def test_every_api_error_of_the_session_is_made_scrubbed():
 
 
 # -- whole runs whose pushes meet the hostile answers ----------------------------------------------
+def hostile_scenario() -> dict:
+    scenario = generate(40, 7)
+    c = scenario["connectwise"]
+    c["public_key"], c["private_key"] = "cwPUBhostile5150", "cwPRIVhostile5150"
+    c["client_id"] = "7d1e2c3b-4a5f-4e6d-8c7b-9a0b1c2d3e4f"
+    return scenario
+
+
+@pytest.fixture(scope="module")
+def hostile_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = start_sandbox(hostile_scenario(), tmp_path_factory.mktemp("hostile"))
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def hostile(hostile_sandbox: Sandbox) -> Sandbox:
+    """One sandbox process for the module's runs, reset before each (its data, faults and counts)."""
+    for url in (hostile_sandbox.huntress_url, hostile_sandbox.connectwise_url):
+        httpx.post(f"{url}/_sandbox/reset", timeout=10).raise_for_status()
+    return hostile_sandbox
+
+
 @pytest.mark.parametrize(
     "faults",
     [
@@ -121,13 +147,10 @@ def test_every_api_error_of_the_session_is_made_scrubbed():
     ids=["deep-error-body", "echoing-content-type"],
 )
 def test_a_push_meeting_hostile_answers_records_push_rejected(
-    sandbox_factory, monkeypatch, tmp_path: Path, faults
+    hostile: Sandbox, monkeypatch, tmp_path: Path, faults
 ):
-    scenario = generate(40, 7)
+    sb, scenario = hostile, hostile.scenario
     c = scenario["connectwise"]
-    c["public_key"], c["private_key"] = "cwPUBhostile5150", "cwPRIVhostile5150"
-    c["client_id"] = "7d1e2c3b-4a5f-4e6d-8c7b-9a0b1c2d3e4f"
-    sb = sandbox_factory(scenario)
     # One attempt per request: an answer that is no JSON is otherwise retried with backoff.
     env = connection_env(scenario, sb.huntress_url, sb.connectwise_url, max_retries=1)
     for key, value in env.items():
