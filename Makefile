@@ -71,13 +71,12 @@ test: ruff system-deps
 # The inner loop: unit and sandbox tests, no Airflow scheduler, API server, browser or dag.test()
 # (markers in pyproject.toml; tests/conftest.py marks tests/e2e and tests/proof), one pytest-xdist
 # worker per CPU (FAST_WORKERS=0 for one process). Tests about a run's data use the in-memory sources
-# (billing_sandbox.memory), not a sandbox process. Measured 2026-12-08 folder by folder in one process
-# (-n 0) on this 2-core machine while others ran tests (load 4 to 7): 4¼ min of CPU (tests/ui 106 s,
-# tests/sync 89, tests/sandbox 40, tests/*.py 12, tests/contract 9), about 15 s less since (fresh
-# interpreters to integration, fewer sandbox starts, one form token per user); each worker adds its
-# own collection and imports (about 20 s), so about 2¼ min with 2 workers when it is quiet. The
-# heaviest left: the review pages rendered per test, the wire runs (apply, credential scan, hostile
-# answers), GX in each run's validate. `make test` runs everything.
+# (billing_sandbox.memory), not a sandbox process. 1,529 tests in 2 min 34 s on this quiet 2-core
+# machine (4 min 35 s of CPU; 2 min 23 s with FAST_WORKERS=3, within the noise), 2026-12-08, a fresh
+# clone without TEST_DATABASE_URL. By folder in one process: tests/ui 106 CPU s, tests/sync 89,
+# tests/sandbox 40, tests/*.py 12, tests/contract 9. The heaviest left: the review pages rendered per
+# test, the wire runs (apply, credential scan, hostile answers), GX in each run's validate, and each
+# worker's collection and imports (about 20 s). `make test` runs everything.
 FAST_MARKERS := not e2e and not browser and not integration and not perf
 FAST_WORKERS ?= auto
 test-fast: $(STAMP)
