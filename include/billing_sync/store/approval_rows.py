@@ -7,14 +7,13 @@ goes stale, is the sync's business (docs/contract.md §3, §4).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TypedDict
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .database import _reading, _writing
 from .decisions import append_decision
-from .records import ApprovalRow
+from .records import ApprovalRow, NewApproval
 from .schema import APPROVAL_KINDS, APPROVAL_STATUSES, approvals
 from .schema import decisions as decision_history
 from .values import (
@@ -39,26 +38,6 @@ class ApprovalNotFound(LookupError):
 class ApprovalConflict(ValueError):
     """The tenant already has a pending approval for this billing date and sync key, or the approval
     is no longer pending."""
-
-
-class _Pending(TypedDict):
-    """A new approval's columns, checked, as `add_approval` inserts them."""
-
-    tenant: str
-    billing_date: date
-    sync_key: str
-    cw_company_id: int
-    product: str
-    kind: str
-    addition_id: int | None
-    agreement_id: int | None
-    from_quantity: float | None
-    to_quantity: float
-    status: str
-    approved_by: str
-    approved_by_id: str | None
-    approved_at: datetime
-    note: str | None
 
 
 def add_approval(
@@ -89,7 +68,7 @@ def add_approval(
     `addition_id` nor `from_quantity` yet). At most one pending approval per tenant, billing date
     and sync key (`ApprovalConflict`).
     """
-    row: _Pending = {
+    row: NewApproval = {
         "tenant": _tenant_id(tenant),
         "billing_date": _as_date(billing_date),
         "sync_key": _text(sync_key, "sync_key"),
@@ -123,7 +102,7 @@ def add_approval(
         raise ApprovalConflict(_pending_message(row)) from exc
 
 
-def _check_kind(row: _Pending) -> None:
+def _check_kind(row: NewApproval) -> None:
     kind = row["kind"]
     if kind not in APPROVAL_KINDS:
         raise ValueError(f"kind must be one of {list(APPROVAL_KINDS)}, not {kind!r}")
@@ -138,7 +117,7 @@ def _check_kind(row: _Pending) -> None:
         raise ValueError("a create_addition approval names the agreement_id to add to")
 
 
-def _refuse_second_pending(conn: sa.Connection, row: _Pending) -> None:
+def _refuse_second_pending(conn: sa.Connection, row: NewApproval) -> None:
     a = approvals
     stmt = sa.select(a.c.id).where(
         a.c.tenant == row["tenant"],
@@ -150,7 +129,7 @@ def _refuse_second_pending(conn: sa.Connection, row: _Pending) -> None:
         raise ApprovalConflict(_pending_message(row))
 
 
-def _pending_message(row: _Pending) -> str:
+def _pending_message(row: NewApproval) -> str:
     return (
         f"{row['sync_key']} already has a pending approval for {row['billing_date']} "
         f"(tenant {row['tenant']}): revoke it first"

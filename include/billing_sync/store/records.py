@@ -107,10 +107,9 @@ class LedgerRow(TypedDict):
     applied_at: datetime
 
 
-class ApprovalRow(TypedDict):
-    """An approval (`billing_approvals`) of one held change or of a new addition."""
+class NewApproval(TypedDict):
+    """A new approval's columns, checked, as `add_approval` inserts them."""
 
-    id: int
     tenant: str
     billing_date: date
     sync_key: str
@@ -126,6 +125,12 @@ class ApprovalRow(TypedDict):
     approved_by_id: str | None
     approved_at: datetime
     note: str | None
+
+
+class ApprovalRow(NewApproval):
+    """An approval (`billing_approvals`) of one held change or of a new addition."""
+
+    id: int
     applied_run_id: str | None
     applied_at: datetime | None
 
