@@ -50,9 +50,8 @@ from billing_sync.http import RequestStats, RetryPolicy, SlidingWindowLimiter
 from billing_sync.huntress import (
     AccountRefused,
     actual_usage_of,
-    invoice_account_ids,
     json_int,
-    refused_organizations,
+    organizations_of_invoice,
 )
 from billing_sync.scrub import Scrub, scrubber
 
@@ -145,20 +144,7 @@ class MemoryHuntress(_Served):
         """The own account's organizations plus those of every other account the lines name, as
         HuntressClient.invoice_organizations reads them (a refused account: its lines' organizations,
         `unreadable`; an account not shown: skipped)."""
-        own = self.organizations()
-        own_ids = {o.get("account_id") for o in own}
-        orgs = list(own)
-        for account_id in invoice_account_ids(lines):
-            if account_id in own_ids:
-                continue
-            try:
-                managed = self.account_organizations(account_id)
-            except AccountRefused as refused:
-                orgs.extend(refused_organizations(lines, account_id, str(refused)))
-                continue
-            if managed is not None:
-                orgs.extend(managed)
-        return orgs
+        return organizations_of_invoice(self.organizations(), lines, self.account_organizations)
 
     def account_usage_lines(self, organizations: list[Organization]) -> list[UsageLine]:
         """Usage as of now from each organization's `actual_usages`, shaped like invoice lines."""

@@ -182,27 +182,7 @@ class HuntressClient:
         returned as the line names it, with `unreadable` saying why, so that reconcile holds its
         lines (unmapped) rather than match them without the account's keys.
         """
-        own = self.organizations()
-        own_ids = {o.get("account_id") for o in own}
-        orgs = list(own)
-        for account_id in invoice_account_ids(lines):
-            if account_id in own_ids:
-                continue
-            try:
-                managed = self.account_organizations(account_id)
-            except AccountRefused as refused:
-                log.warning("%s: its invoice lines are held", refused)
-                orgs.extend(refused_organizations(lines, account_id, str(refused)))
-                continue
-            if managed is None:
-                log.warning(
-                    "Huntress account %s is named on the invoice but its organizations cannot be "
-                    "read (HTTP 404): its organizations are matched on their names only",
-                    account_id,
-                )
-                continue
-            orgs.extend(managed)
-        return orgs
+        return organizations_of_invoice(self.organizations(), lines, self.account_organizations)
 
     def organization(self, organization_id: int) -> OrganizationUsage:
         path, label = f"v1/organizations/{int(organization_id)}", "/v1/organizations/{id}"
@@ -237,6 +217,36 @@ class AccountRefused(ApiError):
             status=403,
         )
         self.account_id = account_id
+
+
+def organizations_of_invoice(
+    own: list[Organization],
+    lines: list[UsageLine],
+    read_account: Callable[[int], list[Organization] | None],
+) -> list[Organization]:
+    """`own` plus the organizations of every other account the lines name, each read once by
+    `read_account` (None: Huntress will not show it; AccountRefused: the key may not read it), as
+    HuntressClient.invoice_organizations describes; any source of the account reads may use it."""
+    own_ids = {o.get("account_id") for o in own}
+    orgs = list(own)
+    for account_id in invoice_account_ids(lines):
+        if account_id in own_ids:
+            continue
+        try:
+            managed = read_account(account_id)
+        except AccountRefused as refused:
+            log.warning("%s: its invoice lines are held", refused)
+            orgs.extend(refused_organizations(lines, account_id, str(refused)))
+            continue
+        if managed is None:
+            log.warning(
+                "Huntress account %s is named on the invoice but its organizations cannot be "
+                "read (HTTP 404): its organizations are matched on their names only",
+                account_id,
+            )
+            continue
+        orgs.extend(managed)
+    return orgs
 
 
 def refused_organizations(lines: list[UsageLine], account_id: int, why: str) -> list[Organization]:
