@@ -15,6 +15,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from httpx import CookieConflict
+from sqlalchemy.engine import Engine
 
 from billing_sync import frames, store
 from billing_sync.review.app import create_app
@@ -138,17 +139,27 @@ def fill(engine, reports: Path) -> Path:
     return directory
 
 
+STAND_IN = ReviewAuth(reader=reader, editor=editor, login_url=lambda nxt: f"/auth/login?next={quote(nxt)}")
+
+
+@contextmanager
+def mounted(engine: Engine, reports: Path, report_dir: Path, auth: ReviewAuth = STAND_IN) -> Iterator[App]:
+    """The app on `engine`, mounted at /billing-review as the plugin mounts it; the engine is
+    disposed after."""
+    root = FastAPI()
+    root.mount(
+        "/billing-review",
+        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=reports),
+    )
+    with TestClient(root) as client:
+        yield App(client, engine, report_dir)
+    engine.dispose()
+
+
 @contextmanager
 def review_app(tmp_path: Path) -> Iterator[App]:
     """The app on a billing DB `fill` filled under `tmp_path`, mounted at /billing-review, auth by header."""
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     directory = fill(engine, tmp_path / "reports")
-    auth = ReviewAuth(reader=reader, editor=editor, login_url=lambda nxt: f"/auth/login?next={quote(nxt)}")
-    root = FastAPI()
-    root.mount(
-        "/billing-review",
-        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=tmp_path / "reports"),
-    )
-    with TestClient(root) as client:
-        yield App(client, engine, directory)
-    engine.dispose()
+    with mounted(engine, tmp_path / "reports", directory) as app:
+        yield app

@@ -14,14 +14,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from billing_sync import store
-from billing_sync.review.app import create_app
 from billing_sync.review.security import ReviewAuth
 from tests.helpers.crafted_ids import CRAFTED_IDS, HUGE, PAST_INT64, SUPERSCRIPT_TWO
-from tests.helpers.review_app import ALICE, RUN, App, editor, fill, reader
+from tests.helpers.review_app import ALICE, RUN, App, editor, fill, mounted, reader
 
 
 @pytest.fixture
@@ -29,15 +26,8 @@ def app(tmp_path: Path) -> Iterator[App]:
     """The app of tests/helpers/review_app.py: its billing DB and stand-in auth."""
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     directory = fill(engine, tmp_path / "reports")
-    auth = ReviewAuth(reader=reader, editor=editor)
-    root = FastAPI()
-    root.mount(
-        "/billing-review",
-        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=tmp_path / "reports"),
-    )
-    with TestClient(root) as client:
-        yield App(client, engine, directory)
-    engine.dispose()
+    with mounted(engine, tmp_path / "reports", directory, ReviewAuth(reader=reader, editor=editor)) as app:
+        yield app
 
 
 def _plain_400(response) -> str:

@@ -16,14 +16,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from billing_sync import charts, report, store
-from billing_sync.review.app import create_app
 from billing_sync.review.routes import runs as runs_route
 from billing_sync.review.security import ReviewAuth
-from tests.helpers.review_app import EVIL, RUN, App, editor, fill, reader
+from tests.helpers.review_app import EVIL, RUN, App, editor, fill, mounted, reader
 from tests.ui.conftest import ARTIFACTS
 
 OLDER = "scheduled__2026-10-01T00:00:00+00:00"
@@ -60,15 +57,8 @@ def app(tmp_path: Path) -> Iterator[App]:
     store.finish_run(engine, OLDER, "success", {"unchanged": 1, "total": 1}, older, tenant="default")
     store.start_run(engine, BARE, "2026-12-01", None, "push", {}, tenant="default")
     store.finish_run(engine, BARE, "failed", {}, {"failed_task": "extract_huntress"}, tenant="default")
-    auth = ReviewAuth(reader=reader, editor=editor)
-    root = FastAPI()
-    root.mount(
-        "/billing-review",
-        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=tmp_path / "reports"),
-    )
-    with TestClient(root) as client:
-        yield App(client, engine, directory)
-    engine.dispose()
+    with mounted(engine, tmp_path / "reports", directory, ReviewAuth(reader=reader, editor=editor)) as app:
+        yield app
 
 
 def figure(page: str, testid: str) -> str:

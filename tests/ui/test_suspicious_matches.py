@@ -8,16 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from billing_sync import frames, store
-from billing_sync.review.app import create_app
-from billing_sync.review.security import ReviewAuth
-from tests.helpers.review_app import App, editor, reader
+from tests.helpers.review_app import App, mounted
 
 RUN = "manual__2026-11-01T00:00:00+00:00"
 DAY = "2026-11-01"
@@ -77,15 +72,8 @@ def fill(engine) -> None:
 def app(tmp_path: Path) -> Iterator[App]:
     engine = store.make_engine(f"sqlite:///{tmp_path / 'billing.db'}")
     fill(engine)
-    auth = ReviewAuth(reader=reader, editor=editor, login_url=lambda nxt: f"/auth/login?next={quote(nxt)}")
-    root = FastAPI()
-    root.mount(
-        "/billing-review",
-        create_app(engine=engine, auth=auth, csrf_secret=b"test-secret", reports_root=tmp_path / "reports"),
-    )
-    with TestClient(root) as client:
-        yield App(client, engine, tmp_path)
-    engine.dispose()
+    with mounted(engine, tmp_path / "reports", tmp_path) as app:
+        yield app
 
 
 def section(html: str) -> str:
