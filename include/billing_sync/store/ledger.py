@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -61,23 +62,14 @@ def _ledger_input(row: LedgerInput, now: datetime) -> LedgerInput:
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {list(ACTIONS)}, not {action!r}")
     key = _text(row.get("sync_key"), "sync_key")
-    return {
-        "cw_company_id": _clean(row.get("cw_company_id")),
-        "agreement_id": _clean(row.get("agreement_id")),
-        "addition_id": _clean(row.get("addition_id")),
-        "product": _clean(row.get("product")),
-        "catalog_identifier": _clean(row.get("catalog_identifier")),
-        "huntress_quantity": _clean(row.get("huntress_quantity")),
-        "previous_quantity": _clean(row.get("previous_quantity")),
-        "new_quantity": _clean(row.get("new_quantity")),
-        "approval_id": _clean(row.get("approval_id")),
-        "override_id": _clean(row.get("override_id")),
-        "unit_price": _amount(row.get("unit_price"), "unit_price"),
-        "monthly_amount_delta": _amount(row.get("monthly_amount_delta"), "monthly_amount_delta"),
+    cleaned = {
+        **{f: _clean(row.get(f)) for f in _CHANGE_FIELDS},
+        **{f: _amount(row.get(f), f) for f in _MONEY_FIELDS},
         "sync_key": key,
         "action": action,
         "applied_at": _clean(row.get("applied_at")) or now,
     }
+    return cast(LedgerInput, cleaned)  # the columns above are LedgerInput's, values as the driver takes them
 
 
 def list_changes(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -72,18 +72,14 @@ def _quarantine_input(row: QuarantineInput) -> QuarantineInput:
     reason = _text(row.get("reason_code"), "reason_code")
     if reason not in REASON_CODES:
         raise ValueError(f"unknown reason_code {reason!r}; known: {list(REASON_CODES)}")
-    return {
-        "huntress_organization_id": _clean(row.get("huntress_organization_id")),
-        "huntress_organization_name": _clean(row.get("huntress_organization_name")),
-        "cw_company_id": _clean(row.get("cw_company_id")),
-        "product": _clean(row.get("product")),
-        "catalog_identifier": _clean(row.get("catalog_identifier")),
-        "detail": _clean(row.get("detail")),
+    cleaned = {
+        **{f: _clean(row.get(f)) for f in _Q_FIELDS},
         "sync_key": _text(row.get("sync_key"), "sync_key"),
         "reason_code": reason,
         "payload": row.get("payload"),
         "amount_at_stake": _amount(row.get("amount_at_stake"), "amount_at_stake"),
     }
+    return cast(QuarantineInput, cleaned)  # QuarantineInput's columns, values as the driver takes them
 
 
 def _upsert_quarantine(

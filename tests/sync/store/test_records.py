@@ -46,3 +46,15 @@ def test_a_row_read_back_has_the_keys_of_its_record(engine: sa.Engine) -> None:
     store.set_org_map(engine, 7, 70, None, "ann", tenant="acme")
     (mapping,) = store.list_org_map(engine, tenant="acme")
     assert set(mapping) == set(records.OrgMapping.__annotations__)
+
+
+def test_the_cleaned_inputs_carry_exactly_their_typed_columns() -> None:
+    """The store cleans an input column by column (ledger._CHANGE_FIELDS, quarantine_rows._Q_FIELDS):
+    those lists and the typed inputs name the same columns."""
+    from billing_sync.run_rows import LedgerInput, QuarantineInput
+    from billing_sync.store import ledger, quarantine_rows
+
+    cleaned = {*ledger._CHANGE_FIELDS, *ledger._MONEY_FIELDS, "sync_key", "action", "applied_at"}
+    assert cleaned == set(LedgerInput.__annotations__)
+    cleaned = {*quarantine_rows._Q_FIELDS, "sync_key", "reason_code", "payload", "amount_at_stake"}
+    assert cleaned == set(QuarantineInput.__annotations__)
